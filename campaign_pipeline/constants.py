@@ -1,0 +1,39 @@
+"""Names and defaults shared by every layer.
+
+They live in one place because the data contract (../shared/DATA_CONTRACT.md in the
+design repo) fixes them: tests, benchmarks and outside readers rely on the spelling.
+"""
+
+from __future__ import annotations
+
+# A lead counts as converted when its (trimmed, upper-cased) status is one of these.
+# Configurable through the pipeline settings; this is the contract's default.
+CONVERTED_STATUSES: tuple[str, ...] = (
+    "DONE_DEAL",
+    "ALREADY_BOUGHT",
+    "RESALE_REQUEST",
+    "MEETING_DONE",
+    "HIGH_INTEREST",
+    "QUALIFIED",
+)
+
+# Raw file names in <data dir>/raw/.
+RAW_FILES: dict[str, str] = {
+    "campaigns": "campaigns.csv",
+    "insights": "insights.csv",
+    "campaign_leads": "campaign_leads.csv",
+    "lead_status_changes": "lead_status_changes.csv",
+}
+
+# Personal data: never leaves the validated layer.
+PII_COLUMNS: tuple[str, ...] = ("name", "email", "phone")
+
+HEALTH_BUCKETS: tuple[str, ...] = ("HERO", "GOOD", "MIXED", "BAD", "NEEDS_MORE_DATA")
+RECOMMENDED_ACTIONS: tuple[str, ...] = (
+    "Scale Up",
+    "Keep Running",
+    "Optimize (Targeting / Creative / Audience)",
+    "Stop / Reallocate",
+    "Keep Monitoring",
+)
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
