@@ -1,0 +1,239 @@
+"""Raw and validated layers: one raw asset per export file, one validated asset after each.
+
+These assets are not partitioned: every export is a whole file, and the promise that
+"rows read = accepted + quarantined + duplicates" is a promise about a file. Weekly assets
+downstream read the validated tables and keep only their week.
+"""
+
+
+import hashlib
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline import ingestion
+from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
+from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.schemas import VALIDATED_MODELS, Quarantine
+
+GROUP = "ingestion"
+
+# The validated asset of each raw file, and which validated assets it needs to know
+# (an insight of an unknown campaign is quarantined, so insights wait for campaigns).
+VALIDATED_NAMES = {
+    "campaigns": "validated_campaigns",
+    "insights": "validated_insights",
+    "campaign_leads": "validated_leads",
+    "lead_status_changes": "validated_lead_status_changes",
+}
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"raw_{spec.key}",
+        group_name=GROUP,
+        kinds={"csv"},
+        description=(
+            f"`{spec.filename}` as exported, read as text (nothing coerced yet) so validation "
+            "can explain every cell it rejects."
+        ),
+    )
+    def raw_file(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+        path = storage.raw_dir / spec.filename
+        try:
+            frame = ingestion.read_raw_file(path, spec)
+        except RawFileError as error:
+            raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
+        storage.write_staging(f"raw_{spec.key}", frame)
+        context.log.info(f"read {len(frame):,} rows from {path}")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(path)),
+                "rows_read": len(frame),
+                "size_bytes": path.stat().st_size,
+                "sha256": _sha256(path),
+                "columns": ", ".join(c for c in frame.columns if c != ingestion.LINE_COLUMN),
+            }
+        )
+
+    return raw_file
+
+
+def _accounting_check(
+    validation: FileValidation, stored: pd.DataFrame, stored_quarantine: pd.DataFrame, rows_in_raw: int
+) -> dg.AssetCheckResult:
+    """Recount from what was stored, not from the validator's own tallies, so a lost row shows."""
+    accepted = int(stored["n_parts"].sum()) if "n_parts" in stored.columns else len(stored)
+    quarantined = len(stored_quarantine)
+    duplicates = validation.duplicates_removed
+    balanced = rows_in_raw == accepted + quarantined + duplicates
+    return dg.AssetCheckResult(
+        check_name="row_accounting",
+        passed=bool(balanced),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{rows_in_raw} read = {accepted} accepted + {quarantined} quarantined + {duplicates} duplicates",
+        metadata={
+            "rows_read": rows_in_raw,
+            "rows_accepted": accepted,
+            "rows_quarantined": quarantined,
+            "duplicates_removed": duplicates,
+            "difference": rows_in_raw - (accepted + quarantined + duplicates),
+        },
+    )
+
+
+def _schema_check(model, stored: pd.DataFrame) -> dg.AssetCheckResult:
+    try:
+        model.validate(stored, lazy=True)
+        return dg.AssetCheckResult(check_name="schema", passed=True, severity=dg.AssetCheckSeverity.ERROR)
+    except Exception as error:  # pandera SchemaErrors: report the summary, fail the check
+        return dg.AssetCheckResult(
+            check_name="schema",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=str(error).splitlines()[0][:500],
+        )
+
+
+def _validated_asset(
+    key: str,
+    validate: Callable[..., FileValidation],
+    upstream: list[str],
+) -> dg.AssetsDefinition:
+    spec = FILE_SPECS[key]
+    name = VALIDATED_NAMES[key]
+    model = VALIDATED_MODELS[key]
+
+    @dg.asset(
+        name=name,
+        group_name=GROUP,
+        kinds={"pandas", "parquet"},
+        deps=[f"raw_{key}", *upstream],
+        check_specs=[
+            dg.AssetCheckSpec("row_accounting", asset=name, blocking=True,
+                              description="rows read = accepted + quarantined + duplicates removed"),
+            dg.AssetCheckSpec("schema", asset=name, blocking=True,
+                              description=f"the stored table passes the pandera model {model.__name__}"),
+        ],
+        description=(
+            f"`{spec.filename}` parsed, checked against the pandera row contract, and split into "
+            "accepted rows and quarantined rows with a reason. Personal data stops here."
+        ),
+    )
+    def validated(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+        raw = storage.read_staging(f"raw_{key}")
+        raw = raw.astype({c: str for c in raw.columns if c != ingestion.LINE_COLUMN})
+        context_validations = [_reload_validation(storage, dep) for dep in _UPSTREAM_KEYS[key]]
+        validation = validate(raw, *context_validations)
+        storage.write_staging(name, validation.accepted)
+        storage.write_staging(f"quarantine_{key}", validation.quarantine)
+        storage.write_staging_json(f"accounting_{key}", validation.accounting | {"reasons": validation.reason_counts})
+        stored = storage.read_staging(name)
+        accounting = validation.accounting
+        context.log.info(
+            f"{spec.filename}: {accounting['rows_read']:,} read, {accounting['rows_accepted']:,} accepted, "
+            f"{accounting['rows_quarantined']:,} quarantined, {accounting['duplicates_removed']:,} duplicates removed"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(stored),
+                "rows_read": accounting["rows_read"],
+                "rows_accepted": accounting["rows_accepted"],
+                "rows_quarantined": accounting["rows_quarantined"],
+                "duplicates_removed": accounting["duplicates_removed"],
+                "quarantine_reasons": dg.MetadataValue.json(validation.reason_counts),
+                "path": dg.MetadataValue.path(str(storage.staging_path(name))),
+                "preview": dg.MetadataValue.md(markdown_preview(stored)),
+                "dagster/column_schema": table_schema(stored),
+            },
+            check_results=[
+                _accounting_check(validation, stored, storage.read_staging(f"quarantine_{key}"), len(raw)),
+                _schema_check(model, stored),
+            ],
+        )
+
+    return validated
+
+
+# What each validator needs from files validated before it.
+_UPSTREAM_KEYS = {
+    "campaigns": [],
+    "insights": ["campaigns"],
+    "campaign_leads": ["campaigns"],
+    "lead_status_changes": ["campaign_leads"],
+}
+
+
+def _reload_validation(storage: PipelineStorage, key: str) -> FileValidation:
+    """An upstream file's accepted keys and quarantined keys, as stored by its asset."""
+    accepted = storage.read_staging(VALIDATED_NAMES[key])
+    quarantine = storage.read_staging(f"quarantine_{key}")
+    return FileValidation(
+        source_file=FILE_SPECS[key].filename, accepted=accepted, quarantine=quarantine,
+        rows_read=0, rows_accepted=len(accepted), rows_quarantined=len(quarantine), duplicates_removed=0,
+    )
+
+
+raw_assets = [_raw_asset(spec) for spec in FILE_SPECS.values()]
+
+validated_campaigns = _validated_asset("campaigns", ingestion.validate_campaigns, [])
+validated_insights = _validated_asset("insights", ingestion.validate_insights, ["validated_campaigns"])
+validated_leads = _validated_asset("campaign_leads", ingestion.validate_leads, ["validated_campaigns"])
+validated_lead_status_changes = _validated_asset(
+    "lead_status_changes", ingestion.validate_lead_status_changes, ["validated_leads"]
+)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas", "parquet"},
+    deps=list(VALIDATED_NAMES.values()),
+    check_specs=[
+        dg.AssetCheckSpec("schema", asset="quarantine", description="passes the pandera Quarantine model"),
+        dg.AssetCheckSpec("no_personal_data", asset="quarantine",
+                          description="no lead name, email or phone in the published rejects"),
+    ],
+)
+def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    """Every rejected raw row with its file, key and reason: nothing is dropped silently."""
+    parts = [storage.read_staging(f"quarantine_{key}") for key in FILE_SPECS]
+    table = ingestion.combine_quarantine(parts)
+    path = storage.write_table("quarantine", table)
+    by_file = table.groupby("source_file").size().to_dict() if len(table) else {}
+    by_reason = table.groupby("reason_code").size().to_dict() if len(table) else {}
+    leaked = [c for c in ("name", "email", "phone") if table["raw_values"].str.contains(f'"{c}":').any()]
+    context.log.info(f"quarantine: {len(table):,} rows")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "by_file": dg.MetadataValue.json({k: int(v) for k, v in by_file.items()}),
+            "by_reason": dg.MetadataValue.json({k: int(v) for k, v in by_reason.items()}),
+            "path": dg.MetadataValue.path(str(path)),
+            "preview": dg.MetadataValue.md(markdown_preview(table.drop(columns=["raw_values"]))),
+        },
+        check_results=[
+            _schema_check(Quarantine, table),
+            dg.AssetCheckResult(check_name="no_personal_data", passed=not leaked,
+                                metadata={"columns_found": ", ".join(leaked) or "none"}),
+        ],
+    )
+
+
+ingestion_assets = [
+    *raw_assets,
+    validated_campaigns,
+    validated_insights,
+    validated_leads,
+    validated_lead_status_changes,
+    quarantine,
+]

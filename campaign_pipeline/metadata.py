@@ -1,0 +1,27 @@
+"""Asset metadata helpers: what a person sees for a materialization in the Dagster UI."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline.constants import PII_COLUMNS
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = 10, max_width: int = 60) -> str:
+    """The first rows as a Markdown table (personal-data columns never shown)."""
+    if frame is None or frame.empty:
+        return "_no rows_"
+    shown = frame.drop(columns=[c for c in PII_COLUMNS if c in frame.columns]).head(rows).copy()
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = shown[column].astype(str).str.slice(0, max_width)
+        elif pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].round(4)
+    return shown.to_markdown(index=False)
+
+
+def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+    )

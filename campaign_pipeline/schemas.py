@@ -1,0 +1,253 @@
+"""pandera contracts for the ingestion boundary.
+
+Two kinds of model per file:
+
+* a *row contract* (``*RowContract``) that runs lazily on the parsed rows of one raw file.
+  Every failing check names a stable reason code (the check name), so the row-level failure
+  cases pandera collects become the quarantine's reasons directly: one validation pass
+  reports every defect of every row, instead of stopping at the first.
+* a *validated* model (``Validated*``) for what the validated layer publishes downstream.
+  Accepted rows must pass it entirely; a failure there is a bug in ingestion, not bad input,
+  so it raises instead of quarantining.
+
+Checks that need another file (unknown campaign, unknown lead) or the whole file
+(conflicting duplicates) are not row-local and live in ``ingestion.py``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from campaign_pipeline.constants import PII_COLUMNS
+
+
+def _present(series: pd.Series) -> pd.Series:
+    return series.notna() & (series.astype("string").str.len() > 0)
+
+
+class _RowContract(pa.DataFrameModel):
+    class Config:
+        strict = False  # the parsed frame carries helper columns (line numbers, raw text)
+        coerce = False
+
+
+# ---------------------------------------------------------------------------------------
+# Row contracts (parsed raw rows; NaN/NaT where a cell was blank or unparseable)
+# ---------------------------------------------------------------------------------------
+
+
+class CampaignRowContract(_RowContract):
+    """One row of campaigns.csv after parsing."""
+
+    campaign_id: Series[object] = pa.Field(nullable=True, description="`id` column")
+    user_id: Series[object] = pa.Field(nullable=True)
+    project_name: Series[object] = pa.Field(nullable=True)
+    daily_budget: Series[float] = pa.Field(nullable=True, description="blank stays null")
+    created_at: Series[pa.DateTime] = pa.Field(nullable=True)
+
+    @pa.check("campaign_id", name="missing_key", ignore_na=False)
+    def _has_key(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("user_id", name="missing_user_id", ignore_na=False)
+    def _has_user(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("project_name", name="missing_project_name", ignore_na=False)
+    def _has_project(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("daily_budget", name="negative_daily_budget")
+    def _budget_non_negative(cls, s: pd.Series) -> pd.Series:
+        return s >= 0
+
+
+class InsightRowContract(_RowContract):
+    """One row (one ad-set part of a campaign-day) of insights.csv after parsing."""
+
+    campaign_id: Series[object] = pa.Field(nullable=True)
+    date: Series[pa.DateTime] = pa.Field(nullable=True)
+    spend: Series[float] = pa.Field(nullable=True)
+    impressions: Series[float] = pa.Field(nullable=True, description="blank stays null")
+    clicks: Series[float] = pa.Field(nullable=True, description="blank stays null")
+    conversions: Series[float] = pa.Field(nullable=True, description="blank stays null")
+
+    @pa.check("campaign_id", name="missing_key", ignore_na=False)
+    def _has_key(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("date", name="unparseable_date", ignore_na=False)
+    def _has_date(cls, s: pd.Series) -> pd.Series:
+        return s.notna()
+
+    @pa.check("spend", name="missing_spend", ignore_na=False)
+    def _has_spend(cls, s: pd.Series) -> pd.Series:
+        # spend is a required column: a blank spend makes every cost metric unknown
+        return s.notna()
+
+    @pa.check("spend", name="negative_spend")
+    def _spend_non_negative(cls, s: pd.Series) -> pd.Series:
+        return s >= 0
+
+    @pa.check("impressions", "clicks", "conversions", name="negative_count")
+    def _counts_non_negative(cls, s: pd.Series) -> pd.Series:
+        return s >= 0
+
+    @pa.check("impressions", "clicks", "conversions", name="fractional_count")
+    def _counts_whole(cls, s: pd.Series) -> pd.Series:
+        return s == s.round()
+
+    @pa.dataframe_check(name="clicks_gt_impressions")
+    def _clicks_within_impressions(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(df["clicks"] > df["impressions"])  # NaN compares False: unknown is not a defect
+
+    @pa.dataframe_check(name="conversions_gt_clicks")
+    def _conversions_within_clicks(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(df["conversions"] > df["clicks"])
+
+
+class LeadRowContract(_RowContract):
+    """One row of campaign_leads.csv after parsing (personal data already removed)."""
+
+    lead_id: Series[object] = pa.Field(nullable=True)
+    campaign_id: Series[object] = pa.Field(nullable=True)
+    lead_status: Series[object] = pa.Field(nullable=True)
+    added_date: Series[pa.DateTime] = pa.Field(nullable=True)
+    deal_value: Series[float] = pa.Field(nullable=True)
+
+    @pa.check("lead_id", name="missing_key", ignore_na=False)
+    def _has_key(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("campaign_id", name="missing_campaign_id", ignore_na=False)
+    def _has_campaign(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("lead_status", name="missing_lead_status", ignore_na=False)
+    def _has_status(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("added_date", name="unparseable_date", ignore_na=False)
+    def _has_date(cls, s: pd.Series) -> pd.Series:
+        return s.notna()
+
+    @pa.check("deal_value", name="negative_deal_value")
+    def _deal_non_negative(cls, s: pd.Series) -> pd.Series:
+        return s >= 0
+
+
+class LeadStatusChangeRowContract(_RowContract):
+    """One row of lead_status_changes.csv after parsing."""
+
+    change_id: Series[object] = pa.Field(nullable=True)
+    lead_id: Series[object] = pa.Field(nullable=True)
+    new_status: Series[object] = pa.Field(nullable=True)
+    changed_at: Series[pa.DateTime] = pa.Field(nullable=True)
+
+    @pa.check("lead_id", name="missing_key", ignore_na=False)
+    def _has_key(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("new_status", name="missing_new_status", ignore_na=False)
+    def _has_status(cls, s: pd.Series) -> pd.Series:
+        return _present(s)
+
+    @pa.check("changed_at", name="unparseable_date", ignore_na=False)
+    def _has_date(cls, s: pd.Series) -> pd.Series:
+        return s.notna()
+
+
+# ---------------------------------------------------------------------------------------
+# Validated layer (what downstream assets may rely on)
+# ---------------------------------------------------------------------------------------
+
+
+class _Validated(pa.DataFrameModel):
+    class Config:
+        strict = True  # nothing unexpected (and no personal data) slips downstream
+        coerce = False
+
+
+class ValidatedCampaigns(_Validated):
+    campaign_id: Series[str] = pa.Field(unique=True, description="campaigns.csv `id`")
+    user_id: Series[str]
+    project_name: Series[str]
+    daily_budget: Series[float] = pa.Field(nullable=True, ge=0, description="null when blank")
+    platform: Series[str] = pa.Field(description="'Unknown' when blank")
+    campaign_name: Series[str] = pa.Field(nullable=True)
+    created_at: Series[pa.DateTime] = pa.Field(nullable=True)
+
+
+class ValidatedInsights(_Validated):
+    """One row per campaign and day: ad-set parts summed, re-delivered rows removed."""
+
+    campaign_id: Series[str]
+    date: Series[pa.DateTime]
+    spend: Series[float] = pa.Field(ge=0)
+    impressions: Series[float] = pa.Field(nullable=True, ge=0, description="null = unknown")
+    clicks: Series[float] = pa.Field(nullable=True, ge=0, description="null = unknown")
+    conversions: Series[float] = pa.Field(nullable=True, ge=0, description="null = unknown")
+    n_parts: Series[int] = pa.Field(ge=1, description="raw rows summed into this campaign-day")
+
+    @pa.dataframe_check(name="one_row_per_campaign_day")
+    def _unique_key(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["campaign_id", "date"]).any()
+
+    @pa.dataframe_check(name="clicks_within_impressions")
+    def _clicks(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(df["clicks"] > df["impressions"])
+
+    @pa.dataframe_check(name="conversions_within_clicks")
+    def _conversions(cls, df: pd.DataFrame) -> pd.Series:
+        return ~(df["conversions"] > df["clicks"])
+
+
+class ValidatedLeads(_Validated):
+    lead_id: Series[str] = pa.Field(unique=True)
+    campaign_id: Series[str]
+    lead_status: Series[str] = pa.Field(str_matches=r"^\S(.*\S)?$", description="trimmed, upper-cased")
+    added_date: Series[pa.DateTime]
+    deal_value: Series[float] = pa.Field(nullable=True, ge=0)
+
+    @pa.check("lead_status", name="upper_case")
+    def _upper(cls, s: pd.Series) -> pd.Series:
+        return s == s.str.upper()
+
+
+class ValidatedLeadStatusChanges(_Validated):
+    change_id: Series[str] = pa.Field(nullable=True)
+    lead_id: Series[str]
+    old_status: Series[str] = pa.Field(nullable=True)
+    new_status: Series[str]
+    changed_at: Series[pa.DateTime]
+    date: Series[pa.DateTime]
+
+
+class Quarantine(pa.DataFrameModel):
+    """Rejected raw rows: nothing is dropped silently. Carries no personal data."""
+
+    source_file: Series[str]
+    row_key: Series[str] = pa.Field(description="the row's id, or 'line N' when it has none")
+    line_number: Series[int] = pa.Field(ge=2, description="line in the file; the header is line 1")
+    reason_code: Series[str]
+    reason: Series[str] = pa.Field(str_length={"min_value": 1})
+    raw_values: Series[str] = pa.Field(description="the row as JSON, personal data removed")
+
+    @pa.check("raw_values", name="no_personal_data")
+    def _no_pii(cls, s: pd.Series) -> pd.Series:
+        pattern = "|".join(f'"{col}":' for col in PII_COLUMNS)
+        return ~s.str.contains(pattern, regex=True)
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+VALIDATED_MODELS = {
+    "campaigns": ValidatedCampaigns,
+    "insights": ValidatedInsights,
+    "campaign_leads": ValidatedLeads,
+    "lead_status_changes": ValidatedLeadStatusChanges,
+}
