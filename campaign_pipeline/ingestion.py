@@ -321,6 +321,7 @@ def _assemble(
         {
             "source_file": spec.filename,
             "row_key": row_key.astype(str).to_numpy(),
+            "source_id": id_values.astype(str).to_numpy(),
             "line_number": bad[LINE_COLUMN].astype("int64").to_numpy(),
             "reason_code": per_row["reason_code"].astype(str).to_numpy(),
             "reason": per_row["reason"].astype(str).to_numpy(),
@@ -337,6 +338,7 @@ def _empty_quarantine() -> pd.DataFrame:
         {
             "source_file": pd.Series(dtype=str),
             "row_key": pd.Series(dtype=str),
+            "source_id": pd.Series(dtype=str),
             "line_number": pd.Series(dtype="int64"),
             "reason_code": pd.Series(dtype=str),
             "reason": pd.Series(dtype=str),
@@ -450,7 +452,7 @@ def validate_insights(raw: pd.DataFrame, campaigns: FileValidation) -> FileValid
         index=kept.index,
     )
     known = set(campaigns.accepted["campaign_id"])
-    rejected = set(campaigns.quarantine["row_key"])
+    rejected = set(campaigns.quarantine["source_id"])
     failures = _collect(
         _failure_rows(schemas.InsightRowContract, candidate),
         number_failures,
@@ -494,7 +496,7 @@ def validate_leads(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidati
         index=kept.index,
     )
     known = set(campaigns.accepted["campaign_id"])
-    rejected = set(campaigns.quarantine["row_key"])
+    rejected = set(campaigns.quarantine["source_id"])
     failures = _collect(
         _failure_rows(schemas.LeadRowContract, candidate),
         number_failures,
@@ -523,7 +525,7 @@ def validate_lead_status_changes(raw: pd.DataFrame, leads: FileValidation) -> Fi
         index=kept.index,
     )
     known = set(leads.accepted["lead_id"])
-    rejected = set(leads.quarantine["row_key"])
+    rejected = set(leads.quarantine["source_id"])
     failures = _collect(
         _failure_rows(schemas.LeadStatusChangeRowContract, candidate),
         _conflict_failures(conflict),

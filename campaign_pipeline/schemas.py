@@ -230,6 +230,7 @@ class Quarantine(pa.DataFrameModel):
 
     source_file: Series[str]
     row_key: Series[str] = pa.Field(description="the row's id, or 'line N' when it has none")
+    source_id: Series[str] = pa.Field(description="the raw `id` cell ('' when blank)")
     line_number: Series[int] = pa.Field(ge=2, description="line in the file; the header is line 1")
     reason_code: Series[str]
     reason: Series[str] = pa.Field(str_length={"min_value": 1})

@@ -1,0 +1,275 @@
+"""Every contract defect lands in quarantine with its reason, and no row is lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from campaign_pipeline import ingestion
+from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, ingest_raw_dir, parse_timestamps
+
+CAMPAIGNS = """id,user_id,project_name,daily_budget,platform,name,created_at
+C1,U1,P1,100,Facebook,Camp 1,2025-01-01
+C2,U1,P1,50,Google Ads,Camp 2,01/02/2025
+"""
+INSIGHTS_HEADER = "id,campaign_id,created_at,spend,impressions,clicks,conversions\n"
+LEADS = """id,campaign_id,name,email,phone,lead_status,added_date,deal_value
+L1,C1,Ann Smith,ann@example.com,+1 555 0100, done_deal ,2025-01-06,500
+L2,C1,Bob Jones,bob@example.com,+1 555 0101,new,2025-01-06,
+"""
+CHANGES = """id,lead_id,old_status,new_status,created_at
+S1,L1,NEW,DONE_DEAL,2025-01-10 12:00:00
+"""
+
+
+def write_raw(folder: Path, campaigns=CAMPAIGNS, insights="", leads=LEADS, changes=CHANGES, bom=False) -> Path:
+    raw = folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    encoding = "utf-8-sig" if bom else "utf-8"
+    (raw / "campaigns.csv").write_text(campaigns, encoding=encoding)
+    (raw / "insights.csv").write_text(INSIGHTS_HEADER + insights, encoding=encoding)
+    (raw / "campaign_leads.csv").write_text(leads, encoding=encoding)
+    (raw / "lead_status_changes.csv").write_text(changes, encoding=encoding)
+    return raw
+
+
+def quarantined(result, source_file: str) -> pd.DataFrame:
+    q = result.quarantine
+    return q[q["source_file"] == source_file].set_index("row_key")
+
+
+def assert_balanced(result):
+    for validation in result.files.values():
+        acc = validation.accounting
+        assert acc["rows_read"] == acc["rows_accepted"] + acc["rows_quarantined"] + acc["duplicates_removed"], acc
+
+
+@pytest.mark.parametrize(
+    ("row", "code", "text"),
+    [
+        ("I1,C1,2025-13-45,5,500,5,0", "unparseable_date", "'2025-13-45'"),
+        ("I1,C1,yesterday,5,500,5,0", "unparseable_date", "'yesterday'"),
+        ("I1,C1,2025-01-07,-1.5,500,5,0", "negative_spend", "-1.5"),
+        ("I1,C1,2025-01-07,1,5,10,0", "clicks_gt_impressions", "10 > 5"),
+        ("I1,C1,2025-01-07,1,50,10,11", "conversions_gt_clicks", "11 > 10"),
+        ("I1,C9,2025-01-07,1,50,10,1", "unknown_campaign", "'C9'"),
+        ("I1,,2025-01-07,1,50,10,1", "missing_key", "campaign_id is blank"),
+        ("I1,C1,2025-01-07,abc,50,10,1", "not_a_number_spend", "'abc'"),
+        ("I1,C1,2025-01-07,,50,10,1", "missing_spend", "spend is blank"),
+        ("I1,C1,2025-01-07,3,50.5,10,1", "fractional_count", "50.5"),
+    ],
+)
+def test_insight_defects_are_quarantined_with_reason(tmp_path, row, code, text):
+    raw = write_raw(tmp_path, insights=f"I0,C1,2025-01-06,10,1000,10,1\n{row}\n")
+    result = ingest_raw_dir(raw)
+    q = quarantined(result, "insights.csv")
+    assert list(q.index) == ["I1"]
+    assert q.loc["I1", "reason_code"] == code
+    assert text in q.loc["I1", "reason"]
+    assert q.loc["I1", "line_number"] == 3
+    assert list(result.insights["campaign_id"]) == ["C1"]  # the good row survives
+    assert_balanced(result)
+
+
+def test_row_breaking_several_rules_lists_every_reason(tmp_path):
+    raw = write_raw(tmp_path, insights="I1,C1,bad-date,-4,5,10,11\n")
+    q = quarantined(ingest_raw_dir(raw), "insights.csv")
+    reason = q.loc["I1", "reason"]
+    assert q.loc["I1", "reason_code"] == "unparseable_date"  # most fundamental first
+    for piece in ("negative spend", "clicks > impressions", "conversions > clicks"):
+        assert piece in reason
+
+
+def test_missing_key_uses_line_number_as_row_key(tmp_path):
+    leads = LEADS + ",C1,Eve,eve@example.com,1,NEW,2025-01-07,\n"
+    result = ingest_raw_dir(write_raw(tmp_path, leads=leads))
+    q = quarantined(result, "campaign_leads.csv")
+    assert q.loc["line 4", "reason_code"] == "missing_key"
+    assert "eve@example.com" not in q.loc["line 4", "raw_values"]
+
+
+def test_conflicting_duplicate_campaign_ids_quarantine_both_and_their_rows(tmp_path):
+    campaigns = CAMPAIGNS + "C3,U2,P2,50,TikTok,Camp 3,2025-01-01\nC3,U2,P2,60,TikTok,Camp 3b,2025-01-01\n"
+    result = ingest_raw_dir(write_raw(tmp_path, campaigns=campaigns, insights="I1,C3,2025-01-07,1,50,10,1\n"))
+    q = quarantined(result, "campaigns.csv")
+    assert sorted(q.index) == ["C3 (line 4)", "C3 (line 5)"]
+    assert set(q["reason_code"]) == {"conflicting_duplicate"}
+    assert "C3" not in set(result.campaigns["campaign_id"])
+    qi = quarantined(result, "insights.csv")
+    assert qi.loc["I1", "reason_code"] == "rejected_campaign"
+    assert_balanced(result)
+
+
+def test_exact_redelivered_row_is_kept_once(tmp_path):
+    insights = "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,10,1000,10,1\nI2,C1,2025-01-06,5,500,5,0\n"
+    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    assert result.files["insights"].duplicates_removed == 1
+    day = result.insights.set_index("campaign_id").loc["C1"]
+    assert day["spend"] == 15 and day["impressions"] == 1500 and day["n_parts"] == 2
+    assert result.quarantine.empty
+    assert_balanced(result)
+
+
+def test_conflicting_duplicate_insight_id_is_quarantined_not_summed(tmp_path):
+    insights = "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,12,1000,10,1\n"
+    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    assert result.insights.empty
+    assert set(quarantined(result, "insights.csv")["reason_code"]) == {"conflicting_duplicate"}
+
+
+def test_blank_numeric_cells_stay_null_and_make_the_day_total_unknown(tmp_path):
+    insights = "I1,C1,2025-01-06,10,,10,\nI2,C1,2025-01-06,5,500,5,0\nI3,C2,2025-01-06,5,,,\n"
+    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    assert result.quarantine.empty  # blank is not a defect
+    days = result.insights.set_index("campaign_id")
+    assert np.isnan(days.loc["C1", "impressions"])  # one unknown part -> unknown total, not 500
+    assert days.loc["C1", "clicks"] == 15
+    assert np.isnan(days.loc["C1", "conversions"])
+    assert np.isnan(days.loc["C2", "clicks"]) and days.loc["C2", "spend"] == 5
+
+
+def test_blank_daily_budget_is_null_not_zero(tmp_path):
+    campaigns = CAMPAIGNS + "C3,U2,P2,,LinkedIn,Camp 3,\n"
+    result = ingest_raw_dir(write_raw(tmp_path, campaigns=campaigns))
+    c3 = result.campaigns.set_index("campaign_id").loc["C3"]
+    assert np.isnan(c3["daily_budget"]) and pd.isna(c3["created_at"])
+
+
+def test_bom_and_header_whitespace(tmp_path):
+    campaigns = CAMPAIGNS.replace("id,user_id", " Id , user_id ")
+    raw = write_raw(tmp_path, campaigns=campaigns, insights="I1,C1,2025-01-06,10,1000,10,1\n", bom=True)
+    assert (raw / "campaigns.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    result = ingest_raw_dir(raw)
+    assert sorted(result.campaigns["campaign_id"]) == ["C1", "C2"]
+    assert len(result.insights) == 1
+
+
+def test_statuses_trimmed_upper_cased_and_personal_data_dropped(tmp_path):
+    result = ingest_raw_dir(write_raw(tmp_path))
+    assert list(result.leads["lead_status"]) == ["DONE_DEAL", "NEW"]
+    for table in (result.leads, result.lead_status_changes, result.campaigns, result.insights, result.quarantine):
+        assert not {"name", "email", "phone"} & set(table.columns)
+
+
+def test_status_change_of_unknown_or_rejected_lead(tmp_path):
+    leads = LEADS + "L3,C9,X,x@example.com,1,NEW,2025-01-06,\n"
+    changes = CHANGES + "S2,L3,NEW,QUALIFIED,2025-01-10\nS3,L7,NEW,QUALIFIED,2025-01-10\n"
+    result = ingest_raw_dir(write_raw(tmp_path, leads=leads, changes=changes))
+    q = quarantined(result, "lead_status_changes.csv")
+    assert q.loc["S2", "reason_code"] == "rejected_lead"
+    assert q.loc["S3", "reason_code"] == "unknown_lead"
+    assert quarantined(result, "campaign_leads.csv").loc["L3", "reason_code"] == "unknown_campaign"
+
+
+def test_three_timestamp_formats_give_the_calendar_date():
+    parsed = parse_timestamps(pd.Series(["2025-03-04 23:59:59", "2025-03-04", "03/04/2025", "04.03.2025", ""]))
+    assert list(parsed.dt.date.astype(str)[:3]) == ["2025-03-04"] * 3
+    assert parsed[3:].isna().all()
+
+
+# --- file-level errors: one line naming the file and the column -------------------------
+
+
+def test_missing_file(tmp_path):
+    raw = write_raw(tmp_path)
+    (raw / "insights.csv").unlink()
+    with pytest.raises(RawFileError, match=r"insights\.csv: file not found"):
+        ingest_raw_dir(raw)
+
+
+def test_missing_required_column_names_file_and_column(tmp_path):
+    raw = write_raw(tmp_path, campaigns=CAMPAIGNS.replace("daily_budget", "budget"))
+    with pytest.raises(RawFileError) as info:
+        ingest_raw_dir(raw)
+    assert info.value.column == "daily_budget"
+    assert "campaigns.csv, column 'daily_budget': required column missing" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_file(tmp_path):
+    raw = write_raw(tmp_path)
+    (raw / "campaign_leads.csv").write_bytes(b"\xff\xfe\x00\x01garbage\x00\xff")
+    with pytest.raises(RawFileError, match=r"campaign_leads\.csv: not UTF-8"):
+        ingest_raw_dir(raw)
+
+
+def test_empty_file(tmp_path):
+    raw = write_raw(tmp_path)
+    (raw / "lead_status_changes.csv").write_text("")
+    with pytest.raises(RawFileError, match="empty"):
+        ingest_raw_dir(raw)
+
+
+# --- property: the accounting identity holds on randomly corrupted files ----------------
+
+_CORRUPTIONS = ["blank", "text", "negative", "duplicate_exact", "duplicate_conflict", "huge", "date", "drop_key"]
+
+
+def _clean_insights(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    impressions = rng.integers(0, 5000, n)
+    clicks = rng.binomial(impressions, 0.02)
+    conversions = rng.binomial(clicks, 0.1)
+    return pd.DataFrame(
+        {
+            "id": [f"I{i}" for i in range(n)],
+            "campaign_id": rng.choice(["C1", "C2"], n),
+            "created_at": [f"2025-01-{d:02d}" for d in rng.integers(1, 28, n)],
+            "spend": np.round(rng.gamma(2, 10, n), 2).astype(str),
+            "impressions": impressions.astype(str),
+            "clicks": clicks.astype(str),
+            "conversions": conversions.astype(str),
+        }
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(min_value=0, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**31 - 1),
+    corruptions=st.lists(st.tuples(st.sampled_from(_CORRUPTIONS), st.integers(0, 10_000), st.integers(0, 6)), max_size=25),
+)
+def test_accounting_identity_holds_on_random_corruption(tmp_path_factory, n, seed, corruptions):
+    rng = np.random.default_rng(seed)
+    frame = _clean_insights(n, rng)
+    columns = list(frame.columns)
+    for kind, row_pick, col_pick in corruptions:
+        if frame.empty:
+            break
+        i = row_pick % len(frame)
+        col = columns[col_pick % len(columns)]
+        if kind == "blank":
+            frame.iat[i, columns.index(col)] = ""
+        elif kind == "text":
+            frame.iat[i, columns.index(col)] = "n/a??"
+        elif kind == "negative":
+            frame.iat[i, columns.index(col)] = "-3"
+        elif kind == "huge":
+            frame.iat[i, columns.index(col)] = "1e12"
+        elif kind == "date":
+            frame.iat[i, columns.index("created_at")] = "31/31/2025"
+        elif kind == "drop_key":
+            frame.iat[i, columns.index("campaign_id")] = rng.choice(["", "C404"])
+        elif kind == "duplicate_exact":
+            frame = pd.concat([frame, frame.iloc[[i]]], ignore_index=True)
+        elif kind == "duplicate_conflict":
+            twin = frame.iloc[[i]].copy()
+            twin["spend"] = "999.5"
+            frame = pd.concat([frame, twin], ignore_index=True)
+    folder = tmp_path_factory.mktemp("prop")
+    raw = write_raw(folder, insights=frame.to_csv(index=False, header=False))
+    result = ingest_raw_dir(raw)
+    v = result.files["insights"]
+    assert v.rows_read == len(frame)
+    assert v.rows_read == v.rows_accepted + v.rows_quarantined + v.duplicates_removed
+    # what was accepted is exactly what the summed table holds, and rejects are unique by key
+    assert int(result.insights["n_parts"].sum()) == v.rows_accepted
+    q = result.quarantine[result.quarantine["source_file"] == "insights.csv"]
+    assert not q.duplicated(["source_file", "row_key"]).any()
+    assert set(q["line_number"]).isdisjoint(set())  # line numbers are present
+    assert all(json.loads(r) for r in q["raw_values"])
