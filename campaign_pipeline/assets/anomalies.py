@@ -1,0 +1,96 @@
+"""Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
+
+import math
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline.assets.common import read_weeks, run_weeks, shift_week, split_by_week, week_bounds
+from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
+from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.storage import PipelineStorage
+
+_DEFAULTS = DetectionSettings()
+# Weeks of stored daily metrics the detector reads before the judged week: the longer of the
+# daily baseline and the weekly baseline, rounded up to whole weeks.
+HISTORY_WEEKS = math.ceil(max(_DEFAULTS.baseline_days, 7 * _DEFAULTS.weekly_baseline_weeks) / 7)
+
+
+class AnomalyConfig(dg.Config):
+    """The knobs users change most; every other threshold keeps DetectionSettings' default."""
+
+    sensitivity: str = _DEFAULTS.sensitivity
+    multiple_testing: str = _DEFAULTS.multiple_testing
+    fdr: float = _DEFAULTS.fdr
+    min_history_days: int = _DEFAULTS.min_history_days
+    baseline_days: int = _DEFAULTS.baseline_days
+    min_relative_effect: float = _DEFAULTS.min_relative_effect
+    use_seasonality: bool = _DEFAULTS.use_seasonality
+    use_count_tests: bool = _DEFAULTS.use_count_tests
+    use_cusum: bool = _DEFAULTS.use_cusum
+    use_rules: bool = _DEFAULTS.use_rules
+    use_weekly: bool = _DEFAULTS.use_weekly
+    use_seeds_zscore: bool = _DEFAULTS.use_seeds_zscore
+    use_seeds_iqr: bool = _DEFAULTS.use_seeds_iqr
+
+    def to_settings(self) -> DetectionSettings:
+        return DetectionSettings(**self.model_dump())
+
+
+@dg.asset(
+    group_name="anomalies",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(
+            "daily_campaign_metrics",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-HISTORY_WEEKS, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        "validated_campaigns",
+    ],
+    kinds={"pandas", "parquet"},
+)
+def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+    """Days and weeks that behaved abnormally, with the expected value, the methods that
+    fired, a severity, a confidence and an explanation a campaign manager can act on.
+
+    Each day is judged only on data up to that day, so a past week's flags never change
+    when later weeks arrive. History comes from the stored daily partitions: weeks that were
+    never materialized simply give less history (and fewer judgements), never false alarms.
+    """
+    settings = config.to_settings()
+    weeks = run_weeks(context)
+    history_weeks = math.ceil(max(settings.baseline_days, 7 * settings.weekly_baseline_weeks) / 7)
+    daily = read_weeks(storage, "daily_campaign_metrics", shift_week(weeks[0], -history_weeks), weeks[-1])
+    campaigns = storage.read_staging("validated_campaigns")
+    judge_start, _ = week_bounds(weeks[0])
+    _, judge_end = week_bounds(weeks[-1])
+    flags = detect_campaign_anomalies(
+        daily, campaigns=campaigns, judge_start=judge_start, judge_end=judge_end, settings=settings
+    )
+    flags = flags.assign(period_start=pd.to_datetime(flags["period_start"]), period_end=pd.to_datetime(flags["period_end"]))
+    parts = split_by_week(flags, "period_start") if len(flags) else {}
+    counts = {}
+    for week in weeks:
+        part = parts.get(week, flags.iloc[0:0])
+        storage.write_table("anomaly_flags", part.reset_index(drop=True), week)
+        counts[week] = len(part)
+    severity = flags["severity"].value_counts().to_dict() if len(flags) else {}
+    shown = flags.sort_values(["severity", "confidence"], ascending=[True, False]) if len(flags) else flags
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(flags),
+            "flags_per_week": dg.MetadataValue.json(counts),
+            "by_severity": dg.MetadataValue.json({k: int(v) for k, v in severity.items()}),
+            "campaigns_flagged": int(flags["campaign_id"].nunique()) if len(flags) else 0,
+            "history_days_read": int(daily["date"].nunique()) if len(daily) else 0,
+            "path": dg.MetadataValue.path(str(storage.published_dir / "anomaly_flags")),
+            "preview": dg.MetadataValue.md(markdown_preview(shown[[c for c in (
+                "campaign_id", "grain", "period_start", "metric", "value", "expected", "anomaly_type",
+                "severity", "confidence", "explanation") if c in shown.columns]] if len(shown) else shown)),
+            "dagster/column_schema": table_schema(flags),
+        }
+    )

@@ -1,0 +1,54 @@
+"""What the weekly assets share: which weeks a run covers and how to read the layers above."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline.resources.storage import PipelineStorage
+
+
+def run_weeks(context: dg.AssetExecutionContext) -> list[str]:
+    """The week keys this run materializes: one for a normal run, many in a single-run backfill."""
+    return list(context.partition_keys)
+
+
+def week_bounds(week_start: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(week_start)
+    return start, start + pd.Timedelta(days=6)
+
+
+def shift_week(week_start: str, weeks: int) -> str:
+    return (dt.date.fromisoformat(week_start) + dt.timedelta(weeks=weeks)).isoformat()
+
+
+@dataclass
+class ValidatedTables:
+    campaigns: pd.DataFrame
+    insights: pd.DataFrame
+    leads: pd.DataFrame
+    lead_status_changes: pd.DataFrame
+
+
+def load_validated(storage: PipelineStorage) -> ValidatedTables:
+    return ValidatedTables(
+        campaigns=storage.read_staging("validated_campaigns"),
+        insights=storage.read_staging("validated_insights"),
+        leads=storage.read_staging("validated_leads"),
+        lead_status_changes=storage.read_staging("validated_lead_status_changes"),
+    )
+
+
+def read_weeks(storage: PipelineStorage, table: str, first_week: str, last_week: str) -> pd.DataFrame:
+    """The stored weekly partitions of ``table`` from first_week to last_week (missing ones skipped)."""
+    weeks, week = [], first_week
+    while week <= last_week:
+        weeks.append(week)
+        week = shift_week(week, 1)
+    return storage.read_table(table, weeks)
+
+
+def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:
+    monday = frame[date_column] - pd.to_timedelta(frame[date_column].dt.weekday, unit="D")
+    return {ts.date().isoformat(): part for ts, part in frame.groupby(monday.dt.normalize())}

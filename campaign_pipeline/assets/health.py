@@ -1,0 +1,112 @@
+"""Campaign health buckets per week over a trailing window, with transitions and the
+portfolio's action summary."""
+
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline import health, metrics
+from campaign_pipeline.assets.common import read_weeks, run_weeks, shift_week, week_bounds
+from campaign_pipeline.health_schemas import CampaignHealth
+from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.storage import PipelineStorage
+
+_RULES = health.HealthRules()
+DEFAULT_WINDOW_DAYS = 28
+
+
+class HealthConfig(dg.Config):
+    """Which window the buckets judge, the benchmark scope and the seed's thresholds."""
+
+    window: Literal["trailing", "lifetime"] = "trailing"
+    window_days: int = DEFAULT_WINDOW_DAYS
+    """Trailing days ending on the week's Sunday: four weeks smooths a single odd week while
+    still reacting within a month."""
+    benchmark_scope: str = _RULES.benchmark_scope
+    min_leads: int = _RULES.min_leads
+    min_days_active: int = _RULES.min_days_active
+    bad_min_leads: int = _RULES.bad_min_leads
+
+    def to_rules(self) -> health.HealthRules:
+        return health.HealthRules(
+            benchmark_scope=self.benchmark_scope,
+            min_leads=self.min_leads,
+            min_days_active=self.min_days_active,
+            bad_min_leads=self.bad_min_leads,
+        )
+
+
+def _window_start(config: HealthConfig, week_end: pd.Timestamp) -> pd.Timestamp | None:
+    return None if config.window == "lifetime" else week_end - pd.Timedelta(days=config.window_days - 1)
+
+
+def _buckets_for_week(daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, config: HealthConfig) -> pd.DataFrame:
+    _, week_end = week_bounds(week)
+    start = _window_start(config, week_end)
+    summary = metrics.campaign_period_summary(daily, campaigns, start=start, end=week_end)
+    judged = health.assign_health(summary, config.to_rules())
+    return judged.assign(week_start=pd.Timestamp(week), window_start=start if start is not None else daily["date"].min(), window_end=week_end)
+
+
+@dg.asset(
+    group_name="health",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(
+            "daily_campaign_metrics",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-(DEFAULT_WINDOW_DAYS // 7), allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        "validated_campaigns",
+    ],
+    kinds={"pandas", "parquet"},
+)
+def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+    """HERO / GOOD / MIXED / BAD / NEEDS_MORE_DATA per campaign with the recommended action and
+    a reason in plain English, judged over the trailing window ending on the week's Sunday.
+
+    The previous week's bucket is recomputed from the same stored daily metrics (not read
+    from last week's output), so weeks can be materialized in any order.
+    """
+    weeks = run_weeks(context)
+    campaigns = storage.read_staging("validated_campaigns")
+    window_weeks = -(-config.window_days // 7)
+    first = weekly_partitions.get_first_partition_key() if config.window == "lifetime" else shift_week(weeks[0], -window_weeks)
+    daily = read_weeks(storage, "daily_campaign_metrics", first, weeks[-1])
+    tables, newly, summaries = [], {}, {}
+    for week in weeks:
+        week_daily = daily[daily["date"] <= week_bounds(week)[1]] if len(daily) else daily
+        prev_daily = daily[daily["date"] <= week_bounds(shift_week(week, -1))[1]] if len(daily) else daily
+        current = _buckets_for_week(week_daily, campaigns, week, config)
+        previous = _buckets_for_week(prev_daily, campaigns, shift_week(week, -1), config)
+        transitions = health.health_transitions(current, previous)
+        current = current.merge(
+            transitions[["campaign_id", "from_bucket", "changed"]].rename(columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}),
+            on="campaign_id", how="left",
+        )
+        current = CampaignHealth.validate(current)
+        storage.write_table("campaign_health", current.reset_index(drop=True), week)
+        summary = health.action_summary(current).assign(week_start=pd.Timestamp(week))
+        storage.write_table("health_action_summary", summary, week)
+        tables.append(current)
+        newly[week] = health.newly_bad_or_hero(transitions)["campaign_id"].astype(str).tolist()
+        summaries[week] = summary
+    all_weeks = pd.concat(tables, ignore_index=True)
+    latest = tables[-1]
+    buckets = latest["health_bucket"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(all_weeks),
+            "buckets_latest_week": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
+            "became_bad_or_hero": dg.MetadataValue.json(newly),
+            "action_summary": dg.MetadataValue.md(summaries[weeks[-1]].to_markdown(index=False)),
+            "path": dg.MetadataValue.path(str(storage.published_dir / "campaign_health")),
+            "preview": dg.MetadataValue.md(markdown_preview(latest[[c for c in (
+                "campaign_id", "health_bucket", "recommended_action", "reason") if c in latest.columns]])),
+            "dagster/column_schema": table_schema(all_weeks),
+        }
+    )

@@ -1,0 +1,152 @@
+"""Daily and weekly campaign metrics, weekly totals, and the lifetime table.
+
+The weekly assets own the files of their weeks and can run for many weeks in one run
+(single-run backfill); each reads only what its weeks need, so re-running one week rewrites
+that week's rows and nothing else.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline import metric_schemas, metrics
+from campaign_pipeline.assets.common import (
+    load_validated,
+    read_weeks,
+    run_weeks,
+    shift_week,
+    split_by_week,
+    week_bounds,
+)
+from campaign_pipeline.constants import CONVERTED_STATUSES
+from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.storage import PipelineStorage
+
+GROUP = "metrics"
+VALIDATED = ["validated_campaigns", "validated_insights", "validated_leads", "validated_lead_status_changes"]
+
+
+class MetricsConfig(dg.Config):
+    converted_statuses: list[str] = list(CONVERTED_STATUSES)
+    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's default."""
+
+
+def _write_weeks(storage: PipelineStorage, table: str, frame: pd.DataFrame, weeks: list[str], date_column: str) -> dict[str, int]:
+    """Write one file per week of the run, an empty file for a week without rows (so the week is done)."""
+    parts = split_by_week(frame, date_column) if len(frame) else {}
+    counts = {}
+    for week in weeks:
+        part = parts.get(week, frame.iloc[0:0])
+        storage.write_table(table, part.reset_index(drop=True), week)
+        counts[week] = len(part)
+    return counts
+
+
+def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: dict[str, int], **extra) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(sum(counts.values())),
+            "rows_per_week": dg.MetadataValue.json(counts),
+            "path": dg.MetadataValue.path(str(storage.published_dir / table)),
+            "preview": dg.MetadataValue.md(markdown_preview(frame)),
+            "dagster/column_schema": table_schema(frame),
+            **extra,
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=VALIDATED,
+    kinds={"pandas", "parquet"},
+)
+def daily_campaign_metrics(
+    context: dg.AssetExecutionContext, config: MetricsConfig, storage: PipelineStorage
+) -> dg.MaterializeResult:
+    """Per campaign and day: delivery, leads and conversions joined, rates as ratios of sums.
+
+    Leads count on the day they were added; conversions on the day of the lead's first change
+    into a converted status, so a week's conversions can come from leads of earlier weeks.
+    """
+    weeks = run_weeks(context)
+    tables = load_validated(storage)
+    events = metrics.lead_events(tables.leads, tables.lead_status_changes, tuple(config.converted_statuses))
+    start, _ = week_bounds(weeks[0])
+    _, end = week_bounds(weeks[-1])
+    daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns, start=start, end=end)
+    daily = metric_schemas.DailyCampaignMetrics.validate(daily)
+    counts = _write_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
+    return _result(storage, "daily_campaign_metrics", daily, counts)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep(
+            "daily_campaign_metrics",
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, allow_nonexistent_upstream_partitions=True),
+        ),
+        "validated_campaigns",
+    ],
+    kinds={"pandas", "parquet"},
+)
+def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
+    against the campaign's previous calendar week (read from that week's daily partition)."""
+    weeks = run_weeks(context)
+    daily = read_weeks(storage, "daily_campaign_metrics", shift_week(weeks[0], -1), weeks[-1])
+    campaigns = storage.read_staging("validated_campaigns")
+    weekly = metrics.weekly_campaign_metrics(daily, campaigns)
+    with_change = metrics.week_over_week(weekly)
+    with_change = with_change[with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks)]
+    with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change)
+    counts = _write_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
+    return _result(storage, "weekly_campaign_metrics", with_change, counts)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["weekly_campaign_metrics"],
+    kinds={"pandas", "parquet"},
+)
+def weekly_totals(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    """Totals across all campaigns and per platform each week (the seed's overall weekly totals).
+
+    ``scope`` is ``all`` for the whole portfolio, else the platform name.
+    """
+    weeks = run_weeks(context)
+    weekly = read_weeks(storage, "weekly_campaign_metrics", weeks[0], weeks[-1])
+    overall = metrics.weekly_totals(weekly).assign(scope="all")
+    per_platform = metrics.weekly_totals(weekly, by="platform")
+    per_platform = per_platform.assign(scope=per_platform["platform"]).drop(columns=["platform"])
+    totals = pd.concat([overall, per_platform], ignore_index=True)
+    totals = metric_schemas.WeeklyTotals.validate(totals)
+    counts = _write_weeks(storage, "weekly_totals", totals, weeks, "week_start")
+    return _result(storage, "weekly_totals", totals, counts)
+
+
+@dg.asset(group_name=GROUP, deps=VALIDATED, kinds={"pandas", "parquet"})
+def campaign_lifetime_metrics(config: MetricsConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+    """One row per campaign over its whole history (the seed's ``campaign_perf_4``)."""
+    tables = load_validated(storage)
+    events = metrics.lead_events(tables.leads, tables.lead_status_changes, tuple(config.converted_statuses))
+    daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns)
+    lifetime = metric_schemas.CampaignPeriodSummary.validate(metrics.campaign_period_summary(daily, tables.campaigns))
+    path = storage.write_table("campaign_lifetime_metrics", lifetime)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(lifetime),
+            "path": dg.MetadataValue.path(str(path)),
+            "preview": dg.MetadataValue.md(markdown_preview(lifetime.sort_values("total_spend", ascending=False))),
+            "dagster/column_schema": table_schema(lifetime),
+        }
+    )
+
+
+metric_assets = [daily_campaign_metrics, weekly_campaign_metrics, weekly_totals, campaign_lifetime_metrics]

@@ -1,0 +1,266 @@
+"""`campaign-pipeline`: run the whole pipeline through Dagster, or the detection core on any series.
+
+Errors a user can fix (a missing file, an unreadable file, a missing column) end the command
+with one line naming the file and column and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def _print(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------
+
+
+def _preflight(data_dir: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Check every raw file before Dagster starts, and find the first and last day present."""
+    from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, parse_timestamps, read_raw_file
+
+    raw_dir = data_dir / "raw"
+    if not raw_dir.is_dir():
+        raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
+    dated = {"insights": "created_at", "campaign_leads": "added_date", "lead_status_changes": "created_at"}
+    days = []
+    for key, spec in FILE_SPECS.items():
+        try:
+            frame = read_raw_file(raw_dir / spec.filename, spec)
+        except RawFileError as error:
+            raise UserError(str(error)) from error
+        if key in dated:
+            days.append(parse_timestamps(frame[dated[key]]).dropna())
+    all_days = pd.concat(days) if days else pd.Series(dtype="datetime64[ns]")
+    if all_days.empty:
+        raise UserError(f"{raw_dir}: no row has a readable date, so there is no week to process")
+    return all_days.min().normalize(), all_days.max().normalize()
+
+
+def _quiet_run_config() -> dict:
+    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _materializations(result) -> dict[str, dict]:
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def _failed_checks(result) -> list[str]:
+    return [
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+
+
+def _step_failures(result) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            text = (error.message if error else "step failed").strip().splitlines()[0]
+            messages.append(f"{event.step_key}: {text}")
+    return messages
+
+
+def _weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
+    first_monday = first_day - pd.Timedelta(days=first_day.weekday())
+    return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from campaign_pipeline.resources.storage import DATA_DIR_ENV, OUT_DIR_ENV, REPO_DATA_DIR
+
+    data_dir = Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolve()
+    out_dir = Path(args.out).resolve() if args.out else data_dir / "out"
+    first_day, last_day = _preflight(data_dir)
+
+    # The partitions definition is built at import from these variables, so set them first.
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    os.environ[OUT_DIR_ENV] = str(out_dir)
+    os.environ["CAMPAIGN_PIPELINE_PARTITION_START"] = (first_day - pd.Timedelta(days=first_day.weekday())).date().isoformat()
+    os.environ["CAMPAIGN_PIPELINE_EXPORT_MODE"] = args.export
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+    import dagster as dg
+
+    from campaign_pipeline.definitions import defs
+    from campaign_pipeline.partitions import weekly_partitions
+
+    started = time.perf_counter()
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
+    _print(f"instance: {'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if os.environ.get('DAGSTER_HOME') else 'ephemeral (in memory)'}")
+
+    # 1. the unpartitioned ingestion layer, once
+    _print("ingestion: reading and validating the raw exports ...")
+    ingestion = defs.get_job_def("ingestion_job").execute_in_process(
+        instance=instance, run_config=_quiet_run_config(), raise_on_error=False
+    )
+    mats = _materializations(ingestion)
+    for name in ("validated_campaigns", "validated_insights", "validated_leads", "validated_lead_status_changes"):
+        m = mats.get(name, {})
+        if m:
+            _print(
+                f"  {name:<32} read {m['rows_read']:>8,}  accepted {m['rows_accepted']:>8,}  "
+                f"quarantined {m['rows_quarantined']:>6,}  duplicates {m['duplicates_removed']:>5,}"
+            )
+    if not ingestion.success or _failed_checks(ingestion):
+        for line in _step_failures(ingestion) + [f"check failed: {c}" for c in _failed_checks(ingestion)]:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_FAILED
+
+    # 2. every complete week present in the data, one partition run each (progress per week)
+    available = set(weekly_partitions.get_partition_keys())
+    weeks = _weeks_between(first_day, last_day)
+    skipped = [w for w in weeks if w not in available]
+    weeks = [w for w in weeks if w in available]
+    if skipped:
+        _print(f"note: {len(skipped)} week(s) not complete yet, skipped: {', '.join(skipped)}")
+    job = defs.get_job_def("weekly_assets_job")
+    for i, week in enumerate(weeks, 1):
+        t0 = time.perf_counter()
+        result = job.execute_in_process(
+            partition_key=week, instance=instance, run_config=_quiet_run_config(), raise_on_error=False
+        )
+        mats = _materializations(result)
+        parts = [f"{name} {int(m.get('dagster/row_count', 0)):,}" for name, m in mats.items()]
+        _print(f"[{i:>3}/{len(weeks)}] week {week}  " + " | ".join(parts) + f"  ({time.perf_counter() - t0:.1f}s)")
+        if not result.success:
+            for line in _step_failures(result):
+                print(f"error: week {week}: {line}", file=sys.stderr)
+            return EXIT_FAILED
+
+    # 3. summary
+    lifetime = defs.get_job_def("lifetime_job").execute_in_process(
+        instance=instance, run_config=_quiet_run_config(), raise_on_error=False
+    )
+    if not lifetime.success:
+        for line in _step_failures(lifetime):
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_FAILED
+    from campaign_pipeline.run_summary import summarize
+
+    _print("")
+    _print(summarize(data_dir, out_dir, weeks, time.perf_counter() - started))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# detect
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from campaign_pipeline.detection import DetectionSettings, detect_series
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not a readable CSV ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+    frame.columns = [str(c).replace("\ufeff", "").strip().lower() for c in frame.columns]
+    for column in ("series", "timestamp", "value"):
+        if column not in frame.columns:
+            raise UserError(f"{path}, column '{column}': required column missing (need series, timestamp, value)")
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce")
+    if frame["timestamp"].isna().any():
+        bad = int(frame["timestamp"].isna().sum())
+        raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    settings = DetectionSettings(sensitivity=args.sensitivity)
+    t0 = time.perf_counter()
+    flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    flags.to_csv(out, index=False)
+    n_series = frame["series"].nunique()
+    _print(
+        f"detect: {len(frame):,} points in {n_series} series -> {int(flags['is_anomaly'].sum()):,} anomalies "
+        f"written to {out} ({time.perf_counter() - t0:.1f}s)"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# sample
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from campaign_pipeline.sample_data import generate_sample
+
+    manifest = generate_sample(
+        Path(args.out) / "raw", seed=args.seed, n_campaigns=args.campaigns, n_days=args.days,
+        anomalies=args.anomalies, defects=args.defects, scale=args.scale,
+    )
+    _print(f"sample data written to {Path(args.out) / 'raw'}: {manifest}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campaign-pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="materialize every asset for every week in DATA_DIR/raw, through Dagster")
+    run.add_argument("--data-dir", help="folder holding raw/ (default: $CAMPAIGN_PIPELINE_DATA_DIR or the shipped data/)")
+    run.add_argument("--out", help="where published tables go (default: DATA_DIR/out)")
+    run.add_argument("--export", choices=["auto", "dry-run", "off"], default="auto",
+                     help="auto: live where credentials are set, else dry-run (default)")
+    run.set_defaults(func=cmd_run)
+
+    detect = sub.add_parser("detect", help="run the detection core on a long-format series CSV")
+    detect.add_argument("input", help="CSV with columns series, timestamp, value (regular spacing)")
+    detect.add_argument("--out", required=True, help="where to write the flags CSV")
+    detect.add_argument("--sensitivity", choices=["low", "medium", "high"], default="medium")
+    detect.set_defaults(func=cmd_detect)
+
+    sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")
+    sample.add_argument("--out", required=True, help="data dir to create (files go to OUT/raw)")
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--campaigns", type=int, default=200)
+    sample.add_argument("--days", type=int, default=120)
+    sample.add_argument("--scale", type=float, default=1.0)
+    sample.add_argument("--anomalies", action="store_true", help="inject labelled anomalies")
+    sample.add_argument("--defects", action="store_true", help="inject labelled contract defects")
+    sample.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The closing summary of `campaign-pipeline run`, read back from what was written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
+from campaign_pipeline.ingestion import FILE_SPECS
+
+
+def _accounting(staging_dir: Path) -> pd.DataFrame:
+    rows = []
+    for key in FILE_SPECS:
+        path = staging_dir / f"accounting_{key}.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    return pd.DataFrame(rows)
+
+
+def _read(folder: Path) -> pd.DataFrame:
+    if folder.with_suffix(".parquet").exists():
+        return pd.read_parquet(folder.with_suffix(".parquet"))
+    frames = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -> str:
+    lines = ["Summary", "-------"]
+    accounting = _accounting(Path(data_dir) / "staging")
+    if len(accounting):
+        lines.append(f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}")
+        for row in accounting.itertuples():
+            lines.append(
+                f"{row.source_file:<26}{row.rows_read:>10,}{row.rows_accepted:>10,}"
+                f"{row.rows_quarantined:>13,}{row.duplicates_removed:>12,}"
+            )
+    span = f" ({weeks[0]} .. {weeks[-1]})" if weeks else ""
+    lines.append(f"weeks processed: {len(weeks)}{span}")
+
+    flags = _read(out_dir / "anomaly_flags")
+    if len(flags):
+        by_severity = flags["severity"].value_counts()
+        sev = ", ".join(f"{s} {int(by_severity.get(s, 0))}" for s in reversed(SEVERITIES))
+        by_grain = flags["grain"].value_counts()
+        lines.append(
+            f"anomaly flags: {len(flags):,} ({sev}); day grain {int(by_grain.get('day', 0)):,}, "
+            f"week grain {int(by_grain.get('week', 0)):,}"
+        )
+    else:
+        lines.append("anomaly flags: 0")
+
+    health = _read(out_dir / "campaign_health")
+    if len(health):
+        latest = health[health["week_start"] == health["week_start"].max()]
+        week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
+        counts = latest["health_bucket"].value_counts()
+        lines.append(f"health buckets, week {week}: " + ", ".join(f"{b} {int(counts.get(b, 0))}" for b in HEALTH_BUCKETS))
+        spend = latest.groupby("recommended_action")["total_spend"].sum(min_count=1)
+        n = latest["recommended_action"].value_counts()
+        total = spend.sum()
+        lines.append("action summary (trailing window of that week):")
+        for action in n.index:
+            share = spend.get(action, 0.0) / total if total else float("nan")
+            lines.append(f"  {action:<45}{int(n[action]):>5} campaigns  spend {spend.get(action, 0.0):>14,.2f}  ({share:.1%})")
+
+    lines.append(f"tables written to {out_dir}:")
+    for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
+        kind = f"{len(list(path.glob('*.parquet')))} weekly files" if path.is_dir() else "1 file"
+        lines.append(f"  {path.name:<32}{kind}")
+    lines.append(f"done in {seconds:.1f}s")
+    return "\n".join(lines)
