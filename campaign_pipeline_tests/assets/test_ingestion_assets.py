@@ -1,0 +1,61 @@
+"""The ingestion assets through Dagster: checks, metadata, and blocking on a lost row."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from campaign_pipeline import ingestion
+from campaign_pipeline.assets.ingestion import ingestion_assets
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests.test_ingestion import write_raw
+
+INSIGHTS = (
+    "I1,C1,2025-01-06,10,1000,10,1\n"
+    "I1,C1,2025-01-06,10,1000,10,1\n"  # exact re-delivery
+    "I2,C1,2025-01-06,5,500,5,0\n"  # second ad-set part of the same day
+    "I3,C1,2025-01-07,-1,500,5,0\n"  # negative spend
+    "I4,C9,2025-01-07,1,50,10,1\n"  # unknown campaign
+)
+
+
+@pytest.fixture
+def storage(tmp_path) -> PipelineStorage:
+    write_raw(tmp_path, insights=INSIGHTS)
+    return PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+
+
+def _metadata(result, asset: str) -> dict:
+    for mat in result.asset_materializations_for_node(asset):
+        return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"{asset} was not materialized")
+
+
+def test_ingestion_materializes_with_passing_checks_and_accounting_metadata(storage):
+    result = dg.materialize(ingestion_assets, resources={"storage": storage})
+    assert result.success
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert checks[("validated_insights", "row_accounting")] is True
+    assert all(checks.values()), checks
+    meta = _metadata(result, "validated_insights")
+    assert (meta["rows_read"], meta["rows_accepted"], meta["rows_quarantined"], meta["duplicates_removed"]) == (5, 2, 2, 1)
+    assert meta["dagster/row_count"] == 1  # two parts summed into one campaign-day
+    quarantine = pd.read_parquet(storage.table_path("quarantine"))
+    assert sorted(quarantine["reason_code"]) == ["negative_spend", "unknown_campaign"]
+    assert not quarantine["raw_values"].str.contains("example.com").any()
+
+
+def test_a_lost_row_fails_the_blocking_accounting_check(storage, monkeypatch):
+    """Simulate a bug that silently drops a campaign-day after validation."""
+    original = ingestion.sum_campaign_day_parts
+    monkeypatch.setattr(ingestion, "sum_campaign_day_parts", lambda parts: original(parts).iloc[:-1])
+    result = dg.materialize(ingestion_assets, resources={"storage": storage}, raise_on_error=False)
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+    }
+    failed = evaluations[("validated_insights", "row_accounting")]
+    assert failed.passed is False
+    assert failed.metadata["difference"].value == 2
+    # the check blocks what depends on validated_insights: nothing downstream materialized
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "validated_insights" in materialized
+    assert "quarantine" not in materialized
