@@ -173,8 +173,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from campaign_pipeline.detection import DetectionSettings, detect_series
-
     path = Path(args.input)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -191,6 +189,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         bad = int(frame["timestamp"].isna().sum())
         raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    from campaign_pipeline.detection import DetectionSettings, detect_series
+
     settings = DetectionSettings(sensitivity=args.sensitivity)
     t0 = time.perf_counter()
     flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings)
