@@ -1,0 +1,102 @@
+"""Causal (trailing) statistics on panels: arrays of shape (n_series, n_steps).
+
+Every statistic at step t is computed from steps t-window .. t-1 only, so a point is never
+part of its own baseline and appending later steps cannot change an earlier value. The
+panel layout (one row per campaign x metric, one column per day) lets numpy work on all
+series at once: no Python loop per campaign or per metric.
+
+Missing values (NaN) are unknown, not zero: they are skipped by every statistic and a
+window with too few known points yields NaN (the point is then not judged).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standard deviation
+
+
+def trailing_windows(values: np.ndarray, window: int) -> np.ndarray:
+    """View of shape (n, T, window): [i, t, :] holds values[i, t-window:t] (NaN before start)."""
+    n, t = values.shape
+    padded = np.concatenate([np.full((n, window), np.nan), values], axis=1)
+    # windows ending just before each step: padded[:, t : t + window] == values[:, t-window:t]
+    return sliding_window_view(padded, window, axis=1)[:, :t, :]
+
+
+def lagged_windows(values: np.ndarray, lag: int, count: int) -> np.ndarray:
+    """Shape (n, T, count): [i, t, k] = values[i, t - (k + 1) * lag] (same phase, earlier)."""
+    n, t = values.shape
+    out = np.full((n, t, count), np.nan)
+    for k in range(count):  # loop over a handful of lags, not over series
+        shift = (k + 1) * lag
+        if shift < t:
+            out[:, shift:, k] = values[:, : t - shift]
+    return out
+
+
+def nan_quantiles(windows: np.ndarray, qs: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    """Linear-interpolated quantiles along the last axis, ignoring NaN (vectorized sort)."""
+    ordered = np.sort(windows, axis=-1)  # NaN sorts to the end
+    count = np.sum(~np.isnan(windows), axis=-1)
+    out = []
+    for q in qs:
+        pos = (count - 1) * q
+        lo = np.clip(np.floor(pos).astype(int), 0, windows.shape[-1] - 1)
+        hi = np.clip(np.ceil(pos).astype(int), 0, windows.shape[-1] - 1)
+        v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
+        v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
+        val = v_lo + (v_hi - v_lo) * (pos - np.floor(pos))
+        out.append(np.where(count > 0, val, np.nan))
+    return tuple(out)
+
+
+def nan_median(windows: np.ndarray) -> np.ndarray:
+    return nan_quantiles(windows, (0.5,))[0]
+
+
+def nan_count(windows: np.ndarray) -> np.ndarray:
+    return np.sum(~np.isnan(windows), axis=-1)
+
+
+def robust_level_scale(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and MAD-based sigma of each window (robust to a few anomalous days inside)."""
+    med = nan_median(windows)
+    mad = nan_median(np.abs(windows - med[..., None]))
+    return med, MAD_TO_SIGMA * mad
+
+
+def nan_mean_std(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (ddof=1), NaN-aware; what the seeds used."""
+    cnt = nan_count(windows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(windows, axis=-1) / np.where(cnt > 0, cnt, np.nan)
+        dev = np.where(np.isnan(windows), 0.0, windows - mean[..., None])
+        var = np.sum(dev**2, axis=-1) / np.where(cnt > 1, cnt - 1, np.nan)
+    return mean, np.sqrt(var)
+
+
+def seasonal_factors(
+    values: np.ndarray, period: int | None, n_cycles: int, shrinkage: float
+) -> np.ndarray:
+    """Multiplicative seasonal factor known at each step (causal), shape (n, T).
+
+    Factor for step t = median of the last `n_cycles` same-phase values divided by the median
+    of the trailing `n_cycles * period` values, shrunk to 1 by k / (k + shrinkage) where k is
+    the number of same-phase points seen. Multiplicative because ad delivery scales: a weekend
+    dip is a share of the level, not a fixed number of clicks.
+    """
+    n, t = values.shape
+    if not period or period < 2:
+        return np.ones((n, t))
+    same_phase = lagged_windows(values, period, n_cycles)
+    phase_med = nan_median(same_phase)
+    k = nan_count(same_phase)
+    overall = nan_median(trailing_windows(values, period * n_cycles))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = phase_med / overall
+    raw = np.where(np.isfinite(raw) & (overall > 0), raw, 1.0)
+    raw = np.clip(raw, 0.2, 5.0)  # a factor beyond 5x is a broken series, not seasonality
+    weight = k / (k + shrinkage)
+    return 1.0 + weight * (raw - 1.0)

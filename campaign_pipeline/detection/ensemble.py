@@ -1,0 +1,390 @@
+"""The ensemble: evidence from every detector -> the contract's `anomaly_flags` table.
+
+Why an alert needs agreement: on realistic data any single test fires on normal days (the
+seeds' Z/IQR flags a few percent of all days). An alert here needs (1) a significant test
+after multiple-testing control across the family of tests, (2) a robust z beyond
+`min_robust_z` (the count test and the robust view agree), and (3) a relative change of at
+least `min_relative_effect` (magnitude, not only significance). CUSUM alarms (sustained
+drift) and consistency rules (data that cannot be right) are separate routes to an alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from campaign_pipeline.detection import explain
+from campaign_pipeline.detection.detectors import score_panel
+from campaign_pipeline.detection.multiple_testing import adjust_pvalues
+from campaign_pipeline.detection.settings import (
+    CONTINUOUS_METRICS,
+    COUNT_METRICS,
+    RATE_METRICS,
+    DetectionSettings,
+)
+
+FLAG_COLUMNS = [
+    "campaign_id", "grain", "period_start", "period_end", "metric", "value", "expected",
+    "expected_lower", "expected_upper", "score", "p_value", "q_value", "methods", "anomaly_type",
+    "severity", "confidence", "explanation", "suggested_action", "relative_change",
+]
+SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
+EVIDENCE_KEYS = ("judged", "expected", "lower", "upper", "z", "p", "rel_effect", "cusum_up", "cusum_dn",
+                 "seeds_z", "seeds_iqr")
+
+
+def empty_flags() -> pd.DataFrame:
+    """The flags table with no rows but the column types of a non-empty one."""
+    text = ("campaign_id", "grain", "metric", "methods", "anomaly_type", "severity", "explanation", "suggested_action")
+    return pd.DataFrame({c: pd.Series(dtype=object if c in text or c.startswith("period") else float)
+                         for c in FLAG_COLUMNS})
+
+
+def metric_kind(metric: str) -> str:
+    if metric.endswith("_log"):
+        return "log"
+    if metric.endswith("_log1p"):
+        return "continuous"
+    if metric.endswith("_linear"):
+        return "linear"
+    if metric in COUNT_METRICS:
+        return "count"
+    if metric in RATE_METRICS:
+        return "rate"
+    if metric == "spend":
+        return "continuous"  # zero spend is a real value (a paused day), so no log scale
+    if metric in CONTINUOUS_METRICS:
+        return "log"
+    return "continuous"
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Ratio of sums with NaN for a zero or unknown denominator (never 0, never inf)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def derived_panels(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rates from the sums, so a rate is always the ratio of the counts the test uses."""
+    out = dict(p)
+    out["ctr"] = ratio(p["clicks"], p["impressions"])
+    out["conversion_rate"] = ratio(p["conversions"], p["clicks"])
+    out["lead_conversion_rate"] = ratio(p["converted_leads"], p["leads"])
+    out["cpc"] = ratio(p["spend"], p["clicks"])
+    out["cpm"] = ratio(1000.0 * p["spend"], p["impressions"])
+    out["cpa"] = ratio(p["spend"], p["conversions"])
+    out["cpl"] = ratio(p["spend"], p["leads"])
+    return out
+
+
+def evidence(
+    panels: dict[str, np.ndarray], metrics: tuple[str, ...], *, period: int | None, window: int,
+    min_history: int, settings: DetectionSettings,
+) -> dict[str, np.ndarray]:
+    """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
+
+    Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
+    """
+    n, t = next(iter(panels.values())).shape
+    result = {k: np.zeros((len(metrics), n, t), dtype=bool if k in ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr") else float)
+              for k in EVIDENCE_KEYS}
+    by_kind: dict[str, list[int]] = {}
+    for i, m in enumerate(metrics):
+        by_kind.setdefault(metric_kind(m), []).append(i)
+    for kind, idx in by_kind.items():
+        stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
+        kwargs = {}
+        if kind == "rate":
+            kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
+            kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)
+        ev = score_panel(stack, kind=kind, period=period, window=window, min_history=min_history,
+                         settings=settings, **kwargs)
+        for k in EVIDENCE_KEYS:
+            result[k][idx] = ev[k].reshape(len(idx), n, t)
+    result["value"] = np.stack([panels[m] for m in metrics])
+    return result
+
+
+def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings) -> dict[str, np.ndarray]:
+    """Which detectors fire at each point (arrays like ev['z']); s must be `effective`."""
+    p = np.where(in_scope & ev["judged"], ev["p"], np.nan)
+    q = adjust_pvalues(p.ravel(), np.broadcast_to(family, p.shape).ravel(), s.multiple_testing).reshape(p.shape)
+    level = s.fdr if s.multiple_testing == "bh" else s.alpha
+    rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
+    z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
+    big = rel >= s.min_relative_effect
+    scope = in_scope & ev["judged"]
+    stat = scope & (np.nan_to_num(q, nan=1.0) <= level) & big
+    if s.use_robust:
+        stat &= z >= s.min_robust_z
+    fired = {"test": stat if (s.use_count_tests or s.use_robust) else np.zeros_like(stat)}
+    if s.use_cusum:
+        # a CUSUM alarm needs a material change too: half the single-day effect threshold
+        fired["cusum"] = scope & (ev["cusum_up"] | ev["cusum_dn"]) & (rel >= 0.5 * s.min_relative_effect)
+    if s.use_seeds_zscore:
+        fired["seeds_z"] = scope & ev["seeds_z"]
+    if s.use_seeds_iqr:
+        fired["seeds_iqr"] = scope & ev["seeds_iqr"]
+    return {"q": q, "fired": fired}
+
+
+def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> dict:
+    """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
+    if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
+    fired = dict(dec["fired"])
+    any_metric = np.zeros(ev["z"].shape, bool)
+    for k in ("test", "cusum"):
+        if k in fired:
+            any_metric |= fired[k]
+    n_metrics = any_metric.sum(axis=0, keepdims=True)  # metrics firing per campaign-day
+    rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
+    z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
+    strong = (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
+    for k in ("test", "cusum"):
+        if k in fired:
+            fired[k] = fired[k] & ((n_metrics >= 2) | strong)
+    return {**dec, "fired": fired}
+
+
+def _family(dates: pd.DatetimeIndex, how: str) -> np.ndarray:
+    if how == "call":
+        return np.zeros(len(dates), dtype=np.int64)
+    if how == "day":
+        return dates.asi8
+    return (dates - pd.to_timedelta(dates.dayofweek, unit="D")).asi8
+
+
+def _to_day(x) -> pd.Timestamp:
+    return pd.Timestamp(x).normalize()
+
+
+def _build_panels(frame: pd.DataFrame, key: str, time: str, columns, keys: pd.Index, times: pd.DatetimeIndex):
+    ki = keys.get_indexer(frame[key])
+    ti = times.get_indexer(frame[time])
+    ok = (ki >= 0) & (ti >= 0)
+    out = {}
+    for c in columns:
+        arr = np.full((len(keys), len(times)), np.nan)
+        if c in frame:
+            arr[ki[ok], ti[ok]] = frame[c].to_numpy(dtype=float)[ok]
+        out[c] = arr
+    return out
+
+
+def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[str, ...], budget: np.ndarray,
+           s: DetectionSettings) -> list[tuple[str, str, np.ndarray, str]]:
+    """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note template)."""
+    out = []
+    with np.errstate(invalid="ignore"):
+        out.append(("conversions", "tracking_error", p["conversions"] > p["clicks"],
+                    "conversions exceed clicks, which is impossible"))
+        out.append(("spend", "tracking_error", (p["spend"] > 0) & (p["impressions"] == 0),
+                    "spend was recorded without a single impression"))
+        cap = s.budget_overspend_ratio * budget[:, None]
+        out.append(("spend", "budget_overspend", (budget[:, None] > 0) & (p["spend"] > cap),
+                    f"spend is above {s.budget_overspend_ratio:g}x the daily budget"))
+    if "conversions" in metrics and "clicks" in metrics:
+        ci, ki = metrics.index("conversions"), metrics.index("clicks")
+        days = s.tracking_break_days
+        zero = np.nan_to_num(p["conversions"], nan=-1.0) == 0
+        clicks_ok = ev["judged"][ki] & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z) & (p["clicks"] > 0)
+        exp_conv = np.nan_to_num(ev["expected"][ci], nan=0.0) * ev["judged"][ci]
+        run = zero & clicks_ok
+        total = exp_conv.copy()
+        for lag in range(1, days):  # a couple of lags, vectorized over every campaign
+            prev = np.zeros_like(run)
+            prev[:, lag:] = run[:, :-lag]
+            run &= prev
+            shifted = np.zeros_like(total)
+            shifted[:, lag:] = exp_conv[:, :-lag]
+            total += shifted
+        out.append(("conversions", "tracking_error", run & (total >= s.tracking_break_min_expected),
+                    f"no conversions for {days} days while clicks were normal"))
+    return out
+
+
+def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, methods_cusum: np.ndarray,
+              sustained: np.ndarray) -> np.ndarray:
+    up = np.nan_to_num(rel, nan=0.0, posinf=1e9) > 0
+    m = metric
+    conds = [
+        (~methods_test) & methods_cusum,
+        sustained,
+        np.isin(m, ["spend", "impressions", "clicks"]) & (rel <= -0.8),
+        (m == "spend") & up,
+        np.isin(m, ["cpc", "cpm"]) & up,
+        (m == "conversions") & (rel <= -0.8),
+        np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0),
+        (m == "leads") & up & (rel >= 1.0),
+        up,
+    ]
+    choices = ["drift", "level_shift", "delivery_outage", "spend_spike", "cost_spike", "tracking_error",
+               "conversion_inflation", "lead_flood", "spike"]
+    return np.select(conds, choices, "drop").astype(object)
+
+
+def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
+    """Long table of fired points (only those: the table stays small)."""
+    fired = dec["fired"]
+    any_method = np.zeros(ev["z"].shape, bool)
+    for mask in fired.values():
+        any_method |= mask
+    rule_masks = {}
+    for metric, atype, mask, note in rules:
+        if metric not in metrics:
+            continue
+        i = metrics.index(metric)
+        full = np.zeros(ev["z"].shape, bool)
+        full[i] = mask & in_scope[i]
+        rule_masks[(metric, atype, note)] = full
+        any_method |= full
+    mi, ci, ti = np.nonzero(any_method)
+    if len(mi) == 0:
+        return empty_flags()
+    names = list(fired) + ["rule"]
+    method_hits = {k: v[mi, ci, ti] for k, v in fired.items()}
+    rule_hit = np.zeros(len(mi), bool)
+    rule_type = np.full(len(mi), None, dtype=object)
+    rule_note = np.full(len(mi), "", dtype=object)
+    for (metric, atype, note), full in rule_masks.items():
+        hit = full[mi, ci, ti]
+        rule_type = np.where(hit & (rule_type == None), atype, rule_type)  # noqa: E711
+        rule_note = np.where(hit & (rule_note == ""), note, rule_note)
+        rule_hit |= hit
+    method_hits["rule"] = rule_hit
+    methods = np.full(len(mi), "", dtype=object)
+    for k in names:
+        label = {"test": "count_test+robust_z" if s.use_count_tests else "robust_z"}.get(k, k)
+        methods = np.where(method_hits.get(k, False), np.where(methods == "", label, methods + "," + label), methods)
+    n_methods = sum(method_hits.get(k, np.zeros(len(mi), bool)).astype(int) for k in names)
+    # sustained: the test fired on this series on each of the two previous steps as well
+    test = fired.get("test", np.zeros(ev["z"].shape, bool))
+    prev1 = np.zeros_like(test)
+    prev1[..., 1:] = test[..., :-1]
+    prev2 = np.zeros_like(test)
+    prev2[..., 2:] = test[..., :-2]
+    sustained = (test & prev1 & prev2)[mi, ci, ti]
+    metric = np.asarray(metrics, dtype=object)[mi]
+    rel = ev["rel_effect"][mi, ci, ti]
+    atype = _classify(metric, rel, method_hits.get("test", np.zeros(len(mi), bool)),
+                      method_hits.get("cusum", np.zeros(len(mi), bool)), sustained)
+    atype = np.where(rule_hit, rule_type, atype)
+    z = ev["z"][mi, ci, ti]
+    q = dec["q"][mi, ci, ti]
+    period_start = times[ti]
+    period_end = period_start + (pd.Timedelta(days=6) if grain == "week" else pd.Timedelta(0))
+    flags = pd.DataFrame({
+        "campaign_id": keys.to_numpy()[ci],
+        "grain": grain,
+        "period_start": period_start,
+        "period_end": period_end,
+        "metric": metric,
+        "value": ev["value"][mi, ci, ti],
+        "expected": ev["expected"][mi, ci, ti],
+        "expected_lower": ev["lower"][mi, ci, ti],
+        "expected_upper": ev["upper"][mi, ci, ti],
+        "score": np.abs(z),
+        "p_value": ev["p"][mi, ci, ti],
+        "q_value": q,
+        "methods": methods,
+        "anomaly_type": atype,
+        "relative_change": rel,
+        "rule_note": rule_note,
+    })
+    flags["severity"] = explain.severity(rel, atype, s)
+    flags["confidence"] = explain.confidence(q, n_methods, rule_hit)
+    flags["explanation"] = explain.explanations(
+        flags.assign(rel_effect=flags["relative_change"]), baseline_label)
+    flags["suggested_action"] = explain.suggested_actions(flags["metric"], flags["anomaly_type"], flags["relative_change"])
+    return flags[FLAG_COLUMNS]
+
+
+def detect_campaign_anomalies(
+    daily: pd.DataFrame,
+    weekly: pd.DataFrame | None = None,
+    campaigns: pd.DataFrame | None = None,
+    *,
+    judge_start,
+    judge_end,
+    settings: DetectionSettings = DetectionSettings(),
+) -> pd.DataFrame:
+    """Day- and week-grain anomaly flags for the periods within [judge_start, judge_end].
+
+    `daily` holds the contract's daily_campaign_metrics including the history before
+    judge_start (at least `baseline_days`, and `weekly_baseline_weeks` weeks for the weekly
+    grain). Each judged day uses only rows dated up to that day; rows after judge_end are
+    ignored. Missing days are unknown (never zero). Multiple testing runs over all campaign
+    x metric tests of a family (`correction_family`, default one ISO week), so a past week's
+    flags do not change when later weeks are appended. `weekly` is accepted for interface
+    symmetry; week sums are recomputed from `daily` so that incomplete weeks can be skipped.
+    """
+    s = settings.effective
+    start, end = _to_day(judge_start), _to_day(judge_end)
+    if daily is None or len(daily) == 0:
+        return empty_flags()
+    d = daily.copy()
+    d["date"] = pd.to_datetime(d["date"]).dt.normalize()
+    d = d[d["date"] <= end]
+    if len(d) == 0 or d["date"].max() < start:
+        return empty_flags()
+    d["campaign_id"] = d["campaign_id"].astype(str)
+    d = d.drop_duplicates(["campaign_id", "date"], keep="last")
+    keys = pd.Index(sorted(d["campaign_id"].unique()))
+    times = pd.date_range(d["date"].min(), max(end, d["date"].min()), freq="D")
+    base = _build_panels(d, "campaign_id", "date", SUM_COLUMNS, keys, times)
+    panels = derived_panels(base)
+    metrics = tuple(m for m in s.metrics if m in panels)
+    budget = np.full(len(keys), np.nan)
+    if campaigns is not None and len(campaigns) and "daily_budget" in campaigns:
+        cid = campaigns["campaign_id"] if "campaign_id" in campaigns else campaigns["id"]
+        b = pd.Series(campaigns["daily_budget"].to_numpy(dtype=float), index=cid.astype(str))
+        b = b[~b.index.duplicated(keep="last")]
+        budget = b.reindex(keys).to_numpy(dtype=float)
+
+    in_scope_t = (times >= start) & (times <= end)
+    in_scope = np.broadcast_to(in_scope_t, (len(metrics), len(keys), len(times)))
+    family = _family(times, s.correction_family)
+    ev = evidence(panels, metrics, period=7 if s.use_seasonality else None, window=s.baseline_days,
+                  min_history=s.min_history_days, settings=s)
+    dec = decide(ev, in_scope, family, s)
+    if s.require_corroboration:
+        dec = corroborate(dec, ev, s)
+    rules = _rules(panels, ev, metrics, budget, s) if s.use_rules else []
+    parts = [_flags_from_evidence(ev, dec, metrics, keys, times, "day", in_scope, s, rules,
+                                  f"trailing {s.baseline_days}-day baseline")]
+    if s.use_weekly:
+        parts.append(_weekly_flags(base, keys, times, start, end, s))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_flags()
+    flags = pd.concat(parts, ignore_index=True)
+    flags["period_start"] = pd.to_datetime(flags["period_start"]).dt.date
+    flags["period_end"] = pd.to_datetime(flags["period_end"]).dt.date
+    return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(drop=True)
+
+
+def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.DataFrame:
+    """A complete ISO week against the campaign's trailing complete weeks."""
+    week_of = times - pd.to_timedelta(times.dayofweek, unit="D")
+    weeks = pd.DatetimeIndex(sorted(week_of.unique()))
+    wi = weeks.get_indexer(week_of)
+    n = len(keys)
+    sums = {}
+    for c, arr in base.items():
+        total = np.zeros((n, len(weeks)))
+        known = np.zeros((n, len(weeks)))
+        np.add.at(total.T, wi, np.nan_to_num(arr).T)
+        np.add.at(known.T, wi, (~np.isnan(arr)).T.astype(float))
+        # a week with an unknown day is not comparable (a partial week looks like a drop)
+        sums[c] = np.where(known == 7, total, np.nan)
+    panels = derived_panels(sums)
+    metrics = tuple(m for m in s.metrics if m in panels)
+    ev = evidence(panels, metrics, period=None, window=s.weekly_baseline_weeks,
+                  min_history=s.weekly_min_history_weeks, settings=s)
+    scope_w = (weeks >= start) & (weeks + pd.Timedelta(days=6) <= end)
+    in_scope = np.broadcast_to(scope_w, ev["z"].shape)
+    dec = decide(ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s)
+    return _flags_from_evidence(ev, dec, metrics, keys, weeks, "week", in_scope, s, (),
+                                f"trailing {s.weekly_baseline_weeks} weeks")

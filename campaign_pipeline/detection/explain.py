@@ -1,0 +1,133 @@
+"""Severity, confidence, plain-English explanations and suggested actions for flags.
+
+Runs on the (few) flagged rows only, after the vectorized detection, so readable string
+formatting here costs nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from campaign_pipeline.detection.settings import DetectionSettings
+
+MONEY_METRICS = {"spend", "cpc", "cpm", "cpa", "cpl"}
+RATE_METRICS = {"ctr", "conversion_rate", "lead_conversion_rate"}
+
+METRIC_LABELS = {
+    "spend": "Spend", "impressions": "Impressions", "clicks": "Clicks", "conversions": "Conversions",
+    "leads": "Leads", "ctr": "CTR", "conversion_rate": "Conversion rate",
+    "lead_conversion_rate": "Lead conversion rate", "cpc": "CPC", "cpm": "CPM", "cpa": "CPA", "cpl": "CPL",
+    "value": "Value",
+}
+
+# (metric, anomaly_type) -> action; falls back to (metric, direction) then to a generic line.
+ACTIONS = {
+    ("spend", "budget_overspend"): "Check the platform's budget and bid caps; ask for a refund of spend above the cap.",
+    ("spend", "spend_spike"): "Check for a budget or bid change and cap daily spend until the cause is known.",
+    ("spend", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    ("impressions", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    ("conversions", "tracking_error"): "Check the conversion pixel / tag and the platform's conversion setup.",
+    ("conversions", "conversion_inflation"): "Audit conversions for duplicates or bot traffic before trusting CPA.",
+    ("leads", "lead_flood"): "Review the new leads for junk or bots; add form validation or exclude the source.",
+    ("ctr", "drift"): "Refresh the creative: CTR is sliding (ad fatigue) - rotate new ads or audiences.",
+    ("cpc", "cost_spike"): "Review bids and competition; lower bid caps or narrow targeting.",
+    ("cpm", "cost_spike"): "Review audience size and bids; broaden targeting or lower bid caps.",
+}
+DIRECTION_ACTIONS = {
+    "up": {
+        "spend": "Check recent budget or bid changes.",
+        "cpc": "Review bids and targeting: clicks got more expensive.",
+        "cpm": "Review bids and audience: impressions got more expensive.",
+        "cpa": "Check the funnel after the click: each conversion costs more.",
+        "cpl": "Check lead quality and the form: each lead costs more.",
+        "leads": "Check lead quality: an unusual number of leads arrived.",
+        "conversions": "Verify conversion tracking before scaling on these numbers.",
+    },
+    "down": {
+        "clicks": "Check ad delivery and creative.",
+        "impressions": "Check delivery: budget, approval and audience size.",
+        "conversions": "Check the landing page and conversion tracking.",
+        "leads": "Check the lead form and its integration.",
+        "ctr": "Refresh the creative or the targeting.",
+        "conversion_rate": "Check the landing page and the conversion tracking.",
+        "lead_conversion_rate": "Check lead quality and the sales follow-up.",
+    },
+}
+
+
+def _fmt(metric: str, v: float) -> str:
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    if metric in RATE_METRICS:
+        return f"{100 * v:.2f}%"
+    if metric in MONEY_METRICS:
+        return f"{v:,.2f}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+
+def severity(rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: DetectionSettings) -> np.ndarray:
+    """Severity from the size of the change: what matters to a budget is magnitude."""
+    a = np.abs(np.nan_to_num(rel_effect, nan=0.0, posinf=1e9))
+    m, h, c = settings.severity_effects
+    sev = np.select([a >= c, a >= h, a >= m], ["critical", "high", "medium"], "low").astype(object)
+    forced_high = np.isin(anomaly_type, ["tracking_error", "budget_overspend", "lead_flood", "conversion_inflation"])
+    sev = np.where(forced_high & np.isin(sev, ["low", "medium"]), "high", sev)
+    sev = np.where(np.asarray(anomaly_type) == "delivery_outage", "critical", sev)
+    return sev
+
+
+def confidence(q: np.ndarray, n_methods: np.ndarray, rule_fired: np.ndarray) -> np.ndarray:
+    """A score in [0, 1] for ranking alerts, not a calibrated probability.
+
+    Starts from 1 - q (the chance the test's evidence is not noise, FDR-adjusted), 0.7 when
+    only CUSUM spoke (no single-day p-value) and 0.95 for a broken rule (data that cannot be
+    right); then scaled up by agreement between detectors.
+    """
+    base = np.where(np.isnan(q), 0.7, 1.0 - q)
+    base = np.where(rule_fired, np.maximum(base, 0.95), base)
+    agree = 0.7 + 0.1 * np.minimum(n_methods, 3)
+    return np.clip(base * agree, 0.0, 1.0)
+
+
+def suggested_actions(metrics: pd.Series, types: pd.Series, rel: pd.Series) -> list[str]:
+    out = []
+    for m, t, r in zip(metrics, types, rel):
+        act = ACTIONS.get((m, t))
+        if act is None:
+            direction = "up" if (r > 0 if np.isfinite(r) else True) else "down"
+            act = DIRECTION_ACTIONS[direction].get(m, "Check recent changes to this campaign and its tracking.")
+        out.append(act)
+    return out
+
+
+TYPE_WORDS = {
+    "spike": "spiked", "drop": "dropped", "drift": "has been drifting", "level_shift": "shifted to a new level",
+    "spend_spike": "spiked", "delivery_outage": "collapsed (delivery outage)", "cost_spike": "spiked",
+    "tracking_error": "looks like a tracking error", "budget_overspend": "exceeded the daily budget",
+    "lead_flood": "flooded in", "conversion_inflation": "looks inflated",
+}
+
+
+def explanations(rows: pd.DataFrame, baseline_label: str) -> list[str]:
+    """One sentence per flag with the numbers: value, expected, band, change, evidence."""
+    out = []
+    for r in rows.itertuples(index=False):
+        label = METRIC_LABELS.get(r.metric, r.metric)
+        when = r.period_start.strftime("%Y-%m-%d") if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
+        head = f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} on {when}" if r.grain != "week" else \
+            f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} in {when}"
+        parts = [f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"]
+        if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
+            parts.append(f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})")
+        if np.isfinite(r.rel_effect):
+            parts.append(f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}")
+        if np.isfinite(r.score):
+            parts.append(f"; robust z {r.score:.1f}")
+        if np.isfinite(r.q_value):
+            parts.append(f", adjusted p {r.q_value:.2g}")
+        if r.rule_note:
+            parts.append(f"; {r.rule_note}")
+        parts.append(f". Detectors: {r.methods}.")
+        out.append("".join(parts))
+    return out

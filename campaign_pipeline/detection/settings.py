@@ -1,0 +1,141 @@
+"""Configuration of the anomaly detector: every threshold has a default and a reason.
+
+Thresholds were chosen on the synthetic benchmark (``scripts/benchmark_detection.py``),
+never on the NAB labels. ``sensitivity`` scales the decision thresholds together so a user
+can trade alerts for recall with one knob instead of ten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+SENSITIVITIES = ("low", "medium", "high")
+MULTIPLE_TESTING = ("bh", "bonferroni", "none")
+CORRECTION_FAMILIES = ("call", "week", "day")
+
+# Metrics whose daily value is a count of events: tested with Poisson / negative binomial.
+COUNT_METRICS = ("impressions", "clicks", "conversions", "leads")
+# Rates tested with a (beta-)binomial on their counts: metric -> (numerator, denominator).
+RATE_METRICS = {
+    "ctr": ("clicks", "impressions"),
+    "conversion_rate": ("conversions", "clicks"),
+    "lead_conversion_rate": ("converted_leads", "leads"),
+}
+# Money and money-per-event: continuous, tested with a robust z on the log scale because
+# they are positive and right-skewed (a doubling and a halving are equally surprising).
+CONTINUOUS_METRICS = ("spend", "cpc", "cpm", "cpa", "cpl")
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Switches and thresholds of the detection ensemble (see docs/anomaly_detection.md)."""
+
+    # --- which points are judged -------------------------------------------------------
+    # Two weeks: fewer points make the median/MAD and the weekday profile unreliable.
+    min_history_days: int = 14
+    # Four weeks of trailing baseline: long enough for a robust median that survives a
+    # one-week outage, short enough to follow real budget changes within a month.
+    baseline_days: int = 28
+    # Metrics judged at day grain (the seeds checked these ten plus the two count rates).
+    metrics: tuple[str, ...] = (
+        "spend", "impressions", "clicks", "conversions", "leads",
+        "ctr", "conversion_rate", "lead_conversion_rate", "cpc", "cpm", "cpa", "cpl",
+    )
+
+    # --- the single knob -----------------------------------------------------------------
+    # low = fewer, surer alerts; high = more recall. Scales fdr, effect size and z (below).
+    sensitivity: str = "medium"
+
+    # --- detector switches -----------------------------------------------------------------
+    use_seeds_zscore: bool = False  # seeds' Z>3 on the trailing window: comparison only
+    use_seeds_iqr: bool = False  # seeds' 1.5 IQR rule on the trailing window: comparison only
+    use_robust: bool = True  # median / MAD robust z: the backbone of every test
+    use_seasonality: bool = True  # weekday profile from trailing same-weekday medians
+    use_count_tests: bool = True  # Poisson/NB for counts, beta-binomial for rates
+    use_cusum: bool = True  # sustained drift and level shifts
+    use_rules: bool = True  # impossible combinations and budget overspend
+    use_weekly: bool = True  # week-grain flags against the trailing weeks
+
+    # --- statistics --------------------------------------------------------------------------
+    # BH keeps the share of false alerts among alerts near `fdr`; Bonferroni (seed 002) keeps
+    # the chance of any false alert near `alpha` and loses recall on large runs.
+    multiple_testing: str = "bh"
+    fdr: float = 0.01  # 1 % of alerts false at most, by design, before the effect-size gate
+    alpha: float = 0.05  # family-wise error for Bonferroni
+    # Family of the correction. "week" keeps a past week's flags stable when later weeks are
+    # appended (the family never grows after the week ends); "call" is the whole call.
+    correction_family: str = "week"
+    # Minimum relative change |value/expected - 1| for an alert: with thousands of
+    # impressions a 3 % dip is "significant" but nobody should act on it.
+    min_relative_effect: float = 0.30
+    # Robust z the point must also reach (agreement of the count test with the robust view).
+    min_robust_z: float = 3.5
+    # A day-grain alert from the statistical tests needs a second metric of the same
+    # campaign-day to fire too (a real spike moves spend and CPC, an outage spend, impressions
+    # and clicks), unless it is strong on its own: z and effect `strong_single_factor` times
+    # the thresholds. Noise rarely moves two metrics at once beyond their bands.
+    require_corroboration: bool = True
+    strong_single_factor: float = 1.5
+    # Scale floor as a share of the level: a series that never moved (zero MAD) must not
+    # turn a 1 % wiggle into an infinite z.
+    relative_scale_floor: float = 0.05
+    # Weekday-profile shrinkage: a weekday factor from k same-weekday points is pulled to 1
+    # by k / (k + shrink) so four noisy Mondays do not invent a pattern.
+    seasonal_shrinkage: float = 2.0
+    # Residuals are clipped at this robust z inside CUSUM so one spike cannot pose as a drift.
+    cusum_clip: float = 4.0
+    # CUSUM reference k and decision h (in robust-z units): k=1 ignores shifts below one
+    # scale, h=8 gives an in-control run length of many years per series.
+    cusum_k: float = 1.0
+    cusum_h: float = 8.0
+    # Smallest expected count for a count test: below it a day with 0 vs 1 is not news.
+    min_expected_count: float = 3.0
+
+    # --- rules -----------------------------------------------------------------------------------
+    # Platforms may overspend a daily budget (Google allows up to 2x); above 2.5x is an error.
+    budget_overspend_ratio: float = 2.5
+    # Days with conversions == 0 while clicks are normal before calling a tracking break,
+    # and the conversions the baseline expected over those days (a quiet day is no break).
+    tracking_break_days: int = 2
+    tracking_break_min_expected: float = 6.0
+
+    # --- weekly grain ------------------------------------------------------------------------
+    weekly_baseline_weeks: int = 8  # two months of weeks
+    weekly_min_history_weeks: int = 4  # a week judged against at least a month
+
+    # --- severity ----------------------------------------------------------------------------------
+    # Relative effects at which severity steps up (medium, high, critical).
+    severity_effects: tuple[float, float, float] = (0.5, 1.0, 3.0)
+
+    def __post_init__(self) -> None:
+        if self.sensitivity not in SENSITIVITIES:
+            raise ValueError(f"sensitivity must be one of {SENSITIVITIES}, got {self.sensitivity!r}")
+        if self.multiple_testing not in MULTIPLE_TESTING:
+            raise ValueError(f"multiple_testing must be one of {MULTIPLE_TESTING}")
+        if self.correction_family not in CORRECTION_FAMILIES:
+            raise ValueError(f"correction_family must be one of {CORRECTION_FAMILIES}")
+        if self.min_history_days < 3 or self.baseline_days < self.min_history_days:
+            raise ValueError("need 3 <= min_history_days <= baseline_days")
+        if not 0 < self.fdr < 1 or not 0 < self.alpha < 1:
+            raise ValueError("fdr and alpha must be in (0, 1)")
+
+    # Multipliers applied by `sensitivity`: (fdr, relative effect, robust z, cusum h).
+    _SCALE = {
+        "low": (0.2, 1.5, 1.3, 1.4),
+        "medium": (1.0, 1.0, 1.0, 1.0),
+        "high": (5.0, 0.6, 0.75, 0.7),
+    }
+
+    @property
+    def effective(self) -> "DetectionSettings":
+        """Settings with `sensitivity` applied (medium is the identity)."""
+        f, e, z, h = self._SCALE[self.sensitivity]
+        return replace(
+            self,
+            fdr=min(self.fdr * f, 0.5),
+            alpha=min(self.alpha * f, 0.5),
+            min_relative_effect=self.min_relative_effect * e,
+            min_robust_z=self.min_robust_z * z,
+            cusum_h=self.cusum_h * h,
+            sensitivity="medium",
+        )

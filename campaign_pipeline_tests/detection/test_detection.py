@@ -1,0 +1,302 @@
+"""Tests of the detection core on small hand-built frames (no generator, no Dagster)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from campaign_pipeline.constants import SEVERITIES
+from campaign_pipeline.detection import (
+    FLAG_COLUMNS,
+    DetectionSettings,
+    adjust_pvalues,
+    detect_campaign_anomalies,
+    detect_series,
+    seeds_flags,
+)
+from campaign_pipeline.detection.baselines import nan_quantiles, seasonal_factors, trailing_windows
+from campaign_pipeline.detection.detectors import count_pvalues, cusum_alarms, score_panel
+from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
+
+S = DetectionSettings()
+
+
+def _set(df, cid, day, **values):
+    m = (df["campaign_id"] == cid) & (df["date"] == pd.Timestamp(day))
+    for k, v in values.items():
+        df.loc[m, k] = v(df.loc[m, k]) if callable(v) else v
+    return add_rates(df)
+
+
+def _flagged_days(flags, cid=None):
+    f = flags[flags["grain"] == "day"]
+    if cid is not None:
+        f = f[f["campaign_id"] == cid]
+    return set(pd.to_datetime(f["period_start"]))
+
+
+@pytest.fixture(scope="module")
+def base():
+    return daily_frame(n_campaigns=4, n_days=70, seed=3)
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+def test_trailing_window_excludes_the_point_itself():
+    v = np.arange(10, dtype=float)[None]
+    w = trailing_windows(v, 3)
+    assert np.isnan(w[0, 0]).all()
+    assert list(w[0, 5]) == [2.0, 3.0, 4.0]
+
+
+def test_nan_quantiles_match_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 11))
+    a[0, 2] = np.nan
+    q1, q3 = nan_quantiles(a, (0.25, 0.75))
+    assert np.allclose(q1, np.nanquantile(a, 0.25, axis=1))
+    assert np.allclose(q3, np.nanquantile(a, 0.75, axis=1))
+
+
+def test_seasonal_factor_learns_weekend_dip_causally():
+    days = 56
+    pattern = np.tile([10, 10, 10, 10, 10, 5, 5], days // 7).astype(float)[None]
+    f = seasonal_factors(pattern, 7, 4, 2.0)
+    assert f[0, 7] == pytest.approx(1.0)  # nothing known yet about that weekday... shrunk
+    assert f[0, 54] < 0.7  # a Saturday after several weeks: strongly below 1
+    assert f[0, 50] == pytest.approx(1.0, abs=0.15)
+
+
+# --- single detectors --------------------------------------------------------------------------
+
+def test_robust_z_flags_spike_and_not_normal_days():
+    rng = np.random.default_rng(1)
+    x = rng.normal(100, 5, 40)
+    x[30] = 200
+    ev = score_panel(x[None], kind="continuous", period=None, window=28, min_history=14, settings=S)
+    assert ev["z"][0, 30] > 8
+    assert np.nanmax(np.abs(ev["z"][0, :30])) < 4
+    assert not ev["judged"][0, :14].any() and ev["judged"][0, 14]
+
+
+def test_zero_variance_series_gives_no_infinite_scores():
+    x = np.full(40, 50.0)
+    x[35] = 51.0  # a 2 % wiggle on a flat series is no alarm
+    ev = score_panel(x[None], kind="continuous", period=7, window=28, min_history=14, settings=S)
+    assert np.isfinite(ev["z"][0, 14:]).all()
+    assert abs(ev["z"][0, 35]) < 1
+    x[36] = 500.0
+    ev = score_panel(x[None], kind="continuous", period=7, window=28, min_history=14, settings=S)
+    assert ev["z"][0, 36] > 10
+
+
+def test_count_test_uses_counts_not_ratios():
+    # the same CTR jump (1 % -> 2 %) is strong evidence on 100k impressions, weak on 200
+    days = 30
+    for imps, expect_small_p in ((100_000, True), (200, False)):
+        impressions = np.full(days, float(imps))
+        clicks = np.round(impressions * 0.01)
+        clicks[-1] = imps * 0.02
+        ev = score_panel((clicks / impressions)[None], kind="rate", period=None, window=28, min_history=14,
+                         settings=S, numer=clicks[None], denom=impressions[None])
+        p = ev["p"][0, -1]
+        assert (p < 1e-6) == expect_small_p, (imps, p)
+
+
+def test_poisson_and_negative_binomial_tails():
+    up, lo = count_pvalues(np.array([10.0, 0.0]), np.array([2.0, 8.0]), np.array([2.0, 8.0]))
+    assert up[0] == pytest.approx(1 - 0.9999535, rel=1e-2) or up[0] < 1e-4  # P(X >= 10 | 2)
+    assert lo[1] == pytest.approx(np.exp(-8.0), rel=1e-6)  # P(X = 0 | 8), Poisson
+    up_nb, _ = count_pvalues(np.array([10.0]), np.array([2.0]), np.array([8.0]))
+    assert up_nb[0] > up[0]  # over-dispersion makes the same count less surprising
+
+
+def test_cusum_catches_a_ramp_a_point_test_misses():
+    z = np.concatenate([np.zeros(10), np.full(15, 1.8)])[None]
+    up, dn = cusum_alarms(z, k=1.0, h=8.0, clip=4.0)
+    assert up[0].any() and not dn[0].any()
+    assert not up[0, :10].any()
+    single = np.zeros(25)
+    single[12] = 30.0
+    up, _ = cusum_alarms(single[None], k=1.0, h=8.0, clip=4.0)
+    assert not up.any()  # one spike, clipped, is not a drift
+
+
+# --- multiple testing ----------------------------------------------------------------------------
+
+def test_benjamini_hochberg_and_bonferroni_hand_example():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # sorted: .005 .01 .03 .04 ; m=4 ; raw q: .02 .02 .04 .04
+    q = adjust_pvalues(p, method="bh")
+    assert np.allclose(q[:4], [0.02, 0.04, 0.04, 0.02])
+    assert np.isnan(q[4])
+    b = adjust_pvalues(p, method="bonferroni")
+    assert np.allclose(b[:4], [0.04, 0.16, 0.12, 0.02])
+    g = adjust_pvalues(np.array([0.01, 0.02, 0.01, 0.5]), np.array([0, 0, 1, 1]), method="bh")
+    assert np.allclose(g, [0.02, 0.02, 0.02, 0.5])
+
+
+# --- the ensemble --------------------------------------------------------------------------------
+
+def test_output_columns_and_value_domains(base):
+    df = _set(base.copy(), "c1", "2024-02-20", spend=lambda v: v * 5)
+    flags = detect_campaign_anomalies(df, judge_start="2024-01-15", judge_end="2024-03-10")
+    assert list(flags.columns[: len(FLAG_COLUMNS)]) == FLAG_COLUMNS
+    assert flags["severity"].isin(SEVERITIES).all()
+    assert flags["confidence"].between(0, 1).all()
+    assert set(flags["grain"]) <= {"day", "week"}
+    row = flags[(flags["campaign_id"] == "c1") & (flags["metric"] == "spend") & (flags["grain"] == "day")].iloc[0]
+    assert row["anomaly_type"] == "spend_spike"
+    assert row["value"] > row["expected_upper"] > row["expected"]
+    # the explanation carries the numbers, not only words
+    assert f"{row['value']:,.2f}" in row["explanation"] and f"{row['expected']:,.2f}" in row["explanation"]
+    assert row["suggested_action"]
+
+
+def test_spike_on_day_t_is_not_seen_before_t_and_past_flags_are_stable(base):
+    df = _set(base.copy(), "c2", "2024-02-21", clicks=lambda v: v * 4, spend=lambda v: v * 4)
+    flags = detect_campaign_anomalies(df, judge_start="2024-01-15", judge_end="2024-03-10")
+    assert pd.Timestamp("2024-02-21") in _flagged_days(flags, "c2")
+    # everything up to the day before is identical whether the spike is in the data or not
+    clean = detect_campaign_anomalies(base, judge_start="2024-01-15", judge_end="2024-03-10")
+    before = lambda f: f[pd.to_datetime(f["period_start"]) < pd.Timestamp("2024-02-19")]  # noqa: E731
+    pd.testing.assert_frame_equal(before(flags).reset_index(drop=True), before(clean).reset_index(drop=True))
+
+
+def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
+    df = _set(base.copy(), "c0", "2024-02-14", spend=lambda v: v * 6, clicks=lambda v: v * 3)
+    week_start, week_end = pd.Timestamp("2024-02-12"), pd.Timestamp("2024-02-18")
+    short = df[df["date"] <= week_end]
+    long = df[df["date"] <= week_end + pd.Timedelta(days=21)]
+    a = detect_campaign_anomalies(short, judge_start="2024-01-15", judge_end=week_end)
+    b = detect_campaign_anomalies(long, judge_start="2024-01-15", judge_end=week_end + pd.Timedelta(days=21))
+    pick = lambda f: f[(pd.to_datetime(f["period_start"]) >= week_start) & (pd.to_datetime(f["period_start"]) <= week_end)].reset_index(drop=True)  # noqa: E731
+    assert len(pick(a)) > 0
+    pd.testing.assert_frame_equal(pick(a), pick(b))
+
+
+def test_min_history_not_judged(base):
+    df = base[base["date"] >= pd.Timestamp("2024-02-01")].copy()
+    df = _set(df, "c3", "2024-02-10", spend=lambda v: v * 10, clicks=lambda v: v * 10)  # day 10
+    flags = detect_campaign_anomalies(df, judge_start="2024-02-01", judge_end="2024-02-13", settings=DetectionSettings(use_rules=False))
+    assert flags.empty
+    flags = detect_campaign_anomalies(df, judge_start="2024-02-01", judge_end="2024-02-13",
+                                      settings=DetectionSettings(min_history_days=7, use_rules=False))
+    assert pd.Timestamp("2024-02-10") in _flagged_days(flags, "c3")
+
+
+def test_missing_days_and_nans_do_not_alarm(base):
+    df = base.copy()
+    df = df[~((df["campaign_id"] == "c1") & df["date"].between("2024-02-05", "2024-02-12"))]  # a gap
+    df.loc[(df["campaign_id"] == "c2") & (df["date"] == "2024-02-20"), ["conversions", "leads"]] = np.nan
+    df = add_rates(df)
+    flags = detect_campaign_anomalies(df, judge_start="2024-01-20", judge_end="2024-03-10")
+    c1 = _flagged_days(flags, "c1")
+    assert not any(pd.Timestamp("2024-02-05") <= d <= pd.Timestamp("2024-02-14") for d in c1)
+    c2 = flags[(flags["campaign_id"] == "c2") & (pd.to_datetime(flags["period_start"]) == pd.Timestamp("2024-02-20"))]
+    assert not c2["metric"].isin(["conversions", "leads", "cpa", "cpl"]).any()
+
+
+def test_first_and_last_days_of_a_campaign(base):
+    df = base.copy()
+    # c1 starts late and c2 stops early; partial weeks at both ends must not look like drops
+    df = df[~((df["campaign_id"] == "c1") & (df["date"] < "2024-01-24"))]
+    df = df[~((df["campaign_id"] == "c2") & (df["date"] > "2024-02-28"))]
+    flags = detect_campaign_anomalies(df, judge_start="2024-01-01", judge_end="2024-03-10")
+    assert not (_flagged_days(flags, "c1") & set(pd.date_range("2024-01-24", "2024-02-07")))
+    assert not (flags[flags["campaign_id"] == "c2"]["grain"] == "week").any()
+
+
+def test_detector_switches_and_rules(base):
+    df = base.copy()
+    df = _set(df, "c0", "2024-02-20", conversions=lambda v: v * 0 + 10_000)  # more conversions than clicks
+    df = _set(df, "c1", "2024-02-21", impressions=0.0)  # spend without impressions
+    camps = pd.DataFrame({"campaign_id": ["c0", "c1", "c2", "c3"], "daily_budget": [1e9, 1e9, 1.0, 1e9]})
+    flags = detect_campaign_anomalies(df, campaigns=camps, judge_start="2024-02-15", judge_end="2024-02-25")
+    types = set(flags[flags["methods"].str.contains("rule")]["anomaly_type"])
+    assert {"tracking_error", "budget_overspend"} <= types
+    no_rules = detect_campaign_anomalies(df, campaigns=camps, judge_start="2024-02-15", judge_end="2024-02-25",
+                                         settings=DetectionSettings(use_rules=False))
+    assert not no_rules["methods"].str.contains("rule").any()
+
+
+def test_tracking_break_flagged(base):
+    df = base.copy()
+    for day in ("2024-02-20", "2024-02-21", "2024-02-22"):
+        df = _set(df, "c1", day, conversions=0.0)
+    flags = detect_campaign_anomalies(df, judge_start="2024-02-15", judge_end="2024-02-25")
+    c1 = flags[(flags["campaign_id"] == "c1") & (flags["grain"] == "day")]
+    assert (c1["anomaly_type"] == "tracking_error").any()
+    assert c1["period_start"].min() >= pd.Timestamp("2024-02-20").date()
+
+
+def test_sensitivity_orders_the_number_of_flags():
+    df = daily_frame(n_campaigns=8, n_days=70, seed=11)
+    rng = np.random.default_rng(0)
+    for c in range(8):
+        day = pd.Timestamp("2024-02-10") + pd.Timedelta(days=int(rng.integers(0, 20)))
+        df = _set(df, f"c{c}", day, spend=lambda v, k=1 + 0.4 * c: v * k, clicks=lambda v, k=1 + 0.4 * c: v * k)
+    n = {}
+    days = {}
+    for sens in ("low", "medium", "high"):
+        f = detect_campaign_anomalies(df, judge_start="2024-01-20", judge_end="2024-03-10",
+                                      settings=DetectionSettings(sensitivity=sens))
+        n[sens] = len(f)
+        days[sens] = set(zip(f["campaign_id"], f["period_start"]))
+    assert n["low"] <= n["medium"] <= n["high"]
+    assert n["low"] < n["high"]
+    assert len(days["low"] - days["high"]) <= 0.1 * max(len(days["low"]), 1)
+
+
+def test_seeds_method_look_ahead_and_trailing_variant(base):
+    df = _set(base.copy(), "c0", "2024-02-20", spend=lambda v: v * 8)
+    whole = seeds_flags(df, whole_series=True)
+    trailing = seeds_flags(df, whole_series=False)
+    hit = lambda f: ((f["campaign_id"] == "c0") & (f["metric"] == "spend") & (pd.to_datetime(f["period_start"]) == pd.Timestamp("2024-02-20"))).any()  # noqa: E731
+    assert hit(whole) and hit(trailing)
+    # the whole-series variant judges the first days too (it looks ahead); the trailing one cannot
+    first = base["date"].min()
+    assert (pd.to_datetime(trailing["period_start"]) > first).all()
+
+
+# --- generic series ---------------------------------------------------------------------------------
+
+def _series(freq: str, n: int, period: int, spike_at: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2024-01-01", periods=n, freq=freq)
+    season = 1 + 0.3 * np.sin(2 * np.pi * np.arange(n) / period)
+    v = 100 * season * rng.gamma(100, 1 / 100, n)
+    v[spike_at] *= 4
+    return pd.DataFrame({"series": f"s_{freq}", "timestamp": ts, "value": v})
+
+
+@pytest.mark.parametrize("freq,period", [("D", 7), ("h", 24)])
+def test_detect_series_with_gap_and_duplicate(freq, period):
+    df = _series(freq, 24 * 10 if freq == "h" else 90, period, spike_at=200 if freq == "h" else 70)
+    spike_ts = df["timestamp"].iloc[200 if freq == "h" else 70]
+    df = df.drop(index=list(range(40, 44)))  # a gap of 4 steps
+    df = pd.concat([df, df.iloc[[50]]], ignore_index=True)  # a duplicated timestamp
+    out = detect_series(df)
+    assert list(out.columns) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity", "confidence"]
+    assert out["timestamp"].is_unique
+    flagged = set(out.loc[out["is_anomaly"], "timestamp"])
+    assert spike_ts in flagged
+    assert len(flagged) <= 3
+    assert not out["is_anomaly"].iloc[:14].any()  # not enough history
+
+
+def test_detect_series_is_causal():
+    df = _series("h", 24 * 8, 24, spike_at=150)
+    full = detect_series(df)
+    cut = detect_series(df.iloc[:150])
+    pd.testing.assert_frame_equal(full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True))
+
+
+def test_detect_series_handles_negative_and_zero_values():
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({"series": "neg", "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),
+                       "value": rng.normal(0, 1, 60)})
+    df.loc[45, "value"] = 25.0
+    out = detect_series(df)
+    assert out.loc[out["timestamp"] == df.loc[45, "timestamp"], "is_anomaly"].item()
