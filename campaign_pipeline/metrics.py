@@ -1,0 +1,512 @@
+"""Campaign metrics from the validated tables: pure pandas, no Dagster.
+
+Rules every function here follows, and why:
+
+* **Rates are ratios of sums** over the period (never means of daily rates): a mean of daily
+  rates weighs a day with 10 impressions like a day with 10,000.
+* **Undefined is null**: a rate whose denominator is 0 or unknown is NaN, never 0 (that would
+  read as "performed badly") and never inf.
+* **Blank is not zero.** In the daily table a campaign-day without an insights row has
+  spend/impressions/clicks/conversions NaN (nothing was reported), while lead counts are 0
+  (we hold every lead, so "no lead that day" is known). Over a period, a sum is the sum of the
+  reported values and NaN only when nothing was reported (``sum(min_count=1)``).
+* **A rate only uses units where both of its terms are fully known** ("paired" sums). Ingestion
+  leaves a campaign-day's impressions/clicks/conversions null when any ad-set part was blank.
+  Summing clicks over 7 days but impressions over the 5 days that reported them would inflate
+  CTR (and could push it above 1), so CTR, CPC, CPM, CPA and conversion_rate sum numerator and
+  denominator over the same days. Spend is always known on a delivery day, so CPL, ROAS and
+  lead_conversion_rate are plain ratios of the period's sums. ``<col>_complete`` tells whether
+  every delivery day of the period reported ``<col>``.
+* **Lead events count on their own day**: a lead counts on its added_date, a conversion on the
+  day of the lead's first change into a converted status, revenue on that same day. So a
+  week's converted_leads can come from leads added in earlier weeks, and
+  ``lead_conversion_rate`` (= converted_leads / leads of the same period) is a flow ratio that
+  can exceed 1 (it is not a cohort probability).
+
+Everything is vectorized (group-bys and merges); nothing loops over campaigns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from campaign_pipeline.constants import CONVERTED_STATUSES
+
+# ---------------------------------------------------------------------------------------
+# Column groups and rate definitions
+# ---------------------------------------------------------------------------------------
+
+DELIVERY_COLUMNS: tuple[str, ...] = ("spend", "impressions", "clicks", "conversions")
+"""From insights.csv; NaN on a day without an insights row."""
+
+MAYBE_UNKNOWN_COLUMNS: tuple[str, ...] = ("impressions", "clicks", "conversions")
+"""Delivery columns that may be blank even on a delivery day (spend is required by the contract)."""
+
+LEAD_COUNT_COLUMNS: tuple[str, ...] = ("leads", "converted_leads", "won_leads")
+"""Counts of lead events; always known (0 when none), int64."""
+
+SUM_COLUMNS: tuple[str, ...] = DELIVERY_COLUMNS + LEAD_COUNT_COLUMNS + ("revenue",)
+
+CAMPAIGN_METADATA: tuple[str, ...] = ("user_id", "project_name", "platform")
+
+CPM_SCALE = 1000.0
+"""CPM is the cost of a thousand impressions (industry definition)."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate ``scale * numerator / denominator`` computed from a period's sums."""
+
+    name: str
+    numerator: str
+    denominator: str
+    scale: float = 1.0
+    paired: bool = False
+    """Sum numerator and denominator only over units where both are fully known (see module doc)."""
+
+
+RATES: tuple[Rate, ...] = (
+    Rate("ctr", "clicks", "impressions", paired=True),
+    Rate("cpc", "spend", "clicks", paired=True),
+    Rate("cpm", "spend", "impressions", scale=CPM_SCALE, paired=True),
+    Rate("cpa", "spend", "conversions", paired=True),
+    Rate("cpl", "spend", "leads"),
+    Rate("conversion_rate", "conversions", "clicks", paired=True),
+    Rate("lead_conversion_rate", "converted_leads", "leads"),
+    Rate("roas", "revenue", "spend"),
+)
+RATE_NAMES: tuple[str, ...] = tuple(r.name for r in RATES)
+
+WOW_METRICS: tuple[str, ...] = (
+    "spend", "impressions", "clicks", "conversions", "leads", "converted_leads", "revenue",
+    "ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "roas",
+)
+"""Metrics week_over_week compares with the previous calendar week."""
+
+EVENT_SUMS: tuple[str, ...] = ("leads", "converted_leads", "won_leads", "revenue")
+"""Sums that are 0 (not unknown) for a period without rows: we hold every lead."""
+
+DAILY_COLUMNS: list[str] = [
+    "campaign_id", "date", *CAMPAIGN_METADATA, "has_delivery", *SUM_COLUMNS, *RATE_NAMES,
+]
+LEAD_EVENT_COLUMNS: list[str] = [
+    "lead_id", "campaign_id", "added_date", "lead_status", "is_converted", "converted_date",
+    "conversion_source", "is_won", "revenue", "revenue_date",
+]
+
+
+def safe_ratio(numerator: pd.Series, denominator: pd.Series, scale: float = 1.0) -> pd.Series:
+    """``scale * numerator / denominator``, NaN where the denominator is 0 or NaN (never inf).
+
+    A zero denominator means the rate is undefined (no clicks -> no cost per click), which
+    must not read as 0 (a perfect CPC) nor as inf (which breaks every downstream mean).
+    """
+    num = pd.to_numeric(numerator, errors="coerce").astype("float64")
+    den = pd.to_numeric(denominator, errors="coerce").astype("float64")
+    return scale * num / den.where(den > 0)
+
+
+def week_start_of(dates: pd.Series) -> pd.Series:
+    """The Monday (ISO week start, midnight) of each date."""
+    dates = pd.to_datetime(dates)
+    return (dates - pd.to_timedelta(dates.dt.weekday, unit="D")).dt.normalize()
+
+
+def _as_day(value) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).normalize()
+
+
+def _in_window(dates: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.Series:
+    mask = pd.Series(True, index=dates.index)
+    if start is not None:
+        mask &= dates >= start
+    if end is not None:
+        mask &= dates <= end
+    return mask
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Lead events
+# ---------------------------------------------------------------------------------------
+
+
+def _normalize_status(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().str.upper()
+
+
+def _status_in(values: pd.Series, statuses: set[str]) -> np.ndarray:
+    """Whether each (trimmed, upper-cased) status is in ``statuses``; null is not.
+
+    Normalizes the few distinct values instead of every row (a change log has millions of
+    rows but a handful of statuses).
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) == 0:
+        return np.zeros(len(values), dtype=bool)
+    unique_in = np.append(_normalize_status(pd.Series(uniques)).isin(statuses).fillna(False).to_numpy(bool), False)
+    return unique_in[codes]  # code -1 (null) picks the trailing False
+
+
+def _first_entry_into(changes: pd.DataFrame, statuses: set[str]) -> pd.Series:
+    """Per lead_id, the day of the earliest change into ``statuses``.
+
+    A change is an entry when its new_status is in the set and the lead was not in the set just
+    before, judged by BOTH witnesses of the prior state: the row's own old_status and the
+    new_status of the lead's previous change (by changed_at; equal timestamps keep file order).
+    Either one saying "not in the set" makes it an entry: exports drop changes, so a chain such
+    as NEW->CONTACTED then QUALIFIED->DONE_DEAL (the CONTACTED->QUALIFIED change is missing)
+    shows the lead outside the set after its first change; its first *observed* converted state
+    is the DONE_DEAL change, a better estimate than added_date. A null old_status on the first
+    change means "no status before" (not in the set).
+    """
+    at = pd.to_datetime(changes["changed_at"]).to_numpy()
+    lead_codes, lead_ids = pd.factorize(changes["lead_id"])
+    order = np.lexsort((at, lead_codes))  # stable: by lead, then time, ties in file order
+    lead_sorted, at_sorted = lead_codes[order], at[order]
+    new_in = _status_in(changes["new_status"], statuses)[order]
+    old_in = _status_in(changes["old_status"], statuses)[order]
+
+    same_lead_as_previous = np.r_[False, lead_sorted[1:] == lead_sorted[:-1]]
+    previous_new_in = np.r_[False, new_in[:-1]]
+    previous_says_outside = same_lead_as_previous & ~previous_new_in
+    is_entry = new_in & (~old_in | previous_says_outside) & (lead_sorted >= 0)  # -1: null lead_id
+
+    first = pd.Series(at_sorted[is_entry]).groupby(lead_sorted[is_entry]).min()
+    return pd.Series(first.dt.normalize().to_numpy(), index=lead_ids[first.index], name="first_entry")
+
+
+def lead_events(
+    leads: pd.DataFrame,
+    lead_status_changes: pd.DataFrame,
+    converted_statuses: Iterable[str] = CONVERTED_STATUSES,
+) -> pd.DataFrame:
+    """One row per lead with the days its events count on.
+
+    Rules (the contract: "a lead converts on the first status change into a converted status;
+    without history, on its added_date"):
+
+    * ``is_converted``: the lead's *current* status is converted. A lead whose history once
+      reached a converted status but whose current status is not converted (e.g. QUALIFIED ->
+      LOST) is not converted: the current status is the CRM's latest word.
+    * ``converted_date`` (converted leads only): the day of the earliest change (by
+      ``changed_at``, so unsorted or re-delivered history does not matter) whose new_status is
+      converted and whose prior status is not (see ``_first_entry_into`` for how a broken
+      history is read). Later re-entries after a drop-out do not move it.
+      Fallback to ``added_date`` (``conversion_source == "added_date"``) when the history holds
+      no such entry: no history at all, or a history that starts already converted (e.g. only
+      QUALIFIED -> DONE_DEAL), whose entry happened before the export began, on or after
+      added_date; added_date is the contract's rule and the earliest possible day.
+      A change dated before added_date is clamped to added_date: a lead cannot convert before it
+      exists, and counting it earlier would put a conversion in a week without its lead.
+    * ``is_won``: converted AND deal_value present (a recorded 0 is a won deal worth 0). A
+      deal_value on a non-converted lead is not revenue (the deal was not closed as won).
+    * ``revenue``: deal_value of won leads, 0.0 otherwise (so sums need no NaN handling);
+      ``revenue_date`` = converted_date for won leads, NaT otherwise.
+    """
+    if isinstance(converted_statuses, str):  # one status, not its characters
+        converted_statuses = (converted_statuses,)
+    converted = set(_normalize_status(pd.Series(list(converted_statuses), dtype="string")).dropna())
+    is_converted = _status_in(leads["lead_status"], converted)
+    first_entry = _first_entry_into(lead_status_changes, converted)
+
+    added = pd.to_datetime(leads["added_date"]).dt.normalize()
+    entry_day = pd.to_datetime(leads["lead_id"].map(first_entry))
+    has_entry = entry_day.notna().to_numpy()
+    converted_day = entry_day.where(~has_entry | (entry_day >= added), added)  # clamp to added_date
+    converted_day = converted_day.where(has_entry, added).where(is_converted)
+
+    source = np.where(is_converted, np.where(has_entry, "status_change", "added_date"), None)
+    deal_value = pd.to_numeric(leads["deal_value"], errors="coerce").astype("float64")
+    is_won = is_converted & deal_value.notna().to_numpy()
+
+    out = pd.DataFrame(
+        {
+            "lead_id": leads["lead_id"].to_numpy(),
+            "campaign_id": leads["campaign_id"].to_numpy(),
+            "added_date": added.to_numpy(),
+            "lead_status": leads["lead_status"].to_numpy(),
+            "is_converted": is_converted,
+            "converted_date": pd.to_datetime(converted_day).to_numpy(),
+            "conversion_source": source,
+            "is_won": is_won,
+            "revenue": np.where(is_won, deal_value.fillna(0.0).to_numpy(), 0.0),
+            "revenue_date": pd.to_datetime(converted_day.where(is_won)).to_numpy(),
+        }
+    )
+    return out[LEAD_EVENT_COLUMNS]
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Daily metrics
+# ---------------------------------------------------------------------------------------
+
+
+def _campaign_metadata(campaigns: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    columns = list(columns)
+    meta = campaigns.reindex(columns=["campaign_id", *columns])
+    return meta.drop_duplicates("campaign_id")
+
+
+def _count_by_day(events: pd.DataFrame, date_column: str, mask, name: str, window) -> pd.Series:
+    picked = events[mask & _in_window(events[date_column], *window)]
+    return picked.groupby([picked["campaign_id"], picked[date_column].rename("date")]).size().rename(name)
+
+
+def daily_campaign_metrics(
+    insights: pd.DataFrame,
+    leads_events: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    start=None,
+    end=None,
+) -> pd.DataFrame:
+    """One row per (campaign_id, date) with any delivery or lead event, rates of that day.
+
+    An OUTER join of delivery and lead events: a campaign-day with leads but no insights row
+    keeps its leads with spend/impressions/clicks/conversions NaN (``has_delivery`` False);
+    a delivery day without leads has leads 0, so cpl is NaN (undefined), not 0.
+    ``start``/``end`` (inclusive days, None = open) restrict the rows; every row depends only
+    on its own day, so a restricted run equals the same rows of an unrestricted one.
+    """
+    window = (_as_day(start), _as_day(end))
+    ins = insights[_in_window(pd.to_datetime(insights["date"]), *window)]
+    delivery = ins.assign(date=pd.to_datetime(ins["date"]).dt.normalize()).set_index(["campaign_id", "date"])
+    delivery = delivery[list(DELIVERY_COLUMNS)].astype("float64").assign(has_delivery=True)
+
+    ev = leads_events
+    true = pd.Series(True, index=ev.index)
+    parts = [
+        delivery,
+        _count_by_day(ev, "added_date", true, "leads", window),
+        _count_by_day(ev, "converted_date", ev["is_converted"].astype(bool), "converted_leads", window),
+        _count_by_day(ev, "revenue_date", ev["is_won"].astype(bool), "won_leads", window),
+    ]
+    won = ev[ev["is_won"].astype(bool) & _in_window(ev["revenue_date"], *window)]
+    parts.append(won.groupby([won["campaign_id"], won["revenue_date"].rename("date")])["revenue"].sum().rename("revenue"))
+
+    daily = pd.concat(parts, axis=1, join="outer").reset_index()
+    daily = daily.rename(columns={"level_0": "campaign_id", "level_1": "date"})
+    daily["has_delivery"] = daily["has_delivery"].astype("boolean").fillna(False).astype(bool)
+    for column in LEAD_COUNT_COLUMNS:
+        daily[column] = daily[column].fillna(0).astype("int64")
+    daily["revenue"] = daily["revenue"].fillna(0.0).astype("float64")
+    for column in DELIVERY_COLUMNS:
+        daily[column] = daily[column].astype("float64")
+    daily["campaign_id"] = daily["campaign_id"].astype(object)
+    daily["date"] = pd.to_datetime(daily["date"])
+
+    for rate in RATES:
+        daily[rate.name] = safe_ratio(daily[rate.numerator], daily[rate.denominator], rate.scale)
+
+    daily = daily.merge(_campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left")
+    return daily[DAILY_COLUMNS].sort_values(["campaign_id", "date"], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Aggregation shared by the weekly, period and totals tables
+# ---------------------------------------------------------------------------------------
+
+
+def _aggregate(
+    units: pd.DataFrame,
+    keys: list[str],
+    known: dict[str, pd.Series],
+    incomplete: dict[str, pd.Series],
+    active_days: pd.Series,
+) -> pd.DataFrame:
+    """Sum ``units`` (days or campaign-weeks) per ``keys`` and compute every rate.
+
+    ``known[col]``: the unit's value of col is fully known (usable in a paired rate).
+    ``incomplete[col]``: the unit had delivery but did not fully report col.
+    """
+    work = units[keys].copy()
+    for column in SUM_COLUMNS:
+        work[column] = units[column].astype("float64")
+    work["days_active"] = active_days.astype("int64")
+    for column in MAYBE_UNKNOWN_COLUMNS:
+        work[f"_incomplete_{column}"] = incomplete[column].astype("int64")
+    for rate in RATES:
+        if rate.paired:
+            both = known[rate.numerator] & known[rate.denominator]
+            work[f"_num_{rate.name}"] = units[rate.numerator].astype("float64").where(both)
+            work[f"_den_{rate.name}"] = units[rate.denominator].astype("float64").where(both)
+
+    grouped = work.groupby(keys, sort=True, dropna=False)
+    sums = grouped.sum(min_count=1)
+    out = sums[list(SUM_COLUMNS)].copy()
+    for column in EVENT_SUMS:
+        out[column] = out[column].fillna(0.0)
+    for column in LEAD_COUNT_COLUMNS:
+        out[column] = out[column].astype("int64")
+    out["days_active"] = sums["days_active"].fillna(0).astype("int64")
+    for column in MAYBE_UNKNOWN_COLUMNS:
+        out[f"{column}_complete"] = sums[f"_incomplete_{column}"].fillna(0).eq(0)
+    for rate in RATES:
+        if rate.paired:
+            out[rate.name] = safe_ratio(sums[f"_num_{rate.name}"], sums[f"_den_{rate.name}"], rate.scale)
+        else:
+            out[rate.name] = safe_ratio(out[rate.numerator], out[rate.denominator], rate.scale)
+    return out.reset_index()
+
+
+def _aggregate_days(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    has_delivery = daily["has_delivery"].astype(bool)
+    known = {c: daily[c].notna() for c in DELIVERY_COLUMNS + LEAD_COUNT_COLUMNS + ("revenue",)}
+    incomplete = {c: has_delivery & daily[c].isna() for c in MAYBE_UNKNOWN_COLUMNS}
+    return _aggregate(daily, keys, known, incomplete, has_delivery)
+
+
+COMPLETE_FLAGS: tuple[str, ...] = tuple(f"{c}_complete" for c in MAYBE_UNKNOWN_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Weekly metrics
+# ---------------------------------------------------------------------------------------
+
+WEEKLY_COLUMNS: list[str] = [
+    "week_start", "campaign_id", *CAMPAIGN_METADATA, "days_active", *SUM_COLUMNS, *RATE_NAMES,
+    *COMPLETE_FLAGS,
+]
+
+
+def weekly_campaign_metrics(daily: pd.DataFrame, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """One row per (week_start, campaign_id) with any daily row that week (Monday weeks).
+
+    Sums of the week's days (reported values only; NaN when no day reported), rates as ratios
+    of the week's sums (paired where a term can be blank, see module doc), ``days_active`` =
+    days with an insights row, and ``<col>_complete`` flags.
+    """
+    frame = daily.assign(week_start=week_start_of(daily["date"]))
+    weekly = _aggregate_days(frame, ["week_start", "campaign_id"])
+    weekly = weekly.merge(_campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left")
+    weekly["week_start"] = pd.to_datetime(weekly["week_start"])
+    return weekly[WEEKLY_COLUMNS].sort_values(["week_start", "campaign_id"], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Week over week
+# ---------------------------------------------------------------------------------------
+
+
+def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
+    """``weekly`` plus ``<m>_prev``, ``<m>_wow_abs`` and ``<m>_wow_pct`` for each WOW_METRICS.
+
+    The comparison is with the campaign's previous *calendar* week, not its previous row.
+    ``prev_week_status`` says what that week was:
+
+    * ``present``: the campaign has a row that week.
+    * ``no_activity``: the week lies inside the weeks ``weekly`` covers (between its first and
+      last week_start) but the campaign has no row: nothing was delivered and no lead event
+      happened. Its values are what an empty week aggregates to: lead counts and revenue 0,
+      delivery sums NaN (nothing reported, as for any week without insights rows), rates NaN.
+    * ``unknown``: the week is before the first week in ``weekly`` (not loaded): all prev NaN.
+
+    ``<m>_wow_abs`` = current - prev; ``<m>_wow_pct`` = (current - prev) / prev as a fraction
+    (0.25 = +25%), NaN when prev is 0 or NaN (growth from nothing has no percentage).
+    A campaign with a row last week but none this week gets no row (it is not in ``weekly``).
+    """
+    metrics = [m for m in WOW_METRICS if m in weekly.columns]
+    keys = ["campaign_id", "week_start"]
+    previous = weekly[keys + metrics].copy()
+    previous["week_start"] = pd.to_datetime(previous["week_start"]) + pd.Timedelta(days=7)
+    previous = previous.rename(columns={m: f"{m}_prev" for m in metrics})
+
+    out = weekly.copy()
+    out["week_start"] = pd.to_datetime(out["week_start"])
+    out = out.merge(previous, on=keys, how="left", indicator="_match", validate="one_to_one")
+    present = out["_match"].eq("both")
+    covered = (out["week_start"] - pd.Timedelta(days=7)) >= out["week_start"].min() if len(out) else present
+    out["prev_week_status"] = np.select([present, covered], ["present", "no_activity"], "unknown")
+    no_activity = ~present & covered
+    for metric in metrics:
+        if metric in EVENT_SUMS:
+            out.loc[no_activity, f"{metric}_prev"] = 0.0
+        prev = out[f"{metric}_prev"].astype("float64")
+        out[f"{metric}_prev"] = prev
+        out[f"{metric}_wow_abs"] = out[metric].astype("float64") - prev
+        out[f"{metric}_wow_pct"] = out[f"{metric}_wow_abs"] / prev.where(prev != 0)
+    return out.drop(columns="_match")
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Weekly totals
+# ---------------------------------------------------------------------------------------
+
+
+def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Totals per week across all campaigns (``by=None``) or per value of ``by`` (e.g. "platform").
+
+    Sums of the campaign-weeks; rates as ratios of those sums. A paired rate (CTR, CPC, CPM,
+    CPA, conversion_rate) uses only campaign-weeks where both terms are complete for the whole
+    week: a partly reported week cannot be paired day by day any more at this level, and mixing
+    its partial sums would bias the rate (and could push CTR above 1). The ``<col>_complete``
+    flags say whether every campaign-week reported it fully.
+    ``n_campaigns``: campaigns with any row that week; ``n_campaigns_delivering``: with delivery;
+    ``campaign_days_active``: delivery days summed over campaigns.
+    """
+    keys = ["week_start"] + ([by] if by is not None else [])
+    units = weekly.copy()
+    complete = {c: units[f"{c}_complete"].astype(bool) for c in MAYBE_UNKNOWN_COLUMNS}
+    known = {c: units[c].notna() & complete.get(c, True) for c in SUM_COLUMNS}
+    incomplete = {c: ~complete[c] for c in MAYBE_UNKNOWN_COLUMNS}
+    totals = _aggregate(units, keys, known, incomplete, units["days_active"])
+    totals = totals.rename(columns={"days_active": "campaign_days_active"})
+
+    grouped = units.assign(_delivering=units["days_active"] > 0).groupby(keys, sort=True, dropna=False)
+    counts = pd.DataFrame(
+        {
+            "n_campaigns": grouped["campaign_id"].nunique(),
+            "n_campaigns_delivering": grouped["_delivering"].sum(),
+        }
+    ).reset_index()
+    totals = totals.merge(counts, on=keys, how="left")
+    for column in ("n_campaigns", "n_campaigns_delivering"):
+        totals[column] = totals[column].astype("int64")
+    totals["week_start"] = pd.to_datetime(totals["week_start"])
+    columns = [*keys, "n_campaigns", "n_campaigns_delivering", "campaign_days_active", *SUM_COLUMNS,
+               *RATE_NAMES, *COMPLETE_FLAGS]
+    return totals[columns].sort_values(keys, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------
+# 6. Campaign period summary (the seed's campaign_perf_4)
+# ---------------------------------------------------------------------------------------
+
+SUMMARY_METADATA: tuple[str, ...] = ("user_id", "project_name", "platform", "daily_budget", "campaign_name")
+SUMMARY_COLUMNS: list[str] = [
+    "campaign_id", "total_spend", "days_active", "total_leads", "converted_leads", "conversion_rate",
+    "cpl", "leads_per_day", "spend_per_day", "revenue", "roas", *SUMMARY_METADATA,
+    "won_leads", "total_impressions", "total_clicks", "total_conversions",
+    "ctr", "cpc", "cpm", "cpa", "click_conversion_rate", *COMPLETE_FLAGS,
+]
+
+
+def campaign_period_summary(daily: pd.DataFrame, campaigns: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+    """One row per campaign with any daily row (delivery or lead event) in [start, end].
+
+    ``start``/``end`` are inclusive days; None leaves that side open (both None = lifetime).
+    Names follow the seed: ``conversion_rate`` here is converted_leads / total_leads (leads
+    converting in the window over leads added in it; over a short window it can exceed 1 when
+    older leads convert), and the click-based rate is ``click_conversion_rate``.
+    ``total_spend`` is NaN for a campaign with leads but no insights row in the window (no spend
+    was reported), so its cpl and spend_per_day are NaN; ``leads_per_day`` and
+    ``spend_per_day`` divide by days_active and are NaN without delivery days.
+    """
+    window = (_as_day(start), _as_day(end))
+    in_window = daily[_in_window(pd.to_datetime(daily["date"]), *window)]
+    summary = _aggregate_days(in_window, ["campaign_id"])
+    summary = summary.rename(
+        columns={
+            "spend": "total_spend", "leads": "total_leads", "impressions": "total_impressions",
+            "clicks": "total_clicks", "conversions": "total_conversions",
+            "conversion_rate": "click_conversion_rate",
+        }
+    )
+    summary["conversion_rate"] = summary.pop("lead_conversion_rate")
+    summary["leads_per_day"] = safe_ratio(summary["total_leads"], summary["days_active"])
+    summary["spend_per_day"] = safe_ratio(summary["total_spend"], summary["days_active"])
+    summary = summary.merge(_campaign_metadata(campaigns, SUMMARY_METADATA), on="campaign_id", how="left")
+    return summary[SUMMARY_COLUMNS].sort_values("campaign_id", ignore_index=True)
