@@ -1,0 +1,35 @@
+"""pandera model of the published `campaign_health` table (data contract)."""
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from campaign_pipeline.constants import HEALTH_BUCKETS, RECOMMENDED_ACTIONS
+
+
+class CampaignHealth(pa.DataFrameModel):
+    week_start: Series[pa.DateTime] = pa.Field(description="Monday of the judged week")
+    campaign_id: Series[str]
+    health_bucket: Series[str] = pa.Field(isin=list(HEALTH_BUCKETS))
+    recommended_action: Series[str] = pa.Field(isin=list(RECOMMENDED_ACTIONS))
+    reason: Series[str] = pa.Field(str_length={"min_value": 5}, description="plain English, with the numbers")
+    total_spend: Series[float] = pa.Field(nullable=True, ge=0)
+    total_leads: Series[float] = pa.Field(ge=0)
+    converted_leads: Series[float] = pa.Field(ge=0)
+    conversion_rate: Series[float] = pa.Field(nullable=True, ge=0)
+    cpl: Series[float] = pa.Field(nullable=True, ge=0)
+    days_active: Series[float] = pa.Field(ge=0)
+
+    @pa.dataframe_check(name="one_row_per_campaign_week")
+    def _unique(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["week_start", "campaign_id"]).any()
+
+    @pa.dataframe_check(name="action_matches_bucket")
+    def _action(cls, df: pd.DataFrame) -> pd.Series:
+        from campaign_pipeline.health import ACTION_OF_BUCKET
+
+        return df["recommended_action"] == df["health_bucket"].map(ACTION_OF_BUCKET)
+
+    class Config:
+        strict = False
+        coerce = True

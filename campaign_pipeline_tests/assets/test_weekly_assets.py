@@ -1,0 +1,108 @@
+"""Weekly partitions through Dagster: a week's run touches that week's rows only."""
+
+import hashlib
+import os
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from campaign_pipeline.assets.ingestion import ingestion_assets
+from campaign_pipeline.definitions import all_assets
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests.test_ingestion import CAMPAIGNS, write_raw
+
+WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20"]
+WEEKLY = ["daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals", "anomaly_flags", "campaign_health"]
+
+
+def _insights() -> str:
+    rows, i = [], 0
+    for day in pd.date_range("2025-01-06", "2025-01-26"):
+        for campaign, spend in (("C1", 100.0), ("C2", 40.0)):
+            i += 1
+            rows.append(f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},{20 + day.day % 5},{day.day % 3}")
+    return "\n".join(rows) + "\n"
+
+
+LEADS = """id,campaign_id,name,email,phone,lead_status,added_date,deal_value
+L1,C1,Ann,ann@example.com,1,DONE_DEAL,2025-01-07,500
+L2,C1,Bob,bob@example.com,1,NEW,2025-01-14,
+L3,C2,Cy,cy@example.com,1,QUALIFIED,2025-01-08,
+"""
+CHANGES = """id,lead_id,old_status,new_status,created_at
+S1,L1,NEW,DONE_DEAL,2025-01-15 09:00:00
+S2,L3,NEW,QUALIFIED,2025-01-09
+"""
+
+
+@pytest.fixture
+def storage(tmp_path) -> PipelineStorage:
+    assert weekly_partitions.get_first_partition_key() <= WEEKS[0]
+    write_raw(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    return storage
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _materialize_week(storage, week):
+    return dg.materialize(all_assets, selection=WEEKLY, partition_key=week, resources={"storage": storage})
+
+
+def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(storage):
+    for week in WEEKS:
+        assert _materialize_week(storage, week).success
+    for week in WEEKS:
+        daily = pd.read_parquet(storage.table_path("daily_campaign_metrics", week))
+        start = pd.Timestamp(week)
+        assert daily["date"].between(start, start + pd.Timedelta(days=6)).all()
+        assert len(daily) == 14  # 2 campaigns x 7 days
+        weekly = pd.read_parquet(storage.table_path("weekly_campaign_metrics", week))
+        assert set(weekly["week_start"]) == {start}
+
+    others = {w: _digest(storage.table_path(t, w)) for t in ("daily_campaign_metrics", "weekly_campaign_metrics") for w in WEEKS if w != WEEKS[1]}
+    mtimes = {w: os.stat(storage.table_path("daily_campaign_metrics", w)).st_mtime_ns for w in WEEKS}
+    result = _materialize_week(storage, WEEKS[1])
+    assert result.success
+    touched = {e.partition for e in result.get_asset_materialization_events()}
+    assert touched == {WEEKS[1]}
+    assert {w: _digest(storage.table_path(t, w)) for t in ("daily_campaign_metrics", "weekly_campaign_metrics") for w in WEEKS if w != WEEKS[1]} == others
+    assert os.stat(storage.table_path("daily_campaign_metrics", WEEKS[0])).st_mtime_ns == mtimes[WEEKS[0]]
+    assert os.stat(storage.table_path("daily_campaign_metrics", WEEKS[1])).st_mtime_ns > mtimes[WEEKS[1]]
+
+
+def test_conversion_counts_in_the_week_of_the_status_change(storage):
+    for week in WEEKS:
+        assert _materialize_week(storage, week).success
+    weekly = storage.read_table("weekly_campaign_metrics").set_index(["campaign_id", "week_start"])
+    # L1 was added in week 1 and converted (DONE_DEAL) on 2025-01-15, in week 2
+    assert weekly.loc[("C1", pd.Timestamp("2025-01-06")), "leads"] == 1
+    assert weekly.loc[("C1", pd.Timestamp("2025-01-06")), "converted_leads"] == 0
+    assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "converted_leads"] == 1
+    assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "revenue"] == 500
+    # week-over-week uses the previous calendar week's partition
+    assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "spend_prev"] == weekly.loc[("C1", pd.Timestamp("2025-01-06")), "spend"]
+
+
+def test_single_run_backfill_over_a_range_writes_every_week(storage):
+    job = dg.Definitions(
+        assets=all_assets, jobs=[dg.define_asset_job("range_job", selection=WEEKLY)], resources={"storage": storage}
+    ).resolve_job_def("range_job")
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    result = job.execute_in_process(
+        tags={ASSET_PARTITION_RANGE_START_TAG: WEEKS[0], ASSET_PARTITION_RANGE_END_TAG: WEEKS[-1]},
+    )
+    assert result.success
+    # one run, one materialization per asset covering all three weeks
+    assert len(result.get_asset_materialization_events()) == len(WEEKLY) * len(WEEKS)
+    for week in WEEKS:
+        assert storage.table_path("daily_campaign_metrics", week).exists()
+        assert storage.table_path("campaign_health", week).exists()
+    daily = storage.read_table("daily_campaign_metrics")
+    assert len(daily) == 42
