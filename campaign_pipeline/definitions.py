@@ -39,8 +39,19 @@ weekly_pipeline_job = dg.define_asset_job(
 )
 
 # --- schedules and sensors (orchestration) ---
-schedules: list = []
-sensors: list = []
+from campaign_pipeline.schedules import build_weekly_schedule  # noqa: E402
+from campaign_pipeline.sensors import (  # noqa: E402
+    build_anomaly_alert_sensor,
+    build_raw_file_sensor,
+    build_run_failure_alert_sensor,
+)
+
+schedules: list = [build_weekly_schedule(weekly_pipeline_job)]
+sensors: list = [
+    build_raw_file_sensor(weekly_pipeline_job),
+    build_anomaly_alert_sensor(),
+    build_run_failure_alert_sensor(),
+]
 # --- end schedules and sensors ---
 
 defs = dg.Definitions(

@@ -1,0 +1,230 @@
+"""Slack-compatible alert messages for anomaly flags and failed runs, and posting them.
+
+Pure except for ``post_json`` (one HTTP POST with ``requests``). The sensors in
+``sensors.py`` decide *when* to post and remember *what* was posted; this module decides
+*what a message says*.
+
+Why it is built this way:
+
+* Slack incoming-webhook JSON (``text`` as the notification fallback plus ``blocks``) is
+  accepted by Slack and by most chat tools' Slack-compatible webhooks (Mattermost,
+  Rocket.Chat, Teams workflows, Discord's ``/slack`` endpoint).
+* A flag's identity is the data contract's key (campaign_id, grain, period_start, metric).
+  Its digest, not the flag, is what the sensor keeps to post each flag once.
+* A webhook URL is a secret (the token is in its path). It never appears in a log line or
+  an exception: errors name only the scheme and host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pandas as pd
+import requests
+
+from campaign_pipeline.constants import SEVERITIES
+
+WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
+FLAG_KEY_COLUMNS = ("campaign_id", "grain", "period_start", "metric")
+
+_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """How alerts are selected and sent. Defaults suit a Slack incoming webhook."""
+
+    # Only flags at or above this severity are pushed; low and medium stay in the table
+    # because a channel that pings for everything is soon muted.
+    min_severity: str = "high"
+    # Slack allows 50 blocks per message; 20 flags (one block each, plus a header and
+    # context) keep a message readable and well under that limit.
+    max_flags_per_message: int = 20
+    # Seconds to wait for the webhook: long enough for a slow proxy, short enough that a
+    # dead endpoint does not hold a sensor tick (Dagster's tick limit is 60 s).
+    timeout_seconds: float = 10.0
+    # Extra attempts after a 429 or 5xx answer or a connection error: chat services shed
+    # load this way, and the sensor retries the rest on its next tick anyway.
+    retries: int = 2
+    # Upper bound on waiting between attempts (Retry-After is honoured up to this).
+    max_backoff_seconds: float = 5.0
+    # Slack truncates long section text (3000 chars); explanations are cut well before.
+    max_explanation_chars: int = 600
+
+    def __post_init__(self) -> None:
+        if self.min_severity not in _SEVERITY_RANK:
+            raise ValueError(f"min_severity must be one of {SEVERITIES}, not {self.min_severity!r}")
+        if self.max_flags_per_message < 1:
+            raise ValueError("max_flags_per_message must be at least 1")
+
+
+class AlertPostError(RuntimeError):
+    """A webhook post failed; the message names the host only, never the full URL."""
+
+
+def webhook_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if env is None else env).get(WEBHOOK_ENV, "").strip()
+    return value or None
+
+
+def redact_url(url: str) -> str:
+    """``scheme://host/…``: enough to tell which service failed, without the token."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or '?'}://{host}{port}/…"
+
+
+def flag_keys(flags: pd.DataFrame) -> pd.Series:
+    """A stable 16-hex-digit digest of each flag's contract key (period_start as a date)."""
+    start = pd.to_datetime(flags["period_start"]).dt.strftime("%Y-%m-%d")
+    text = (
+        flags["campaign_id"].astype(str) + "\x1f" + flags["grain"].astype(str) + "\x1f"
+        + start + "\x1f" + flags["metric"].astype(str)
+    )
+    return text.map(lambda t: hashlib.sha256(t.encode()).hexdigest()[:16]).rename("flag_key")
+
+
+def alertable_flags(flags: pd.DataFrame, min_severity: str = "high") -> pd.DataFrame:
+    """Flags at or above ``min_severity``, one row per contract key, most severe first."""
+    if flags.empty:
+        return flags.assign(flag_key=pd.Series(dtype=object))
+    flags = flags.reset_index(drop=True)
+    rank = flags["severity"].astype(str).str.lower().map(_SEVERITY_RANK)
+    chosen = flags.loc[rank >= _SEVERITY_RANK[min_severity]].copy()
+    chosen["flag_key"] = flag_keys(chosen) if len(chosen) else pd.Series(dtype=object)
+    chosen["_rank"] = rank.loc[chosen.index]
+    chosen = chosen.sort_values(["_rank", "period_start", "campaign_id", "metric"],
+                                ascending=[False, True, True, True], kind="stable")
+    return chosen.drop_duplicates("flag_key").drop(columns="_rank").reset_index(drop=True)
+
+
+def _escape(text: object) -> str:
+    """Slack mrkdwn needs &, < and > escaped; everything else is shown as written."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _number(value: object) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if pd.isna(number):
+        return "n/a"
+    return f"{number:,.4g}" if abs(number) < 1000 else f"{number:,.0f}"
+
+
+def _day(value: object) -> str:
+    stamp = pd.to_datetime(value, errors="coerce")
+    return "?" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d")
+
+
+def flag_block(flag: Mapping, settings: AlertSettings = AlertSettings()) -> dict:
+    severity = str(flag.get("severity", "")).upper()
+    period = _day(flag.get("period_start"))
+    if flag.get("period_end") is not None and _day(flag.get("period_end")) != period:
+        period = f"{period} to {_day(flag.get('period_end'))}"
+    explanation = str(flag.get("explanation") or "")
+    if len(explanation) > settings.max_explanation_chars:
+        explanation = explanation[: settings.max_explanation_chars - 1] + "…"
+    lines = [
+        f"*{_escape(severity)}* · campaign `{_escape(flag['campaign_id'])}` · *{_escape(flag['metric'])}* "
+        f"({_escape(flag['grain'])} {period})",
+        f"value {_number(flag.get('value'))} vs expected {_number(flag.get('expected'))}"
+        f" · score {_number(flag.get('score'))} · confidence {_number(flag.get('confidence'))}"
+        f" · {_escape(flag.get('anomaly_type', ''))}",
+    ]
+    if explanation:
+        lines.append(_escape(explanation))
+    if flag.get("suggested_action"):
+        lines.append(f"_Suggested:_ {_escape(flag['suggested_action'])}")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+
+
+def build_flag_messages(
+    flags: pd.DataFrame, settings: AlertSettings = AlertSettings(), *, context: str = ""
+) -> list[tuple[list[str], dict]]:
+    """Slack messages for already selected flags: ``[(flag_keys_in_message, payload), ...]``.
+
+    The keys travel with each payload so the caller can mark exactly the flags of a
+    message as posted once that message went through.
+    """
+    if flags.empty:
+        return []
+    keys = flags["flag_key"] if "flag_key" in flags.columns else flag_keys(flags)
+    records = flags.assign(flag_key=keys.to_numpy()).to_dict("records")
+    size = settings.max_flags_per_message
+    messages = []
+    for start in range(0, len(records), size):
+        chunk = records[start : start + size]
+        counts = pd.Series([str(r.get("severity", "")).lower() for r in chunk]).value_counts()
+        summary = ", ".join(f"{int(counts[s])} {s}" for s in reversed(SEVERITIES) if s in counts)
+        title = f"Campaign anomalies: {summary}"
+        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+        if context:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(context)}]})
+        blocks.extend(flag_block(record, settings) for record in chunk)
+        fallback = f"{title} ({', '.join(sorted({str(r['campaign_id']) for r in chunk}))[:200]})"
+        messages.append(([str(r["flag_key"]) for r in chunk], {"text": fallback, "blocks": blocks}))
+    return messages
+
+
+def build_run_failure_message(
+    job_name: str, run_id: str, error_message: str | None, *, partition: str | None = None,
+    step_keys: Sequence[str] = (), ui_base_url: str | None = None, max_error_chars: int = 500,
+) -> dict:
+    """A message for a failed run: which job and week, which steps, the first error line.
+
+    Only the first line of the error is sent (bounded): stack traces and cell values
+    stay in the run's logs, which are behind the UI's access control.
+    """
+    text = (error_message or "").strip()
+    first_line = text.splitlines()[0] if text else "no error message"
+    if len(first_line) > max_error_chars:
+        first_line = first_line[: max_error_chars - 1] + "…"
+    where = f" for week {partition}" if partition else ""
+    title = f"Run failed: {job_name}{where}"
+    lines = [f"*{_escape(title)}*", f"run `{_escape(run_id)}`"]
+    if step_keys:
+        lines.append("failed steps: " + ", ".join(f"`{_escape(s)}`" for s in step_keys))
+    lines.append(f"error: {_escape(first_line)}")
+    if ui_base_url:
+        lines.append(f"<{ui_base_url.rstrip('/')}/runs/{run_id}|open the run>")
+    return {"text": title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+
+
+def post_json(
+    url: str, payload: dict, settings: AlertSettings = AlertSettings(), *,
+    session: requests.Session | None = None, sleep=time.sleep,
+) -> int:
+    """POST ``payload`` as JSON; return the status code of the accepted answer (2xx).
+
+    Retries 429, 5xx and connection errors ``settings.retries`` times; anything else, or
+    the last failure, raises ``AlertPostError`` naming the host only.
+    """
+    http = session or requests.Session()
+    where = redact_url(url)
+    attempts = settings.retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            response = http.post(url, json=payload, timeout=settings.timeout_seconds)
+        except requests.RequestException as error:  # its text contains the URL: do not pass it on
+            reason = f"{type(error).__name__} posting to {where}"
+            if attempt == attempts:
+                raise AlertPostError(reason) from None
+            sleep(min(settings.max_backoff_seconds, 2 ** (attempt - 1)))
+            continue
+        if 200 <= response.status_code < 300:
+            return response.status_code
+        retryable = response.status_code == 429 or response.status_code >= 500
+        if not retryable or attempt == attempts:
+            raise AlertPostError(f"{where} answered HTTP {response.status_code}")
+        retry_after = response.headers.get("Retry-After", "")
+        delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2 ** (attempt - 1)
+        sleep(min(settings.max_backoff_seconds, delay))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,239 @@
+"""Sensors: raw files arriving, anomaly alerts, failed runs.
+
+Each sensor is built by a factory that takes the job it starts (or nothing) so that
+``definitions.py`` wires them once and tests can build them around small toy jobs.
+All three are STOPPED by default: turning a sensor on is a decision (it launches runs or
+posts to a channel), made in the UI, with ``dagster sensor start``, or by passing
+``default_status=dg.DefaultSensorStatus.RUNNING``.
+
+The logic lives in pure modules: ``raw_files`` (what changed, which weeks) and ``alerts``
+(what to post). Here only the Dagster plumbing and the cursors.
+"""
+
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+import pandas as pd
+
+from campaign_pipeline import alerts, raw_files
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.storage import PipelineStorage
+
+ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
+UI_URL_ENV = "CAMPAIGN_PIPELINE_UI_URL"  # optional: failure alerts then link to the run
+
+# --- raw file arrival ----------------------------------------------------------------------
+
+
+def build_raw_file_sensor(
+    job: dg.JobDefinition | UnresolvedAssetJobDefinition,
+    *,
+    name: str = "raw_file_sensor",
+    partitions_def: dg.PartitionsDefinition = weekly_partitions,
+    minimum_interval_seconds: int = 60,  # exports land a few times a day; a minute is prompt enough
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """Requests one run of ``job`` per week that a new or replaced raw file touches.
+
+    The cursor is the folder's fingerprint (per file: size, mtime, SHA-256 and one digest
+    per week, see ``raw_files``). Weeks that are not (yet) partitions, such as the
+    current unfinished week, are reported and left to the weekly schedule.
+    """
+
+    @dg.sensor(
+        name=name,
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=(
+            "Watches <data dir>/raw for new or replaced exports and runs only the weeks whose "
+            "rows changed; run keys carry the file contents so a file is never processed twice."
+        ),
+    )
+    def raw_file_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SensorResult:
+        previous = raw_files.load_state(context.cursor)
+        scan = raw_files.scan_raw_dir(storage.raw_dir, previous)
+        cursor = raw_files.dump_state(scan)
+        if not scan.changes:
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"no new or replaced file in {storage.raw_dir}"),
+                                   cursor=cursor)
+
+        for change in scan.changes:
+            detail = f"{change.name}: {change.kind}, {len(change.weeks)} week(s) changed"
+            if change.undated_changed:
+                detail += ", rows without a date changed (quarantine)"
+            if change.error:
+                context.log.warning(f"{detail}; the file breaks the contract: {change.error}")
+            else:
+                context.log.info(detail)
+
+        valid = set(partitions_def.get_partition_keys())
+        touched = scan.touched_weeks
+        outside = [week for week in touched if week not in valid]
+        if outside:
+            context.log.info(
+                f"{len(outside)} touched week(s) are not partitions yet or before the first partition "
+                f"({', '.join(outside[:5])}{'…' if len(outside) > 5 else ''}); the weekly schedule covers new weeks"
+            )
+        requests = [
+            dg.RunRequest(
+                run_key=raw_files.run_key_for_week(week, changes),
+                partition_key=week,
+                tags={"campaign_pipeline/trigger": "raw_file_sensor",
+                      "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes}))},
+            )
+            for week, changes in touched.items()
+            if week in valid
+        ]
+        if not requests:
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason("raw files changed but touched no complete weekly partition"),
+                cursor=cursor,
+            )
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return raw_file_sensor
+
+
+# --- anomaly alerts ------------------------------------------------------------------------
+
+
+def _flags_path(record: dg.EventLogRecord, storage: PipelineStorage) -> Path | None:
+    """The week's Parquet: from the materialization's ``path``/``dagster/uri`` metadata (a
+    file, or the table's folder of ``<week>.parquet``), else where storage puts that week."""
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    partition = record.partition_key
+    for key in ("path", "dagster/uri"):
+        value = metadata.get(key)
+        if value is None:
+            continue
+        path = Path(str(getattr(value, "value", value)).removeprefix("file://"))
+        if path.is_dir():
+            return path / f"{partition}.parquet" if partition else None
+        return path
+    return storage.table_path("anomaly_flags", partition) if partition else storage.table_path("anomaly_flags")
+
+
+def build_anomaly_alert_sensor(
+    *,
+    name: str = "anomaly_alert_sensor",
+    asset_key: dg.AssetKey = ANOMALY_FLAGS_KEY,
+    settings: alerts.AlertSettings = alerts.AlertSettings(),
+    minimum_interval_seconds: int = 60,
+    # A sensor turned on for the first time looks back this far, so an old backlog of
+    # flags does not flood the channel; flags older than that are in the table anyway.
+    first_tick_lookback_seconds: float = 7 * 24 * 3600,
+    # Bounds the posts per tick so a tick stays well inside Dagster's 60 s tick limit;
+    # whatever is left is posted on the next tick.
+    max_messages_per_tick: int = 10,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """Posts high and critical anomaly flags to ALERT_WEBHOOK_URL, each flag once.
+
+    Cursor: ``{"after_storage_id": <last event fully handled>, "posted": [flag digests]}``.
+    A flag is marked posted only after its message was accepted, so a failed post is
+    retried and a re-materialized week does not post its flags again.
+    """
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description=(
+            f"After `{asset_key.to_user_string()}` materializes, posts its {settings.min_severity}-or-worse "
+            f"flags to ${alerts.WEBHOOK_ENV} (Slack-compatible JSON), each flag once."
+        ),
+    )
+    def anomaly_alert_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SkipReason | None:
+        url = alerts.webhook_url_from_env()
+        if not url:
+            return dg.SkipReason(f"{alerts.WEBHOOK_ENV} is not set: nothing posted, flags stay pending")
+        state = json.loads(context.cursor) if context.cursor else {}
+        after = state.get("after_storage_id")
+        posted: set[str] = set(state.get("posted", []))
+        records_filter = dg.AssetRecordsFilter(
+            asset_key=asset_key,
+            after_storage_id=after,
+            after_timestamp=None if after is not None else time.time() - first_tick_lookback_seconds,
+        )
+        records = context.instance.fetch_materializations(records_filter, limit=100, ascending=True).records
+
+        def save(last_id: int | None) -> None:
+            context.update_cursor(json.dumps(
+                {"after_storage_id": last_id if last_id is not None else after, "posted": sorted(posted)}))
+
+        messages_sent = flags_sent = 0
+        last_done = after
+        for record in records:
+            path = _flags_path(record, storage)
+            if path is None or not path.is_file():
+                context.log.warning(f"anomaly flags of event {record.storage_id} not found at {path}; skipped")
+                last_done = record.storage_id
+                continue
+            flags = alerts.alertable_flags(pd.read_parquet(path), settings.min_severity)
+            pending = flags.loc[~flags["flag_key"].isin(posted)]
+            week = record.partition_key or "unpartitioned"
+            for keys, payload in alerts.build_flag_messages(pending, settings, context=f"week {week}"):
+                if messages_sent >= max_messages_per_tick:
+                    save(last_done)
+                    return dg.SkipReason(f"posted {flags_sent} flag(s); more next tick")
+                try:
+                    alerts.post_json(url, payload, settings)
+                except alerts.AlertPostError as error:
+                    save(last_done)
+                    context.log.warning(f"alert post failed, retried next tick: {error}")
+                    return dg.SkipReason(f"posted {flags_sent} flag(s), then: {error}")
+                posted.update(keys)
+                messages_sent += 1
+                flags_sent += len(keys)
+            last_done = record.storage_id
+        save(last_done)
+        if flags_sent == 0:
+            return dg.SkipReason(f"no new {settings.min_severity}-or-worse flag in {len(records)} materialization(s)")
+        context.log.info(f"posted {flags_sent} flag(s) in {messages_sent} message(s)")
+        return None
+
+    return anomaly_alert_sensor
+
+
+# --- failed runs ---------------------------------------------------------------------------
+
+
+def build_run_failure_alert_sensor(
+    *,
+    name: str = "run_failure_alert_sensor",
+    monitored_jobs: Sequence[dg.JobDefinition | UnresolvedAssetJobDefinition] | None = None,
+    settings: alerts.AlertSettings = alerts.AlertSettings(),
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """Posts each failed run of this code location (or of ``monitored_jobs``) to the webhook."""
+
+    @dg.run_failure_sensor(
+        name=name,
+        monitored_jobs=monitored_jobs,
+        default_status=default_status,
+        description=f"Posts failed runs (job, week, failed steps, first error line) to ${alerts.WEBHOOK_ENV}.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
+        url = alerts.webhook_url_from_env()
+        if not url:
+            return dg.SkipReason(f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} not posted")
+        run = context.dagster_run
+        steps = sorted({event.step_key for event in context.get_step_failure_events() if event.step_key})
+        payload = alerts.build_run_failure_message(
+            run.job_name, run.run_id, context.failure_event.message,
+            partition=run.tags.get("dagster/partition"), step_keys=steps,
+            ui_base_url=os.environ.get(UI_URL_ENV) or None,
+        )
+        # An AlertPostError fails this tick; Dagster evaluates the same failure again next tick.
+        alerts.post_json(url, payload, settings)
+        return None
+
+    return run_failure_alert_sensor

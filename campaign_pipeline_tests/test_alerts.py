@@ -1,0 +1,125 @@
+"""Alert selection, Slack message shape, and posting (with a real local HTTP listener)."""
+
+import json
+
+import pandas as pd
+import pytest
+import requests
+
+from campaign_pipeline import alerts
+from campaign_pipeline_tests._orchestration_support import WebhookListener
+from campaign_pipeline_tests._toy_definitions import toy_flags
+
+
+def test_alertable_flags_keeps_high_and_critical_most_severe_first():
+    flags = toy_flags("2024-01-15")
+    chosen = alerts.alertable_flags(flags, "high")
+    assert list(chosen["severity"]) == ["critical", "high", "high"]
+    assert chosen["flag_key"].is_unique
+    assert list(alerts.alertable_flags(flags, "critical")["campaign_id"]) == ["c3"]
+    assert len(alerts.alertable_flags(flags, "low")) == len(flags)
+
+
+def test_duplicate_flag_keys_are_posted_once():
+    flags = toy_flags("2024-01-15")
+    doubled = pd.concat([flags, flags], ignore_index=True)
+    assert len(alerts.alertable_flags(doubled)) == 3
+
+
+def test_flag_key_depends_on_the_contract_key_only():
+    flags = toy_flags("2024-01-15")
+    changed = flags.assign(value=flags["value"] + 1, explanation="other words")
+    assert list(alerts.flag_keys(flags)) == list(alerts.flag_keys(changed))
+    moved = flags.assign(period_start=flags["period_start"] + pd.Timedelta(days=1))
+    assert not set(alerts.flag_keys(flags)) & set(alerts.flag_keys(moved))
+    # the same date as text or as a timestamp is the same key
+    as_text = flags.assign(period_start=flags["period_start"].dt.strftime("%Y-%m-%d"))
+    assert list(alerts.flag_keys(flags)) == list(alerts.flag_keys(as_text))
+
+
+def test_messages_are_slack_blocks_split_by_size_and_escaped():
+    flags = alerts.alertable_flags(pd.concat([toy_flags(w) for w in ("2024-01-08", "2024-01-15")]))
+    settings = alerts.AlertSettings(max_flags_per_message=4)
+    messages = alerts.build_flag_messages(flags, settings, context="week 2024-01-15")
+    assert [len(keys) for keys, _ in messages] == [4, 2]
+    assert sorted(k for keys, _ in messages for k in keys) == sorted(flags["flag_key"])
+    keys, payload = messages[0]
+    assert isinstance(payload["text"], str) and payload["text"]
+    assert payload["blocks"][0]["type"] == "header"
+    sections = [b for b in payload["blocks"] if b["type"] == "section"]
+    assert len(sections) == 4
+    body = sections[0]["text"]["text"]
+    assert "*CRITICAL*" in body and "`c3`" in body and "&lt;3&gt; &amp; more" in body
+    json.dumps(payload)  # serialisable as is
+
+
+def test_settings_reject_unknown_severity():
+    with pytest.raises(ValueError):
+        alerts.AlertSettings(min_severity="urgent")
+
+
+def test_run_failure_message_sends_first_error_line_only():
+    payload = alerts.build_run_failure_message(
+        "weekly_pipeline_job", "run-123", "Boom: export refused\nTraceback...\nsecret row values",
+        partition="2024-01-15", step_keys=["exports"], ui_base_url="http://127.0.0.1:3000/",
+    )
+    text = payload["blocks"][0]["text"]["text"]
+    assert "weekly_pipeline_job" in payload["text"] and "2024-01-15" in payload["text"]
+    assert "Boom: export refused" in text and "Traceback" not in text and "secret" not in text
+    assert "<http://127.0.0.1:3000/runs/run-123|open the run>" in text
+
+
+def test_redact_url_keeps_host_and_drops_token():
+    url = "https://hooks.example.com/services/T000/B000/SECRETTOKEN"
+    assert alerts.redact_url(url) == "https://hooks.example.com/…"
+
+
+def test_post_json_reaches_a_real_listener():
+    with WebhookListener() as hook:
+        status = alerts.post_json(hook.url, {"text": "hello"})
+    assert status == 200
+    assert hook.bodies == [{"text": "hello"}]
+
+
+def test_post_json_retries_server_errors_then_succeeds():
+    with WebhookListener(statuses=[503, 429]) as hook:
+        status = alerts.post_json(hook.url, {"text": "x"}, alerts.AlertSettings(retries=2), sleep=lambda s: None)
+    assert status == 200
+    assert len(hook.bodies) == 3
+
+
+def test_post_json_errors_never_show_the_webhook_token():
+    with WebhookListener(statuses=[403]) as hook:
+        url = hook.url + "/T1/B2/SECRETTOKEN"
+        with pytest.raises(alerts.AlertPostError) as raised:
+            alerts.post_json(url, {"text": "x"}, sleep=lambda s: None)
+    assert "SECRETTOKEN" not in str(raised.value) and "403" in str(raised.value)
+
+    # a refused connection: requests' own message contains the URL; ours must not
+    with WebhookListener() as hook:
+        dead_url = hook.url + "/SECRETTOKEN"
+    with pytest.raises(alerts.AlertPostError) as raised:
+        alerts.post_json(dead_url, {"text": "x"}, alerts.AlertSettings(retries=1, timeout_seconds=2),
+                         sleep=lambda s: None)
+    assert "SECRETTOKEN" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_webhook_url_from_env():
+    assert alerts.webhook_url_from_env({}) is None
+    assert alerts.webhook_url_from_env({"ALERT_WEBHOOK_URL": "  "}) is None
+    assert alerts.webhook_url_from_env({"ALERT_WEBHOOK_URL": "http://x/y"}) == "http://x/y"
+
+
+def test_requests_is_what_posts(monkeypatch):
+    seen = {}
+
+    class FakeSession:
+        def post(self, url, json, timeout):
+            seen.update(url=url, json=json, timeout=timeout)
+            response = requests.Response()
+            response.status_code = 204
+            return response
+
+    assert alerts.post_json("http://h/x", {"a": 1}, alerts.AlertSettings(timeout_seconds=3), session=FakeSession()) == 204
+    assert seen == {"url": "http://h/x", "json": {"a": 1}, "timeout": 3}

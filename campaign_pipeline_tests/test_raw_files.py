@@ -1,0 +1,174 @@
+"""Which weeks a new, replaced, touched or broken raw file touches."""
+
+import json
+import os
+
+import pytest
+
+from campaign_pipeline import raw_files
+from campaign_pipeline_tests._orchestration_support import (
+    CAMPAIGNS, INSIGHTS, LEADS, STATUS_CHANGES, replace_file, write_raw,
+)
+
+ALL_WEEKS = ["2024-01-08", "2024-01-15", "2024-01-22"]
+
+
+@pytest.fixture
+def raw_dir(tmp_path):
+    return write_raw(tmp_path / "raw")
+
+
+def _scan_again(raw_dir, scan):
+    """A new scan against the state a sensor cursor would hold after ``scan``."""
+    return raw_files.scan_raw_dir(raw_dir, raw_files.load_state(raw_files.dump_state(scan)))
+
+
+def test_new_folder_touches_exactly_the_weeks_with_rows(raw_dir):
+    scan = raw_files.scan_raw_dir(raw_dir, {})
+    assert sorted(c.name for c in scan.changes) == sorted(
+        ["campaigns.csv", "insights.csv", "campaign_leads.csv", "lead_status_changes.csv"])
+    assert {c.kind for c in scan.changes} == {"new"}
+    assert list(scan.touched_weeks) == ALL_WEEKS
+    by_name = {c.name: c.weeks for c in scan.changes}
+    assert by_name["insights.csv"] == ("2024-01-08", "2024-01-15")
+    # the status change is dated 01-23; its lead was added in the week of 01-08
+    assert by_name["lead_status_changes.csv"] == ("2024-01-08", "2024-01-22")
+    # campaigns matter to the weeks they are active in, not to their creation week (01-01)
+    assert by_name["campaigns.csv"] == ("2024-01-08", "2024-01-15")
+
+
+def test_unchanged_folder_is_not_read_again(raw_dir, monkeypatch):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("an unchanged folder must not be parsed")
+
+    monkeypatch.setattr(raw_files, "compute_week_digests", must_not_read)
+    monkeypatch.setattr(raw_files, "sha256_of_file", must_not_read)
+    again = _scan_again(raw_dir, first)
+    assert again.changes == ()
+    assert again.state_json() == first.state_json()
+
+
+def test_touched_file_with_same_content_triggers_nothing_but_updates_mtime(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    path = raw_dir / "insights.csv"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    again = _scan_again(raw_dir, first)
+    assert again.changes == ()
+    assert again.files["insights.csv"].mtime_ns == st.st_mtime_ns + 5_000_000_000
+    assert again.files["insights.csv"].week_digests == first.files["insights.csv"].week_digests
+
+
+def test_replaced_file_changing_one_row_touches_only_its_week(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "insights.csv", INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,"))
+    again = _scan_again(raw_dir, first)
+    assert [(c.name, c.kind) for c in again.changes] == [("insights.csv", "replaced")]
+    assert list(again.touched_weeks) == ["2024-01-15"]
+
+
+def test_larger_re_export_touches_only_the_added_week(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "insights.csv", INSIGHTS + "5,c2,2024-01-30,7,700,7,0\n")
+    again = _scan_again(raw_dir, first)
+    # c2 becomes active in a new week too, but campaigns.csv did not change: one file, one week
+    assert [c.name for c in again.changes] == ["insights.csv"]
+    assert list(again.touched_weeks) == ["2024-01-29"]
+
+
+def test_reordered_re_export_touches_nothing(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    header, *rows = INSIGHTS.strip().splitlines()
+    replace_file(raw_dir / "insights.csv", "\n".join([header, *reversed(rows)]) + "\n")
+    again = _scan_again(raw_dir, first)
+    assert [(c.name, c.weeks) for c in again.changes] == [("insights.csv", ())]
+    assert again.touched_weeks == {}
+
+
+def test_campaign_change_touches_the_weeks_the_campaign_is_active(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "campaigns.csv", CAMPAIGNS.replace("c2,u1,Alpha,50,", "c2,u1,Alpha,80,"))
+    again = _scan_again(raw_dir, first)
+    assert list(again.touched_weeks) == ["2024-01-15"]  # c2 has rows only in that week
+
+
+def test_status_change_touches_its_own_week_and_its_leads_week(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "lead_status_changes.csv",
+                 STATUS_CHANGES + "s2,l2,DONE_DEAL,LOST,2024-02-06 09:00:00\n")
+    again = _scan_again(raw_dir, first)
+    assert list(again.touched_weeks) == ["2024-01-15", "2024-02-05"]  # l2 added 01-17, change 02-06
+
+
+def test_undated_row_is_reported_but_touches_no_week(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "insights.csv", INSIGHTS + "6,c1,not a date,1,1,1,0\n")
+    again = _scan_again(raw_dir, first)
+    (change,) = again.changes
+    assert change.undated_changed and change.weeks == ()
+    assert again.touched_weeks == {}
+
+
+def test_removed_file_is_reported_and_touches_no_week(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    (raw_dir / "lead_status_changes.csv").unlink()
+    again = _scan_again(raw_dir, first)
+    assert [(c.name, c.kind) for c in again.changes] == [("lead_status_changes.csv", "removed")]
+    assert again.touched_weeks == {}
+    assert "lead_status_changes.csv" not in again.files
+
+
+def test_file_breaking_the_layout_is_reported_with_no_weeks(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    replace_file(raw_dir / "insights.csv", INSIGHTS.replace("spend", "cost"))
+    again = _scan_again(raw_dir, first)
+    (change,) = again.changes
+    assert change.error and "spend" in change.error
+    assert change.weeks == ("2024-01-08", "2024-01-15")  # its weeks disappeared: all of them changed
+
+
+def test_other_files_in_the_folder_are_ignored(raw_dir):
+    (raw_dir / "notes.txt").write_text("hello")
+    scan = raw_files.scan_raw_dir(raw_dir, {})
+    assert "notes.txt" not in scan.files
+
+
+def test_cursor_holds_no_cell_values(raw_dir):
+    state = raw_files.dump_state(raw_files.scan_raw_dir(raw_dir, {}))
+    for secret in ("ann@example.com", "Ann", "555", "Spring"):
+        assert secret not in state
+    assert json.loads(state)["version"] == raw_files.STATE_VERSION
+
+
+def test_foreign_or_empty_cursor_means_nothing_seen():
+    assert raw_files.load_state(None) == {}
+    assert raw_files.load_state(json.dumps({"version": 999, "files": {"x": {}}})) == {}
+
+
+def test_run_key_names_the_transition(raw_dir):
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    original = (raw_dir / "insights.csv").read_text()
+    replace_file(raw_dir / "insights.csv", INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,"))
+    second = _scan_again(raw_dir, first)
+    replace_file(raw_dir / "insights.csv", original)
+    third = _scan_again(raw_dir, second)  # restored: a new transition, so it runs again
+
+    week = "2024-01-15"
+    key_first = raw_files.run_key_for_week(week, first.touched_weeks[week])
+    key_second = raw_files.run_key_for_week(week, second.touched_weeks[week])
+    key_third = raw_files.run_key_for_week(week, third.touched_weeks[week])
+    assert len({key_first, key_second, key_third}) == 3
+    # the same transition seen again (a reset cursor) gives the same key, so Dagster skips it
+    assert raw_files.run_key_for_week(week, raw_files.scan_raw_dir(raw_dir, {}).touched_weeks[week]) == key_first
+    assert key_first.startswith(f"raw:{week}:")
+
+
+def test_leads_file_with_bom_and_crlf_gives_the_same_weeks(tmp_path):
+    plain = write_raw(tmp_path / "a")
+    bom = write_raw(tmp_path / "b")
+    (bom / "campaign_leads.csv").write_bytes(("\ufeff" + LEADS.replace("\n", "\r\n")).encode())
+    a = raw_files.scan_raw_dir(plain, {}).files["campaign_leads.csv"].week_digests
+    b = raw_files.scan_raw_dir(bom, {}).files["campaign_leads.csv"].week_digests
+    assert a == b
