@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # 1. the unpartitioned ingestion layer, once
     _print("ingestion: reading and validating the raw exports ...")
-    ingestion = defs.get_job_def("ingestion_job").execute_in_process(
+    ingestion = defs.resolve_job_def("ingestion_job").execute_in_process(
         instance=instance, run_config=_quiet_run_config(), raise_on_error=False
     )
     mats = _materializations(ingestion)
@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     weeks = [w for w in weeks if w in available]
     if skipped:
         _print(f"note: {len(skipped)} week(s) not complete yet, skipped: {', '.join(skipped)}")
-    job = defs.get_job_def("weekly_assets_job")
+    job = defs.resolve_job_def("weekly_assets_job")
     for i, week in enumerate(weeks, 1):
         t0 = time.perf_counter()
         result = job.execute_in_process(
@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_FAILED
 
     # 3. summary
-    lifetime = defs.get_job_def("lifetime_job").execute_in_process(
+    lifetime = defs.resolve_job_def("lifetime_job").execute_in_process(
         instance=instance, run_config=_quiet_run_config(), raise_on_error=False
     )
     if not lifetime.success:

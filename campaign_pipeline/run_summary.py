@@ -59,7 +59,7 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
         week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
         counts = latest["health_bucket"].value_counts()
         lines.append(f"health buckets, week {week}: " + ", ".join(f"{b} {int(counts.get(b, 0))}" for b in HEALTH_BUCKETS))
-        spend = latest.groupby("recommended_action")["total_spend"].sum(min_count=1)
+        spend = latest.groupby("recommended_action")["total_spend"].sum()  # NaN spend (no delivery) adds 0
         n = latest["recommended_action"].value_counts()
         total = spend.sum()
         lines.append("action summary (trailing window of that week):")
@@ -70,6 +70,6 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
     lines.append(f"tables written to {out_dir}:")
     for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
         kind = f"{len(list(path.glob('*.parquet')))} weekly files" if path.is_dir() else "1 file"
-        lines.append(f"  {path.name:<32}{kind}")
+        lines.append(f"  {path.name:<36}{kind}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)
