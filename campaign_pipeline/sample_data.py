@@ -136,7 +136,7 @@ def generate_sample(
     budget = np.maximum(budget, 5.0)
     first_day = np.where(rng.random(n) < 0.35, 0, rng.integers(0, max(1, int(n_days * 0.6)), n))
     short = rng.random(n) < s.short_campaign_share
-    length = np.where(short, rng.integers(2, 11, n), rng.integers(30, n_days + 1, n))
+    length = np.where(short, rng.integers(2, 11, n), rng.integers(min(30, n_days), n_days + 1, n))
     last_day = np.minimum(first_day + length - 1, n_days - 1)
     campaign_ids = np.array([f"CMP{100000 + i}" for i in range(n)])
     users = rng.integers(1, max(2, n // 15) + 1, n)
@@ -324,17 +324,13 @@ def _inject_anomalies(rng, s, anomalies, n, c, d, first_day, last_day, budget, c
         "lead_flood": lambda i: expected_leads[i] >= 0.5,
         "level_shift": lambda i: True,
     }
-    labels, used, k = [], set(), 0
-    for i in picked:  # one small loop over the few injected campaigns
-        if len(labels) >= wanted:
-            break
-        for attempt in range(len(ANOMALY_KINDS)):
-            kind = ANOMALY_KINDS[(k + attempt) % len(ANOMALY_KINDS)]
-            if requirements[kind](i):
-                break
-        else:
+    labels, used = [], set()
+    for slot in range(wanted):  # kinds in turn, each on the next campaign that can show it
+        kind = ANOMALY_KINDS[slot % len(ANOMALY_KINDS)]
+        candidates = [j for j in picked if j not in used and requirements[kind](j)]
+        if not candidates:
             continue
-        k += 1
+        i = candidates[0]
         t0 = int(rng.integers(first_day[i] + 21, last_day[i] - 6))
         mask_c = c == i
         def days(a, b):
