@@ -60,3 +60,46 @@ def test_detect_missing_column_exits_2(tmp_path):
     path = tmp_path / "series.csv"
     pd.DataFrame({"series": ["a"], "time": ["2025-01-01"], "value": [1.0]}).to_csv(path, index=False)
     assert_one_line_error(run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'")
+
+
+CONTRACT_COLUMNS = {
+    "daily_campaign_metrics": ["campaign_id", "date", "platform", "spend", "impressions", "clicks", "conversions", "leads",
+                               "converted_leads", "ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "lead_conversion_rate"],
+    "weekly_campaign_metrics": ["week_start", "campaign_id", "platform", "user_id", "project_name", "spend", "impressions",
+                                "clicks", "conversions", "leads", "converted_leads", "ctr", "cpc", "cpm", "cpa", "cpl",
+                                "conversion_rate", "lead_conversion_rate", "revenue", "roas", "days_active"],
+    "anomaly_flags": ["campaign_id", "grain", "period_start", "metric", "period_end", "value", "expected", "score", "methods",
+                      "anomaly_type", "severity", "confidence", "explanation", "suggested_action"],
+    "campaign_health": ["week_start", "campaign_id", "health_bucket", "recommended_action", "reason", "total_spend",
+                        "total_leads", "converted_leads", "conversion_rate", "cpl", "days_active"],
+    "quarantine": ["source_file", "row_key", "reason"],
+}
+
+
+def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
+    from campaign_pipeline.sample_data import generate_sample
+
+    generate_sample(tmp_path / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True)
+    out = tmp_path / "published"
+    proc = run_cli("run", "--data-dir", str(tmp_path / "data"), "--out", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = proc.stdout
+    assert "[  7/7] week 2025-02-17" in stdout  # progress per week: 49 days = 7 weeks
+    assert "weeks processed: 7 (2025-01-06 .. 2025-02-17)" in stdout
+    assert "insights.csv" in stdout and "quarantined" in stdout
+    assert "health buckets, week 2025-02-17" in stdout
+    for table, columns in CONTRACT_COLUMNS.items():
+        path = out / f"{table}.parquet"
+        frame = pd.read_parquet(path) if path.exists() else pd.concat(
+            [pd.read_parquet(p) for p in sorted((out / table).glob("*.parquet"))], ignore_index=True)
+        assert set(columns) <= set(frame.columns), (table, set(columns) - set(frame.columns))
+        assert not {"name", "email", "phone"} & set(frame.columns)
+    quarantine = pd.read_parquet(out / "quarantine.parquet")
+    assert not quarantine["raw_values"].str.contains("@example.com").any()
+    assert len(quarantine) >= 7
+    health = pd.concat([pd.read_parquet(p) for p in (out / "campaign_health").glob("*.parquet")])
+    assert set(health["health_bucket"]) <= {"HERO", "GOOD", "MIXED", "BAD", "NEEDS_MORE_DATA"}
+    flags = pd.concat([pd.read_parquet(p) for p in (out / "anomaly_flags").glob("*.parquet")])
+    if len(flags):
+        assert flags["confidence"].between(0, 1).all()
+        assert set(flags["severity"]) <= {"low", "medium", "high", "critical"}
