@@ -6,6 +6,7 @@ from campaign_pipeline.assets.anomalies import anomaly_flags
 from campaign_pipeline.assets.health import campaign_health
 from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.assets.metrics import campaign_lifetime_metrics, metric_assets
+from campaign_pipeline.checks import freshness_checks, freshness_checks_sensor
 from campaign_pipeline.resources.storage import PipelineStorage
 
 all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health]
@@ -51,11 +52,13 @@ sensors: list = [
     build_raw_file_sensor(weekly_pipeline_job),
     build_anomaly_alert_sensor(),
     build_run_failure_alert_sensor(),
+    freshness_checks_sensor,
 ]
 # --- end schedules and sensors ---
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=freshness_checks,
     jobs=[ingestion_job, weekly_assets_job, lifetime_job, weekly_pipeline_job],
     schedules=schedules,
     sensors=sensors,

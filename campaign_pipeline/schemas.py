@@ -252,3 +252,34 @@ VALIDATED_MODELS = {
     "campaign_leads": ValidatedLeads,
     "lead_status_changes": ValidatedLeadStatusChanges,
 }
+
+
+class AnomalyFlags(pa.DataFrameModel):
+    """The published `anomaly_flags` table (data contract)."""
+
+    campaign_id: Series[str]
+    grain: Series[str] = pa.Field(isin=["day", "week"])
+    period_start: Series[pa.DateTime]
+    period_end: Series[pa.DateTime]
+    metric: Series[str]
+    value: Series[float] = pa.Field(nullable=True)
+    expected: Series[float] = pa.Field(nullable=True)
+    score: Series[float] = pa.Field(nullable=True)
+    methods: Series[str] = pa.Field(str_length={"min_value": 1})
+    anomaly_type: Series[str]
+    severity: Series[str] = pa.Field(isin=["low", "medium", "high", "critical"])
+    confidence: Series[float] = pa.Field(ge=0, le=1)
+    explanation: Series[str] = pa.Field(str_length={"min_value": 10})
+    suggested_action: Series[str] = pa.Field(str_length={"min_value": 5})
+
+    @pa.dataframe_check(name="period_end_not_before_start")
+    def _period(cls, df: pd.DataFrame) -> pd.Series:
+        return df["period_end"] >= df["period_start"]
+
+    @pa.dataframe_check(name="one_flag_per_key")
+    def _unique(cls, df: pd.DataFrame) -> bool:
+        return not df.duplicated(["campaign_id", "grain", "period_start", "metric"]).any()
+
+    class Config:
+        strict = False
+        coerce = True

@@ -5,11 +5,12 @@ import math
 import dagster as dg
 import pandas as pd
 
-from campaign_pipeline.assets.common import read_weeks, run_weeks, shift_week, split_by_week, week_bounds
+from campaign_pipeline.assets.common import read_weeks, schema_check, run_weeks, shift_week, split_by_week, week_bounds
 from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.schemas import AnomalyFlags
 
 _DEFAULTS = DetectionSettings()
 # Weeks of stored daily metrics the detector reads before the judged week: the longer of the
@@ -52,6 +53,8 @@ class AnomalyConfig(dg.Config):
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
+    check_specs=[dg.AssetCheckSpec("schema", asset="anomaly_flags",
+                                   description="contract columns, severity and grain values, confidence in [0, 1]")],
 )
 def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, storage: PipelineStorage) -> dg.MaterializeResult:
     """Days and weeks that behaved abnormally, with the expected value, the methods that
@@ -80,7 +83,9 @@ def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, stor
         counts[week] = len(part)
     severity = flags["severity"].value_counts().to_dict() if len(flags) else {}
     shown = flags.sort_values(["severity", "confidence"], ascending=[True, False]) if len(flags) else flags
+    stored = read_weeks(storage, "anomaly_flags", weeks[0], weeks[-1])
     return dg.MaterializeResult(
+        check_results=[schema_check(AnomalyFlags, stored if len(stored.columns) else flags)],
         metadata={
             "dagster/row_count": len(flags),
             "flags_per_week": dg.MetadataValue.json(counts),

@@ -52,3 +52,28 @@ def read_weeks(storage: PipelineStorage, table: str, first_week: str, last_week:
 def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:
     monday = frame[date_column] - pd.to_timedelta(frame[date_column].dt.weekday, unit="D")
     return {ts.date().isoformat(): part for ts, part in frame.groupby(monday.dt.normalize())}
+
+
+def schema_check(model, stored: pd.DataFrame, check_name: str = "schema") -> dg.AssetCheckResult:
+    """Re-validate what was written against its pandera model (lazy: every failure counted)."""
+    try:
+        model.validate(stored, lazy=True)
+        return dg.AssetCheckResult(check_name=check_name, passed=True, severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata={"rows": len(stored)})
+    except Exception as error:  # pandera SchemaErrors / SchemaError
+        return dg.AssetCheckResult(
+            check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            description=str(error).splitlines()[0][:500],
+        )
+
+
+def reconcile_check(check_name: str, totals: dict[str, tuple[float, float]], tolerance: float = 1e-6) -> dg.AssetCheckResult:
+    """Pass when each (published, source) pair of totals agrees: nothing lost or doubled on the way."""
+    differences = {name: float(published - source) for name, (published, source) in totals.items()}
+    passed = all(abs(diff) <= tolerance * max(1.0, abs(totals[name][1])) for name, diff in differences.items())
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={f"{name}_published": float(p) for name, (p, _) in totals.items()}
+        | {f"{name}_source": float(s) for name, (_, s) in totals.items()}
+        | {f"{name}_difference": d for name, d in differences.items()},
+    )

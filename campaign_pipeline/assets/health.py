@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline import health, metrics
-from campaign_pipeline.assets.common import read_weeks, run_weeks, shift_week, week_bounds
+from campaign_pipeline.assets.common import read_weeks, schema_check, run_weeks, shift_week, week_bounds
 from campaign_pipeline.health_schemas import CampaignHealth
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
@@ -64,6 +64,8 @@ def _buckets_for_week(daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, c
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
+    check_specs=[dg.AssetCheckSpec("schema", asset="campaign_health",
+                                   description="buckets and actions from the contract's lists, a reason for every campaign")],
 )
 def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, storage: PipelineStorage) -> dg.MaterializeResult:
     """HERO / GOOD / MIXED / BAD / NEEDS_MORE_DATA per campaign with the recommended action and
@@ -98,7 +100,9 @@ def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, sto
     all_weeks = pd.concat(tables, ignore_index=True)
     latest = tables[-1]
     buckets = latest["health_bucket"].value_counts().to_dict()
+    stored = read_weeks(storage, "campaign_health", weeks[0], weeks[-1])
     return dg.MaterializeResult(
+        check_results=[schema_check(CampaignHealth, stored)],
         metadata={
             "dagster/row_count": len(all_weeks),
             "buckets_latest_week": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),

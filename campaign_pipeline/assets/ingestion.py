@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline import ingestion
+from campaign_pipeline.assets.common import schema_check
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -92,19 +93,6 @@ def _accounting_check(
     )
 
 
-def _schema_check(model, stored: pd.DataFrame) -> dg.AssetCheckResult:
-    try:
-        model.validate(stored, lazy=True)
-        return dg.AssetCheckResult(check_name="schema", passed=True, severity=dg.AssetCheckSeverity.ERROR)
-    except Exception as error:  # pandera SchemaErrors: report the summary, fail the check
-        return dg.AssetCheckResult(
-            check_name="schema",
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=str(error).splitlines()[0][:500],
-        )
-
-
 def _validated_asset(
     key: str,
     validate: Callable[..., FileValidation],
@@ -158,7 +146,7 @@ def _validated_asset(
             },
             check_results=[
                 _accounting_check(validation, stored, storage.read_staging(f"quarantine_{key}"), len(raw)),
-                _schema_check(model, stored),
+                schema_check(model, stored),
             ],
         )
 
@@ -222,7 +210,7 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
             "preview": dg.MetadataValue.md(markdown_preview(table.drop(columns=["raw_values"]))),
         },
         check_results=[
-            _schema_check(Quarantine, table),
+            schema_check(Quarantine, table),
             dg.AssetCheckResult(check_name="no_personal_data", passed=not leaked,
                                 metadata={"columns_found": ", ".join(leaked) or "none"}),
         ],

@@ -12,6 +12,8 @@ from campaign_pipeline import metric_schemas, metrics
 from campaign_pipeline.assets.common import (
     load_validated,
     read_weeks,
+    reconcile_check,
+    schema_check,
     run_weeks,
     shift_week,
     split_by_week,
@@ -42,8 +44,17 @@ def _write_weeks(storage: PipelineStorage, table: str, frame: pd.DataFrame, week
     return counts
 
 
-def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: dict[str, int], **extra) -> dg.MaterializeResult:
+def _checks(asset: str, reconcile_with: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("schema", asset=asset, description="the stored weeks pass the table's pandera model"),
+        dg.AssetCheckSpec(f"reconciles_with_{reconcile_with}", asset=asset,
+                          description=f"totals equal those of {reconcile_with} for the same weeks (nothing lost or doubled)"),
+    ]
+
+
+def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: dict[str, int], check_results=(), **extra) -> dg.MaterializeResult:
     return dg.MaterializeResult(
+        check_results=list(check_results),
         metadata={
             "dagster/row_count": int(sum(counts.values())),
             "rows_per_week": dg.MetadataValue.json(counts),
@@ -61,6 +72,7 @@ def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: d
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=VALIDATED,
     kinds={"pandas", "parquet"},
+    check_specs=_checks("daily_campaign_metrics", "validated"),
 )
 def daily_campaign_metrics(
     context: dg.AssetExecutionContext, config: MetricsConfig, storage: PipelineStorage
@@ -78,7 +90,17 @@ def daily_campaign_metrics(
     daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns, start=start, end=end)
     daily = metric_schemas.DailyCampaignMetrics.validate(daily)
     counts = _write_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
-    return _result(storage, "daily_campaign_metrics", daily, counts)
+    stored = read_weeks(storage, "daily_campaign_metrics", weeks[0], weeks[-1])
+    in_window = tables.insights["date"].between(start, end)
+    leads_in_window = tables.leads["added_date"].between(start, end)
+    checks = [
+        schema_check(metric_schemas.DailyCampaignMetrics, stored),
+        reconcile_check("reconciles_with_validated", {
+            "spend": (stored["spend"].sum() if len(stored) else 0.0, tables.insights.loc[in_window, "spend"].sum()),
+            "leads": (stored["leads"].sum() if len(stored) else 0, int(leads_in_window.sum())),
+        }),
+    ]
+    return _result(storage, "daily_campaign_metrics", daily, counts, checks)
 
 
 @dg.asset(
@@ -93,6 +115,7 @@ def daily_campaign_metrics(
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
+    check_specs=_checks("weekly_campaign_metrics", "daily"),
 )
 def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
     """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
@@ -105,7 +128,16 @@ def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: Pipeline
     with_change = with_change[with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks)]
     with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change)
     counts = _write_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
-    return _result(storage, "weekly_campaign_metrics", with_change, counts)
+    stored = read_weeks(storage, "weekly_campaign_metrics", weeks[0], weeks[-1])
+    these_days = daily[daily["date"] >= week_bounds(weeks[0])[0]] if len(daily) else daily
+    checks = [
+        schema_check(metric_schemas.WeeklyCampaignMetrics, stored),
+        reconcile_check("reconciles_with_daily", {
+            column: (stored[column].sum() if len(stored) else 0.0, these_days[column].sum() if len(these_days) else 0.0)
+            for column in ("spend", "leads", "converted_leads", "revenue")
+        }),
+    ]
+    return _result(storage, "weekly_campaign_metrics", with_change, counts, checks)
 
 
 @dg.asset(
@@ -114,6 +146,7 @@ def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: Pipeline
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["weekly_campaign_metrics"],
     kinds={"pandas", "parquet"},
+    check_specs=_checks("weekly_totals", "weekly_campaign_metrics"),
 )
 def weekly_totals(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
     """Totals across all campaigns and per platform each week (the seed's overall weekly totals).
@@ -128,10 +161,19 @@ def weekly_totals(context: dg.AssetExecutionContext, storage: PipelineStorage) -
     totals = pd.concat([overall, per_platform], ignore_index=True)
     totals = metric_schemas.WeeklyTotals.validate(totals)
     counts = _write_weeks(storage, "weekly_totals", totals, weeks, "week_start")
-    return _result(storage, "weekly_totals", totals, counts)
+    stored = read_weeks(storage, "weekly_totals", weeks[0], weeks[-1])
+    portfolio = stored[stored["scope"] == "all"] if len(stored) else stored
+    checks = [
+        schema_check(metric_schemas.WeeklyTotals, stored),
+        reconcile_check("reconciles_with_weekly_campaign_metrics", {
+            column: (portfolio[column].sum() if len(portfolio) else 0.0, weekly[column].sum() if len(weekly) else 0.0)
+            for column in ("spend", "leads", "converted_leads")
+        }),
+    ]
+    return _result(storage, "weekly_totals", totals, counts, checks)
 
 
-@dg.asset(group_name=GROUP, deps=VALIDATED, kinds={"pandas", "parquet"})
+@dg.asset(group_name=GROUP, deps=VALIDATED, kinds={"pandas", "parquet"}, check_specs=_checks("campaign_lifetime_metrics", "validated"))
 def campaign_lifetime_metrics(config: MetricsConfig, storage: PipelineStorage) -> dg.MaterializeResult:
     """One row per campaign over its whole history (the seed's ``campaign_perf_4``)."""
     tables = load_validated(storage)
@@ -139,7 +181,15 @@ def campaign_lifetime_metrics(config: MetricsConfig, storage: PipelineStorage) -
     daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns)
     lifetime = metric_schemas.CampaignPeriodSummary.validate(metrics.campaign_period_summary(daily, tables.campaigns))
     path = storage.write_table("campaign_lifetime_metrics", lifetime)
+    stored = pd.read_parquet(path)
     return dg.MaterializeResult(
+        check_results=[
+            schema_check(metric_schemas.CampaignPeriodSummary, stored),
+            reconcile_check("reconciles_with_validated", {
+                "total_spend": (stored["total_spend"].sum(), tables.insights["spend"].sum()),
+                "total_leads": (stored["total_leads"].sum(), len(tables.leads)),
+            }),
+        ],
         metadata={
             "dagster/row_count": len(lifetime),
             "path": dg.MetadataValue.path(str(path)),

@@ -134,3 +134,29 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     assert published["health_bucket"].to_dict() == expected
     assert len(set(expected.values())) >= 3  # a real mix of buckets, not all NEEDS_MORE_DATA
     assert published["total_spend"].to_dict() == pytest.approx(whole.set_index("campaign_id")["total_spend"].to_dict(), nan_ok=True)
+
+
+def test_every_published_weekly_table_has_passing_schema_and_reconciliation_checks(storage):
+    result = _materialize_week(storage, WEEKS[0])
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    for table in WEEKLY:
+        assert evaluations[(table, "schema")] is True, table
+    assert evaluations[("daily_campaign_metrics", "reconciles_with_validated")] is True
+    assert evaluations[("weekly_campaign_metrics", "reconciles_with_daily")] is True
+    assert evaluations[("weekly_totals", "reconciles_with_weekly_campaign_metrics")] is True
+
+
+def test_reconcile_check_fails_on_a_lost_amount():
+    from campaign_pipeline.assets.common import reconcile_check
+
+    assert reconcile_check("r", {"spend": (100.0, 100.0)}).passed
+    failed = reconcile_check("r", {"spend": (99.0, 100.0), "leads": (5, 5)})
+    assert not failed.passed and failed.metadata["spend_difference"].value == -1.0
+
+
+def test_freshness_checks_cover_every_published_table():
+    from campaign_pipeline.definitions import defs
+
+    keys = {key.asset_key.to_user_string() for check in defs.asset_checks or [] for key in check.check_keys}
+    assert {"daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals", "anomaly_flags",
+            "campaign_health", "quarantine", "campaign_lifetime_metrics"} <= keys
