@@ -286,8 +286,6 @@ def _assemble(
     raw_kept: pd.DataFrame,
     candidate: pd.DataFrame,
     failures: pd.DataFrame,
-    rows_read: int,
-    duplicates_removed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Split candidate rows into accepted and quarantined; build the quarantine rows."""
     if failures.empty:
@@ -370,6 +368,14 @@ def _membership_failures(values: pd.Series, known: set[str], rejected: set[str],
     )
 
 
+def _campaign_membership(kept: pd.DataFrame, campaigns: FileValidation) -> pd.DataFrame:
+    """Rows whose campaign is not in campaigns.csv, or was quarantined there."""
+    return _membership_failures(
+        kept["campaign_id"], set(campaigns.accepted["campaign_id"]), set(campaigns.quarantine["source_id"]),
+        "unknown_campaign", "rejected_campaign",
+    )
+
+
 def _conflict_failures(conflict: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"index": conflict.index[conflict.to_numpy()], "code": "conflicting_duplicate"})
 
@@ -383,7 +389,7 @@ def _collect(*frames: pd.DataFrame) -> pd.DataFrame:
 
 
 def _result(spec, raw, kept, candidate, failures, duplicates) -> tuple[FileValidation, pd.DataFrame]:
-    accepted, quarantine, reasons = _assemble(spec, kept, candidate, failures, len(raw), duplicates)
+    accepted, quarantine, reasons = _assemble(spec, kept, candidate, failures)
     validation = FileValidation(
         source_file=spec.filename,
         accepted=accepted,
@@ -451,13 +457,11 @@ def validate_insights(raw: pd.DataFrame, campaigns: FileValidation) -> FileValid
         },
         index=kept.index,
     )
-    known = set(campaigns.accepted["campaign_id"])
-    rejected = set(campaigns.quarantine["source_id"])
     failures = _collect(
         _failure_rows(schemas.InsightRowContract, candidate),
         number_failures,
         _conflict_failures(conflict),
-        _membership_failures(kept["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"),
+        _campaign_membership(kept, campaigns),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     validation.accepted = schemas.ValidatedInsights.validate(sum_campaign_day_parts(accepted))
@@ -495,13 +499,11 @@ def validate_leads(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidati
         },
         index=kept.index,
     )
-    known = set(campaigns.accepted["campaign_id"])
-    rejected = set(campaigns.quarantine["source_id"])
     failures = _collect(
         _failure_rows(schemas.LeadRowContract, candidate),
         number_failures,
         _conflict_failures(conflict),
-        _membership_failures(kept["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"),
+        _campaign_membership(kept, campaigns),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     accepted = accepted.astype({"lead_id": str, "campaign_id": str, "lead_status": str})
