@@ -2,16 +2,16 @@
 
 Why synthetic: the pipeline must run from a fresh clone, and the detector must be measured
 against anomalies whose location is known. The shape follows what real lead-gen accounts look
-like: platforms with their own CPM/CTR/conversion levels, per-campaign log-normal levels
+like: platforms with their own CPM/CTR/conversion/CPL levels, per-campaign log-normal levels
 (heavy tails: a few campaigns spend most of the money), weekday/weekend effects, counts drawn
-as counts (Poisson impressions, binomial clicks and conversions), short campaigns, ad-set
-parts, and most campaigns never converting a lead (the seed data's median conversion rate
-was 0).
+as counts (Poisson impressions, binomial clicks and conversions with day-level rate noise, so
+clicks are over-dispersed like a negative binomial), short campaigns, ad-set parts, and most
+campaigns never converting a lead (the seed data's median conversion rate was 0).
 
 Everything is drawn from one ``numpy.random.Generator`` in a fixed order, so the same
-arguments give byte-identical files. Campaign-days are generated as flat arrays (no loop per
-campaign or per row); only the handful of injected anomalies and defects are applied one by
-one.
+arguments give byte-identical files. Campaign-days, leads and status changes are flat arrays
+(no loop per campaign or per row); only the handful of injected anomalies and defects are
+applied one by one.
 
     python -m campaign_pipeline.sample_data --out DIR [--seed 7] [--campaigns 200] [--days 120]
         [--anomalies] [--defects] [--scale 1.0]
@@ -20,84 +20,162 @@ one.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from campaign_pipeline.constants import CONVERTED_STATUSES
+from campaign_pipeline.constants import CONVERTED_STATUSES, RAW_FILES
 
-ANOMALY_KINDS = (
+ANOMALY_KINDS: tuple[str, ...] = (
     "spend_spike", "delivery_outage", "cpc_spike", "ctr_drift",
     "tracking_break", "conversion_inflation", "lead_flood", "level_shift",
 )
-DEFECT_KINDS = (
+DEFECT_KINDS: tuple[str, ...] = (
     "unparseable_date", "negative_spend", "clicks_gt_impressions", "conversions_gt_clicks",
     "unknown_campaign", "missing_key", "conflicting_duplicate_campaign", "blank_numeric",
     "exact_duplicate", "bom_header", "header_whitespace",
 )
+LABEL_COLUMNS = ["campaign_id", "kind", "start_date", "end_date", "metric", "description"]
+DEFECT_COLUMNS = ["file", "row_key", "kind"]
 
-# platform: (share of campaigns, CPM, CTR, click->conversion, leads per click, weekend factor)
-PLATFORMS = {
-    "Facebook": (0.38, 9.0, 0.012, 0.05, 0.08, 1.10),
-    "Google Ads": (0.27, 24.0, 0.035, 0.06, 0.10, 0.80),
-    "LinkedIn": (0.14, 34.0, 0.006, 0.04, 0.12, 0.55),
-    "TikTok": (0.15, 6.0, 0.008, 0.02, 0.05, 1.20),
-    "Snapchat": (0.06, 5.0, 0.007, 0.015, 0.04, 1.15),
+
+@dataclass(frozen=True)
+class PlatformProfile:
+    """Typical account levels; a campaign's own level is drawn log-normally around them."""
+
+    share: float  # share of campaigns on this platform
+    cpm: float  # cost per 1,000 impressions
+    ctr: float  # clicks per impression
+    conversion_rate: float  # platform-reported conversions per click
+    lead_rate: float  # lead forms per click; CPL = CPM / 1000 / CTR / lead_rate
+    weekend_factor: float  # weekend delivery vs weekdays (B2B audiences go quiet at weekends)
+
+
+# Base CPLs: Facebook ~$44, Google ~$57, LinkedIn ~$160, TikTok ~$68 (public lead-gen benchmarks).
+PLATFORMS: dict[str, PlatformProfile] = {
+    "Facebook": PlatformProfile(0.36, 9.0, 0.012, 0.05, 0.017, 1.10),
+    "Google Ads": PlatformProfile(0.25, 24.0, 0.035, 0.06, 0.012, 0.80),
+    "LinkedIn": PlatformProfile(0.13, 34.0, 0.006, 0.04, 0.035, 0.55),
+    "TikTok": PlatformProfile(0.14, 6.0, 0.008, 0.02, 0.011, 1.20),
+    "Snapchat": PlatformProfile(0.05, 5.0, 0.007, 0.015, 0.009, 1.15),
+    "Pinterest": PlatformProfile(0.04, 4.0, 0.005, 0.02, 0.010, 1.15),
+    "Microsoft Ads": PlatformProfile(0.03, 15.0, 0.030, 0.05, 0.008, 0.85),
 }
-OPEN_STATUSES = ("NEW", "CONTACTED", "NO_ANSWER", "NOT_INTERESTED", "JUNK")
-FIRST = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jin", "Kofi", "Lena", "Mo", "Nia", "Omar", "Pia")
-LAST = ("Silva", "Okafor", "Novak", "Kim", "Haddad", "Berg", "Rossi", "Tanaka", "Diaz", "Wolf", "Sato", "Ali")
+OPEN_STATUSES: tuple[str, ...] = ("NEW", "CONTACTED", "NO_ANSWER", "NOT_INTERESTED", "JUNK")
+WON_STATUSES: tuple[str, ...] = ("DONE_DEAL", "ALREADY_BOUGHT")  # the statuses that carry revenue
+# statuses a sales team records before the deal is won; a won lead may pass through one first
+INTERMEDIATE_CONVERTED: tuple[str, ...] = ("QUALIFIED", "MEETING_DONE")
+FIRST_NAMES = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jin", "Kofi", "Lena",
+               "Mo", "Nia", "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tomas", "Uma", "Vera", "Wen", "Yusuf")
+LAST_NAMES = ("Silva", "Okafor", "Novak", "Kim", "Haddad", "Berg", "Rossi", "Tanaka", "Diaz", "Wolf", "Sato",
+              "Ali", "Moreau", "Kowalski", "Nguyen", "Schmidt", "Costa", "Larsen")
 
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """Shape knobs. Defaults give the committed sample; `noise` scales day-to-day variation."""
+    """Shape knobs. The defaults give the committed sample."""
 
-    noise: float = 1.0  # multiplies the log-sd of daily spend and rate noise
-    zero_conversion_share: float = 0.55  # campaigns whose leads never convert (seed: median 0)
-    no_lead_share: float = 0.08  # campaigns that spend but collect no leads
-    leads_without_spend_share: float = 0.03  # campaigns with leads but no insights rows
-    short_campaign_share: float = 0.2  # campaigns that run 2-10 days
-    parts_share: float = 0.3  # campaigns whose days come in 2-3 ad-set parts
-    anomaly_share: float = 0.12  # share of eligible campaigns given one anomaly
-    anomaly_magnitude: float = 1.0  # scales every injected effect (1 = realistic, clearly visible)
+    noise: float = 1.0  # multiplies the log-sd of day-to-day spend, delivery and CTR noise
+    zero_conversion_share: float = 0.0  # campaigns whose leads never convert (seed data: median rate 0)
+    no_lead_share: float = 0.08  # campaigns that spend but collect no leads (broken or no lead form)
+    leads_without_spend_share: float = 0.03  # campaigns with leads but no insights rows (delivery not exported)
+    short_campaign_share: float = 0.2  # campaigns that run 2-10 days (tests, aborted launches)
+    parts_share: float = 0.3  # campaigns whose days come as 2-3 ad-set parts to be summed
+    blank_platform_share: float = 0.02  # campaigns.csv rows with an empty platform cell (ingestion: "Unknown")
+    history_share: float = 0.85  # contacted leads whose status changes were exported (the rest have none)
+    anomaly_share: float = 0.12  # share of eligible campaigns given one anomaly when anomalies=True
+    anomaly_min_history: int = 21  # days of normal delivery before an anomaly (a detector needs a baseline)
+    anomaly_magnitude: float = 1.0  # scales every injected effect (1 = clearly visible, not absurd)
+    spend_spike_factor: float = 4.0  # one-day spend multiple at magnitude 1
+    cpc_spike_factor: float = 3.0  # clicks divided by this at the same spend (CPC x3) at magnitude 1
+    ctr_drift_floor: float = 0.4  # CTR multiple reached at the end of a drift at magnitude 1
+    conversion_inflation_factor: float = 5.0  # conversion multiple at magnitude 1
+    level_shift_factor: float = 2.5  # permanent spend multiple (or its inverse) at magnitude 1
+    lead_flood_min: int = 25  # junk leads per flood day, at least (or 10x the usual daily leads)
 
 
 @dataclass
 class SampleManifest:
+    """What ``generate_sample`` wrote: paths, row counts per file, and the label frames."""
+
     out_dir: Path
+    paths: dict[str, Path]
     rows: dict[str, int]
     labels: pd.DataFrame = field(repr=False)
     defects: pd.DataFrame = field(repr=False)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in self.rows.items())
-        return f"{counts}; {len(self.labels)} labelled anomalies, {len(self.defects)} defects"
+        return f"{counts} rows; {len(self.labels)} labelled anomalies, {len(self.defects)} defects"
 
 
-def _format_timestamps(days: np.ndarray, start: pd.Timestamp, rng: np.random.Generator, seconds: np.ndarray | None = None) -> np.ndarray:
+# ---------------------------------------------------------------------------------------
+# Vectorized text helpers (lookup tables instead of per-row formatting)
+# ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _padded(width: int) -> np.ndarray:
+    """'0000'..'9999' style strings, built once: formatting by lookup is vectorized."""
+    return np.array([f"{i:0{width}d}" for i in range(10**width)], dtype=object)
+
+
+@functools.lru_cache(maxsize=1)
+def _clock_strings() -> np.ndarray:
+    """' HH:MM:SS' for every second of a day."""
+    s = np.arange(86400)
+    two = _padded(2)
+    return " " + two[s // 3600] + ":" + two[s // 60 % 60] + ":" + two[s % 60]
+
+
+def _ids(prefix: str, first: int, n: int) -> np.ndarray:
+    return prefix + np.arange(first, first + n).astype(str).astype(object)
+
+
+def _format_timestamps(days: np.ndarray, start: pd.Timestamp, rng: np.random.Generator,
+                       seconds: np.ndarray | None = None) -> np.ndarray:
     """The contract's three formats, mixed (60 % datetime, 25 % date, 15 % US date)."""
-    moments = start + pd.to_timedelta(days, unit="D")
+    days = np.asarray(days, dtype=np.int64)
     if seconds is None:
         seconds = rng.integers(6 * 3600, 22 * 3600, len(days))
-    moments = moments + pd.to_timedelta(seconds, unit="s")
     pick = rng.random(len(days))
-    full = moments.strftime("%Y-%m-%d %H:%M:%S").to_numpy()
-    iso = moments.strftime("%Y-%m-%d").to_numpy()
-    us = moments.strftime("%m/%d/%Y").to_numpy()
-    return np.where(pick < 0.6, full, np.where(pick < 0.85, iso, us))
+    if len(days) == 0:
+        return np.array([], dtype=object)
+    lo = int(days.min())
+    calendar = pd.date_range(start + pd.Timedelta(days=lo), periods=int(days.max()) - lo + 1, freq="D")
+    iso = calendar.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    us = calendar.strftime("%m/%d/%Y").to_numpy(dtype=object)
+    k = days - lo
+    out = us[k]
+    as_iso = pick < 0.85
+    out[as_iso] = iso[k[as_iso]]
+    full = pick < 0.6
+    out[full] = iso[k[full]] + _clock_strings()[np.clip(seconds[full], 0, 86399)]
+    return out
 
 
 def _casual_case(statuses: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exports are typed by people: some statuses come lower-case, title-case or padded."""
     pick = rng.random(len(statuses))
-    lower = np.char.lower(statuses.astype(str))
-    title = np.char.title(statuses.astype(str))
-    padded = np.char.add(np.char.add(" ", lower), " ")
-    return np.where(pick < 0.15, lower, np.where(pick < 0.22, title, np.where(pick < 0.28, padded, statuses)))
+    if len(statuses) == 0:
+        return np.array([], dtype=object)
+    values, inverse = np.unique(statuses.astype(str), return_inverse=True)
+    variants = np.array([[v, v.lower(), v.title(), f" {v.lower()} "] for v in values], dtype=object)
+    which = np.select([pick < 0.15, pick < 0.22, pick < 0.28], [1, 2, 3], 0)
+    return variants[inverse, which]
+
+
+def _money(values: np.ndarray) -> np.ndarray:
+    """Two-decimal amounts as floats: to_csv writes the shortest repr ('12.5', '80.25')."""
+    return np.round(values, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# The generator
+# ---------------------------------------------------------------------------------------
 
 
 def generate_sample(
@@ -107,48 +185,59 @@ def generate_sample(
     n_campaigns: int = 200,
     n_days: int = 120,
     start_date: str = "2025-01-06",
-    anomalies: bool | int = False,
+    anomalies: bool | int | float = False,
     defects: bool = False,
     scale: float = 1.0,
     settings: GeneratorSettings | None = None,
 ) -> SampleManifest:
     """Write campaigns.csv, insights.csv, campaign_leads.csv, lead_status_changes.csv
-    (plus anomaly_labels.csv / defects.csv when asked) into ``out_dir``."""
+    (plus anomaly_labels.csv / defects.csv when asked) into ``out_dir``.
+
+    ``anomalies``: True for ``settings.anomaly_share`` of the eligible campaigns, an int for
+    that many anomalies, a float in (0, 1) for that share. ``scale`` multiplies
+    ``n_campaigns`` (benchmarks). The export is taken on the last day: nothing is dated after it.
+    """
     s = settings or GeneratorSettings()
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = pd.Timestamp(start_date)
     n = max(1, int(round(n_campaigns * scale)))
+    n_days = max(1, int(n_days))
+    export_day = n_days - 1
 
     # --- campaigns ---------------------------------------------------------------------
-    names = list(PLATFORMS)
-    shares = np.array([PLATFORMS[p][0] for p in names])
-    platform_idx = rng.choice(len(names), n, p=shares / shares.sum())
-    params = np.array([PLATFORMS[p][1:] for p in names])[platform_idx]  # cpm, ctr, conv, lpc, weekend
-    cpm = params[:, 0] * rng.lognormal(0, 0.35, n)
-    ctr = np.clip(params[:, 1] * rng.lognormal(0, 0.4, n), 0.001, 0.2)
-    conv = np.clip(params[:, 2] * rng.lognormal(0, 0.5, n), 0.002, 0.5)
-    # lead forms completed per click: about half the platform-reported conversion rate
-    leads_per_click = params[:, 3] / params[:, 3].mean() * conv * 0.4 * rng.lognormal(0, 0.4, n) * (rng.random(n) >= s.no_lead_share)
+    platform_names = np.array(list(PLATFORMS), dtype=object)
+    profiles = list(PLATFORMS.values())
+    shares = np.array([p.share for p in profiles])
+    platform_idx = rng.choice(len(profiles), n, p=shares / shares.sum())
+    base = np.array([[p.cpm, p.ctr, p.conversion_rate, p.lead_rate, p.weekend_factor] for p in profiles])[platform_idx]
+    cpm = base[:, 0] * rng.lognormal(0, 0.35, n)
+    ctr = np.clip(base[:, 1] * rng.lognormal(0, 0.4, n), 0.001, 0.2)
+    conv = np.clip(base[:, 2] * rng.lognormal(0, 0.5, n), 0.002, 0.5)
+    # a campaign that converts well on the platform also fills more lead forms (partly)
+    leads_per_click = base[:, 3] * np.sqrt(conv / base[:, 2]) * rng.lognormal(0, 0.4, n)
+    leads_per_click = np.where(rng.random(n) < s.no_lead_share, 0.0, np.clip(leads_per_click, 0, 0.5))
     lead_convert_p = np.where(rng.random(n) < s.zero_conversion_share, 0.0, rng.beta(2, 12, n))
-    budget = np.round(rng.lognormal(np.log(80), 0.9, n), -0)  # heavy tail
-    budget = np.maximum(budget, 5.0)
+    budget = np.maximum(np.round(rng.lognormal(np.log(80), 0.9, n)), 5.0)  # heavy tail
     first_day = np.where(rng.random(n) < 0.35, 0, rng.integers(0, max(1, int(n_days * 0.6)), n))
     short = rng.random(n) < s.short_campaign_share
     length = np.where(short, rng.integers(2, 11, n), rng.integers(min(30, n_days), n_days + 1, n))
-    last_day = np.minimum(first_day + length - 1, n_days - 1)
-    campaign_ids = np.array([f"CMP{100000 + i}" for i in range(n)])
+    last_day = np.minimum(first_day + length - 1, export_day)
+    hidden = rng.random(n) < s.leads_without_spend_share  # delivery of these is not exported
+    campaign_ids = _ids("CMP", 100000, n)
     users = rng.integers(1, max(2, n // 15) + 1, n)
     created = _format_timestamps(np.maximum(first_day - rng.integers(0, 10, n), -30), start, rng)
+    letters = np.array([chr(65 + i) for i in range(26)], dtype=object)
+    platform_cell = np.where(rng.random(n) < s.blank_platform_share, "", platform_names[platform_idx])
     campaigns = pd.DataFrame(
         {
             "id": campaign_ids,
-            "user_id": [f"U{u:04d}" for u in users],
-            "project_name": [f"Project {chr(65 + u % 26)}{u // 26}" for u in users],
-            "daily_budget": budget.astype(int).astype(str),
-            "platform": np.array(names)[platform_idx],
-            "name": [f"{names[p]} campaign {i}" for i, p in enumerate(platform_idx)],
+            "user_id": "U" + _padded(4)[users % 10000],
+            "project_name": "Project " + letters[users % 26] + (users // 26).astype(str).astype(object),
+            "daily_budget": budget.astype(np.int64),
+            "platform": platform_cell,
+            "name": platform_names[platform_idx] + " campaign " + np.arange(n).astype(str).astype(object),
             "created_at": created,
         }
     )
@@ -157,260 +246,356 @@ def generate_sample(
     days_live = last_day - first_day + 1
     c = np.repeat(np.arange(n), days_live)
     d = first_day[c] + (np.arange(len(c)) - np.repeat(np.cumsum(days_live) - days_live, days_live))
-    weekday = (start.weekday() + d) % 7
-    weekend = weekday >= 5
-    day_factor = np.where(weekend, params[c, 4], 1.0)
-    spend_mult = np.ones(len(c))
-    ctr_mult = np.ones(len(c))
-    conv_mult = np.ones(len(c))
-    outage = np.zeros(len(c), bool)
-    extra_junk = np.zeros(len(c), int)
+    weekend = (start.weekday() + d) % 7 >= 5
+    day_factor = np.where(weekend, base[c, 4], 1.0)
+    effects = _Effects(len(c))
 
-    labels = []
-    if anomalies:
-        labels = _inject_anomalies(rng, s, anomalies, n, c, d, first_day, last_day, budget, ctr, conv, cpm,
-                                   leads_per_click, spend_mult, ctr_mult, conv_mult, outage, extra_junk, campaign_ids, start)
+    labels: list[tuple] = []
+    inject_anomalies = anomalies is not None and anomalies is not False and anomalies != 0
+    if inject_anomalies:
+        labels = _inject_anomalies(rng, s, anomalies, c, d, first_day, last_day, hidden, budget, ctr, conv, cpm,
+                                   leads_per_click, effects, campaign_ids, start)
 
     noise = s.noise
-    spend = budget[c] * rng.uniform(0.7, 1.0, len(c)) * day_factor * rng.lognormal(0, 0.12 * noise, len(c)) * spend_mult
-    spend = np.where(outage, 0.0, np.round(spend, 2))
+    spend = budget[c] * rng.uniform(0.7, 1.0, len(c)) * day_factor * rng.lognormal(0, 0.12 * noise, len(c)) * effects.spend
+    spend = np.where(effects.outage, 0.0, _money(spend))
     impressions = rng.poisson(spend / cpm[c] * 1000 * rng.lognormal(0, 0.08 * noise, len(c)))
-    day_ctr = np.clip(ctr[c] * ctr_mult * rng.lognormal(0, 0.1 * noise, len(c)), 0, 1)
+    day_ctr = np.clip(ctr[c] * effects.ctr * rng.lognormal(0, 0.1 * noise, len(c)), 0, 1)
     clicks = rng.binomial(impressions, day_ctr)
-    conversions = rng.binomial(clicks, np.clip(conv[c] * conv_mult, 0, 1))
-    n_leads = rng.poisson(clicks * leads_per_click[c])
+    conversions = rng.binomial(clicks, np.clip(conv[c] * effects.conversion, 0, 1))
+    n_leads = rng.poisson(clicks * leads_per_click[c]) + effects.junk_leads
 
-    # leads but no spend: these campaigns' delivery is not exported
-    hidden = rng.random(n) < s.leads_without_spend_share
+    insights = _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start)
+    leads, changes = _leads_and_history(rng, s, c, d, n_leads, effects.junk_leads, lead_convert_p, campaign_ids,
+                                        start, export_day)
+
+    defect_rows: list[tuple] = []
+    bom = header_spaces = False
+    if defects:
+        spared = np.isin(campaign_ids, [label[0] for label in labels])  # anomaly days stay intact
+        campaigns, insights, leads, defect_rows = _inject_defects(rng, campaigns, insights, leads, short & ~spared,
+                                                                  campaign_ids[spared])
+        bom = header_spaces = True
+
+    paths = {key: out_dir / name for key, name in RAW_FILES.items()}
+    insights_csv = insights.to_csv(index=False, lineterminator="\n")
+    if header_spaces:  # the insights header arrives as " spend " / " clicks "
+        header, rest = insights_csv.split("\n", 1)
+        header = ",".join(f" {h} " if h in ("spend", "clicks") else h for h in header.split(","))
+        insights_csv = header + "\n" + rest
+    paths["campaigns"].write_text(campaigns.to_csv(index=False, lineterminator="\n"),
+                                  encoding="utf-8-sig" if bom else "utf-8")
+    paths["insights"].write_text(insights_csv, encoding="utf-8")
+    paths["campaign_leads"].write_text(leads.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    paths["lead_status_changes"].write_text(changes.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    rows = {"campaigns": len(campaigns), "insights": len(insights), "campaign_leads": len(leads),
+            "lead_status_changes": len(changes)}
+
+    label_frame = pd.DataFrame(labels, columns=LABEL_COLUMNS)
+    defect_frame = pd.DataFrame(defect_rows, columns=DEFECT_COLUMNS)
+    if inject_anomalies:
+        paths["anomaly_labels"] = out_dir / "anomaly_labels.csv"
+        label_frame.to_csv(paths["anomaly_labels"], index=False, lineterminator="\n")
+        rows["anomaly_labels"] = len(label_frame)
+    if defects:
+        paths["defects"] = out_dir / "defects.csv"
+        defect_frame.to_csv(paths["defects"], index=False, lineterminator="\n")
+        rows["defects"] = len(defect_frame)
+    return SampleManifest(out_dir=out_dir, paths=paths, rows=rows, labels=label_frame, defects=defect_frame)
+
+
+class _Effects:
+    """Per campaign-day multipliers the anomaly injector writes into (1 / False / 0 = normal)."""
+
+    def __init__(self, size: int):
+        self.spend = np.ones(size)
+        self.ctr = np.ones(size)
+        self.conversion = np.ones(size)
+        self.outage = np.zeros(size, bool)
+        self.junk_leads = np.zeros(size, np.int64)
+
+
+def _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start) -> pd.DataFrame:
+    """Split each exported campaign-day into 1-3 ad-set parts whose sums are the day's totals.
+
+    Counts are split as counts: impressions binomially, then a part's clicks hypergeometrically
+    from the day's clicks given its impressions (so no part has clicks > impressions), and the
+    same for conversions within clicks. The last part takes what is left.
+    """
     exported = ~hidden[c]
-
-    # --- insights (with ad-set parts) ------------------------------------------------------
-    has_parts = rng.random(n) < s.parts_share
+    has_parts = rng.random(len(hidden)) < s.parts_share
     n_parts = np.where(has_parts[c], rng.integers(2, 4, len(c)), 1)[exported]
     rows = np.repeat(np.arange(exported.sum()), n_parts)
     share = rng.dirichlet([2.0, 2.0, 2.0], len(rows))[:, 0]
-    first_of = np.r_[True, rows[1:] != rows[:-1]]
-    last_of = np.r_[rows[1:] != rows[:-1], True]
-    # split counts part by part: binomial of what is left, the last part takes the rest
-    remaining = {k: v[exported].astype(np.int64).copy() for k, v in (("impressions", impressions), ("clicks", clicks), ("conversions", conversions))}
-    parts = {k: np.zeros(len(rows), np.int64) for k in remaining}
+    starts = np.cumsum(n_parts) - n_parts
+    position = np.arange(len(rows)) - np.repeat(starts, n_parts)
+    is_last = position == np.repeat(n_parts, n_parts) - 1
+    left_imp = impressions[exported].astype(np.int64)
+    left_clk = clicks[exported].astype(np.int64)
+    left_cnv = conversions[exported].astype(np.int64)
+    left_spend = spend[exported].astype(float)
+    part_imp = np.zeros(len(rows), np.int64)
+    part_clk = np.zeros(len(rows), np.int64)
+    part_cnv = np.zeros(len(rows), np.int64)
     part_spend = np.zeros(len(rows))
-    spend_left = spend[exported].copy()
-    order = np.argsort(rows, kind="stable")
-    position = np.arange(len(rows)) - np.repeat(np.flatnonzero(first_of), n_parts)
-    for k in range(3):  # at most three parts: a loop over part index, not over rows
+    for k in range(3):  # a loop over the part index (at most three), not over rows
         at = position == k
-        r = rows[at]
-        take = np.where(last_of[at], 1.0, share[at])
-        # clicks/conversions in a part must not exceed that part's impressions/clicks
-        imp = np.where(last_of[at], remaining["impressions"][r], rng.binomial(remaining["impressions"][r], take))
-        clk = np.where(last_of[at], remaining["clicks"][r], rng.hypergeometric(np.maximum(remaining["clicks"][r], 0), np.maximum(remaining["impressions"][r] - remaining["clicks"][r], 0), imp) if at.any() else 0)
-        cnv = np.where(last_of[at], remaining["conversions"][r], rng.hypergeometric(np.maximum(remaining["conversions"][r], 0), np.maximum(remaining["clicks"][r] - remaining["conversions"][r], 0), clk) if at.any() else 0)
-        sp = np.where(last_of[at], np.round(spend_left[r], 2), np.round(spend_left[r] * take, 2))
-        parts["impressions"][at], parts["clicks"][at], parts["conversions"][at], part_spend[at] = imp, clk, cnv, sp
-        remaining["impressions"][r] -= imp
-        remaining["clicks"][r] -= clk
-        remaining["conversions"][r] -= cnv
-        spend_left[r] -= sp
-    del order
-    day_of_row = d[exported][rows]
-    camp_of_row = c[exported][rows]
-    insights = pd.DataFrame(
+        if not at.any():
+            continue
+        r, last, take = rows[at], is_last[at], share[at]
+        imp = np.where(last, left_imp[r], rng.binomial(left_imp[r], take))
+        clk = np.where(last, left_clk[r], rng.hypergeometric(left_clk[r], left_imp[r] - left_clk[r], imp))
+        cnv = np.where(last, left_cnv[r], rng.hypergeometric(left_cnv[r], left_clk[r] - left_cnv[r], clk))
+        spd = np.where(last, left_spend[r], _money(left_spend[r] * take))
+        part_imp[at], part_clk[at], part_cnv[at], part_spend[at] = imp, clk, cnv, spd
+        left_imp[r] -= imp
+        left_clk[r] -= clk
+        left_cnv[r] -= cnv
+        left_spend[r] -= spd
+    return pd.DataFrame(
         {
-            "id": [f"INS{700000 + i}" for i in range(len(rows))],
-            "campaign_id": campaign_ids[camp_of_row],
-            "created_at": _format_timestamps(day_of_row, start, rng),
-            "spend": np.char.mod("%.2f", np.maximum(part_spend, 0.0)),
-            "impressions": parts["impressions"].astype(str),
-            "clicks": parts["clicks"].astype(str),
-            "conversions": parts["conversions"].astype(str),
+            "id": _ids("INS", 700000, len(rows)),
+            "campaign_id": campaign_ids[c[exported][rows]],
+            "created_at": _format_timestamps(d[exported][rows], start, rng),
+            "spend": np.maximum(_money(part_spend), 0.0),
+            "impressions": part_imp,
+            "clicks": part_clk,
+            "conversions": part_cnv,
         }
     )
 
-    # --- leads -------------------------------------------------------------------------------
-    n_leads = n_leads + extra_junk
+
+def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campaign_ids, start, export_day):
+    """Leads per campaign-day, their current status, and the status changes that led there.
+
+    Each lead gets a planned path of up to three changes: NEW -> CONTACTED (0-2 days after it
+    came in) -> outcome (days or weeks later) -> for some won deals, the deal after a
+    QUALIFIED / MEETING_DONE step (so the conversion date is the first converted status, not
+    the deal). Steps dated after the export day have not happened yet and are dropped; the
+    exported status is the last step that did happen.
+    """
+    n_total = int(n_leads.sum())
     lead_c = np.repeat(c, n_leads)
     lead_d = np.repeat(d, n_leads)
-    junk_flag = np.repeat(extra_junk > 0, n_leads) & (rng.random(len(lead_c)) < np.repeat(np.where(n_leads > 0, extra_junk / np.maximum(n_leads, 1), 0), n_leads))
-    converts = (rng.random(len(lead_c)) < lead_convert_p[lead_c]) & ~junk_flag
-    converted_status = rng.choice(np.array(CONVERTED_STATUSES), len(lead_c), p=[0.3, 0.1, 0.05, 0.2, 0.15, 0.2])
-    open_status = rng.choice(np.array(OPEN_STATUSES), len(lead_c), p=[0.3, 0.25, 0.2, 0.15, 0.1])
-    status = np.where(converts, converted_status, np.where(junk_flag, "JUNK", open_status))
-    won = np.isin(status, ["DONE_DEAL", "ALREADY_BOUGHT"])
-    deal = np.where(won, np.round(rng.lognormal(np.log(800), 0.7, len(lead_c)), 2), np.nan)
-    lead_ids = np.array([f"LD{3000000 + i}" for i in range(len(lead_c))])
-    first = np.array(FIRST)[rng.integers(0, len(FIRST), len(lead_c))]
-    last = np.array(LAST)[rng.integers(0, len(LAST), len(lead_c))]
+    junk_share = np.where(n_leads > 0, junk_leads / np.maximum(n_leads, 1), 0.0)
+    flood_junk = rng.random(n_total) < np.repeat(junk_share, n_leads)
+    converts = (rng.random(n_total) < lead_convert_p[lead_c]) & ~flood_junk
+    converted_pick = rng.choice(np.array(CONVERTED_STATUSES), n_total, p=[0.3, 0.1, 0.05, 0.2, 0.15, 0.2])
+    open_pick = rng.choice(np.array(OPEN_STATUSES), n_total, p=[0.3, 0.25, 0.2, 0.15, 0.1])
+    final = np.where(converts, converted_pick, np.where(flood_junk, "JUNK", open_pick)).astype(object)
+    won = np.isin(final, WON_STATUSES)
+    via = won & (rng.random(n_total) < 0.4)
+    via_status = rng.choice(np.array(INTERMEDIATE_CONVERTED), n_total)
+    has_history = (rng.random(n_total) < s.history_share) & (final != "NEW")
+
+    # planned steps: (new status, day offset from added_date); "" = no such step
+    goes_via_contacted = converts | np.isin(final, ["CONTACTED", "NOT_INTERESTED"])
+    step1 = np.where(goes_via_contacted, "CONTACTED", final).astype(object)
+    step2 = np.where(~goes_via_contacted | (final == "CONTACTED"), "",
+                     np.where(via, via_status, final)).astype(object)
+    step3 = np.where(via, final, "").astype(object)
+    day1 = lead_d + rng.integers(0, 3, n_total)
+    day2 = day1 + np.where(converts, rng.geometric(0.15, n_total), rng.geometric(0.35, n_total))  # days to weeks
+    day3 = day2 + rng.geometric(0.2, n_total)
+    steps = np.stack([step1, step2, step3], axis=1)
+    step_days = np.stack([day1, day2, day3], axis=1)
+    happened = has_history[:, None] & (steps != "") & (step_days <= export_day)
+    n_happened = happened.sum(axis=1)
+    # exported status: the last step that happened; the planned final one for leads without history
+    current = np.where(has_history, "NEW", final).astype(object)
+    done = n_happened > 0
+    current[done] = steps[done, n_happened[done] - 1]
+
+    deal_known = rng.random(n_total) < 0.92  # sales teams sometimes leave the value blank
+    resale_with_value = (current == "RESALE_REQUEST") & (rng.random(n_total) < 0.2)
+    deal = np.round(rng.lognormal(np.log(800), 0.7, n_total), 2)
+    deal = np.where((np.isin(current, WON_STATUSES) & deal_known) | resale_with_value, deal, np.nan)
+
+    added_seconds = rng.integers(6 * 3600, 20 * 3600, n_total)
+    lead_ids = _ids("LD", 3000000, n_total)
+    first = rng.integers(0, len(FIRST_NAMES), n_total)
+    last = rng.integers(0, len(LAST_NAMES), n_total)
+    first_names = np.array(FIRST_NAMES, dtype=object)
+    last_names = np.array(LAST_NAMES, dtype=object)
+    email_sep = np.array([".", "_", ""], dtype=object)[rng.integers(0, 3, n_total)]
     leads = pd.DataFrame(
         {
             "id": lead_ids,
             "campaign_id": campaign_ids[lead_c],
-            "name": np.char.add(np.char.add(first, " "), last),
-            "email": [f"{f.lower()}.{l.lower()}{i % 997}@example.com" for i, (f, l) in enumerate(zip(first, last))],
-            "phone": [f"+1 555 {i % 10000:04d}" for i in range(len(lead_c))],
-            "lead_status": _casual_case(status, rng),
-            "added_date": _format_timestamps(lead_d, start, rng),
-            "deal_value": np.where(np.isnan(deal), "", np.char.mod("%.2f", np.nan_to_num(deal))),
+            "name": first_names[first] + " " + last_names[last],
+            "email": (np.char.lower(np.array(FIRST_NAMES)).astype(object)[first] + email_sep
+                      + np.char.lower(np.array(LAST_NAMES)).astype(object)[last]
+                      + _padded(3)[rng.integers(0, 1000, n_total)] + "@example.com"),
+            "phone": "+1 555 " + _padded(3)[rng.integers(0, 1000, n_total)] + " " + _padded(4)[rng.integers(0, 10000, n_total)],
+            "lead_status": _casual_case(current.astype(str), rng),
+            "added_date": _format_timestamps(lead_d, start, rng, added_seconds),
+            "deal_value": deal,
         }
     )
 
-    # --- status history ------------------------------------------------------------------------
-    has_history = rng.random(len(lead_c)) < np.where(converts, 0.85, 0.7)
-    contacted_after = rng.integers(0, 3, len(lead_c))
-    converted_after = contacted_after + rng.geometric(0.15, len(lead_c))  # often days, sometimes weeks
-    first_change = has_history & (status != "NEW")
-    second_change = has_history & converts
-    change_lead = np.r_[np.flatnonzero(first_change), np.flatnonzero(second_change)]
-    change_old = np.r_[np.full(first_change.sum(), "NEW"), np.full(second_change.sum(), "CONTACTED")]
-    change_new = np.r_[np.where(converts[first_change], "CONTACTED", status[first_change]), status[second_change]]
-    change_day = np.r_[lead_d[first_change] + contacted_after[first_change], lead_d[second_change] + converted_after[second_change]]
-    # the export is taken on the last day: no change can be dated after it
-    change_day = np.minimum(change_day, n_days - 1)
-    order = np.lexsort((change_day, change_lead))
-    change_lead, change_old, change_new, change_day = change_lead[order], change_old[order], change_new[order], change_day[order]
+    lead_of, step_of = np.nonzero(happened)  # row-major: by lead, then step order
+    new_status = steps[lead_of, step_of]
+    old_status = np.where(step_of == 0, "NEW", steps[lead_of, np.maximum(step_of - 1, 0)]).astype(object)
+    change_day = step_days[lead_of, step_of]
+    # a change on the day the lead came in happens after it came in
+    same_day = change_day == lead_d[lead_of]
+    lower = np.where(same_day, added_seconds[lead_of] + 60, 7 * 3600)
+    change_seconds = lower + (rng.random(len(lead_of)) * (22 * 3600 - lower)).astype(np.int64)
     changes = pd.DataFrame(
         {
-            "id": [f"CHG{9000000 + i}" for i in range(len(change_lead))],
-            "lead_id": lead_ids[change_lead],
-            "old_status": change_old,
-            "new_status": change_new,
-            "created_at": _format_timestamps(change_day, start, rng),
+            "id": _ids("CHG", 9000000, len(lead_of)),
+            "lead_id": lead_ids[lead_of],
+            "old_status": old_status,
+            "new_status": new_status,
+            "created_at": _format_timestamps(change_day, start, rng, change_seconds),
         }
     )
-
-    defect_rows = []
-    bom, header_spaces = False, False
-    if defects:
-        campaigns, insights, leads, changes, defect_rows, bom, header_spaces = _inject_defects(
-            rng, campaigns, insights, leads, changes, short, campaign_ids)
-
-    insights_csv = insights.to_csv(index=False, lineterminator="\n")
-    if header_spaces:
-        header, rest = insights_csv.split("\n", 1)
-        insights_csv = ",".join(f" {h} " if h in ("spend", "clicks") else h for h in header.split(",")) + "\n" + rest
-    (out_dir / "campaigns.csv").write_text(campaigns.to_csv(index=False, lineterminator="\n"), encoding="utf-8-sig" if bom else "utf-8")
-    (out_dir / "insights.csv").write_text(insights_csv, encoding="utf-8")
-    (out_dir / "campaign_leads.csv").write_text(leads.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
-    (out_dir / "lead_status_changes.csv").write_text(changes.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
-
-    label_frame = pd.DataFrame(labels, columns=["campaign_id", "kind", "start_date", "end_date", "metric", "description"])
-    defect_frame = pd.DataFrame(defect_rows, columns=["file", "row_key", "kind"])
-    if anomalies:
-        label_frame.to_csv(out_dir / "anomaly_labels.csv", index=False, lineterminator="\n")
-    if defects:
-        defect_frame.to_csv(out_dir / "defects.csv", index=False, lineterminator="\n")
-    rows = {"campaigns": len(campaigns), "insights": len(insights), "campaign_leads": len(leads), "lead_status_changes": len(changes)}
-    return SampleManifest(out_dir=out_dir, rows=rows, labels=label_frame, defects=defect_frame)
+    return leads, changes
 
 
-def _inject_anomalies(rng, s, anomalies, n, c, d, first_day, last_day, budget, ctr, conv, cpm,
-                      leads_per_click, spend_mult, ctr_mult, conv_mult, outage, extra_junk, campaign_ids, start):
-    """Give some long-running campaigns one anomaly each, after >= 21 days of normal history."""
+def _anomaly_count(anomalies: bool | int | float, share: float, n_eligible: int) -> int:
+    if anomalies is True:
+        return max(len(ANOMALY_KINDS), int(round(share * n_eligible)))
+    if isinstance(anomalies, float) and 0 < anomalies < 1:
+        return int(round(anomalies * n_eligible))
+    return int(anomalies)
+
+
+def _inject_anomalies(rng, s, anomalies, c, d, first_day, last_day, hidden, budget, ctr, conv, cpm,
+                      leads_per_click, effects, campaign_ids, start) -> list[tuple]:
+    """Give some long-running campaigns one anomaly each, after a baseline of normal days.
+
+    Kinds are assigned in turn, each to the next (randomly ordered) campaign whose usual
+    volume makes that kind visible: a tracking break on a campaign with 0.2 conversions a
+    day could not be told from noise by anyone, so it would only blur the benchmark.
+    """
     m = s.anomaly_magnitude
     expected_clicks = budget * 0.85 / cpm * 1000 * ctr
     expected_conversions = expected_clicks * conv
     expected_leads = expected_clicks * leads_per_click
     live = last_day - first_day + 1
-    eligible = np.flatnonzero(live >= 35)
-    wanted = int(anomalies) if anomalies is not True else max(len(ANOMALY_KINDS), int(round(s.anomaly_share * len(eligible))))
-    picked = rng.permutation(eligible)
-    requirements = {  # a kind is only injected where a careful analyst could see it
-        "spend_spike": lambda i: True,
-        "delivery_outage": lambda i: expected_clicks[i] >= 5,
-        "cpc_spike": lambda i: expected_clicks[i] >= 30,
-        "ctr_drift": lambda i: expected_clicks[i] >= 50,
-        "tracking_break": lambda i: expected_conversions[i] >= 3,
-        "conversion_inflation": lambda i: expected_conversions[i] >= 2,
-        "lead_flood": lambda i: expected_leads[i] >= 0.5,
-        "level_shift": lambda i: True,
+    eligible = np.flatnonzero((live >= s.anomaly_min_history + 14) & ~hidden)
+    wanted = _anomaly_count(anomalies, s.anomaly_share, len(eligible))
+    order = rng.permutation(eligible)
+    visible = {
+        "spend_spike": np.ones(len(order), bool),
+        "delivery_outage": expected_clicks[order] >= 5,
+        "cpc_spike": expected_clicks[order] >= 30,
+        "ctr_drift": expected_clicks[order] >= 50,
+        "tracking_break": expected_conversions[order] >= 3,
+        "conversion_inflation": expected_conversions[order] >= 2,
+        "lead_flood": expected_leads[order] >= 0.5,
+        "level_shift": np.ones(len(order), bool),
     }
-    labels, used = [], set()
-    for slot in range(wanted):  # kinds in turn, each on the next campaign that can show it
+    free = np.ones(len(order), bool)
+    labels = []
+    for slot in range(wanted):
         kind = ANOMALY_KINDS[slot % len(ANOMALY_KINDS)]
-        candidates = [j for j in picked if j not in used and requirements[kind](j)]
-        if not candidates:
+        candidates = np.flatnonzero(free & visible[kind])
+        if not len(candidates):
             continue
-        i = candidates[0]
-        t0 = int(rng.integers(first_day[i] + 21, last_day[i] - 6))
-        mask_c = c == i
-        def days(a, b):
-            return mask_c & (d >= a) & (d <= b)
+        free[candidates[0]] = False
+        i = int(order[candidates[0]])
+        t0 = int(rng.integers(first_day[i] + s.anomaly_min_history, last_day[i] - 6))
+        rows = np.flatnonzero(c == i)
+
+        def window(a: int, b: int) -> np.ndarray:
+            return rows[(d[rows] >= a) & (d[rows] <= b)]
+
         if kind == "spend_spike":
             t1 = t0
-            spend_mult[days(t0, t1)] *= 1 + 3.0 * m
-            metric, desc = "spend", f"spend x{1 + 3.0 * m:.1f} for one day"
+            factor = 1 + (s.spend_spike_factor - 1) * m
+            effects.spend[window(t0, t1)] *= factor
+            metric, desc = "spend", f"spend x{factor:.1f} for one day"
         elif kind == "delivery_outage":
             t1 = t0 + int(rng.integers(0, 3))
-            outage[days(t0, t1)] = True
-            metric, desc = "impressions", "no delivery (spend, impressions, clicks 0)"
+            effects.outage[window(t0, t1)] = True
+            metric, desc = "impressions", "no delivery (spend, impressions, clicks 0) while live"
         elif kind == "cpc_spike":
             t1 = t0 + int(rng.integers(0, 3))
-            ctr_mult[days(t0, t1)] *= 1 / (1 + 2.0 * m)
-            metric, desc = "cpc", f"clicks / {1 + 2.0 * m:.1f} at the same spend (CPC x{1 + 2.0 * m:.1f})"
+            factor = 1 + (s.cpc_spike_factor - 1) * m
+            effects.ctr[window(t0, t1)] /= factor
+            metric, desc = "cpc", f"clicks / {factor:.1f} at the same spend (CPC x{factor:.1f})"
         elif kind == "ctr_drift":
             length = int(rng.integers(7, 15))
-            t1 = min(t0 + length - 1, last_day[i])
-            ramp = days(t0, t1)
-            floor = max(0.1, 1 - 0.6 * m)
-            ctr_mult[ramp] *= 1 - (1 - floor) * (d[ramp] - t0 + 1) / length
-            ctr_mult[days(t1 + 1, last_day[i])] *= floor
+            t1 = min(t0 + length - 1, int(last_day[i]))
+            floor = max(0.1, 1 - (1 - s.ctr_drift_floor) * m)
+            ramp = window(t0, t1)
+            effects.ctr[ramp] *= 1 - (1 - floor) * (d[ramp] - t0 + 1) / length
+            effects.ctr[window(t1 + 1, last_day[i])] *= floor  # the creative stays worn out
             metric, desc = "ctr", f"CTR declines linearly to x{floor:.2f} over {length} days"
         elif kind == "tracking_break":
             t1 = t0 + int(rng.integers(3, 6))
-            conv_mult[days(t0, t1)] = 0.0
+            effects.conversion[window(t0, t1)] = 0.0
             metric, desc = "conversions", "conversions 0 while clicks are normal"
         elif kind == "conversion_inflation":
             t1 = t0 + int(rng.integers(1, 3))
-            conv_mult[days(t0, t1)] *= 1 + 4.0 * m
-            metric, desc = "conversions", f"conversions x{1 + 4.0 * m:.1f}"
+            factor = 1 + (s.conversion_inflation_factor - 1) * m
+            effects.conversion[window(t0, t1)] *= factor
+            metric, desc = "conversions", f"conversions x{factor:.1f}"
         elif kind == "lead_flood":
             t1 = t0 + int(rng.integers(0, 2))
-            extra_junk[days(t0, t1)] += int(max(25, 10 * expected_leads[i]) * m)
-            metric, desc = "leads", "junk leads flood in"
+            per_day = int(max(s.lead_flood_min, 10 * expected_leads[i]) * m)
+            effects.junk_leads[window(t0, t1)] += per_day
+            metric, desc = "leads", f"{per_day} junk leads a day flood in"
         else:  # level_shift
             t1 = int(last_day[i])
-            factor = 1 + 1.5 * m if rng.random() < 0.5 else 1 / (1 + 1.5 * m)
-            spend_mult[days(t0, t1)] *= factor
+            up = 1 + (s.level_shift_factor - 1) * m
+            factor = up if rng.random() < 0.5 else 1 / up
+            effects.spend[window(t0, t1)] *= factor
             metric, desc = "spend", f"spend and delivery x{factor:.2f} from this day on"
         labels.append((campaign_ids[i], kind, (start + pd.Timedelta(days=t0)).date().isoformat(),
                        (start + pd.Timedelta(days=t1)).date().isoformat(), metric, desc))
-        used.add(i)
     return labels
 
 
-def _inject_defects(rng, campaigns, insights, leads, changes, short, campaign_ids):
-    """A few rows of each contract defect, labelled by file, row key and kind."""
+def _inject_defects(rng, campaigns, insights, leads, duplicable, spared_ids):
+    """A few rows of each contract defect, labelled by file, row key and kind.
+
+    Rows of campaigns carrying an anomaly label are left alone so that a defect never hides
+    an anomaly day.
+    """
     rows = []
-    ins = insights.copy()
-    pick = rng.choice(len(ins), 14, replace=False)
+    text_columns = ["created_at", "spend", "impressions", "clicks", "conversions"]
+    ins = insights.astype({col: object for col in text_columns})
+    candidates = np.flatnonzero(~ins["campaign_id"].isin(spared_ids).to_numpy())
+    pick = rng.choice(candidates, 14, replace=False)
+    col = {name: ins.columns.get_loc(name) for name in ins.columns}
+
     def mark(kind, i, **cells):
         for column, value in cells.items():
-            ins.iat[i, ins.columns.get_loc(column)] = value
-        rows.append(("insights.csv", ins.iat[i, 0], kind))
+            ins.iat[i, col[column]] = value
+        rows.append(("insights.csv", ins.iat[i, col["id"]], kind))
+
     mark("unparseable_date", pick[0], created_at="2025-02-30")
     mark("unparseable_date", pick[1], created_at="31/12/2025")
     mark("negative_spend", pick[2], spend="-12.50")
-    mark("clicks_gt_impressions", pick[3], clicks=str(int(ins.iat[pick[3], 4]) + 7))
-    mark("conversions_gt_clicks", pick[4], conversions=str(int(ins.iat[pick[4], 5]) + 3))
+    mark("clicks_gt_impressions", pick[3], clicks=int(ins.iat[pick[3], col["impressions"]]) + 7)
+    mark("conversions_gt_clicks", pick[4], conversions=int(ins.iat[pick[4], col["clicks"]]) + 3)
     mark("unknown_campaign", pick[5], campaign_id="CMP999999")
     for i in pick[6:9]:
         mark("blank_numeric", i, impressions="")
-    duplicate = ins.iloc[[pick[9]]]
-    rows.append(("insights.csv", duplicate.iat[0, 0], "exact_duplicate"))
+    mark("blank_numeric", pick[9], clicks="")
+    duplicate = ins.iloc[[pick[10]]]
+    rows.append(("insights.csv", duplicate.iat[0, col["id"]], "exact_duplicate"))
     ins = pd.concat([ins, duplicate], ignore_index=True)
+
     ld = leads.copy()
-    missing = int(rng.integers(0, len(ld)))
-    rows.append(("campaign_leads.csv", f"line {missing + 2}", "missing_key"))
-    ld.iat[missing, 0] = ""
-    camp = campaigns.copy()
-    victim = int(np.flatnonzero(short)[0]) if short.any() else 0
-    twin = camp.iloc[[victim]].copy()
-    twin["daily_budget"] = str(int(twin["daily_budget"].iloc[0]) + 50)
-    camp = pd.concat([camp, twin], ignore_index=True)
-    rows.append(("campaigns.csv", campaign_ids[victim], "conflicting_duplicate_campaign"))
+    lead_candidates = np.flatnonzero(~ld["campaign_id"].isin(spared_ids).to_numpy())
+    if len(lead_candidates):
+        missing = int(rng.choice(lead_candidates))
+        rows.append(("campaign_leads.csv", f"line {missing + 2}", "missing_key"))  # header is line 1
+        ld.iat[missing, 0] = ""
+
+    victims = np.flatnonzero(duplicable)
+    victim = int(victims[0]) if len(victims) else 0
+    twin = campaigns.iloc[[victim]].copy()
+    twin["daily_budget"] = twin["daily_budget"] + 50
+    camp = pd.concat([campaigns, twin], ignore_index=True)
+    rows.append(("campaigns.csv", campaigns.iat[victim, 0], "conflicting_duplicate_campaign"))
     rows.append(("campaigns.csv", "header", "bom_header"))
     rows.append(("insights.csv", "header", "header_whitespace"))
-    return camp, ins, ld, changes, rows, True, True
+    return camp, ins, ld, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,14 +604,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--campaigns", type=int, default=200)
     parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--start-date", default="2025-01-06")
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--anomalies", action="store_true")
-    parser.add_argument("--defects", action="store_true")
+    parser.add_argument("--start-date", default="2025-01-06", help="first day (2025-01-06 is a Monday)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies --campaigns (benchmarks)")
+    parser.add_argument("--anomalies", action="store_true", help="inject labelled anomalies (anomaly_labels.csv)")
+    parser.add_argument("--defects", action="store_true", help="inject contract defects (defects.csv)")
     args = parser.parse_args(argv)
     manifest = generate_sample(args.out, seed=args.seed, n_campaigns=args.campaigns, n_days=args.days,
-                               start_date=args.start_date, anomalies=args.anomalies, defects=args.defects, scale=args.scale)
-    print(f"wrote {args.out}: {manifest}")
+                               start_date=args.start_date, anomalies=args.anomalies, defects=args.defects,
+                               scale=args.scale)
+    print(f"wrote {manifest.out_dir}: {manifest}")
+    for key, path in manifest.paths.items():
+        print(f"  {path} ({manifest.rows[key]:,} rows)")
     return 0
 
 

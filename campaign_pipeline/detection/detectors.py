@@ -194,6 +194,14 @@ def score_panel(
             # both views must find it surprising: the larger p of the two is used
             p = np.where(small, 1.0, np.maximum(p, p_count))
             expected = np.where(np.isnan(mean), expected, mean)
+        if kind == "log" and s.use_count_tests and numer is not None and denom is not None:
+            # cost per event: at the expected cost the day's spend buys spend/expected events;
+            # a few events short of a small expectation is noise, not a cost spike (Poisson)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_events = np.where(expected > 0, numer / expected, np.nan)
+            up, lo = count_pvalues(np.nan_to_num(denom), np.nan_to_num(mean_events, nan=1e-9), np.nan_to_num(mean_events, nan=1e-9))
+            small = np.maximum(np.nan_to_num(mean_events), np.nan_to_num(denom)) < s.min_expected_count
+            p = np.where(small, 1.0, np.maximum(p, two_sided(up, lo)))
         base_w = trailing_windows(x, window)
 
     with np.errstate(invalid="ignore", divide="ignore"):

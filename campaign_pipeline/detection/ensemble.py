@@ -20,6 +20,7 @@ from campaign_pipeline.detection.detectors import score_panel
 from campaign_pipeline.detection.multiple_testing import adjust_pvalues
 from campaign_pipeline.detection.settings import (
     CONTINUOUS_METRICS,
+    COST_METRICS,
     COUNT_METRICS,
     RATE_METRICS,
     DetectionSettings,
@@ -99,6 +100,9 @@ def evidence(
         if kind == "rate":
             kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
             kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)
+        elif kind == "log" and all(metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx):
+            kwargs["numer"] = np.concatenate([panels[COST_METRICS[metrics[i]][0]] for i in idx], axis=0)
+            kwargs["denom"] = np.concatenate([panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0)
         ev = score_panel(stack, kind=kind, period=period, window=window, min_history=min_history,
                          settings=settings, **kwargs)
         for k in EVIDENCE_KEYS:
@@ -331,6 +335,7 @@ def detect_campaign_anomalies(
         return empty_flags()
     d["campaign_id"] = d["campaign_id"].astype(str)
     d = d.drop_duplicates(["campaign_id", "date"], keep="last")
+    d = _blank_days_off_delivery(d)
     keys = pd.Index(sorted(d["campaign_id"].unique()))
     times = pd.date_range(d["date"].min(), max(end, d["date"].min()), freq="D")
     base = _build_panels(d, "campaign_id", "date", SUM_COLUMNS, keys, times)
@@ -363,6 +368,24 @@ def detect_campaign_anomalies(
     flags["period_start"] = pd.to_datetime(flags["period_start"]).dt.date
     flags["period_end"] = pd.to_datetime(flags["period_end"]).dt.date
     return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(drop=True)
+
+
+def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
+    """Make the days a delivering campaign did not deliver unknown, not zero.
+
+    The daily table is an outer join of delivery and lead events, so a campaign that has
+    ended (or paused) still gets rows: its leads convert days or weeks later. Those rows
+    say leads = 0 and no delivery; judged, they read as "leads dropped to 0" on every day
+    after a campaign's last day. A campaign with no delivery rows at all (leads only) keeps
+    its lead counts, since they are all there is to judge.
+    """
+    delivered = d["has_delivery"].astype(bool) if "has_delivery" in d else d["spend"].notna()
+    delivers = delivered.groupby(d["campaign_id"]).transform("any")
+    off = (delivers & ~delivered).to_numpy()
+    if off.any():
+        d = d.copy()
+        d.loc[off, [c for c in SUM_COLUMNS if c in d.columns]] = np.nan
+    return d
 
 
 def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.DataFrame:
