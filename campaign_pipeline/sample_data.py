@@ -79,7 +79,7 @@ class GeneratorSettings:
     """Shape knobs. The defaults give the committed sample."""
 
     noise: float = 1.0  # multiplies the log-sd of day-to-day spend, delivery and CTR noise
-    zero_conversion_share: float = 0.0  # campaigns whose leads never convert (seed data: median rate 0)
+    zero_conversion_share: float = 0.55  # campaigns whose leads never convert (seed data: median rate 0)
     no_lead_share: float = 0.08  # campaigns that spend but collect no leads (broken or no lead form)
     leads_without_spend_share: float = 0.03  # campaigns with leads but no insights rows (delivery not exported)
     short_campaign_share: float = 0.2  # campaigns that run 2-10 days (tests, aborted launches)
