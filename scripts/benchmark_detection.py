@@ -148,11 +148,13 @@ def pipeline_generate(seed: int, n_campaigns: int, n_days: int, setting: str, wo
     from campaign_pipeline.sample_data import generate_sample
 
     out = workdir / f"{setting}_{seed}"
-    kwargs = dict(seed=seed, n_campaigns=n_campaigns, n_days=n_days, start_date="2024-01-01", anomalies=True,
-                  defects=False)
-    if setting == "noisy":
-        kwargs["scale"] = 0.4  # smaller campaigns: fewer counts, more relative noise
-    generate_sample(out, **kwargs)
+    from campaign_pipeline.sample_data import GeneratorSettings
+
+    # a quarter of the eligible campaigns get one anomaly: enough events per run for a per-kind
+    # recall; "noisy" doubles the day-to-day noise of spend, delivery and CTR
+    generator = GeneratorSettings(noise=2.0 if setting == "noisy" else 1.0, anomaly_share=0.25)
+    generate_sample(out, seed=seed, n_campaigns=n_campaigns, n_days=n_days, start_date="2024-01-01",
+                    anomalies=True, defects=False, settings=generator)
     raw = out / "raw" if (out / "raw").exists() else out
     tables = ingest_raw_dir(raw)
     events = lead_events(tables.leads, tables.lead_status_changes)

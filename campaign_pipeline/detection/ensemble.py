@@ -206,6 +206,14 @@ def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[s
             total += shifted
         out.append(("conversions", "tracking_error", run & (total >= s.tracking_break_min_expected),
                     f"no conversions for {days} days while clicks were normal"))
+    if "leads" in metrics:
+        li = metrics.index("leads")
+        expected_leads = np.nan_to_num(ev["expected"][li], nan=np.inf)
+        with np.errstate(invalid="ignore"):
+            flood = ev["judged"][li] & (p["leads"] >= s.lead_flood_min_leads) & (
+                p["leads"] >= s.lead_flood_ratio * np.maximum(expected_leads, 1.0))
+        out.append(("leads", "lead_flood", flood,
+                    f"at least {s.lead_flood_ratio:g}x the expected leads in one day"))
     return out
 
 

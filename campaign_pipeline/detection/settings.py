@@ -109,6 +109,11 @@ class DetectionSettings:
     # and the conversions the baseline expected over those days (a quiet day is no break).
     tracking_break_days: int = 2
     tracking_break_min_expected: float = 6.0
+    # A lead flood (bots, a leaked form, a list upload) is a day with at least this many leads
+    # and at least `lead_flood_ratio` times the trailing expectation: leads are small, zero-heavy
+    # counts whose robust z rarely clears a week-wide FDR, yet 5x a normal day is never normal.
+    lead_flood_min_leads: int = 20
+    lead_flood_ratio: float = 5.0
 
     # --- weekly grain ------------------------------------------------------------------------
     weekly_baseline_weeks: int = 8  # two months of weeks

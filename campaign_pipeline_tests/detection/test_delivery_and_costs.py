@@ -53,3 +53,17 @@ def test_cpc_spike_on_many_clicks_is_an_alert():
 
 def test_lead_conversion_rate_is_not_judged_by_default():
     assert "lead_conversion_rate" not in DetectionSettings().metrics
+
+
+def test_lead_flood_rule_fires_on_a_junk_day_and_not_on_a_busy_normal_day():
+    daily = daily_frame(n_campaigns=3, n_days=56, seed=5, impressions=3000, ctr=0.01, conv_rate=0.05)
+    day = pd.Timestamp("2024-02-20")
+    flood = daily["date"].eq(day) & daily["campaign_id"].eq("c0")
+    daily.loc[flood, "leads"] = daily.loc[flood, "leads"] + 30
+    busy = daily["date"].eq(day) & daily["campaign_id"].eq("c1")
+    daily.loc[busy, "leads"] = daily.loc[busy, "leads"] * 2
+    flags = _flags(add_rates(daily), day, day)
+    leads = flags[flags["metric"] == "leads"]
+    assert "lead_flood" in set(leads.loc[leads["campaign_id"] == "c0", "anomaly_type"])
+    assert "lead_flood" not in set(leads.loc[leads["campaign_id"] == "c1", "anomaly_type"])
+    assert not _flags(add_rates(daily), day, day, use_rules=False)["anomaly_type"].eq("lead_flood").any()
