@@ -5,7 +5,15 @@ import math
 import dagster as dg
 import pandas as pd
 
-from campaign_pipeline.assets.common import read_weeks, schema_check, run_weeks, shift_week, split_by_week, week_bounds
+from campaign_pipeline.assets.common import (
+    daily_history,
+    read_weeks,
+    run_weeks,
+    schema_check,
+    shift_week,
+    split_by_week,
+    week_bounds,
+)
 from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
@@ -44,12 +52,7 @@ class AnomalyConfig(dg.Config):
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        dg.AssetDep(
-            "daily_campaign_metrics",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-HISTORY_WEEKS, allow_nonexistent_upstream_partitions=True
-            ),
-        ),
+        daily_history(HISTORY_WEEKS),
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},

@@ -9,6 +9,18 @@ import pandas as pd
 from campaign_pipeline.resources.storage import PipelineStorage
 
 
+def daily_history(weeks_before: int) -> dg.AssetDep:
+    """Depend on the same week's daily metrics and ``weeks_before`` earlier weeks.
+
+    Weeks never materialized are allowed: they only shorten the history a detector or a
+    trailing window sees, which the readers handle (fewer judgements, never false alarms).
+    """
+    return dg.AssetDep(
+        "daily_campaign_metrics",
+        partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True),
+    )
+
+
 def run_weeks(context: dg.AssetExecutionContext) -> list[str]:
     """The week keys this run materializes: one for a normal run, many in a single-run backfill."""
     return list(context.partition_keys)

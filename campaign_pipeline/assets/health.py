@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline import health, metrics
-from campaign_pipeline.assets.common import read_weeks, schema_check, run_weeks, shift_week, week_bounds
+from campaign_pipeline.assets.common import daily_history, read_weeks, run_weeks, schema_check, shift_week, week_bounds
 from campaign_pipeline.health_schemas import CampaignHealth
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
@@ -55,12 +55,7 @@ def _buckets_for_week(daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, c
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        dg.AssetDep(
-            "daily_campaign_metrics",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-(DEFAULT_WINDOW_DAYS // 7), allow_nonexistent_upstream_partitions=True
-            ),
-        ),
+        daily_history(DEFAULT_WINDOW_DAYS // 7),
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},

@@ -10,6 +10,7 @@ import pandas as pd
 
 from campaign_pipeline import metric_schemas, metrics
 from campaign_pipeline.assets.common import (
+    daily_history,
     load_validated,
     read_weeks,
     reconcile_check,
@@ -108,10 +109,7 @@ def daily_campaign_metrics(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        dg.AssetDep(
-            "daily_campaign_metrics",
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, allow_nonexistent_upstream_partitions=True),
-        ),
+        daily_history(1),
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
