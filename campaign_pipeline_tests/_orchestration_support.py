@@ -61,8 +61,8 @@ INSIGHTS = """id,campaign_id,created_at,spend,impressions,clicks,conversions
 """
 
 LEADS = """id,campaign_id,name,email,phone,lead_status,added_date,deal_value
-l1,c1,Ann,ann@example.com,555,NEW,2024-01-09,
-l2,c2,Bob,bob@example.com,556,DONE_DEAL,2024-01-17,120
+l1,c1,Ann,ann@example.com,+1 202-555-0143,NEW,2024-01-09,
+l2,c2,Bob,bob@example.com,+1 202-555-0178,DONE_DEAL,2024-01-17,120
 """
 
 STATUS_CHANGES = """id,lead_id,old_status,new_status,created_at
