@@ -1,4 +1,8 @@
-"""pandera model of the published `campaign_health` table (data contract)."""
+"""pandera model of the published `campaign_health` table (data contract).
+
+Only the contract's columns are pinned; the extra columns of ``assign_health`` (percentiles,
+universe size, previous bucket, ...) pass through (``strict = False``).
+"""
 
 import pandas as pd
 import pandera.pandas as pa
@@ -29,6 +33,12 @@ class CampaignHealth(pa.DataFrameModel):
         from campaign_pipeline.health import ACTION_OF_BUCKET
 
         return df["recommended_action"] == df["health_bucket"].map(ACTION_OF_BUCKET)
+
+    @pa.dataframe_check(name="reason_ends_with_the_action")
+    def _reason(cls, df: pd.DataFrame) -> pd.Series:
+        """A reason that argues for another action than the one published is a bug."""
+        reason = df["reason"].astype(str)
+        return reason.str.contains(" -> ", regex=False) & (reason.str.rsplit(" -> ", n=1).str[-1] == df["recommended_action"])
 
     class Config:
         strict = False

@@ -1,6 +1,7 @@
 """Campaign health buckets per week over a trailing window, with transitions and the
 portfolio's action summary."""
 
+import dataclasses
 from typing import Literal
 
 import dagster as dg
@@ -25,17 +26,22 @@ class HealthConfig(dg.Config):
     """Trailing days ending on the week's Sunday: four weeks smooths a single odd week while
     still reacting within a month."""
     benchmark_scope: str = _RULES.benchmark_scope
+    """platform_wide, or platform / user_id / project_name: whom a campaign is compared with."""
+    # The seed's thresholds; the reason of each default is on ``health.HealthRules``.
     min_leads: int = _RULES.min_leads
+    min_spend: float = _RULES.min_spend
     min_days_active: int = _RULES.min_days_active
     bad_min_leads: int = _RULES.bad_min_leads
+    bad_max_conversion_rate: float = _RULES.bad_max_conversion_rate
+    bad_cpl_quantile: float = _RULES.bad_cpl_quantile
+    top_conversion_quantile: float = _RULES.top_conversion_quantile
+    hero_cpl_quantile: float = _RULES.hero_cpl_quantile
+    median_cpl_quantile: float = _RULES.median_cpl_quantile
+    mixed_min_conversion_rate: float = _RULES.mixed_min_conversion_rate
 
     def to_rules(self) -> health.HealthRules:
-        return health.HealthRules(
-            benchmark_scope=self.benchmark_scope,
-            min_leads=self.min_leads,
-            min_days_active=self.min_days_active,
-            bad_min_leads=self.bad_min_leads,
-        )
+        names = {f.name for f in dataclasses.fields(health.HealthRules)}
+        return health.HealthRules(**{name: getattr(self, name) for name in names})
 
 
 def _window_start(config: HealthConfig, week_end: pd.Timestamp) -> pd.Timestamp | None:

@@ -136,6 +136,35 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     assert published["total_spend"].to_dict() == pytest.approx(whole.set_index("campaign_id")["total_spend"].to_dict(), nan_ok=True)
 
 
+def test_health_config_exposes_every_threshold_of_the_rules():
+    import dataclasses
+
+    from campaign_pipeline.assets.health import HealthConfig
+    from campaign_pipeline.health import HealthRules
+
+    names = {f.name for f in dataclasses.fields(HealthRules)}
+    assert names <= set(HealthConfig.model_fields)
+    changed = HealthConfig(min_leads=3, bad_cpl_quantile=0.9, benchmark_scope="platform").to_rules()
+    assert (changed.min_leads, changed.bad_cpl_quantile, changed.benchmark_scope) == (3, 0.9, "platform")
+    assert HealthConfig().to_rules() == HealthRules()
+
+
+def test_health_thresholds_from_run_config_reach_the_published_reasons(storage):
+    for week in WEEKS[:2]:
+        assert dg.materialize(all_assets, selection=["daily_campaign_metrics"], partition_key=week,
+                              resources={"storage": storage}).success
+    result = dg.materialize(
+        all_assets, selection=["campaign_health"], partition_key=WEEKS[1], resources={"storage": storage},
+        run_config={"ops": {"campaign_health": {"config": {"min_leads": 1, "min_days_active": 2}}}},
+    )
+    assert result.success
+    published = pd.read_parquet(storage.table_path("campaign_health", WEEKS[1])).set_index("campaign_id")
+    # two and one leads: under the default min_leads of 10 both would wait for more data; at 1,
+    # C2 (1 of 1 converted, cheaper lead) is the top converter and C1 pays above the median CPL
+    assert published["health_bucket"].to_dict() == {"C1": "MIXED", "C2": "HERO"}
+    assert published.loc["C1", "reason"].startswith("converting (1 of 2 leads, 50.0%)")
+
+
 def test_every_published_weekly_table_has_passing_schema_and_reconciliation_checks(storage):
     result = _materialize_week(storage, WEEKS[0])
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
