@@ -25,7 +25,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from campaign_pipeline.detection import DetectionSettings, detect_series, seeds_series_flags  # noqa: E402
+from campaign_pipeline.detection import detect_series, seeds_series_flags  # noqa: E402
+from campaign_pipeline.detection.settings import settings_from_overrides  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 
@@ -51,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scorer", default=str(SHARED / "tools" / "eval_nab.py"))
     ap.add_argument("--out-dir", default=str(Path(tempfile.gettempdir()) / "nab_predictions"))
     ap.add_argument("--sensitivity", default="medium", choices=["low", "medium", "high"])
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="override DetectionSettings fields (to measure an ablation, not to tune on these labels)")
     args = ap.parse_args(argv)
     root, out_dir = Path(args.root), Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,7 @@ def main(argv=None) -> int:
     frame = load_series(root)
 
     t0 = time.perf_counter()
-    ours = detect_series(frame, settings=DetectionSettings(sensitivity=args.sensitivity))
+    ours = detect_series(frame, settings=settings_from_overrides(args.set, sensitivity=args.sensitivity))
     t_ours = time.perf_counter() - t0
     seeds = seeds_series_flags(frame, whole_series=True)
     preds = {"ensemble": ours, "seeds": seeds}

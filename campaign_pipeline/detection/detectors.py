@@ -9,11 +9,13 @@ detector here only reports evidence.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
 from campaign_pipeline.detection.baselines import (
     nan_count,
     nan_mean_std,
+    nan_median,
     nan_quantiles,
     robust_level_scale,
     seasonal_factors,
@@ -74,6 +76,41 @@ def cusum_alarms(z: np.ndarray, k: float, h: float, clip: float) -> tuple[np.nda
         s_up = np.where(up, 0.0, s_up)
         s_dn = np.where(dn, 0.0, s_dn)
     return alarm_up, alarm_dn
+
+
+def shift_columns(a: np.ndarray, k: int) -> np.ndarray:
+    """a[:, t - k] at column t (NaN / False before the start): move a statistic k steps later."""
+    if k <= 0:
+        return a
+    out = np.full(a.shape, np.nan) if a.dtype.kind == "f" else np.zeros(a.shape, a.dtype)
+    if k < a.shape[1]:
+        out[:, k:] = a[:, :-k]
+    return out
+
+
+def recent_windows(values: np.ndarray, recent: int) -> np.ndarray:
+    """View of shape (n, T, recent): [i, t, :] = values[i, t-recent+1 : t+1] (the day included)."""
+    n, t = values.shape
+    padded = np.concatenate([np.full((n, recent - 1), np.nan), values], axis=1)
+    return sliding_window_view(padded, recent, axis=1)[:, :t, :]
+
+
+def _shift_summary(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray, recent: int,
+                   s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(window z, consistency mask) from the recent days' residuals against the lagged reference.
+
+    Consistency: the last `shift_confirm_days` days and the median recent day must all lie at
+    least `shift_min_day_z` on the side of the shift. A short event (a 3-day outage) that sits
+    inside the recent window moves its mean for `recent` days; it does not make the days after
+    it unusual, so it cannot keep a shift alarm alive after it ended.
+    """
+    med = nan_median(day_z)
+    sign = np.sign(np.nan_to_num(window_z))
+    ok = (n_known >= max(2, int(np.ceil(s.shift_min_known_share * recent))))
+    ok &= sign * np.nan_to_num(med) >= s.shift_min_day_z
+    for j in range(1, min(s.shift_confirm_days, recent) + 1):  # the last few days, a handful of lags
+        ok &= sign * np.nan_to_num(day_z[..., -j]) >= s.shift_min_day_z
+    return window_z, ok
 
 
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +180,8 @@ def score_panel(
             sd_rate = np.sqrt(var_cnt) / d
         p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), np.maximum(cnt - 1, 1)))
         expected = p0
+        if s.use_window_shift:
+            shift = _rate_shift(numer, denom, p0, rho, den_sum, cnt, s)
         band = s.min_robust_z * sd_rate
         lower, upper = np.maximum(p0 - band, 0.0), np.minimum(p0 + band, 1.0)
         base_w = rate_w
@@ -175,6 +214,8 @@ def score_panel(
         lower = back(level - s.min_robust_z * scale) * f
         upper = back(level + s.min_robust_z * scale) * f
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
+        if s.use_window_shift:
+            shift = _level_shift(u, level, scale, cnt, back, f, kind, s)
         df = np.maximum(cnt - 1, 1)
         # t rather than normal: the scale itself is estimated from ~window points
         p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), df)
@@ -210,6 +251,18 @@ def score_panel(
     p = np.where(judged, p, np.nan)
 
     out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel)
+    if s.use_window_shift and s.use_count_tests and kind == "count":
+        shift = _count_shift_check(shift, x, mean / f, var / f**2, f, s)
+    elif s.use_window_shift and s.use_count_tests and kind == "log" and numer is not None and denom is not None:
+        shift = _cost_shift_check(shift, numer, denom, s)
+    if s.use_window_shift:
+        shift_judged = judged & shift.pop("judged")
+        out.update({k: np.where(shift_judged, v, np.nan) if v.dtype.kind == "f" else v & shift_judged
+                    for k, v in shift.items()})
+    else:
+        out.update(shift_z=np.full(x.shape, np.nan), shift_p=np.full(x.shape, np.nan),
+                   shift_rel=np.full(x.shape, np.nan), shift_expected=np.full(x.shape, np.nan),
+                   shift_ok=np.zeros(x.shape, bool))
     if s.use_cusum:
         out["cusum_up"], out["cusum_dn"] = cusum_alarms(z, s.cusum_k, s.cusum_h, s.cusum_clip)
     else:
@@ -221,4 +274,125 @@ def score_panel(
     with np.errstate(invalid="ignore", divide="ignore"):
         out["seeds_z"] = judged & (std > 0) & (np.abs(x - mean) / std > 3.0)
     out["seeds_iqr"] = judged & ((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr))
+    return out
+
+
+def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray) -> np.ndarray:
+    # t rather than normal: the reference scale is itself estimated from ~baseline_days points
+    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), np.maximum(np.nan_to_num(cnt_ref) - 1, 1))
+
+
+def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> dict[str, np.ndarray]:
+    """Recent window vs a lagged reference on the transformed scale (counts, spend, costs).
+
+    The reference is the trailing baseline that ended just before the recent window, so a
+    slow decline inside the recent days is not absorbed by the median it is compared with.
+    Each recent day's residual is clipped at `cusum_clip` (one spike cannot pose as a
+    shift); the mean residual times sqrt(days) is a z under independence, widened by the
+    error of the reference median (var of a median ~ pi/2 sigma^2 / n, shared by all days).
+    """
+    r = s.shift_recent_days
+    lag = r - 1  # the reference of day t is the baseline of day t-r+1: it ends at t-r
+    level_ref, scale_ref = shift_columns(level, lag), shift_columns(scale, lag)
+    cnt_ref = shift_columns(cnt.astype(float), lag)
+    uw = recent_windows(u, r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        day_z = (uw - level_ref[..., None]) / scale_ref[..., None]
+    known = ~np.isnan(day_z)
+    n_known = known.sum(axis=-1)
+    clipped = np.where(known, np.clip(day_z, -s.cusum_clip, s.cusum_clip), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_z = clipped.sum(axis=-1) / n_known
+        window_z = mean_z * np.sqrt(n_known) / np.sqrt(1.0 + n_known * (np.pi / 2) / cnt_ref)
+        mean_u = np.where(known, uw, 0.0).sum(axis=-1) / n_known
+        if kind == "linear":
+            rel = np.where(level_ref != 0, (mean_u - level_ref) / np.abs(level_ref), np.nan)
+        else:
+            ref = back(level_ref)
+            rel = np.where(ref > 0, back(mean_u) / ref - 1.0, np.nan)
+    window_z, ok = _shift_summary(day_z, window_z, n_known, r, s)
+    judged = ok & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z)
+    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref), shift_rel=rel,
+                shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
+
+
+def _rate_shift(numer, denom, p0, rho, den_sum, cnt, s: DetectionSettings) -> dict[str, np.ndarray]:
+    """Recent window vs a lagged reference for a rate, on its counts.
+
+    Numerator summed over the recent days given their denominators, against the reference
+    ratio of sums with the same beta-binomial over-dispersion as the daily test; the
+    variance is widened by the reference's own sampling error (its share of the data).
+    """
+    r = s.shift_recent_days
+    lag = r - 1
+    p_ref, rho_ref = shift_columns(p0, lag), shift_columns(rho, lag)
+    cnt_ref, dsum_ref = shift_columns(cnt.astype(float), lag), shift_columns(den_sum, lag)
+    nw, dw = recent_windows(numer, r), recent_windows(denom, r)
+    both = ~np.isnan(nw) & ~np.isnan(dw) & (dw > 0)
+    pr = p_ref[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_day = dw * pr * (1 - pr) * (1.0 + (dw - 1.0) * rho_ref[..., None])
+        day_z = np.where(both, (nw - dw * pr) / np.sqrt(var_day), np.nan)
+        n_sum = np.where(both, nw, 0.0).sum(axis=-1)
+        d_sum = np.where(both, dw, 0.0).sum(axis=-1)
+        v_sum = np.where(both, var_day, 0.0).sum(axis=-1)
+        n_known = both.sum(axis=-1)
+        inflate = 1.0 + np.maximum(d_sum / dsum_ref, n_known / cnt_ref)
+        window_z = (n_sum - d_sum * p_ref) / np.sqrt(v_sum * inflate)
+        rel = np.where((d_sum > 0) & (p_ref > 0), (n_sum / d_sum) / p_ref - 1.0, np.nan)
+    window_z, ok = _shift_summary(day_z, window_z, n_known, r, s)
+    # a reference rate built on fewer events than `min_expected_count` is not known well
+    # enough to call a shift (0 conversions in 28 days then 3 is not a 30x rate change)
+    ref_events = dsum_ref * p_ref
+    enough = (np.nan_to_num(ref_events) >= s.min_expected_count) & (
+        np.maximum(np.nan_to_num(d_sum * p_ref), n_sum) >= s.min_expected_count)
+    judged = ok & enough & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z) & ~np.isnan(p_ref)
+    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref), shift_rel=rel,
+                shift_expected=p_ref, shift_ok=ok)
+
+
+def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, s: DetectionSettings) -> dict:
+    """Counts: the recent days' sum against the lagged reference under NB (both views must agree).
+
+    The reference mean and variance are per de-seasonalized day; the recent days' expected
+    sum is that mean times the sum of their weekday factors.
+    """
+    r = s.shift_recent_days
+    lag = r - 1
+    m_ref, v_ref = shift_columns(mean_ds, lag), shift_columns(var_ds, lag)
+    xw, fw = recent_windows(x, r), recent_windows(f, r)
+    known = ~np.isnan(xw)
+    total = np.where(known, xw, 0.0).sum(axis=-1)
+    f_sum = np.where(known, fw, 0.0).sum(axis=-1)
+    f2_sum = np.where(known, fw**2, 0.0).sum(axis=-1)
+    exp_sum = m_ref * f_sum
+    var_sum = np.maximum(v_ref * f2_sum, exp_sum)
+    up, lo = count_pvalues(total, np.nan_to_num(exp_sum, nan=1e-9), np.nan_to_num(var_sum, nan=1e-9))
+    small = np.maximum(np.nan_to_num(exp_sum), total) < s.min_expected_count
+    out = dict(shift)
+    out["shift_p"] = np.where(small, 1.0, np.maximum(shift["shift_p"], two_sided(up, lo)))
+    out["judged"] = shift["judged"] & ~np.isnan(exp_sum)
+    return out
+
+
+def _cost_shift_check(shift: dict, money, events, s: DetectionSettings) -> dict:
+    """Cost per event: the events the recent spend bought against what the reference cost buys.
+
+    A cost 'shift' on a handful of leads is Poisson noise: at the reference cost the recent
+    spend should have bought spend/cost events, and falling a few short of a small number
+    is not news (the same check as the daily cost test, on the window's sums).
+    """
+    r = s.shift_recent_days
+    mw, ew = recent_windows(money, r), recent_windows(events, r)
+    both = ~np.isnan(mw) & ~np.isnan(ew)
+    spend = np.where(both, mw, 0.0).sum(axis=-1)
+    got = np.where(both, ew, 0.0).sum(axis=-1)
+    # shift_expected is the reference cost of the judged day (weekday factor included)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        should = np.where(shift["shift_expected"] > 0, spend / shift["shift_expected"], np.nan)
+    m = np.nan_to_num(should, nan=1e-9)
+    up, lo = count_pvalues(got, m, m)
+    small = np.maximum(np.nan_to_num(should), got) < s.min_expected_count
+    out = dict(shift)
+    out["shift_p"] = np.where(small, 1.0, np.maximum(shift["shift_p"], two_sided(up, lo)))
     return out

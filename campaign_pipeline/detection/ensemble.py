@@ -11,6 +11,7 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,8 @@ FLAG_COLUMNS = [
 ]
 SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
 EVIDENCE_KEYS = ("judged", "expected", "lower", "upper", "z", "p", "rel_effect", "cusum_up", "cusum_dn",
-                 "seeds_z", "seeds_iqr")
+                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_ok")
+BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
 
 
 def empty_flags() -> pd.DataFrame:
@@ -89,8 +91,7 @@ def evidence(
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
-    result = {k: np.zeros((len(metrics), n, t), dtype=bool if k in ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr") else float)
-              for k in EVIDENCE_KEYS}
+    result = {k: np.zeros((len(metrics), n, t), dtype=bool if k in BOOL_KEYS else float) for k in EVIDENCE_KEYS}
     by_kind: dict[str, list[int]] = {}
     for i, m in enumerate(metrics):
         by_kind.setdefault(metric_kind(m), []).append(i)
@@ -114,7 +115,11 @@ def evidence(
 def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings) -> dict[str, np.ndarray]:
     """Which detectors fire at each point (arrays like ev['z']); s must be `effective`."""
     p = np.where(in_scope & ev["judged"], ev["p"], np.nan)
-    q = adjust_pvalues(p.ravel(), np.broadcast_to(family, p.shape).ravel(), s.multiple_testing).reshape(p.shape)
+    # the window-shift tests are tests of the same run: one family with the daily tests
+    p_shift = np.where(in_scope & ev["judged"], ev["shift_p"], np.nan) if s.use_window_shift else np.full(p.shape, np.nan)
+    fam = np.broadcast_to(family, p.shape).ravel()
+    both = adjust_pvalues(np.concatenate([p.ravel(), p_shift.ravel()]), np.concatenate([fam, fam]), s.multiple_testing)
+    q, q_shift = both[: p.size].reshape(p.shape), both[p.size:].reshape(p.shape)
     level = s.fdr if s.multiple_testing == "bh" else s.alpha
     rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
     z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
@@ -127,11 +132,19 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
     if s.use_cusum:
         # a CUSUM alarm needs a material change too: half the single-day effect threshold
         fired["cusum"] = scope & (ev["cusum_up"] | ev["cusum_dn"]) & (rel >= 0.5 * s.min_relative_effect)
+    if s.use_window_shift:
+        shift_rel = np.abs(np.nan_to_num(ev["shift_rel"], nan=0.0, posinf=1e9))
+        shift_z = np.abs(np.nan_to_num(ev["shift_z"], nan=0.0))
+        fired["shift"] = (scope & ev["shift_ok"] & (np.nan_to_num(q_shift, nan=1.0) <= level)
+                          & (shift_rel >= s.min_relative_effect) & (shift_z >= s.min_robust_z))
     if s.use_seeds_zscore:
         fired["seeds_z"] = scope & ev["seeds_z"]
     if s.use_seeds_iqr:
         fired["seeds_iqr"] = scope & ev["seeds_iqr"]
-    return {"q": q, "fired": fired}
+    return {"q": q, "q_shift": q_shift, "fired": fired}
+
+
+CORROBORATED = ("test", "cusum", "shift")  # statistical routes; rules need no second opinion
 
 
 def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> dict:
@@ -139,16 +152,26 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> d
     if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
     fired = dict(dec["fired"])
     any_metric = np.zeros(ev["z"].shape, bool)
-    for k in ("test", "cusum"):
+    for k in CORROBORATED:
         if k in fired:
             any_metric |= fired[k]
     n_metrics = any_metric.sum(axis=0, keepdims=True)  # metrics firing per campaign-day
     rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
     z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
     strong = (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
-    for k in ("test", "cusum"):
+    shift_rel = np.abs(np.nan_to_num(ev["shift_rel"], nan=0.0, posinf=1e9))
+    shift_z = np.abs(np.nan_to_num(ev["shift_z"], nan=0.0))
+    strong_shift = ((shift_z >= s.strong_single_factor * s.min_robust_z)
+                    & (shift_rel >= s.strong_single_factor * s.min_relative_effect))
+    for k in CORROBORATED:
         if k in fired:
-            fired[k] = fired[k] & ((n_metrics >= 2) | strong)
+            fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))
+    if "shift" in fired and s.shift_onset_only:
+        # one shift is one event: report its first step, not every step the new level lasts
+        # (earlier steps only: causal)
+        before = np.zeros_like(fired["shift"])
+        before[..., 1:] = fired["shift"][..., :-1]
+        fired["shift"] = fired["shift"] & ~before
     return {**dec, "fired": fired}
 
 
@@ -177,6 +200,13 @@ def _build_panels(frame: pd.DataFrame, key: str, time: str, columns, keys: pd.In
     return out
 
 
+def _run_sums(values: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Sum of non-negative ``values`` over the current run of True in ``run`` (0 off runs)."""
+    cs = np.cumsum(values, axis=1)
+    at_break = np.maximum.accumulate(np.where(run, 0.0, cs), axis=1)
+    return np.where(run, cs - at_break, 0.0)
+
+
 def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[str, ...], budget: np.ndarray,
            s: DetectionSettings) -> list[tuple[str, str, np.ndarray, str]]:
     """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note template)."""
@@ -196,16 +226,14 @@ def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[s
         clicks_ok = ev["judged"][ki] & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z) & (p["clicks"] > 0)
         exp_conv = np.nan_to_num(ev["expected"][ci], nan=0.0) * ev["judged"][ci]
         run = zero & clicks_ok
-        total = exp_conv.copy()
-        for lag in range(1, days):  # a couple of lags, vectorized over every campaign
-            prev = np.zeros_like(run)
-            prev[:, lag:] = run[:, :-lag]
-            run &= prev
-            shifted = np.zeros_like(total)
-            shifted[:, lag:] = exp_conv[:, :-lag]
-            total += shifted
-        out.append(("conversions", "tracking_error", run & (total >= s.tracking_break_min_expected),
-                    f"no conversions for {days} days while clicks were normal"))
+        # expected conversions and length of the current zero run, reset wherever the run
+        # breaks: cumulative sums minus their value at the last break (both never decrease)
+        total = _run_sums(np.where(run, exp_conv, 0.0), run)
+        length = _run_sums(run.astype(float), run)
+        out.append(("conversions", "tracking_error",
+                    run & (length >= days) & (total >= s.tracking_break_min_expected),
+                    "no conversions for several days while clicks were normal, where the baseline "
+                    f"expected at least {s.tracking_break_min_expected:g}"))
     if "leads" in metrics:
         li = metrics.index("leads")
         expected_leads = np.nan_to_num(ev["expected"][li], nan=np.inf)
@@ -237,7 +265,7 @@ def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, met
     return np.select(conds, choices, "drop").astype(object)
 
 
-def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
+def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label="", unit="day"):
     """Long table of fired points (only those: the table stays small)."""
     fired = dec["fired"]
     any_method = np.zeros(ev["z"].shape, bool)
@@ -268,7 +296,7 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     method_hits["rule"] = rule_hit
     methods = np.full(len(mi), "", dtype=object)
     for k in names:
-        label = {"test": "count_test+robust_z" if s.use_count_tests else "robust_z"}.get(k, k)
+        label = {"test": "count_test+robust_z" if s.use_count_tests else "robust_z", "shift": "window_shift"}.get(k, k)
         methods = np.where(method_hits.get(k, False), np.where(methods == "", label, methods + "," + label), methods)
     n_methods = sum(method_hits.get(k, np.zeros(len(mi), bool)).astype(int) for k in names)
     # sustained: the test fired on this series on each of the two previous steps as well
@@ -279,12 +307,24 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     prev2[..., 2:] = test[..., :-2]
     sustained = (test & prev1 & prev2)[mi, ci, ti]
     metric = np.asarray(metrics, dtype=object)[mi]
-    rel = ev["rel_effect"][mi, ci, ti]
-    atype = _classify(metric, rel, method_hits.get("test", np.zeros(len(mi), bool)),
-                      method_hits.get("cusum", np.zeros(len(mi), bool)), sustained)
+    no = np.zeros(len(mi), bool)
+    # a window-shift flag without a daily test reports the window's numbers: the day alone
+    # may be unremarkable, what is unusual is the run of days against the lagged reference
+    shift_only = method_hits.get("shift", no) & ~method_hits.get("test", no) & ~rule_hit
+    rel = np.where(shift_only, ev["shift_rel"][mi, ci, ti], ev["rel_effect"][mi, ci, ti])
+    atype = _classify(metric, rel, method_hits.get("test", no),
+                      method_hits.get("cusum", no) | method_hits.get("shift", no), sustained)
     atype = np.where(rule_hit, rule_type, atype)
-    z = ev["z"][mi, ci, ti]
-    q = dec["q"][mi, ci, ti]
+    z = np.where(shift_only, ev["shift_z"][mi, ci, ti], ev["z"][mi, ci, ti])
+    q = np.where(shift_only, dec.get("q_shift", dec["q"])[mi, ci, ti], dec["q"][mi, ci, ti])
+    expected = np.where(shift_only, ev["shift_expected"][mi, ci, ti], ev["expected"][mi, ci, ti])
+    p_value = np.where(shift_only, ev["shift_p"][mi, ci, ti], ev["p"][mi, ci, ti])
+    with np.errstate(invalid="ignore"):
+        shift_note = np.array([f"the last {s.shift_recent_days} {unit}s average {r:+.0%} against the "
+                               f"{baseline_label.replace('trailing ', '')} before them" if np.isfinite(r) else ""
+                               for r in rel[shift_only]], dtype=object) if shift_only.any() else np.array([], dtype=object)
+    rule_note = rule_note.copy()
+    rule_note[shift_only] = shift_note
     period_start = times[ti]
     period_end = period_start + (pd.Timedelta(days=6) if grain == "week" else pd.Timedelta(0))
     flags = pd.DataFrame({
@@ -294,11 +334,11 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
         "period_end": period_end,
         "metric": metric,
         "value": ev["value"][mi, ci, ti],
-        "expected": ev["expected"][mi, ci, ti],
+        "expected": expected,
         "expected_lower": ev["lower"][mi, ci, ti],
         "expected_upper": ev["upper"][mi, ci, ti],
         "score": np.abs(z),
-        "p_value": ev["p"][mi, ci, ti],
+        "p_value": p_value,
         "q_value": q,
         "methods": methods,
         "anomaly_type": atype,
@@ -397,7 +437,12 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.DataFrame:
-    """A complete ISO week against the campaign's trailing complete weeks."""
+    """A complete ISO week against the campaign's trailing complete weeks.
+
+    No window shift here: a week is already an average of seven days, and five-week windows
+    against eight lagged weeks would need half a year of history.
+    """
+    s = replace(s, use_window_shift=False)
     week_of = times - pd.to_timedelta(times.dayofweek, unit="D")
     weeks = pd.DatetimeIndex(sorted(week_of.unique()))
     wi = weeks.get_indexer(week_of)
@@ -418,4 +463,4 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
     dec = decide(ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s)
     return _flags_from_evidence(ev, dec, metrics, keys, weeks, "week", in_scope, s, (),
-                                f"trailing {s.weekly_baseline_weeks} weeks")
+                                f"trailing {s.weekly_baseline_weeks} weeks", unit="week")
