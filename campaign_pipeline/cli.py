@@ -93,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.resources.storage import DATA_DIR_ENV, OUT_DIR_ENV, REPO_DATA_DIR
 
     data_dir = Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolve()
-    out_dir = Path(args.out).resolve() if args.out else data_dir / "out"
+    out_arg = args.out or os.environ.get(OUT_DIR_ENV)
+    out_dir = Path(out_arg).resolve() if out_arg else data_dir / "out"
     first_day, last_day = _preflight(data_dir)
 
     # The partitions definition is built at import from these variables, so set them first.
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="materialize every asset for every week in DATA_DIR/raw, through Dagster")
     run.add_argument("--data-dir", help="folder holding raw/ (default: $CAMPAIGN_PIPELINE_DATA_DIR or the shipped data/)")
-    run.add_argument("--out", help="where published tables go (default: DATA_DIR/out)")
+    run.add_argument("--out", help="where published tables go (default: $CAMPAIGN_PIPELINE_OUT_DIR, else DATA_DIR/out)")
     run.add_argument("--export", choices=["auto", "dry-run", "off"], default="auto",
                      help="auto: live where credentials are set, else dry-run (default)")
     run.set_defaults(func=cmd_run)

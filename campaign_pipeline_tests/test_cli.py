@@ -103,3 +103,15 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
     if len(flags):
         assert flags["confidence"].between(0, 1).all()
         assert set(flags["severity"]) <= {"low", "medium", "high", "critical"}
+
+
+def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
+    """Without flags, the CLI uses the same variables as Dagster runs started elsewhere."""
+    write_raw(tmp_path / "data")
+    out = tmp_path / "elsewhere"
+    proc = run_cli("run", env={"CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+                               "CAMPAIGN_PIPELINE_OUT_DIR": str(out)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"-> {out}" in proc.stdout
+    assert (out / "quarantine.parquet").exists() and any((out / "daily_campaign_metrics").glob("*.parquet"))
+    assert not (tmp_path / "data" / "out").exists()
