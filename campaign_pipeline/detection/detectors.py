@@ -95,14 +95,14 @@ def recent_windows(values: np.ndarray, recent: int) -> np.ndarray:
     return sliding_window_view(padded, recent, axis=1)[:, :t, :]
 
 
-def _shift_summary(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray, recent: int,
-                   s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
-    """(window z, consistency mask) from the recent days' residuals against the lagged reference.
+def _shift_consistent(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray, recent: int,
+                      s: DetectionSettings) -> np.ndarray:
+    """Whether the recent days agree with the direction of the window's shift.
 
-    Consistency: the last `shift_confirm_days` days and the median recent day must all lie at
-    least `shift_min_day_z` on the side of the shift. A short event (a 3-day outage) that sits
-    inside the recent window moves its mean for `recent` days; it does not make the days after
-    it unusual, so it cannot keep a shift alarm alive after it ended.
+    The last `shift_confirm_days` days and the median recent day must all lie at least
+    `shift_min_day_z` on the side of the shift, and enough days must be known. A short event
+    (a 3-day outage) that sits inside the recent window moves its mean for `recent` days; it
+    does not make the days after it unusual, so it cannot keep a shift alarm alive after it ended.
     """
     med = nan_median(day_z)
     sign = np.sign(np.nan_to_num(window_z))
@@ -110,7 +110,7 @@ def _shift_summary(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray,
     ok &= sign * np.nan_to_num(med) >= s.shift_min_day_z
     for j in range(1, min(s.shift_confirm_days, recent) + 1):  # the last few days, a handful of lags
         ok &= sign * np.nan_to_num(day_z[..., -j]) >= s.shift_min_day_z
-    return window_z, ok
+    return ok
 
 
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +310,7 @@ def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> d
         else:
             ref = back(level_ref)
             rel = np.where(ref > 0, back(mean_u) / ref - 1.0, np.nan)
-    window_z, ok = _shift_summary(day_z, window_z, n_known, r, s)
+    ok = _shift_consistent(day_z, window_z, n_known, r, s)
     judged = ok & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z)
     return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref), shift_rel=rel,
                 shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
@@ -340,7 +340,7 @@ def _rate_shift(numer, denom, p0, rho, den_sum, cnt, s: DetectionSettings) -> di
         inflate = 1.0 + np.maximum(d_sum / dsum_ref, n_known / cnt_ref)
         window_z = (n_sum - d_sum * p_ref) / np.sqrt(v_sum * inflate)
         rel = np.where((d_sum > 0) & (p_ref > 0), (n_sum / d_sum) / p_ref - 1.0, np.nan)
-    window_z, ok = _shift_summary(day_z, window_z, n_known, r, s)
+    ok = _shift_consistent(day_z, window_z, n_known, r, s)
     # a reference rate built on fewer events than `min_expected_count` is not known well
     # enough to call a shift (0 conversions in 28 days then 3 is not a 30x rate change)
     ref_events = dsum_ref * p_ref
