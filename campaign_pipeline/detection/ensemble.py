@@ -115,11 +115,15 @@ def evidence(
 def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings) -> dict[str, np.ndarray]:
     """Which detectors fire at each point (arrays like ev['z']); s must be `effective`."""
     p = np.where(in_scope & ev["judged"], ev["p"], np.nan)
-    # the window-shift tests are tests of the same run: one family with the daily tests
-    p_shift = np.where(in_scope & ev["judged"], ev["shift_p"], np.nan) if s.use_window_shift else np.full(p.shape, np.nan)
     fam = np.broadcast_to(family, p.shape).ravel()
-    both = adjust_pvalues(np.concatenate([p.ravel(), p_shift.ravel()]), np.concatenate([fam, fam]), s.multiple_testing)
-    q, q_shift = both[: p.size].reshape(p.shape), both[p.size:].reshape(p.shape)
+    if s.use_window_shift:
+        # the window-shift tests are tests of the same run: one family with the daily tests
+        p_shift = np.where(in_scope & ev["judged"], ev["shift_p"], np.nan)
+        both = adjust_pvalues(np.concatenate([p.ravel(), p_shift.ravel()]), np.concatenate([fam, fam]), s.multiple_testing)
+        q, q_shift = both[: p.size].reshape(p.shape), both[p.size:].reshape(p.shape)
+    else:
+        q = adjust_pvalues(p.ravel(), fam, s.multiple_testing).reshape(p.shape)
+        q_shift = np.full(p.shape, np.nan)
     level = s.fdr if s.multiple_testing == "bh" else s.alpha
     rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
     z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
@@ -265,7 +269,7 @@ def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, met
     return np.select(conds, choices, "drop").astype(object)
 
 
-def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label="", unit="day"):
+def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
     """Long table of fired points (only those: the table stays small)."""
     fired = dec["fired"]
     any_method = np.zeros(ev["z"].shape, bool)
@@ -316,11 +320,11 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
                       method_hits.get("cusum", no) | method_hits.get("shift", no), sustained)
     atype = np.where(rule_hit, rule_type, atype)
     z = np.where(shift_only, ev["shift_z"][mi, ci, ti], ev["z"][mi, ci, ti])
-    q = np.where(shift_only, dec.get("q_shift", dec["q"])[mi, ci, ti], dec["q"][mi, ci, ti])
+    q = np.where(shift_only, dec["q_shift"][mi, ci, ti], dec["q"][mi, ci, ti])
     expected = np.where(shift_only, ev["shift_expected"][mi, ci, ti], ev["expected"][mi, ci, ti])
     p_value = np.where(shift_only, ev["shift_p"][mi, ci, ti], ev["p"][mi, ci, ti])
     with np.errstate(invalid="ignore"):
-        shift_note = np.array([f"the last {s.shift_recent_days} {unit}s average {r:+.0%} against the "
+        shift_note = np.array([f"the last {s.shift_recent_days} days average {r:+.0%} against the "
                                f"{baseline_label.replace('trailing ', '')} before them" if np.isfinite(r) else ""
                                for r in rel[shift_only]], dtype=object) if shift_only.any() else np.array([], dtype=object)
     rule_note = rule_note.copy()
@@ -463,4 +467,4 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
     dec = decide(ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s)
     return _flags_from_evidence(ev, dec, metrics, keys, weeks, "week", in_scope, s, (),
-                                f"trailing {s.weekly_baseline_weeks} weeks", unit="week")
+                                f"trailing {s.weekly_baseline_weeks} weeks")
