@@ -60,11 +60,34 @@ def nan_count(windows: np.ndarray) -> np.ndarray:
     return np.sum(~np.isnan(windows), axis=-1)
 
 
+# Deviations beyond this many MAD-sigmas from the median are pulled in to it before the scale
+# is computed: an anomalous day inside the baseline then counts as a 2.5-sigma day, not as
+# itself, while normal data (99 % within 2.5 sigma) is used almost in full.
+WINSOR_C = 2.5
+# E[min(Z^2, c^2)] for a standard normal Z at c = WINSOR_C: makes the winsorized scale
+# consistent for sigma under normal noise.
+_WINSOR_CONSISTENCY = 0.97756
+
+
 def robust_level_scale(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and MAD-based sigma of each window (robust to a few anomalous days inside)."""
+    """Median and a winsorized standard deviation of each window.
+
+    The MAD alone is robust but wasteful: from 28 normal points it estimates sigma with 40 % of
+    the efficiency of an SD, and a scale that comes out small by chance turns ordinary days
+    into alarms. Winsorizing at `WINSOR_C` MAD-sigmas around the median and taking the root
+    mean square keeps the robustness (an outlier adds at most c^2) at about 93 % efficiency
+    (simulated: n = 28 normal points, 200,000 draws).
+    """
     med = nan_median(windows)
-    mad = nan_median(np.abs(windows - med[..., None]))
-    return med, MAD_TO_SIGMA * mad
+    sigma0 = MAD_TO_SIGMA * nan_median(np.abs(windows - med[..., None]))
+    dev = windows - med[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = WINSOR_C * sigma0[..., None]
+        clipped = np.clip(dev, -bound, bound)
+        cnt = nan_count(windows)
+        sq = np.nansum(clipped**2, axis=-1) / np.where(cnt > 1, cnt - 1, np.nan)
+        sigma = np.sqrt(sq / _WINSOR_CONSISTENCY)
+    return med, np.where(np.isnan(sigma0), np.nan, sigma)
 
 
 def nan_mean_std(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,15 @@ def cusum_alarms(z: np.ndarray, k: float, h: float, clip: float) -> tuple[np.nda
     return alarm_up, alarm_dn
 
 
+def scale_df(cnt: np.ndarray, s: DetectionSettings) -> np.ndarray:
+    """Degrees of freedom of the t reference for a robust z whose scale came from ``cnt`` points.
+
+    A MAD estimates sigma with about `scale_df_share` of the efficiency of a standard
+    deviation, so its sampling error is that of an SD from fewer points.
+    """
+    return np.maximum(s.scale_df_share * (cnt - 1), 1.0)
+
+
 def shift_columns(a: np.ndarray, k: int) -> np.ndarray:
     """a[:, t - k] at column t (NaN / False before the start): move a statistic k steps later."""
     if k <= 0:
@@ -178,7 +187,7 @@ def score_panel(
         with np.errstate(invalid="ignore", divide="ignore"):
             z = (numer - mean_cnt) / np.sqrt(var_cnt)
             sd_rate = np.sqrt(var_cnt) / d
-        p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), np.maximum(cnt - 1, 1)))
+        p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s)))
         expected = p0
         if s.use_window_shift:
             shift = _rate_shift(numer, denom, p0, rho, den_sum, cnt, s)
@@ -216,9 +225,8 @@ def score_panel(
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
         if s.use_window_shift:
             shift = _level_shift(u, level, scale, cnt, back, f, kind, s)
-        df = np.maximum(cnt - 1, 1)
         # t rather than normal: the scale itself is estimated from ~window points
-        p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), df)
+        p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s))
         if kind == "count" and s.use_count_tests:
             # NB on the raw counts with a winsorized trailing mean (the median of 0,0,1,0,2 is
             # 0, which would make any lead "infinitely" surprising) and the trailing variance
@@ -277,9 +285,9 @@ def score_panel(
     return out
 
 
-def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray) -> np.ndarray:
+def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSettings) -> np.ndarray:
     # t rather than normal: the reference scale is itself estimated from ~baseline_days points
-    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), np.maximum(np.nan_to_num(cnt_ref) - 1, 1))
+    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), scale_df(np.nan_to_num(cnt_ref), s))
 
 
 def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> dict[str, np.ndarray]:
@@ -312,7 +320,7 @@ def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> d
             rel = np.where(ref > 0, back(mean_u) / ref - 1.0, np.nan)
     ok = _shift_consistent(day_z, window_z, n_known, r, s)
     judged = ok & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z)
-    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref), shift_rel=rel,
+    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref, s), shift_rel=rel,
                 shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
 
 
@@ -347,7 +355,7 @@ def _rate_shift(numer, denom, p0, rho, den_sum, cnt, s: DetectionSettings) -> di
     enough = (np.nan_to_num(ref_events) >= s.min_expected_count) & (
         np.maximum(np.nan_to_num(d_sum * p_ref), n_sum) >= s.min_expected_count)
     judged = ok & enough & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z) & ~np.isnan(p_ref)
-    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref), shift_rel=rel,
+    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref, s), shift_rel=rel,
                 shift_expected=p_ref, shift_ok=ok)
 
 

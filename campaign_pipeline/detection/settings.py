@@ -119,6 +119,11 @@ class DetectionSettings:
     # shift test keeps firing until the lagged reference catches up, and a manager needs one
     # alert for one change, not one a day for a month.
     shift_onset_only: bool = True
+    # Degrees of freedom of the t tail of a robust z, as a share of the baseline points: a
+    # MAD has about 37 % of the efficiency of a standard deviation under normal noise
+    # (var(MAD-sigma) ~ 1.36 sigma^2 / n against 0.5 sigma^2 / n), so 28 baseline days
+    # estimate the scale about as well as an SD from 10. 1.0 treats the MAD as an SD.
+    scale_df_share: float = 0.9
     # Smallest expected count for a count test: below it a day with 0 vs 1 is not news.
     min_expected_count: float = 3.0
 
