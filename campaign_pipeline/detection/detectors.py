@@ -48,6 +48,26 @@ def count_pvalues(observed: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tu
     return upper, lower
 
 
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(20)
+
+
+def poisson_lognormal_pvalues(observed: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided (upper, lower) p-values of counts whose Poisson mean carries day noise.
+
+    X ~ Poisson(mean * exp(e)), e ~ N(-sigma^2 / 2, sigma^2): the day's rate is the trailing
+    rate times a multiplicative shock (mean-preserving), as ad rates behave (a 3x drop and a
+    3x rise are equally unusual). Integrated over e by 20-point Gauss-Hermite quadrature,
+    vectorized over every point.
+    """
+    x = np.round(observed)[..., None]
+    sig = np.maximum(np.nan_to_num(sigma), 0.0)[..., None]
+    mu = np.maximum(mean, 1e-9)[..., None] * np.exp(np.sqrt(2.0) * sig * _GH_NODES - sig**2 / 2)
+    w = _GH_WEIGHTS / np.sqrt(np.pi)
+    upper = (stats.poisson.sf(x - 1, mu) * w).sum(axis=-1)
+    lower = (stats.poisson.cdf(x, mu) * w).sum(axis=-1)
+    return np.minimum(upper, 1.0), np.minimum(lower, 1.0)
+
+
 def two_sided(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return np.minimum(1.0, 2.0 * np.minimum(upper, lower))
 
@@ -160,39 +180,36 @@ def score_panel(
         p0, den_sum = _ratio_of_sums(trailing_windows(numer, window), trailing_windows(denom, window))
         rate_w = trailing_windows(x, window)
         cnt = nan_count(rate_w)
-        _, rate_scale = robust_level_scale(rate_w)
-        den_w = trailing_windows(denom, window)
-        pos = np.where(den_w > 0, den_w, np.nan)
-        n_pos = nan_count(pos)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_den = np.where(n_pos > 0, np.nansum(pos, axis=-1) / np.maximum(n_pos, 1), np.nan)
         # keep p0 off 0 and 1 so a first conversion after zero is testable
         floor = 0.5 / np.maximum(den_sum, 1.0)
         p0 = np.clip(p0, floor, 1 - floor)
         d = denom
         judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
-        # beta-binomial over-dispersion rho from the robust spread of trailing daily rates
+        # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
+        # Poisson noise of its count (variance ~ 1 / expected count on the log scale). sigma_day
+        # comes from the robust spread of the trailing daily log rates (0.5 continuity
+        # correction keeps a zero-count day finite) minus their average Poisson part.
         with np.errstate(invalid="ignore", divide="ignore"):
-            binom_var_rate = p0 * (1 - p0) / mean_den
-            rho = (rate_scale**2 / binom_var_rate - 1.0) / np.maximum(mean_den - 1.0, 1.0)
-        rho = np.clip(np.nan_to_num(rho, nan=0.0), 0.0, 0.5)
-        # rate scale floor (relative) so a perfectly flat history is not infinitely sure
-        rho = np.maximum(rho, (s.relative_scale_floor**2) * p0 / np.maximum(1 - p0, 1e-9))
+            log_rate = np.where(denom > 0, np.log((numer + 0.5) / (denom + 0.5)), np.nan)
+            _, log_scale = robust_level_scale(trailing_windows(log_rate, window))
+            poisson_part = nan_mean_std(1.0 / (trailing_windows(np.where(denom > 0, denom, np.nan), window) * p0[..., None] + 0.5))[0]
+            sigma2 = np.maximum(log_scale**2 - poisson_part, np.log1p(s.relative_scale_floor) ** 2)
+        sigma2 = np.nan_to_num(sigma2, nan=np.log1p(s.relative_scale_floor) ** 2)
         mean_cnt = d * p0
-        var_cnt = d * p0 * (1 - p0) * (1.0 + (d - 1.0) * rho)
-        # count test on the numerator given the day's denominator (NB matched to the
-        # beta-binomial mean and variance: the rate's counts, not the ratio, carry the power)
-        up, lo = count_pvalues(np.nan_to_num(numer), mean_cnt, np.maximum(var_cnt, 1e-12))
+        up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
         p = two_sided(up, lo)
         with np.errstate(invalid="ignore", divide="ignore"):
-            z = (numer - mean_cnt) / np.sqrt(var_cnt)
-            sd_rate = np.sqrt(var_cnt) / d
+            z_sd = np.sqrt(sigma2 + 1.0 / (mean_cnt + 0.5))
+            z = (np.log((numer + 0.5) / (d + 0.5)) - np.log(p0)) / z_sd
+        # both views must find it surprising: the count test with day noise, and the t tail
+        # of the log-rate z (the day-noise spread is itself estimated from ~window days)
         p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s)))
         expected = p0
         if s.use_window_shift:
-            shift = _rate_shift(numer, denom, p0, rho, den_sum, cnt, s)
-        band = s.min_robust_z * sd_rate
-        lower, upper = np.maximum(p0 - band, 0.0), np.minimum(p0 + band, 1.0)
+            shift = _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, s)
+        with np.errstate(invalid="ignore", over="ignore"):
+            lower = p0 * np.exp(-s.min_robust_z * z_sd)
+            upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
         base_w = rate_w
     else:
         f = seasonal_factors(x, period, n_cycles, s.seasonal_shrinkage) if (s.use_seasonality and period) else np.ones_like(x)
@@ -324,22 +341,22 @@ def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> d
                 shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
 
 
-def _rate_shift(numer, denom, p0, rho, den_sum, cnt, s: DetectionSettings) -> dict[str, np.ndarray]:
+def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, s: DetectionSettings) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference for a rate, on its counts.
 
     Numerator summed over the recent days given their denominators, against the reference
-    ratio of sums with the same beta-binomial over-dispersion as the daily test; the
+    ratio of sums with the same Poisson-lognormal day variance as the daily test; the
     variance is widened by the reference's own sampling error (its share of the data).
     """
     r = s.shift_recent_days
     lag = r - 1
-    p_ref, rho_ref = shift_columns(p0, lag), shift_columns(rho, lag)
+    p_ref, sigma2_ref = shift_columns(p0, lag), shift_columns(sigma2, lag)
     cnt_ref, dsum_ref = shift_columns(cnt.astype(float), lag), shift_columns(den_sum, lag)
     nw, dw = recent_windows(numer, r), recent_windows(denom, r)
     both = ~np.isnan(nw) & ~np.isnan(dw) & (dw > 0)
     pr = p_ref[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        var_day = dw * pr * (1 - pr) * (1.0 + (dw - 1.0) * rho_ref[..., None])
+        var_day = dw * pr + (dw * pr) ** 2 * np.expm1(sigma2_ref[..., None])
         day_z = np.where(both, (nw - dw * pr) / np.sqrt(var_day), np.nan)
         n_sum = np.where(both, nw, 0.0).sum(axis=-1)
         d_sum = np.where(both, dw, 0.0).sum(axis=-1)

@@ -171,11 +171,14 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> d
         if k in fired:
             fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))
     if "shift" in fired and s.shift_onset_only:
-        # one shift is one event: report its first step, not every step the new level lasts
-        # (earlier steps only: causal)
-        before = np.zeros_like(fired["shift"])
-        before[..., 1:] = fired["shift"][..., :-1]
-        fired["shift"] = fired["shift"] & ~before
+        # one shift is one event: report its first step, not every step the new level lasts,
+        # nor again when the test flickers off and on within one recent window (a handful of
+        # lags over earlier steps only: causal)
+        raw = fired["shift"]
+        before = np.zeros_like(raw)
+        for lag in range(1, s.shift_recent_days + 1):
+            before[..., lag:] |= raw[..., :-lag]
+        fired["shift"] = raw & ~before
     return {**dec, "fired": fired}
 
 

@@ -36,3 +36,24 @@ def test_flat_window_has_zero_scale_and_empty_window_none():
     level, scale = robust_level_scale(np.array([[3.0] * 10, [np.nan] * 10]))
     assert level[0] == 3.0 and scale[0] == 0.0
     assert np.isnan(level[1]) and np.isnan(scale[1])
+
+
+def test_poisson_lognormal_tails_match_poisson_without_noise_and_simulation_with_it():
+    from scipy import stats
+
+    from campaign_pipeline.detection.detectors import poisson_lognormal_pvalues
+
+    k = np.array([0.0, 3.0, 10.0, 25.0])
+    up, lo = poisson_lognormal_pvalues(k, np.full(4, 10.0), np.zeros(4))
+    np.testing.assert_allclose(up, stats.poisson.sf(k - 1, 10.0), rtol=1e-9)
+    np.testing.assert_allclose(lo, stats.poisson.cdf(k, 10.0), rtol=1e-9)
+    # with day noise: X ~ Poisson(50 e^eps), eps ~ N(-s^2/2, s^2), s = 0.4
+    rng = np.random.default_rng(3)
+    sigma = 0.4
+    draws = rng.poisson(50.0 * np.exp(rng.normal(-sigma**2 / 2, sigma, 400_000)))
+    k = np.array([20.0, 35.0, 80.0, 120.0])
+    up, lo = poisson_lognormal_pvalues(k, np.full(4, 50.0), np.full(4, sigma))
+    np.testing.assert_allclose(up, [(draws >= v).mean() for v in k], rtol=0.05, atol=2e-4)
+    np.testing.assert_allclose(lo, [(draws <= v).mean() for v in k], rtol=0.05, atol=2e-4)
+    # day noise makes a 2.5x drop far less surprising than Poisson alone says, yet still rare
+    assert 1e4 * stats.poisson.cdf(20, 50.0) < lo[0] < 0.05
