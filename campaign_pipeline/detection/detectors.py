@@ -142,6 +142,32 @@ def _shift_consistent(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarr
     return ok
 
 
+def _count_vst_z(y, level, scale, f, window, s: DetectionSettings) -> np.ndarray:
+    """Robust z of a count on its variance-stabilizing scale, g(x) = (2/sd) asinh(sd sqrt(x)).
+
+    Counts carry Poisson noise and multiplicative day noise (variance mu + sd^2 mu^2), which
+    is what g stabilizes: about 2 sqrt(x) (Anscombe) where Poisson noise dominates, about
+    log(x) / sd where day noise does. log(1 + x) alone squeezes upward jumps of small counts
+    (4 -> 28 conversions read as z ~ 2.7). sd is the day noise of each day's trailing
+    window (its log(1 + x) spread minus the Poisson part); the window and the day are
+    transformed with that same sd, so the comparison stays causal and like with like.
+    """
+    floor2 = np.log1p(s.relative_scale_floor) ** 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        sd2 = np.maximum(scale**2 - 1.0 / np.exp(level), floor2)
+    sd = np.sqrt(np.nan_to_num(sd2, nan=floor2))
+
+    def g(v, sg):
+        return (2.0 / sg) * np.arcsinh(sg * np.sqrt(np.maximum(v, 0.0)))
+
+    u_w = g(trailing_windows(y, window), sd[..., None])
+    lvl, scl = robust_level_scale(u_w)
+    # Poisson floor: 2 sqrt(X) has sd ~1, and y = x / f has its variance divided by f
+    scl = np.maximum(scl, 1.0 / np.sqrt(np.maximum(f, 1e-9)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (g(y, sd) - lvl) / scl
+
+
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     both = ~np.isnan(numer_w) & ~np.isnan(denom_w)
     num = np.where(both, numer_w, 0.0).sum(axis=-1)
@@ -242,6 +268,8 @@ def score_panel(
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
         if s.use_window_shift:
             shift = _level_shift(u, level, scale, cnt, back, f, kind, s)
+        if kind == "count" and s.use_count_tests:
+            z = _count_vst_z(y, level, scale, f, window, s)
         # t rather than normal: the scale itself is estimated from ~window points
         p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s))
         if kind == "count" and s.use_count_tests:

@@ -57,3 +57,31 @@ def test_poisson_lognormal_tails_match_poisson_without_noise_and_simulation_with
     np.testing.assert_allclose(lo, [(draws <= v).mean() for v in k], rtol=0.05, atol=2e-4)
     # day noise makes a 2.5x drop far less surprising than Poisson alone says, yet still rare
     assert 1e4 * stats.poisson.cdf(20, 50.0) < lo[0] < 0.05
+
+
+def test_small_count_jump_is_judged_on_the_variance_stabilizing_scale():
+    """Conversions at ~4 a day jumping to 28: log(1 + x) squeezes it, the count's own scale does not."""
+    from campaign_pipeline.detection import DetectionSettings
+    from campaign_pipeline.detection.detectors import score_panel
+
+    rng = np.random.default_rng(4)
+    days = 60
+    counts = rng.poisson(4.0, size=(50, days)).astype(float)
+    counts[:, -1] = 28.0
+    kw = dict(kind="count", period=None, window=28, min_history=14)
+    vst = score_panel(counts, settings=DetectionSettings(), **kw)
+    log1p = score_panel(counts, settings=DetectionSettings(use_count_tests=False), **kw)
+    assert np.median(vst["z"][:, -1]) > 6.0
+    assert np.median(log1p["z"][:, -1]) < 4.0
+    # ordinary days stay ordinary on the new scale: |z| > 4 on under 0.5 % of them
+    normal = vst["z"][:, 30:-1]
+    assert np.mean(np.abs(normal) > 4) < 0.005
+    # large counts with day noise: a 3x drop and a 3x rise are about equally unusual
+    big = 5000 * np.exp(rng.normal(0, 0.2, size=(50, days)))
+    big = rng.poisson(big).astype(float)
+    up, down = big.copy(), big.copy()
+    up[:, -1] *= 3
+    down[:, -1] /= 3
+    z_up = np.median(score_panel(up, settings=DetectionSettings(), **kw)["z"][:, -1])
+    z_down = np.median(score_panel(down, settings=DetectionSettings(), **kw)["z"][:, -1])
+    assert z_up > 3 and z_down < -3 and 0.7 < abs(z_up / z_down) < 1.4
