@@ -189,8 +189,8 @@ def score_panel(
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
-    kind: "count" (Poisson/NB and a robust z on log(1 + x)), "rate" (values = numer/denom;
-    binomial-type test on the counts), "continuous" (robust z on log(1 + x): non-negative,
+    kind: "count" (Poisson/NB and a robust z on its variance-stabilizing scale), "rate" (values = numer/denom;
+    Poisson-lognormal test on the counts), "continuous" (robust z on log(1 + x): non-negative,
     zeros allowed, e.g. spend), "log" (robust z on log x, for positive costs), "linear"
     (robust z on the raw scale, for series that can be negative). Returns arrays of shape (n, T): judged, expected,
     lower, upper, z, p, rel_effect, cusum_up, cusum_dn, seeds_z, seeds_iqr.

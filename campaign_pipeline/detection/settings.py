@@ -15,7 +15,7 @@ CORRECTION_FAMILIES = ("call", "week", "day")
 
 # Metrics whose daily value is a count of events: tested with Poisson / negative binomial.
 COUNT_METRICS = ("impressions", "clicks", "conversions", "leads")
-# Rates tested with a (beta-)binomial on their counts: metric -> (numerator, denominator).
+# Rates tested on their counts (Poisson with lognormal day noise): metric -> (numerator, denominator).
 RATE_METRICS = {
     "ctr": ("clicks", "impressions"),
     "conversion_rate": ("conversions", "clicks"),
@@ -62,7 +62,7 @@ class DetectionSettings:
     use_seeds_iqr: bool = False  # seeds' 1.5 IQR rule on the trailing window: comparison only
     use_robust: bool = True  # median / MAD robust z: the backbone of every test
     use_seasonality: bool = True  # weekday profile from trailing same-weekday medians
-    use_count_tests: bool = True  # Poisson/NB for counts, beta-binomial for rates
+    use_count_tests: bool = True  # Poisson/NB for counts, Poisson-lognormal for rates
     use_cusum: bool = True  # sustained drift and level shifts
     use_rules: bool = True  # impossible combinations and budget overspend
     use_weekly: bool = True  # week-grain flags against the trailing weeks
