@@ -101,8 +101,9 @@ def cusum_alarms(z: np.ndarray, k: float, h: float, clip: float) -> tuple[np.nda
 def scale_df(cnt: np.ndarray, s: DetectionSettings) -> np.ndarray:
     """Degrees of freedom of the t reference for a robust z whose scale came from ``cnt`` points.
 
-    A MAD estimates sigma with about `scale_df_share` of the efficiency of a standard
-    deviation, so its sampling error is that of an SD from fewer points.
+    The baseline scale (winsorized SD, see `baselines.robust_level_scale`) estimates sigma with
+    about `scale_df_share` of the efficiency of a plain standard deviation, so its sampling
+    error is that of an SD from fewer points.
     """
     return np.maximum(s.scale_df_share * (cnt - 1), 1.0)
 
@@ -218,9 +219,10 @@ def score_panel(
         with np.errstate(invalid="ignore", divide="ignore"):
             log_rate = np.where(denom > 0, np.log((numer + 0.5) / (denom + 0.5)), np.nan)
             _, log_scale = robust_level_scale(trailing_windows(log_rate, window))
-            poisson_part = nan_mean_std(1.0 / (trailing_windows(np.where(denom > 0, denom, np.nan), window) * p0[..., None] + 0.5))[0]
-            sigma2 = np.maximum(log_scale**2 - poisson_part, np.log1p(s.relative_scale_floor) ** 2)
-        sigma2 = np.nan_to_num(sigma2, nan=np.log1p(s.relative_scale_floor) ** 2)
+            inv_expected = 1.0 / (trailing_windows(np.where(denom > 0, denom, np.nan), window) * p0[..., None] + 0.5)
+            poisson_part = np.nansum(inv_expected, axis=-1) / nan_count(inv_expected)
+        floor2 = np.log1p(s.relative_scale_floor) ** 2
+        sigma2 = np.nan_to_num(np.maximum(log_scale**2 - poisson_part, floor2), nan=floor2)
         mean_cnt = d * p0
         up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
         p = two_sided(up, lo)

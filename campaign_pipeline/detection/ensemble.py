@@ -125,8 +125,7 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
         q = adjust_pvalues(p.ravel(), fam, s.multiple_testing).reshape(p.shape)
         q_shift = np.full(p.shape, np.nan)
     level = s.fdr if s.multiple_testing == "bh" else s.alpha
-    rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
-    z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
+    z, rel = _sizes(ev, "z", "rel_effect")
     big = rel >= s.min_relative_effect
     scope = in_scope & ev["judged"]
     stat = scope & (np.nan_to_num(q, nan=1.0) <= level) & big
@@ -137,8 +136,7 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
         # a CUSUM alarm needs a material change too: half the single-day effect threshold
         fired["cusum"] = scope & (ev["cusum_up"] | ev["cusum_dn"]) & (rel >= 0.5 * s.min_relative_effect)
     if s.use_window_shift:
-        shift_rel = np.abs(np.nan_to_num(ev["shift_rel"], nan=0.0, posinf=1e9))
-        shift_z = np.abs(np.nan_to_num(ev["shift_z"], nan=0.0))
+        shift_z, shift_rel = _sizes(ev, "shift_z", "shift_rel")
         fired["shift"] = (scope & ev["shift_ok"] & (np.nan_to_num(q_shift, nan=1.0) <= level)
                           & (shift_rel >= s.min_relative_effect) & (shift_z >= s.min_robust_z))
     if s.use_seeds_zscore:
@@ -151,6 +149,16 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
 CORROBORATED = ("test", "cusum", "shift")  # statistical routes; rules need no second opinion
 
 
+def _sizes(ev: dict[str, np.ndarray], z_key: str, rel_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """|z| and |relative effect| of a route, unknown as 0 (never large enough to fire)."""
+    return (np.abs(np.nan_to_num(ev[z_key], nan=0.0)),
+            np.abs(np.nan_to_num(ev[rel_key], nan=0.0, posinf=1e9)))
+
+
+def _strong_alone(z: np.ndarray, rel: np.ndarray, s: DetectionSettings) -> np.ndarray:
+    return (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
+
+
 def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
     if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
@@ -160,13 +168,8 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> d
         if k in fired:
             any_metric |= fired[k]
     n_metrics = any_metric.sum(axis=0, keepdims=True)  # metrics firing per campaign-day
-    rel = np.abs(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
-    z = np.abs(np.nan_to_num(ev["z"], nan=0.0))
-    strong = (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
-    shift_rel = np.abs(np.nan_to_num(ev["shift_rel"], nan=0.0, posinf=1e9))
-    shift_z = np.abs(np.nan_to_num(ev["shift_z"], nan=0.0))
-    strong_shift = ((shift_z >= s.strong_single_factor * s.min_robust_z)
-                    & (shift_rel >= s.strong_single_factor * s.min_relative_effect))
+    strong = _strong_alone(*_sizes(ev, "z", "rel_effect"), s)
+    strong_shift = _strong_alone(*_sizes(ev, "shift_z", "shift_rel"), s)
     for k in CORROBORATED:
         if k in fired:
             fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))
