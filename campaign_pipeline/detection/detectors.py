@@ -234,7 +234,7 @@ def score_panel(
         p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s)))
         expected = p0
         if s.use_window_shift:
-            shift = _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, s)
+            make_shift = lambda r: _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r, s)  # noqa: E731
         with np.errstate(invalid="ignore", over="ignore"):
             lower = p0 * np.exp(-s.min_robust_z * z_sd)
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
@@ -269,7 +269,7 @@ def score_panel(
         upper = back(level + s.min_robust_z * scale) * f
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
         if s.use_window_shift:
-            shift = _level_shift(u, level, scale, cnt, back, f, kind, s)
+            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s)  # noqa: E731
         if kind == "count" and s.use_count_tests:
             z = _count_vst_z(y, level, scale, f, window, s)
         # t rather than normal: the scale itself is estimated from ~window points
@@ -306,18 +306,23 @@ def score_panel(
     p = np.where(judged, p, np.nan)
 
     out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel)
-    if s.use_window_shift and s.use_count_tests and kind == "count":
-        shift = _count_shift_check(shift, x, mean / f, var / f**2, f, s)
-    elif s.use_window_shift and s.use_count_tests and kind == "log" and numer is not None and denom is not None:
-        shift = _cost_shift_check(shift, numer, denom, s)
     if s.use_window_shift:
+        per_window = []
+        for r in s.shift_windows:
+            shift = make_shift(r)
+            if s.use_count_tests and kind == "count":
+                shift = _count_shift_check(shift, x, mean / f, var / f**2, f, r, s)
+            elif s.use_count_tests and kind == "log" and numer is not None and denom is not None:
+                shift = _cost_shift_check(shift, numer, denom, r, s)
+            per_window.append(dict(shift, shift_days=np.full(x.shape, float(r))))
+        shift = _combine_windows(per_window)
         shift_judged = judged & shift.pop("judged")
         out.update({k: np.where(shift_judged, v, np.nan) if v.dtype.kind == "f" else v & shift_judged
                     for k, v in shift.items()})
     else:
         out.update(shift_z=np.full(x.shape, np.nan), shift_p=np.full(x.shape, np.nan),
                    shift_rel=np.full(x.shape, np.nan), shift_expected=np.full(x.shape, np.nan),
-                   shift_ok=np.zeros(x.shape, bool))
+                   shift_days=np.full(x.shape, np.nan), shift_ok=np.zeros(x.shape, bool))
     if s.use_cusum:
         out["cusum_up"], out["cusum_dn"] = cusum_alarms(z, s.cusum_k, s.cusum_h, s.cusum_clip)
     else:
@@ -332,12 +337,31 @@ def score_panel(
     return out
 
 
+def _combine_windows(per_window: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One shift test per point from several window lengths: the smallest p, Bonferroni-adjusted.
+
+    Each point keeps the numbers (z, effect, reference, length) of the window whose p-value
+    is smallest among those judged there; that p is multiplied by the number of windows, so
+    trying a short and a long window cannot make a point look more surprising than it is.
+    """
+    if len(per_window) == 1:
+        return per_window[0]
+    judged = np.stack([w["judged"] for w in per_window])
+    p = np.where(judged, np.stack([np.nan_to_num(w["shift_p"], nan=1.0) for w in per_window]), np.inf)
+    best = np.argmin(p, axis=0)[None]
+    out = {k: np.take_along_axis(np.stack([w[k] for w in per_window]), best, axis=0)[0]
+           for k in per_window[0] if k != "judged"}
+    out["shift_p"] = np.minimum(out["shift_p"] * len(per_window), 1.0)
+    out["judged"] = judged.any(axis=0)
+    return out
+
+
 def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSettings) -> np.ndarray:
     # t rather than normal: the reference scale is itself estimated from ~baseline_days points
     return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), scale_df(np.nan_to_num(cnt_ref), s))
 
 
-def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> dict[str, np.ndarray]:
+def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference on the transformed scale (counts, spend, costs).
 
     The reference is the trailing baseline that ended just before the recent window, so a
@@ -346,7 +370,6 @@ def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> d
     shift); the mean residual times sqrt(days) is a z under independence, widened by the
     error of the reference median (var of a median ~ pi/2 sigma^2 / n, shared by all days).
     """
-    r = s.shift_recent_days
     lag = r - 1  # the reference of day t is the baseline of day t-r+1: it ends at t-r
     level_ref, scale_ref = shift_columns(level, lag), shift_columns(scale, lag)
     cnt_ref = shift_columns(cnt.astype(float), lag)
@@ -371,14 +394,13 @@ def _level_shift(u, level, scale, cnt, back, f, kind, s: DetectionSettings) -> d
                 shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
 
 
-def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, s: DetectionSettings) -> dict[str, np.ndarray]:
+def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSettings) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference for a rate, on its counts.
 
     Numerator summed over the recent days given their denominators, against the reference
     ratio of sums with the same Poisson-lognormal day variance as the daily test; the
     variance is widened by the reference's own sampling error (its share of the data).
     """
-    r = s.shift_recent_days
     lag = r - 1
     p_ref, sigma2_ref = shift_columns(p0, lag), shift_columns(sigma2, lag)
     cnt_ref, dsum_ref = shift_columns(cnt.astype(float), lag), shift_columns(den_sum, lag)
@@ -406,13 +428,12 @@ def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, s: DetectionSettings) ->
                 shift_expected=p_ref, shift_ok=ok)
 
 
-def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, s: DetectionSettings) -> dict:
+def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, r: int, s: DetectionSettings) -> dict:
     """Counts: the recent days' sum against the lagged reference under NB (both views must agree).
 
     The reference mean and variance are per de-seasonalized day; the recent days' expected
     sum is that mean times the sum of their weekday factors.
     """
-    r = s.shift_recent_days
     lag = r - 1
     m_ref, v_ref = shift_columns(mean_ds, lag), shift_columns(var_ds, lag)
     xw, fw = recent_windows(x, r), recent_windows(f, r)
@@ -430,14 +451,13 @@ def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, s: DetectionSettings)
     return out
 
 
-def _cost_shift_check(shift: dict, money, events, s: DetectionSettings) -> dict:
+def _cost_shift_check(shift: dict, money, events, r: int, s: DetectionSettings) -> dict:
     """Cost per event: the events the recent spend bought against what the reference cost buys.
 
     A cost 'shift' on a handful of leads is Poisson noise: at the reference cost the recent
     spend should have bought spend/cost events, and falling a few short of a small number
     is not news (the same check as the daily cost test, on the window's sums).
     """
-    r = s.shift_recent_days
     mw, ew = recent_windows(money, r), recent_windows(events, r)
     both = ~np.isnan(mw) & ~np.isnan(ew)
     spend = np.where(both, mw, 0.0).sum(axis=-1)

@@ -34,7 +34,7 @@ FLAG_COLUMNS = [
 ]
 SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
 EVIDENCE_KEYS = ("judged", "expected", "lower", "upper", "z", "p", "rel_effect", "cusum_up", "cusum_dn",
-                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_ok")
+                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_days", "shift_ok")
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
 
 
@@ -179,7 +179,7 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> d
         # lags over earlier steps only: causal)
         raw = fired["shift"]
         before = np.zeros_like(raw)
-        for lag in range(1, s.shift_recent_days + 1):
+        for lag in range(1, max(s.shift_windows) + 1):
             before[..., lag:] |= raw[..., :-lag]
         fired["shift"] = raw & ~before
     return {**dec, "fired": fired}
@@ -330,9 +330,10 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     expected = np.where(shift_only, ev["shift_expected"][mi, ci, ti], ev["expected"][mi, ci, ti])
     p_value = np.where(shift_only, ev["shift_p"][mi, ci, ti], ev["p"][mi, ci, ti])
     with np.errstate(invalid="ignore"):
-        shift_note = np.array([f"the last {s.shift_recent_days} days average {r:+.0%} against the "
+        days = ev["shift_days"][mi, ci, ti][shift_only]
+        shift_note = np.array([f"the last {d:.0f} days average {r:+.0%} against the "
                                f"{baseline_label.replace('trailing ', '')} before them" if np.isfinite(r) else ""
-                               for r in rel[shift_only]], dtype=object) if shift_only.any() else np.array([], dtype=object)
+                               for r, d in zip(rel[shift_only], days)], dtype=object) if shift_only.any() else np.array([], dtype=object)
     rule_note = rule_note.copy()
     rule_note[shift_only] = shift_note
     period_start = times[ti]

@@ -112,6 +112,14 @@ class DetectionSettings:
     # lagged reference keeps a slow decline from being absorbed by the median it is compared
     # with (the trailing 28-day median follows a 10-day ramp half-way).
     shift_recent_days: int = 5
+    # A second, short window tested next to it (0 = none): a 2-3 day jump, such as conversions
+    # inflated by a duplicate tag over a weekend, is diluted in a 5-day mean, and its single
+    # days may fall short of the daily bar when the counts are small and swing. A point's
+    # shift p-value is the smaller of the two windows', times two (Bonferroni), so testing
+    # both cannot make a point look more surprising than it is. Three days rather than two:
+    # the shortest window whose median day is a real day, so one loud day cannot carry it
+    # (measured: 2 days cost 2 points of precision, 0.883 against 0.903; docs/anomaly_detection.md).
+    shift_short_days: int = 3
     # The judged day and the median recent day must each be this many robust sd off on the
     # side of the shift: a spike inside the recent window moves its mean, not its median.
     shift_min_day_z: float = 1.0
@@ -169,6 +177,13 @@ class DetectionSettings:
             raise ValueError("need 3 <= min_history_days <= baseline_days")
         if not 0 < self.fdr < 1 or not 0 < self.alpha < 1:
             raise ValueError("fdr and alpha must be in (0, 1)")
+        if self.shift_recent_days < 2 or self.shift_short_days < 0:
+            raise ValueError("need shift_recent_days >= 2 and shift_short_days >= 0")
+
+    @property
+    def shift_windows(self) -> tuple[int, ...]:
+        """Window lengths of the window-shift test, shortest first."""
+        return tuple(sorted({d for d in (self.shift_short_days, self.shift_recent_days) if d > 0}))
 
     # Multipliers applied by `sensitivity`: (fdr, relative effect, robust z, cusum h).
     _SCALE = {

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
+from campaign_pipeline.detection.detectors import _combine_windows
 from campaign_pipeline.detection.ensemble import _run_sums
 from campaign_pipeline.detection.settings import settings_from_overrides
 from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
@@ -57,10 +58,50 @@ def test_slow_ctr_drift_is_caught_by_the_window_shift_and_reported_once(drifting
     # a flag only the window shift raised explains itself with the window's numbers
     shift_only = shift[shift["methods"] == "window_shift"]
     assert len(shift_only)
-    assert shift_only["explanation"].str.contains("the last 5 days average").all()
+    assert shift_only["explanation"].str.contains(r"the last [35] days average").all()
     # the same data without the drift raises no window-shift flag anywhere
     calm = detect_campaign_anomalies(base, judge_start=start, judge_end=end)
     assert not calm["methods"].str.contains("window_shift").any()
+
+
+def test_two_windows_keep_the_best_one_and_pay_for_trying_both():
+    short = dict(judged=np.array([[True, True, False]]), shift_p=np.array([[0.001, 0.2, np.nan]]),
+                 shift_z=np.array([[4.0, 1.0, np.nan]]), shift_days=np.full((1, 3), 3.0))
+    long = dict(judged=np.array([[True, True, True]]), shift_p=np.array([[0.01, 0.03, 0.3]]),
+                shift_z=np.array([[3.0, 2.5, 1.2]]), shift_days=np.full((1, 3), 5.0))
+    both = _combine_windows([short, long])
+    # Bonferroni over the two windows: twice the smaller p, never above 1
+    np.testing.assert_allclose(both["shift_p"], [[0.002, 0.06, 0.6]])
+    # the numbers reported are those of the window that gave the smaller p (judged ones only)
+    assert both["shift_days"].tolist() == [[3.0, 5.0, 5.0]]
+    assert both["shift_z"].tolist() == [[4.0, 2.5, 1.2]]
+    assert both["judged"].tolist() == [[True, True, True]]
+    # a single window is passed through untouched
+    assert _combine_windows([long]) is long
+    assert DetectionSettings().shift_windows == (3, 5)
+    assert DetectionSettings(shift_short_days=0).shift_windows == (5,)
+    with pytest.raises(ValueError, match="shift_short_days"):
+        DetectionSettings(shift_short_days=-1)
+
+
+def test_short_window_finds_a_three_day_inflation_of_small_counts():
+    # ~3 conversions a day that swing (2, 3, 3, 5, 2): doubled for three days, no single day
+    # clears the daily bar and a 5-day mean dilutes the jump; the 3-day window does not
+    base = daily_frame(n_campaigns=4, n_days=70, seed=2, conv_rate=0.03)
+    days = sorted(base["date"].unique())
+    df = base.copy()
+    hit = (df["campaign_id"] == "c2") & df["date"].isin(days[50:53])
+    df.loc[hit, "conversions"] = np.round(df.loc[hit, "conversions"] * 2)
+    df = add_rates(df)
+    kw = dict(judge_start=days[35], judge_end=days[-1])
+    both = _day_flags(detect_campaign_anomalies(df, **kw), "c2")
+    found = both[pd.to_datetime(both["period_start"]).between(days[50], days[54])]
+    assert found["methods"].str.contains("window_shift").any()
+    assert found["explanation"].str.contains("the last 3 days average").any()
+    long_only = _day_flags(detect_campaign_anomalies(df, settings=DetectionSettings(shift_short_days=0), **kw), "c2")
+    assert long_only.empty
+    # and the untouched data raises nothing at all
+    assert detect_campaign_anomalies(base, **kw).empty
 
 
 def test_window_shift_switch_and_onset_setting(drifting):
