@@ -13,6 +13,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
 from campaign_pipeline.detection.baselines import (
+    lag1_autocorrelation,
+    mean_variance_factor,
     nan_count,
     nan_mean_std,
     nan_median,
@@ -269,7 +271,11 @@ def score_panel(
         upper = back(level + s.min_robust_z * scale) * f
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
         if s.use_window_shift:
-            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s)  # noqa: E731
+            # neighbouring steps that move together (hourly readings, a drifting level) make a
+            # run of high values less surprising than the same run of independent ones
+            rho = (np.minimum(lag1_autocorrelation(u_w, level, scale), s.max_autocorrelation)
+                   if s.use_autocorrelation else np.zeros_like(level))
+            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho)  # noqa: E731
         if kind == "count" and s.use_count_tests:
             z = _count_vst_z(y, level, scale, f, window, s)
         # t rather than normal: the scale itself is estimated from ~window points
@@ -361,7 +367,8 @@ def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSetting
     return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), scale_df(np.nan_to_num(cnt_ref), s))
 
 
-def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings) -> dict[str, np.ndarray]:
+def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings,
+                 rho: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference on the transformed scale (counts, spend, costs).
 
     The reference is the trailing baseline that ended just before the recent window, so a
@@ -381,7 +388,10 @@ def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettin
     clipped = np.where(known, np.clip(day_z, -s.cusum_clip, s.cusum_clip), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_z = clipped.sum(axis=-1) / n_known
-        window_z = mean_z * np.sqrt(n_known) / np.sqrt(1.0 + n_known * (np.pi / 2) / cnt_ref)
+        # var(mean of n residuals) = g / n (g > 1 under positive autocorrelation, see
+        # `mean_variance_factor`), plus the reference median's pi/2 / n_ref
+        g = mean_variance_factor(shift_columns(rho, lag), n_known, r) if rho is not None else 1.0
+        window_z = mean_z / np.sqrt(g / n_known + (np.pi / 2) / cnt_ref)
         mean_u = np.where(known, uw, 0.0).sum(axis=-1) / n_known
         if kind == "linear":
             rel = np.where(level_ref != 0, (mean_u - level_ref) / np.abs(level_ref), np.nan)

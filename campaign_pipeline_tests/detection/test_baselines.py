@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from campaign_pipeline.detection.baselines import MAD_TO_SIGMA, nan_median, robust_level_scale
+from campaign_pipeline.detection.baselines import (
+    MAD_TO_SIGMA,
+    lag1_autocorrelation,
+    mean_variance_factor,
+    nan_median,
+    robust_level_scale,
+    trailing_windows,
+)
 
 
 def test_scale_is_consistent_and_far_less_noisy_than_the_mad():
@@ -85,3 +92,23 @@ def test_small_count_jump_is_judged_on_the_variance_stabilizing_scale():
     z_up = np.median(score_panel(up, settings=DetectionSettings(), **kw)["z"][:, -1])
     z_down = np.median(score_panel(down, settings=DetectionSettings(), **kw)["z"][:, -1])
     assert z_up > 3 and z_down < -3 and 0.7 < abs(z_up / z_down) < 1.4
+
+
+def test_lag1_autocorrelation_recovers_ar1_and_mean_variance_factor_follows_it():
+    rng = np.random.default_rng(3)
+    n, t = 200, 97
+    e = rng.normal(size=(n, t))
+    ar = np.zeros((n, t))
+    for j in range(1, t):  # AR(1) with rho 0.6, one step at a time over all series
+        ar[:, j] = 0.6 * ar[:, j - 1] + e[:, j]
+    for series, want in ((e, 0.0), (ar, 0.6)):
+        w = trailing_windows(series, 96)[:, -1:, :]
+        level, scale = robust_level_scale(w)
+        rho = lag1_autocorrelation(w, level, scale)
+        assert abs(np.median(rho) - want) < 0.08
+    # a gap breaks the pair on each side of it; too few pairs is unknown, not zero
+    gappy = np.array([[[0.1, np.nan, 0.3, -0.2]]])
+    assert np.isnan(lag1_autocorrelation(gappy, np.zeros((1, 1)), np.ones((1, 1))))
+    # 1 + 2 sum (1 - k/n) rho^k, negative rho earns no credit
+    np.testing.assert_allclose(mean_variance_factor(np.array([0.5]), np.array([5]), 5), [2.225])
+    np.testing.assert_allclose(mean_variance_factor(np.array([-0.4, np.nan]), np.array([5, 5]), 5), [1.0, 1.0])

@@ -163,3 +163,22 @@ def test_settings_from_overrides_types_and_errors():
         settings_from_overrides(["fdrr=0.05"])
     with pytest.raises(ValueError, match="NAME=VALUE"):
         settings_from_overrides(["fdr"])
+
+
+def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
+    from campaign_pipeline.detection.detectors import score_panel
+
+    rng = np.random.default_rng(8)
+    ar = np.zeros((20, 120))
+    for j in range(1, 120):  # log-level AR(1), rho 0.7: runs of high steps are ordinary here
+        ar[:, j] = 0.7 * ar[:, j - 1] + rng.normal(0, 0.1, 20)
+    values = np.exp(ar)
+    kw = dict(kind="log", period=None, window=96, min_history=48)
+    plain = score_panel(values, settings=DetectionSettings(use_seasonality=False), **kw)
+    ac = score_panel(values, settings=DetectionSettings(use_seasonality=False, use_autocorrelation=True), **kw)
+    both = ~np.isnan(plain["shift_z"]) & ~np.isnan(ac["shift_z"])
+    assert both.sum() > 50
+    shrink = np.abs(ac["shift_z"][both]) / np.abs(plain["shift_z"][both])
+    assert (shrink <= 1 + 1e-9).all() and np.median(shrink) < 0.8
+    # the daily point test does not depend on the switch
+    np.testing.assert_array_equal(plain["z"], ac["z"])

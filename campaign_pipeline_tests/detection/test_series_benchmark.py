@@ -1,0 +1,132 @@
+"""The synthetic series benchmark (scripts/benchmark_series.py): generator and window scorer."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_series.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("benchmark_series", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bench = _load()
+
+
+@pytest.fixture(scope="module", params=["hourly", "daily"])
+def pair(request):
+    """The same synthetic run with and without the anomalies applied."""
+    kw = dict(spacing=request.param, setting="noisy", n_series=24)
+    return bench.generate(7, **kw), bench.generate(7, inject=False, **kw)
+
+
+def test_labels_cover_every_injected_step_and_the_head_is_clean(pair):
+    syn, clean = pair
+    assert syn.labels.equals(clean.labels) and syn.frame[["series", "timestamp"]].equals(clean.frame[["series", "timestamp"]])
+    changed = syn.frame[~np.isclose(syn.frame["value"], clean.frame["value"], rtol=1e-12)]
+    assert len(changed) > 0
+    n = bench.SPACINGS["hourly" if syn.step == pd.Timedelta(hours=1) else "daily"]["n"]
+    first_ok = syn.frame["timestamp"].min() + int(np.ceil(bench.HEAD_SHARE * n)) * syn.step
+    assert changed["timestamp"].min() >= first_ok
+    assert (syn.labels["start"] >= first_ok).all()
+    lab = syn.labels
+    # every changed point is inside its series' window, or after the onset of a persisting change
+    m = changed.merge(lab, on="series")
+    inside = m["timestamp"].between(m["start"], m["end"])
+    persisted = m["persists"] & (m["timestamp"] >= m["onset"])
+    covered = (inside | persisted).groupby([m["series"], m["timestamp"]]).any()
+    assert covered.all(), covered[~covered].head()
+    # the exact extent lies inside the window, and every event changed at least one value
+    assert ((lab["event_start"] >= lab["start"]) & (lab["event_end"] <= lab["end"])).all()
+    assert (lab["event_start"] <= lab["event_end"]).all()
+    for r in lab.itertuples():
+        hit = changed[(changed["series"] == r.series) & changed["timestamp"].between(r.event_start, r.event_end)]
+        assert len(hit) > 0, r
+    # windows of one series never overlap
+    for _, g in lab.sort_values("start").groupby("series"):
+        assert (g["start"].to_numpy()[1:] > g["end"].to_numpy()[:-1]).all()
+    assert set(lab["kind"]) == set(bench.KINDS)
+    assert lab.groupby("series").size().between(1, 4).all()
+
+
+def test_gaps_and_a_duplicate_exist_and_spare_the_events(pair):
+    syn, _ = pair
+    f = syn.frame
+    assert (f["value"] > 0).all()
+    dup = f[f.duplicated(["series", "timestamp"], keep=False)]
+    with_gaps = syn.meta[syn.meta["n_gap_points"] > 0]
+    assert 0 < len(with_gaps) < len(syn.meta)
+    assert set(dup["series"]) == set(with_gaps["series"]) and len(dup) == 2 * len(with_gaps)
+    for s, g in f.drop_duplicates(["series", "timestamp"]).groupby("series"):
+        steps = g["timestamp"].diff().dropna() / syn.step
+        n_missing = int((steps - 1).sum())
+        assert n_missing == syn.meta.set_index("series").loc[s, "n_gap_points"]
+        if n_missing:
+            assert steps.max() <= 5 and 0.015 <= n_missing / (len(g) + n_missing) <= 0.045
+        # the exact extent of every event is complete (a gap cannot hide an injected spike)
+        for r in syn.labels[syn.labels["series"] == s].itertuples():
+            expected = int((r.event_end - r.event_start) / syn.step) + 1
+            assert g["timestamp"].between(r.event_start, r.event_end).sum() == expected
+
+
+def test_the_generator_is_seeded():
+    a = bench.generate(3, spacing="daily", n_series=4)
+    b = bench.generate(3, spacing="daily", n_series=4)
+    c = bench.generate(4, spacing="daily", n_series=4)
+    assert a.frame.equals(b.frame) and a.labels.equals(b.labels)
+    assert not a.frame["value"].equals(c.frame["value"])
+
+
+def _hand_made():
+    ts = pd.date_range("2024-01-01", periods=100, freq="h")
+    frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})
+    frame = pd.concat([frame, pd.DataFrame({"series": "b", "timestamp": ts, "value": 1.0})], ignore_index=True)
+    labels = pd.DataFrame({"series": ["a", "a", "b"], "kind": ["spike", "drift", "spike"],
+                           "start": [ts[10], ts[30], ts[60]], "end": [ts[20], ts[40], ts[65]]})
+    flagged = {"a": [12, 15, 50, 51, 70, 80, 82, 21], "b": [66]}
+    pred = frame.assign(is_anomaly=[i in flagged[s] for s, i in zip(frame["series"], np.tile(np.arange(100), 2))])
+    return frame, labels, pred
+
+
+def test_window_scorer_on_a_hand_made_example():
+    frame, labels, pred = _hand_made()
+    tot, lab = bench.score(pred, frame, labels, pd.Timedelta(hours=1))
+    # a: two flags in [10, 20] -> one TP; [30, 40] missed; 50+51 merge (1 step apart) -> one FP
+    # event; 70 alone; 80 and 82 are two steps apart -> two events; 21 sits right after the
+    # window and 20 is not flagged -> its own event. b: 66 is just outside [60, 65] -> FP, miss.
+    assert lab["found"].tolist() == [True, False, False]
+    assert tot["tp"] == 1 and tot["windows"] == 3
+    assert tot["fp_events"] == 6
+    assert tot["flagged_points"] == 9 and tot["fp_points"] == 7
+    assert tot["neg_points"] == (100 - 11 - 11) + (100 - 6)
+    r = bench.prf(tot)
+    assert r["precision"] == pytest.approx(1 / 7) and r["recall"] == pytest.approx(1 / 3)
+    ev = bench.fp_event_table(pred, labels, pd.Timedelta(hours=1))
+    assert ev.groupby("series")["n_points"].apply(list).to_dict() == {"a": [1, 2, 1, 1, 1], "b": [1]}
+
+
+def test_scorer_merges_by_the_step_and_ignores_duplicates_and_unflagged_series():
+    frame, labels, pred = _hand_made()
+    # daily gap: hourly flags 2 steps apart now merge; a series absent from pred flags nothing
+    tot, _ = bench.score(pred[pred["series"] == "a"], frame, labels, pd.Timedelta(hours=2))
+    assert tot["fp_events"] == 4 and tot["tp"] == 1
+    doubled = pd.concat([pred, pred[pred["is_anomaly"]]], ignore_index=True)
+    assert bench.score(doubled, frame, labels, pd.Timedelta(hours=1))[0] == bench.score(
+        pred, frame, labels, pd.Timedelta(hours=1))[0]
+    none = pred.assign(is_anomaly=False)
+    tot0, _ = bench.score(none, frame, labels, pd.Timedelta(hours=1))
+    assert tot0["tp"] == tot0["fp_events"] == 0 and bench.prf(tot0)["f1"] == 0.0
+
+
+def test_main_runs_small(capsys):
+    assert bench.main(["--seeds", "1", "--settings", "default", "--spacing", "daily", "--n-series", "4",
+                       "--set", "fdr=0.01", "--explain-fp"]) == 0
+    out = capsys.readouterr().out
+    assert "Pooled over settings and seeds" in out and "ensemble" in out and "seeds" in out
