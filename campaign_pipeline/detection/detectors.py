@@ -100,6 +100,46 @@ def cusum_alarms(z: np.ndarray, k: float, h: float, clip: float) -> tuple[np.nda
     return alarm_up, alarm_dn
 
 
+def _winsorized_sigma_of_t(df: float) -> float:
+    """Population value of `robust_level_scale`'s sigma for a unit-scale student t with `df`."""
+    from campaign_pipeline.detection.baselines import _WINSOR_CONSISTENCY, MAD_TO_SIGMA, WINSOR_C
+
+    dist = stats.t(df)
+    b = WINSOR_C * MAD_TO_SIGMA * dist.ppf(0.75)
+    inner = dist.expect(lambda v: v * v, lb=-b, ub=b)
+    return float(np.sqrt((inner + b * b * 2.0 * dist.sf(b)) / _WINSOR_CONSISTENCY))
+
+
+# Tail grid: degrees of freedom from very heavy (2) to normal, with the share of robust z
+# beyond TAIL_Z each implies (z = residual / winsorized sigma, as the detectors compute it).
+TAIL_Z = 3.0
+_TAIL_DF = np.array([2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 1000.0])
+_TAIL_SIGMA = np.array([_winsorized_sigma_of_t(d) for d in _TAIL_DF])
+_TAIL_SHARE = 2.0 * stats.t.sf(TAIL_Z * _TAIL_SIGMA, _TAIL_DF)
+
+
+def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: float) -> np.ndarray:
+    """Two-sided p-values of robust z under the tails each series has shown so far.
+
+    Ad costs have heavier tails than a normal: a series whose past residuals went beyond 3
+    robust sd five times as often as a normal would is given a student t with the degrees of
+    freedom that match that share (interpolated on a grid), and its |z| of 5 is judged under
+    that t. The share counts the series' earlier judged points only (causal), with
+    `prior_points` pseudo-points at the normal share, so a short or calm history keeps
+    normal tails. Used as a lower bound on a point's p-value (never makes it smaller).
+    """
+    known = judged & ~np.isnan(z)
+    beyond = known & (np.abs(np.nan_to_num(z)) > TAIL_Z)
+    n_past = np.cumsum(known, axis=1) - known
+    e_past = np.cumsum(beyond, axis=1) - beyond
+    normal_share = _TAIL_SHARE[-1]
+    share = (e_past + prior_points * normal_share) / (n_past + prior_points)
+    # the share falls as df grows: interpolate on the reversed (increasing) grid
+    df = np.interp(share, _TAIL_SHARE[::-1], _TAIL_DF[::-1])
+    sigma = np.interp(share, _TAIL_SHARE[::-1], _TAIL_SIGMA[::-1])
+    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)) * sigma, df)
+
+
 def scale_df(cnt: np.ndarray, s: DetectionSettings) -> np.ndarray:
     """Degrees of freedom of the t reference for a robust z whose scale came from ``cnt`` points.
 
@@ -309,6 +349,8 @@ def score_panel(
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(expected > 0, x / expected - 1.0, np.where(x > 0, np.inf, 0.0))
     z = np.where(judged, z, np.nan)
+    if s.use_tail_calibration:
+        p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points))
     p = np.where(judged, p, np.nan)
 
     out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel)

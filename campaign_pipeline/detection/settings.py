@@ -147,6 +147,16 @@ class DetectionSettings:
     # (var(MAD-sigma) ~ 1.36 sigma^2 / n against 0.5 sigma^2 / n), so 28 baseline days
     # estimate the scale about as well as an SD from 10. 1.0 treats the MAD as an SD.
     scale_df_share: float = 0.9
+    # Heavy tails learned per series: each point's p-value is also computed under a student t
+    # whose degrees of freedom match how often the series' earlier residuals went beyond 3
+    # robust sd, and the larger p is used (`detectors.tail_calibrated_pvalues`). Ad costs jump
+    # more often than a normal allows, and a point test that assumes normal tails calls every
+    # such jump a one-in-a-million event.
+    use_tail_calibration: bool = True
+    # Pseudo-points at the normal share of such residuals: a series must show a few hundred
+    # points before its own tails outweigh the normal (a daily campaign barely moves in a
+    # quarter; an hourly series learns its tails in about a week and a half).
+    tail_prior_points: float = 200.0
     # Smallest expected count for a count test: below it a day with 0 vs 1 is not news.
     min_expected_count: float = 3.0
 

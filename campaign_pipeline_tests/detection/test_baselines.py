@@ -112,3 +112,29 @@ def test_lag1_autocorrelation_recovers_ar1_and_mean_variance_factor_follows_it()
     # 1 + 2 sum (1 - k/n) rho^k, negative rho earns no credit
     np.testing.assert_allclose(mean_variance_factor(np.array([0.5]), np.array([5]), 5), [2.225])
     np.testing.assert_allclose(mean_variance_factor(np.array([-0.4, np.nan]), np.array([5, 5]), 5), [1.0, 1.0])
+
+
+def test_tail_calibration_learns_heavy_tails_from_the_past_only():
+    from scipy import stats
+
+    from campaign_pipeline.detection.detectors import tail_calibrated_pvalues
+
+    rng = np.random.default_rng(4)
+    n, t = 400, 1000
+    heavy = rng.standard_t(3, size=(n, t)) / 1.29  # t3 on the winsorized-sigma scale
+    calm = rng.normal(size=(n, t))
+    judged = np.ones((n, t), bool)
+    z = np.full((n, 1), 5.0)  # the same |z| = 5 judged at the end of each history
+    p_heavy = tail_calibrated_pvalues(np.concatenate([heavy, z], axis=1), np.ones((n, t + 1), bool), 200.0)[:, -1]
+    p_calm = tail_calibrated_pvalues(np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0)[:, -1]
+    normal_p = 2 * stats.norm.sf(5.0)
+    # after a normal history |z| = 5 stays about as rare as under a normal
+    assert np.median(p_calm) < 20 * normal_p
+    # after a t3 history it is a 1-in-a-few-hundred event, not 1-in-1.7-million
+    assert 1e-3 < np.median(p_heavy) < 2e-2
+    # causal: the first point has no past and gets the (near-)normal tail
+    first = tail_calibrated_pvalues(heavy, judged, 200.0)[:, 0]
+    np.testing.assert_allclose(first, 2 * stats.t.sf(np.abs(heavy[:, 0]) * 1.001, 1000.0), rtol=0.02)
+    # appending later points does not change an earlier p-value
+    np.testing.assert_array_equal(tail_calibrated_pvalues(heavy[:, :500], judged[:, :500], 200.0),
+                                  tail_calibrated_pvalues(heavy, judged, 200.0)[:, :500])
