@@ -159,7 +159,7 @@ def _strong_alone(z: np.ndarray, rel: np.ndarray, s: DetectionSettings) -> np.nd
     return (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
 
 
-def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> dict:
+def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
     if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
     fired = dict(dec["fired"])
@@ -178,10 +178,16 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings) -> d
         # nor again when the test flickers off and on within one recent window (a handful of
         # lags over earlier steps only: causal)
         raw = fired["shift"]
-        before = np.zeros_like(raw)
-        for lag in range(1, max(s.shift_windows) + 1):
-            before[..., lag:] |= raw[..., :-lag]
-        fired["shift"] = raw & ~before
+        # while the reference median still holds pre-change steps (until `shift_quiet_share`
+        # of the baseline window lies after the change) a shift the same way is the same change
+        quiet = max(s.shift_windows) + int(s.shift_quiet_share * (window or s.baseline_days))
+        up = raw & (np.nan_to_num(ev["shift_z"]) > 0)
+        down = raw & (np.nan_to_num(ev["shift_z"]) < 0)
+        before_up, before_down = np.zeros_like(raw), np.zeros_like(raw)
+        for lag in range(1, quiet + 1):  # a few dozen lags, each over every series at once
+            before_up[..., lag:] |= up[..., :-lag]
+            before_down[..., lag:] |= down[..., :-lag]
+        fired["shift"] = (up & ~before_up) | (down & ~before_down)
     return {**dec, "fired": fired}
 
 

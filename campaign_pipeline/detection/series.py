@@ -104,7 +104,7 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     if s.require_corroboration:
         # one metric per series: nothing can corroborate, so an alert must be strong alone,
         # exactly the rule a lone metric of a campaign-day meets in the campaign pipeline
-        dec = corroborate(dec, ev, s)
+        dec = corroborate(dec, ev, s, window=window)
     fired = np.zeros(values.shape, bool)[None]
     for mask in dec["fired"].values():
         fired = fired | mask

@@ -142,6 +142,11 @@ class DetectionSettings:
     # firing until the lagged reference catches up, and a manager needs one alert for one
     # change, not one a day for a month.
     shift_onset_only: bool = True
+    # ... nor a shift the same way while the lagged reference still holds steps from before
+    # the change: the reference median adopts a new level only once half its window lies
+    # after it, and until then every shift test re-measures the same change (28-day baseline:
+    # not again the same way for 5 + 14 days). 0 = only the recent window is quiet.
+    shift_quiet_share: float = 0.5
     # Degrees of freedom of the t tail of a robust z, as a share of the baseline points: a
     # MAD has about 37 % of the efficiency of a standard deviation under normal noise
     # (var(MAD-sigma) ~ 1.36 sigma^2 / n against 0.5 sigma^2 / n), so 28 baseline days

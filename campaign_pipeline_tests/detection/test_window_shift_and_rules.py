@@ -182,3 +182,28 @@ def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
     assert (shrink <= 1 + 1e-9).all() and np.median(shrink) < 0.8
     # the daily point test does not depend on the switch
     np.testing.assert_array_equal(plain["z"], ac["z"])
+
+
+def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it():
+    from campaign_pipeline.detection import detect_series
+
+    rng = np.random.default_rng(0)
+    ts = pd.date_range("2024-01-01", periods=900, freq="h")
+    parts = []
+    for i in range(8):
+        v = np.exp(rng.normal(0, 0.25, 900) + np.cumsum(rng.normal(0, 0.01, 900)))
+        v[500:] *= 0.4 if i < 4 else 1.0  # s0-s3 drop to 40 % for good at hour 500
+        parts.append(pd.DataFrame({"series": f"s{i}", "timestamp": ts, "value": v}))
+    frame = pd.concat(parts, ignore_index=True)
+
+    def hours(settings):
+        out = detect_series(frame, settings)
+        hit = out[out["is_anomaly"]]
+        return {k: ((g["timestamp"] - ts[0]) / pd.Timedelta(hours=1)).astype(int).tolist() for k, g in hit.groupby("series")}
+
+    once = hours(DetectionSettings())
+    assert sorted(once) == ["s0", "s1", "s2", "s3"]
+    assert all(len(h) == 1 and 500 <= h[0] <= 506 for h in once.values())
+    # quiet only over the recent window: the same drop is reported again within the baseline
+    again = hours(DetectionSettings(shift_quiet_share=0.0))
+    assert sum(map(len, again.values())) > 4
