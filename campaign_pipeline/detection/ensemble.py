@@ -335,13 +335,10 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     q = np.where(shift_only, dec["q_shift"][mi, ci, ti], dec["q"][mi, ci, ti])
     expected = np.where(shift_only, ev["shift_expected"][mi, ci, ti], ev["expected"][mi, ci, ti])
     p_value = np.where(shift_only, ev["shift_p"][mi, ci, ti], ev["p"][mi, ci, ti])
-    with np.errstate(invalid="ignore"):
-        days = ev["shift_days"][mi, ci, ti][shift_only]
-        shift_note = np.array([f"the last {d:.0f} days average {r:+.0%} against the "
-                               f"{baseline_label.replace('trailing ', '')} before them" if np.isfinite(r) else ""
-                               for r, d in zip(rel[shift_only], days)], dtype=object) if shift_only.any() else np.array([], dtype=object)
-    rule_note = rule_note.copy()
-    rule_note[shift_only] = shift_note
+    # a shift-only flag is about a run of days, so the one-day band does not describe it
+    lower = np.where(shift_only, np.nan, ev["lower"][mi, ci, ti])
+    upper = np.where(shift_only, np.nan, ev["upper"][mi, ci, ti])
+    window_days = np.where(shift_only, ev["shift_days"][mi, ci, ti], np.nan)
     period_start = times[ti]
     period_end = period_start + (pd.Timedelta(days=6) if grain == "week" else pd.Timedelta(0))
     flags = pd.DataFrame({
@@ -352,8 +349,8 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
         "metric": metric,
         "value": ev["value"][mi, ci, ti],
         "expected": expected,
-        "expected_lower": ev["lower"][mi, ci, ti],
-        "expected_upper": ev["upper"][mi, ci, ti],
+        "expected_lower": lower,
+        "expected_upper": upper,
         "score": np.abs(z),
         "p_value": p_value,
         "q_value": q,
@@ -361,6 +358,7 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
         "anomaly_type": atype,
         "relative_change": rel,
         "rule_note": rule_note,
+        "window_days": window_days,
     })
     flags["severity"] = explain.severity(rel, atype, s)
     flags["confidence"] = explain.confidence(q, n_methods, rule_hit)

@@ -117,11 +117,18 @@ def explanations(rows: pd.DataFrame, baseline_label: str) -> list[str]:
         when = r.period_start.strftime("%Y-%m-%d") if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
         head = f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} on {when}" if r.grain != "week" else \
             f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} in {when}"
-        parts = [f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"]
-        if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
-            parts.append(f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})")
-        if np.isfinite(r.rel_effect):
-            parts.append(f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}")
+        window = getattr(r, "window_days", np.nan)
+        if np.isfinite(window) and np.isfinite(r.rel_effect) and np.isfinite(r.expected):
+            # a window-shift flag: the run of recent days against the baseline before them
+            parts = [f"{head}: the last {window:.0f} days average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
+                     f"against {_fmt(r.metric, r.expected)} in the {baseline_label.replace('trailing ', '')} before "
+                     f"them ({r.rel_effect:+.0%}; that day {_fmt(r.metric, r.value)})"]
+        else:
+            parts = [f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"]
+            if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
+                parts.append(f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})")
+            if np.isfinite(r.rel_effect):
+                parts.append(f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}")
         if np.isfinite(r.score):
             parts.append(f"; robust z {r.score:.1f}")
         if np.isfinite(r.q_value):

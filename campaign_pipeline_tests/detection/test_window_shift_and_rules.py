@@ -98,6 +98,10 @@ def test_short_window_finds_a_three_day_inflation_of_small_counts():
     found = both[pd.to_datetime(both["period_start"]).between(days[50], days[54])]
     assert found["methods"].str.contains("window_shift").any()
     assert found["explanation"].str.contains("the last 3 days average").any()
+    # a shift-only flag is about the run of days: no one-day band, the day's value named apart
+    shift_only = found[found["methods"] == "window_shift"]
+    assert len(shift_only) and shift_only[["expected_lower", "expected_upper"]].isna().all().all()
+    assert shift_only["explanation"].str.contains("that day").all()
     long_only = _day_flags(detect_campaign_anomalies(df, settings=DetectionSettings(shift_short_days=0), **kw), "c2")
     assert long_only.empty
     # and the untouched data raises nothing at all
