@@ -353,7 +353,8 @@ def score_panel(
         p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points))
     p = np.where(judged, p, np.nan)
 
-    out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel)
+    out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel,
+               count_var=var if (kind == "count" and s.use_count_tests) else np.full(x.shape, np.nan))
     if s.use_window_shift:
         per_window = []
         for r in s.shift_windows:

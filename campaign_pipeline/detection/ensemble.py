@@ -34,7 +34,7 @@ FLAG_COLUMNS = [
 ]
 SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
 EVIDENCE_KEYS = ("judged", "expected", "lower", "upper", "z", "p", "rel_effect", "cusum_up", "cusum_dn",
-                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_days", "shift_ok")
+                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_days", "shift_ok", "count_var")
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
 
 
@@ -241,10 +241,19 @@ def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[s
         zero = np.nan_to_num(p["conversions"], nan=-1.0) == 0
         clicks_ok = ev["judged"][ki] & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z) & (p["clicks"] > 0)
         exp_conv = np.nan_to_num(ev["expected"][ci], nan=0.0) * ev["judged"][ci]
+        # -log P(0 conversions) of each day under the count test's negative binomial: size
+        # log(1 + mean / size), the Poisson mean itself where the counts are not over-dispersed.
+        # Over-dispersed counts (a campaign that has slow days) make zero days far likelier
+        # than a Poisson of the same mean would, so the run must be longer to mean a break.
+        var = np.nan_to_num(ev["count_var"][ci], nan=0.0)
+        over = var > exp_conv * 1.0001
+        with np.errstate(invalid="ignore", divide="ignore"):
+            size = np.where(over, exp_conv**2 / np.where(over, var - exp_conv, 1.0), np.inf)
+            surprise = np.where(over, size * np.log1p(exp_conv / np.where(over, size, 1.0)), exp_conv)
         run = zero & clicks_ok
-        # expected conversions and length of the current zero run, reset wherever the run
-        # breaks: cumulative sums minus their value at the last break (both never decrease)
-        total = _run_sums(np.where(run, exp_conv, 0.0), run)
+        # surprise and length of the current zero run, reset wherever the run breaks:
+        # cumulative sums minus their value at the last break (both never decrease)
+        total = _run_sums(np.where(run, surprise, 0.0), run)
         length = _run_sums(run.astype(float), run)
         out.append(("conversions", "tracking_error",
                     run & (length >= days) & (total >= s.tracking_break_min_expected),

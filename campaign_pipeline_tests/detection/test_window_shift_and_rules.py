@@ -211,3 +211,25 @@ def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it()
     # quiet only over the recent window: the same drop is reported again within the baseline
     again = hours(DetectionSettings(shift_quiet_share=0.0))
     assert sum(map(len, again.values())) > 4
+
+
+def test_tracking_break_needs_a_longer_zero_run_when_conversions_are_overdispersed():
+    from campaign_pipeline.detection.ensemble import _rules
+
+    t = 12
+    panels = {"clicks": np.full((1, t), 100.0), "conversions": np.r_[np.full(4, 2.0), np.zeros(8)][None],
+              "spend": np.full((1, t), 50.0), "impressions": np.full((1, t), 5000.0)}
+    metrics = ["clicks", "conversions"]
+
+    def first_break(var):
+        ev = {"judged": np.ones((2, 1, t), bool), "z": np.zeros((2, 1, t)),
+              "expected": np.full((2, 1, t), 2.0), "count_var": np.full((2, 1, t), var)}
+        masks = [m for metric, kind, m, _ in _rules(panels, ev, metrics, np.array([np.nan]), DetectionSettings())
+                 if metric == "conversions" and kind == "tracking_error"]
+        hit = np.nonzero(masks[-1][0])[0]
+        return int(hit[0]) if len(hit) else None
+
+    # Poisson (variance = mean 2): -log P(0) is 2 a day, e^-10 is reached on the 5th zero day
+    assert first_break(2.0) == 4 + 4
+    # variance 10 (size 0.5): -log P(0) = 0.5 log 5 = 0.80 a day, 8 zero days are not enough
+    assert first_break(10.0) is None
