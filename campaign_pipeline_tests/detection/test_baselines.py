@@ -138,3 +138,11 @@ def test_tail_calibration_learns_heavy_tails_from_the_past_only():
     # appending later points does not change an earlier p-value
     np.testing.assert_array_equal(tail_calibrated_pvalues(heavy[:, :500], judged[:, :500], 200.0),
                                   tail_calibrated_pvalues(heavy, judged, 200.0)[:, :500])
+
+
+def test_tail_grid_constants_match_their_definition():
+    from campaign_pipeline.detection.detectors import _TAIL_DF, _TAIL_SIGMA, _winsorized_sigma_of_t
+
+    np.testing.assert_allclose(_TAIL_SIGMA, [_winsorized_sigma_of_t(d) for d in _TAIL_DF], atol=2e-6)
+    # and the normal end of the grid is (nearly) the normal-consistent scale itself
+    assert abs(_TAIL_SIGMA[-1] - 1.0) < 1e-3
