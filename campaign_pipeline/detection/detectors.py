@@ -13,6 +13,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
 
 from campaign_pipeline.detection.baselines import (
+    _WINSOR_CONSISTENCY,
+    MAD_TO_SIGMA,
+    WINSOR_C,
     lag1_autocorrelation,
     mean_variance_factor,
     nan_count,
@@ -102,8 +105,6 @@ def cusum_alarms(z: np.ndarray, k: float, h: float, clip: float) -> tuple[np.nda
 
 def _winsorized_sigma_of_t(df: float) -> float:
     """Population value of `robust_level_scale`'s sigma for a unit-scale student t with `df`."""
-    from campaign_pipeline.detection.baselines import _WINSOR_CONSISTENCY, MAD_TO_SIGMA, WINSOR_C
-
     dist = stats.t(df)
     b = WINSOR_C * MAD_TO_SIGMA * dist.ppf(0.75)
     inner = dist.expect(lambda v: v * v, lb=-b, ub=b)
@@ -317,7 +318,7 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = (np.minimum(lag1_autocorrelation(u_w, level, scale), s.max_autocorrelation)
-                   if s.use_autocorrelation else np.zeros_like(level))
+                   if s.use_autocorrelation else None)
             make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho)  # noqa: E731
         if kind == "count" and s.use_count_tests:
             z = _count_vst_z(y, level, scale, f, window, s)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from campaign_pipeline.detection import explain
-from campaign_pipeline.detection.detectors import score_panel
+from campaign_pipeline.detection.detectors import count_pvalues, score_panel
 from campaign_pipeline.detection.multiple_testing import adjust_pvalues
 from campaign_pipeline.detection.settings import (
     CONTINUOUS_METRICS,
@@ -159,6 +159,17 @@ def _strong_alone(z: np.ndarray, rel: np.ndarray, s: DetectionSettings) -> np.nd
     return (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
 
 
+def _fired_within(mask: np.ndarray, lags: int) -> np.ndarray:
+    """Whether `mask` was set at any of the `lags` steps before each step (last axis)."""
+    counts = np.cumsum(mask, axis=-1)
+    before = np.zeros(mask.shape, np.int64)
+    before[..., 1:] = counts[..., :-1]  # set at steps < t
+    older = np.zeros(mask.shape, np.int64)
+    if lags + 1 < mask.shape[-1]:
+        older[..., lags + 1:] = counts[..., : -(lags + 1)]  # set at steps < t - lags
+    return before - older > 0
+
+
 def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
     if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
@@ -175,19 +186,14 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
             fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))
     if "shift" in fired and s.shift_onset_only:
         # one shift is one event: report its first step, not every step the new level lasts,
-        # nor again when the test flickers off and on within one recent window (a handful of
-        # lags over earlier steps only: causal)
+        # nor again the same way while the reference median still holds pre-change steps
+        # (until `shift_quiet_share` of the baseline window lies after the change): earlier
+        # steps only, so this stays causal
         raw = fired["shift"]
-        # while the reference median still holds pre-change steps (until `shift_quiet_share`
-        # of the baseline window lies after the change) a shift the same way is the same change
         quiet = max(s.shift_windows) + int(s.shift_quiet_share * (window or s.baseline_days))
         up = raw & (np.nan_to_num(ev["shift_z"]) > 0)
         down = raw & (np.nan_to_num(ev["shift_z"]) < 0)
-        before_up, before_down = np.zeros_like(raw), np.zeros_like(raw)
-        for lag in range(1, quiet + 1):  # a few dozen lags, each over every series at once
-            before_up[..., lag:] |= up[..., :-lag]
-            before_down[..., lag:] |= down[..., :-lag]
-        fired["shift"] = (up & ~before_up) | (down & ~before_down)
+        fired["shift"] = (up & ~_fired_within(up, quiet)) | (down & ~_fired_within(down, quiet))
     return {**dec, "fired": fired}
 
 
@@ -245,11 +251,8 @@ def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[s
         # log(1 + mean / size), the Poisson mean itself where the counts are not over-dispersed.
         # Over-dispersed counts (a campaign that has slow days) make zero days far likelier
         # than a Poisson of the same mean would, so the run must be longer to mean a break.
-        var = np.nan_to_num(ev["count_var"][ci], nan=0.0)
-        over = var > exp_conv * 1.0001
-        with np.errstate(invalid="ignore", divide="ignore"):
-            size = np.where(over, exp_conv**2 / np.where(over, var - exp_conv, 1.0), np.inf)
-            surprise = np.where(over, size * np.log1p(exp_conv / np.where(over, size, 1.0)), exp_conv)
+        _, p_zero = count_pvalues(np.zeros_like(exp_conv), exp_conv, np.nan_to_num(ev["count_var"][ci], nan=0.0))
+        surprise = np.where(exp_conv > 0, -np.log(np.maximum(p_zero, 1e-300)), 0.0)
         run = zero & clicks_ok
         # surprise and length of the current zero run, reset wherever the run breaks:
         # cumulative sums minus their value at the last break (both never decrease)

@@ -233,3 +233,15 @@ def test_tracking_break_needs_a_longer_zero_run_when_conversions_are_overdispers
     assert first_break(2.0) == 4 + 4
     # variance 10 (size 0.5): -log P(0) = 0.5 log 5 = 0.80 a day, 8 zero days are not enough
     assert first_break(10.0) is None
+
+
+def test_fired_within_matches_a_loop_over_lags():
+    from campaign_pipeline.detection.ensemble import _fired_within
+
+    rng = np.random.default_rng(1)
+    for lags in (1, 3, 19, 53, 200):
+        mask = rng.random((2, 5, 120)) < 0.1
+        expected = np.zeros_like(mask)
+        for lag in range(1, min(lags, 119) + 1):
+            expected[..., lag:] |= mask[..., :-lag]
+        np.testing.assert_array_equal(_fired_within(mask, lags), expected)
