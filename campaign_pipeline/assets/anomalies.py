@@ -12,9 +12,8 @@ from campaign_pipeline.assets.common import (
     schema_check,
     shift_week,
     split_by_week,
-    week_bounds,
 )
-from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
+from campaign_pipeline.detection import DetectionSettings, detect_by_week
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -72,11 +71,8 @@ def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, stor
     history_weeks = math.ceil(max(settings.baseline_days, 7 * settings.weekly_baseline_weeks) / 7)
     daily = read_weeks(storage, "daily_campaign_metrics", shift_week(weeks[0], -history_weeks), weeks[-1])
     campaigns = storage.read_staging("validated_campaigns")
-    judge_start, _ = week_bounds(weeks[0])
-    _, judge_end = week_bounds(weeks[-1])
-    flags = detect_campaign_anomalies(
-        daily, campaigns=campaigns, judge_start=judge_start, judge_end=judge_end, settings=settings
-    )
+    # each week on its own fixed history: a backfill publishes what the Monday run would
+    flags = detect_by_week(daily, weeks, history_weeks=history_weeks, campaigns=campaigns, settings=settings)
     flags = flags.assign(period_start=pd.to_datetime(flags["period_start"]), period_end=pd.to_datetime(flags["period_end"]))
     parts = split_by_week(flags, "period_start") if len(flags) else {}
     counts = {}

@@ -380,6 +380,34 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     return flags[FLAG_COLUMNS]
 
 
+def detect_by_week(
+    daily: pd.DataFrame,
+    week_starts,
+    *,
+    history_weeks: int,
+    campaigns: pd.DataFrame | None = None,
+    settings: DetectionSettings = DetectionSettings(),
+) -> pd.DataFrame:
+    """Flags of each week (Monday start), each judged on that week and its own `history_weeks`.
+
+    A week's flags are then a function of a fixed stretch of data, the same whether the week
+    runs alone (the Monday schedule) or inside a range backfill. One call over the whole range
+    would give its later weeks a longer past, and what is learned from the past (the CUSUM
+    state, each series' tails) would differ from the week's own run.
+    """
+    if daily is None or len(daily) == 0:
+        return empty_flags()
+    d = daily.assign(date=pd.to_datetime(daily["date"]).dt.normalize())
+    parts = []
+    for week in sorted({pd.Timestamp(w).normalize() for w in week_starts}):  # one call per week
+        end = week + pd.Timedelta(days=6)
+        history = d[(d["date"] >= week - pd.Timedelta(weeks=history_weeks)) & (d["date"] <= end)]
+        parts.append(detect_campaign_anomalies(history, campaigns=campaigns, judge_start=week, judge_end=end,
+                                               settings=settings))
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else empty_flags()
+
+
 def detect_campaign_anomalies(
     daily: pd.DataFrame,
     weekly: pd.DataFrame | None = None,
