@@ -317,8 +317,7 @@ def score_panel(
         if s.use_window_shift:
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
-            rho = (np.minimum(lag1_autocorrelation(u_w, level, scale), s.max_autocorrelation)
-                   if s.use_autocorrelation else None)
+            rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
             make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho)  # noqa: E731
         if kind == "count" and s.use_count_tests:
             z = _count_vst_z(y, level, scale, f, window, s)
@@ -412,6 +411,22 @@ def _combine_windows(per_window: list[dict[str, np.ndarray]]) -> dict[str, np.nd
 def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSettings) -> np.ndarray:
     # t rather than normal: the reference scale is itself estimated from ~baseline_days points
     return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), scale_df(np.nan_to_num(cnt_ref), s))
+
+
+def persistence(u_w, level, scale, cnt, window: int, s: DetectionSettings) -> np.ndarray:
+    """The lag-1 autocorrelation the window-shift test allows for at each step.
+
+    One baseline's estimate is noisy (sd ~ 1/sqrt(pairs): 0.19 from 28 days) and reads an
+    event or a ramp inside the baseline as persistence, which silences the next shift. So
+    the estimate is lowered by `autocorrelation_margin` standard errors (only persistence
+    the data clearly show is discounted) and replaced by the median of the estimates over
+    the last `autocorrelation_baselines` baselines (one event sways a minority of them).
+    """
+    rho = lag1_autocorrelation(u_w, level, scale)
+    rho = rho - s.autocorrelation_margin / np.sqrt(np.maximum(cnt - 1, 1))
+    if s.autocorrelation_baselines > 0:
+        rho = nan_median(trailing_windows(rho, s.autocorrelation_baselines * window))
+    return np.minimum(rho, s.max_autocorrelation)
 
 
 def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings,

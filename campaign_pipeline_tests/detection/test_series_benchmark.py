@@ -84,6 +84,22 @@ def test_the_generator_is_seeded():
     assert not a.frame["value"].equals(c.frame["value"])
 
 
+def test_the_persistent_setting_has_ar1_noise_and_leaves_the_others_unchanged():
+    kw = dict(spacing="hourly", n_series=12, inject=False)
+    base, pers = bench.generate(5, setting="default", **kw), bench.generate(5, setting="persistent", **kw)
+    assert (base.meta["noise_ar"] == 0).all()
+    assert pers.meta["noise_ar"].between(0.3, 0.8).all()
+    # same level, profile and drift and the same innovations e: the log ratio of the two is
+    # sd x (p - e) with p the AR(1) filter of e, whose lag-1 autocorrelation is exactly
+    # rho (1 - a) / (2 - 2a) = rho / 2 (a = sqrt(1 - rho^2) = cov(p_t, e_t))
+    grid = lambda syn: syn.frame.groupby(["series", "timestamp"])["value"].mean().unstack()  # noqa: E731
+    diff = np.log(grid(pers) / grid(base)).to_numpy()
+    lag1 = np.array([pd.Series(row).autocorr(1) for row in diff])
+    assert np.abs(lag1 - pers.meta["noise_ar"].to_numpy() / 2).max() < 0.08
+    # the same grid, gaps and duplicate: only the noise differs between the settings
+    assert pers.frame["timestamp"].equals(base.frame["timestamp"])
+
+
 def _hand_made():
     ts = pd.date_range("2024-01-01", periods=100, freq="h")
     frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})

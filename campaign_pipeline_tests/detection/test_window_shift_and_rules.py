@@ -178,14 +178,66 @@ def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
         ar[:, j] = 0.7 * ar[:, j - 1] + rng.normal(0, 0.1, 20)
     values = np.exp(ar)
     kw = dict(kind="log", period=None, window=96, min_history=48)
-    plain = score_panel(values, settings=DetectionSettings(use_seasonality=False), **kw)
-    ac = score_panel(values, settings=DetectionSettings(use_seasonality=False, use_autocorrelation=True), **kw)
+    plain = score_panel(values, settings=DetectionSettings(use_seasonality=False, use_autocorrelation=False), **kw)
+    ac = score_panel(values, settings=DetectionSettings(use_seasonality=False), **kw)  # on by default
     both = ~np.isnan(plain["shift_z"]) & ~np.isnan(ac["shift_z"])
     assert both.sum() > 50
     shrink = np.abs(ac["shift_z"][both]) / np.abs(plain["shift_z"][both])
     assert (shrink <= 1 + 1e-9).all() and np.median(shrink) < 0.8
     # the daily point test does not depend on the switch
     np.testing.assert_array_equal(plain["z"], ac["z"])
+
+
+def _persistence_of(u: np.ndarray, window: int, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(raw one-baseline lag-1 estimate, what the shift test allows for) at every step."""
+    from campaign_pipeline.detection.baselines import (
+        lag1_autocorrelation,
+        nan_count,
+        robust_level_scale,
+        trailing_windows,
+    )
+    from campaign_pipeline.detection.detectors import persistence
+
+    u_w = trailing_windows(u, window)
+    level, scale = robust_level_scale(u_w)
+    return lag1_autocorrelation(u_w, level, scale), persistence(u_w, level, scale, nan_count(u_w), window, s)
+
+
+def test_persistence_is_what_the_noise_has_less_its_sampling_error():
+    rng = np.random.default_rng(3)
+    n, window = 600, 96
+    white = rng.normal(0, 1, (30, n))
+    ar = np.zeros((30, n))
+    for t in range(1, n):
+        ar[:, t] = 0.6 * ar[:, t - 1] + rng.normal(0, 0.8, 30)
+    s = DetectionSettings()
+    _, rho_white = _persistence_of(white, window, s)
+    _, rho_ar = _persistence_of(ar, window, s)
+    late = slice(3 * window, None)  # two baselines of estimates behind each step
+    # independent steps: nothing to discount (the margin of 1/sqrt(95) = 0.10 absorbs the noise)
+    assert np.nanquantile(rho_white[:, late], 0.9) < 0.05
+    # AR(1) with 0.6: recognised, lowered by about one standard error and no more
+    assert 0.35 < np.nanmedian(rho_ar[:, late]) < 0.6
+
+
+def test_one_event_in_the_baseline_is_not_taken_for_persistence():
+    rng = np.random.default_rng(4)
+    n, window = 700, 96
+    u = rng.normal(0, 1, (40, n))
+    u[:, 300:312] += 3.0  # a 12-step temporary shift: inside the baseline of steps 312-395
+    raw, rho = _persistence_of(u, window, DetectionSettings())
+    after = slice(330, 396)
+    assert np.nanmedian(raw[:, after]) > 0.2  # one baseline alone reads the block as persistence
+    assert np.nanquantile(rho[:, after], 0.9) < 0.1
+    # the raw estimate is what the test would use without the margin and the median
+    _, unsmoothed = _persistence_of(u, window, DetectionSettings(autocorrelation_margin=0.0, autocorrelation_baselines=0))
+    np.testing.assert_allclose(unsmoothed, np.minimum(raw, 0.9))
+
+
+def test_autocorrelation_settings_are_checked():
+    for bad in (dict(max_autocorrelation=1.0), dict(autocorrelation_margin=-1.0), dict(autocorrelation_baselines=-1)):
+        with pytest.raises(ValueError, match="autocorrelation"):
+            DetectionSettings(**bad)
 
 
 def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it():
