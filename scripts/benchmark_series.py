@@ -237,7 +237,8 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     frame = (pd.concat([frame, dups], ignore_index=True)
              .sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True))
     meta = pd.DataFrame({"series": names, "base": base, "profile_amp": amp, "noise_sd": noise_sd,
-                         "heavy_tail": heavy, "noise_ar": rho, "drift_sd": drift_sd, "n_gap_points": (~keep).sum(axis=1),
+                         "heavy_tail": heavy, "noise_ar": rho, "drift_sd": drift_sd,
+                         "n_gap_points": (~keep).sum(axis=1),
                          "duplicate": pd.Series(grid[np.maximum(dup_at, 0)]).where(has_dup).to_numpy()})
     return Synthetic(frame=frame, labels=labels, meta=meta, step=step)
 

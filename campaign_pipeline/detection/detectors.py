@@ -416,7 +416,7 @@ def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSetting
 def persistence(u_w, level, scale, cnt, window: int, s: DetectionSettings) -> np.ndarray:
     """The lag-1 autocorrelation the window-shift test allows for at each step.
 
-    One baseline's estimate is noisy (sd ~ 1/sqrt(pairs): 0.19 from 28 days) and reads an
+    One baseline's estimate is noisy (sd ~ 1/sqrt(n - 1): 0.19 from 28 days) and reads an
     event or a ramp inside the baseline as persistence, which silences the next shift. So
     the estimate is lowered by `autocorrelation_margin` standard errors (only persistence
     the data clearly show is discounted) and replaced by the median of the estimates over

@@ -130,12 +130,13 @@ class DetectionSettings:
     # above all): the window-shift z divides by the variance of a mean of AR(1) residuals
     # instead of assuming independent steps. The lag-1 autocorrelation is measured in the
     # trailing baseline (winsorized), lowered by `autocorrelation_margin` standard errors
-    # (1/sqrt(pairs)) so sampling noise is not taken for persistence, and smoothed as the
-    # median of the estimates over the last `autocorrelation_baselines` baselines, so an
-    # event inside one baseline does not silence the next shift. Measured on the synthetic
-    # series benchmark with its `persistent` setting (docs/anomaly_detection.md): hourly F1
-    # 0.773 -> 0.798, daily 0.656 -> 0.654, campaign benchmark F1 0.937 -> 0.935; the raw
-    # one-baseline estimate (margin 0, no median) gave 0.754 / 0.644: it halved drift recall.
+    # (1/sqrt(n - 1), n known steps) so sampling noise is not taken for persistence, and
+    # the median of these estimates over the last `autocorrelation_baselines` baselines is
+    # used, so an event inside one baseline does not silence the next shift. Measured on the
+    # synthetic series benchmark with its `persistent` setting (docs/anomaly_detection.md):
+    # hourly F1 0.773 -> 0.798, daily 0.656 -> 0.654, campaign benchmark F1 0.937 -> 0.935;
+    # the raw one-baseline estimate (margin 0, no median) gave 0.754 / 0.644: it halved
+    # drift recall.
     # Capped so a baseline that is one long trend cannot make every window unremarkable.
     use_autocorrelation: bool = True
     max_autocorrelation: float = 0.9
@@ -212,7 +213,8 @@ class DetectionSettings:
             raise ValueError("fdr and alpha must be in (0, 1)")
         if self.shift_recent_days < 2 or self.shift_short_days < 0:
             raise ValueError("need shift_recent_days >= 2 and shift_short_days >= 0")
-        if not 0 <= self.max_autocorrelation < 1 or self.autocorrelation_margin < 0 or self.autocorrelation_baselines < 0:
+        if not (0 <= self.max_autocorrelation < 1 and self.autocorrelation_margin >= 0
+                and self.autocorrelation_baselines >= 0):
             raise ValueError("need 0 <= max_autocorrelation < 1, autocorrelation_margin >= 0 and "
                              "autocorrelation_baselines >= 0")
 

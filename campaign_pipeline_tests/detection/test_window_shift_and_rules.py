@@ -230,7 +230,8 @@ def test_one_event_in_the_baseline_is_not_taken_for_persistence():
     assert np.nanmedian(raw[:, after]) > 0.2  # one baseline alone reads the block as persistence
     assert np.nanquantile(rho[:, after], 0.9) < 0.1
     # the raw estimate is what the test would use without the margin and the median
-    _, unsmoothed = _persistence_of(u, window, DetectionSettings(autocorrelation_margin=0.0, autocorrelation_baselines=0))
+    raw_settings = DetectionSettings(autocorrelation_margin=0.0, autocorrelation_baselines=0)
+    _, unsmoothed = _persistence_of(u, window, raw_settings)
     np.testing.assert_allclose(unsmoothed, np.minimum(raw, 0.9))
 
 
