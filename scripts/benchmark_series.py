@@ -34,12 +34,13 @@ Scoring (the rules of a common window scorer, per series, summed over series and
   timestamps outside every window, flags at most one step apart merged into one event;
   precision = TP / (TP + FP), recall = TP / windows, F1; point FPR = flagged points outside
   windows / points outside windows (the point universe is the distinct timestamps of the
-  data); recall per anomaly kind; run time of the detector alone.
+  data); recall per anomaly kind; run time of the detector alone and, with --memory, its
+  peak memory (tracemalloc, numpy buffers included; the largest run's in pooled rows).
 
 Usage:
   python scripts/benchmark_series.py [--seeds 1 2 3] [--settings default noisy persistent]
         [--spacing hourly daily] [--n-series 24] [--sensitivity medium]
-        [--set NAME=VALUE ...] [--explain-fp] [--quiet]
+        [--set NAME=VALUE ...] [--explain-fp] [--quiet] [--memory]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,20 +372,36 @@ def explain_fp(pred: pd.DataFrame, syn: Synthetic, settings) -> pd.DataFrame:
 # Runs
 # ---------------------------------------------------------------------------------------
 
+def _measured(fn, *args, memory: bool = False, **kwargs):
+    """(result, seconds, peak MB allocated during the call or NaN).
+
+    The peak comes from a second call under tracemalloc (which sees numpy's buffers), because
+    tracing doubles the run time: the seconds are those of the untraced call.
+    """
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    secs = time.perf_counter() - t0
+    peak = np.nan
+    if memory:
+        tracemalloc.start()
+        try:
+            fn(*args, **kwargs)
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+        finally:
+            tracemalloc.stop()
+    return out, secs, peak
+
+
 def run_one(seed: int, setting: str, spacing: str, args, settings) -> tuple[list[dict], pd.DataFrame]:
     syn = generate(seed, spacing=spacing, setting=setting, n_series=args.n_series)
     rows, fps = [], []
-    t0 = time.perf_counter()
-    ours = detect_series(syn.frame, settings)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    seeds = seeds_series_flags(syn.frame, whole_series=True)
-    t_seeds = time.perf_counter() - t0
-    for method, pred, secs in (("ensemble", ours, t_ours), ("seeds", seeds, t_seeds)):
+    ours, t_ours, mb_ours = _measured(detect_series, syn.frame, settings, memory=args.memory)
+    seeds, t_seeds, mb_seeds = _measured(seeds_series_flags, syn.frame, whole_series=True, memory=args.memory)
+    for method, pred, secs, mb in (("ensemble", ours, t_ours, mb_ours), ("seeds", seeds, t_seeds, mb_seeds)):
         tot, lab = score(pred, syn.frame, syn.labels, syn.step)
         per_kind = lab.groupby("kind")["found"].agg(["sum", "count"])
         row = dict(method=method, spacing=spacing, setting=setting, seed=seed, points=len(syn.frame), **tot,
-                   seconds=secs)
+                   seconds=secs, peak_mb=mb)
         for kind in KINDS:
             row[f"tp[{kind}]"] = int(per_kind["sum"].get(kind, 0))
             row[f"n[{kind}]"] = int(per_kind["count"].get(kind, 0))
@@ -422,8 +440,11 @@ def main(argv=None) -> int:
     ap.add_argument("--explain-fp", action="store_true",
                     help="also tabulate the ensemble's false-positive events by context and anomaly_type")
     ap.add_argument("--quiet", action="store_true", help="print the pooled tables only")
+    ap.add_argument("--memory", action="store_true",
+                    help="also report each method's peak memory (a second, traced call per run)")
     args = ap.parse_args(argv)
     settings = settings_from_overrides(args.set, sensitivity=args.sensitivity)
+    table = TABLE + ["peak_mb"] if args.memory else TABLE
     t_start = time.perf_counter()
     results, fps = [], []
     for setting in args.settings:
@@ -439,17 +460,18 @@ def main(argv=None) -> int:
             run = with_rates(pd.DataFrame(run_rows))
             for method, grp in run.groupby("method", sort=False):
                 print(f"\n### {method}, setting={setting}, seed={seed}\n")
-                print(grp.set_index("spacing")[TABLE].to_markdown(floatfmt=".3f"))
+                print(grp.set_index("spacing")[table].to_markdown(floatfmt=".3f"))
     res = pd.DataFrame(results)
     count_cols = ["windows", "tp", "fp_events", "flagged_points", "fp_points", "neg_points", "points", "seconds",
                   *[c for c in res.columns if c.startswith(("tp[", "n["))]]
-    by_setting = with_rates(res.groupby(["method", "spacing", "setting"], sort=False)[count_cols].sum())
-    pooled = with_rates(res.groupby(["method", "spacing"], sort=False)[count_cols].sum())
+    agg = {**{c: "sum" for c in count_cols}, "peak_mb": "max"}  # memory: the largest run's peak
+    by_setting = with_rates(res.groupby(["method", "spacing", "setting"], sort=False).agg(agg))
+    pooled = with_rates(res.groupby(["method", "spacing"], sort=False).agg(agg))
     over = " ".join(args.set) or "none"
     print(f"\n## Pooled over seeds {args.seeds} (sums over runs; sensitivity={args.sensitivity}; --set {over})\n")
-    print(by_setting[TABLE].to_markdown(floatfmt=".3f"))
+    print(by_setting[table].to_markdown(floatfmt=".3f"))
     print("\n## Pooled over settings and seeds\n")
-    print(pooled[TABLE].to_markdown(floatfmt=".3f"))
+    print(pooled[table].to_markdown(floatfmt=".3f"))
     print("\n## Event recall per kind (pooled)\n")
     print(kind_recall(pooled).to_markdown(floatfmt=".3f"))
     fp = pd.concat([f for f in fps if len(f)], ignore_index=True) if any(len(f) for f in fps) else pd.DataFrame()

@@ -146,3 +146,15 @@ def test_main_runs_small(capsys):
                        "--set", "fdr=0.01", "--explain-fp"]) == 0
     out = capsys.readouterr().out
     assert "Pooled over settings and seeds" in out and "ensemble" in out and "seeds" in out
+    assert "peak_mb" not in out
+
+
+def test_memory_is_measured_on_request(capsys):
+    assert bench.main(["--seeds", "1", "--settings", "persistent", "--spacing", "daily", "--n-series", "4",
+                       "--quiet", "--memory"]) == 0
+    out = capsys.readouterr().out
+    pooled = out.split("## Pooled over settings and seeds")[1].split("##")[0]
+    rows = [r for r in pooled.splitlines() if r.startswith("| ('ensemble'")]
+    assert "peak_mb" in pooled and len(rows) == 1
+    peak = float(rows[0].strip("|").split("|")[-1])
+    assert 0.01 < peak < 500  # a real figure in MB, not NaN and not bytes
