@@ -149,10 +149,17 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
 CORROBORATED = ("test", "cusum", "shift")  # statistical routes; rules need no second opinion
 
 
-def _sizes(ev: dict[str, np.ndarray], z_key: str, rel_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """|z| and |relative effect| of a route, unknown as 0 (never large enough to fire)."""
-    return (np.abs(np.nan_to_num(ev[z_key], nan=0.0)),
-            np.abs(np.nan_to_num(ev[rel_key], nan=0.0, posinf=1e9)))
+def _sizes(ev: dict[str, np.ndarray], z_key: str, rel_key: str,
+           ratio: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """|z| and the size of the relative effect of a route, unknown as 0 (never large enough
+    to fire). ratio: a drop to 1/(1+e) is as large as a rise of e (the log scale's view)."""
+    rel = np.nan_to_num(ev[rel_key], nan=0.0, posinf=1e9)
+    if ratio:
+        with np.errstate(divide="ignore"):
+            size = np.where(rel < 0, 1.0 / np.maximum(1.0 + rel, 1e-9) - 1.0, rel)
+    else:
+        size = np.abs(rel)
+    return np.abs(np.nan_to_num(ev[z_key], nan=0.0)), size
 
 
 def _strong_alone(z: np.ndarray, rel: np.ndarray, s: DetectionSettings) -> np.ndarray:
@@ -170,17 +177,22 @@ def _fired_within(mask: np.ndarray, lags: int) -> np.ndarray:
     return before - older > 0
 
 
-def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None) -> dict:
+def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None,
+                ratio_effect: bool = False) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
-    if it is strong alone (z and effect `strong_single_factor` times their thresholds)."""
+    if it is strong alone (z and effect `strong_single_factor` times their thresholds).
+
+    ratio_effect: measure the strong-alone effect as max(v/e, e/v) - 1 (symmetric on the log
+    scale) instead of |v/e - 1|; see `DetectionSettings.lone_series_ratio_effect`.
+    """
     fired = dict(dec["fired"])
     any_metric = np.zeros(ev["z"].shape, bool)
     for k in CORROBORATED:
         if k in fired:
             any_metric |= fired[k]
     n_metrics = any_metric.sum(axis=0, keepdims=True)  # metrics firing per campaign-day
-    strong = _strong_alone(*_sizes(ev, "z", "rel_effect"), s)
-    strong_shift = _strong_alone(*_sizes(ev, "shift_z", "shift_rel"), s)
+    strong = _strong_alone(*_sizes(ev, "z", "rel_effect", ratio_effect), s)
+    strong_shift = _strong_alone(*_sizes(ev, "shift_z", "shift_rel", ratio_effect), s)
     for k in CORROBORATED:
         if k in fired:
             fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))

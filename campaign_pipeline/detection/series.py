@@ -104,7 +104,7 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     if s.require_corroboration:
         # one metric per series: nothing can corroborate, so an alert must be strong alone,
         # exactly the rule a lone metric of a campaign-day meets in the campaign pipeline
-        dec = corroborate(dec, ev, s, window=window)
+        dec = corroborate(dec, ev, s, window=window, ratio_effect=s.lone_series_ratio_effect and kind != "linear")
     fired = np.zeros(values.shape, bool)[None]
     for mask in dec["fired"].values():
         fired = fired | mask

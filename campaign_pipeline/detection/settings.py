@@ -94,6 +94,14 @@ class DetectionSettings:
     # the thresholds. Noise rarely moves two metrics at once beyond their bands.
     require_corroboration: bool = True
     strong_single_factor: float = 1.5
+    # `campaign-pipeline detect` judges positive series on the log scale, where halving and
+    # doubling are the same size; a percent gate is not (+45 % is log 0.37, -45 % is log
+    # 0.60), so a lone series' drop of 40 % could never be strong alone. When on, the
+    # strong-alone effect of a positive series is the ratio max(v/e, e/v) - 1 (a drop to 0.69x
+    # counts as +45 %). Series path only: on the campaign benchmark the same gate cost
+    # precision (0.919 -> 0.909) with no recall gained, as metrics there corroborate each
+    # other; on the series benchmark it raised F1 0.798 -> 0.807 hourly, 0.654 -> 0.688 daily.
+    lone_series_ratio_effect: bool = True
     # Scale floor as a share of the level: a series that never moved (zero MAD) must not
     # turn a 1 % wiggle into an infinite z.
     relative_scale_floor: float = 0.05

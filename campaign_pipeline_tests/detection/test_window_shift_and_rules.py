@@ -298,3 +298,36 @@ def test_fired_within_matches_a_loop_over_lags():
         for lag in range(1, min(lags, 119) + 1):
             expected[..., lag:] |= mask[..., :-lag]
         np.testing.assert_array_equal(_fired_within(mask, lags), expected)
+
+
+def test_a_lone_series_drop_is_as_large_as_the_rise_it_mirrors():
+    from campaign_pipeline.detection import detect_series
+
+    rng = np.random.default_rng(5)
+    ts = pd.date_range("2024-01-01", periods=160, freq="D")
+    parts = []
+    for i in range(6):  # 5 % day noise; s0-s2 drop to 0.65x for good on day 120 (-35 %, log -0.43)
+        v = np.exp(rng.normal(0, 0.05, 160)) * 2.0
+        v[120:] *= 0.65 if i < 3 else 1.0
+        parts.append(pd.DataFrame({"series": f"s{i}", "timestamp": ts, "value": v}))
+    frame = pd.concat(parts, ignore_index=True)
+
+    def flagged(settings):
+        out = detect_series(frame, settings)
+        return sorted(out.loc[out["is_anomaly"] & (out["timestamp"] >= ts[120]), "series"].unique())
+
+    # -35 % is short of the 45 % a lone series needs, but 1/0.65 = +54 % on the ratio scale
+    assert flagged(DetectionSettings()) == ["s0", "s1", "s2"]
+    assert flagged(DetectionSettings(lone_series_ratio_effect=False)) == []
+
+
+def test_ratio_effect_sizes():
+    from campaign_pipeline.detection.ensemble import _sizes
+
+    ev = {"z": np.array([5.0, -5.0, -5.0, np.nan, -9.0]), "rel": np.array([0.5, -0.5, -0.2, np.nan, -1.0])}
+    z, pct = _sizes(ev, "z", "rel")
+    _, ratio = _sizes(ev, "z", "rel", ratio=True)
+    np.testing.assert_allclose(z, [5, 5, 5, 0, 9])
+    np.testing.assert_allclose(pct, [0.5, 0.5, 0.2, 0.0, 1.0])
+    np.testing.assert_allclose(ratio[:4], [0.5, 1.0, 0.25, 0.0])
+    assert ratio[4] > 1e6  # to zero: as large as it gets
