@@ -103,8 +103,10 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     dec = decide(ev, in_scope, week[None], s)
     if s.require_corroboration:
         # one metric per series: nothing can corroborate, so an alert must be strong alone,
-        # exactly the rule a lone metric of a campaign-day meets in the campaign pipeline
-        dec = corroborate(dec, ev, s, window=window, ratio_effect=s.lone_series_ratio_effect and kind != "linear")
+        # the rule a lone metric of a campaign-day meets in the campaign pipeline, except that
+        # a positive series' effect is sized as a ratio (`lone_series_ratio_effect`)
+        ratio = s.lone_series_ratio_effect and kind != "linear"
+        dec = corroborate(dec, ev, s, window=window, ratio_effect=ratio)
     fired = np.zeros(values.shape, bool)[None]
     for mask in dec["fired"].values():
         fired = fired | mask
