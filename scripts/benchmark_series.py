@@ -100,6 +100,15 @@ def _factor(rng: np.random.Generator, up: tuple[float, float], down: tuple[float
     return float(rng.uniform(*up)) if rng.random() < 0.5 else float(rng.uniform(*down))
 
 
+def _ar1(first: np.ndarray, innov: np.ndarray, phi) -> np.ndarray:
+    """AR(1) paths, one per row: x_0 = first, x_t = phi x_(t-1) + innov_t (phi shared or per row)."""
+    out = np.empty(innov.shape)
+    out[:, 0] = first
+    for t in range(1, innov.shape[1]):  # a loop over steps, each step over every series at once
+        out[:, t] = phi * out[:, t - 1] + innov[:, t]
+    return out
+
+
 def _place_events(rng: np.random.Generator, n: int, cfg: dict) -> list[dict]:
     """1-4 separated events: kind, onset, extent and label window, all in steps."""
     head = int(np.ceil(HEAD_SHARE * n))
@@ -162,20 +171,14 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     phi = cfg["ar_phi"]
     drift_sd = rb.uniform(0.02, 0.08, k)
     innov = rb.normal(0.0, 1.0, (k, n)) * (drift_sd * np.sqrt(1 - phi ** 2))[:, None]
-    ar = np.empty((k, n))
-    ar[:, 0] = rb.normal(0.0, drift_sd)
-    for t in range(1, n):
-        ar[:, t] = phi * ar[:, t - 1] + innov[:, t]
+    ar = _ar1(rb.normal(0.0, drift_sd), innov, phi)
     noise_sd = rb.uniform(0.05, 0.25, k) * gen["noise"]
     heavy = rb.random(k) < 1 / 3
     eps = np.where(heavy[:, None], rb.standard_t(5, (k, n)) / np.sqrt(5 / 3), rb.normal(0.0, 1.0, (k, n)))
     floor_noise = rb.normal(0.0, 0.1, (k, n))
     rho = rb.uniform(*gen["persistence"], k)  # drawn last: the other settings' series stay as they were
     if rho.any():  # AR(1) noise of unit marginal variance: the same innovations, filtered
-        eps = eps * np.sqrt(1 - rho**2)[:, None]
-        eps[:, 0] /= np.sqrt(1 - rho**2)
-        for t in range(1, n):
-            eps[:, t] += rho * eps[:, t - 1]
+        eps = _ar1(eps[:, 0], eps * np.sqrt(1 - rho**2)[:, None], rho)
     # --- anomalies -------------------------------------------------------------------------
     effect = np.zeros((k, n))  # added to the log value
     burst = np.ones((k, n))  # multiplies the noise
