@@ -206,7 +206,33 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
         up = raw & (np.nan_to_num(ev["shift_z"]) > 0)
         down = raw & (np.nan_to_num(ev["shift_z"]) < 0)
         fired["shift"] = (up & ~_fired_within(up, quiet)) | (down & ~_fired_within(down, quiet))
+        if s.shift_absorbs_points:
+            absorbed = _repeats_a_shift(fired["shift"], ev, quiet, s.min_relative_effect)
+            for k in ("test", "cusum"):
+                if k in fired:
+                    fired[k] = fired[k] & ~absorbed
     return {**dec, "fired": fired}
+
+
+def _repeats_a_shift(reported: np.ndarray, ev: dict[str, np.ndarray], quiet: int, min_effect: float) -> np.ndarray:
+    """Steps whose point change the same way is no more than a shift reported within the last
+    `quiet` steps: value / (reference x (1 + shift_rel)) - 1 stays short of `min_effect`.
+
+    Earlier reports only (causal); the last report of each direction before the step counts.
+    """
+    t = np.arange(reported.shape[-1])
+    z, rel = np.nan_to_num(ev["z"]), np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9)
+    shift_z, shift_rel = np.nan_to_num(ev["shift_z"]), np.nan_to_num(ev["shift_rel"])
+    out = np.zeros(reported.shape, bool)
+    for sign in (1.0, -1.0):  # the two directions
+        last = np.maximum.accumulate(np.where(reported & (np.sign(shift_z) == sign), t, -1), axis=-1)
+        prev = np.full(last.shape, -1)
+        prev[..., 1:] = last[..., :-1]  # the last report strictly before each step
+        level = 1.0 + np.take_along_axis(shift_rel, np.maximum(prev, 0), axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beyond = np.where(level > 0, (1.0 + rel) / level - 1.0, np.inf)
+        out |= (prev >= 0) & (t - prev <= quiet) & (np.sign(z) == sign) & (sign * beyond < min_effect)
+    return out
 
 
 def _family(dates: pd.DatetimeIndex, how: str) -> np.ndarray:

@@ -331,3 +331,56 @@ def test_ratio_effect_sizes():
     np.testing.assert_allclose(pct, [0.5, 0.5, 0.2, 0.0, 1.0])
     np.testing.assert_allclose(ratio[:4], [0.5, 1.0, 0.25, 0.0])
     assert ratio[4] > 1e6  # to zero: as large as it gets
+
+
+def _drop_then(further_at: int | None):
+    """One lone daily series at 5 % noise that drops to 0.65x for good on day 100."""
+    rng = np.random.default_rng(11)
+    ts = pd.date_range("2024-01-01", periods=140, freq="D")
+    v = np.exp(rng.normal(0, 0.05, 140)) * 3.0
+    v[100:] *= 0.65
+    if further_at is not None:
+        v[further_at] *= 0.2  # a one-day collapse on top of the new level
+    return ts, pd.DataFrame({"series": "a", "timestamp": ts, "value": v})
+
+
+def test_a_reported_shift_absorbs_the_point_alerts_that_repeat_it():
+    from campaign_pipeline.detection import detect_series
+
+    ts, frame = _drop_then(None)
+
+    def flag_days(settings):
+        out = detect_series(frame, settings)
+        hit = out[out["is_anomaly"]]
+        return ((hit["timestamp"] - ts[0]).dt.days).tolist(), hit
+
+    days, hit = flag_days(DetectionSettings())
+    shift_day = int((hit.loc[hit["anomaly_type"] == "level_shift", "timestamp"].min() - ts[0]).days)
+    assert 100 <= shift_day <= 104
+    # after the shift is reported, the old level's median no longer raises a "drop" a day
+    assert [d for d in days if d > shift_day] == []
+    repeated, _ = flag_days(DetectionSettings(shift_absorbs_points=False))
+    assert len([d for d in repeated if d > shift_day]) >= 3
+
+
+def test_a_further_change_after_a_shift_is_still_reported():
+    from campaign_pipeline.detection import detect_series
+
+    ts, frame = _drop_then(110)
+    out = detect_series(frame)
+    assert bool(out.loc[out["timestamp"] == ts[110], "is_anomaly"].iat[0])
+
+
+def test_repeats_a_shift_uses_earlier_reports_only_and_the_same_direction():
+    from campaign_pipeline.detection.ensemble import _repeats_a_shift
+
+    t = 8
+    reported = np.zeros((1, 1, t), bool)
+    reported[0, 0, 2] = True  # a drop of 40 % reported at step 2
+    ev = {"shift_z": np.full((1, 1, t), -5.0), "shift_rel": np.full((1, 1, t), -0.4),
+          "z": np.array([[[-5, -5, -5, -5, -5, 5, -5, -5]]], float),
+          "rel_effect": np.array([[[-0.4, -0.4, -0.4, -0.45, -0.5, 0.5, -0.8, -0.4]]])}
+    got = _repeats_a_shift(reported, ev, quiet=4, min_effect=0.3)[0, 0]
+    # step 2 itself is not absorbed (its own report), 3-4 repeat it, 5 goes the other way,
+    # 6 is 0.2 / 0.6 = 67 % below the new level (a further change), 7 is past the quiet period
+    assert got.tolist() == [False, False, False, True, True, False, False, False]
