@@ -216,9 +216,14 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
 
 def _repeats_a_shift(reported: np.ndarray, ev: dict[str, np.ndarray], quiet: int, min_effect: float) -> np.ndarray:
     """Steps whose point change the same way is no more than a shift reported within the last
-    `quiet` steps: value / (reference x (1 + shift_rel)) - 1 stays short of `min_effect`.
+    `quiet` steps: (1 + rel) / (1 + shift_rel) - 1, the step against the shifted level, stays
+    short of `min_effect`.
 
-    Earlier reports only (causal); the last report of each direction before the step counts.
+    The step's own expected value stands in for the shift's reference. Within the quiet
+    period the trailing median moves part of the way to the new level, which shrinks the
+    ratio, so this errs toward absorbing: once the median has moved half-way after a 40 %
+    drop, a step needs 44 % (not 30 %) beyond the new level to be reported. Earlier reports only
+    (causal); the last report of each direction before the step counts.
     """
     t = np.arange(reported.shape[-1])
     z, rel = np.nan_to_num(ev["z"]), np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9)
