@@ -205,16 +205,18 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
         quiet = max(s.shift_windows) + int(s.shift_quiet_share * (window or s.baseline_days))
         up = raw & (np.nan_to_num(ev["shift_z"]) > 0)
         down = raw & (np.nan_to_num(ev["shift_z"]) < 0)
-        fired["shift"] = (up & ~_fired_within(up, quiet)) | (down & ~_fired_within(down, quiet))
+        reported = {1.0: up & ~_fired_within(up, quiet), -1.0: down & ~_fired_within(down, quiet)}
+        fired["shift"] = reported[1.0] | reported[-1.0]
         if s.shift_absorbs_points:
-            absorbed = _repeats_a_shift(fired["shift"], ev, quiet, s.min_relative_effect)
+            absorbed = _repeats_a_shift(reported, ev, quiet, s.min_relative_effect)
             for k in ("test", "cusum"):
                 if k in fired:
                     fired[k] = fired[k] & ~absorbed
     return {**dec, "fired": fired}
 
 
-def _repeats_a_shift(reported: np.ndarray, ev: dict[str, np.ndarray], quiet: int, min_effect: float) -> np.ndarray:
+def _repeats_a_shift(reported: dict[float, np.ndarray], ev: dict[str, np.ndarray], quiet: int,
+                     min_effect: float) -> np.ndarray:
     """Steps whose point change the same way is no more than a shift reported within the last
     `quiet` steps: (1 + rel) / (1 + shift_rel) - 1, the step against the shifted level, stays
     short of `min_effect`.
@@ -223,14 +225,15 @@ def _repeats_a_shift(reported: np.ndarray, ev: dict[str, np.ndarray], quiet: int
     period the trailing median moves part of the way to the new level, which shrinks the
     ratio, so this errs toward absorbing: once the median has moved half-way after a 40 %
     drop, a step needs 44 % (not 30 %) beyond the new level to be reported. Earlier reports only
-    (causal); the last report of each direction before the step counts.
+    (causal); the last report of each direction before the step counts. `reported` holds the
+    reported shifts of each direction, keyed by its sign (+1.0 up, -1.0 down).
     """
-    t = np.arange(reported.shape[-1])
     z, rel = np.nan_to_num(ev["z"]), np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9)
-    shift_z, shift_rel = np.nan_to_num(ev["shift_z"]), np.nan_to_num(ev["shift_rel"])
-    out = np.zeros(reported.shape, bool)
-    for sign in (1.0, -1.0):  # the two directions
-        last = np.maximum.accumulate(np.where(reported & (np.sign(shift_z) == sign), t, -1), axis=-1)
+    shift_rel = np.nan_to_num(ev["shift_rel"])
+    t = np.arange(shift_rel.shape[-1])
+    out = np.zeros(shift_rel.shape, bool)
+    for sign, rep in reported.items():
+        last = np.maximum.accumulate(np.where(rep, t, -1), axis=-1)
         prev = np.full(last.shape, -1)
         prev[..., 1:] = last[..., :-1]  # the last report strictly before each step
         level = 1.0 + np.take_along_axis(shift_rel, np.maximum(prev, 0), axis=-1)

@@ -380,7 +380,7 @@ def test_repeats_a_shift_uses_earlier_reports_only_and_the_same_direction():
     ev = {"shift_z": np.full((1, 1, t), -5.0), "shift_rel": np.full((1, 1, t), -0.4),
           "z": np.array([[[-5, -5, -5, -5, -5, 5, -5, -5]]], float),
           "rel_effect": np.array([[[-0.4, -0.4, -0.4, -0.45, -0.5, 0.5, -0.8, -0.4]]])}
-    got = _repeats_a_shift(reported, ev, quiet=4, min_effect=0.3)[0, 0]
+    got = _repeats_a_shift({-1.0: reported, 1.0: np.zeros_like(reported)}, ev, quiet=4, min_effect=0.3)[0, 0]
     # step 2 itself is not absorbed (its own report), 3-4 repeat it, 5 goes the other way,
     # 6 is 0.2 / 0.6 = 67 % below the new level (a further change), 7 is past the quiet period
     assert got.tolist() == [False, False, False, True, True, False, False, False]
