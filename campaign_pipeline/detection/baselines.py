@@ -156,3 +156,53 @@ def seasonal_factors(
     raw = np.clip(raw, 0.2, 5.0)  # a factor beyond 5x is a broken series, not seasonality
     weight = k / (k + shrinkage)
     return 1.0 + weight * (raw - 1.0)
+
+
+def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.ndarray:
+    """Multiplicative day-of-week factor of a sub-daily series known at each step (causal).
+
+    An hourly series judged against its last few days (the hour-of-day profile of
+    `seasonal_factors`) meets every weekend as a shift. At step t, take the median of each of
+    the last 7 x `n_weeks` one-day windows, centred 1, 2, ... days before t (whole days, so the
+    hour-of-day profile cancels and a spike moves them little; a window with fewer than half
+    its steps known is unknown), on the log scale. Group them by day of week: the log factor of
+    t's own time of week is its group's median minus the median of all of them.
+
+    That estimate is shrunk towards 1 by how clearly a weekly pattern stands out of the
+    day-to-day wander (positive-part James-Stein): weight = 1 - (the variance of a group median
+    from the wander within groups) / (the spread of the 7 group medians). A series without a
+    working-week cycle gets (nearly) no factor, instead of last week's chance highs and lows;
+    with one week known there is no within-group spread yet and no factor.
+    """
+    n, t = values.shape
+    p = int(steps_per_day)
+    if p < 2 or n_weeks < 1:
+        return np.ones((n, t))
+    day_w = trailing_windows(values, p)  # [t] = the day before step t: steps t-p .. t-1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        day_med = np.where(nan_count(day_w) >= (p + 1) // 2, nan_median(day_w), np.nan)
+        log_day = np.log(np.where(day_med > 0, day_med, np.nan))
+    idx = np.arange(t)
+    # days[..., j, r]: the day window centred (7 j + r + 1) days before t; r = 6 is t's own
+    # time of week, j weeks back
+    days = np.full((n, t, n_weeks, 7), np.nan)
+    for j in range(n_weeks):  # a loop over a few dozen lags, not over series
+        for r in range(7):
+            src = idx - (7 * j + r + 1) * p + p // 2
+            ok = src >= 0
+            days[:, ok, j, r] = log_day[:, src[ok]]
+    overall = nan_median(days.reshape(n, t, 7 * n_weeks))
+    group = np.moveaxis(days, 2, 3)  # (n, t, 7, n_weeks)
+    group_med = nan_median(group)  # (n, t, 7)
+    k = nan_count(group)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dev = group - group_med[..., None]
+        within = np.nansum(dev**2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
+        effect = group_med - overall[..., None]
+        n_groups = (k > 0).sum(axis=-1)
+        between = np.nansum(effect**2, axis=-1) / n_groups
+        # a median of k normal values has ~1.2x the variance of their mean (k = 2 .. 4)
+        noise = 1.2 * within * np.sum(np.where(k > 0, 1.0 / np.maximum(k, 1), 0.0), axis=-1) / n_groups
+        weight = np.clip(1.0 - noise / between, 0.0, 1.0)
+    log_factor = np.nan_to_num(weight * effect[..., 6], nan=0.0)
+    return np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0)))  # beyond 5x is not a weekday pattern

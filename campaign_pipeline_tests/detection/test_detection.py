@@ -293,6 +293,27 @@ def test_detect_series_is_causal():
     pd.testing.assert_frame_equal(full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True))
 
 
+def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
+    rng = np.random.default_rng(11)
+    ts = pd.date_range("2024-01-01", periods=24 * 7 * 8, freq="h")  # eight weeks from a Monday
+    hour, weekend = ts.hour.to_numpy(), ts.dayofweek.to_numpy() >= 5
+    frame = pd.concat([
+        pd.DataFrame({"series": f"s{i}", "timestamp": ts,
+                      "value": 0.8 * (1 + 0.3 * np.sin(2 * np.pi * hour / 24)) * np.where(weekend, 0.5, 1.0)
+                      * np.exp(rng.normal(0, 0.1, len(ts)))})
+        for i in range(12)], ignore_index=True)
+
+    def flagged_days(settings):
+        out = detect_series(frame, settings)
+        return set(out.loc[out["is_anomaly"], "timestamp"].dt.normalize())
+
+    # a 4-day hourly baseline holds no weekend: without the weekday factor every weekend is a "drop"
+    without = flagged_days(DetectionSettings(use_weekday_seasonality=False))
+    assert len(without) >= 7 and all(d.dayofweek >= 5 for d in without)
+    # with it, only the first weekend, before any weekend has been seen
+    assert flagged_days(DetectionSettings()) <= {pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-07")}
+
+
 def test_detect_series_handles_negative_and_zero_values():
     rng = np.random.default_rng(4)
     df = pd.DataFrame({"series": "neg", "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),

@@ -100,6 +100,20 @@ def test_the_persistent_setting_has_ar1_noise_and_leaves_the_others_unchanged():
     assert pers.frame["timestamp"].equals(base.frame["timestamp"])
 
 
+@pytest.mark.parametrize("spacing", ["hourly", "daily"])
+def test_the_weekly_setting_adds_the_weekday_pattern_and_nothing_else(spacing):
+    kw = dict(spacing=spacing, n_series=12, inject=False)
+    base, weekly = bench.generate(5, setting="default", **kw), bench.generate(5, setting="weekly", **kw)
+    assert (base.meta["weekday_amp"] == 0).all()
+    amp = weekly.meta["weekday_amp"].to_numpy()
+    assert ((amp >= 0.1) & (amp <= 0.4)).all()
+    # the very same series times 1 + amp x the weekday pattern, exactly
+    assert weekly.frame["timestamp"].equals(base.frame["timestamp"])
+    row = weekly.frame["series"].str[1:].astype(int).to_numpy()
+    expected = np.log1p(amp[row] * bench.WEEKDAY[weekly.frame["timestamp"].dt.dayofweek.to_numpy()])
+    np.testing.assert_allclose(np.log(weekly.frame["value"] / base.frame["value"]), expected, atol=1e-9)
+
+
 def _hand_made():
     ts = pd.date_range("2024-01-01", periods=100, freq="h")
     frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})

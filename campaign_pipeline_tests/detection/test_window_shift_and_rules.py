@@ -239,6 +239,8 @@ def test_autocorrelation_settings_are_checked():
     for bad in (dict(max_autocorrelation=1.0), dict(autocorrelation_margin=-1.0), dict(autocorrelation_baselines=-1)):
         with pytest.raises(ValueError, match="autocorrelation"):
             DetectionSettings(**bad)
+    with pytest.raises(ValueError, match="weekday_seasonal_weeks"):
+        DetectionSettings(weekday_seasonal_weeks=0)
 
 
 def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it():
