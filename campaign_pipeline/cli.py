@@ -173,6 +173,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------
 
 
+def _detect_progress(t0: float, every: float = 1.0):
+    """Progress of `detect_series` over its chunks of series: a line at most every `every`
+    seconds, nothing for an input scored in one chunk, and the last chunk once lines began."""
+    last, shown = [float("-inf")], [False]
+
+    def report(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if (done < total and now - last[0] >= every) or (done == total and shown[0]):
+            _print(f"detect: scored {done:,} / {total:,} series ({now - t0:.1f}s)")
+            last[0], shown[0] = now, True
+
+    return report
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
@@ -194,7 +208,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     settings = DetectionSettings(sensitivity=args.sensitivity)
     t0 = time.perf_counter()
-    flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings)
+    flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     flags.to_csv(out, index=False)

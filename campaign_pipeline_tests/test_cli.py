@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,6 +61,32 @@ def test_detect_missing_column_exits_2(tmp_path):
     path = tmp_path / "series.csv"
     pd.DataFrame({"series": ["a"], "time": ["2025-01-01"], "value": [1.0]}).to_csv(path, index=False)
     assert_one_line_error(run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'")
+
+
+def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_path):
+    # 60 hourly series of 6 weeks: two chunks of series (see detection.series.CHUNK_CELLS)
+    rng = np.random.default_rng(2)
+    ts = pd.date_range("2025-03-03", periods=24 * 42, freq="h")
+    values = np.exp(rng.normal(0.0, 0.05, (60, len(ts))))
+    values[::10, 500] *= 6.0  # a spike in every tenth series
+    frame = pd.DataFrame({"series": np.repeat([f"s{i:02d}" for i in range(60)], len(ts)),
+                          "timestamp": np.tile(ts, 60), "value": values.ravel()})
+    path, out = tmp_path / "series.csv", tmp_path / "flags" / "flags.csv"
+    frame.to_csv(path, index=False)
+    proc = run_cli("detect", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    flags = pd.read_csv(out)
+    assert list(flags.columns) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type",
+                                   "severity", "confidence"]
+    assert len(flags) == len(frame)
+    hits = flags[flags["is_anomaly"]]
+    assert set(hits["series"]) == {f"s{i:02d}" for i in range(0, 60, 10)}
+    assert (pd.to_datetime(hits["timestamp"]) == ts[500]).all()
+    lines = proc.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("detect: scored ")]
+    assert len(progress) == 2 and progress[0].startswith("detect: scored 41 / 60 series (")
+    assert progress[1].startswith("detect: scored 60 / 60 series (")
+    assert lines[-1].startswith("detect: 60,480 points in 60 series -> 6 anomalies written to ")
 
 
 CONTRACT_COLUMNS = {

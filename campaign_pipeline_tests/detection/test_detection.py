@@ -314,6 +314,20 @@ def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
     assert flagged_days(DetectionSettings()) <= {pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-07")}
 
 
+def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
+    hourly = pd.concat([_series("h", 24 * 12, 24, spike_at=150 + 7 * i).assign(series=f"h{i}") for i in range(5)])
+    daily = pd.concat([_series("D", 90, 7, spike_at=60 + i).assign(series=f"d{i}") for i in range(3)])
+    frame = pd.concat([hourly, daily], ignore_index=True)
+    whole = detect_series(frame)
+    seen = []
+    # one series per chunk: every statistic of a series is its own, and the BH family (one
+    # ISO week of all series) is formed after the last chunk
+    chunked = detect_series(frame, chunk_cells=1, progress=lambda done, total: seen.append((done, total)))
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert whole["is_anomaly"].sum() >= 5
+    assert seen == [(i, 8) for i in range(1, 9)]
+
+
 def test_detect_series_handles_negative_and_zero_values():
     rng = np.random.default_rng(4)
     df = pd.DataFrame({"series": "neg", "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),
