@@ -196,6 +196,8 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
     for k in CORROBORATED:
         if k in fired:
             fired[k] = fired[k] & ((n_metrics >= 2) | (strong_shift if k == "shift" else strong))
+    if "shift" in fired and "test" in fired and s.points_absorb_shifts:
+        fired["shift"] = fired["shift"] & ~_repeats_points(fired["test"], ev)
     if "shift" in fired and s.shift_onset_only:
         # one shift is one event: report its first step, not every step the new level lasts,
         # nor again the same way while the reference median still holds pre-change steps
@@ -213,6 +215,26 @@ def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, wind
                 if k in fired:
                     fired[k] = fired[k] & ~absorbed
     return {**dec, "fired": fired}
+
+
+def _repeats_points(reported_points: np.ndarray, ev: dict[str, np.ndarray]) -> np.ndarray:
+    """Window shifts carried by point alerts already reported: the shift's window (the
+    `shift_days` steps ending at the step) holds a reported point alert of the same series (any
+    metric) on an earlier step, and the step itself looks more like the old level than the
+    shifted one (on the log scale, its own change is less than half the window's). The day
+    after a two-day outage, back at 60 % of normal, is such a step; the second day of a
+    lasting level shift is not. Causal: earlier reports and the step's own values only.
+    """
+    any_point = reported_points.any(axis=0)  # (series, steps)
+    shift_days = ev["shift_days"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.log1p(np.nan_to_num(ev["rel_effect"], nan=0.0, posinf=1e9))
+        window = np.log1p(np.nan_to_num(ev["shift_rel"], nan=0.0, posinf=1e9))
+        recovered = np.sign(window) * own < 0.5 * np.abs(window)
+    out = np.zeros(shift_days.shape, bool)
+    for w in np.unique(shift_days[np.isfinite(shift_days)]).astype(int):  # the 2 window lengths
+        out |= (shift_days == w) & _fired_within(any_point, w - 1)[None]
+    return out & np.nan_to_num(recovered, nan=0.0).astype(bool)
 
 
 def _repeats_a_shift(reported: dict[float, np.ndarray], ev: dict[str, np.ndarray], quiet: int,

@@ -386,3 +386,48 @@ def test_repeats_a_shift_uses_earlier_reports_only_and_the_same_direction():
     # step 2 itself is not absorbed (its own report), 3-4 repeat it, 5 goes the other way,
     # 6 is 0.2 / 0.6 = 67 % below the new level (a further change), 7 is past the quiet period
     assert got.tolist() == [False, False, False, True, True, False, False, False]
+
+
+def _campaigns_with_c0_changed(seed: int, change) -> tuple[pd.DataFrame, list]:
+    df = daily_frame(n_campaigns=6, n_days=70, seed=seed)
+    dates = sorted(df["date"].unique())
+    counts = ["spend", "impressions", "clicks", "conversions", "leads", "converted_leads"]
+    change(df, df["campaign_id"] == "c0", dates, counts)
+    rates = ["ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "lead_conversion_rate"]
+    return add_rates(df.drop(columns=rates)), dates
+
+
+def _c0_flags(df, dates, **settings):
+    flags = detect_campaign_anomalies(df, judge_start=dates[28], judge_end=dates[-1],
+                                      settings=DetectionSettings(use_weekly=False, **settings))
+    flags = flags[flags["campaign_id"] == "c0"]
+    return flags.assign(period_start=pd.to_datetime(flags["period_start"]))[["period_start", "metric", "methods"]]
+
+
+def test_a_shift_made_of_reported_outage_days_is_not_reported_on_the_recovery_day():
+    def outage_then_recovery(df, c0, dates, counts):
+        df.loc[c0 & df["date"].isin(dates[50:52]), counts] = 0.0  # two days without delivery
+        back = c0 & (df["date"] == dates[52])  # then back, at 60 % for a day
+        df.loc[back, counts] = (df.loc[back, counts] * 0.6).round()
+
+    df, dates = _campaigns_with_c0_changed(4, outage_then_recovery)
+    off = _c0_flags(df, dates, points_absorb_shifts=False)
+    on = _c0_flags(df, dates)
+    # the outage itself is reported either way
+    assert (on["period_start"].isin(dates[50:52])).sum() >= 5
+    # the day after: the 3-day mean is two-thirds outage; without the rule four metrics "drift"
+    after = lambda f: f[f["period_start"] >= dates[52]]  # noqa: E731
+    assert (after(off)["methods"] == "window_shift").sum() >= 3
+    assert after(on).empty
+
+
+def test_a_lasting_level_shift_is_still_reported_as_a_shift_after_its_first_day():
+    def level_shift(df, c0, dates, counts):
+        late = c0 & (df["date"] >= dates[50])
+        df.loc[late, counts] = (df.loc[late, counts] * 2.5).round()
+
+    df, dates = _campaigns_with_c0_changed(0, level_shift)
+    on = _c0_flags(df, dates)
+    pd.testing.assert_frame_equal(on, _c0_flags(df, dates, points_absorb_shifts=False))
+    # the onset day's point alerts do not absorb the next day's shift: the level stayed
+    assert on[on["period_start"] == dates[51]]["methods"].str.contains("window_shift").any()
