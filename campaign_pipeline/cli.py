@@ -176,13 +176,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _detect_progress(t0: float, every: float = 1.0):
     """Progress of `detect_series` over its chunks of series: a line at most every `every`
     seconds, nothing for an input scored in one chunk, and the last chunk once lines began."""
-    last, shown = [float("-inf")], [False]
+    last, shown = float("-inf"), False
 
     def report(done: int, total: int) -> None:
+        nonlocal last, shown
         now = time.perf_counter()
-        if (done < total and now - last[0] >= every) or (done == total and shown[0]):
+        if (done < total and now - last >= every) or (done == total and shown):
             _print(f"detect: scored {done:,} / {total:,} series ({now - t0:.1f}s)")
-            last[0], shown[0] = now, True
+            last, shown = now, True
 
     return report
 

@@ -25,7 +25,7 @@ DAY = pd.Timedelta(days=1)
 # Series are scored in chunks of at most this many (series x steps x baseline steps) window
 # cells: the trailing windows are materialized per chunk, so memory stays about flat in the
 # number of series instead of growing by ~6 MB per hourly series of 1,600 points (one chunk is
-# ~24 such series, ~140 MB at the peak). Only the per-point evidence of all series is kept:
+# 25 such series, ~140 MB at the peak). Only the per-point evidence of all series is kept:
 # the multiple-testing family spans every series of a week, so decisions wait for all chunks.
 CHUNK_CELLS = 4_000_000
 
@@ -84,12 +84,13 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     low = df.groupby("series")["value"].transform("min")
     df["kind"] = np.select([low > 0, low >= 0], ["log", "log1p"], "linear")
     out_parts = []
-    done, total = [0], df["series"].nunique()
+    done, total = 0, df["series"].nunique()
 
     def advance(n: int) -> None:
-        done[0] += n
+        nonlocal done
+        done += n
         if progress is not None:
-            progress(done[0], total)
+            progress(done, total)
 
     # one panel per (step, kind): a handful of groups, each vectorized over its series
     for (stp, kind), grp in df.groupby(["step", "kind"], sort=False):
@@ -118,7 +119,7 @@ def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Calla
 
 
 def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: DetectionSettings,
-                  chunk_cells: int = CHUNK_CELLS, advance: Callable[[int], None] = lambda n: None) -> pd.DataFrame:
+                  chunk_cells: int, advance: Callable[[int], None]) -> pd.DataFrame:
     period, window, min_hist = _grid_params(step, s)
     keys = pd.Index(sorted(grp["series"].unique()))
     ri = keys.get_indexer(grp["series"])
