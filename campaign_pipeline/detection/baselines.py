@@ -182,15 +182,12 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     with np.errstate(invalid="ignore", divide="ignore"):
         day_med = np.where(nan_count(day_w) >= (p + 1) // 2, nan_median(day_w), np.nan)
         log_day = np.log(np.where(day_med > 0, day_med, np.nan))
-    idx = np.arange(t)
-    # days[..., j, r]: the day window centred (7 j + r + 1) days before t; r = 6 is t's own
-    # time of week, j weeks back
-    days = np.full((n, t, n_weeks, 7), np.nan)
-    for j in range(n_weeks):  # a loop over a few dozen lags, not over series
-        for r in range(7):
-            src = idx - (7 * j + r + 1) * p + p // 2
-            ok = src >= 0
-            days[:, ok, j, r] = log_day[:, src[ok]]
+    # the day window centred on step t: the one ending half a day after it
+    centred = np.full((n, t), np.nan)
+    centred[:, : t - p // 2] = log_day[:, p // 2:]
+    # days[..., j, r]: the day centred (7 j + r + 1) days before t; r = 6 is t's own time of
+    # week, j weeks back (all centred on steps before t: causal)
+    days = lagged_windows(centred, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
     overall = nan_median(days.reshape(n, t, 7 * n_weeks))
     group = np.moveaxis(days, 2, 3)  # (n, t, 7, n_weeks)
     group_med = nan_median(group)  # (n, t, 7)
