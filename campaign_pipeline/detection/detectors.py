@@ -24,6 +24,7 @@ from campaign_pipeline.detection.baselines import (
     nan_quantiles,
     robust_level_scale,
     seasonal_factors,
+    seasonal_factors_js,
     trailing_windows,
     weekday_factors,
 )
@@ -294,7 +295,13 @@ def score_panel(
             # hour-of-day profile does not move), then the hour-of-day profile on top of it
             f = weekday_factors(x, steps_per_day, s.weekday_seasonal_weeks)
         if s.use_seasonality and period:
-            f = f * seasonal_factors(x / f, period, n_cycles, s.seasonal_shrinkage)
+            if s.weekday_james_stein and not steps_per_day:
+                # the weekday profile of a daily series: shrunk by how clearly it stands out
+                # of the wander, not by a fixed count (a LinkedIn weekend at 55 % of the week
+                # would keep only two-thirds of its dip)
+                f = f * seasonal_factors_js(x / f, period, n_cycles)
+            else:
+                f = f * seasonal_factors(x / f, period, n_cycles, s.seasonal_shrinkage)
         y = x / f
         if kind == "linear":  # series that can be negative: raw scale
             u = y

@@ -8,6 +8,8 @@ from campaign_pipeline.detection.baselines import (
     mean_variance_factor,
     nan_median,
     robust_level_scale,
+    seasonal_factors,
+    seasonal_factors_js,
     trailing_windows,
     weekday_factors,
 )
@@ -185,3 +187,69 @@ def test_weekday_factor_is_causal_and_needs_two_weeks():
     assert (np.abs(np.log(full[:, 24 * 7 * 3:])) > 0.1).any()
     # a sub-daily series only: one step per day has no day windows of its own
     assert (weekday_factors(v[:, :50], 1, 4) == 1.0).all()
+
+
+def _daily_weeks(rng, weeks, weekend, noise, n=40):
+    """n daily series over `weeks` weeks from a Monday: weekend level x `weekend`, log noise `noise`."""
+    day = np.arange(7 * weeks)
+    return np.exp(np.where(day % 7 >= 5, np.log(weekend), 0.0) + rng.normal(0.0, noise, (n, 7 * weeks)))
+
+
+def test_daily_weekday_profile_keeps_a_clear_weekend_dip_and_adds_none_to_wander():
+    rng = np.random.default_rng(5)
+    saturdays = 7 * np.arange(4, 8) + 5  # Saturdays with four earlier weeks known
+    wednesdays = saturdays - 3  # the same weeks' Wednesdays
+
+    def log_ratio(factors):  # the weekend/weekday ratio is what the detector divides out
+        return np.median(np.log(factors[:, saturdays] / factors[:, wednesdays]))
+
+    # a weekend at 55 % (a B2B platform) with 15 % day noise: the James-Stein weight keeps the
+    # dip nearly whole, where k / (k + 2) keeps two-thirds of it (a bias of 0.2 on the log scale)
+    dip = _daily_weeks(rng, 8, 0.55, 0.15)
+    assert abs(log_ratio(seasonal_factors_js(dip, 7, 4)) - np.log(0.55)) < 0.06
+    assert abs(log_ratio(seasonal_factors(dip, 7, 4, 2.0)) - np.log(0.55)) > 0.15
+    # no weekly pattern, 30 % day noise: (nearly) no factor, where the count weight turns the
+    # chance highs and lows of four same weekdays into one
+    flat = _daily_weeks(rng, 8, 1.0, 0.3)
+    days = np.arange(28, 56)
+    assert np.median(np.abs(np.log(seasonal_factors_js(flat, 7, 4)[:, days]))) < 0.02
+    assert np.median(np.abs(np.log(seasonal_factors(flat, 7, 4, 2.0)[:, days]))) > 0.05
+
+
+def test_daily_weekday_profile_is_causal_and_skips_unknown_days():
+    rng = np.random.default_rng(6)
+    v = _daily_weeks(rng, 8, 0.55, 0.1, n=4)
+    full = seasonal_factors_js(v, 7, 4)
+    changed = v.copy()
+    changed[:, 40:] *= 5.0  # day 40 and everything after it
+    np.testing.assert_array_equal(seasonal_factors_js(changed, 7, 4)[:, :41], full[:, :41])
+    gappy = v.copy()
+    gappy[:, 30:33] = np.nan
+    gappy[:, 20] = 0.0  # a day without delivery is no information about the profile
+    out = seasonal_factors_js(gappy, 7, 4)
+    assert np.isfinite(out).all()
+    # a Saturday after the gaps, against that week's Wednesday
+    assert abs(np.log(out[:, 54] / out[:, 51]).mean() - np.log(0.55)) < 0.08
+    assert (seasonal_factors_js(v, None, 4) == 1.0).all()
+
+
+
+def test_daily_detector_expects_the_whole_weekend_dip():
+    """A doubled Sunday on a campaign that spends 55 % at weekends: the whole dip is expected,
+    so the day reads as the doubling it is (the count weight, k / (k + 2), expected a third
+    of the dip too much and read it as +66 %)."""
+    from campaign_pipeline.detection import DetectionSettings
+    from campaign_pipeline.detection.detectors import score_panel
+
+    rng = np.random.default_rng(7)
+    spend = 100 * _daily_weeks(rng, 8, 0.55, 0.1)
+    sunday = 7 * 7 + 6
+    spend[:, sunday] *= 2.0
+    kw = dict(kind="log", period=7, window=28, min_history=14)
+    on = score_panel(spend, settings=DetectionSettings(), **kw)
+    off = score_panel(spend, settings=DetectionSettings(weekday_james_stein=False), **kw)
+    ratio_on = np.median(spend[:, sunday] / on["expected"][:, sunday])
+    ratio_off = np.median(spend[:, sunday] / off["expected"][:, sunday])
+    assert abs(np.log(ratio_on) - np.log(2.0)) < 0.12
+    assert ratio_off < 1.7
+    assert np.median(on["z"][:, sunday]) > np.median(off["z"][:, sunday]) + 1.0
