@@ -188,18 +188,19 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     # days[..., j, r]: the day centred (7 j + r + 1) days before t; r = 6 is t's own time of
     # week, j weeks back (all centred on steps before t: causal)
     days = lagged_windows(centred, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
-    log_factor = shrunk_phase_effect(days)
-    return np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0)))  # beyond 5x is not a weekday pattern
+    return shrunk_phase_factor(days)
 
 
-def shrunk_phase_effect(cycles: np.ndarray) -> np.ndarray:
-    """Log factor of the last phase of `cycles` (n, T, n_cycles, period), shrunk by James-Stein.
+def shrunk_phase_factor(cycles: np.ndarray) -> np.ndarray:
+    """Multiplicative factor of the last phase of `cycles` (n, T, n_cycles, period), shrunk by
+    James-Stein.
 
     cycles[..., j, r] holds a log value j cycles back at phase r; the last phase is the judged
     step's own. The raw effect is that phase's median minus the median of all; it is shrunk
     towards 0 by how clearly the phase pattern stands out of the wander within phases
     (positive-part James-Stein): weight = 1 - (the variance of a phase median implied by the
-    spread within phases) / (the spread of the phase medians). Unknown where nothing is known.
+    spread within phases) / (the spread of the phase medians). 1 where nothing is known; kept
+    within 0.2-5x (beyond 5x is a broken series, not a cycle).
     """
     n, t, n_cycles, period = cycles.shape
     overall = nan_median(cycles.reshape(n, t, n_cycles * period))
@@ -215,15 +216,16 @@ def shrunk_phase_effect(cycles: np.ndarray) -> np.ndarray:
         # a median of k normal values has ~1.2x the variance of their mean (k = 2 .. 4)
         noise = 1.2 * within * np.sum(np.where(k > 0, 1.0 / np.maximum(k, 1), 0.0), axis=-1) / n_groups
         weight = np.clip(1.0 - noise / between, 0.0, 1.0)
-    return np.nan_to_num(weight * effect[..., -1], nan=0.0)
+    log_factor = np.nan_to_num(weight * effect[..., -1], nan=0.0)
+    return np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0)))
 
 
 def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -> np.ndarray:
-    """Like `seasonal_factors`, with the James-Stein weight of `shrunk_phase_effect` (log scale)."""
+    """Like `seasonal_factors`, with the James-Stein weight of `shrunk_phase_factor` (log scale)."""
     n, t = values.shape
     if not period or period < 2:
         return np.ones((n, t))
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.log(np.where(values > 0, values, np.nan))
     cycles = lagged_windows(logs, 1, period * n_cycles).reshape(n, t, n_cycles, period)
-    return np.exp(np.clip(shrunk_phase_effect(cycles), np.log(0.2), np.log(5.0)))
+    return shrunk_phase_factor(cycles)
