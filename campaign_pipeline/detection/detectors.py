@@ -222,6 +222,31 @@ def vst(v, sd):
         return np.where(sd > 1e-6, (2.0 / sd) * np.arcsinh(sd * np.sqrt(v)), 2.0 * np.sqrt(v))
 
 
+def rate_day_noise(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, pilot_sigma2: np.ndarray,
+                   floor2: float) -> np.ndarray:
+    """Log-variance of a rate's day noise, by moments on the counts of each trailing window.
+
+    A day's count is Poisson(m e^eps) with m = denominator x window rate, so its variance is
+    m + kappa m^2 with kappa = e^(sigma^2) - 1, and (n - m)^2 - m estimates kappa m^2 without
+    bias at any count. The log-rate spread minus its Poisson part (the pilot) is a difference
+    of two noisy numbers where counts are small, and the log of a small count is skewed, so
+    it overstates the day noise there (stop-12 known gap). Deviations are winsorized at
+    `WINSOR_C` pilot standard deviations, as the robust scale is, so an anomalous day inside
+    the baseline counts as a 2.5-sigma day; the window rate was fitted to the same days, which
+    the factor k / (k - 1) undoes.
+    """
+    m = denom_w * p0[..., None]
+    known = ~np.isnan(numer_w) & ~np.isnan(denom_w) & (denom_w > 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sd = np.sqrt(m + m**2 * np.expm1(pilot_sigma2)[..., None])
+        bound = WINSOR_C * sd
+        dev = np.clip(numer_w - m, -bound, bound)
+        k = known.sum(axis=-1)
+        excess = np.where(known, dev**2 / _WINSOR_CONSISTENCY - m, 0.0).sum(axis=-1) * k / np.maximum(k - 1, 1)
+        kappa = excess / np.where(known, m**2, 0.0).sum(axis=-1)
+    return np.nan_to_num(np.maximum(np.log1p(np.maximum(kappa, 0.0)), floor2), nan=floor2)
+
+
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     both = ~np.isnan(numer_w) & ~np.isnan(denom_w)
     num = np.where(both, numer_w, 0.0).sum(axis=-1)
@@ -258,7 +283,8 @@ def score_panel(
 
     if kind == "rate":
         assert numer is not None and denom is not None
-        p0, den_sum = _ratio_of_sums(trailing_windows(numer, window), trailing_windows(denom, window))
+        numer_w, denom_w = trailing_windows(numer, window), trailing_windows(denom, window)
+        p0, den_sum = _ratio_of_sums(numer_w, denom_w)
         rate_w = trailing_windows(x, window)
         cnt = nan_count(rate_w)
         # keep p0 off 0 and 1 so a first conversion after zero is testable
@@ -267,16 +293,19 @@ def score_panel(
         d = denom
         judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
         # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
-        # Poisson noise of its count (variance ~ 1 / expected count on the log scale). sigma_day
-        # comes from the robust spread of the trailing daily log rates (0.5 continuity
-        # correction keeps a zero-count day finite) minus their average Poisson part.
+        # Poisson noise of its count (variance ~ 1 / expected count on the log scale). A pilot
+        # sigma_day comes from the robust spread of the trailing daily log rates (0.5 continuity
+        # correction keeps a zero-count day finite) minus their average Poisson part; the
+        # moments of the counts refine it (`rate_day_noise`).
         with np.errstate(invalid="ignore", divide="ignore"):
             log_rate = np.where(denom > 0, np.log((numer + 0.5) / (denom + 0.5)), np.nan)
             _, log_scale = robust_level_scale(trailing_windows(log_rate, window))
-            inv_expected = 1.0 / (trailing_windows(np.where(denom > 0, denom, np.nan), window) * p0[..., None] + 0.5)
+            inv_expected = 1.0 / (np.where(denom_w > 0, denom_w, np.nan) * p0[..., None] + 0.5)
             poisson_part = np.nansum(inv_expected, axis=-1) / nan_count(inv_expected)
         floor2 = np.log1p(s.relative_scale_floor) ** 2
         sigma2 = np.nan_to_num(np.maximum(log_scale**2 - poisson_part, floor2), nan=floor2)
+        if s.rate_noise_moments:
+            sigma2 = rate_day_noise(numer_w, denom_w, p0, sigma2, floor2)
         mean_cnt = d * p0
         up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
         p = two_sided(up, lo)

@@ -81,6 +81,10 @@ class DetectionSettings:
     # -> 0.806 on the series benchmark).
     weekday_james_stein: bool = True
     use_count_tests: bool = True  # Poisson/NB for counts, Poisson-lognormal for rates
+    # The day noise of a rate (CTR, conversion rate) from moments of its counts (winsorized
+    # (n - m)^2 - m, `detectors.rate_day_noise`) instead of the log-rate spread minus its
+    # Poisson part, which overstates it where counts are small (docs/anomaly_detection.md).
+    rate_noise_moments: bool = True
     use_cusum: bool = True  # sustained drift and level shifts
     use_rules: bool = True  # impossible combinations and budget overspend
     use_weekly: bool = True  # week-grain flags against the trailing weeks
@@ -200,10 +204,11 @@ class DetectionSettings:
     # 0.078 %), seeds 4-9 0.901 / 0.115 % -> 0.907 / 0.105 %; series benchmark unchanged
     # within 2 false events (docs/anomaly_detection.md).
     points_absorb_shifts: bool = True
-    # Degrees of freedom of the t tail of a robust z, as a share of the baseline points: a
-    # MAD has about 37 % of the efficiency of a standard deviation under normal noise
-    # (var(MAD-sigma) ~ 1.36 sigma^2 / n against 0.5 sigma^2 / n), so 28 baseline days
-    # estimate the scale about as well as an SD from 10. 1.0 treats the MAD as an SD.
+    # Degrees of freedom of the t tail of a robust z, as a share of the baseline points: the
+    # baseline scale is a winsorized SD (`baselines.robust_level_scale`) with about 93 % of
+    # the efficiency of a plain SD under normal noise, so 28 baseline days estimate it about
+    # as well as an SD from 25. (A MAD has about 37 %: 0.37 treats the scale as a MAD, as the
+    # first versions did; 1.0 as a plain SD.)
     scale_df_share: float = 0.9
     # Heavy tails learned per series: each point's p-value is also computed under a student t
     # whose degrees of freedom match how often the series' earlier residuals went beyond 3
