@@ -63,6 +63,24 @@ def test_detect_missing_column_exits_2(tmp_path):
     assert_one_line_error(run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'")
 
 
+def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_path):
+    days = pd.date_range("2025-01-01", periods=40, freq="D").strftime("%Y-%m-%d").tolist()
+    rows = [("a", d, "10") for d in days] + [("a", days[5], "14"), ("a", days[6], "12,5"), ("a", days[7], "")]
+    path = tmp_path / "series.csv"
+    pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
+    proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
+    assert len(notes) == 2
+    assert "1 value(s) are not numbers (the first in data row 42: '12,5'); treated as missing" in notes[0]
+    assert "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are averaged" in notes[1]
+    flags = pd.read_csv(tmp_path / "f.csv")
+    assert len(flags) == 40  # one row per distinct timestamp
+    # a clean file gets no notes
+    pd.DataFrame({"series": "a", "timestamp": days, "value": 10.0}).to_csv(path, index=False)
+    assert "note:" not in run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
+
+
 def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_path):
     # 60 hourly series of 6 weeks: two chunks of series (see detection.series.CHUNK_CELLS)
     rng = np.random.default_rng(2)
