@@ -222,6 +222,18 @@ def vst(v, sd):
         return np.where(sd > 1e-6, (2.0 / sd) * np.arcsinh(sd * np.sqrt(v)), 2.0 * np.sqrt(v))
 
 
+def rate_day_noise_log_spread(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, floor2: float) -> np.ndarray:
+    """Log-variance of a rate's day noise as the robust spread of the window's daily log rates
+    (0.5 continuity correction keeps a zero-count day finite) minus their average Poisson part:
+    the estimate until stop 12, now the pilot of `rate_day_noise`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        known_denom = np.where(denom_w > 0, denom_w, np.nan)
+        _, log_scale = robust_level_scale(np.log((numer_w + 0.5) / (known_denom + 0.5)))
+        inv_expected = 1.0 / (known_denom * p0[..., None] + 0.5)
+        poisson_part = np.nansum(inv_expected, axis=-1) / nan_count(inv_expected)
+    return np.nan_to_num(np.maximum(log_scale**2 - poisson_part, floor2), nan=floor2)
+
+
 def rate_day_noise(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, pilot_sigma2: np.ndarray,
                    floor2: float) -> np.ndarray:
     """Log-variance of a rate's day noise, by moments on the counts of each trailing window.
@@ -293,17 +305,9 @@ def score_panel(
         d = denom
         judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
         # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
-        # Poisson noise of its count (variance ~ 1 / expected count on the log scale). A pilot
-        # sigma_day comes from the robust spread of the trailing daily log rates (0.5 continuity
-        # correction keeps a zero-count day finite) minus their average Poisson part; the
-        # moments of the counts refine it (`rate_day_noise`).
-        with np.errstate(invalid="ignore", divide="ignore"):
-            log_rate = np.where(denom > 0, np.log((numer + 0.5) / (denom + 0.5)), np.nan)
-            _, log_scale = robust_level_scale(trailing_windows(log_rate, window))
-            inv_expected = 1.0 / (np.where(denom_w > 0, denom_w, np.nan) * p0[..., None] + 0.5)
-            poisson_part = np.nansum(inv_expected, axis=-1) / nan_count(inv_expected)
+        # Poisson noise of its count (variance ~ 1 / expected count on the log scale).
         floor2 = np.log1p(s.relative_scale_floor) ** 2
-        sigma2 = np.nan_to_num(np.maximum(log_scale**2 - poisson_part, floor2), nan=floor2)
+        sigma2 = rate_day_noise_log_spread(numer_w, denom_w, p0, floor2)
         if s.rate_noise_moments:
             sigma2 = rate_day_noise(numer_w, denom_w, p0, sigma2, floor2)
         mean_cnt = d * p0

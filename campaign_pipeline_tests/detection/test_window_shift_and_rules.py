@@ -504,26 +504,17 @@ def test_sum_pvalues_is_the_poisson_tail_without_day_noise():
 
 
 def _rate_day_noise_estimates(mu: float, sigma: float, moments: bool, n: int = 2000, seed: int = 5):
-    """The day-noise variance each series' last point is judged with (28 baseline days)."""
-    from campaign_pipeline.detection import detectors
+    """The day-noise variance of n 28-day windows of clicks ~ Poisson(impressions x 0.02 x e^eps)."""
+    from campaign_pipeline.detection.detectors import rate_day_noise, rate_day_noise_log_spread
 
     rng = np.random.default_rng(seed)
     imp = np.round(rng.lognormal(np.log(mu / 0.02), 0.1, (n, 29)))
     clicks = rng.poisson(imp * 0.02 * np.exp(rng.normal(-sigma**2 / 2, sigma, imp.shape))).astype(float)
-    seen = {}
-    real = detectors.rate_day_noise
-
-    def spy(*args):
-        seen["pilot"], seen["moments"] = args[3][:, -1], real(*args)[:, -1]
-        return real(*args)
-
-    detectors.rate_day_noise = spy
-    try:
-        detectors.score_panel(clicks / imp, kind="rate", period=None, window=28, min_history=14,
-                              settings=DetectionSettings(rate_noise_moments=True), numer=clicks, denom=imp)
-    finally:
-        detectors.rate_day_noise = real
-    return seen["moments"] if moments else seen["pilot"]
+    numer_w, denom_w = clicks[:, None, :28], imp[:, None, :28]
+    p0 = numer_w.sum(-1) / denom_w.sum(-1)
+    floor2 = np.log1p(DetectionSettings().relative_scale_floor) ** 2
+    pilot = rate_day_noise_log_spread(numer_w, denom_w, p0, floor2)
+    return (rate_day_noise(numer_w, denom_w, p0, pilot, floor2) if moments else pilot)[:, 0]
 
 
 def test_rate_day_noise_by_moments_is_steadier_than_the_log_spread_at_small_counts():
