@@ -188,10 +188,11 @@ def _detect_progress(t0: float, every: float = 1.0):
     return report
 
 
-def _note_detect_input(path: Path, frame: pd.DataFrame) -> None:
-    """Say what the detector will do with cells it cannot take as they are, instead of doing it
-    silently: a value that is not a number is a missing reading (never judged, never a
-    baseline point), and readings that share a (series, timestamp) are averaged into one."""
+def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
+    """The value column as numbers, saying what the detector will do with cells it cannot take
+    as they are instead of doing it silently: a value that is not a number is a missing reading
+    (never judged, never a baseline point), and readings that share a (series, timestamp) are
+    averaged into one."""
     raw = frame["value"]
     numbers = pd.to_numeric(raw, errors="coerce")
     text = raw.astype("string").str.strip()
@@ -200,12 +201,12 @@ def _note_detect_input(path: Path, frame: pd.DataFrame) -> None:
         first = int(not_number.to_numpy().argmax())
         _print(f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not numbers "
                f"(the first in data row {first + 1}: {str(raw.iloc[first])!r}); treated as missing")
-    repeated = frame.duplicated(["series", "timestamp"], keep="first")
+    repeated = frame.duplicated(["series", "timestamp"], keep=False)
     if repeated.any():
-        pairs = int(frame[frame.duplicated(["series", "timestamp"], keep=False)][["series", "timestamp"]]
-                    .drop_duplicates().shape[0])
+        pairs = len(frame.loc[repeated, ["series", "timestamp"]].drop_duplicates())
         _print(f"detect: note: {path}: {pairs:,} (series, timestamp) pair(s) appear more than once "
-               f"({int(repeated.sum()):,} extra row(s)); their values are averaged into one reading")
+               f"({int(repeated.sum()) - pairs:,} extra row(s)); their values are averaged into one reading")
+    return numbers
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -224,8 +225,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if frame["timestamp"].isna().any():
         bad = int(frame["timestamp"].isna().sum())
         raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
-    _note_detect_input(path, frame)
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
+    frame["value"] = _detect_values(path, frame)
     from campaign_pipeline.detection import DetectionSettings, detect_series
 
     settings = DetectionSettings(sensitivity=args.sensitivity)
