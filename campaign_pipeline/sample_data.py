@@ -79,6 +79,13 @@ class GeneratorSettings:
     """Shape knobs. The defaults give the committed sample."""
 
     noise: float = 1.0  # multiplies the log-sd of day-to-day spend, delivery and CTR noise
+    # Log-sd of a per-campaign multiplier of that noise (0 = every campaign equally noisy):
+    # real campaigns differ in how much they swing, and a detector that pools noise estimates
+    # across campaigns must be measured where they do. Drawn from its own stream, so 0 leaves
+    # every other draw (and the committed sample) unchanged. The multiplier is clipped to
+    # [0.5, 2]: a campaign five times as noisy as the rest would spend 3x its daily budget on
+    # ordinary days, which the platforms do not allow (Google caps a day at 2x).
+    noise_spread: float = 0.0
     zero_conversion_share: float = 0.55  # campaigns whose leads never convert (seed data: median rate 0)
     no_lead_share: float = 0.08  # campaigns that spend but collect no leads (broken or no lead form)
     leads_without_spend_share: float = 0.03  # campaigns with leads but no insights rows (delivery not exported)
@@ -257,6 +264,8 @@ def generate_sample(
                                    leads_per_click, effects, campaign_ids, start)
 
     noise = s.noise
+    if s.noise_spread > 0:
+        noise = noise * np.clip(np.random.default_rng([seed, 1]).lognormal(0, s.noise_spread, n), 0.5, 2.0)[c]
     spend = budget[c] * rng.uniform(0.7, 1.0, len(c)) * day_factor * rng.lognormal(0, 0.12 * noise, len(c)) * effects.spend
     spend = np.where(effects.outage, 0.0, _money(spend))
     impressions = rng.poisson(spend / cpm[c] * 1000 * rng.lognormal(0, 0.08 * noise, len(c)))

@@ -221,3 +221,24 @@ def test_command_line_writes_and_reports(tmp_path, capsys):
     for name in (*FILES, "defects.csv"):
         assert (tmp_path / name).is_file() and name in printed
     assert "campaigns 7," in printed  # six campaigns plus the conflicting duplicate row
+
+
+def test_noise_spread_makes_campaigns_differ_in_noise_and_leaves_other_draws_alone(tmp_path):
+    """`noise_spread` (the benchmark's `mixed` setting) draws per-campaign noise multipliers from
+    a stream of its own: the campaigns are the same ones, their day-to-day spend swings differ
+    more from one campaign to the next."""
+    from campaign_pipeline.sample_data import GeneratorSettings
+
+    def log_spend_sd(out):
+        ins = ingest_raw_dir(out).insights
+        day = ins.groupby(["campaign_id", "date"])["spend"].sum()
+        day = np.log(day[day > 0])
+        sd = day.groupby(level=0).std()
+        return sd[day.groupby(level=0).size() >= 20]
+
+    kwargs = dict(seed=3, n_campaigns=60, n_days=60)
+    even = generate_sample(tmp_path / "even", settings=GeneratorSettings(noise=1.5), **kwargs)
+    mixed = generate_sample(tmp_path / "mixed", settings=GeneratorSettings(noise=1.5, noise_spread=0.5), **kwargs)
+    assert (even.out_dir / "campaigns.csv").read_bytes() == (mixed.out_dir / "campaigns.csv").read_bytes()
+    a, b = log_spend_sd(even.out_dir), log_spend_sd(mixed.out_dir)
+    assert b.quantile(0.9) / b.quantile(0.1) > 1.2 * a.quantile(0.9) / a.quantile(0.1)  # 2.6 against 1.9
