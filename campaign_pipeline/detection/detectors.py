@@ -259,6 +259,95 @@ def rate_day_noise(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, pil
     return np.nan_to_num(np.maximum(np.log1p(np.maximum(kappa, 0.0)), floor2), nan=floor2)
 
 
+# Cap on the degrees of freedom of a pooled day-noise estimate: `sum_pvalues` integrates over
+# chi2(df) with weights that hold gamma(df / 2), which overflows past df ~ 340. (At z = 4 a t
+# with 200 df gives 1.4x the normal tail, with 24 df, one campaign's 28 days, 8x.)
+MAX_NOISE_DF = 200.0
+
+
+def trigamma_inverse(x: np.ndarray) -> np.ndarray:
+    """y with trigamma(y) = x (x > 0), by Newton's method from 0.5 + 1/x as in limma."""
+    x = np.asarray(x, float)
+    y = 0.5 + 1.0 / x
+    for _ in range(50):  # converges in a handful of steps; the cap only guards against NaN input
+        tri = special.polygamma(1, y)
+        dif = tri * (1.0 - tri / x) / special.polygamma(2, y)
+        y = y + dif
+        if np.nanmax(-dif / y, initial=0.0) < 1e-8:
+            break
+    return y
+
+
+def _group_median(a: np.ndarray, valid: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each step's median of `a` over the valid series of each group, broadcast back to rows."""
+    out = np.full(a.shape, np.nan)
+    for g in np.unique(groups):  # one group per metric stacked in the panel
+        rows = groups == g
+        out[rows] = nan_median(np.where(valid[rows], a[rows], np.nan).T)[None, :]
+    return out
+
+
+def noise_information_df(m_w: np.ndarray, known: np.ndarray, kappa: np.ndarray) -> np.ndarray:
+    """How many degrees of freedom the moment estimate of a rate's day noise is worth.
+
+    kappa_hat = sum((n - m)^2 - m) / sum(m^2) has variance about 2 sum(V^2) / sum(m^2)^2 with
+    V = m + kappa m^2 (a count's variance), and a variance estimate from d degrees of freedom
+    has relative variance 2 / d, so d = kappa^2 sum(m^2)^2 / sum(V^2). Where day noise
+    dominates (large counts) that is about the number of days; where Poisson noise does (a few
+    conversions a day) the window says little about the day noise, and d falls toward 0.
+    """
+    m = np.where(known, m_w, 0.0)
+    var = m + kappa[..., None] * m**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(kappa**2 * (m**2).sum(axis=-1) ** 2 / (var**2).sum(axis=-1))
+
+
+def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, known_w: np.ndarray,
+                       valid: np.ndarray, groups: np.ndarray,
+                       s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical Bayes day noise of a rate: each series' estimate pulled toward its group's.
+
+    The moderated variance of limma (Smyth 2004): each step's estimates of the group's series
+    (one metric of all campaigns) are taken as sigma_i^2 chi2(d_i) / d_i around true values
+    that vary across series as s0^2 / (chi2(d0) / d0). s0^2 and d0 come from the mean and
+    variance of the log estimates (minus the variance the d_i alone explain); the posterior is
+    (d0 s0^2 + d_i s_i^2) / (d0 + d_i) with d0 + d_i degrees of freedom. When the campaigns'
+    noise differs little, d0 is large and each t tail narrows toward the normal; when it
+    differs a lot, d0 is small and each keeps its own estimate. d_i is the information of the
+    moment estimate (`noise_information_df`, at the group's median noise), at most `df`.
+
+    The prior is fitted only on estimates worth `noise_prior_min_df` degrees of freedom: below
+    that the estimate sits on its floor often and its log is no log chi2. A step with fewer
+    than `noise_pool_min_series` such series keeps every series' own estimate. Causal: the
+    estimates of step t come from each series' trailing window.
+    """
+    pilot = _group_median(sigma2, valid, groups)
+    d = np.where(valid, np.clip(noise_information_df(m_w, known_w, np.expm1(pilot)), 0.5, df), np.nan)
+    post, post_df = sigma2.copy(), df.astype(float).copy()
+    for g in np.unique(groups):  # one group per metric stacked in the panel
+        rows = groups == g
+        fit = d[rows] >= s.noise_prior_min_df
+        n = fit.sum(axis=0)
+        dp = np.where(fit, d[rows], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = np.log(np.where(fit, sigma2[rows], np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
+            e_mean = np.nansum(e, axis=0) / n
+            e_var = (np.nansum((e - e_mean) ** 2, axis=0) / np.maximum(n - 1, 1)
+                     - np.nansum(special.polygamma(1, dp / 2), axis=0) / n)
+        pooled = n >= s.noise_pool_min_series
+        d0 = np.full(e_var.shape, np.inf)
+        spread = pooled & (e_var > 0)
+        d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
+            own_d = np.nan_to_num(d[rows])
+            mod = np.where(np.isfinite(d0), (d0 * s0_sq + own_d * sigma2[rows]) / (d0 + own_d), s0_sq)
+        use = pooled[None, :] & valid[rows]
+        post[rows] = np.where(use, mod, sigma2[rows])
+        post_df[rows] = np.where(use, np.minimum(own_d + d0, MAX_NOISE_DF), df[rows])
+    return post, post_df
+
+
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     both = ~np.isnan(numer_w) & ~np.isnan(denom_w)
     num = np.where(both, numer_w, 0.0).sum(axis=-1)
@@ -278,6 +367,7 @@ def score_panel(
     numer: np.ndarray | None = None,
     denom: np.ndarray | None = None,
     steps_per_day: int | None = None,
+    pool_groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -310,6 +400,11 @@ def score_panel(
         sigma2 = rate_day_noise_log_spread(numer_w, denom_w, p0, floor2)
         if s.rate_noise_moments:
             sigma2 = rate_day_noise(numer_w, denom_w, p0, sigma2, floor2)
+        noise_df = scale_df(cnt, s)
+        if s.rate_noise_pooling and pool_groups is not None:
+            known_w = ~np.isnan(numer_w) & ~np.isnan(denom_w) & (denom_w > 0)
+            sigma2, noise_df = moderate_day_noise(sigma2, noise_df, denom_w * p0[..., None], known_w,
+                                                  cnt >= min_history, pool_groups, s)
         mean_cnt = d * p0
         up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
         p = two_sided(up, lo)
@@ -318,10 +413,15 @@ def score_panel(
             z = (np.log((numer + 0.5) / (d + 0.5)) - np.log(p0)) / z_sd
         # both views must find it surprising: the count test with day noise, and the t tail
         # of the log-rate z (the day-noise spread is itself estimated from ~window days)
-        p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s)))
+        z_df = noise_df
+        if s.rate_z_satterthwaite:
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                z_df = np.minimum(noise_df * ((sigma2 + 1.0 / (mean_cnt + 0.5)) / sigma2) ** 2, MAX_NOISE_DF)
+            z_df = np.maximum(np.nan_to_num(z_df, nan=1.0), noise_df)
+        p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df))
         expected = p0
         if s.use_window_shift:
-            make_shift = lambda r: _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r, s)  # noqa: E731
+            make_shift = lambda r: _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r, s, noise_df)  # noqa: E731
         with np.errstate(invalid="ignore", over="ignore"):
             lower = p0 * np.exp(-s.min_robust_z * z_sd)
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
@@ -519,7 +619,8 @@ def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettin
                 shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
 
 
-def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSettings) -> dict[str, np.ndarray]:
+def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSettings,
+                noise_df: np.ndarray) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference for a rate, on its counts.
 
     Numerator summed over the recent days given their denominators, against the reference
@@ -557,7 +658,7 @@ def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSett
     judged = ok & enough & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z) & ~np.isnan(p_ref)
     p = np.full(window_z.shape, np.nan)
     p[judged] = sum_pvalues(n_sum[judged], exp_sum[judged], day_var[judged], inflate[judged],
-                            scale_df(cnt_ref[judged], s))
+                            shift_columns(noise_df, lag)[judged])
     return dict(judged=judged, shift_z=window_z, shift_p=p, shift_rel=rel, shift_expected=p_ref, shift_ok=ok)
 
 

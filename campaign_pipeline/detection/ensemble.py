@@ -99,6 +99,7 @@ def evidence(
         stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
         kwargs = {}
         if kind == "rate":
+            kwargs["pool_groups"] = np.repeat(np.arange(len(idx)), n)
             kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
             kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)
         elif kind == "log" and all(metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx):

@@ -244,6 +244,9 @@ def test_autocorrelation_settings_are_checked():
             DetectionSettings(**bad)
     with pytest.raises(ValueError, match="weekday_seasonal_weeks"):
         DetectionSettings(weekday_seasonal_weeks=0)
+    for bad in (dict(noise_pool_min_series=1), dict(noise_prior_min_df=0.0)):
+        with pytest.raises(ValueError, match="noise_p"):
+            DetectionSettings(**bad)
 
 
 def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it():
@@ -549,3 +552,136 @@ def test_rate_day_noise_is_not_blown_up_by_an_anomalous_day_in_the_baseline():
     assert np.median(clean) == pytest.approx(0.01, abs=0.002)
     # unclipped, one 5x day among 28 would add about (4 x 100)^2 / 28 / 100^2 = 0.57 to kappa
     assert np.median(dirty) < 0.03
+
+
+def _moderated_day_noise(mu, sigma, settings=DetectionSettings(), seed: int = 11):
+    """Own and moderated day-noise variance of campaigns with `mu` clicks a day and day noise
+    of sd `sigma` (per campaign), one 28-day window each, all in one group."""
+    from campaign_pipeline.detection.detectors import (
+        moderate_day_noise,
+        rate_day_noise,
+        rate_day_noise_log_spread,
+        scale_df,
+    )
+
+    rng = np.random.default_rng(seed)
+    n = len(mu)
+    imp = np.round(rng.lognormal(np.log(np.asarray(mu, float)[:, None] / 0.02), 0.1, (n, 28)))
+    sig = np.asarray(sigma, float)[:, None]
+    clicks = rng.poisson(imp * 0.02 * np.exp(rng.normal(0.0, 1.0, imp.shape) * sig - sig**2 / 2)).astype(float)
+    numer_w, denom_w = clicks[:, None, :], imp[:, None, :]
+    p0 = numer_w.sum(-1) / denom_w.sum(-1)
+    floor2 = np.log1p(settings.relative_scale_floor) ** 2
+    own = rate_day_noise(numer_w, denom_w, p0, rate_day_noise_log_spread(numer_w, denom_w, p0, floor2), floor2)
+    own_df = scale_df(np.full(own.shape, 28), settings)
+    post, post_df = moderate_day_noise(own, own_df, denom_w * p0[..., None], np.ones(numer_w.shape, bool),
+                                       np.ones(own.shape, bool), np.zeros(n, int), settings)
+    return own[:, 0], post[:, 0], own_df[:, 0], post_df[:, 0]
+
+
+def test_trigamma_inverse_and_the_information_of_a_day_noise_estimate():
+    from scipy import special
+
+    from campaign_pipeline.detection.detectors import noise_information_df, trigamma_inverse
+
+    x = np.array([0.01, 0.1, 1.0, 10.0])
+    np.testing.assert_allclose(special.polygamma(1, trigamma_inverse(x)), x, rtol=1e-7)
+    # 28 days of 100 expected clicks, kappa 0.04: each day's variance is 100 + 400, of which
+    # 400 is day noise, so the window is worth 28 x (400 / 500)^2 = 17.9 degrees of freedom
+    m, known = np.full((1, 1, 28), 100.0), np.ones((1, 1, 28), bool)
+    assert noise_information_df(m, known, np.array([[0.04]]))[0, 0] == pytest.approx(28 * 0.8**2)
+    # 2 a day: Poisson noise hides the day noise, the window says next to nothing about it
+    assert noise_information_df(m / 50, known, np.array([[0.04]]))[0, 0] < 0.5
+
+
+def test_moderated_day_noise_pools_campaigns_that_are_alike():
+    """300 campaigns with the same CTR day noise (variance 0.04): each one's 28 days estimate
+    it with an RMSE of 0.0135; pooled it is 0.004, and the t tails gain the prior's df."""
+    own, post, own_df, post_df = _moderated_day_noise(np.full(300, 100.0), np.full(300, 0.2))
+    rmse = lambda e: np.sqrt(np.mean((e - 0.04) ** 2))  # noqa: E731
+    assert rmse(post) < 0.4 * rmse(own)
+    assert np.median(post_df) > 3 * own_df[0]
+
+
+def test_moderated_day_noise_keeps_campaigns_whose_noise_differs():
+    """Half the campaigns calm (sd 0.05), half loud (sd 0.4): the spread of the estimates shows
+    it, the prior is weak, and each campaign keeps (about) its own estimate."""
+    sigma = np.where(np.arange(300) % 2 == 0, 0.05, 0.4)
+    truth = np.log1p(np.expm1(sigma**2))
+    own, post, own_df, post_df = _moderated_day_noise(np.full(300, 100.0), sigma)
+    rmse = lambda e: np.sqrt(np.mean((e - truth) ** 2))  # noqa: E731
+    assert rmse(post) < 1.1 * rmse(own)
+    assert np.median(post[sigma == 0.4]) > 20 * np.median(post[sigma == 0.05])
+    assert np.median(post_df) < own_df[0]  # no narrower tails than a campaign's own
+
+
+def test_moderated_day_noise_prior_is_fitted_on_informative_estimates_only():
+    """A campaign with one click a day says next to nothing about its day noise; its estimate is
+    pulled to the prior but must not shape it (it sits on the floor, and its log-chi2 bias
+    correction would double the prior: 0.08 against a true 0.04)."""
+    mu = np.where(np.arange(200) < 100, 100.0, 1.0)
+    _, post, _, _ = _moderated_day_noise(mu, np.full(200, 0.2))
+    assert np.median(post[100:]) == pytest.approx(0.04, rel=0.15)
+    # every estimate is worth at least 0.5 df (the clip in `moderate_day_noise`): 0.1 lets all in
+    _, unguarded, _, _ = _moderated_day_noise(mu, np.full(200, 0.2), DetectionSettings(noise_prior_min_df=0.1))
+    assert np.median(unguarded[100:]) > 1.5 * 0.04
+
+
+def test_moderated_day_noise_needs_enough_campaigns():
+    own, post, own_df, post_df = _moderated_day_noise(np.full(9, 100.0), np.full(9, 0.2))
+    np.testing.assert_array_equal(post, own)
+    np.testing.assert_array_equal(post_df, own_df)
+
+
+def test_campaign_evidence_pools_ctr_noise_across_campaigns():
+    """Wiring: `evidence` gives the rate detector its metric's rows as one group, so with 60
+    alike campaigns a halved CTR is more surprising than each campaign's 28 days alone say
+    (narrower t tails), and with 9 campaigns (under `noise_pool_min_series`) nothing changes."""
+    from campaign_pipeline.detection.ensemble import derived_panels, evidence
+
+    rng = np.random.default_rng(4)
+    n, days = 60, 50
+    imp = rng.poisson(5000 * rng.gamma(50, 1 / 50, (n, days))).astype(float)
+    ctr = 0.02 * np.exp(rng.normal(-0.02, 0.2, (n, days)))
+    ctr[1, -1] *= 0.4
+    clicks = rng.binomial(imp.astype(int), ctr).astype(float)
+    zeros = np.zeros((n, days))
+    panels = derived_panels(dict(impressions=imp, clicks=clicks, spend=imp / 50, conversions=zeros, leads=zeros,
+                                 converted_leads=zeros))
+
+    def p_last(rows, pooling):
+        ev = evidence({k: v[rows] for k, v in panels.items()}, ("ctr",), period=7, window=28, min_history=14,
+                      settings=DetectionSettings(rate_noise_pooling=pooling))
+        return ev["p"][0, 1, -1]
+
+    every = np.arange(n)
+    assert p_last(every, True) < 0.75 * p_last(every, False)  # 0.0011 against 0.0018
+    assert p_last(every[:9], True) == p_last(every[:9], False)
+
+
+def _ctr_day_p(clicks_per_day: float, day_sd: float, last_factor: float, satterthwaite: bool, seed: int = 2) -> float:
+    from campaign_pipeline.detection.ensemble import derived_panels, evidence
+
+    rng = np.random.default_rng(seed)
+    imp = np.full((1, 40), 10_000.0)
+    rate = clicks_per_day / 10_000 * np.exp(rng.normal(-day_sd**2 / 2, day_sd, imp.shape))
+    rate[0, -1] *= last_factor
+    clicks = rng.poisson(imp * rate).astype(float)
+    zeros = np.zeros(imp.shape)
+    panels = derived_panels(dict(impressions=imp, clicks=clicks, spend=imp / 50, conversions=zeros, leads=zeros,
+                                 converted_leads=zeros))
+    ev = evidence(panels, ("ctr",), period=7, window=28, min_history=14,
+                  settings=DetectionSettings(rate_z_satterthwaite=satterthwaite, use_tail_calibration=False))
+    return float(ev["p"][0, 0, -1])
+
+
+def test_rate_z_tail_counts_only_the_estimated_part_of_its_variance():
+    """At 20 clicks a day with little day noise the log-rate z's variance is almost all Poisson
+    (known): its t tail should be near normal, not that of 24 df; where day noise dominates
+    (2,000 clicks a day, sd 0.2) the df, and the p-value, stay about the same. (Rises: the t
+    tail of the log-rate z is the binding one there, the count test's for drops.)"""
+    small_on, small_off = _ctr_day_p(20.0, 0.02, 2.5, True), _ctr_day_p(20.0, 0.02, 2.5, False)
+    assert small_on < 0.3 * small_off  # 0.00014 against 0.00066
+    big_on, big_off = _ctr_day_p(2000.0, 0.2, 2.0, True), _ctr_day_p(2000.0, 0.2, 2.0, False)
+    assert big_on == pytest.approx(big_off, rel=0.15)
+    assert big_on < 0.01  # the day is surprising either way: the check compares like with like
