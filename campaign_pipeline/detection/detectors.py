@@ -663,6 +663,7 @@ def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSett
 
 
 _SUM_NODES = 16  # generalized Gauss-Laguerre nodes: the t tail to < 1 % up to t = 6 (df 12-24)
+_SUM_BLOCK = 4096  # points per block: 4096 x 16 nodes x 20 Gauss-Hermite nodes, ~10 MB an array
 
 
 def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
@@ -678,20 +679,30 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
     noise dominates (small counts, whose noise is known) it stays the count's own. The whole
     variance is widened by `inflate` (the reference's own sampling error).
     """
-    df = np.round(np.asarray(df, float))
-    up = np.zeros(np.shape(observed))
-    lo = np.zeros(np.shape(observed))
-    for d in np.unique(df):  # a handful of distinct baseline sizes, not a loop over series
-        at = df == d
+    shape = np.shape(observed)
+    df = np.maximum(np.round(np.asarray(df, float)), 1.0)
+    # the quadrature of each distinct df (at most a few hundred: pooled df vary by point),
+    # then every point's nodes and weights at once
+    distinct, which = np.unique(df, return_inverse=True)
+    nodes = np.empty((len(distinct), _SUM_NODES))
+    weights = np.empty((len(distinct), _SUM_NODES))
+    for k, d in enumerate(distinct):
         x, w = special.roots_genlaguerre(_SUM_NODES, d / 2.0 - 1.0)
-        w = w / special.gamma(d / 2.0)
-        mean = np.maximum(expected[at], 1e-9)
-        for node, weight in zip(2.0 * x, w):
-            extra = np.maximum((mean + day_var[at] * d / node) * inflate[at] - mean, 0.0)
-            u, lw = poisson_lognormal_pvalues(observed[at], mean, np.sqrt(np.log1p(extra / mean**2)))
-            up[at] += weight * u
-            lo[at] += weight * lw
-    return two_sided(up, lo)
+        nodes[k], weights[k] = 2.0 * x, w / special.gamma(d / 2.0)
+    observed, expected, day_var, inflate = (np.asarray(a, float).ravel() for a in (observed, expected, day_var, inflate))
+    which = which.ravel()
+    up = np.empty(observed.shape)
+    lo = np.empty(observed.shape)
+    for lo_i in range(0, observed.size, _SUM_BLOCK):  # blocks of points bound the memory
+        at = slice(lo_i, lo_i + _SUM_BLOCK)
+        mean = np.maximum(expected[at], 1e-9)[:, None]
+        node, weight = nodes[which[at]], weights[which[at]]
+        extra = np.maximum((mean + day_var[at, None] * df.ravel()[at, None] / node) * inflate[at, None] - mean, 0.0)
+        u, lw = poisson_lognormal_pvalues(np.broadcast_to(observed[at, None], node.shape), np.broadcast_to(mean, node.shape),
+                                          np.sqrt(np.log1p(extra / mean**2)))
+        up[at] = (weight * u).sum(axis=-1)
+        lo[at] = (weight * lw).sum(axis=-1)
+    return two_sided(up, lo).reshape(shape)
 
 
 def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, r: int, s: DetectionSettings) -> dict:
