@@ -278,15 +278,6 @@ def trigamma_inverse(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def _group_median(a: np.ndarray, valid: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each step's median of `a` over the valid series of each group, broadcast back to rows."""
-    out = np.full(a.shape, np.nan)
-    for g in np.unique(groups):  # one group per metric stacked in the panel
-        rows = groups == g
-        out[rows] = nan_median(np.where(valid[rows], a[rows], np.nan).T)[None, :]
-    return out
-
-
 def noise_information_df(m_w: np.ndarray, known: np.ndarray, kappa: np.ndarray) -> np.ndarray:
     """How many degrees of freedom the moment estimate of a rate's day noise is worth.
 
@@ -321,14 +312,16 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
     than `noise_pool_min_series` such series keeps every series' own estimate. Causal: the
     estimates of step t come from each series' trailing window.
     """
-    pilot = _group_median(sigma2, valid, groups)
-    d = np.where(valid, np.clip(noise_information_df(m_w, known_w, np.expm1(pilot)), 0.5, df), np.nan)
     post, post_df = sigma2.copy(), df.astype(float).copy()
     for g in np.unique(groups):  # one group per metric stacked in the panel
         rows = groups == g
-        fit = d[rows] >= s.noise_prior_min_df
+        v = valid[rows]
+        median_noise = nan_median(np.where(v, sigma2[rows], np.nan).T)[None, :]
+        info = noise_information_df(m_w[rows], known_w[rows], np.expm1(median_noise))
+        own_d = np.where(v, np.clip(info, 0.5, df[rows]), 0.0)
+        fit = v & (own_d >= s.noise_prior_min_df)
         n = fit.sum(axis=0)
-        dp = np.where(fit, d[rows], np.nan)
+        dp = np.where(fit, own_d, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             e = np.log(np.where(fit, sigma2[rows], np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
             e_mean = np.nansum(e, axis=0) / n
@@ -340,9 +333,8 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
         d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
-            own_d = np.nan_to_num(d[rows])
             mod = np.where(np.isfinite(d0), (d0 * s0_sq + own_d * sigma2[rows]) / (d0 + own_d), s0_sq)
-        use = pooled[None, :] & valid[rows]
+        use = pooled[None, :] & v
         post[rows] = np.where(use, mod, sigma2[rows])
         post_df[rows] = np.where(use, np.minimum(own_d + d0, MAX_NOISE_DF), df[rows])
     return post, post_df
@@ -689,7 +681,8 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
     for k, d in enumerate(distinct):
         x, w = special.roots_genlaguerre(_SUM_NODES, d / 2.0 - 1.0)
         nodes[k], weights[k] = 2.0 * x, w / special.gamma(d / 2.0)
-    observed, expected, day_var, inflate = (np.asarray(a, float).ravel() for a in (observed, expected, day_var, inflate))
+    observed, expected, day_var, inflate, df = (np.asarray(a, float).ravel()
+                                                for a in (observed, expected, day_var, inflate, df))
     which = which.ravel()
     up = np.empty(observed.shape)
     lo = np.empty(observed.shape)
@@ -697,7 +690,7 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
         at = slice(lo_i, lo_i + _SUM_BLOCK)
         mean = np.maximum(expected[at], 1e-9)[:, None]
         node, weight = nodes[which[at]], weights[which[at]]
-        extra = np.maximum((mean + day_var[at, None] * df.ravel()[at, None] / node) * inflate[at, None] - mean, 0.0)
+        extra = np.maximum((mean + day_var[at, None] * df[at, None] / node) * inflate[at, None] - mean, 0.0)
         u, lw = poisson_lognormal_pvalues(np.broadcast_to(observed[at, None], node.shape), np.broadcast_to(mean, node.shape),
                                           np.sqrt(np.log1p(extra / mean**2)))
         up[at] = (weight * u).sum(axis=-1)
