@@ -686,8 +686,8 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
     which = which.ravel()
     up = np.empty(observed.shape)
     lo = np.empty(observed.shape)
-    for lo_i in range(0, observed.size, _SUM_BLOCK):  # blocks of points bound the memory
-        at = slice(lo_i, lo_i + _SUM_BLOCK)
+    for start in range(0, observed.size, _SUM_BLOCK):  # blocks of points bound the memory
+        at = slice(start, start + _SUM_BLOCK)
         mean = np.maximum(expected[at], 1e-9)[:, None]
         node, weight = nodes[which[at]], weights[which[at]]
         extra = np.maximum((mean + day_var[at, None] * df[at, None] / node) * inflate[at, None] - mean, 0.0)
