@@ -191,8 +191,10 @@ def _shift_consistent(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarr
     return ok
 
 
-def _count_vst_z(y, level, scale, f, window, s: DetectionSettings) -> np.ndarray:
-    """Robust z of a count on its variance-stabilizing scale, g(x) = (2/sd) asinh(sd sqrt(x)).
+def _count_vst_residual(y, level, scale, f, window, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A count's residual on its variance-stabilizing scale, g(x) = (2/sd) asinh(sd sqrt(x)),
+    with the trailing window's robust scale there and that scale's Poisson floor (z is their
+    ratio).
 
     Counts carry Poisson noise and multiplicative day noise (variance mu + sd^2 mu^2), which
     is what g stabilizes: about 2 sqrt(x) (Anscombe) where Poisson noise dominates, about
@@ -209,9 +211,10 @@ def _count_vst_z(y, level, scale, f, window, s: DetectionSettings) -> np.ndarray
     u_w = vst(trailing_windows(y, window), sd[..., None])
     lvl, scl = robust_level_scale(u_w)
     # Poisson floor: 2 sqrt(X) has sd ~1, and y = x / f has its variance divided by f
-    scl = np.maximum(scl, 1.0 / np.sqrt(np.maximum(f, 1e-9)))
+    scl_floor = 1.0 / np.sqrt(np.maximum(f, 1e-9))
+    scl = np.maximum(scl, scl_floor)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (vst(y, sd) - lvl) / scl
+        return vst(y, sd) - lvl, scl, scl_floor
 
 
 def vst(v, sd):
@@ -298,32 +301,49 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
                        s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
     """Empirical Bayes day noise of a rate: each series' estimate pulled toward its group's.
 
-    The moderated variance of limma (Smyth 2004): each step's estimates of the group's series
-    (one metric of all campaigns) are taken as sigma_i^2 chi2(d_i) / d_i around true values
-    that vary across series as s0^2 / (chi2(d0) / d0). s0^2 and d0 come from the mean and
-    variance of the log estimates (minus the variance the d_i alone explain); the posterior is
-    (d0 s0^2 + d_i s_i^2) / (d0 + d_i) with d0 + d_i degrees of freedom. When the campaigns'
-    noise differs little, d0 is large and each t tail narrows toward the normal; when it
-    differs a lot, d0 is small and each keeps its own estimate. d_i is the information of the
-    moment estimate (`noise_information_df`, at the group's median noise), at most `df`.
+    `moderate_variances` with d_i the information of the moment estimate
+    (`noise_information_df`, at the group's median noise), at most `df`: about the number of
+    days where day noise dominates, near 0 at a few conversions a day.
 
     The prior is fitted only on estimates worth `noise_prior_min_df` degrees of freedom: below
-    that the estimate sits on its floor often and its log is no log chi2. A step with fewer
-    than `noise_pool_min_series` such series keeps every series' own estimate. Causal: the
-    estimates of step t come from each series' trailing window.
+    that the estimate sits on its floor often and its log is no log chi2.
     """
-    post, post_df = sigma2.copy(), df.astype(float).copy()
+    own_d = np.zeros(sigma2.shape)
     for g in np.unique(groups):  # one group per metric stacked in the panel
         rows = groups == g
         v = valid[rows]
         median_noise = nan_median(np.where(v, sigma2[rows], np.nan).T)[None, :]
         info = noise_information_df(m_w[rows], known_w[rows], np.expm1(median_noise))
-        own_d = np.where(v, np.clip(info, 0.5, df[rows]), 0.0)
-        fit = v & (own_d >= s.noise_prior_min_df)
-        n = fit.sum(axis=0)
-        dp = np.where(fit, own_d, np.nan)
+        own_d[rows] = np.where(v, np.clip(info, 0.5, df[rows]), 0.0)
+    return moderate_variances(sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s)
+
+
+def moderate_variances(sigma2: np.ndarray, df: np.ndarray, own_d: np.ndarray, valid: np.ndarray,
+                       fit: np.ndarray, groups: np.ndarray,
+                       s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical Bayes variances: each series' estimate pulled toward its group's.
+
+    The moderated variance of limma (Smyth 2004): each step's estimates of the group's series
+    (one metric of all campaigns) are taken as sigma_i^2 chi2(d_i) / d_i around true values
+    that vary across series as s0^2 / (chi2(d0) / d0). s0^2 and d0 come from the mean and
+    variance of the log estimates marked `fit` (minus the variance the d_i alone explain); the
+    posterior of every `valid` estimate is (d0 s0^2 + d_i s_i^2) / (d0 + d_i) with d0 + d_i
+    degrees of freedom (at most `MAX_NOISE_DF`). When the series' noise differs little, d0 is
+    large and each t tail narrows toward the normal; when it differs a lot, d0 is small and
+    each keeps its own estimate. A step with fewer than `noise_pool_min_series` estimates to
+    fit keeps every series' own estimate and `df`. Causal: the estimates of step t come from
+    each series' trailing window.
+    """
+    post, post_df = sigma2.copy(), df.astype(float).copy()
+    for g in np.unique(groups):  # one group per metric stacked in the panel
+        rows = groups == g
+        v = valid[rows]
+        d_i = own_d[rows]
+        fit_g = fit[rows] & v
+        n = fit_g.sum(axis=0)
+        dp = np.where(fit_g, d_i, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            e = np.log(np.where(fit, sigma2[rows], np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
+            e = np.log(np.where(fit_g, sigma2[rows], np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
             e_mean = np.nansum(e, axis=0) / n
             e_var = (np.nansum((e - e_mean) ** 2, axis=0) / np.maximum(n - 1, 1)
                      - np.nansum(special.polygamma(1, dp / 2), axis=0) / n)
@@ -333,11 +353,29 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
         d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
-            mod = np.where(np.isfinite(d0), (d0 * s0_sq + own_d * sigma2[rows]) / (d0 + own_d), s0_sq)
+            mod = np.where(np.isfinite(d0), (d0 * s0_sq + d_i * sigma2[rows]) / (d0 + d_i), s0_sq)
         use = pooled[None, :] & v
         post[rows] = np.where(use, mod, sigma2[rows])
-        post_df[rows] = np.where(use, np.minimum(own_d + d0, MAX_NOISE_DF), df[rows])
+        post_df[rows] = np.where(use, np.minimum(d_i + d0, MAX_NOISE_DF), df[rows])
     return post, post_df
+
+
+def moderate_scales(scale: np.ndarray, cnt: np.ndarray, valid: np.ndarray, floor: np.ndarray,
+                    groups: np.ndarray, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' baseline scale moderated across series, with its t degrees of freedom.
+
+    `moderate_variances` on the squared scales, each worth `scale_df(cnt)` degrees of freedom.
+    A scale on its floor (`floor`: the relative or Poisson floor) says only that the noise is
+    below it, so it does not shape the prior, and no posterior goes below its floor. Series
+    that are not `valid` keep their scale and `scale_df(cnt)`.
+    """
+    df = scale_df(cnt, s)
+    ok = valid & np.isfinite(scale) & (scale > 0)
+    sigma2 = np.where(ok, scale, np.nan) ** 2
+    fit = ok & (df >= s.noise_prior_min_df) & (scale > floor * (1 + 1e-9))
+    post, post_df = moderate_variances(sigma2, df, np.where(ok, df, 0.0), ok, fit, groups, s)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, np.maximum(np.sqrt(post), floor), scale), np.where(ok, post_df, df)
 
 
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,6 +398,7 @@ def score_panel(
     denom: np.ndarray | None = None,
     steps_per_day: int | None = None,
     pool_groups: np.ndarray | None = None,
+    pool_scales: bool = False,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -445,30 +484,41 @@ def score_panel(
         cnt = nan_count(u_w)
         level, scale = robust_level_scale(u_w)
         if kind == "linear":
-            scale = np.maximum(scale, s.relative_scale_floor * np.abs(level))
-            scale = np.maximum(scale, 1e-9)
+            scale_floor = np.maximum(s.relative_scale_floor * np.abs(level), 1e-9)
             back = lambda v: v  # noqa: E731
         else:
-            scale = np.maximum(scale, np.log1p(s.relative_scale_floor))
+            scale_floor = np.full(scale.shape, np.log1p(s.relative_scale_floor))
             if kind == "count":  # Poisson floor: sd(log X) ~ 1 / sqrt(mu)
-                scale = np.maximum(scale, 1.0 / np.sqrt(np.maximum(np.exp(level), 1.0)))
+                scale_floor = np.maximum(scale_floor, 1.0 / np.sqrt(np.maximum(np.exp(level), 1.0)))
             back = lambda v: np.maximum(np.exp(v) - offset, 0.0)  # noqa: E731
-        with np.errstate(invalid="ignore"):
-            z = (u - level) / scale
-        expected = back(level) * f
-        lower = back(level - s.min_robust_z * scale) * f
-        upper = back(level + s.min_robust_z * scale) * f
+        scale = np.maximum(scale, scale_floor)
         judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
+        count_vst = kind == "count" and s.use_count_tests
+        if count_vst:
+            residual, z_scale, z_floor = _count_vst_residual(y, level, scale, f, window, s)
+        else:
+            residual, z_scale, z_floor = u - level, scale, scale_floor
+        if pool_scales and pool_groups is not None:
+            z_scale, z_df = moderate_scales(z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s)
+        else:
+            z_df = scale_df(cnt, s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = residual / z_scale
+        # the band is drawn on the log scale; a count's VST scale is not one. The window shift
+        # and the persistence keep the series' own scale (their windows are not pooled).
+        band_scale = scale if count_vst else z_scale
+        expected = back(level) * f
+        lower = back(level - s.min_robust_z * band_scale) * f
+        upper = back(level + s.min_robust_z * band_scale) * f
         if s.use_window_shift:
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
             make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho)  # noqa: E731
-        if kind == "count" and s.use_count_tests:
-            z = _count_vst_z(y, level, scale, f, window, s)
-        # t rather than normal: the scale itself is estimated from ~window points
-        p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), scale_df(cnt, s))
-        if kind == "count" and s.use_count_tests:
+        # t rather than normal: the scale itself is estimated from ~window points (or, pooled,
+        # from the campaigns' agreement as well)
+        p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df)
+        if count_vst:
             # NB on the raw counts with a winsorized trailing mean (the median of 0,0,1,0,2 is
             # 0, which would make any lead "infinitely" surprising) and the trailing variance
             x_w = trailing_windows(y, window)

@@ -85,9 +85,12 @@ def derived_panels(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def evidence(
     panels: dict[str, np.ndarray], metrics: tuple[str, ...], *, period: int | None, window: int,
     min_history: int, settings: DetectionSettings, steps_per_day: int | None = None,
+    pool_scales: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
+    A rate's day noise is pooled across the series of each metric when the settings say so;
+    with `pool_scales` the other kinds' baseline scales are too (`detectors.moderate_scales`).
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
@@ -97,9 +100,8 @@ def evidence(
         by_kind.setdefault(metric_kind(m), []).append(i)
     for kind, idx in by_kind.items():
         stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
-        kwargs = {}
+        kwargs = {"pool_groups": np.repeat(np.arange(len(idx)), n), "pool_scales": pool_scales}
         if kind == "rate":
-            kwargs["pool_groups"] = np.repeat(np.arange(len(idx)), n)
             kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
             kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)
         elif kind == "log" and all(metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx):
@@ -529,7 +531,7 @@ def detect_campaign_anomalies(
     in_scope = np.broadcast_to(in_scope_t, (len(metrics), len(keys), len(times)))
     family = _family(times, s.correction_family)
     ev = evidence(panels, metrics, period=7 if s.use_seasonality else None, window=s.baseline_days,
-                  min_history=s.min_history_days, settings=s)
+                  min_history=s.min_history_days, settings=s, pool_scales=s.pool_scales_daily)
     dec = decide(ev, in_scope, family, s)
     if s.require_corroboration:
         dec = corroborate(dec, ev, s)
@@ -587,9 +589,11 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
     panels = derived_panels(sums)
     metrics = tuple(m for m in s.metrics if m in panels)
     ev = evidence(panels, metrics, period=None, window=s.weekly_baseline_weeks,
-                  min_history=s.weekly_min_history_weeks, settings=s)
+                  min_history=s.weekly_min_history_weeks, settings=s, pool_scales=s.pool_scales_weekly)
     scope_w = (weeks >= start) & (weeks + pd.Timedelta(days=6) <= end)
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
     dec = decide(ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s)
+    if s.require_corroboration and s.weekly_corroboration:
+        dec = corroborate(dec, ev, s, window=s.weekly_baseline_weeks)
     return _flags_from_evidence(ev, dec, metrics, keys, weeks, "week", in_scope, s, (),
                                 f"trailing {s.weekly_baseline_weeks} weeks")
