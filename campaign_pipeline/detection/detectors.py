@@ -124,7 +124,8 @@ _TAIL_SIGMA = np.array([1.451083, 1.354935, 1.292358, 1.215855, 1.170912, 1.1205
 _TAIL_SHARE = 2.0 * stats.t.sf(TAIL_Z * _TAIL_SIGMA, _TAIL_DF)
 
 
-def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: float) -> np.ndarray:
+def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: float,
+                            prior_df: float = np.inf) -> np.ndarray:
     """Two-sided p-values of robust z under the tails each series has shown so far.
 
     Ad costs have heavier tails than a normal: a series whose past residuals went beyond 3
@@ -138,8 +139,8 @@ def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: flo
     beyond = known & (np.abs(np.nan_to_num(z)) > TAIL_Z)
     n_past = np.cumsum(known, axis=1) - known
     e_past = np.cumsum(beyond, axis=1) - beyond
-    normal_share = _TAIL_SHARE[-1]
-    share = (e_past + prior_points * normal_share) / (n_past + prior_points)
+    prior_share = _TAIL_SHARE[-1] if not np.isfinite(prior_df) else float(np.interp(prior_df, _TAIL_DF, _TAIL_SHARE))
+    share = (e_past + prior_points * prior_share) / (n_past + prior_points)
     # the share falls as df grows: interpolate on the reversed (increasing) grid
     df = np.interp(share, _TAIL_SHARE[::-1], _TAIL_DF[::-1])
     sigma = np.interp(share, _TAIL_SHARE[::-1], _TAIL_SIGMA[::-1])
@@ -548,7 +549,7 @@ def score_panel(
         rel = np.where(expected > 0, x / expected - 1.0, np.where(x > 0, np.inf, 0.0))
     z = np.where(judged, z, np.nan)
     if s.use_tail_calibration:
-        p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points))
+        p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points, s.tail_prior_df))
     p = np.where(judged, p, np.nan)
 
     out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel,

@@ -1,6 +1,7 @@
 """The baseline scale: robust to an anomalous day, yet nearly as efficient as an SD."""
 
 import numpy as np
+import pytest
 
 from campaign_pipeline.detection.baselines import (
     MAD_TO_SIGMA,
@@ -141,6 +142,11 @@ def test_tail_calibration_learns_heavy_tails_from_the_past_only():
     # appending later points does not change an earlier p-value
     np.testing.assert_array_equal(tail_calibrated_pvalues(heavy[:, :500], judged[:, :500], 200.0),
                                   tail_calibrated_pvalues(heavy, judged, 200.0)[:, :500])
+    # a t5 prior (`tail_prior_df`): with no past |z| = 5 is judged under (about) a t5, and a
+    # long calm past still brings it back toward the normal
+    p5 = tail_calibrated_pvalues(np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0, 5.0)
+    assert p5[0, 0] == pytest.approx(2 * stats.t.sf(abs(calm[0, 0]) * 1.170912, 5.0), rel=0.02)
+    assert np.median(p_calm) < np.median(p5[:, -1]) < 2 * stats.t.sf(5.0 * 1.170912, 5.0)
 
 
 def test_tail_grid_constants_match_their_definition():

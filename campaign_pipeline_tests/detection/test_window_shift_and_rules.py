@@ -755,3 +755,10 @@ def test_week_grain_lone_metric_needs_corroboration():
                                               settings=DetectionSettings(weekly_corroboration=corroborate))
             lone[corroborate] += int((flags["grain"] == "week").sum())
     assert lone[True] == 0 and lone[False] >= 2
+
+
+def test_tail_prior_df_is_validated():
+    assert DetectionSettings(tail_prior_df=10.0).tail_prior_df == 10.0
+    for bad in (1.0, float("nan")):
+        with pytest.raises(ValueError, match="tail_prior_df"):
+            DetectionSettings(tail_prior_df=bad)
