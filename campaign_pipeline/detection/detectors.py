@@ -297,6 +297,19 @@ def noise_information_df(m_w: np.ndarray, known: np.ndarray, kappa: np.ndarray) 
         return np.nan_to_num(kappa**2 * (m**2).sum(axis=-1) ** 2 / (var**2).sum(axis=-1))
 
 
+def _group_blocks(groups: np.ndarray) -> tuple[int, int]:
+    """(number of groups, rows per group) of rows stacked as equal, contiguous blocks, as
+    `ensemble.evidence` stacks one block of series per metric; the moderation works on the
+    blocks reshaped to (groups, series, ...), with no loop over the metrics."""
+    groups = np.asarray(groups)
+    labels = np.unique(groups)
+    k = len(labels)
+    n = len(groups) // max(k, 1)
+    if k == 0 or k * n != len(groups) or not np.array_equal(groups, np.repeat(labels, n)):
+        raise ValueError("pool groups must be equal, contiguous blocks of rows (one per stacked metric)")
+    return k, n
+
+
 def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, known_w: np.ndarray,
                        valid: np.ndarray, groups: np.ndarray,
                        s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -309,13 +322,11 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
     The prior is fitted only on estimates worth `noise_prior_min_df` degrees of freedom: below
     that the estimate sits on its floor often and its log is no log chi2.
     """
-    own_d = np.zeros(sigma2.shape)
-    for g in np.unique(groups):  # one group per metric stacked in the panel
-        rows = groups == g
-        v = valid[rows]
-        median_noise = nan_median(np.where(v, sigma2[rows], np.nan).T)[None, :]
-        info = noise_information_df(m_w[rows], known_w[rows], np.expm1(median_noise))
-        own_d[rows] = np.where(v, np.clip(info, 0.5, df[rows]), 0.0)
+    k, n = _group_blocks(groups)
+    by_group = np.where(valid, sigma2, np.nan).reshape(k, n, *sigma2.shape[1:])
+    median_noise = nan_median(np.moveaxis(by_group, 1, -1))  # (groups, steps)
+    info = noise_information_df(m_w, known_w, np.repeat(np.expm1(median_noise), n, axis=0))
+    own_d = np.where(valid, np.clip(info, 0.5, df), 0.0)
     return moderate_variances(sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s)
 
 
@@ -335,29 +346,32 @@ def moderate_variances(sigma2: np.ndarray, df: np.ndarray, own_d: np.ndarray, va
     fit keeps every series' own estimate and `df`. Causal: the estimates of step t come from
     each series' trailing window.
     """
-    post, post_df = sigma2.copy(), df.astype(float).copy()
-    for g in np.unique(groups):  # one group per metric stacked in the panel
-        rows = groups == g
-        v = valid[rows]
-        d_i = own_d[rows]
-        fit_g = fit[rows] & v
-        n = fit_g.sum(axis=0)
-        dp = np.where(fit_g, d_i, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            e = np.log(np.where(fit_g, sigma2[rows], np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
-            e_mean = np.nansum(e, axis=0) / n
-            e_var = (np.nansum((e - e_mean) ** 2, axis=0) / np.maximum(n - 1, 1)
-                     - np.nansum(special.polygamma(1, dp / 2), axis=0) / n)
-        pooled = n >= s.noise_pool_min_series
-        d0 = np.full(e_var.shape, np.inf)
-        spread = pooled & (e_var > 0)
-        d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
-            mod = np.where(np.isfinite(d0), (d0 * s0_sq + d_i * sigma2[rows]) / (d0 + d_i), s0_sq)
-        use = pooled[None, :] & v
-        post[rows] = np.where(use, mod, sigma2[rows])
-        post_df[rows] = np.where(use, np.minimum(d_i + d0, MAX_NOISE_DF), df[rows])
+    k, n = _group_blocks(groups)
+    shape = sigma2.shape
+
+    def blocks(a):
+        return np.asarray(a).reshape(k, n, *shape[1:])
+
+    est, d_i, v = blocks(sigma2), blocks(own_d), blocks(valid)
+    fit_g = blocks(fit) & v
+    n_fit = fit_g.sum(axis=1)  # (groups, steps)
+    dp = np.where(fit_g, d_i, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.log(np.where(fit_g, est, np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
+        e_mean = np.nansum(e, axis=1) / n_fit
+        e_var = (np.nansum((e - e_mean[:, None]) ** 2, axis=1) / np.maximum(n_fit - 1, 1)
+                 - np.nansum(special.polygamma(1, dp / 2), axis=1) / n_fit)
+    pooled = n_fit >= s.noise_pool_min_series
+    d0 = np.full(e_var.shape, np.inf)
+    spread = pooled & (e_var > 0)
+    d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
+        d0_b, s0_b = d0[:, None], s0_sq[:, None]
+        mod = np.where(np.isfinite(d0_b), (d0_b * s0_b + d_i * est) / (d0_b + d_i), s0_b)
+    use = pooled[:, None] & v
+    post = np.where(use, mod, est).reshape(shape)
+    post_df = np.where(use, np.minimum(d_i + d0_b, MAX_NOISE_DF), blocks(df)).reshape(shape).astype(float)
     return post, post_df
 
 

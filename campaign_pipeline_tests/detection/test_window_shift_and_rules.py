@@ -762,3 +762,26 @@ def test_tail_prior_df_is_validated():
     for bad in (1.0, float("nan")):
         with pytest.raises(ValueError, match="tail_prior_df"):
             DetectionSettings(tail_prior_df=bad)
+
+
+def test_moderation_pools_within_each_metric_block_only():
+    """Two metrics stacked (as `evidence` stacks them) are moderated as if each were alone: a
+    loud metric's estimates do not pull a calm one's toward them. Rows must come in equal,
+    contiguous blocks."""
+    from campaign_pipeline.detection.detectors import moderate_variances
+
+    rng = np.random.default_rng(8)
+    n, settings = 150, DetectionSettings()
+    df = np.full((2 * n, 3), 20.0)
+    truth = np.repeat([0.04, 0.16], n)[:, None]
+    est = truth * rng.chisquare(20.0, (2 * n, 3)) / 20.0
+    ok = np.ones(est.shape, bool)
+    both, both_df = moderate_variances(est, df, df, ok, ok, np.repeat([0, 1], n), settings)
+    for g in (0, 1):
+        rows = slice(g * n, (g + 1) * n)
+        alone, alone_df = moderate_variances(est[rows], df[rows], df[rows], ok[rows], ok[rows], np.zeros(n, int), settings)
+        np.testing.assert_allclose(both[rows], alone, rtol=1e-12)
+        np.testing.assert_allclose(both_df[rows], alone_df, rtol=1e-12)
+    assert np.median(both[:n]) < 0.06 < np.median(both[n:])
+    with pytest.raises(ValueError, match="contiguous"):
+        moderate_variances(est, df, df, ok, ok, np.tile([0, 1], n), settings)
