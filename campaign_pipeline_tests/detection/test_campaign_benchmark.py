@@ -1,23 +1,12 @@
 """The campaign benchmark's scorers (scripts/benchmark_detection.py), day and week grain,
 on hand-made flags whose right answers are counted here by hand."""
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_detection.py"
+from campaign_pipeline_tests.detection.script_modules import load_script
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("benchmark_detection", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load()
+bench = load_script("benchmark_detection")
 
 # Four weeks, Monday 2024-01-01 to Sunday 2024-01-28, for campaigns A and B; B misses one
 # day of its last week, so that week is incomplete and never a unit of the week grain.

@@ -1,23 +1,12 @@
 """The synthetic series benchmark (scripts/benchmark_series.py): generator and window scorer."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "benchmark_series.py"
+from campaign_pipeline_tests.detection.script_modules import load_script
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("benchmark_series", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load()
+bench = load_script("benchmark_series")
 
 
 @pytest.fixture(scope="module", params=["hourly", "daily"])
