@@ -238,8 +238,9 @@ def score_weeks(flags: pd.DataFrame, daily: pd.DataFrame, labels: pd.DataFrame,
 
     A flagged week is true when it overlaps a labelled window of its campaign; an event is
     found when a week flag overlaps its window; the FPR's denominator is the campaign's
-    complete weeks (seven days of data, the only weeks the detector judges) that overlap no
-    window. A one-day anomaly is diluted in its week's sums, so week recall of short kinds
+    complete weeks (seven days of rows) that overlap no window, judged or not, as the day
+    grain's counts every normal campaign-day (the detector skips a campaign's first 4 weeks
+    and any week with a day it cannot read, such as an outage's blank days). A one-day anomaly is diluted in its week's sums, so week recall of short kinds
     is expected to be lower than day recall: the week grain answers "was this week unusual
     for the campaign", not "which day".
     """
