@@ -278,7 +278,7 @@ class DetectionSettings:
     # noise (`detectors.moderate_scales`): each campaign's scale is pulled toward the other
     # campaigns' (per metric) by how little its own baseline tells, and its t tail gains the
     # prior's degrees of freedom. A week's scale comes from 4-8 trailing weeks, a t tail of
-    # 3-6 df, so a week whose spend fell to 0.4x (z -10) could stay above the week's BH bar.
+    # 3-6 df, so a week whose impressions fell to 0.43x (z -9.6) stayed above the week's BH bar.
     # Week grain of the campaign benchmark, seeds 4-15 (with the corroboration below):
     # recall 0.267 -> 0.361 (level_shift 0.49 -> 0.78), precision 0.932 -> 0.934; fresh seeds
     # 100-111: recall 0.221 -> 0.332, precision 0.882 -> 0.905 (docs/anomaly_detection.md).
