@@ -723,9 +723,10 @@ def test_moderated_scales_pool_alike_weeks_and_keep_the_floor():
 
 def test_week_grain_reports_the_first_week_of_a_lasting_drop():
     """A campaign among 40 whose delivery drops to 0.6x from a Monday on: its own 8 weeks give
-    the week's scale a t tail of ~6 df, which in the week-wide BH family over the 40 campaigns' metrics let the
-    first dropped week pass in 1 of 5 draws; with the scales pooled across the campaigns
-    (`pool_scales_weekly`) in 4 of 5, and no other campaign's week is flagged in either."""
+    the week's scale a t tail of ~6 df, which in the week-wide BH family over the 40
+    campaigns' metrics let the first dropped week pass in 1 of 5 draws; with the scales
+    pooled across the campaigns (`pool_scales_weekly`) in 4 of 5, and no other campaign's
+    week is flagged in either."""
     found = {True: 0, False: 0}
     for seed in range(5):
         df = daily_frame(n_campaigns=40, n_days=98, seed=seed)
