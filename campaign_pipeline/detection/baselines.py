@@ -229,3 +229,76 @@ def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -
         logs = np.log(np.where(values > 0, values, np.nan))
     cycles = lagged_windows(logs, 1, period * n_cycles).reshape(n, t, n_cycles, period)
     return shrunk_phase_factor(cycles)
+
+
+
+def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:
+    """[i, t] = sum of a[i, t - j * period] over j = 1 .. n_cycles (zero before the start)."""
+    out = np.zeros_like(a)
+    t = a.shape[1]
+    for j in range(1, n_cycles + 1):  # a loop over a few lags, not over series
+        if j * period < t:
+            out[:, j * period:] += a[:, : t - j * period]
+    return out
+
+
+def _phase_offsets(a: np.ndarray, period: int) -> np.ndarray:
+    """Shape (n, T, period): [i, t, d] = a[i, t - d] (NaN before the start)."""
+    back = trailing_windows(a, period)  # [..., k] = a[t - period + k]
+    return np.concatenate([back[..., 1:], a[..., None]], axis=-1)[..., ::-1]
+
+
+
+def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: int = 2,
+                        min_cycles: int = 3, min_known_share: float = 0.75, floor: float = 0.25) -> np.ndarray:
+    """Noise scale of each step's phase (hour of day) relative to the series' overall scale.
+
+    A ratio such as CPC read every hour is noisier in the quiet hours: fewer clicks stand
+    behind it (the variance of a ratio of counts goes as 1 / volume). One scale for all hours
+    makes the night's ordinary wobbles look like alarms and hides the day's. `z` holds
+    residuals already standardized by the overall trailing scale; their squares (winsorized
+    at `WINSOR_C`, so a past spike counts as a 2.5-sigma point) describe the noise variance.
+    Each of the last `n_cycles` whole cycles before the step (the `period` steps ending
+    `j` cycles back, j = 1 .. n_cycles) gives the Fourier coefficients of its squares at
+    `harmonics` harmonics, phased relative to the judged step: a volume curve is smooth, and
+    a few coefficients are stable where 24 hourly variances from 14 points each are not.
+    Their mean over the cycles is the profile; their spread between cycles is its sampling
+    noise, measured rather than assumed, so noise that moves together within a day (a day
+    above its level, autocorrelated readings) is not taken for a profile. The harmonic part
+    is shrunk by positive-part James-Stein against that noise, so a series whose noise does
+    not depend on the hour gets (nearly) 1. A cycle counts when `min_known_share` of its
+    steps are known (the rest stand at the mean square, 1); fewer than `min_cycles` such
+    cycles give 1. Returns sqrt(fitted variance at the step's phase / mean), within 0.5-2.
+    Uses only steps before t.
+    """
+    harmonics = min(harmonics, (period - 1) // 2)
+    if harmonics < 1:
+        return np.ones(z.shape)
+    e = np.minimum(z**2, WINSOR_C**2)
+    known = ~np.isnan(e)
+    # one cycle: the `period` steps ending at tau, as offsets d = 0 .. period-1 back from tau
+    cycle = np.nan_to_num(_phase_offsets(np.where(known, e, 1.0), period), nan=1.0)
+    share = np.nan_to_num(_phase_offsets(known.astype(float), period), nan=0.0).mean(axis=-1)
+    valid = (share >= min_known_share).astype(float)
+    d = np.arange(period)
+    angles = 2 * np.pi * np.outer(np.arange(1, harmonics + 1), d) / period  # (harmonics, period)
+    basis = np.concatenate([np.cos(angles), np.sin(angles)]).T * (2.0 / period)  # (period, 2h)
+    coef = (cycle @ basis) * valid[..., None]  # (n, T, 2h) per cycle ending at tau
+    level = cycle.mean(axis=-1) * valid
+    # the cycles ending one, two, ... n_cycles periods before t (same phase as t)
+    n_valid = _same_phase_sums(valid, period, n_cycles)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_coef = np.stack([_same_phase_sums(coef[..., i], period, n_cycles) for i in range(coef.shape[-1])],
+                             axis=-1) / n_valid[..., None]
+        mean_sq = np.stack([_same_phase_sums(coef[..., i] ** 2, period, n_cycles) for i in range(coef.shape[-1])],
+                           axis=-1) / n_valid[..., None]
+        a0 = _same_phase_sums(level, period, n_cycles) / n_valid
+        # variance of a mean coefficient: the between-cycle variance / cycles (averaged over coefficients)
+        between = np.maximum(mean_sq - mean_coef**2, 0.0) * (n_valid / np.maximum(n_valid - 1, 1))[..., None]
+        noise = between.mean(axis=-1) / n_valid
+        size2 = np.sum(mean_coef**2, axis=-1)
+        p = 2 * harmonics
+        weight = np.clip(1.0 - (p - 2) * noise / size2, 0.0, 1.0)
+        ratio = (a0 + weight * mean_coef[..., :harmonics].sum(axis=-1)) / a0  # cos terms: the fit at offset 0
+    ratio = np.where(n_valid >= min_cycles, ratio, np.nan)
+    return np.where(np.isfinite(ratio), np.sqrt(np.clip(ratio, floor, 4.0)), 1.0)

@@ -22,6 +22,7 @@ from campaign_pipeline.detection.baselines import (
     nan_mean_std,
     nan_median,
     nan_quantiles,
+    phase_scale_factors,
     robust_level_scale,
     seasonal_factors,
     seasonal_factors_js,
@@ -414,6 +415,7 @@ def score_panel(
     steps_per_day: int | None = None,
     pool_groups: np.ndarray | None = None,
     pool_scales: bool = False,
+    phase_scale: bool = False,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -517,6 +519,15 @@ def score_panel(
             z_scale, z_df = moderate_scales(z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s)
         else:
             z_df = scale_df(cnt, s)
+        phase_factor = None
+        if phase_scale and period:
+            # noise by phase (hour of day, or weekday): quiet hours are noisier, from the
+            # standardized residuals of the last `phase_scale_cycles` cycles
+            with np.errstate(invalid="ignore", divide="ignore"):
+                phase_factor = phase_scale_factors(residual / z_scale, period, s.phase_scale_cycles,
+                                                   s.phase_scale_harmonics,
+                                                   floor=1.0 if s.phase_scale_widen_only else 0.25)
+            z_scale = z_scale * phase_factor
         with np.errstate(invalid="ignore", divide="ignore"):
             z = residual / z_scale
         # the band is drawn on the log scale; a count's VST scale is not one. The window shift
@@ -529,7 +540,8 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
-            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho)  # noqa: E731
+            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho,  # noqa: E731
+                                                phase_factor)
         # t rather than normal: the scale itself is estimated from ~window points (or, pooled,
         # from the campaigns' agreement as well)
         p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df)
@@ -640,7 +652,7 @@ def persistence(u_w, level, scale, cnt, window: int, s: DetectionSettings) -> np
 
 
 def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings,
-                 rho: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 rho: np.ndarray | None = None, phase_factor: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference on the transformed scale (counts, spend, costs).
 
     The reference is the trailing baseline that ended just before the recent window, so a
@@ -648,6 +660,8 @@ def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettin
     Each recent day's residual is clipped at `cusum_clip` (one spike cannot pose as a
     shift); the mean residual times sqrt(days) is a z under independence, widened by the
     error of the reference median (var of a median ~ pi/2 sigma^2 / n, shared by all days).
+    With `phase_factor` (noise by phase, `baselines.phase_scale_factors`) each recent step's
+    residual is measured in its own hour's scale: a window over the quiet hours is no shift.
     """
     lag = r - 1  # the reference of day t is the baseline of day t-r+1: it ends at t-r
     level_ref, scale_ref = shift_columns(level, lag), shift_columns(scale, lag)
@@ -655,6 +669,8 @@ def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettin
     uw = recent_windows(u, r)
     with np.errstate(invalid="ignore", divide="ignore"):
         day_z = (uw - level_ref[..., None]) / scale_ref[..., None]
+        if phase_factor is not None:
+            day_z = day_z / recent_windows(phase_factor, r)
     known = ~np.isnan(day_z)
     n_known = known.sum(axis=-1)
     clipped = np.where(known, np.clip(day_z, -s.cusum_clip, s.cusum_clip), 0.0)

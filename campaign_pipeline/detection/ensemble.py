@@ -85,7 +85,7 @@ def derived_panels(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def evidence(
     panels: dict[str, np.ndarray], metrics: tuple[str, ...], *, period: int | None, window: int,
     min_history: int, settings: DetectionSettings, steps_per_day: int | None = None,
-    pool_scales: bool = False,
+    pool_scales: bool = False, phase_scale: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
@@ -100,7 +100,8 @@ def evidence(
         by_kind.setdefault(metric_kind(m), []).append(i)
     for kind, idx in by_kind.items():
         stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
-        kwargs = {"pool_groups": np.repeat(np.arange(len(idx)), n), "pool_scales": pool_scales}
+        kwargs = {"pool_groups": np.repeat(np.arange(len(idx)), n), "pool_scales": pool_scales,
+                  "phase_scale": phase_scale}
         if kind == "rate":
             kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
             kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)

@@ -132,7 +132,8 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     rows = max(1, chunk_cells // (n_steps * window))
     ev = _chunked_evidence(values, metric, rows, advance, period=period if s.use_seasonality else None,
                            window=window, min_history=min_hist, settings=s,
-                           steps_per_day=period if step < DAY else None)
+                           steps_per_day=period if step < DAY else None,
+                           phase_scale=s.use_phase_scale if step < DAY else s.use_phase_scale_daily)
     # family for multiple testing: every series' tests of one ISO week of wall-clock time
     origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)

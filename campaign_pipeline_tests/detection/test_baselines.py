@@ -8,6 +8,7 @@ from campaign_pipeline.detection.baselines import (
     lag1_autocorrelation,
     mean_variance_factor,
     nan_median,
+    phase_scale_factors,
     robust_level_scale,
     seasonal_factors,
     seasonal_factors_js,
@@ -259,3 +260,50 @@ def test_daily_detector_expects_the_whole_weekend_dip():
     assert abs(np.log(ratio_on) - np.log(2.0)) < 0.12
     assert ratio_off < 1.7
     assert np.median(on["z"][:, sunday]) > np.median(off["z"][:, sunday]) + 1.0
+
+
+def _volume_noise(hours: np.ndarray) -> np.ndarray:
+    """Noise sd by hour for a volume curve 5x from trough to peak (noise ~ 1 / sqrt(volume)), mean square 1."""
+    sd = (1 + 4 * ((1 + np.cos(2 * np.pi * (hours - 14) / 24)) / 2) ** 2) ** -0.5
+    return sd / np.sqrt(np.mean(sd**2))
+
+
+def test_phase_scale_finds_noise_by_hour_and_none_where_there_is_none():
+    rng = np.random.default_rng(5)
+    n, t = 20, 24 * 30
+    true = _volume_noise(np.arange(t) % 24)
+    late = slice(24 * 15, None)  # 14 days known
+    g = phase_scale_factors(rng.normal(size=(n, t)) * true, 24, 14)
+    assert np.median([np.corrcoef(row[late], true[late])[0, 1] for row in g]) > 0.9
+    assert np.median(np.abs(np.log(g[:, late] / true[late]))) < 0.12
+    # the same noise at every hour: (nearly) no profile, also when neighbouring readings move
+    # together (AR(1), 0.8) or whole days sit above or below their level, which the spread of
+    # the coefficients between days measures
+    flat = phase_scale_factors(rng.normal(size=(n, t)), 24, 14)
+    assert np.median(np.abs(flat[:, late] - 1)) < 0.04
+    ar = np.zeros((n, t))
+    innovations = rng.normal(size=(n, t))
+    for k in range(1, t):  # the test's own AR(1) series, not the code under test
+        ar[:, k] = 0.8 * ar[:, k - 1] + 0.6 * innovations[:, k]
+    assert np.median(np.abs(phase_scale_factors(ar, 24, 14)[:, late] - 1)) < 0.04
+    days = np.repeat(rng.normal(0.0, 0.7, (n, t // 24)), 24, axis=1)
+    assert np.median(np.abs(phase_scale_factors(rng.normal(size=(n, t)) + days, 24, 14)[:, late] - 1)) < 0.04
+
+
+def test_phase_scale_is_causal_robust_to_a_spike_and_needs_three_cycles():
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(4, 24 * 30)) * _volume_noise(np.arange(24 * 30) % 24)
+    full = phase_scale_factors(z, 24, 14)
+    t = 24 * 20 + 7
+    changed = z.copy()
+    changed[:, t:] *= 5.0
+    np.testing.assert_array_equal(phase_scale_factors(changed, 24, 14)[:, : t + 1], full[:, : t + 1])
+    # a wild reading counts as a 2.5-sigma one
+    spiked = z.copy()
+    spiked[:, 24 * 10 + 5] = 60.0
+    assert np.abs(phase_scale_factors(spiked, 24, 14) - full).max() < 0.1
+    # fewer than three cycles (three-quarters known) before the step: no profile yet
+    assert (full[:, : 24 * 3] == 1.0).all() and (full[:, 24 * 5:] != 1.0).all()
+    # within 0.5-2, and a daily series' 7 phases allow up to 3 harmonics (2 asked)
+    assert full.min() >= 0.5 and full.max() <= 2.0
+    assert phase_scale_factors(z[:, :200], 7, 14).shape == (4, 200)

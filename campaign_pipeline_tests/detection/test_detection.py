@@ -314,6 +314,36 @@ def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
     assert flagged_days(DetectionSettings()) <= {pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-07")}
 
 
+def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_spikes():
+    """A CPC read hourly is noisier at night, when few clicks stand behind it (volume 10x
+    from trough to peak: noise ~3x). One scale for all hours flags night wobbles and misses
+    a x2.5 spike at the busiest hour; `use_phase_scale` measures the noise per hour."""
+    rng = np.random.default_rng(12)
+    ts = pd.date_range("2024-01-01", periods=24 * 35, freq="h")
+    hour = ts.hour.to_numpy()
+    sd = (1 + 9 * ((1 + np.cos(2 * np.pi * (hour - 14) / 24)) / 2) ** 2) ** -0.5
+    sd = sd / np.sqrt(np.mean(sd**2))
+    spike_at = 24 * 30 + 14  # 14:00, the busiest hour, on day 31
+    frames = []
+    for i in range(16):
+        value = 0.8 * (1 + 0.2 * np.sin(2 * np.pi * hour / 24)) * np.exp(rng.normal(0, 0.2, len(ts)) * sd)
+        if i < 8:
+            value[spike_at] *= 2.5
+        frames.append(pd.DataFrame({"series": f"s{i}", "timestamp": ts, "value": value}))
+    frame = pd.concat(frames, ignore_index=True)
+
+    def flags(on):
+        out = detect_series(frame, DetectionSettings(use_phase_scale=on))
+        hit = out[out["is_anomaly"]]
+        spikes = hit["timestamp"].eq(ts[spike_at]) & hit["series"].isin([f"s{i}" for i in range(8)])
+        return int(spikes.sum()), hit.loc[~spikes, "timestamp"].dt.hour.to_numpy()
+
+    found_off, false_off = flags(False)
+    found_on, false_on = flags(True)
+    assert found_off <= 2 and len(false_off) >= 6 and np.isin(false_off, range(0, 8)).mean() >= 0.8
+    assert found_on >= 6 and len(false_on) <= len(false_off) // 2
+
+
 def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
     hourly = pd.concat([_series("h", 24 * 12, 24, spike_at=150 + 7 * i).assign(series=f"h{i}") for i in range(5)])
     daily = pd.concat([_series("D", 90, 7, spike_at=60 + i).assign(series=f"d{i}") for i in range(3)])
