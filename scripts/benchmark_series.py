@@ -24,6 +24,10 @@ Setting `persistent`: the `default` series with AR(1) noise, coefficient 0.3-0.8
 Setting `weekly`: the `default` series times the weekday pattern (busy mid-week, quiet
 weekend) at an amplitude of 10-40 % per series: on hourly series a second cycle on top of the
 hour of day, on daily ones a stronger weekday profile.
+Setting `hetero`: the `default` series with noise that depends on the volume behind each
+reading (a ratio's noise goes as 1 / sqrt(volume)): hourly, a diurnal volume curve 3-10x
+from trough to peak (so the quietest hour is 1.7-3.2x as noisy as the busiest); daily, the
+weekday pattern's volume (weekend quieter, up to 3.2x); same marginal spread as `default`.
 
 Labels: one window [start, end] per injected anomaly, centred on the onset with a width of
 48-72 steps (hourly) / 6-8 steps (daily), extended to cover the event's extent when the event
@@ -41,7 +45,7 @@ Scoring (the rules of a common window scorer, per series, summed over series and
   peak memory (tracemalloc, numpy buffers included; the largest run's in pooled rows).
 
 Usage:
-  python scripts/benchmark_series.py [--seeds 1 2 3] [--settings default noisy persistent weekly]
+  python scripts/benchmark_series.py [--seeds 1 2 3] [--settings default noisy persistent weekly hetero]
         [--spacing hourly daily] [--n-series 24] [--sensitivity medium]
         [--set NAME=VALUE ...] [--explain-fp] [--quiet] [--memory]
 """
@@ -85,6 +89,11 @@ GENERATOR_SETTINGS = {
     # trade follows the working week: hourly series get the weekday pattern on top of the
     # hour-of-day one (a second cycle), daily ones a stronger weekday pattern
     "weekly": dict(noise=1.0, profile=1.0, persistence=(0.0, 0.0), weekly=(0.1, 0.4)),
+    # a ratio's noise goes as 1 / sqrt(volume), and volume follows the clock: hourly series
+    # get a diurnal volume curve 3-10x from trough to peak (noise 1.7-3.2x from the busiest
+    # to the quietest hour), daily ones the weekday pattern's volume (weekend quieter);
+    # same marginal spread as `default`
+    "hetero": dict(noise=1.0, profile=1.0, persistence=(0.0, 0.0), hetero=(2.0, 9.0)),
 }
 # A weekday pattern (Mon..Sun) scaled by the series' amplitude: busy mid-week, quiet weekend.
 WEEKDAY = np.array([0.25, 0.35, 0.35, 0.25, 0.0, -0.6, -0.6])
@@ -94,7 +103,7 @@ WEEKDAY = np.array([0.25, 0.35, 0.35, 0.25, 0.0, -0.6, -0.6])
 class Synthetic:
     frame: pd.DataFrame  # series, timestamp, value (long format, as exported: gaps, one duplicate)
     labels: pd.DataFrame  # series, kind, start, end, event_start, event_end, onset, persists, factor
-    meta: pd.DataFrame  # per series: base, profile_amp, noise_sd, heavy_tail, noise_ar, weekday_amp, n_gap_points, duplicate
+    meta: pd.DataFrame  # per series: base, profile_amp, noise_sd, heavy_tail, noise_ar, weekday_amp, volume_range, ...
     step: pd.Timedelta
 
 
@@ -188,6 +197,17 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     week_amp = rb.uniform(*gen.get("weekly", (0.0, 0.0)), k)  # drawn last as well
     if week_amp.any():
         log_profile = log_profile + np.log1p(week_amp[:, None] * WEEKDAY[grid.dayofweek.to_numpy()][None, :])
+    vol_range = rb.uniform(*gen.get("hetero", (0.0, 0.0)), k)  # drawn last as well
+    vol_peak = rb.uniform(0, 24, (k, 1))
+    if vol_range.any():
+        if spacing == "hourly":
+            bump = ((1 + np.cos(2 * np.pi * (hour - vol_peak) / 24)) / 2) ** 2
+        else:  # the weekday pattern as volume: busy mid-week, quiet weekend
+            wd = WEEKDAY[grid.dayofweek.to_numpy()][None, :]
+            bump = (wd - WEEKDAY.min()) / (WEEKDAY.max() - WEEKDAY.min())
+        volume = 1.0 + vol_range[:, None] * bump
+        noise_mult = volume ** -0.5
+        eps = eps * noise_mult / np.sqrt(np.mean(noise_mult**2, axis=1, keepdims=True))
     # --- anomalies -------------------------------------------------------------------------
     effect = np.zeros((k, n))  # added to the log value
     burst = np.ones((k, n))  # multiplies the noise
@@ -251,7 +271,9 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     frame = (pd.concat([frame, dups], ignore_index=True)
              .sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True))
     meta = pd.DataFrame({"series": names, "base": base, "profile_amp": amp, "noise_sd": noise_sd,
-                         "heavy_tail": heavy, "noise_ar": rho, "weekday_amp": week_amp, "drift_sd": drift_sd,
+                         "heavy_tail": heavy, "noise_ar": rho, "weekday_amp": week_amp, "volume_range": vol_range,
+                         "volume_peak": vol_peak[:, 0],
+                         "drift_sd": drift_sd,
                          "n_gap_points": (~keep).sum(axis=1),
                          "duplicate": pd.Series(grid[np.maximum(dup_at, 0)]).where(has_dup).to_numpy()})
     return Synthetic(frame=frame, labels=labels, meta=meta, step=step)

@@ -103,6 +103,29 @@ def test_the_weekly_setting_adds_the_weekday_pattern_and_nothing_else(spacing):
     np.testing.assert_allclose(np.log(weekly.frame["value"] / base.frame["value"]), expected, atol=1e-9)
 
 
+def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothing_else():
+    kw = dict(spacing="hourly", n_series=12, inject=False)
+    base, het = bench.generate(5, setting="default", **kw), bench.generate(5, setting="hetero", **kw)
+    assert (base.meta["volume_range"] == 0).all() and het.meta["volume_range"].between(2, 9).all()
+    assert het.frame["timestamp"].equals(base.frame["timestamp"])
+    # the same innovations e: log(het / base) = noise_sd x e x (k_h - 1), k_h the hour's noise
+    # multiplier (volume ** -0.5, mean square 1), so its spread at hour h is noise_sd |k_h - 1|
+    diff = np.log(het.frame["value"] / base.frame["value"]).to_numpy()
+    frame = het.frame.assign(diff=diff, hour=het.frame["timestamp"].dt.hour)
+    observed = frame.groupby(["series", "hour"])["diff"].std().unstack().to_numpy()
+    hours = np.arange(24)
+    meta = het.meta
+    bump = ((1 + np.cos(2 * np.pi * (hours[None, :] - meta["volume_peak"].to_numpy()[:, None]) / 24)) / 2) ** 2
+    k = (1 + meta["volume_range"].to_numpy()[:, None] * bump) ** -0.5
+    # normalized over the series' own grid (every hour equally often in 1,608 hourly steps, up to 0.02)
+    k = k / np.sqrt(np.mean(k**2, axis=1, keepdims=True))
+    expected = meta["noise_sd"].to_numpy()[:, None] * np.abs(k - 1)
+    assert np.corrcoef(observed.ravel(), expected.ravel())[0, 1] > 0.95
+    # the quietest hour is 1.7-3.2x as noisy as the busiest
+    ratio = k.max(axis=1) / k.min(axis=1)
+    assert ((ratio > 1.7) & (ratio < 3.2)).all()
+
+
 def _hand_made():
     ts = pd.date_range("2024-01-01", periods=100, freq="h")
     frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})
