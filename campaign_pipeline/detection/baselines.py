@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import stats
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standard deviation
 
@@ -250,7 +251,8 @@ def _phase_offsets(a: np.ndarray, period: int) -> np.ndarray:
 
 
 def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: int = 2,
-                        min_cycles: int = 3, min_known_share: float = 0.75, floor: float = 0.25) -> np.ndarray:
+                        min_cycles: int = 3, min_known_share: float = 0.75, floor: float = 0.25,
+                        alpha: float = 0.0) -> np.ndarray:
     """Noise scale of each step's phase (hour of day) relative to the series' overall scale.
 
     A ratio such as CPC read every hour is noisier in the quiet hours: fewer clicks stand
@@ -268,7 +270,9 @@ def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: in
     is shrunk by positive-part James-Stein against that noise, so a series whose noise does
     not depend on the hour gets (nearly) 1. A cycle counts when `min_known_share` of its
     steps are known (the rest stand at the mean square, 1); fewer than `min_cycles` such
-    cycles give 1. Returns sqrt(fitted variance at the step's phase / mean), within 0.5-2.
+    cycles give 1. With `alpha` > 0 a profile is used only where an F test of its
+    coefficients against that noise rejects "no profile" at `alpha`. Returns sqrt(fitted
+    variance at the step's phase / mean), within 0.5-2.
     Uses only steps before t.
     """
     harmonics = min(harmonics, (period - 1) // 2)
@@ -299,6 +303,11 @@ def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: in
         size2 = np.sum(mean_coef**2, axis=-1)
         p = 2 * harmonics
         weight = np.clip(1.0 - (p - 2) * noise / size2, 0.0, 1.0)
+        if alpha > 0:
+            # use a profile only where the coefficients stand out of their noise (an F test:
+            # size2 / noise ~ p F(p, p (cycles - 1)) when the noise does not depend on the phase)
+            crit = p * stats.f.ppf(1.0 - alpha, p, p * np.maximum(n_valid - 1, 1))
+            weight = np.where(size2 / noise > crit, weight, 0.0)
         ratio = (a0 + weight * mean_coef[..., :harmonics].sum(axis=-1)) / a0  # cos terms: the fit at offset 0
     ratio = np.where(n_valid >= min_cycles, ratio, np.nan)
     return np.where(np.isfinite(ratio), np.sqrt(np.clip(ratio, floor, 4.0)), 1.0)

@@ -526,7 +526,8 @@ def score_panel(
             with np.errstate(invalid="ignore", divide="ignore"):
                 phase_factor = phase_scale_factors(residual / z_scale, period, s.phase_scale_cycles,
                                                    s.phase_scale_harmonics,
-                                                   floor=1.0 if s.phase_scale_widen_only else 0.25)
+                                                   floor=1.0 if s.phase_scale_widen_only else 0.25,
+                                                   alpha=s.phase_scale_alpha)
             z_scale = z_scale * phase_factor
         with np.errstate(invalid="ignore", divide="ignore"):
             z = residual / z_scale

@@ -290,6 +290,22 @@ def test_phase_scale_finds_noise_by_hour_and_none_where_there_is_none():
     assert np.median(np.abs(phase_scale_factors(rng.normal(size=(n, t)) + days, 24, 14)[:, late] - 1)) < 0.04
 
 
+def test_phase_scale_pretest_keeps_constant_noise_series_on_one_scale():
+    """With alpha (the default 1 %) a profile is used only where it stands out of its noise:
+    constant noise gets none at almost every step, volume-driven noise at every step."""
+    rng = np.random.default_rng(7)
+    n, t = 20, 24 * 30
+    late = slice(24 * 15, None)
+    flat = phase_scale_factors(rng.normal(size=(n, t)), 24, 14, alpha=0.01)
+    assert (flat[:, late] != 1.0).mean() < 0.01
+    # without the test, James-Stein alone leaves a chance profile at most steps
+    assert (phase_scale_factors(rng.normal(size=(n, t)), 24, 14)[:, late] != 1.0).mean() > 0.3
+    true = _volume_noise(np.arange(t) % 24)
+    g = phase_scale_factors(rng.normal(size=(n, t)) * true, 24, 14, alpha=0.01)
+    assert (g[:, late] != 1.0).mean() > 0.99
+    assert np.median(np.abs(np.log(g[:, late] / true[late]))) < 0.12
+
+
 def test_phase_scale_is_causal_robust_to_a_spike_and_needs_three_cycles():
     rng = np.random.default_rng(6)
     z = rng.normal(size=(4, 24 * 30)) * _volume_noise(np.arange(24 * 30) % 24)

@@ -317,7 +317,8 @@ def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
 def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_spikes():
     """A CPC read hourly is noisier at night, when few clicks stand behind it (volume 10x
     from trough to peak: noise ~3x). One scale for all hours flags night wobbles and misses
-    a x2.5 spike at the busiest hour; `use_phase_scale` measures the noise per hour."""
+    a x2.5 spike at the busiest hour; `use_phase_scale` (on by default) measures the noise
+    per hour."""
     rng = np.random.default_rng(12)
     ts = pd.date_range("2024-01-01", periods=24 * 35, freq="h")
     hour = ts.hour.to_numpy()
@@ -333,7 +334,7 @@ def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_s
     frame = pd.concat(frames, ignore_index=True)
 
     def flags(on):
-        out = detect_series(frame, DetectionSettings(use_phase_scale=on))
+        out = detect_series(frame, DetectionSettings() if on else DetectionSettings(use_phase_scale=False))
         hit = out[out["is_anomaly"]]
         spikes = hit["timestamp"].eq(ts[spike_at]) & hit["series"].isin([f"s{i}" for i in range(8)])
         return int(spikes.sum()), hit.loc[~spikes, "timestamp"].dt.hour.to_numpy()

@@ -244,7 +244,7 @@ def test_autocorrelation_settings_are_checked():
             DetectionSettings(**bad)
     with pytest.raises(ValueError, match="weekday_seasonal_weeks"):
         DetectionSettings(weekday_seasonal_weeks=0)
-    for bad in (dict(phase_scale_cycles=2), dict(phase_scale_harmonics=0)):
+    for bad in (dict(phase_scale_cycles=2), dict(phase_scale_harmonics=0), dict(phase_scale_alpha=1.0)):
         with pytest.raises(ValueError, match="phase_scale"):
             DetectionSettings(**bad)
     for bad in (dict(noise_pool_min_series=1), dict(noise_prior_min_df=0.0)):
