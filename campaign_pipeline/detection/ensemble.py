@@ -370,6 +370,23 @@ def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, met
     return np.select(conds, choices, "drop").astype(object)
 
 
+def _run_length(mask: np.ndarray) -> np.ndarray:
+    """Along the last axis: how many steps in a row, ending at each step, `mask` holds (0 where not)."""
+    steps = np.arange(mask.shape[-1])
+    last_off = np.maximum.accumulate(np.where(mask, -1, steps), axis=-1)
+    return np.where(mask, steps - last_off, 0)
+
+
+def _weeks_running(ev: dict[str, np.ndarray], s: DetectionSettings) -> np.ndarray:
+    """Weeks in a row, this one included, that a metric has been beyond its band in the same
+    direction (|z| and effect past the thresholds). Read from the evidence of the past weeks,
+    not from their flags: a week's partition is decided on its own, so an earlier week's flag
+    is not known to the call that judges the next one, while its evidence is."""
+    z = np.nan_to_num(ev["z"])
+    beyond = ev["judged"] & (np.abs(z) >= s.min_robust_z) & (np.abs(np.nan_to_num(ev["rel_effect"])) >= s.min_relative_effect)
+    return np.where(z > 0, _run_length(beyond & (z > 0)), _run_length(beyond & (z < 0)))
+
+
 def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
     """Long table of fired points (only those: the table stays small)."""
     fired = dec["fired"]
@@ -420,6 +437,12 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     atype = _classify(metric, rel, method_hits.get("test", no),
                       method_hits.get("cusum", no) | method_hits.get("shift", no), sustained)
     atype = np.where(rule_hit, rule_type, atype)
+    weeks_running = np.full(len(mi), np.nan)
+    if grain == "week":
+        # a second week beyond the band in the same direction is a new level, not a spike
+        weeks_running = _weeks_running(ev, s)[mi, ci, ti].astype(float)
+        generic = np.isin(atype, ["spike", "drop", "spend_spike", "cost_spike"])
+        atype = np.where(generic & (weeks_running >= 2), "level_shift", atype)
     z = np.where(shift_only, ev["shift_z"][mi, ci, ti], ev["z"][mi, ci, ti])
     q = np.where(shift_only, dec["q_shift"][mi, ci, ti], dec["q"][mi, ci, ti])
     expected = np.where(shift_only, ev["shift_expected"][mi, ci, ti], ev["expected"][mi, ci, ti])
@@ -448,6 +471,7 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
         "relative_change": rel,
         "rule_note": rule_note,
         "window_days": window_days,
+        "weeks_running": weeks_running,
     })
     flags["severity"] = explain.severity(rel, atype, s)
     flags["confidence"] = explain.confidence(q, n_methods, rule_hit)

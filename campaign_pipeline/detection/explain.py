@@ -135,6 +135,9 @@ def explanations(rows: pd.DataFrame, baseline_label: str) -> list[str]:
             parts.append(f", adjusted p {r.q_value:.2g}")
         if r.rule_note:
             parts.append(f"; {r.rule_note}")
+        running = getattr(r, "weeks_running", np.nan)
+        if np.isfinite(running) and running >= 2:
+            parts.append(f"; {running:.0f} weeks in a row beyond the normal range in this direction")
         parts.append(f". Detectors: {r.methods}.")
         out.append("".join(parts))
     return out

@@ -8,7 +8,7 @@ import pytest
 
 from campaign_pipeline.detection import DetectionSettings, detect_campaign_anomalies
 from campaign_pipeline.detection.detectors import _combine_windows
-from campaign_pipeline.detection.ensemble import _run_sums
+from campaign_pipeline.detection.ensemble import _run_length, _run_sums, detect_by_week
 from campaign_pipeline.detection.settings import settings_from_overrides
 from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
 
@@ -745,6 +745,40 @@ def test_week_grain_reports_the_first_week_of_a_lasting_drop():
             assert (week["campaign_id"] == "c1").all()
             found[pool] += (pd.to_datetime(week["period_start"]) == pd.Timestamp("2024-03-11")).any()
     assert found[True] >= 4 and found[False] <= 2
+
+
+def test_run_length_counts_steps_in_a_row():
+    mask = np.array([[True, True, False, True, True, True, False], [False] * 7])
+    np.testing.assert_array_equal(_run_length(mask), [[1, 2, 0, 1, 2, 3, 0], [0] * 7])
+
+
+def test_week_grain_calls_a_lasting_change_a_level_shift_from_its_second_week():
+    """Spend and volumes of one campaign among 40 at 2.5x from a Monday on, judged one week per
+    call as the pipeline's partitions are: the first week is a spend spike; every later
+    spend flag is a level shift and says how many weeks in a row it has lasted, though no
+    call sees the earlier weeks' flags. A one-week jump that ends gives no level shift."""
+    weeks = pd.date_range("2024-03-11", "2024-04-08", freq="7D")
+    for lasting in (True, False):
+        df = daily_frame(n_campaigns=40, n_days=112, seed=1)
+        hit = (df["campaign_id"] == "c1") & (df["date"] >= "2024-03-11")
+        if not lasting:
+            hit &= df["date"] <= "2024-03-17"
+        for c in ("impressions", "clicks", "conversions", "leads", "converted_leads"):
+            df.loc[hit, c] = np.round(df.loc[hit, c] * 2.5)
+        df.loc[hit, "spend"] *= 2.5
+        flags = detect_by_week(add_rates(df), weeks, history_weeks=8)
+        spend = flags[(flags["grain"] == "week") & (flags["metric"] == "spend")].sort_values("period_start")
+        first = spend.iloc[0]
+        assert pd.Timestamp(first["period_start"]) == weeks[0] and first["anomaly_type"] == "spend_spike"
+        assert "in a row" not in first["explanation"]
+        if lasting:
+            later = spend.iloc[1:]
+            assert len(later) >= 2 and (later["anomaly_type"] == "level_shift").all()
+            for row in later.itertuples():
+                n = (pd.Timestamp(row.period_start) - weeks[0]).days // 7 + 1
+                assert f"{n} weeks in a row beyond the normal range" in row.explanation
+        else:
+            assert not (flags["anomaly_type"] == "level_shift").any()
 
 
 def test_week_grain_lone_metric_needs_corroboration():
