@@ -232,7 +232,6 @@ def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -
     return shrunk_phase_factor(cycles)
 
 
-
 def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:
     """[i, t] = sum of a[i, t - j * period] over j = 1 .. n_cycles (zero before the start)."""
     out = np.zeros_like(a)
@@ -249,11 +248,11 @@ def _phase_offsets(a: np.ndarray, period: int) -> np.ndarray:
     return np.concatenate([back[..., 1:], a[..., None]], axis=-1)[..., ::-1]
 
 
-
 def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: int = 2,
                         min_cycles: int = 3, min_known_share: float = 0.75, floor: float = 0.25,
                         alpha: float = 0.0) -> np.ndarray:
-    """Noise scale of each step's phase (hour of day) relative to the series' overall scale.
+    """Noise scale of each step's phase (hour of day; weekday on daily series) relative to the
+    series' overall scale.
 
     A ratio such as CPC read every hour is noisier in the quiet hours: fewer clicks stand
     behind it (the variance of a ratio of counts goes as 1 / volume). One scale for all hours

@@ -94,8 +94,9 @@ class DetectionSettings:
     phase_scale_harmonics: int = 2
     phase_scale_widen_only: bool = False
     # 1 %: a profile is a property of the series, tested at each step, so a loose level would
-    # hand many constant-noise series a chance profile (measured: 0.06 % of steps of constant
-    # iid noise and 1.4 % of AR(1) 0.8 noise get one at 1 %, in test_baselines.py's cases).
+    # hand many constant-noise series a chance profile. At 1 %, 0.06 % of the steps of
+    # constant iid noise and 1.4 % of AR(1) 0.8 noise got one (a one-off run on 20 series of
+    # 30 hourly days; `test_baselines.py` checks the iid case stays under 1 %).
     phase_scale_alpha: float = 0.01
     # The weekday profile of a daily series (the campaign pipeline's) is shrunk towards 1 by
     # the same James-Stein weight (`baselines.seasonal_factors_js`) instead of k / (k + 2):
