@@ -233,7 +233,7 @@ def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -
 
 
 def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:
-    """[i, t] = sum of a[i, t - j * period] over j = 1 .. n_cycles (zero before the start)."""
+    """[i, t, ...] = sum of a[i, t - j * period, ...] over j = 1 .. n_cycles (zero before the start)."""
     out = np.zeros_like(a)
     t = a.shape[1]
     for j in range(1, n_cycles + 1):  # a loop over a few lags, not over series
@@ -291,10 +291,8 @@ def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: in
     # the cycles ending one, two, ... n_cycles periods before t (same phase as t)
     n_valid = _same_phase_sums(valid, period, n_cycles)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_coef = np.stack([_same_phase_sums(coef[..., i], period, n_cycles) for i in range(coef.shape[-1])],
-                             axis=-1) / n_valid[..., None]
-        mean_sq = np.stack([_same_phase_sums(coef[..., i] ** 2, period, n_cycles) for i in range(coef.shape[-1])],
-                           axis=-1) / n_valid[..., None]
+        mean_coef = _same_phase_sums(coef, period, n_cycles) / n_valid[..., None]
+        mean_sq = _same_phase_sums(coef**2, period, n_cycles) / n_valid[..., None]
         a0 = _same_phase_sums(level, period, n_cycles) / n_valid
         # variance of a mean coefficient: the between-cycle variance / cycles (averaged over coefficients)
         between = np.maximum(mean_sq - mean_coef**2, 0.0) * (n_valid / np.maximum(n_valid - 1, 1))[..., None]

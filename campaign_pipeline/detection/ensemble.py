@@ -382,9 +382,10 @@ def _weeks_running(ev: dict[str, np.ndarray], s: DetectionSettings) -> np.ndarra
     direction (|z| and effect past the thresholds). Read from the evidence of the past weeks,
     not from their flags: a week's partition is decided on its own, so an earlier week's flag
     is not known to the call that judges the next one, while its evidence is."""
-    z = np.nan_to_num(ev["z"])
-    beyond = ev["judged"] & (np.abs(z) >= s.min_robust_z) & (np.abs(np.nan_to_num(ev["rel_effect"])) >= s.min_relative_effect)
-    return np.where(z > 0, _run_length(beyond & (z > 0)), _run_length(beyond & (z < 0)))
+    z_size, rel_size = _sizes(ev, "z", "rel_effect")
+    beyond = ev["judged"] & (z_size >= s.min_robust_z) & (rel_size >= s.min_relative_effect)
+    up = ev["z"] > 0
+    return np.where(up, _run_length(beyond & up), _run_length(beyond & (ev["z"] < 0)))
 
 
 def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
