@@ -176,12 +176,13 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     # --- base: level x profile x AR(1) drift x noise, vectorized over series ------------
     base = np.clip(np.exp(rb.normal(np.log(0.6), 0.8, k)), 0.1, 3.0)
     amp = np.minimum(rb.uniform(0.0, 0.4, k) * gen["profile"], 0.6)
+    weekday = WEEKDAY[grid.dayofweek.to_numpy()][None, :]  # (1, n): the pattern at each step
     if spacing == "hourly":
         hour = grid.hour.to_numpy()[None, :]
         ph1, ph2 = rb.uniform(0, 24, (2, k, 1))
         shape = 0.7 * np.sin(2 * np.pi * (hour - ph1) / 24) + 0.3 * np.sin(4 * np.pi * (hour - ph2) / 24)
     else:
-        shape = np.broadcast_to(WEEKDAY[grid.dayofweek.to_numpy()][None, :], (k, n))
+        shape = np.broadcast_to(weekday, (k, n))
     log_profile = np.log1p(amp[:, None] * shape)
     phi = cfg["ar_phi"]
     drift_sd = rb.uniform(0.02, 0.08, k)
@@ -196,15 +197,14 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
         eps = _ar1(eps[:, 0], eps * np.sqrt(1 - rho**2)[:, None], rho)
     week_amp = rb.uniform(*gen.get("weekly", (0.0, 0.0)), k)  # drawn last as well
     if week_amp.any():
-        log_profile = log_profile + np.log1p(week_amp[:, None] * WEEKDAY[grid.dayofweek.to_numpy()][None, :])
+        log_profile = log_profile + np.log1p(week_amp[:, None] * weekday)
     vol_range = rb.uniform(*gen.get("hetero", (0.0, 0.0)), k)  # drawn last as well
     vol_peak = rb.uniform(0, 24, (k, 1))
     if vol_range.any():
         if spacing == "hourly":
             bump = ((1 + np.cos(2 * np.pi * (hour - vol_peak) / 24)) / 2) ** 2
         else:  # the weekday pattern as volume: busy mid-week, quiet weekend
-            wd = WEEKDAY[grid.dayofweek.to_numpy()][None, :]
-            bump = (wd - WEEKDAY.min()) / (WEEKDAY.max() - WEEKDAY.min())
+            bump = (weekday - WEEKDAY.min()) / (WEEKDAY.max() - WEEKDAY.min())
         volume = 1.0 + vol_range[:, None] * bump
         noise_mult = volume ** -0.5
         eps = eps * noise_mult / np.sqrt(np.mean(noise_mult**2, axis=1, keepdims=True))
