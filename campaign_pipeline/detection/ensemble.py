@@ -424,11 +424,7 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     n_methods = sum(method_hits.get(k, np.zeros(len(mi), bool)).astype(int) for k in names)
     # sustained: the test fired on this series on each of the two previous steps as well
     test = fired.get("test", np.zeros(ev["z"].shape, bool))
-    prev1 = np.zeros_like(test)
-    prev1[..., 1:] = test[..., :-1]
-    prev2 = np.zeros_like(test)
-    prev2[..., 2:] = test[..., :-2]
-    sustained = (test & prev1 & prev2)[mi, ci, ti]
+    sustained = (_run_length(test) >= 3)[mi, ci, ti]
     metric = np.asarray(metrics, dtype=object)[mi]
     no = np.zeros(len(mi), bool)
     # a window-shift flag without a daily test reports the window's numbers: the day alone

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from campaign_pipeline.detection import explain
-from campaign_pipeline.detection.ensemble import _classify, corroborate, decide, evidence
+from campaign_pipeline.detection.ensemble import _classify, _run_length, corroborate, decide, evidence
 from campaign_pipeline.detection.settings import DetectionSettings
 
 SERIES_COLUMNS = ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity", "confidence"]
@@ -160,12 +160,9 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     rel = ev["rel_effect"][0, ri, ki]
     test = dec["fired"].get("test", np.zeros_like(fired))[0]
     cus = dec["fired"].get("cusum", np.zeros_like(fired))[0]
-    prev1 = np.zeros_like(test)
-    prev1[:, 1:] = test[:, :-1]
-    prev2 = np.zeros_like(test)
-    prev2[:, 2:] = test[:, :-2]
+    # sustained: the test fired on this series on each of the two previous steps as well
     atype = _classify(np.full(len(ri), "value", dtype=object), rel, test[ri, ki], cus[ri, ki],
-                      (test & prev1 & prev2)[ri, ki])
+                      (_run_length(test) >= 3)[ri, ki])
     q = dec["q"][0, ri, ki]
     n_methods = sum(m[0, ri, ki].astype(int) for m in dec["fired"].values())
     return pd.DataFrame({
