@@ -421,7 +421,6 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     for k in names:
         label = {"test": "count_test+robust_z" if s.use_count_tests else "robust_z", "shift": "window_shift"}.get(k, k)
         methods = np.where(method_hits.get(k, False), np.where(methods == "", label, methods + "," + label), methods)
-    n_methods = sum(method_hits.get(k, np.zeros(len(mi), bool)).astype(int) for k in names)
     # sustained: the test fired on this series on each of the two previous steps as well
     test = fired.get("test", np.zeros(ev["z"].shape, bool))
     sustained = (_run_length(test) >= 3)[mi, ci, ti]
@@ -471,7 +470,7 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
         "weeks_running": weeks_running,
     })
     flags["severity"] = explain.severity(rel, atype, s)
-    flags["confidence"] = explain.confidence(q, n_methods, rule_hit)
+    flags["confidence"] = explain.confidence(flags, s.confidence_coefficients)
     flags["explanation"] = explain.explanations(
         flags.assign(rel_effect=flags["relative_change"]), baseline_label)
     flags["suggested_action"] = explain.suggested_actions(flags["metric"], flags["anomaly_type"], flags["relative_change"])

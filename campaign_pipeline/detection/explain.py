@@ -77,17 +77,49 @@ def severity(rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: Detecti
     return sev
 
 
-def confidence(q: np.ndarray, n_methods: np.ndarray, rule_fired: np.ndarray) -> np.ndarray:
-    """A score in [0, 1] for ranking alerts, not a calibrated probability.
+# What a flag's confidence is read from (`confidence_features`), in the order of the
+# coefficients in `DetectionSettings.confidence_coefficients`.
+CONFIDENCE_FEATURES = ("intercept", "evidence", "more_metrics", "more_methods", "rule", "cusum_only")
+_STATISTICAL = "robust_z|window_shift"  # the methods that carry a q-value (`methods` labels)
 
-    Starts from 1 - q (the chance the test's evidence is not noise, FDR-adjusted), 0.7 when
-    only CUSUM spoke (no single-day p-value) and 0.95 for a broken rule (data that cannot be
-    right); then scaled up by agreement between detectors.
+
+def confidence_features(flags: pd.DataFrame) -> np.ndarray:
+    """The features of `CONFIDENCE_FEATURES` for each flag, from its published columns.
+
+    evidence: -log10 of the flag's q-value (clipped at 1e-6) when a method with a q-value
+    fired (the daily test or the window shift), else 0: a CUSUM alarm or a broken rule has no
+    q-value of its own, and the day's point q-value says nothing about it. more_metrics: other
+    metrics flagged on the same campaign and period (at most 2): a real event moves several
+    metrics, noise one. more_methods: other methods that fired on the same flag (at most 2).
+    rule, cusum_only: flags that no test with a q-value raised. Built from the published
+    columns (campaign_id, grain, period_start, q_value, methods) so that the fit in
+    `scripts/fit_confidence.py` reads exactly what a run computes.
     """
-    base = np.where(np.isnan(q), 0.7, 1.0 - q)
-    base = np.where(rule_fired, np.maximum(base, 0.95), base)
-    agree = 0.7 + 0.1 * np.minimum(n_methods, 3)
-    return np.clip(base * agree, 0.0, 1.0)
+    methods = flags["methods"].astype(str)
+    statistical = methods.str.contains(_STATISTICAL).to_numpy()
+    rule = methods.str.contains(r"(?:^|,)rule(?:,|$)").to_numpy()
+    cusum_only = methods.str.contains("cusum").to_numpy() & ~statistical & ~rule
+    q = np.clip(np.nan_to_num(flags["q_value"].to_numpy(float), nan=1.0), 1e-6, 1.0)
+    evidence = np.where(statistical, -np.log10(q), 0.0)
+    n_metrics = flags.groupby(["campaign_id", "grain", "period_start"], sort=False)["methods"].transform("size")
+    n_methods = methods.str.count(",").to_numpy() + 1
+    return np.column_stack([np.ones(len(flags)), evidence, np.minimum(n_metrics.to_numpy(), 3) - 1,
+                            np.minimum(n_methods, 3) - 1, rule, cusum_only]).astype(float)
+
+
+def confidence(flags: pd.DataFrame, coefficients: tuple[float, ...]) -> np.ndarray:
+    """How often flags like this one were real on the synthetic benchmark, in [0, 1].
+
+    A logistic model on `confidence_features` whose coefficients were fitted on labelled
+    synthetic runs (`scripts/fit_confidence.py`, docs/anomaly_detection.md). It ranks flags by
+    what made them (a tiny q-value, several metrics at once, a broken rule) and is calibrated
+    to that benchmark, where about a quarter of the campaigns carry an anomaly: on data with
+    fewer real events the same flag is less often real, so read it as a ranking first.
+    """
+    if len(flags) == 0:
+        return np.zeros(0)
+    x = confidence_features(flags)
+    return 1.0 / (1.0 + np.exp(-(x @ np.asarray(coefficients, float))))
 
 
 def suggested_actions(metrics: pd.Series, types: pd.Series, rel: pd.Series) -> list[str]:

@@ -57,7 +57,8 @@ def _grid_params(step: pd.Timedelta, s: DetectionSettings) -> tuple[int | None, 
 
 def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSettings(), *,
                   chunk_cells: int = CHUNK_CELLS,
-                  progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                  progress: Callable[[int, int], None] | None = None,
+                  with_methods: bool = False) -> pd.DataFrame:
     """Flag each point of each series using only the points before it.
 
     Input columns: series, timestamp, value. Output, one row per distinct (series,
@@ -66,7 +67,8 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     multiplicatively), non-negative ones with zeros on log(1 + x), others on the raw scale.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
-    on it. progress(series_done, series_total) is called after each chunk.
+    on it. progress(series_done, series_total) is called after each chunk. with_methods adds
+    each flag's q_value and methods (what its confidence is read from; `fit_confidence.py`).
     """
     s = settings.effective
     df = frame[["series", "timestamp", "value"]].copy()
@@ -75,7 +77,7 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df = df.dropna(subset=["timestamp"])
     if df.empty:
-        return pd.DataFrame(columns=SERIES_COLUMNS)
+        return pd.DataFrame(columns=SERIES_COLUMNS + (["q_value", "methods"] if with_methods else []))
     df = df.groupby(["series", "timestamp"], as_index=False, sort=True)["value"].mean()
     step = infer_step(df["timestamp"], df["series"])
     df["step"] = df["series"].map(step)
@@ -96,7 +98,8 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     for (stp, kind), grp in df.groupby(["step", "kind"], sort=False):
         out_parts.append(_detect_group(grp, stp, kind, s, chunk_cells, advance))
     out = pd.concat(out_parts, ignore_index=True)
-    return out.sort_values(["series", "timestamp"]).reset_index(drop=True)[SERIES_COLUMNS]
+    columns = SERIES_COLUMNS + (["q_value", "methods"] if with_methods else [])
+    return out.sort_values(["series", "timestamp"]).reset_index(drop=True)[columns]
 
 
 def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Callable[[int], None],
@@ -163,8 +166,12 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     # sustained: the test fired on this series on each of the two previous steps as well
     atype = _classify(np.full(len(ri), "value", dtype=object), rel, test[ri, ki], cus[ri, ki],
                       (_run_length(test) >= 3)[ri, ki])
-    q = dec["q"][0, ri, ki]
-    n_methods = sum(m[0, ri, ki].astype(int) for m in dec["fired"].values())
+    confidence, q_value = np.full(len(ri), np.nan), np.full(len(ri), np.nan)
+    methods = np.full(len(ri), None, dtype=object)
+    if hit.any():
+        how = _flag_methods(dec, ri[hit], ki[hit])
+        confidence[hit] = explain.confidence(how, s.series_confidence_coefficients)
+        q_value[hit], methods[hit] = how["q_value"].to_numpy(), how["methods"].to_numpy()
     return pd.DataFrame({
         "series": grp["series"].to_numpy(),
         "timestamp": grp["timestamp"].to_numpy(),
@@ -173,5 +180,21 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
         "expected": np.where(ev["judged"][0, ri, ki], ev["expected"][0, ri, ki], np.nan),
         "anomaly_type": np.where(hit, atype, None),
         "severity": np.where(hit, explain.severity(rel, atype, s), None),
-        "confidence": np.where(hit, explain.confidence(q, n_methods, np.zeros(len(ri), bool)), np.nan),
+        "confidence": confidence,
+        "q_value": q_value,
+        "methods": methods,
     })
+
+
+def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray) -> pd.DataFrame:
+    """The flagged points as `explain.confidence` reads a flag: the methods that fired (named as
+    in the campaign pipeline's `methods`) and the q-value of the test it reports (the window
+    shift's where only the shift fired)."""
+    hits = {k: m[0, ri, ki] for k, m in dec["fired"].items()}
+    names = np.array([{"test": "robust_z", "shift": "window_shift"}.get(k, k) for k in hits])
+    fired = np.column_stack(list(hits.values()))
+    methods = [",".join(names[row]) for row in fired]  # flagged points only: few
+    no = np.zeros(len(ri), bool)
+    shift_only = hits.get("shift", no) & ~hits.get("test", no)
+    q = np.where(shift_only, dec["q_shift"][0, ri, ki], dec["q"][0, ri, ki])
+    return pd.DataFrame({"campaign_id": ri, "grain": "point", "period_start": ki, "q_value": q, "methods": methods})
