@@ -221,7 +221,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for column in ("series", "timestamp", "value"):
         if column not in frame.columns:
             raise UserError(f"{path}, column '{column}': required column missing (need series, timestamp, value)")
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce")
+    # a timestamp with a UTC offset (+02:00, Z) is an instant: all are then read as UTC
+    offset = frame["timestamp"].astype("string").str.strip().str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", na=False)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce", utc=bool(offset.any()))
+    if offset.any():
+        _print(f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry a UTC offset; "
+               "all are read as UTC (those without one as UTC already), so the hour-of-day and weekday "
+               "cycles are UTC's and the output's timestamps are in UTC")
     if frame["timestamp"].isna().any():
         bad = int(frame["timestamp"].isna().sum())
         raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")

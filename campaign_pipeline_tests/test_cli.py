@@ -81,6 +81,28 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
     assert "note:" not in run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
 
 
+def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
+    # Berlin local time across the change to summer time (+01:00, then +02:00): a traceback
+    # until stop 17; now one note, and every reading judged on UTC's clock
+    utc = pd.date_range("2025-03-01", periods=24 * 40, freq="h", tz="UTC")
+    local = utc.tz_convert("Europe/Berlin")
+    rng = np.random.default_rng(3)
+    values = np.exp(rng.normal(0.0, 0.05, len(utc)))
+    values[800] *= 6.0
+    path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
+    pd.DataFrame({"series": "a", "timestamp": local.strftime("%Y-%m-%d %H:%M:%S%z").str[:-2] + ":00",
+                  "value": values}).to_csv(path, index=False)
+    assert "+02:00" in path.read_text() and "+01:00" in path.read_text()
+    proc = run_cli("detect", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
+    assert len(notes) == 1 and "960 timestamp(s) carry a UTC offset; all are read as UTC" in notes[0]
+    flags = pd.read_csv(out)
+    assert len(flags) == len(utc)  # no hour lost or merged at the change of offset
+    hits = pd.to_datetime(flags.loc[flags["is_anomaly"], "timestamp"], utc=True)
+    assert list(hits) == [utc[800]]
+
+
 def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_path):
     # 60 hourly series of 6 weeks: two chunks of series (see detection.series.CHUNK_CELLS)
     rng = np.random.default_rng(2)

@@ -500,6 +500,13 @@ def score_panel(
         u_w = trailing_windows(u, window)
         cnt = nan_count(u_w)
         level, scale = robust_level_scale(u_w)
+        if kind == "continuous":
+            # more than half the window at one value (zeros: a quiet hour's spend) makes the MAD,
+            # and the robust scale with it, 0, and every non-zero reading an alarm; the window's
+            # root-mean-square deviation from its median is the scale there instead
+            with np.errstate(invalid="ignore"):
+                rms = np.sqrt(np.nansum((u_w - level[..., None]) ** 2, axis=-1) / np.maximum(cnt - 1, 1))
+            scale = np.where(scale > 0, scale, rms)
         if kind == "linear":
             scale_floor = np.maximum(s.relative_scale_floor * np.abs(level), 1e-9)
             back = lambda v: v  # noqa: E731

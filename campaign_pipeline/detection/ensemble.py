@@ -50,6 +50,8 @@ def metric_kind(metric: str) -> str:
         return "log"
     if metric.endswith("_log1p"):
         return "continuous"
+    if metric.endswith("_count"):
+        return "count"
     if metric.endswith("_linear"):
         return "linear"
     if metric in COUNT_METRICS:

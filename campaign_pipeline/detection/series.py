@@ -74,6 +74,9 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     df = frame[["series", "timestamp", "value"]].copy()
     df["series"] = df["series"].astype(str)
     df["timestamp"] = pd.to_datetime(df["timestamp"])
+    zone = getattr(df["timestamp"].dt, "tz", None)
+    if zone is not None:  # instants: judged on UTC's clock, returned in the input's zone
+        df["timestamp"] = df["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df = df.dropna(subset=["timestamp"])
     if df.empty:
@@ -84,7 +87,10 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     first = df.groupby("series")["timestamp"].transform("min")
     df["k"] = np.round((df["timestamp"] - first) / df["step"]).astype(np.int64)
     low = df.groupby("series")["value"].transform("min")
-    df["kind"] = np.select([low > 0, low >= 0], ["log", "log1p"], "linear")
+    # whole non-negative numbers with zeros among them are counts (hourly conversions, leads):
+    # a 3 among mostly zeros is ordinary for them, which only a count model says
+    whole = (df["value"].isna() | (df["value"] == np.round(df["value"]))).groupby(df["series"]).transform("all")
+    df["kind"] = np.select([(low >= 0) & whole & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
     out_parts = []
     done, total = 0, df["series"].nunique()
 
@@ -99,7 +105,10 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
         out_parts.append(_detect_group(grp, stp, kind, s, chunk_cells, advance))
     out = pd.concat(out_parts, ignore_index=True)
     columns = SERIES_COLUMNS + (["q_value", "methods"] if with_methods else [])
-    return out.sort_values(["series", "timestamp"]).reset_index(drop=True)[columns]
+    out = out.sort_values(["series", "timestamp"]).reset_index(drop=True)[columns]
+    if zone is not None:
+        out["timestamp"] = out["timestamp"].dt.tz_localize("UTC").dt.tz_convert(zone)
+    return out
 
 
 def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Callable[[int], None],

@@ -359,6 +359,26 @@ def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
     assert seen == [(i, 8) for i in range(1, 9)]
 
 
+def test_detect_series_does_not_alarm_on_every_reading_of_a_mostly_zero_series():
+    # hourly conversions (whole numbers, mostly 0) and a small campaign's hourly spend (mostly
+    # 0): a median and a MAD of 0 made every non-zero reading a spike (32 of 34 and 70 of 75
+    # before stop 17); counts now go through the count model, other readings use the window's
+    # root-mean-square deviation when the MAD is 0
+    rng = np.random.default_rng(5)
+    t = pd.date_range("2024-01-01", periods=24 * 30, freq="h")
+    spend = np.where(rng.random(len(t)) < 0.9, 0.0, rng.lognormal(2, 0.5, len(t)))
+    spend[600:612] = rng.lognormal(np.log(60), 0.2, 12)  # half a day of spend at 8x a usual hour's
+    sparse_counts = np.where(rng.random(len(t)) < 0.95, 0.0, 3.0)
+    counts = rng.poisson(5, len(t)).astype(float)
+    counts[500] = 60.0
+    frame = pd.concat([pd.DataFrame({"series": name, "timestamp": t, "value": v})
+                       for name, v in (("spend", spend), ("sparse_counts", sparse_counts), ("counts", counts))])
+    out = detect_series(frame).set_index(["series", "timestamp"])["is_anomaly"]
+    assert not out["sparse_counts"].any()
+    assert out["counts"].iloc[500] and out["counts"].sum() == 1
+    assert out["spend"].iloc[600:612].any() and out["spend"].drop(out["spend"].index[600:612]).sum() <= 1
+
+
 def test_detect_series_handles_negative_and_zero_values():
     rng = np.random.default_rng(4)
     df = pd.DataFrame({"series": "neg", "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),
