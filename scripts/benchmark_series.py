@@ -28,6 +28,9 @@ Setting `hetero`: the `default` series with noise that depends on the volume beh
 reading (a ratio's noise goes as 1 / sqrt(volume)): hourly, a diurnal volume curve 3-10x
 from trough to peak (so the quietest hour is 1.7-3.2x as noisy as the busiest); daily, the
 weekday pattern's volume (weekend quieter, up to 3.2x); same marginal spread as `default`.
+Setting `counts` (opt-in, not in the default list): the `default` series is the expected count,
+scaled to a typical mean of 0.3-30 per step, and the reading its Poisson draw (the quiet
+series are mostly zero: hourly conversions or clicks of small campaigns).
 
 Labels: one window [start, end] per injected anomaly, centred on the onset with a width of
 48-72 steps (hourly) / 6-8 steps (daily), extended to cover the event's extent when the event
@@ -46,6 +49,7 @@ Scoring (the rules of a common window scorer, per series, summed over series and
 
 Usage:
   python scripts/benchmark_series.py [--seeds 1 2 3] [--settings default noisy persistent weekly hetero]
+        (or counts)
         [--spacing hourly daily] [--n-series 24] [--sensitivity medium]
         [--set NAME=VALUE ...] [--explain-fp] [--quiet] [--memory]
 """
@@ -94,7 +98,13 @@ GENERATOR_SETTINGS = {
     # to the quietest hour), daily ones the weekday pattern's volume (weekend quieter);
     # same marginal spread as `default`
     "hetero": dict(noise=1.0, profile=1.0, persistence=(0.0, 0.0), hetero=(2.0, 9.0)),
+    # counts instead of costs (hourly conversions or clicks of small campaigns): the `default`
+    # series is the expected count, scaled to a typical mean of 0.3-30 per step, and the
+    # reading is its Poisson draw, so the quiet series are mostly zero; opt-in
+    # (`--settings counts`), outside the default list the settings were chosen on
+    "counts": dict(noise=1.0, profile=1.0, persistence=(0.0, 0.0), counts=(0.3, 30.0)),
 }
+DEFAULT_SETTINGS = ("default", "noisy", "persistent", "weekly", "hetero")
 # A weekday pattern (Mon..Sun) scaled by the series' amplitude: busy mid-week, quiet weekend.
 WEEKDAY = np.array([0.25, 0.35, 0.35, 0.25, 0.0, -0.6, -0.6])
 
@@ -200,6 +210,8 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
         log_profile = log_profile + np.log1p(week_amp[:, None] * weekday)
     vol_range = rb.uniform(*gen.get("hetero", (0.0, 0.0)), k)  # drawn last as well
     vol_peak = rb.uniform(0, 24, (k, 1))
+    count_lo, count_hi = gen.get("counts", (1.0, 1.0))
+    count_mean = np.exp(rb.uniform(np.log(count_lo), np.log(count_hi), k))  # drawn last as well
     if vol_range.any():
         if spacing == "hourly":
             bump = ((1 + np.cos(2 * np.pi * (hour - vol_peak) / 24)) / 2) ** 2
@@ -239,6 +251,9 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     # a dropout sits near a small floor of the expected level (a little noise around it)
     log_v = np.where(np.isnan(floor), log_v, level + np.log(np.where(np.isnan(floor), 1.0, floor)) + floor_noise)
     values = np.exp(log_v)
+    if "counts" in gen:  # Poisson readings of the expected count (their own stream of draws)
+        rc = np.random.default_rng([seed, 3, list(SPACINGS).index(spacing)])
+        values = rc.poisson(values / base[:, None] * count_mean[:, None]).astype(float)
     labels = pd.DataFrame(label_rows, columns=["series", "kind", "start", "end", "event_start", "event_end", "onset",
                                                "persists", "factor"])
     # --- export defects: gaps and one duplicated timestamp in half of the series ------------
@@ -271,6 +286,7 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     frame = (pd.concat([frame, dups], ignore_index=True)
              .sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True))
     meta = pd.DataFrame({"series": names, "base": base, "profile_amp": amp, "noise_sd": noise_sd,
+                         "count_mean": count_mean if "counts" in gen else np.nan,
                          "heavy_tail": heavy, "noise_ar": rho, "weekday_amp": week_amp, "volume_range": vol_range,
                          "volume_peak": vol_peak[:, 0],
                          "drift_sd": drift_sd,
@@ -466,7 +482,7 @@ TABLE = ["windows", "tp", "fp_events", "flagged_points", "fp_points", "precision
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--settings", nargs="+", default=list(GENERATOR_SETTINGS), choices=list(GENERATOR_SETTINGS))
+    ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), choices=list(GENERATOR_SETTINGS))
     ap.add_argument("--spacing", nargs="+", default=["hourly", "daily"], choices=list(SPACINGS))
     ap.add_argument("--n-series", type=int, default=24)
     ap.add_argument("--sensitivity", default="medium", choices=["low", "medium", "high"])

@@ -84,7 +84,7 @@ def series_flags(seeds: list[int]) -> pd.DataFrame:
     bench = _script("benchmark_series")
     out = []
     for spacing in bench.SPACINGS:
-        for setting in bench.GENERATOR_SETTINGS:
+        for setting in bench.DEFAULT_SETTINGS:
             for seed in seeds:
                 syn = bench.generate(seed, spacing=spacing, setting=setting)
                 pred = detect_series(syn.frame, DetectionSettings(), with_methods=True)

@@ -126,6 +126,25 @@ def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothin
     assert ((ratio > 1.7) & (ratio < 3.2)).all()
 
 
+def test_the_counts_setting_draws_poisson_readings_of_the_default_series():
+    kw = dict(spacing="hourly", n_series=12, inject=False)
+    base, counts = bench.generate(5, setting="default", **kw), bench.generate(5, setting="counts", **kw)
+    assert counts.frame["timestamp"].equals(base.frame["timestamp"])
+    assert base.meta["count_mean"].isna().all() and counts.meta["count_mean"].between(0.3, 30).all()
+    values = counts.frame["value"].to_numpy()
+    assert (values == np.round(values)).all() and (values >= 0).all()
+    # the expected count is the default series divided by its base and times the typical mean
+    meta = counts.meta.set_index("series")
+    expected = base.frame["value"] / base.frame["series"].map(meta["base"]) * base.frame["series"].map(meta["count_mean"])
+    ratio = counts.frame.assign(e=expected.to_numpy()).groupby("series").apply(
+        lambda g: g["value"].sum() / g["e"].sum(), include_groups=False)
+    assert ratio.between(0.85, 1.15).all()
+    # the quiet series are mostly zero, the busy ones never
+    zeros = counts.frame.groupby("series")["value"].apply(lambda v: (v == 0).mean())
+    assert zeros[meta["count_mean"] < 1.1].min() > 0.3 and zeros[meta["count_mean"] > 10].max() < 0.01
+    assert "counts" not in bench.DEFAULT_SETTINGS
+
+
 def _hand_made():
     ts = pd.date_range("2024-01-01", periods=100, freq="h")
     frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})
