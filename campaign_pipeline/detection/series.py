@@ -64,7 +64,9 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     Input columns: series, timestamp, value. Output, one row per distinct (series,
     timestamp): series, timestamp, is_anomaly, score, expected, anomaly_type, severity,
     confidence. Positive series are judged on the log scale (costs and volumes scale
-    multiplicatively), non-negative ones with zeros on log(1 + x), others on the raw scale.
+    multiplicatively), whole numbers with zeros as counts, other non-negative ones on
+    log(1 + x), others on the raw scale. Time-zone-aware timestamps are judged on UTC's clock
+    and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
     on it. progress(series_done, series_total) is called after each chunk. with_methods adds
@@ -90,7 +92,7 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     # whole non-negative numbers with zeros among them are counts (hourly conversions, leads):
     # a 3 among mostly zeros is ordinary for them, which only a count model says
     whole = (df["value"].isna() | (df["value"] == np.round(df["value"]))).groupby(df["series"]).transform("all")
-    df["kind"] = np.select([(low >= 0) & whole & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
+    df["kind"] = np.select([whole & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
     out_parts = []
     done, total = 0, df["series"].nunique()
 
