@@ -28,7 +28,6 @@ About 4 minutes on 2 cores with the defaults.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +39,7 @@ from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from campaign_pipeline.detection import detect_campaign_anomalies  # noqa: E402
 from campaign_pipeline.detection.explain import CONFIDENCE_FEATURES, confidence, confidence_features  # noqa: E402
@@ -49,16 +49,9 @@ from campaign_pipeline.detection.settings import DetectionSettings  # noqa: E402
 BANDS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def campaign_flags(seeds: list[int], workdir: Path) -> pd.DataFrame:
     """Day and week flags of the campaign benchmark with `real` (inside a labelled window)."""
-    bench = _script("benchmark_detection")
+    import benchmark_detection as bench  # a neighbour in scripts/
     out = []
     for setting in ("default", "noisy"):
         for seed in seeds:
@@ -81,7 +74,7 @@ def campaign_flags(seeds: list[int], workdir: Path) -> pd.DataFrame:
 
 def series_flags(seeds: list[int]) -> pd.DataFrame:
     """Flagged points of the series benchmark with `real` (inside a labelled window)."""
-    bench = _script("benchmark_series")
+    import benchmark_series as bench
     out = []
     for spacing in bench.SPACINGS:
         for setting in bench.DEFAULT_SETTINGS:
