@@ -6,10 +6,10 @@ A flag's confidence (`explain.confidence`) is a logistic model on a few facts ab
 other metrics of the campaign were flagged the same day, how many other methods agreed,
 whether a rule or only CUSUM raised it). This script fits its coefficients where the truth is
 known: flags of the campaign benchmark (`benchmark_detection.py`'s pipeline generator, both
-noise settings; a day flag is real when its campaign-day lies in a labelled window, with the
-persistent kinds' windows running to the end, as that benchmark's precision counts) and of
-the series benchmark (`benchmark_series.py`, every setting and both spacings; a flagged point
-is real inside a labelled window). Fitting: maximum likelihood with a small ridge penalty on
+noise settings; a flag is real when its day or week overlaps a labelled window of its
+campaign, the persistent kinds' windows running to the end, as that benchmark's precision
+counts) and of the series benchmark (`benchmark_series.py`, its five default settings, not
+the opt-in `counts`, and both spacings; a flagged point is real inside a labelled window). Fitting: maximum likelihood with a small ridge penalty on
 the slopes (`--ridge`), scipy's BFGS.
 
 Then, on other seeds, it prints for the coefficients now in `DetectionSettings` and for the
