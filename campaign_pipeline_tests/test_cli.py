@@ -117,11 +117,14 @@ def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_
     assert proc.returncode == 0, proc.stderr
     flags = pd.read_csv(out)
     assert list(flags.columns) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type",
-                                   "severity", "confidence"]
+                                   "severity", "confidence", "value", "expected_lower", "expected_upper", "q_value",
+                                   "methods", "explanation"]
     assert len(flags) == len(frame)
     hits = flags[flags["is_anomaly"]]
     assert set(hits["series"]) == {f"s{i:02d}" for i in range(0, 60, 10)}
     assert (pd.to_datetime(hits["timestamp"]) == ts[500]).all()
+    assert hits["explanation"].str.match(r"s\d0 spiked on 2025-03-23 20:00: [\d.]+ against an expected [\d.]+ ").all()
+    assert flags.loc[~flags["is_anomaly"], "explanation"].isna().all()
     lines = proc.stdout.splitlines()
     progress = [line for line in lines if line.startswith("detect: scored ")]
     assert len(progress) == 2 and progress[0].startswith("detect: scored 41 / 60 series (")

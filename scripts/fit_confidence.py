@@ -80,7 +80,7 @@ def series_flags(seeds: list[int]) -> pd.DataFrame:
         for setting in bench.DEFAULT_SETTINGS:
             for seed in seeds:
                 syn = bench.generate(seed, spacing=spacing, setting=setting)
-                pred = detect_series(syn.frame, DetectionSettings(), with_methods=True)
+                pred = detect_series(syn.frame, DetectionSettings())
                 flags = pred[pred["is_anomaly"]].reset_index(drop=True)
                 pairs = flags.reset_index().merge(syn.labels, on="series", how="inner")
                 hit = pairs["timestamp"].between(pairs["start"], pairs["end"])

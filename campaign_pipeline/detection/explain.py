@@ -141,20 +141,26 @@ TYPE_WORDS = {
 }
 
 
-def explanations(rows: pd.DataFrame, baseline_label: str) -> list[str]:
-    """One sentence per flag with the numbers: value, expected, band, change, evidence."""
+def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = "%Y-%m-%d",
+                 step_word: str = "days") -> list[str]:
+    """One sentence per flag with the numbers: value, expected, band, change, evidence.
+
+    time_format and step_word name a point and a run of steps of other spacings (an hourly
+    series of `detect`: "2024-01-05 14:00", "the last 3 hours"); a metric without a label
+    (a series name) is named as it is.
+    """
     out = []
     for r in rows.itertuples(index=False):
         label = METRIC_LABELS.get(r.metric, r.metric)
-        when = r.period_start.strftime("%Y-%m-%d") if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
+        when = r.period_start.strftime(time_format) if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
         head = f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} on {when}" if r.grain != "week" else \
             f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} in {when}"
         window = getattr(r, "window_days", np.nan)
         if np.isfinite(window) and np.isfinite(r.rel_effect) and np.isfinite(r.expected):
             # a window-shift flag: the run of recent days against the baseline before them
-            parts = [f"{head}: the last {window:.0f} days average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
+            parts = [f"{head}: the last {window:.0f} {step_word} average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
                      f"against {_fmt(r.metric, r.expected)} in the {baseline_label.replace('trailing ', '')} before "
-                     f"them ({r.rel_effect:+.0%}; that day {_fmt(r.metric, r.value)})"]
+                     f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} {_fmt(r.metric, r.value)})"]
         else:
             parts = [f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"]
             if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):

@@ -21,6 +21,13 @@ from campaign_pipeline.detection.ensemble import _classify, _run_length, corrobo
 from campaign_pipeline.detection.settings import DetectionSettings
 
 SERIES_COLUMNS = ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity", "confidence"]
+# After the contract's columns: what a reader needs to check a flag without re-running anything
+# (the reading judged, its normal range, the adjusted p-value and the methods behind the
+# confidence, and a sentence with the numbers, as `anomaly_flags` has). Every column but the
+# explanation describes the point itself; a flag the window shift raised alone explains the
+# run of steps instead (its `score` and `expected` stay the point's).
+DETAIL_COLUMNS = ["value", "expected_lower", "expected_upper", "q_value", "methods", "explanation"]
+OUTPUT_COLUMNS = SERIES_COLUMNS + DETAIL_COLUMNS
 DAY = pd.Timedelta(days=1)
 # Series are scored in chunks of at most this many (series x steps x baseline steps) window
 # cells: the trailing windows are materialized per chunk, so memory stays about flat in the
@@ -57,20 +64,18 @@ def _grid_params(step: pd.Timedelta, s: DetectionSettings) -> tuple[int | None, 
 
 def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSettings(), *,
                   chunk_cells: int = CHUNK_CELLS,
-                  progress: Callable[[int, int], None] | None = None,
-                  with_methods: bool = False) -> pd.DataFrame:
+                  progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Flag each point of each series using only the points before it.
 
     Input columns: series, timestamp, value. Output, one row per distinct (series,
     timestamp): series, timestamp, is_anomaly, score, expected, anomaly_type, severity,
-    confidence. Positive series are judged on the log scale (costs and volumes scale
+    confidence (the data contract's), then `DETAIL_COLUMNS`. Positive series are judged on the log scale (costs and volumes scale
     multiplicatively), whole numbers with zeros as counts, other non-negative ones on
     log(1 + x), others on the raw scale. Time-zone-aware timestamps are judged on UTC's clock
     and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
-    on it. progress(series_done, series_total) is called after each chunk. with_methods adds
-    each flag's q_value and methods (what its confidence is read from; `fit_confidence.py`).
+    on it. progress(series_done, series_total) is called after each chunk.
     """
     s = settings.effective
     df = frame[["series", "timestamp", "value"]].copy()
@@ -82,7 +87,7 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df = df.dropna(subset=["timestamp"])
     if df.empty:
-        return pd.DataFrame(columns=SERIES_COLUMNS + (["q_value", "methods"] if with_methods else []))
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
     df = df.groupby(["series", "timestamp"], as_index=False, sort=True)["value"].mean()
     step = infer_step(df["timestamp"], df["series"])
     df["step"] = df["series"].map(step)
@@ -104,10 +109,9 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
 
     # one panel per (step, kind): a handful of groups, each vectorized over its series
     for (stp, kind), grp in df.groupby(["step", "kind"], sort=False):
-        out_parts.append(_detect_group(grp, stp, kind, s, chunk_cells, advance))
+        out_parts.append(_detect_group(grp, stp, kind, s, chunk_cells, advance, utc=zone is not None))
     out = pd.concat(out_parts, ignore_index=True)
-    columns = SERIES_COLUMNS + (["q_value", "methods"] if with_methods else [])
-    out = out.sort_values(["series", "timestamp"]).reset_index(drop=True)[columns]
+    out = out.sort_values(["series", "timestamp"]).reset_index(drop=True)[OUTPUT_COLUMNS]
     if zone is not None:
         out["timestamp"] = out["timestamp"].dt.tz_localize("UTC").dt.tz_convert(zone)
     return out
@@ -133,7 +137,7 @@ def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Calla
 
 
 def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: DetectionSettings,
-                  chunk_cells: int, advance: Callable[[int], None]) -> pd.DataFrame:
+                  chunk_cells: int, advance: Callable[[int], None], utc: bool = False) -> pd.DataFrame:
     period, window, min_hist = _grid_params(step, s)
     keys = pd.Index(sorted(grp["series"].unique()))
     ri = keys.get_indexer(grp["series"])
@@ -174,27 +178,76 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
     rel = ev["rel_effect"][0, ri, ki]
     test = dec["fired"].get("test", np.zeros_like(fired))[0]
     cus = dec["fired"].get("cusum", np.zeros_like(fired))[0]
+    shift = dec["fired"].get("shift", np.zeros_like(fired))[0]
+    # as in `anomaly_flags`: a flag the window shift raised without the point test is about
+    # the run of steps, so its direction, size (severity) and type are the run's
+    shift_only = (shift & ~test)[ri, ki]
+    effect = np.where(shift_only, ev["shift_rel"][0, ri, ki], rel)
     # sustained: the test fired on this series on each of the two previous steps as well
-    atype = _classify(np.full(len(ri), "value", dtype=object), rel, test[ri, ki], cus[ri, ki],
+    atype = _classify(np.full(len(ri), "value", dtype=object), effect, test[ri, ki], (cus | shift)[ri, ki],
                       (_run_length(test) >= 3)[ri, ki])
-    confidence, q_value = np.full(len(ri), np.nan), np.full(len(ri), np.nan)
-    methods = np.full(len(ri), None, dtype=object)
-    if hit.any():
-        how = _flag_methods(dec, ri[hit], ki[hit])
-        confidence[hit] = explain.confidence(how, s.series_confidence_coefficients)
-        q_value[hit], methods[hit] = how["q_value"].to_numpy(), how["methods"].to_numpy()
-    return pd.DataFrame({
+    judged = ev["judged"][0, ri, ki]
+    out = pd.DataFrame({
         "series": grp["series"].to_numpy(),
         "timestamp": grp["timestamp"].to_numpy(),
         "is_anomaly": hit,
         "score": np.abs(z),
-        "expected": np.where(ev["judged"][0, ri, ki], ev["expected"][0, ri, ki], np.nan),
+        "expected": np.where(judged, ev["expected"][0, ri, ki], np.nan),
         "anomaly_type": np.where(hit, atype, None),
-        "severity": np.where(hit, explain.severity(rel, atype, s), None),
-        "confidence": confidence,
-        "q_value": q_value,
-        "methods": methods,
+        "severity": np.where(hit, explain.severity(effect, atype, s), None),
+        "confidence": np.nan,
+        "value": values[ri, ki],
+        "expected_lower": np.where(judged, ev["lower"][0, ri, ki], np.nan),
+        "expected_upper": np.where(judged, ev["upper"][0, ri, ki], np.nan),
+        "q_value": np.nan,
+        "methods": None,
+        "explanation": None,
     })
+    if hit.any():
+        how = _flag_methods(dec, ri[hit], ki[hit])
+        out.loc[hit, "confidence"] = explain.confidence(how, s.series_confidence_coefficients)
+        out.loc[hit, "q_value"] = how["q_value"].to_numpy()
+        out.loc[hit, "methods"] = how["methods"].to_numpy()
+        out.loc[hit, "explanation"] = _explanations(out[hit], shift_only[hit], effect[hit], ev, ri[hit], ki[hit],
+                                                    step, window, utc)
+    return out
+
+
+def _explanations(flagged: pd.DataFrame, shift_only: np.ndarray, effect: np.ndarray, ev: dict, ri: np.ndarray,
+                  ki: np.ndarray, step: pd.Timedelta, window: int, utc: bool) -> list[str]:
+    """The campaign flags' sentence for flagged points, in the series' own units of time.
+
+    A flag the window shift raised alone is about the run of steps, so its sentence gives the
+    run's mean against the reference before it (as a shift-only `anomaly_flags` row does).
+    """
+    def at(key: str) -> np.ndarray:
+        return ev[key][0, ri, ki]
+
+    if step < DAY:
+        time_format, baseline = "%Y-%m-%d %H:%M", f"trailing {window * step / DAY:g}-day baseline"
+    elif step == DAY:
+        time_format, baseline = "%Y-%m-%d", f"trailing {window}-day baseline"
+    else:
+        time_format, baseline = "%Y-%m-%d", f"trailing {window} steps"
+    step_word = {pd.Timedelta(hours=1): "hours", DAY: "days", 7 * DAY: "weeks"}.get(step, "steps")
+    rows = pd.DataFrame({
+        "metric": flagged["series"].to_numpy(),
+        "grain": "point",
+        "period_start": pd.DatetimeIndex(flagged["timestamp"]),
+        "anomaly_type": flagged["anomaly_type"].to_numpy(),
+        "value": flagged["value"].to_numpy(float),
+        "expected": np.where(shift_only, at("shift_expected"), flagged["expected"].to_numpy(float)),
+        "expected_lower": flagged["expected_lower"].to_numpy(float),
+        "expected_upper": flagged["expected_upper"].to_numpy(float),
+        "rel_effect": effect,
+        "window_days": np.where(shift_only, at("shift_days"), np.nan),
+        "score": np.where(shift_only, np.abs(at("shift_z")), flagged["score"].to_numpy(float)),
+        "q_value": flagged["q_value"].to_numpy(float),
+        "rule_note": "",
+        "methods": flagged["methods"].to_numpy(),
+    })
+    return explain.explanations(rows, baseline, time_format=time_format + (" UTC" if utc else ""),
+                                step_word=step_word)
 
 
 def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray) -> pd.DataFrame:

@@ -77,7 +77,7 @@ def test_series_confidence_is_recomputable_and_shift_flags_carry_the_shift_q_val
     v = np.exp(rng.normal(0, 0.15, len(t)))
     v[700] *= 6          # a one-hour spike: the point test
     v[850:] *= 1.6       # a lasting rise no single hour shows strongly (z ~3): the window shift
-    out = detect_series(pd.DataFrame({"series": "a", "timestamp": t, "value": v}), with_methods=True)
+    out = detect_series(pd.DataFrame({"series": "a", "timestamp": t, "value": v}))
     flagged = out[out["is_anomaly"]]
     assert out.loc[~out["is_anomaly"], ["confidence", "q_value"]].isna().all().all()
     assert out.loc[~out["is_anomaly"], "methods"].isna().all()
@@ -90,8 +90,42 @@ def test_series_confidence_is_recomputable_and_shift_flags_carry_the_shift_q_val
     # the shift's q-value, not the hour's: a point q-value is never below its own p-value,
     # which for the hour's z (score ~3.3) is about 0.001
     assert (shift_only["q_value"] < 2 * stats.norm.sf(shift_only["score"])).all()
-    assert list(detect_series(out[["series", "timestamp"]].assign(value=v)).columns) == [
-        "series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity", "confidence"]
+
+
+def test_series_flags_explain_themselves_with_their_numbers():
+    rng = np.random.default_rng(4)
+    t = pd.date_range("2024-01-01", periods=24 * 40, freq="h")
+    v = np.exp(rng.normal(0, 0.15, len(t)))
+    v[700] *= 6          # a one-hour spike: the point test
+    v[850:] *= 1.6       # a lasting rise: the window shift alone
+    out = detect_series(pd.DataFrame({"series": "cpc_a", "timestamp": t, "value": v}))
+    assert list(out.columns) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity",
+                                 "confidence", "value", "expected_lower", "expected_upper", "q_value", "methods",
+                                 "explanation"]
+    assert np.allclose(out["value"], v)
+    judged = out["expected"].notna()
+    assert judged.sum() > 0.9 * len(out)
+    assert ((out.loc[judged, "expected_lower"] < out.loc[judged, "expected"])
+            & (out.loc[judged, "expected"] < out.loc[judged, "expected_upper"])).all()
+    assert out.loc[~out["is_anomaly"], ["methods", "explanation"]].isna().all().all()
+    spike = out.iloc[700]
+    assert spike["is_anomaly"] and spike["methods"] == "robust_z" and spike["anomaly_type"] == "spike"
+    assert spike["explanation"].startswith(
+        f"cpc_a spiked on 2024-01-30 04:00: {spike['value']:.3g} against an expected {spike['expected']:.3g} "
+        f"(normal range {spike['expected_lower']:.3g} to {spike['expected_upper']:.3g}), ")
+    assert f"robust z {spike['score']:.1f}, adjusted p {spike['q_value']:.2g}. Detectors: robust_z." in spike["explanation"]
+    # the shift is explained by its run of hours (its mean against the 4 days before them),
+    # typed and sized as the run, as a shift-only row of `anomaly_flags` is
+    shift = out[out["methods"] == "window_shift"]
+    assert len(shift) and (shift["anomaly_type"] == "drift").all()
+    assert shift["explanation"].str.contains(
+        r": the last [35] hours average [\d.]+ against [\d.]+ in the 4-day baseline before them \(\+\d+%; that hour").all()
+    rise = shift["explanation"].str.extract(r"\(\+(\d+)%")[0].astype(float)
+    assert rise.between(30, 120).all()  # the injected +60 %, seen through a few noisy hours
+    # time-zone-aware input: explained on UTC's clock, which is the clock it was judged on
+    aware = detect_series(pd.DataFrame({"series": "cpc_a", "timestamp": t.tz_localize("UTC").tz_convert("Europe/Berlin"),
+                                        "value": v}))
+    assert aware.iloc[700]["explanation"].startswith("cpc_a spiked on 2024-01-30 04:00 UTC: ")
 
 
 def test_fit_recovers_known_coefficients_and_auc_counts_pairs():
