@@ -210,6 +210,12 @@ def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from campaign_pipeline.detection.settings import settings_from_overrides
+
+    try:  # before reading the file: a typo in a setting should not wait for a large input
+        settings = settings_from_overrides(args.set or [], sensitivity=args.sensitivity)
+    except ValueError as error:  # an unknown setting, a value of the wrong type or out of range
+        raise UserError(f"detect: {error}") from None
     path = Path(args.input)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -232,9 +238,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         bad = int(frame["timestamp"].isna().sum())
         raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
     frame["value"] = _detect_values(path, frame)
-    from campaign_pipeline.detection import DetectionSettings, detect_series
+    from campaign_pipeline.detection import detect_series
 
-    settings = DetectionSettings(sensitivity=args.sensitivity)
     t0 = time.perf_counter()
     flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0))
     out = Path(args.out)
@@ -279,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("input", help="CSV with columns series, timestamp, value (regular spacing)")
     detect.add_argument("--out", required=True, help="where to write the flags CSV")
     detect.add_argument("--sensitivity", choices=["low", "medium", "high"], default="medium")
+    detect.add_argument("--set", nargs="+", action="extend", metavar="NAME=VALUE",
+                        help="override any DetectionSettings field, e.g. --set fdr=0.1 use_cusum=false "
+                             "(docs/anomaly_detection.md lists them with their defaults and reasons)")
     detect.set_defaults(func=cmd_detect)
 
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")

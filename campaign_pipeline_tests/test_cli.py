@@ -63,6 +63,27 @@ def test_detect_missing_column_exits_2(tmp_path):
     assert_one_line_error(run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'")
 
 
+def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading(tmp_path):
+    rng = np.random.default_rng(5)
+    ts = pd.date_range("2025-03-03", periods=24 * 20, freq="h")
+    values = np.exp(rng.normal(0.0, 0.05, len(ts)))
+    values[300] *= 6.0  # +500 %
+    path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
+    pd.DataFrame({"series": "a", "timestamp": ts, "value": values}).to_csv(path, index=False)
+    assert run_cli("detect", str(path), "--out", str(out)).returncode == 0
+    assert pd.read_csv(out)["is_anomaly"].sum() == 1
+    # an effect of at least +1000 % asked for: the +500 % hour is no longer an alert
+    proc = run_cli("detect", str(path), "--out", str(out), "--set", "min_relative_effect=10", "--set", "use_cusum=false")
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(out)["is_anomaly"].sum() == 0
+    # a typo or a wrong value ends it at once, naming the setting, even before the file is read
+    missing = str(tmp_path / "nowhere.csv")
+    assert_one_line_error(run_cli("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
+                          "min_relative_efect=10", "DetectionSettings field")
+    assert_one_line_error(run_cli("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),
+                          "use_cusum", "true or false")
+
+
 def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_path):
     days = pd.date_range("2025-01-01", periods=40, freq="D").strftime("%Y-%m-%d").tolist()
     rows = [("a", d, "10") for d in days] + [("a", days[5], "14"), ("a", days[6], "12,5"), ("a", days[7], "")]

@@ -7,7 +7,7 @@ can trade alerts for recall with one knob instead of ten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 SENSITIVITIES = ("low", "medium", "high")
 MULTIPLE_TESTING = ("bh", "bonferroni", "none")
@@ -394,20 +394,34 @@ class DetectionSettings:
 def settings_from_overrides(pairs: list[str], **base) -> DetectionSettings:
     """DetectionSettings from ``NAME=VALUE`` strings (the benchmark scripts' ``--set``).
 
-    Values are converted to the type of the field's default; an unknown name is an error, so a
-    typo cannot silently leave a default in place.
+    Values are converted to the type of the field's default; an unknown name or a value of the
+    wrong type is an error (`ValueError` naming the setting), so a typo cannot silently leave a
+    default in place or turn a switch off.
     """
     defaults = DetectionSettings()
+    names = {f.name for f in fields(DetectionSettings)}  # not the derived properties (`effective`, ...)
     overrides: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or not hasattr(defaults, name) or name.startswith("_"):
+        if not sep or name not in names:
             raise ValueError(f"--set expects NAME=VALUE with a DetectionSettings field, got {pair!r}")
         default = getattr(defaults, name)
-        if isinstance(default, bool):
-            overrides[name] = text.strip().lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, tuple):
-            overrides[name] = tuple(type(default[0])(v) for v in text.split(","))
-        else:
-            overrides[name] = type(default)(text)
+        try:
+            if isinstance(default, bool):
+                word = text.strip().lower()
+                if word not in _TRUE + _FALSE:
+                    raise ValueError
+                overrides[name] = word in _TRUE
+            elif isinstance(default, tuple):
+                overrides[name] = tuple(type(default[0])(v) for v in text.split(","))
+            else:
+                overrides[name] = type(default)(text)
+        except ValueError:
+            kind = "true or false" if isinstance(default, bool) else \
+                f"{type(default[0] if isinstance(default, tuple) else default).__name__}" + \
+                (" values separated by commas" if isinstance(default, tuple) else "")
+            raise ValueError(f"--set {name}: expected {kind} (default {default!r}), got {text!r}") from None
     return DetectionSettings(**{**base, **overrides})
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

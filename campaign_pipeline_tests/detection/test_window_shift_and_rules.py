@@ -170,6 +170,17 @@ def test_settings_from_overrides_types_and_errors():
         settings_from_overrides(["fdrr=0.05"])
     with pytest.raises(ValueError, match="NAME=VALUE"):
         settings_from_overrides(["fdr"])
+    # a value of the wrong type names the setting instead of silently meaning something
+    s = settings_from_overrides(["use_cusum=OFF", "severity_effects=0.4,1,2"])
+    assert (s.use_cusum, s.severity_effects) == (False, (0.4, 1.0, 2.0))
+    with pytest.raises(ValueError, match="use_cusum: expected true or false"):
+        settings_from_overrides(["use_cusum=maybe"])  # was read as false until stop 18
+    with pytest.raises(ValueError, match="fdr: expected float"):
+        settings_from_overrides(["fdr=five"])
+    with pytest.raises(ValueError, match="severity_effects: expected float values separated by commas"):
+        settings_from_overrides(["severity_effects=0.5,x,3"])
+    with pytest.raises(ValueError, match="DetectionSettings field"):  # a derived property, not a setting
+        settings_from_overrides(["shift_windows=3,5"])  # was a TypeError until stop 18
 
 
 def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
