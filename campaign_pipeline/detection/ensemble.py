@@ -352,22 +352,35 @@ def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[s
     return out
 
 
+# A fall to a fifth of the expected value or less is a collapse (an outage, a broken tag), not
+# a mere drop; typing only, after the detectors decided (the flags do not depend on it).
+COLLAPSE = -0.8
+DELIVERY_METRICS = ("spend", "impressions", "clicks")
+
+
 def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, methods_cusum: np.ndarray,
-              sustained: np.ndarray) -> np.ndarray:
+              sustained: np.ndarray, delivery_collapsed: np.ndarray | None = None) -> np.ndarray:
+    """anomaly_type of each flag. delivery_collapsed: the campaign's spend, impressions or clicks
+    collapsed that period, so a collapse of what follows them (conversions, leads) is the
+    outage's, not a tracking error."""
     up = np.nan_to_num(rel, nan=0.0, posinf=1e9) > 0
     m = metric
+    collapsed = np.nan_to_num(rel, nan=0.0) <= COLLAPSE
+    outage = np.zeros(len(m), bool) if delivery_collapsed is None else delivery_collapsed
+    # a collapse names its cause before "it lasted" does: the third day of an outage is still an
+    # outage (critical, with the delivery action), not a "new level" (until stop 18 it was)
     conds = [
         (~methods_test) & methods_cusum,
+        collapsed & (np.isin(m, DELIVERY_METRICS) | outage),
+        np.isin(m, ["conversions", "conversion_rate"]) & collapsed,
         sustained,
-        np.isin(m, ["spend", "impressions", "clicks"]) & (rel <= -0.8),
         (m == "spend") & up,
         np.isin(m, ["cpc", "cpm"]) & up,
-        (m == "conversions") & (rel <= -0.8),
         np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0),
         (m == "leads") & up & (rel >= 1.0),
         up,
     ]
-    choices = ["drift", "level_shift", "delivery_outage", "spend_spike", "cost_spike", "tracking_error",
+    choices = ["drift", "delivery_outage", "tracking_error", "level_shift", "spend_spike", "cost_spike",
                "conversion_inflation", "lead_flood", "spike"]
     return np.select(conds, choices, "drop").astype(object)
 
@@ -432,8 +445,12 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     # may be unremarkable, what is unusual is the run of days against the lagged reference
     shift_only = method_hits.get("shift", no) & ~method_hits.get("test", no) & ~rule_hit
     rel = np.where(shift_only, ev["shift_rel"][mi, ci, ti], ev["rel_effect"][mi, ci, ti])
+    delivery_collapsed = np.zeros(ev["z"].shape[1:], bool)
+    for i in (i for i, name in enumerate(metrics) if name in DELIVERY_METRICS):
+        delivery_collapsed |= ev["judged"][i] & (np.nan_to_num(ev["rel_effect"][i], nan=0.0) <= COLLAPSE)
     atype = _classify(metric, rel, method_hits.get("test", no),
-                      method_hits.get("cusum", no) | method_hits.get("shift", no), sustained)
+                      method_hits.get("cusum", no) | method_hits.get("shift", no), sustained,
+                      delivery_collapsed[ci, ti])
     atype = np.where(rule_hit, rule_type, atype)
     weeks_running = np.full(len(mi), np.nan)
     if grain == "week":

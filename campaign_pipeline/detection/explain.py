@@ -29,6 +29,11 @@ ACTIONS = {
     ("impressions", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
     ("conversions", "tracking_error"): "Check the conversion pixel / tag and the platform's conversion setup.",
     ("conversions", "conversion_inflation"): "Audit conversions for duplicates or bot traffic before trusting CPA.",
+    ("conversion_rate", "conversion_inflation"): "Audit conversions for duplicates or bot traffic before trusting CPA.",
+    ("conversion_rate", "tracking_error"): "Check the conversion pixel / tag and the landing page: conversions stopped, clicks did not.",
+    ("clicks", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    ("conversions", "delivery_outage"): "Restore delivery first: conversions stopped because the ads stopped.",
+    ("leads", "delivery_outage"): "Restore delivery first: leads stopped because the ads stopped.",
     ("leads", "lead_flood"): "Review the new leads for junk or bots; add form validation or exclude the source.",
     ("ctr", "drift"): "Refresh the creative: CTR is sliding (ad fatigue) - rotate new ads or audiences.",
     ("cpc", "cost_spike"): "Review bids and competition; lower bid caps or narrow targeting.",
@@ -37,6 +42,11 @@ ACTIONS = {
 DIRECTION_ACTIONS = {
     "up": {
         "spend": "Check recent budget or bid changes.",
+        "impressions": "Check for a budget, bid or audience change; keep spend and frequency within plan.",
+        "clicks": "Check the new clicks for bots or accidental placements before trusting the extra traffic.",
+        "ctr": "Check for bot clicks or a placement change; if the clicks convert, give the creative more budget.",
+        "conversion_rate": "Verify conversion tracking (duplicates, a changed event) before scaling on these numbers.",
+        "lead_conversion_rate": "Check the lead status updates (a bulk change?) before crediting the campaign.",
         "cpc": "Review bids and targeting: clicks got more expensive.",
         "cpm": "Review bids and audience: impressions got more expensive.",
         "cpa": "Check the funnel after the click: each conversion costs more.",
@@ -141,6 +151,17 @@ TYPE_WORDS = {
 }
 
 
+# Labels that are plural nouns take plural verbs ("Clicks have been drifting").
+PLURAL_METRICS = {"impressions", "clicks", "conversions", "leads"}
+_PLURAL_WORDS = {"has been drifting": "have been drifting", "looks inflated": "look inflated",
+                 "looks like a tracking error": "look like a tracking error", "was unusual": "were unusual"}
+
+
+def _what_happened(metric: str, anomaly_type: str) -> str:
+    words = TYPE_WORDS.get(anomaly_type, "was unusual")
+    return _PLURAL_WORDS.get(words, words) if metric in PLURAL_METRICS else words
+
+
 def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = "%Y-%m-%d",
                  step_word: str = "days") -> list[str]:
     """One sentence per flag with the numbers: value, expected, band, change, evidence.
@@ -153,8 +174,7 @@ def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = 
     for r in rows.itertuples(index=False):
         label = METRIC_LABELS.get(r.metric, r.metric)
         when = r.period_start.strftime(time_format) if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
-        head = f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} on {when}" if r.grain != "week" else \
-            f"{label} {TYPE_WORDS.get(r.anomaly_type, 'was unusual')} in {when}"
+        head = f"{label} {_what_happened(r.metric, r.anomaly_type)} {'in' if r.grain == 'week' else 'on'} {when}"
         window = getattr(r, "window_days", np.nan)
         if np.isfinite(window) and np.isfinite(r.rel_effect) and np.isfinite(r.expected):
             # a window-shift flag: the run of recent days against the baseline before them

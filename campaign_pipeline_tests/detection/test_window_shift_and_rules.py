@@ -441,6 +441,39 @@ def test_a_shift_made_of_reported_outage_days_is_not_reported_on_the_recovery_da
     assert after(on).empty
 
 
+def test_a_lasting_outage_stays_an_outage_and_a_broken_tag_is_named_on_both_metrics():
+    def flags_of_c0(change):
+        df, dates = _campaigns_with_c0_changed(4, change)
+        f = detect_campaign_anomalies(df, judge_start=dates[28], judge_end=dates[-1],
+                                      settings=DetectionSettings(use_weekly=False))
+        return f[f["campaign_id"] == "c0"], dates
+
+    def outage(df, c0, dates, counts):
+        df.loc[c0 & df["date"].isin(dates[50:54]), counts] = 0.0  # four days without delivery
+
+    f, dates = flags_of_c0(outage)
+    assert set(f["metric"]) == {"spend", "impressions", "clicks", "conversions", "leads"}
+    assert f["period_start"].nunique() >= 3
+    # every day of it, and what follows delivery (conversions, leads) with it: until stop 18 the
+    # third day became a "level_shift" (severity high) and zero conversions a tracking error
+    assert (f["anomaly_type"] == "delivery_outage").all() and (f["severity"] == "critical").all()
+    conv = f[f["metric"] == "conversions"]
+    assert conv["suggested_action"].str.startswith("Restore delivery first").all()
+
+    def broken_tag(df, c0, dates, counts):
+        df.loc[c0 & df["date"].isin(dates[50:54]), "conversions"] = 0.0  # clicks go on
+
+    f, _ = flags_of_c0(broken_tag)
+    assert {"conversions", "conversion_rate"} <= set(f["metric"])
+    assert (f["anomaly_type"] == "tracking_error").all()
+    rate = f[f["metric"] == "conversion_rate"]
+    assert rate["explanation"].str.startswith("Conversion rate looks like a tracking error on ").all()
+    assert rate["suggested_action"].str.contains("pixel").all()
+    # a plural metric takes a plural verb
+    assert f.loc[f["metric"] == "conversions", "explanation"].str.startswith(
+        "Conversions look like a tracking error on ").all()
+
+
 def test_a_lasting_level_shift_is_still_reported_as_a_shift_after_its_first_day():
     def level_shift(df, c0, dates, counts):
         late = c0 & (df["date"] >= dates[50])
