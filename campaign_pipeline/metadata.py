@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from campaign_pipeline.constants import PII_COLUMNS
+from campaign_pipeline.constants import PII_COLUMNS, SEVERITIES
+
+
+def most_severe_first(flags: pd.DataFrame) -> pd.DataFrame:
+    """Flags in the order a reader should meet them: critical to low, surest first within a
+    severity (a plain sort on the names puts low before medium)."""
+    rank = flags["severity"].map({name: i for i, name in enumerate(SEVERITIES)}).fillna(-1).to_numpy()
+    confidence = flags["confidence"].fillna(-1).to_numpy()
+    return flags.iloc[np.lexsort((-confidence, -rank))]  # positions: an index may repeat
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = 10, max_width: int = 60) -> str:

@@ -14,7 +14,7 @@ from campaign_pipeline.assets.common import (
     split_by_week,
 )
 from campaign_pipeline.detection import DetectionSettings, detect_by_week
-from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.metadata import markdown_preview, most_severe_first, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import AnomalyFlags
@@ -81,7 +81,7 @@ def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, stor
         storage.write_table("anomaly_flags", part.reset_index(drop=True), week)
         counts[week] = len(part)
     severity = flags["severity"].value_counts().to_dict() if len(flags) else {}
-    shown = flags.sort_values(["severity", "confidence"], ascending=[True, False]) if len(flags) else flags
+    shown = most_severe_first(flags) if len(flags) else flags
     stored = read_weeks(storage, "anomaly_flags", weeks[0], weeks[-1])
     return dg.MaterializeResult(
         check_results=[schema_check(AnomalyFlags, stored if len(stored.columns) else flags)],
