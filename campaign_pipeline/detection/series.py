@@ -69,10 +69,10 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
 
     Input columns: series, timestamp, value. Output, one row per distinct (series,
     timestamp): series, timestamp, is_anomaly, score, expected, anomaly_type, severity,
-    confidence (the data contract's), then `DETAIL_COLUMNS`. Positive series are judged on the log scale (costs and volumes scale
-    multiplicatively), whole numbers with zeros as counts, other non-negative ones on
-    log(1 + x), others on the raw scale. Time-zone-aware timestamps are judged on UTC's clock
-    and returned in their zone.
+    confidence (the data contract's), then `DETAIL_COLUMNS`. Positive series are judged on the
+    log scale (costs and volumes scale multiplicatively), whole numbers with zeros as counts,
+    other non-negative ones on log(1 + x), others on the raw scale. Time-zone-aware timestamps
+    are judged on UTC's clock and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
     on it. progress(series_done, series_total) is called after each chunk.
@@ -215,7 +215,7 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
 
 def _explanations(flagged: pd.DataFrame, shift_only: np.ndarray, effect: np.ndarray, ev: dict, ri: np.ndarray,
                   ki: np.ndarray, step: pd.Timedelta, window: int, utc: bool) -> list[str]:
-    """The campaign flags' sentence for flagged points, in the series' own units of time.
+    """`anomaly_flags`' sentence for each flagged point, in the series' own units of time.
 
     A flag the window shift raised alone is about the run of steps, so its sentence gives the
     run's mean against the reference before it (as a shift-only `anomaly_flags` row does).

@@ -417,9 +417,12 @@ def settings_from_overrides(pairs: list[str], **base) -> DetectionSettings:
             else:
                 overrides[name] = type(default)(text)
         except ValueError:
-            kind = "true or false" if isinstance(default, bool) else \
-                f"{type(default[0] if isinstance(default, tuple) else default).__name__}" + \
-                (" values separated by commas" if isinstance(default, tuple) else "")
+            if isinstance(default, bool):
+                kind = "true or false"
+            elif isinstance(default, tuple):
+                kind = f"{type(default[0]).__name__} values separated by commas"
+            else:
+                kind = type(default).__name__
             raise ValueError(f"--set {name}: expected {kind} (default {default!r}), got {text!r}") from None
     return DetectionSettings(**{**base, **overrides})
 
