@@ -161,15 +161,13 @@ CORROBORATED = ("test", "cusum", "shift")  # statistical routes; rules need no s
 
 
 def _sizes(ev: dict[str, np.ndarray], z_key: str, rel_key: str,
-           ratio: bool = False) -> tuple[np.ndarray, np.ndarray]:
+           ratio: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray]:
     """|z| and the size of the relative effect of a route, unknown as 0 (never large enough
-    to fire). ratio: a drop to 1/(1+e) is as large as a rise of e (the log scale's view)."""
+    to fire). ratio (for all points, or per point as an array like ev's): a drop to 1/(1+e)
+    is as large as a rise of e (the log scale's view)."""
     rel = np.nan_to_num(ev[rel_key], nan=0.0, posinf=1e9)
-    if ratio:
-        with np.errstate(divide="ignore"):
-            size = np.where(rel < 0, 1.0 / np.maximum(1.0 + rel, 1e-9) - 1.0, rel)
-    else:
-        size = np.abs(rel)
+    with np.errstate(divide="ignore"):
+        size = np.where(np.asarray(ratio, bool) & (rel < 0), 1.0 / np.maximum(1.0 + rel, 1e-9) - 1.0, np.abs(rel))
     return np.abs(np.nan_to_num(ev[z_key], nan=0.0)), size
 
 
@@ -189,12 +187,13 @@ def _fired_within(mask: np.ndarray, lags: int) -> np.ndarray:
 
 
 def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None,
-                ratio_effect: bool = False) -> dict:
+                ratio_effect: bool | np.ndarray = False) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
     if it is strong alone (z and effect `strong_single_factor` times their thresholds).
 
     ratio_effect: measure the strong-alone effect as max(v/e, e/v) - 1 (symmetric on the log
-    scale) instead of |v/e - 1|; see `DetectionSettings.lone_series_ratio_effect`.
+    scale) instead of |v/e - 1|, everywhere or per point; see
+    `DetectionSettings.lone_series_ratio_effect`.
     """
     fired = dict(dec["fired"])
     any_metric = np.zeros(ev["z"].shape, bool)

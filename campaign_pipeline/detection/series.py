@@ -29,6 +29,9 @@ SERIES_COLUMNS = ["series", "timestamp", "is_anomaly", "score", "expected", "ano
 DETAIL_COLUMNS = ["value", "expected_lower", "expected_upper", "q_value", "methods", "explanation"]
 OUTPUT_COLUMNS = SERIES_COLUMNS + DETAIL_COLUMNS
 DAY = pd.Timedelta(days=1)
+# The scales a point can be judged on (`_kinds_so_far`), named as `ensemble.metric_kind` reads
+# a metric's suffix.
+KINDS = ("log", "count", "log1p", "linear")
 # Series are scored in chunks of at most this many (series x steps x baseline steps) window
 # cells: the trailing windows are materialized per chunk, so memory stays about flat in the
 # number of series instead of growing by ~6 MB per hourly series of 1,600 points (one chunk is
@@ -93,11 +96,7 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     df["step"] = df["series"].map(step)
     first = df.groupby("series")["timestamp"].transform("min")
     df["k"] = np.round((df["timestamp"] - first) / df["step"]).astype(np.int64)
-    low = df.groupby("series")["value"].transform("min")
-    # whole non-negative numbers with zeros among them are counts (hourly conversions, leads):
-    # a 3 among mostly zeros is ordinary for them, which only a count model says
-    whole = (df["value"].isna() | (df["value"] == np.round(df["value"]))).groupby(df["series"]).transform("all")
-    df["kind"] = np.select([whole & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
+    df["kind"] = _kinds_so_far(df)
     out_parts = []
     done, total = 0, df["series"].nunique()
 
@@ -107,9 +106,9 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
         if progress is not None:
             progress(done, total)
 
-    # one panel per (step, kind): a handful of groups, each vectorized over its series
-    for (stp, kind), grp in df.groupby(["step", "kind"], sort=False):
-        out_parts.append(_detect_group(grp, stp, kind, s, chunk_cells, advance, utc=zone is not None))
+    # one panel per spacing (a handful at most), vectorized over its series
+    for stp, grp in df.groupby("step", sort=False):
+        out_parts.append(_detect_group(grp, stp, s, chunk_cells, advance, utc=zone is not None))
     out = pd.concat(out_parts, ignore_index=True)
     out = out.sort_values(["series", "timestamp"]).reset_index(drop=True)[OUTPUT_COLUMNS]
     if zone is not None:
@@ -117,14 +116,32 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
     return out
 
 
+def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
+    """The scale each point is judged on, from its series up to and including that point.
+
+    Positive so far: log. Whole numbers with a zero among them so far: counts (hourly
+    conversions, leads: a 3 among mostly zeros is ordinary for them, which only a count model
+    says). Other non-negative: log(1 + x). A negative value so far: the raw scale. Read from
+    the past only, so a zero or a fraction that arrives later cannot change how an earlier point
+    was judged (until stop 18 the whole series decided, a look-ahead). df: sorted by series and
+    time.
+    """
+    by_series = df["series"]
+    low = df["value"].fillna(np.inf).groupby(by_series).cummin()  # an unknown reading says nothing
+    whole = (df["value"].isna() | (df["value"] == np.round(df["value"]))).astype(np.int8).groupby(by_series).cummin()
+    return np.select([(whole == 1) & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
+
+
 def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Callable[[int], None],
-                      **kwargs) -> dict[str, np.ndarray]:
+                      counted: np.ndarray | None = None, **kwargs) -> dict[str, np.ndarray]:
     """`evidence` for blocks of `rows` series at a time, assembled into one set of arrays.
 
     Every statistic of a series uses that series alone, so the blocks give the very arrays one
-    call over all series would (tested); only the peak memory differs.
+    call over all series would (tested); only the peak memory differs. counted: the series
+    that count as done for `advance` after their block (default all).
     """
     n = values.shape[0]
+    counted = np.ones(n, bool) if counted is None else counted
     out: dict[str, np.ndarray] = {}
     for lo in range(0, n, rows):  # a loop over blocks of series, each block vectorized
         ev = evidence({metric: values[lo:lo + rows]}, (metric,), **kwargs)
@@ -132,23 +149,58 @@ def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Calla
             out = {k: np.empty((v.shape[0], n, *v.shape[2:]), v.dtype) for k, v in ev.items()}
         for k, v in ev.items():
             out[k][:, lo:lo + v.shape[1]] = v
-        advance(min(rows, n - lo))
+        if counted[lo:lo + rows].any():
+            advance(int(counted[lo:lo + rows].sum()))
     return out
 
 
-def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: DetectionSettings,
+def _evidence_by_kind(values: np.ndarray, kinds: np.ndarray, rows: int, advance: Callable[[int], None],
+                      **kwargs) -> dict[str, np.ndarray]:
+    """Evidence for each point on the scale its series had reached by then (`_kinds_so_far`;
+    kinds holds indexes into `KINDS`).
+
+    Each kind's evidence is computed over the series that take it at some step, with the steps
+    after its last one blanked (they are judged on a later kind, and a log scale cannot take
+    the zero that ended it); every statistic is causal, so the steps it judges see the same
+    past either way. A series counts as done when its last kind is.
+    """
+    out: dict[str, np.ndarray] = {}
+    steps = np.arange(values.shape[1])
+    for code in np.unique(kinds):
+        on = kinds == code
+        members = np.flatnonzero(on.any(axis=1))
+        last = np.where(on[members], steps, -1).max(axis=1)
+        part = np.where(steps[None, :] <= last[:, None], values[members], np.nan)
+        ev = _chunked_evidence(part, f"value_{KINDS[code]}", rows, advance, counted=(kinds[members, -1] == code),
+                               **kwargs)
+        if not out:
+            out = {k: np.zeros((v.shape[0], values.shape[0], *v.shape[2:]), v.dtype) for k, v in ev.items()}
+        for k, v in ev.items():
+            block = out[k][:, members]
+            block[:, on[members]] = v[:, on[members]]
+            out[k][:, members] = block
+    return out
+
+
+def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, s: DetectionSettings,
                   chunk_cells: int, advance: Callable[[int], None], utc: bool = False) -> pd.DataFrame:
     period, window, min_hist = _grid_params(step, s)
     keys = pd.Index(sorted(grp["series"].unique()))
     ri = keys.get_indexer(grp["series"])
-    n_steps = int(grp["k"].max()) + 1
+    ki = grp["k"].to_numpy()
+    n_steps = int(ki.max()) + 1
     values = np.full((len(keys), n_steps), np.nan)
     # points that round to the same grid step: the mean (a duplicated reading is one reading)
-    agg = grp.groupby([ri, grp["k"].to_numpy()])["value"].mean()
+    agg = grp.groupby([ri, ki])["value"].mean()
     values[agg.index.get_level_values(0), agg.index.get_level_values(1)] = agg.to_numpy()
-    metric = f"value_{kind}"
+    # each step's scale as its series had it then (readings that share a grid step: the later
+    # one's); a step without a reading keeps the one before it (step 0 always has one)
+    kinds = np.full(values.shape, -1, np.int8)
+    kinds[ri, ki] = pd.Categorical(grp["kind"], categories=KINDS).codes
+    last_read = np.maximum.accumulate(np.where(kinds >= 0, np.arange(n_steps), 0), axis=1)
+    kinds = np.take_along_axis(kinds, last_read, axis=1)
     rows = max(1, chunk_cells // (n_steps * window))
-    ev = _chunked_evidence(values, metric, rows, advance, period=period if s.use_seasonality else None,
+    ev = _evidence_by_kind(values, kinds, rows, advance, period=period if s.use_seasonality else None,
                            window=window, min_history=min_hist, settings=s,
                            steps_per_day=period if step < DAY else None,
                            phase_scale=s.use_phase_scale if step < DAY else s.use_phase_scale_daily)
@@ -167,12 +219,11 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, kind: str, s: Detection
         # one metric per series: nothing can corroborate, so an alert must be strong alone,
         # the rule a lone metric of a campaign-day meets in the campaign pipeline, except that
         # a positive series' effect is sized as a ratio (`lone_series_ratio_effect`)
-        ratio = s.lone_series_ratio_effect and kind != "linear"
+        ratio = s.lone_series_ratio_effect & (kinds != KINDS.index("linear"))[None]
         dec = corroborate(dec, ev, s, window=window, ratio_effect=ratio)
     fired = np.zeros(values.shape, bool)[None]
     for mask in dec["fired"].values():
         fired = fired | mask
-    ki = grp["k"].to_numpy()
     hit = fired[0, ri, ki]
     z = ev["z"][0, ri, ki]
     rel = ev["rel_effect"][0, ri, ki]

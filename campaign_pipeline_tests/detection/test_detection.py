@@ -294,6 +294,29 @@ def test_detect_series_is_causal():
     pd.testing.assert_frame_equal(full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True))
 
 
+def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_were_judged():
+    # the scale (counts, log, log(1 + x), raw) follows the series up to each point; until stop
+    # 18 the whole series chose it, so a zero in week 16 changed the verdicts of week 15
+    rng = np.random.default_rng(4)
+    days = pd.date_range("2024-01-01", periods=16 * 7, freq="D")  # 16 ISO weeks from a Monday
+    counts = rng.poisson(5, len(days)).astype(float)
+    counts[100] = 30  # 6x a day of about 5 conversions
+    costs = np.exp(rng.normal(0, 0.2, len(days)))
+    costs[100] *= 3
+    later = {"counts_then_zero": (counts, 108, 0.0), "counts_then_fraction": (counts, 108, 2.5),
+             "costs_then_zero": (costs, 108, 0.0), "costs_then_negative": (costs, 108, -1.0)}
+    frame = pd.concat([pd.DataFrame({"series": name, "timestamp": days, "value": v})
+                       for name, (v, _, _) in later.items()], ignore_index=True)
+    changed = frame.copy()
+    for name, (_, at, value) in later.items():
+        changed.loc[(changed["series"] == name) & (changed["timestamp"] == days[at]), "value"] = value
+    before, after = detect_series(frame), detect_series(changed)
+    first_15_weeks = before["timestamp"] < days[105]  # the last week's BH family holds day 108
+    pd.testing.assert_frame_equal(before[first_15_weeks], after[first_15_weeks])
+    # the zero itself, on the scale the zero brought, is a drop of the cost series
+    assert after.loc[(after["series"] == "costs_then_zero") & (after["timestamp"] == days[108]), "is_anomaly"].all()
+
+
 def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
     rng = np.random.default_rng(11)
     ts = pd.date_range("2024-01-01", periods=24 * 7 * 8, freq="h")  # eight weeks from a Monday
