@@ -72,10 +72,11 @@ def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSe
 
     Input columns: series, timestamp, value. Output, one row per distinct (series,
     timestamp): series, timestamp, is_anomaly, score, expected, anomaly_type, severity,
-    confidence (the data contract's), then `DETAIL_COLUMNS`. Positive series are judged on the
-    log scale (costs and volumes scale multiplicatively), whole numbers with zeros as counts,
-    other non-negative ones on log(1 + x), others on the raw scale. Time-zone-aware timestamps
-    are judged on UTC's clock and returned in their zone.
+    confidence (the data contract's), then `DETAIL_COLUMNS`. A point is judged on the scale its
+    series had reached by then (`_kinds_so_far`): log while positive (costs and volumes scale
+    multiplicatively), counts from the first zero of whole numbers, log(1 + x) from another
+    zero, the raw scale from a negative value. Time-zone-aware timestamps are judged on UTC's
+    clock and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
     on it. progress(series_done, series_total) is called after each chunk.
