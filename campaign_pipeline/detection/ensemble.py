@@ -594,12 +594,15 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
     The daily table is an outer join of delivery and lead events, so a campaign that has
     ended (or paused) still gets rows: its leads convert days or weeks later. Those rows
     say leads = 0 and no delivery; judged, they read as "leads dropped to 0" on every day
-    after a campaign's last day. A campaign with no delivery rows at all (leads only) keeps
-    its lead counts, since they are all there is to judge.
+    after a campaign's last day. A campaign that has not delivered yet (leads only, so far)
+    keeps its lead counts, since they are all there is to judge. "Yet": a day's rows are read
+    with the campaign's past only (until stop 18 a delivery later in the data blanked the
+    leads-only days before it, a look-ahead).
     """
+    d = d.sort_values(["campaign_id", "date"], kind="stable")
     delivered = d["has_delivery"].astype(bool) if "has_delivery" in d else d["spend"].notna()
-    delivers = delivered.groupby(d["campaign_id"]).transform("any")
-    off = (delivers & ~delivered).to_numpy()
+    delivered_so_far = delivered.groupby(d["campaign_id"]).cummax()
+    off = (delivered_so_far & ~delivered).to_numpy()
     if off.any():
         d = d.copy()
         d.loc[off, [c for c in SUM_COLUMNS if c in d.columns]] = np.nan

@@ -29,6 +29,22 @@ def test_lead_events_after_a_campaign_ended_raise_no_alarm():
     assert not flagged[flagged["campaign_id"] == "c0"].empty
 
 
+def test_days_before_a_campaigns_first_delivery_are_read_without_it():
+    from campaign_pipeline.detection.ensemble import _blank_days_off_delivery
+
+    days = pd.date_range("2024-02-05", periods=10, freq="D")
+    rows = pd.DataFrame({"campaign_id": "c0", "date": days, "spend": np.nan, "impressions": np.nan, "clicks": np.nan,
+                         "conversions": np.nan, "leads": 3.0, "converted_leads": 1.0})
+    rows.loc[6:7, ["spend", "impressions", "clicks", "conversions"]] = [50.0, 4000.0, 80.0, 4.0]  # delivers 2 days
+    rows["has_delivery"] = rows["spend"].notna()
+    full = _blank_days_off_delivery(rows)
+    # leads-only days before the first delivery keep their leads, as they would on their own
+    # (until stop 18 the delivery of day 6 blanked days 0-5); the days after it ended do not
+    pd.testing.assert_frame_equal(full.iloc[:6], _blank_days_off_delivery(rows.iloc[:6]))
+    assert (full["leads"].iloc[:6] == 3.0).all() and full["leads"].iloc[8:].isna().all()
+    assert (full["leads"].iloc[6:8] == 3.0).all()
+
+
 def test_cpa_jump_on_a_handful_of_conversions_is_not_an_alert():
     # about 2 conversions a day: CPA x4 means 0 or 1 conversion instead of 2, which is noise
     daily = daily_frame(n_campaigns=4, n_days=56, seed=2, impressions=2000, ctr=0.01, conv_rate=0.1)
