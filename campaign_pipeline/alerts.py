@@ -27,12 +27,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import requests
 
-from campaign_pipeline.constants import SEVERITIES
+from campaign_pipeline.constants import SEVERITIES, SEVERITY_RANK
 
 WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
 FLAG_KEY_COLUMNS = ("campaign_id", "grain", "period_start", "metric")
-
-_SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class AlertSettings:
     max_explanation_chars: int = 600
 
     def __post_init__(self) -> None:
-        if self.min_severity not in _SEVERITY_RANK:
+        if self.min_severity not in SEVERITY_RANK:
             raise ValueError(f"min_severity must be one of {SEVERITIES}, not {self.min_severity!r}")
         if self.max_flags_per_message < 1:
             raise ValueError("max_flags_per_message must be at least 1")
@@ -95,8 +93,8 @@ def alertable_flags(flags: pd.DataFrame, min_severity: str = "high") -> pd.DataF
     if flags.empty:
         return flags.assign(flag_key=pd.Series(dtype=object))
     flags = flags.reset_index(drop=True)
-    rank = flags["severity"].astype(str).str.lower().map(_SEVERITY_RANK)
-    chosen = flags.loc[rank >= _SEVERITY_RANK[min_severity]].copy()
+    rank = flags["severity"].astype(str).str.lower().map(SEVERITY_RANK)
+    chosen = flags.loc[rank >= SEVERITY_RANK[min_severity]].copy()
     chosen["flag_key"] = flag_keys(chosen) if len(chosen) else pd.Series(dtype=object)
     chosen["_rank"] = rank.loc[chosen.index]
     chosen = chosen.sort_values(["_rank", "period_start", "campaign_id", "metric"],

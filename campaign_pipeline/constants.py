@@ -37,3 +37,4 @@ RECOMMENDED_ACTIONS: tuple[str, ...] = (
     "Keep Monitoring",
 )
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}  # higher = more severe

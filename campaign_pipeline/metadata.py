@@ -6,13 +6,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from campaign_pipeline.constants import PII_COLUMNS, SEVERITIES
+from campaign_pipeline.constants import PII_COLUMNS, SEVERITY_RANK
 
 
 def most_severe_first(flags: pd.DataFrame) -> pd.DataFrame:
     """Flags in the order a reader should meet them: critical to low, surest first within a
     severity (a plain sort on the names puts low before medium)."""
-    rank = flags["severity"].map({name: i for i, name in enumerate(SEVERITIES)}).fillna(-1).to_numpy()
+    rank = flags["severity"].map(SEVERITY_RANK).fillna(-1).to_numpy()
     confidence = flags["confidence"].fillna(-1).to_numpy()
     return flags.iloc[np.lexsort((-confidence, -rank))]  # positions: an index may repeat
 
