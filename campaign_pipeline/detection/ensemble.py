@@ -599,12 +599,11 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
     with the campaign's past only (until stop 18 a delivery later in the data blanked the
     leads-only days before it, a look-ahead).
     """
-    d = d.sort_values(["campaign_id", "date"], kind="stable")
+    d = d.sort_values(["campaign_id", "date"], kind="stable")  # a new frame: safe to write into
     delivered = d["has_delivery"].astype(bool) if "has_delivery" in d else d["spend"].notna()
     delivered_so_far = delivered.groupby(d["campaign_id"]).cummax()
     off = (delivered_so_far & ~delivered).to_numpy()
     if off.any():
-        d = d.copy()
         d.loc[off, [c for c in SUM_COLUMNS if c in d.columns]] = np.nan
     return d
 

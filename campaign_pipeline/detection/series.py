@@ -256,7 +256,7 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, s: DetectionSettings,
         "explanation": None,
     })
     if hit.any():
-        how = _flag_methods(dec, ri[hit], ki[hit])
+        how = _flag_methods(dec, ri[hit], ki[hit], shift_only[hit])
         out.loc[hit, "confidence"] = explain.confidence(how, s.series_confidence_coefficients)
         out.loc[hit, "q_value"] = how["q_value"].to_numpy()
         out.loc[hit, "methods"] = how["methods"].to_numpy()
@@ -302,15 +302,13 @@ def _explanations(flagged: pd.DataFrame, shift_only: np.ndarray, effect: np.ndar
                                 step_word=step_word)
 
 
-def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray) -> pd.DataFrame:
+def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray, shift_only: np.ndarray) -> pd.DataFrame:
     """The flagged points as `explain.confidence` reads a flag: the methods that fired (named as
     in the campaign pipeline's `methods`) and the q-value of the test it reports (the window
-    shift's where only the shift fired)."""
+    shift's where only the shift fired: `shift_only`)."""
     hits = {k: m[0, ri, ki] for k, m in dec["fired"].items()}
     names = np.array([{"test": "robust_z", "shift": "window_shift"}.get(k, k) for k in hits])
     fired = np.column_stack(list(hits.values()))
     methods = [",".join(names[row]) for row in fired]  # flagged points only: few
-    no = np.zeros(len(ri), bool)
-    shift_only = hits.get("shift", no) & ~hits.get("test", no)
     q = np.where(shift_only, dec["q_shift"][0, ri, ki], dec["q"][0, ri, ki])
     return pd.DataFrame({"campaign_id": ri, "grain": "point", "period_start": ki, "q_value": q, "methods": methods})
