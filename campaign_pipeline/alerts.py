@@ -82,8 +82,13 @@ def flag_keys(flags: pd.DataFrame) -> pd.Series:
     """A stable 16-hex-digit digest of each flag's contract key (period_start as a date)."""
     start = pd.to_datetime(flags["period_start"]).dt.strftime("%Y-%m-%d")
     text = (
-        flags["campaign_id"].astype(str) + "\x1f" + flags["grain"].astype(str) + "\x1f"
-        + start + "\x1f" + flags["metric"].astype(str)
+        flags["campaign_id"].astype(str)
+        + "\x1f"
+        + flags["grain"].astype(str)
+        + "\x1f"
+        + start
+        + "\x1f"
+        + flags["metric"].astype(str)
     )
     return text.map(lambda t: hashlib.sha256(t.encode()).hexdigest()[:16]).rename("flag_key")
 
@@ -97,8 +102,11 @@ def alertable_flags(flags: pd.DataFrame, min_severity: str = "high") -> pd.DataF
     chosen = flags.loc[rank >= SEVERITY_RANK[min_severity]].copy()
     chosen["flag_key"] = flag_keys(chosen) if len(chosen) else pd.Series(dtype=object)
     chosen["_rank"] = rank.loc[chosen.index]
-    chosen = chosen.sort_values(["_rank", "period_start", "campaign_id", "metric"],
-                                ascending=[False, True, True, True], kind="stable")
+    chosen = chosen.sort_values(
+        ["_rank", "period_start", "campaign_id", "metric"],
+        ascending=[False, True, True, True],
+        kind="stable",
+    )
     return chosen.drop_duplicates("flag_key").drop(columns="_rank").reset_index(drop=True)
 
 
@@ -163,9 +171,13 @@ def build_flag_messages(
         counts = pd.Series([str(r.get("severity", "")).lower() for r in chunk]).value_counts()
         summary = ", ".join(f"{int(counts[s])} {s}" for s in reversed(SEVERITIES) if s in counts)
         title = f"Campaign anomalies: {summary}"
-        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+        blocks: list[dict] = [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}}
+        ]
         if context:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(context)}]})
+            blocks.append(
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(context)}]}
+            )
         blocks.extend(flag_block(record, settings) for record in chunk)
         fallback = f"{title} ({', '.join(sorted({str(r['campaign_id']) for r in chunk}))[:200]})"
         messages.append(([str(r["flag_key"]) for r in chunk], {"text": fallback, "blocks": blocks}))
@@ -173,8 +185,14 @@ def build_flag_messages(
 
 
 def build_run_failure_message(
-    job_name: str, run_id: str, error_message: str | None, *, partition: str | None = None,
-    step_keys: Sequence[str] = (), ui_base_url: str | None = None, max_error_chars: int = 500,
+    job_name: str,
+    run_id: str,
+    error_message: str | None,
+    *,
+    partition: str | None = None,
+    step_keys: Sequence[str] = (),
+    ui_base_url: str | None = None,
+    max_error_chars: int = 500,
 ) -> dict:
     """A message for a failed run: which job and week, which steps, the first error line.
 
@@ -193,12 +211,19 @@ def build_run_failure_message(
     lines.append(f"error: {_escape(first_line)}")
     if ui_base_url:
         lines.append(f"<{ui_base_url.rstrip('/')}/runs/{run_id}|open the run>")
-    return {"text": title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]}
+    return {
+        "text": title,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
+    }
 
 
 def post_json(
-    url: str, payload: dict, settings: AlertSettings = AlertSettings(), *,
-    session: requests.Session | None = None, sleep=time.sleep,
+    url: str,
+    payload: dict,
+    settings: AlertSettings = AlertSettings(),
+    *,
+    session: requests.Session | None = None,
+    sleep=time.sleep,
 ) -> int:
     """POST ``payload`` as JSON; return the status code of the accepted answer (2xx).
 
@@ -223,6 +248,8 @@ def post_json(
         if not retryable or attempt == attempts:
             raise AlertPostError(f"{where} answered HTTP {response.status_code}")
         retry_after = response.headers.get("Retry-After", "")
-        delay = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2 ** (attempt - 1)
+        delay = (
+            float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 2 ** (attempt - 1)
+        )
         sleep(min(settings.max_backoff_seconds, delay))
     raise AssertionError("unreachable")  # pragma: no cover

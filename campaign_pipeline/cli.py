@@ -34,12 +34,21 @@ def _print(message: str = "") -> None:
 
 def _preflight(data_dir: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Check every raw file before Dagster starts, and find the first and last day present."""
-    from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, parse_timestamps, read_raw_file
+    from campaign_pipeline.ingestion import (
+        FILE_SPECS,
+        RawFileError,
+        parse_timestamps,
+        read_raw_file,
+    )
 
     raw_dir = data_dir / "raw"
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
-    dated = {"insights": "created_at", "campaign_leads": "added_date", "lead_status_changes": "created_at"}
+    dated = {
+        "insights": "created_at",
+        "campaign_leads": "added_date",
+        "lead_status_changes": "created_at",
+    }
     days = []
     for key, spec in FILE_SPECS.items():
         try:
@@ -100,7 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The partitions definition is built at import from these variables, so set them first.
     os.environ[DATA_DIR_ENV] = str(data_dir)
     os.environ[OUT_DIR_ENV] = str(out_dir)
-    os.environ["CAMPAIGN_PIPELINE_PARTITION_START"] = (first_day - pd.Timedelta(days=first_day.weekday())).date().isoformat()
+    os.environ["CAMPAIGN_PIPELINE_PARTITION_START"] = (
+        (first_day - pd.Timedelta(days=first_day.weekday())).date().isoformat()
+    )
     os.environ["CAMPAIGN_PIPELINE_EXPORT_MODE"] = args.export
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
@@ -110,9 +121,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.partitions import weekly_partitions
 
     started = time.perf_counter()
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
-    _print(f"instance: {'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if os.environ.get('DAGSTER_HOME') else 'ephemeral (in memory)'}")
+    _print(
+        f"instance: {'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if os.environ.get('DAGSTER_HOME') else 'ephemeral (in memory)'}"
+    )
 
     # 1. the unpartitioned ingestion layer, once
     _print("ingestion: reading and validating the raw exports ...")
@@ -120,7 +137,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance=instance, run_config=_quiet_run_config(), raise_on_error=False
     )
     mats = _materializations(ingestion)
-    for name in ("validated_campaigns", "validated_insights", "validated_leads", "validated_lead_status_changes"):
+    for name in (
+        "validated_campaigns",
+        "validated_insights",
+        "validated_leads",
+        "validated_lead_status_changes",
+    ):
         m = mats.get(name, {})
         if m:
             _print(
@@ -128,7 +150,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"quarantined {m['rows_quarantined']:>6,}  duplicates {m['duplicates_removed']:>5,}"
             )
     if not ingestion.success or _failed_checks(ingestion):
-        for line in _step_failures(ingestion) + [f"check failed: {c}" for c in _failed_checks(ingestion)]:
+        for line in _step_failures(ingestion) + [
+            f"check failed: {c}" for c in _failed_checks(ingestion)
+        ]:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -143,11 +167,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     for i, week in enumerate(weeks, 1):
         t0 = time.perf_counter()
         result = job.execute_in_process(
-            partition_key=week, instance=instance, run_config=_quiet_run_config(), raise_on_error=False
+            partition_key=week,
+            instance=instance,
+            run_config=_quiet_run_config(),
+            raise_on_error=False,
         )
         mats = _materializations(result)
         parts = [f"{name} {int(m.get('dagster/row_count', 0)):,}" for name, m in mats.items()]
-        _print(f"[{i:>3}/{len(weeks)}] week {week}  " + " | ".join(parts) + f"  ({time.perf_counter() - t0:.1f}s)")
+        _print(
+            f"[{i:>3}/{len(weeks)}] week {week}  "
+            + " | ".join(parts)
+            + f"  ({time.perf_counter() - t0:.1f}s)"
+        )
         if not result.success:
             for line in _step_failures(result):
                 print(f"error: week {week}: {line}", file=sys.stderr)
@@ -199,13 +230,17 @@ def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
     not_number = numbers.isna() & raw.notna() & (text != "") & (text.str.lower() != "nan")
     if not_number.any():
         first = int(not_number.to_numpy().argmax())
-        _print(f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not numbers "
-               f"(the first in data row {first + 1}: {str(raw.iloc[first])!r}); treated as missing")
+        _print(
+            f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not numbers "
+            f"(the first in data row {first + 1}: {str(raw.iloc[first])!r}); treated as missing"
+        )
     repeated = frame.duplicated(["series", "timestamp"], keep=False)
     if repeated.any():
         pairs = len(frame.loc[repeated, ["series", "timestamp"]].drop_duplicates())
-        _print(f"detect: note: {path}: {pairs:,} (series, timestamp) pair(s) appear more than once "
-               f"({int(repeated.sum()) - pairs:,} extra row(s)); their values are averaged into one reading")
+        _print(
+            f"detect: note: {path}: {pairs:,} (series, timestamp) pair(s) appear more than once "
+            f"({int(repeated.sum()) - pairs:,} extra row(s)); their values are averaged into one reading"
+        )
     return numbers
 
 
@@ -222,18 +257,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not a readable CSV ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
+        raise UserError(
+            f"{path}: not a readable CSV ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        ) from error
     frame.columns = [str(c).replace("\ufeff", "").strip().lower() for c in frame.columns]
     for column in ("series", "timestamp", "value"):
         if column not in frame.columns:
-            raise UserError(f"{path}, column '{column}': required column missing (need series, timestamp, value)")
+            raise UserError(
+                f"{path}, column '{column}': required column missing (need series, timestamp, value)"
+            )
     # a timestamp with a UTC offset (+02:00, Z) is an instant: all are then read as UTC
-    offset = frame["timestamp"].astype("string").str.strip().str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", na=False)
+    offset = (
+        frame["timestamp"]
+        .astype("string")
+        .str.strip()
+        .str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", na=False)
+    )
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce", utc=bool(offset.any()))
     if offset.any():
-        _print(f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry a UTC offset; "
-               "all are read as UTC (those without one as UTC already), so the hour-of-day and weekday "
-               "cycles are UTC's and the output's timestamps are in UTC")
+        _print(
+            f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry a UTC offset; "
+            "all are read as UTC (those without one as UTC already), so the hour-of-day and weekday "
+            "cycles are UTC's and the output's timestamps are in UTC"
+        )
     if frame["timestamp"].isna().any():
         bad = int(frame["timestamp"].isna().sum())
         raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
@@ -241,7 +287,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from campaign_pipeline.detection import detect_series
 
     t0 = time.perf_counter()
-    flags = detect_series(frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0))
+    flags = detect_series(
+        frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0)
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     flags.to_csv(out, index=False)
@@ -262,8 +310,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from campaign_pipeline.sample_data import generate_sample
 
     manifest = generate_sample(
-        Path(args.out) / "raw", seed=args.seed, n_campaigns=args.campaigns, n_days=args.days,
-        anomalies=args.anomalies, defects=args.defects, scale=args.scale,
+        Path(args.out) / "raw",
+        seed=args.seed,
+        n_campaigns=args.campaigns,
+        n_days=args.days,
+        anomalies=args.anomalies,
+        defects=args.defects,
+        scale=args.scale,
     )
     _print(f"sample data written to {Path(args.out) / 'raw'}: {manifest}")
     return 0
@@ -273,20 +326,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="campaign-pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="materialize every asset for every week in DATA_DIR/raw, through Dagster")
-    run.add_argument("--data-dir", help="folder holding raw/ (default: $CAMPAIGN_PIPELINE_DATA_DIR or the shipped data/)")
-    run.add_argument("--out", help="where published tables go (default: $CAMPAIGN_PIPELINE_OUT_DIR, else DATA_DIR/out)")
-    run.add_argument("--export", choices=["auto", "dry-run", "off"], default="auto",
-                     help="auto: live where credentials are set, else dry-run (default)")
+    run = sub.add_parser(
+        "run", help="materialize every asset for every week in DATA_DIR/raw, through Dagster"
+    )
+    run.add_argument(
+        "--data-dir",
+        help="folder holding raw/ (default: $CAMPAIGN_PIPELINE_DATA_DIR or the shipped data/)",
+    )
+    run.add_argument(
+        "--out",
+        help="where published tables go (default: $CAMPAIGN_PIPELINE_OUT_DIR, else DATA_DIR/out)",
+    )
+    run.add_argument(
+        "--export",
+        choices=["auto", "dry-run", "off"],
+        default="auto",
+        help="auto: live where credentials are set, else dry-run (default)",
+    )
     run.set_defaults(func=cmd_run)
 
     detect = sub.add_parser("detect", help="run the detection core on a long-format series CSV")
     detect.add_argument("input", help="CSV with columns series, timestamp, value (regular spacing)")
     detect.add_argument("--out", required=True, help="where to write the flags CSV")
     detect.add_argument("--sensitivity", choices=["low", "medium", "high"], default="medium")
-    detect.add_argument("--set", nargs="+", action="extend", metavar="NAME=VALUE",
-                        help="override any DetectionSettings field, e.g. --set fdr=0.1 use_cusum=false "
-                             "(docs/anomaly_detection.md lists them with their defaults and reasons)")
+    detect.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        metavar="NAME=VALUE",
+        help="override any DetectionSettings field, e.g. --set fdr=0.1 use_cusum=false "
+        "(docs/anomaly_detection.md lists them with their defaults and reasons)",
+    )
     detect.set_defaults(func=cmd_detect)
 
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")

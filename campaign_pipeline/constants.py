@@ -37,4 +37,6 @@ RECOMMENDED_ACTIONS: tuple[str, ...] = (
     "Keep Monitoring",
 )
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}  # higher = more severe
+SEVERITY_RANK: dict[str, int] = {
+    name: rank for rank, name in enumerate(SEVERITIES)
+}  # higher = more severe

@@ -12,7 +12,11 @@ from campaign_pipeline.resources.storage import PipelineStorage
 all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health]
 
 weekly_assets = dg.AssetSelection.assets(
-    "daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals", "anomaly_flags", "campaign_health"
+    "daily_campaign_metrics",
+    "weekly_campaign_metrics",
+    "weekly_totals",
+    "anomaly_flags",
+    "campaign_health",
 )
 
 ingestion_job = dg.define_asset_job(

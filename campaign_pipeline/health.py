@@ -47,7 +47,13 @@ ACTION_OF_BUCKET: dict[str, str] = {
 BUCKET_OF_ACTION: dict[str, str] = {action: bucket for bucket, action in ACTION_OF_BUCKET.items()}
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
-    "campaign_id", "total_spend", "total_leads", "converted_leads", "conversion_rate", "cpl", "days_active",
+    "campaign_id",
+    "total_spend",
+    "total_leads",
+    "converted_leads",
+    "conversion_rate",
+    "cpl",
+    "days_active",
 )
 
 
@@ -62,21 +68,36 @@ class HealthRules:
     """
 
     min_leads: int = 10  # fewer leads than this: conversion rate and CPL are too noisy to judge
-    min_spend: float = 0.0  # spend must be strictly above this: nothing to stop or scale without spend
+    min_spend: float = (
+        0.0  # spend must be strictly above this: nothing to stop or scale without spend
+    )
     min_days_active: int = 3  # live under three days: the campaign has not met its audience yet
     bad_min_leads: int = 20  # 20 leads with no conversion is evidence, not bad luck
-    bad_max_conversion_rate: float = 0.0  # BAD needs a rate <= this; the seed's "== 0" (rates are >= 0)
+    bad_max_conversion_rate: float = (
+        0.0  # BAD needs a rate <= this; the seed's "== 0" (rates are >= 0)
+    )
     bad_cpl_quantile: float = 0.75  # ... and a CPL in the most expensive quarter of the universe
     top_conversion_quantile: float = 0.75  # HERO and GOOD convert in the top quarter
     hero_cpl_quantile: float = 0.25  # HERO also buys leads in the cheapest quarter
-    median_cpl_quantile: float = 0.50  # GOOD at or below it, MIXED above: one cut, so no gap or overlap
+    median_cpl_quantile: float = (
+        0.50  # GOOD at or below it, MIXED above: one cut, so no gap or overlap
+    )
     mixed_min_conversion_rate: float = 0.0  # MIXED needs a rate above this: "converts at all"
-    benchmark_scope: str = "platform_wide"  # compare with everyone, or within platform / user_id / project_name
+    benchmark_scope: str = (
+        "platform_wide"  # compare with everyone, or within platform / user_id / project_name
+    )
 
     def __post_init__(self) -> None:
         if self.benchmark_scope not in SCOPES:
-            raise ValueError(f"benchmark_scope must be one of {SCOPES}, got {self.benchmark_scope!r}")
-        for name in ("bad_cpl_quantile", "top_conversion_quantile", "hero_cpl_quantile", "median_cpl_quantile"):
+            raise ValueError(
+                f"benchmark_scope must be one of {SCOPES}, got {self.benchmark_scope!r}"
+            )
+        for name in (
+            "bad_cpl_quantile",
+            "top_conversion_quantile",
+            "hero_cpl_quantile",
+            "median_cpl_quantile",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("min_leads", "min_days_active", "bad_min_leads"):
@@ -92,13 +113,20 @@ def _segment_codes(summary: pd.DataFrame, rules: HealthRules) -> tuple[np.ndarra
     if rules.benchmark_scope == "platform_wide":
         return np.zeros(len(summary), dtype=np.intp), 1
     if rules.benchmark_scope not in summary.columns:
-        raise ValueError(f"benchmark_scope {rules.benchmark_scope!r} needs a {rules.benchmark_scope!r} column")
+        raise ValueError(
+            f"benchmark_scope {rules.benchmark_scope!r} needs a {rules.benchmark_scope!r} column"
+        )
     codes, uniques = pd.factorize(summary[rules.benchmark_scope], use_na_sentinel=False)
     return codes.astype(np.intp), len(uniques)
 
 
-def _segment_quantiles(values: np.ndarray, member: np.ndarray, codes: np.ndarray, n_segments: int,
-                       levels: dict[str, float]) -> dict[str, np.ndarray]:
+def _segment_quantiles(
+    values: np.ndarray,
+    member: np.ndarray,
+    codes: np.ndarray,
+    n_segments: int,
+    levels: dict[str, float],
+) -> dict[str, np.ndarray]:
     """Per-segment linear quantiles of ``values`` over the members, broadcast to every row.
 
     One sort for all segments instead of a quantile call per segment. The arithmetic copies
@@ -169,9 +197,17 @@ def _fmt_amount(v: np.ndarray) -> np.ndarray:
     cents = np.rint(magnitude * 100)
     small = cents < 10_000
     whole = np.where(small, cents // 100, np.rint(magnitude))
-    decimals = pd.Series(np.where(small, cents % 100, 0).astype(np.int64).astype(str), dtype=object).str.zfill(2).str.rstrip("0")
+    decimals = (
+        pd.Series(np.where(small, cents % 100, 0).astype(np.int64).astype(str), dtype=object)
+        .str.zfill(2)
+        .str.rstrip("0")
+    )
     has_decimals = (decimals != "").to_numpy()
-    text = _minus(v, (whole > 0) | has_decimals) + _with_commas(whole) + ("." + decimals).where(has_decimals, "")
+    text = (
+        _minus(v, (whole > 0) | has_decimals)
+        + _with_commas(whole)
+        + ("." + decimals).where(has_decimals, "")
+    )
     text = text.where(known, "unknown").to_numpy(dtype=object)
     huge = np.isfinite(v) & ~known
     text[huge] = [f"{x:,.0f}" for x in v[huge]]  # never on real data; exact rather than clipped
@@ -183,8 +219,13 @@ def _fmt_percent(v: np.ndarray) -> np.ndarray:
     """A rate as a percentage with one decimal ("12.5%"); "unknown" for NaN."""
     known = np.isfinite(v) & (np.abs(v) < 1e12)
     tenths = np.rint(np.where(known, np.abs(v), 0.0) * 1000)
-    text = (_minus(v, tenths > 0) + _with_commas(tenths // 10) + "."
-            + pd.Series((tenths % 10).astype(np.int64).astype(str), dtype=object) + "%")
+    text = (
+        _minus(v, tenths > 0)
+        + _with_commas(tenths // 10)
+        + "."
+        + pd.Series((tenths % 10).astype(np.int64).astype(str), dtype=object)
+        + "%"
+    )
     return text.where(known, "unknown").to_numpy(dtype=object)
 
 
@@ -193,7 +234,9 @@ def _fmt_count(v: np.ndarray) -> np.ndarray:
     """A count as a whole number ("1,250"); "unknown" for NaN."""
     known = np.isfinite(v) & (np.abs(v) < 1e15)
     whole = np.rint(np.where(known, np.abs(v), 0.0))
-    return (_minus(v, whole > 0) + _with_commas(whole)).where(known, "unknown").to_numpy(dtype=object)
+    return (
+        (_minus(v, whole > 0) + _with_commas(whole)).where(known, "unknown").to_numpy(dtype=object)
+    )
 
 
 def _fmt_scalar(formatter, value: float) -> str:
@@ -219,38 +262,60 @@ def assign_health(summary: pd.DataFrame, rules: HealthRules = HealthRules()) -> 
     missing = [c for c in REQUIRED_COLUMNS if c not in summary.columns]
     if missing:
         raise ValueError(f"summary lacks columns {missing}")
-    numbers = pd.DataFrame({
-        name: summary[column].to_numpy(dtype="float64", na_value=np.nan)
-        for name, column in (("leads", "total_leads"), ("converted", "converted_leads"), ("spend", "total_spend"),
-                             ("days", "days_active"), ("conv", "conversion_rate"), ("cpl", "cpl"))
-    })
-    leads, spend, days, conv, cpl = (numbers[c].to_numpy() for c in ("leads", "spend", "days", "conv", "cpl"))
+    numbers = pd.DataFrame(
+        {
+            name: summary[column].to_numpy(dtype="float64", na_value=np.nan)
+            for name, column in (
+                ("leads", "total_leads"),
+                ("converted", "converted_leads"),
+                ("spend", "total_spend"),
+                ("days", "days_active"),
+                ("conv", "conversion_rate"),
+                ("cpl", "cpl"),
+            )
+        }
+    )
+    leads, spend, days, conv, cpl = (
+        numbers[c].to_numpy() for c in ("leads", "spend", "days", "conv", "cpl")
+    )
 
     with np.errstate(invalid="ignore"):
         in_universe = (leads >= rules.min_leads) & (spend > rules.min_spend)
         codes, n_segments = _segment_codes(summary, rules)
-        levels = {"p25": rules.hero_cpl_quantile, "p50": rules.median_cpl_quantile, "p75": rules.bad_cpl_quantile}
+        levels = {
+            "p25": rules.hero_cpl_quantile,
+            "p50": rules.median_cpl_quantile,
+            "p75": rules.bad_cpl_quantile,
+        }
         numbers = numbers.assign(
             **_segment_quantiles(cpl, in_universe, codes, n_segments, levels),
-            **_segment_quantiles(conv, in_universe, codes, n_segments, {"c75": rules.top_conversion_quantile}),
+            **_segment_quantiles(
+                conv, in_universe, codes, n_segments, {"c75": rules.top_conversion_quantile}
+            ),
         )
         p25, p50, p75, c75 = (numbers[c].to_numpy() for c in ("p25", "p50", "p75", "c75"))
 
         enough_data = in_universe & (days >= rules.min_days_active)
-        is_bad = (leads >= rules.bad_min_leads) & (conv <= rules.bad_max_conversion_rate) & (cpl >= p75)
+        is_bad = (
+            (leads >= rules.bad_min_leads) & (conv <= rules.bad_max_conversion_rate) & (cpl >= p75)
+        )
         top_converter = conv >= c75
         is_hero = top_converter & (cpl <= p25)
         is_good = top_converter & (cpl <= p50)
         is_mixed = (conv > rules.mixed_min_conversion_rate) & (cpl > p50)
 
     rule_masks = [~enough_data, is_bad, is_hero, is_good, is_mixed]
-    bucket = np.select(rule_masks, ["NEEDS_MORE_DATA", "BAD", "HERO", "GOOD", "MIXED"], default="NEEDS_MORE_DATA")
+    bucket = np.select(
+        rule_masks, ["NEEDS_MORE_DATA", "BAD", "HERO", "GOOD", "MIXED"], default="NEEDS_MORE_DATA"
+    )
     rule = np.select(rule_masks, list(_RULE_NAMES), default="no_rule")
     action = pd.Series(bucket, dtype=object).map(ACTION_OF_BUCKET).to_numpy(dtype=object)
 
     out = summary.copy()
     out["in_universe"] = in_universe
-    out["universe_size"] = np.bincount(codes[in_universe], minlength=n_segments)[codes].astype("int64")
+    out["universe_size"] = np.bincount(codes[in_universe], minlength=n_segments)[codes].astype(
+        "int64"
+    )
     out["cpl_p25"], out["cpl_p50"], out["cpl_p75"], out["conv_p75"] = p25, p50, p75, c75
     out["health_bucket"] = pd.Series(bucket, index=out.index, dtype=object)
     out["recommended_action"] = pd.Series(action, index=out.index, dtype=object)
@@ -258,7 +323,9 @@ def assign_health(summary: pd.DataFrame, rules: HealthRules = HealthRules()) -> 
     return out
 
 
-def _reasons(numbers: pd.DataFrame, rule: np.ndarray, action: np.ndarray, rules: HealthRules) -> np.ndarray:
+def _reasons(
+    numbers: pd.DataFrame, rule: np.ndarray, action: np.ndarray, rules: HealthRules
+) -> np.ndarray:
     """Plain-English reason per campaign: its own numbers, the thresholds met or missed, the action.
 
     Each rule's text is built once, with Series string operations, for the campaigns that rule
@@ -268,7 +335,9 @@ def _reasons(numbers: pd.DataFrame, rule: np.ndarray, action: np.ndarray, rules:
     for key, build in _REASON_OF_RULE.items():
         rows = rule == key
         if rows.any():
-            reason[rows] = (build(numbers[rows], rules) + " -> " + action[rows]).to_numpy(dtype=object)
+            reason[rows] = (build(numbers[rows], rules) + " -> " + action[rows]).to_numpy(
+                dtype=object
+            )
     return reason
 
 
@@ -276,10 +345,20 @@ def _too_little_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
     """Every shortfall, each with its threshold ("6 leads (< 10 needed)")."""
     with np.errstate(invalid="ignore"):
         pieces = [
-            (_fmt_count(n["leads"]) + f" leads (< {rules.min_leads} needed); ", ~(n["leads"] >= rules.min_leads)),
-            ("spend " + _fmt_amount(n["spend"]) + f" (must be > {_fmt_scalar(_fmt_amount, rules.min_spend)}); ",
-             ~(n["spend"] > rules.min_spend)),
-            (_fmt_count(n["days"]) + f" active days (< {rules.min_days_active} needed); ", ~(n["days"] >= rules.min_days_active)),
+            (
+                _fmt_count(n["leads"]) + f" leads (< {rules.min_leads} needed); ",
+                ~(n["leads"] >= rules.min_leads),
+            ),
+            (
+                "spend "
+                + _fmt_amount(n["spend"])
+                + f" (must be > {_fmt_scalar(_fmt_amount, rules.min_spend)}); ",
+                ~(n["spend"] > rules.min_spend),
+            ),
+            (
+                _fmt_count(n["days"]) + f" active days (< {rules.min_days_active} needed); ",
+                ~(n["days"] >= rules.min_days_active),
+            ),
         ]
     text = pd.Series("", index=n.index, dtype=object)
     for piece, short in pieces:
@@ -288,20 +367,51 @@ def _too_little_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
 
 
 def _bad_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
-    relation = pd.Series(np.where(n["cpl"] > n["p75"], " above the ", " at the "), index=n.index, dtype=object)
-    return (_fmt_count(n["leads"]) + " leads, " + _fmt_count(n["converted"]) + " converted, CPL " + _fmt_amount(n["cpl"])
-            + relation + _level_name(rules.bad_cpl_quantile) + " of " + _fmt_amount(n["p75"]))
+    relation = pd.Series(
+        np.where(n["cpl"] > n["p75"], " above the ", " at the "), index=n.index, dtype=object
+    )
+    return (
+        _fmt_count(n["leads"])
+        + " leads, "
+        + _fmt_count(n["converted"])
+        + " converted, CPL "
+        + _fmt_amount(n["cpl"])
+        + relation
+        + _level_name(rules.bad_cpl_quantile)
+        + " of "
+        + _fmt_amount(n["p75"])
+    )
 
 
-def _top_converter_reason(n: pd.DataFrame, rules: HealthRules, cpl_column: str, cpl_level: float) -> tuple[pd.Series, pd.Series]:
+def _top_converter_reason(
+    n: pd.DataFrame, rules: HealthRules, cpl_column: str, cpl_level: float
+) -> tuple[pd.Series, pd.Series]:
     """HERO/GOOD text and a note: a campaign that converted nothing says why it cleared the bar."""
     top = _level_name(rules.top_conversion_quantile)
     note = pd.Series(
-        np.where(n["conv"] <= 0, f" (no conversions: it clears the {top} only because that is 0%, the seed's rule)", ""),
-        index=n.index, dtype=object,
+        np.where(
+            n["conv"] <= 0,
+            f" (no conversions: it clears the {top} only because that is 0%, the seed's rule)",
+            "",
+        ),
+        index=n.index,
+        dtype=object,
     )
-    return ("conversion rate " + _fmt_percent(n["conv"]) + " >= " + top + " of " + _fmt_percent(n["c75"])
-            + " and CPL " + _fmt_amount(n["cpl"]) + " <= " + _level_name(cpl_level) + " of " + _fmt_amount(n[cpl_column]), note)
+    return (
+        "conversion rate "
+        + _fmt_percent(n["conv"])
+        + " >= "
+        + top
+        + " of "
+        + _fmt_percent(n["c75"])
+        + " and CPL "
+        + _fmt_amount(n["cpl"])
+        + " <= "
+        + _level_name(cpl_level)
+        + " of "
+        + _fmt_amount(n[cpl_column]),
+        note,
+    )
 
 
 def _hero_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
@@ -311,49 +421,125 @@ def _hero_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
 
 def _good_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
     text, note = _top_converter_reason(n, rules, "p50", rules.median_cpl_quantile)
-    return text + " (above the " + _level_name(rules.hero_cpl_quantile) + " of " + _fmt_amount(n["p25"]) + ")" + note
+    return (
+        text
+        + " (above the "
+        + _level_name(rules.hero_cpl_quantile)
+        + " of "
+        + _fmt_amount(n["p25"])
+        + ")"
+        + note
+    )
 
 
 def _mixed_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
-    return ("converting (" + _fmt_count(n["converted"]) + " of " + _fmt_count(n["leads"]) + " leads, "
-            + _fmt_percent(n["conv"]) + ") but CPL " + _fmt_amount(n["cpl"]) + " above the "
-            + _level_name(rules.median_cpl_quantile) + " of " + _fmt_amount(n["p50"]))
+    return (
+        "converting ("
+        + _fmt_count(n["converted"])
+        + " of "
+        + _fmt_count(n["leads"])
+        + " leads, "
+        + _fmt_percent(n["conv"])
+        + ") but CPL "
+        + _fmt_amount(n["cpl"])
+        + " above the "
+        + _level_name(rules.median_cpl_quantile)
+        + " of "
+        + _fmt_amount(n["p50"])
+    )
 
 
 def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
     """Judged but no rule fired: the first condition each of BAD, HERO/GOOD and MIXED missed."""
-    leads, conv, cpl, p50, p75, c75 = (n[c].to_numpy() for c in ("leads", "conv", "cpl", "p50", "p75", "c75"))
+    leads, conv, cpl, p50, p75, c75 = (
+        n[c].to_numpy() for c in ("leads", "conv", "cpl", "p50", "p75", "c75")
+    )
     unknown = "CPL, conversion rate or benchmark unknown"
     p50_s = _fmt_amount(n["p50"])
     with np.errstate(invalid="ignore"):
         missing = np.isnan(cpl) | np.isnan(conv) | np.isnan(p50)
-        not_bad = _first(n.index, [
-            (leads < rules.bad_min_leads, f"needs >= {rules.bad_min_leads} leads"),
-            (missing | np.isnan(p75), unknown),
-            (~(conv <= rules.bad_max_conversion_rate), "converting" if rules.bad_max_conversion_rate == 0
-             else f"conversion rate above {_fmt_scalar(_fmt_percent, rules.bad_max_conversion_rate)}"),
-            (~(cpl >= p75), "CPL below the " + _level_name(rules.bad_cpl_quantile) + " of " + _fmt_amount(n["p75"])),
-        ])
-        not_top = _first(n.index, [
-            (missing | np.isnan(c75), unknown),
-            (~(conv >= c75), "conversion rate below the " + _level_name(rules.top_conversion_quantile) + " of " + _fmt_percent(n["c75"])),
-            (~(cpl <= p50), "CPL above the " + _level_name(rules.median_cpl_quantile) + " of " + p50_s),
-        ])
-        not_mixed = _first(n.index, [
-            (missing, unknown),
-            (~(conv > rules.mixed_min_conversion_rate), "no conversions" if rules.mixed_min_conversion_rate == 0
-             else f"conversion rate not above {_fmt_scalar(_fmt_percent, rules.mixed_min_conversion_rate)}"),
-            (~(cpl > p50), "CPL at or below the " + _level_name(rules.median_cpl_quantile) + " of " + p50_s),
-        ])
-    return (_fmt_count(n["leads"]) + " leads, " + _fmt_count(n["converted"]) + " converted (" + _fmt_percent(n["conv"])
-            + "), CPL " + _fmt_amount(n["cpl"]) + ": not BAD (" + not_bad + "), not HERO/GOOD (" + not_top
-            + "), not MIXED (" + not_mixed + ")")
+        not_bad = _first(
+            n.index,
+            [
+                (leads < rules.bad_min_leads, f"needs >= {rules.bad_min_leads} leads"),
+                (missing | np.isnan(p75), unknown),
+                (
+                    ~(conv <= rules.bad_max_conversion_rate),
+                    "converting"
+                    if rules.bad_max_conversion_rate == 0
+                    else f"conversion rate above {_fmt_scalar(_fmt_percent, rules.bad_max_conversion_rate)}",
+                ),
+                (
+                    ~(cpl >= p75),
+                    "CPL below the "
+                    + _level_name(rules.bad_cpl_quantile)
+                    + " of "
+                    + _fmt_amount(n["p75"]),
+                ),
+            ],
+        )
+        not_top = _first(
+            n.index,
+            [
+                (missing | np.isnan(c75), unknown),
+                (
+                    ~(conv >= c75),
+                    "conversion rate below the "
+                    + _level_name(rules.top_conversion_quantile)
+                    + " of "
+                    + _fmt_percent(n["c75"]),
+                ),
+                (
+                    ~(cpl <= p50),
+                    "CPL above the " + _level_name(rules.median_cpl_quantile) + " of " + p50_s,
+                ),
+            ],
+        )
+        not_mixed = _first(
+            n.index,
+            [
+                (missing, unknown),
+                (
+                    ~(conv > rules.mixed_min_conversion_rate),
+                    "no conversions"
+                    if rules.mixed_min_conversion_rate == 0
+                    else f"conversion rate not above {_fmt_scalar(_fmt_percent, rules.mixed_min_conversion_rate)}",
+                ),
+                (
+                    ~(cpl > p50),
+                    "CPL at or below the "
+                    + _level_name(rules.median_cpl_quantile)
+                    + " of "
+                    + p50_s,
+                ),
+            ],
+        )
+    return (
+        _fmt_count(n["leads"])
+        + " leads, "
+        + _fmt_count(n["converted"])
+        + " converted ("
+        + _fmt_percent(n["conv"])
+        + "), CPL "
+        + _fmt_amount(n["cpl"])
+        + ": not BAD ("
+        + not_bad
+        + "), not HERO/GOOD ("
+        + not_top
+        + "), not MIXED ("
+        + not_mixed
+        + ")"
+    )
 
 
 def _first(index: pd.Index, cases: list[tuple[np.ndarray, str | pd.Series]]) -> pd.Series:
     """The text of the first true condition per row ("" when none): np.select over text."""
     choices = [np.broadcast_to(np.asarray(text, dtype=object), (len(index),)) for _, text in cases]
-    return pd.Series(np.select([np.asarray(c, dtype=bool) for c, _ in cases], choices, default=""), index=index, dtype=object)
+    return pd.Series(
+        np.select([np.asarray(c, dtype=bool) for c, _ in cases], choices, default=""),
+        index=index,
+        dtype=object,
+    )
 
 
 _REASON_OF_RULE = {
@@ -382,10 +568,14 @@ def health_transitions(current: pd.DataFrame, previous: pd.DataFrame | None) -> 
     prev = (
         previous[["campaign_id", "health_bucket"]].rename(columns={"health_bucket": "from_bucket"})
         if previous is not None
-        else pd.DataFrame({"campaign_id": pd.Series(dtype=object), "from_bucket": pd.Series(dtype=object)})
+        else pd.DataFrame(
+            {"campaign_id": pd.Series(dtype=object), "from_bucket": pd.Series(dtype=object)}
+        )
     )
-    out = current[["campaign_id", "health_bucket"]].rename(columns={"health_bucket": "to_bucket"}).merge(
-        prev, on="campaign_id", how="left"
+    out = (
+        current[["campaign_id", "health_bucket"]]
+        .rename(columns={"health_bucket": "to_bucket"})
+        .merge(prev, on="campaign_id", how="left")
     )
     is_new = out["from_bucket"].isna()
     out["from_bucket"] = out["from_bucket"].astype(object).where(~is_new, None)
@@ -396,7 +586,9 @@ def health_transitions(current: pd.DataFrame, previous: pd.DataFrame | None) -> 
 
 def newly_bad_or_hero(transitions: pd.DataFrame) -> pd.DataFrame:
     """Campaigns that became BAD or HERO this week: changed into it, or new and already in it."""
-    became = transitions["to_bucket"].isin(["BAD", "HERO"]) & transitions["from_bucket"].ne(transitions["to_bucket"])
+    became = transitions["to_bucket"].isin(["BAD", "HERO"]) & transitions["from_bucket"].ne(
+        transitions["to_bucket"]
+    )
     return transitions[became].reset_index(drop=True)
 
 
@@ -427,10 +619,30 @@ def action_summary(health: pd.DataFrame) -> pd.DataFrame:
     grouped["share_of_spend"] = grouped["total_spend"] / total if total > 0 else np.nan
     grouped = grouped.reset_index()
     grouped["health_bucket"] = grouped["recommended_action"].map(BUCKET_OF_ACTION)
-    grouped = grouped.astype({"n_campaigns": "int64", "n_spend_unknown": "int64", "total_spend": "float64",
-                              "total_leads": "float64", "converted_leads": "float64", "share_of_spend": "float64"})
-    return grouped[["recommended_action", "health_bucket", "n_campaigns", "total_spend", "share_of_spend",
-                    "n_spend_unknown", "total_leads", "converted_leads"]]
+    grouped = grouped.astype(
+        {
+            "n_campaigns": "int64",
+            "n_spend_unknown": "int64",
+            "total_spend": "float64",
+            "total_leads": "float64",
+            "converted_leads": "float64",
+            "share_of_spend": "float64",
+        }
+    )
+    return grouped[
+        [
+            "recommended_action",
+            "health_bucket",
+            "n_campaigns",
+            "total_spend",
+            "share_of_spend",
+            "n_spend_unknown",
+            "total_leads",
+            "converted_leads",
+        ]
+    ]
 
 
-assert set(ACTION_OF_BUCKET) == set(HEALTH_BUCKETS) and set(ACTION_OF_BUCKET.values()) == set(RECOMMENDED_ACTIONS)
+assert set(ACTION_OF_BUCKET) == set(HEALTH_BUCKETS) and set(ACTION_OF_BUCKET.values()) == set(
+    RECOMMENDED_ACTIONS
+)

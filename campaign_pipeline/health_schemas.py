@@ -16,7 +16,9 @@ class CampaignHealth(pa.DataFrameModel):
     campaign_id: Series[str]
     health_bucket: Series[str] = pa.Field(isin=list(HEALTH_BUCKETS))
     recommended_action: Series[str] = pa.Field(isin=list(RECOMMENDED_ACTIONS))
-    reason: Series[str] = pa.Field(str_length={"min_value": 5}, description="plain English, with the numbers")
+    reason: Series[str] = pa.Field(
+        str_length={"min_value": 5}, description="plain English, with the numbers"
+    )
     total_spend: Series[float] = pa.Field(nullable=True, ge=0)
     total_leads: Series[float] = pa.Field(ge=0)
     converted_leads: Series[float] = pa.Field(ge=0)
@@ -38,7 +40,9 @@ class CampaignHealth(pa.DataFrameModel):
     def _reason(cls, df: pd.DataFrame) -> pd.Series:
         """A reason that argues for another action than the one published is a bug."""
         reason = df["reason"].astype(str)
-        return reason.str.contains(" -> ", regex=False) & (reason.str.rsplit(" -> ", n=1).str[-1] == df["recommended_action"])
+        return reason.str.contains(" -> ", regex=False) & (
+            reason.str.rsplit(" -> ", n=1).str[-1] == df["recommended_action"]
+        )
 
     class Config:
         strict = False

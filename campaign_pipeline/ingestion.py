@@ -45,25 +45,29 @@ class FileSpec:
 
 FILE_SPECS: dict[str, FileSpec] = {
     "campaigns": FileSpec(
-        "campaigns", RAW_FILES["campaigns"],
+        "campaigns",
+        RAW_FILES["campaigns"],
         required=("id", "user_id", "project_name", "daily_budget"),
         optional=("platform", "name", "created_at"),
         id_column="id",
     ),
     "insights": FileSpec(
-        "insights", RAW_FILES["insights"],
+        "insights",
+        RAW_FILES["insights"],
         required=("campaign_id", "created_at", "spend"),
         optional=("id", "impressions", "clicks", "conversions"),
         id_column="id",
     ),
     "campaign_leads": FileSpec(
-        "campaign_leads", RAW_FILES["campaign_leads"],
+        "campaign_leads",
+        RAW_FILES["campaign_leads"],
         required=("id", "campaign_id", "lead_status", "added_date"),
         optional=("name", "email", "phone", "deal_value"),
         id_column="id",
     ),
     "lead_status_changes": FileSpec(
-        "lead_status_changes", RAW_FILES["lead_status_changes"],
+        "lead_status_changes",
+        RAW_FILES["lead_status_changes"],
         required=("lead_id", "new_status", "created_at"),
         optional=("id", "old_status"),
         id_column="id",
@@ -107,8 +111,13 @@ def read_raw_file(path: Path | str, spec: FileSpec) -> pd.DataFrame:
         raise RawFileError(path, "file not found")
     try:
         frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig",
-            skip_blank_lines=True, on_bad_lines="error",
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[],
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+            on_bad_lines="error",
         )
     except UnicodeDecodeError as exc:
         raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
@@ -194,7 +203,9 @@ class FileValidation:
         }
 
 
-def _split_duplicates(raw: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.Series, int]:
+def _split_duplicates(
+    raw: pd.DataFrame, id_column: str | None
+) -> tuple[pd.DataFrame, pd.Series, int]:
     """Drop exact re-deliveries; mark ids whose rows disagree as conflicting.
 
     Returns (rows kept, conflict mask over the kept rows, number of duplicates removed).
@@ -234,26 +245,57 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
     """Plain-English reason for ``code`` on each row of ``rows`` (vectorized)."""
     r = raw.loc[rows.index]
     templates = {
-        "missing_key": lambda: pd.Series(f"missing key: {_key_column(spec)} is blank", index=r.index),
+        "missing_key": lambda: pd.Series(
+            f"missing key: {_key_column(spec)} is blank", index=r.index
+        ),
         "unparseable_date": lambda: (
-            "unparseable date: '" + _fmt(r[_date_column(spec)]) + "' is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY"
+            "unparseable date: '"
+            + _fmt(r[_date_column(spec)])
+            + "' is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY"
         ),
         "negative_spend": lambda: "negative spend: " + _fmt(r["spend"]),
         "missing_spend": lambda: pd.Series("spend is blank (required)", index=r.index),
-        "negative_count": lambda: "negative count: impressions/clicks/conversions = "
-        + _fmt(r.get("impressions")) + "/" + _fmt(r.get("clicks")) + "/" + _fmt(r.get("conversions")),
-        "fractional_count": lambda: "count is not a whole number: impressions/clicks/conversions = "
-        + _fmt(r.get("impressions")) + "/" + _fmt(r.get("clicks")) + "/" + _fmt(r.get("conversions")),
-        "clicks_gt_impressions": lambda: "clicks > impressions: " + _fmt(r["clicks"]) + " > " + _fmt(r["impressions"]),
-        "conversions_gt_clicks": lambda: "conversions > clicks: " + _fmt(r["conversions"]) + " > " + _fmt(r["clicks"]),
+        "negative_count": lambda: (
+            "negative count: impressions/clicks/conversions = "
+            + _fmt(r.get("impressions"))
+            + "/"
+            + _fmt(r.get("clicks"))
+            + "/"
+            + _fmt(r.get("conversions"))
+        ),
+        "fractional_count": lambda: (
+            "count is not a whole number: impressions/clicks/conversions = "
+            + _fmt(r.get("impressions"))
+            + "/"
+            + _fmt(r.get("clicks"))
+            + "/"
+            + _fmt(r.get("conversions"))
+        ),
+        "clicks_gt_impressions": lambda: (
+            "clicks > impressions: " + _fmt(r["clicks"]) + " > " + _fmt(r["impressions"])
+        ),
+        "conversions_gt_clicks": lambda: (
+            "conversions > clicks: " + _fmt(r["conversions"]) + " > " + _fmt(r["clicks"])
+        ),
         "negative_daily_budget": lambda: "negative daily_budget: " + _fmt(r["daily_budget"]),
         "negative_deal_value": lambda: "negative deal_value: " + _fmt(r["deal_value"]),
-        "unknown_campaign": lambda: "unknown campaign: campaign_id '" + _fmt(r["campaign_id"]) + "' is not in campaigns.csv",
-        "rejected_campaign": lambda: "campaign_id '" + _fmt(r["campaign_id"]) + "' was quarantined in campaigns.csv",
-        "unknown_lead": lambda: "unknown lead: lead_id '" + _fmt(r["lead_id"]) + "' is not in campaign_leads.csv",
-        "rejected_lead": lambda: "lead_id '" + _fmt(r["lead_id"]) + "' was quarantined in campaign_leads.csv",
-        "conflicting_duplicate": lambda: "conflicting duplicate: several rows share id '" + _fmt(r[spec.id_column or "id"])
-        + "' with different values (none kept)",
+        "unknown_campaign": lambda: (
+            "unknown campaign: campaign_id '" + _fmt(r["campaign_id"]) + "' is not in campaigns.csv"
+        ),
+        "rejected_campaign": lambda: (
+            "campaign_id '" + _fmt(r["campaign_id"]) + "' was quarantined in campaigns.csv"
+        ),
+        "unknown_lead": lambda: (
+            "unknown lead: lead_id '" + _fmt(r["lead_id"]) + "' is not in campaign_leads.csv"
+        ),
+        "rejected_lead": lambda: (
+            "lead_id '" + _fmt(r["lead_id"]) + "' was quarantined in campaign_leads.csv"
+        ),
+        "conflicting_duplicate": lambda: (
+            "conflicting duplicate: several rows share id '"
+            + _fmt(r[spec.id_column or "id"])
+            + "' with different values (none kept)"
+        ),
     }
     if code in templates:
         return templates[code]()
@@ -276,8 +318,13 @@ def _date_column(spec: FileSpec) -> str:
 
 # Which reason is reported first when a row breaks several rules: the most fundamental.
 _CODE_PRIORITY = [
-    "missing_key", "conflicting_duplicate", "unparseable_date", "rejected_campaign",
-    "unknown_campaign", "rejected_lead", "unknown_lead",
+    "missing_key",
+    "conflicting_duplicate",
+    "unparseable_date",
+    "rejected_campaign",
+    "unknown_campaign",
+    "rejected_lead",
+    "unknown_lead",
 ]
 
 
@@ -294,15 +341,26 @@ def _assemble(
     failures = failures.drop_duplicates()
     # A cell that is not a number is parsed as null; report it as such, not also as blank.
     not_numbers = failures[failures["code"].str.startswith("not_a_number_")]
-    implied_blank = set(zip(not_numbers["index"], "missing_" + not_numbers["code"].str.removeprefix("not_a_number_")))
-    failures = failures[[pair not in implied_blank for pair in zip(failures["index"], failures["code"])]]
-    priority = {c: i for i, c in enumerate(_CODE_PRIORITY)}
-    failures = failures.assign(rank=failures["code"].map(priority).fillna(len(priority))).sort_values(
-        ["index", "rank", "code"], kind="stable"
+    implied_blank = set(
+        zip(
+            not_numbers["index"], "missing_" + not_numbers["code"].str.removeprefix("not_a_number_")
+        )
     )
+    failures = failures[
+        [pair not in implied_blank for pair in zip(failures["index"], failures["code"])]
+    ]
+    priority = {c: i for i, c in enumerate(_CODE_PRIORITY)}
+    failures = failures.assign(
+        rank=failures["code"].map(priority).fillna(len(priority))
+    ).sort_values(["index", "rank", "code"], kind="stable")
     texts = []
     for code, rows in failures.groupby("code", sort=False):
-        texts.append(pd.Series(_reason_texts(code, rows.set_index("index"), raw_kept, spec).to_numpy(), index=rows.index))
+        texts.append(
+            pd.Series(
+                _reason_texts(code, rows.set_index("index"), raw_kept, spec).to_numpy(),
+                index=rows.index,
+            )
+        )
     failures["text"] = pd.concat(texts).reindex(failures.index)
     per_row = failures.groupby("index", sort=True).agg(
         reason_code=("code", "first"), reason=("text", lambda t: "; ".join(t))
@@ -314,7 +372,9 @@ def _assemble(
     shared = row_key.duplicated(keep=False)
     row_key = row_key.where(~shared, row_key + " (line " + bad[LINE_COLUMN].astype(str) + ")")
     shown = [c for c in bad.columns if c not in PII_COLUMNS and c != LINE_COLUMN]
-    raw_values = [json.dumps(rec, ensure_ascii=False, sort_keys=True) for rec in bad[shown].to_dict("records")]
+    raw_values = [
+        json.dumps(rec, ensure_ascii=False, sort_keys=True) for rec in bad[shown].to_dict("records")
+    ]
     quarantine = pd.DataFrame(
         {
             "source_file": spec.filename,
@@ -332,31 +392,41 @@ def _assemble(
 
 
 def _empty_quarantine() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "source_file": pd.Series(dtype=str),
-            "row_key": pd.Series(dtype=str),
-            "source_id": pd.Series(dtype=str),
-            "line_number": pd.Series(dtype="int64"),
-            "reason_code": pd.Series(dtype=str),
-            "reason": pd.Series(dtype=str),
-            "raw_values": pd.Series(dtype=str),
-        }
-    ).astype(object).astype({"line_number": "int64"})
+    return (
+        pd.DataFrame(
+            {
+                "source_file": pd.Series(dtype=str),
+                "row_key": pd.Series(dtype=str),
+                "source_id": pd.Series(dtype=str),
+                "line_number": pd.Series(dtype="int64"),
+                "reason_code": pd.Series(dtype=str),
+                "reason": pd.Series(dtype=str),
+                "raw_values": pd.Series(dtype=str),
+            }
+        )
+        .astype(object)
+        .astype({"line_number": "int64"})
+    )
 
 
-def _number_columns(raw: pd.DataFrame, columns: list[str]) -> tuple[dict[str, pd.Series], pd.DataFrame]:
+def _number_columns(
+    raw: pd.DataFrame, columns: list[str]
+) -> tuple[dict[str, pd.Series], pd.DataFrame]:
     parsed, bad_rows = {}, []
     for column in columns:
         values, bad = parse_numbers(raw[column])
         parsed[column] = values
         if bad.any():
-            bad_rows.append(pd.DataFrame({"index": raw.index[bad.to_numpy()], "code": f"not_a_number_{column}"}))
+            bad_rows.append(
+                pd.DataFrame({"index": raw.index[bad.to_numpy()], "code": f"not_a_number_{column}"})
+            )
     failures = pd.concat(bad_rows) if bad_rows else pd.DataFrame(columns=["index", "code"])
     return parsed, failures
 
 
-def _membership_failures(values: pd.Series, known: set[str], rejected: set[str], unknown_code: str, rejected_code: str) -> pd.DataFrame:
+def _membership_failures(
+    values: pd.Series, known: set[str], rejected: set[str], unknown_code: str, rejected_code: str
+) -> pd.DataFrame:
     present = values != ""
     is_rejected = present & values.isin(rejected) & ~values.isin(known)
     is_unknown = present & ~values.isin(known) & ~is_rejected
@@ -371,13 +441,18 @@ def _membership_failures(values: pd.Series, known: set[str], rejected: set[str],
 def _campaign_membership(kept: pd.DataFrame, campaigns: FileValidation) -> pd.DataFrame:
     """Rows whose campaign is not in campaigns.csv, or was quarantined there."""
     return _membership_failures(
-        kept["campaign_id"], set(campaigns.accepted["campaign_id"]), set(campaigns.quarantine["source_id"]),
-        "unknown_campaign", "rejected_campaign",
+        kept["campaign_id"],
+        set(campaigns.accepted["campaign_id"]),
+        set(campaigns.quarantine["source_id"]),
+        "unknown_campaign",
+        "rejected_campaign",
     )
 
 
 def _conflict_failures(conflict: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"index": conflict.index[conflict.to_numpy()], "code": "conflicting_duplicate"})
+    return pd.DataFrame(
+        {"index": conflict.index[conflict.to_numpy()], "code": "conflicting_duplicate"}
+    )
 
 
 def _collect(*frames: pd.DataFrame) -> pd.DataFrame:
@@ -388,7 +463,9 @@ def _collect(*frames: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"index": "int64", "code": str})
 
 
-def _result(spec, raw, kept, candidate, failures, duplicates) -> tuple[FileValidation, pd.DataFrame]:
+def _result(
+    spec, raw, kept, candidate, failures, duplicates
+) -> tuple[FileValidation, pd.DataFrame]:
     accepted, quarantine, reasons = _assemble(spec, kept, candidate, failures)
     validation = FileValidation(
         source_file=spec.filename,
@@ -433,7 +510,9 @@ def validate_campaigns(raw: pd.DataFrame) -> FileValidation:
         pd.DataFrame({"index": kept.index[bad_created.to_numpy()], "code": "unparseable_date"}),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
-    accepted = accepted.astype({"campaign_id": str, "user_id": str, "project_name": str, "platform": str})
+    accepted = accepted.astype(
+        {"campaign_id": str, "user_id": str, "project_name": str, "platform": str}
+    )
     validation.accepted = schemas.ValidatedCampaigns.validate(accepted.reset_index(drop=True))
     return validation
 
@@ -564,7 +643,9 @@ def combine_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return _empty_quarantine()
     out = pd.concat(frames, ignore_index=True)
-    return schemas.Quarantine.validate(out.sort_values(["source_file", "line_number"], kind="stable").reset_index(drop=True))
+    return schemas.Quarantine.validate(
+        out.sort_values(["source_file", "line_number"], kind="stable").reset_index(drop=True)
+    )
 
 
 def ingest_raw_dir(raw_dir: Path | str) -> IngestionResult:
@@ -575,7 +656,12 @@ def ingest_raw_dir(raw_dir: Path | str) -> IngestionResult:
     insights = validate_insights(raws["insights"], campaigns)
     leads = validate_leads(raws["campaign_leads"], campaigns)
     changes = validate_lead_status_changes(raws["lead_status_changes"], leads)
-    files = {"campaigns": campaigns, "insights": insights, "campaign_leads": leads, "lead_status_changes": changes}
+    files = {
+        "campaigns": campaigns,
+        "insights": insights,
+        "campaign_leads": leads,
+        "lead_status_changes": changes,
+    }
     return IngestionResult(
         campaigns=campaigns.accepted,
         insights=insights.accepted,

@@ -37,7 +37,16 @@ def _finite_or_null(df: pd.DataFrame, columns) -> pd.Series:
     return (values.isna() | np.isfinite(values)).all(axis=1)
 
 
-_RATE_COLUMNS = ("ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "lead_conversion_rate", "roas")
+_RATE_COLUMNS = (
+    "ctr",
+    "cpc",
+    "cpm",
+    "cpa",
+    "cpl",
+    "conversion_rate",
+    "lead_conversion_rate",
+    "roas",
+)
 
 
 class _MetricTable(pa.DataFrameModel):
@@ -52,22 +61,40 @@ class _Sums(_MetricTable):
     platform: Series[str] = pa.Field(description="campaigns.platform ('Unknown' when blank)")
     user_id: Series[str] = pa.Field(description="owner of the campaign")
     project_name: Series[str]
-    spend: Series[float] = pa.Field(nullable=True, ge=0, description="null: no insights row reported spend")
-    impressions: Series[float] = pa.Field(nullable=True, ge=0, description="null: not reported (blank is not zero)")
+    spend: Series[float] = pa.Field(
+        nullable=True, ge=0, description="null: no insights row reported spend"
+    )
+    impressions: Series[float] = pa.Field(
+        nullable=True, ge=0, description="null: not reported (blank is not zero)"
+    )
     clicks: Series[float] = pa.Field(nullable=True, ge=0, description="null: not reported")
-    conversions: Series[float] = pa.Field(nullable=True, ge=0, description="ad-platform conversions; null: not reported")
+    conversions: Series[float] = pa.Field(
+        nullable=True, ge=0, description="ad-platform conversions; null: not reported"
+    )
     leads: Series[int] = pa.Field(ge=0, description="leads added (by added_date)")
-    converted_leads: Series[int] = pa.Field(ge=0, description="leads converting (by first change into a converted status)")
-    won_leads: Series[int] = pa.Field(ge=0, description="converted leads with a deal_value (by conversion day)")
-    revenue: Series[float] = pa.Field(ge=0, description="deal_value of won leads (by conversion day); 0 when none")
+    converted_leads: Series[int] = pa.Field(
+        ge=0, description="leads converting (by first change into a converted status)"
+    )
+    won_leads: Series[int] = pa.Field(
+        ge=0, description="converted leads with a deal_value (by conversion day)"
+    )
+    revenue: Series[float] = pa.Field(
+        ge=0, description="deal_value of won leads (by conversion day); 0 when none"
+    )
     ctr: Series[float] = pa.Field(nullable=True, ge=0, le=1, description="clicks / impressions")
     cpc: Series[float] = pa.Field(nullable=True, ge=0, description="spend / clicks")
-    cpm: Series[float] = pa.Field(nullable=True, ge=0, description=f"{CPM_SCALE:g} * spend / impressions")
+    cpm: Series[float] = pa.Field(
+        nullable=True, ge=0, description=f"{CPM_SCALE:g} * spend / impressions"
+    )
     cpa: Series[float] = pa.Field(nullable=True, ge=0, description="spend / conversions")
     cpl: Series[float] = pa.Field(nullable=True, ge=0, description="spend / leads")
-    conversion_rate: Series[float] = pa.Field(nullable=True, ge=0, le=1, description="conversions / clicks")
+    conversion_rate: Series[float] = pa.Field(
+        nullable=True, ge=0, le=1, description="conversions / clicks"
+    )
     lead_conversion_rate: Series[float] = pa.Field(
-        nullable=True, ge=0, description="converted_leads / leads of the same period (flow ratio, may exceed 1)"
+        nullable=True,
+        ge=0,
+        description="converted_leads / leads of the same period (flow ratio, may exceed 1)",
     )
     roas: Series[float] = pa.Field(nullable=True, ge=0, description="revenue / spend")
 
@@ -117,7 +144,9 @@ class DailyCampaignMetrics(_Sums):
             den = df[rate.denominator].astype("float64")
             expected = rate.scale * num / den.where(den > 0)
             got = df[rate.name].astype("float64")
-            out[rate.name] = (expected.isna() & got.isna()) | np.isclose(got, expected, rtol=1e-9, atol=0)
+            out[rate.name] = (expected.isna() & got.isna()) | np.isclose(
+                got, expected, rtol=1e-9, atol=0
+            )
         return pd.DataFrame(out, index=df.index).all(axis=1)
 
 
@@ -127,9 +156,13 @@ class WeeklyCampaignMetrics(_Sums):
     week_start: Series[pa.DateTime] = pa.Field(description="Monday of the ISO week")
     campaign_id: Series[str]
     days_active: Series[int] = pa.Field(ge=0, le=7, description="days with an insights row")
-    impressions_complete: Series[bool] = pa.Field(description="every delivery day reported impressions")
+    impressions_complete: Series[bool] = pa.Field(
+        description="every delivery day reported impressions"
+    )
     clicks_complete: Series[bool] = pa.Field(description="every delivery day reported clicks")
-    conversions_complete: Series[bool] = pa.Field(description="every delivery day reported conversions")
+    conversions_complete: Series[bool] = pa.Field(
+        description="every delivery day reported conversions"
+    )
 
     @pa.check("week_start", name="monday_midnight")
     def _monday(cls, s: pd.Series) -> pd.Series:
@@ -164,11 +197,17 @@ class WeekOverWeek(_MetricTable):
 
     @pa.dataframe_check(name="change_columns_present")
     def _columns_present(cls, df: pd.DataFrame) -> bool:
-        return all(f"{m}_{suffix}" in df.columns for m in WOW_METRICS for suffix in ("prev", "wow_abs", "wow_pct"))
+        return all(
+            f"{m}_{suffix}" in df.columns
+            for m in WOW_METRICS
+            for suffix in ("prev", "wow_abs", "wow_pct")
+        )
 
     @pa.dataframe_check(name="changes_finite")
     def _changes_finite(cls, df: pd.DataFrame) -> pd.Series:
-        return _finite_or_null(df, [f"{m}_{s}" for m in WOW_METRICS for s in ("prev", "wow_abs", "wow_pct")])
+        return _finite_or_null(
+            df, [f"{m}_{s}" for m in WOW_METRICS for s in ("prev", "wow_abs", "wow_pct")]
+        )
 
     @pa.dataframe_check(name="unknown_prev_is_null")
     def _unknown_null(cls, df: pd.DataFrame) -> pd.Series:
@@ -181,8 +220,12 @@ class WeeklyTotals(_MetricTable):
 
     week_start: Series[pa.DateTime] = pa.Field(description="Monday of the ISO week")
     n_campaigns: Series[int] = pa.Field(ge=0, description="campaigns with any row that week")
-    n_campaigns_delivering: Series[int] = pa.Field(ge=0, description="campaigns with an insights row that week")
-    campaign_days_active: Series[int] = pa.Field(ge=0, description="delivery days summed over campaigns")
+    n_campaigns_delivering: Series[int] = pa.Field(
+        ge=0, description="campaigns with an insights row that week"
+    )
+    campaign_days_active: Series[int] = pa.Field(
+        ge=0, description="delivery days summed over campaigns"
+    )
     spend: Series[float] = pa.Field(nullable=True, ge=0)
     impressions: Series[float] = pa.Field(nullable=True, ge=0)
     clicks: Series[float] = pa.Field(nullable=True, ge=0)
@@ -191,13 +234,17 @@ class WeeklyTotals(_MetricTable):
     converted_leads: Series[int] = pa.Field(ge=0)
     won_leads: Series[int] = pa.Field(ge=0)
     revenue: Series[float] = pa.Field(ge=0)
-    ctr: Series[float] = pa.Field(nullable=True, ge=0, le=1, description="over campaign-weeks fully reporting both")
+    ctr: Series[float] = pa.Field(
+        nullable=True, ge=0, le=1, description="over campaign-weeks fully reporting both"
+    )
     cpc: Series[float] = pa.Field(nullable=True, ge=0)
     cpm: Series[float] = pa.Field(nullable=True, ge=0)
     cpa: Series[float] = pa.Field(nullable=True, ge=0)
     cpl: Series[float] = pa.Field(nullable=True, ge=0)
     conversion_rate: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    lead_conversion_rate: Series[float] = pa.Field(nullable=True, ge=0, description="flow ratio, may exceed 1")
+    lead_conversion_rate: Series[float] = pa.Field(
+        nullable=True, ge=0, description="flow ratio, may exceed 1"
+    )
     roas: Series[float] = pa.Field(nullable=True, ge=0)
     impressions_complete: Series[bool]
     clicks_complete: Series[bool]
@@ -220,16 +267,24 @@ class CampaignPeriodSummary(_MetricTable):
     """One row per campaign over a date window (the seed's ``campaign_perf_4``)."""
 
     campaign_id: Series[str] = pa.Field(unique=True)
-    total_spend: Series[float] = pa.Field(nullable=True, ge=0, description="null: no insights row in the window")
+    total_spend: Series[float] = pa.Field(
+        nullable=True, ge=0, description="null: no insights row in the window"
+    )
     days_active: Series[int] = pa.Field(ge=0, description="distinct days with an insights row")
     total_leads: Series[int] = pa.Field(ge=0, description="leads added in the window")
     converted_leads: Series[int] = pa.Field(ge=0, description="leads converting in the window")
     conversion_rate: Series[float] = pa.Field(
-        nullable=True, ge=0, description="converted_leads / total_leads; may exceed 1 on a short window"
+        nullable=True,
+        ge=0,
+        description="converted_leads / total_leads; may exceed 1 on a short window",
     )
     cpl: Series[float] = pa.Field(nullable=True, ge=0, description="total_spend / total_leads")
-    leads_per_day: Series[float] = pa.Field(nullable=True, ge=0, description="total_leads / days_active")
-    spend_per_day: Series[float] = pa.Field(nullable=True, ge=0, description="total_spend / days_active")
+    leads_per_day: Series[float] = pa.Field(
+        nullable=True, ge=0, description="total_leads / days_active"
+    )
+    spend_per_day: Series[float] = pa.Field(
+        nullable=True, ge=0, description="total_spend / days_active"
+    )
     revenue: Series[float] = pa.Field(ge=0, description="deal_value of leads won in the window")
     roas: Series[float] = pa.Field(nullable=True, ge=0, description="revenue / total_spend")
     user_id: Series[str]
@@ -240,7 +295,9 @@ class CampaignPeriodSummary(_MetricTable):
 
     @pa.dataframe_check(name="rates_finite")
     def _rates_finite(cls, df: pd.DataFrame) -> pd.Series:
-        return _finite_or_null(df, ["conversion_rate", "cpl", "leads_per_day", "spend_per_day", "roas"])
+        return _finite_or_null(
+            df, ["conversion_rate", "cpl", "leads_per_day", "spend_per_day", "roas"]
+        )
 
     @pa.dataframe_check(name="spend_known_iff_active")
     def _spend_iff_active(cls, df: pd.DataFrame) -> pd.Series:

@@ -82,8 +82,20 @@ RATES: tuple[Rate, ...] = (
 RATE_NAMES: tuple[str, ...] = tuple(r.name for r in RATES)
 
 WOW_METRICS: tuple[str, ...] = (
-    "spend", "impressions", "clicks", "conversions", "leads", "converted_leads", "revenue",
-    "ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "roas",
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "leads",
+    "converted_leads",
+    "revenue",
+    "ctr",
+    "cpc",
+    "cpm",
+    "cpa",
+    "cpl",
+    "conversion_rate",
+    "roas",
 )
 """Metrics week_over_week compares with the previous calendar week."""
 
@@ -91,11 +103,24 @@ EVENT_SUMS: tuple[str, ...] = ("leads", "converted_leads", "won_leads", "revenue
 """Sums that are 0 (not unknown) for a period without rows: we hold every lead."""
 
 DAILY_COLUMNS: list[str] = [
-    "campaign_id", "date", *CAMPAIGN_METADATA, "has_delivery", *SUM_COLUMNS, *RATE_NAMES,
+    "campaign_id",
+    "date",
+    *CAMPAIGN_METADATA,
+    "has_delivery",
+    *SUM_COLUMNS,
+    *RATE_NAMES,
 ]
 LEAD_EVENT_COLUMNS: list[str] = [
-    "lead_id", "campaign_id", "added_date", "lead_status", "is_converted", "converted_date",
-    "conversion_source", "is_won", "revenue", "revenue_date",
+    "lead_id",
+    "campaign_id",
+    "added_date",
+    "lead_status",
+    "is_converted",
+    "converted_date",
+    "conversion_source",
+    "is_won",
+    "revenue",
+    "revenue_date",
 ]
 
 
@@ -147,7 +172,9 @@ def _status_in(values: pd.Series, statuses: set[str]) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if len(uniques) == 0:
         return np.zeros(len(values), dtype=bool)
-    unique_in = np.append(_normalize_status(pd.Series(uniques)).isin(statuses).fillna(False).to_numpy(bool), False)
+    unique_in = np.append(
+        _normalize_status(pd.Series(uniques)).isin(statuses).fillna(False).to_numpy(bool), False
+    )
     return unique_in[codes]  # code -1 (null) picks the trailing False
 
 
@@ -176,7 +203,9 @@ def _first_entry_into(changes: pd.DataFrame, statuses: set[str]) -> pd.Series:
     is_entry = new_in & (~old_in | previous_says_outside) & (lead_sorted >= 0)  # -1: null lead_id
 
     first = pd.Series(at_sorted[is_entry]).groupby(lead_sorted[is_entry]).min()
-    return pd.Series(first.dt.normalize().to_numpy(), index=lead_ids[first.index], name="first_entry")
+    return pd.Series(
+        first.dt.normalize().to_numpy(), index=lead_ids[first.index], name="first_entry"
+    )
 
 
 def lead_events(
@@ -253,7 +282,11 @@ def _campaign_metadata(campaigns: pd.DataFrame, columns: Iterable[str]) -> pd.Da
 
 def _count_by_day(events: pd.DataFrame, date_column: str, mask, name: str, window) -> pd.Series:
     picked = events[mask & _in_window(events[date_column], *window)]
-    return picked.groupby([picked["campaign_id"], picked[date_column].rename("date")]).size().rename(name)
+    return (
+        picked.groupby([picked["campaign_id"], picked[date_column].rename("date")])
+        .size()
+        .rename(name)
+    )
 
 
 def daily_campaign_metrics(
@@ -273,7 +306,9 @@ def daily_campaign_metrics(
     """
     window = (_as_day(start), _as_day(end))
     ins = insights[_in_window(pd.to_datetime(insights["date"]), *window)]
-    delivery = ins.assign(date=pd.to_datetime(ins["date"]).dt.normalize()).set_index(["campaign_id", "date"])
+    delivery = ins.assign(date=pd.to_datetime(ins["date"]).dt.normalize()).set_index(
+        ["campaign_id", "date"]
+    )
     delivery = delivery[list(DELIVERY_COLUMNS)].astype("float64").assign(has_delivery=True)
 
     ev = leads_events
@@ -281,11 +316,17 @@ def daily_campaign_metrics(
     parts = [
         delivery,
         _count_by_day(ev, "added_date", true, "leads", window),
-        _count_by_day(ev, "converted_date", ev["is_converted"].astype(bool), "converted_leads", window),
+        _count_by_day(
+            ev, "converted_date", ev["is_converted"].astype(bool), "converted_leads", window
+        ),
         _count_by_day(ev, "revenue_date", ev["is_won"].astype(bool), "won_leads", window),
     ]
     won = ev[ev["is_won"].astype(bool) & _in_window(ev["revenue_date"], *window)]
-    parts.append(won.groupby([won["campaign_id"], won["revenue_date"].rename("date")])["revenue"].sum().rename("revenue"))
+    parts.append(
+        won.groupby([won["campaign_id"], won["revenue_date"].rename("date")])["revenue"]
+        .sum()
+        .rename("revenue")
+    )
 
     daily = pd.concat(parts, axis=1, join="outer").reset_index()
     daily = daily.rename(columns={"level_0": "campaign_id", "level_1": "date"})
@@ -301,7 +342,9 @@ def daily_campaign_metrics(
     for rate in RATES:
         daily[rate.name] = safe_ratio(daily[rate.numerator], daily[rate.denominator], rate.scale)
 
-    daily = daily.merge(_campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left")
+    daily = daily.merge(
+        _campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left"
+    )
     return daily[DAILY_COLUMNS].sort_values(["campaign_id", "date"], ignore_index=True)
 
 
@@ -346,7 +389,9 @@ def _aggregate(
         out[f"{column}_complete"] = sums[f"_incomplete_{column}"].fillna(0).eq(0)
     for rate in RATES:
         if rate.paired:
-            out[rate.name] = safe_ratio(sums[f"_num_{rate.name}"], sums[f"_den_{rate.name}"], rate.scale)
+            out[rate.name] = safe_ratio(
+                sums[f"_num_{rate.name}"], sums[f"_den_{rate.name}"], rate.scale
+            )
         else:
             out[rate.name] = safe_ratio(out[rate.numerator], out[rate.denominator], rate.scale)
     return out.reset_index()
@@ -367,7 +412,12 @@ COMPLETE_FLAGS: tuple[str, ...] = tuple(f"{c}_complete" for c in MAYBE_UNKNOWN_C
 # ---------------------------------------------------------------------------------------
 
 WEEKLY_COLUMNS: list[str] = [
-    "week_start", "campaign_id", *CAMPAIGN_METADATA, "days_active", *SUM_COLUMNS, *RATE_NAMES,
+    "week_start",
+    "campaign_id",
+    *CAMPAIGN_METADATA,
+    "days_active",
+    *SUM_COLUMNS,
+    *RATE_NAMES,
     *COMPLETE_FLAGS,
 ]
 
@@ -381,7 +431,9 @@ def weekly_campaign_metrics(daily: pd.DataFrame, campaigns: pd.DataFrame) -> pd.
     """
     frame = daily.assign(week_start=week_start_of(daily["date"]))
     weekly = _aggregate_days(frame, ["week_start", "campaign_id"])
-    weekly = weekly.merge(_campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left")
+    weekly = weekly.merge(
+        _campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left"
+    )
     weekly["week_start"] = pd.to_datetime(weekly["week_start"])
     return weekly[WEEKLY_COLUMNS].sort_values(["week_start", "campaign_id"], ignore_index=True)
 
@@ -418,7 +470,11 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
     out["week_start"] = pd.to_datetime(out["week_start"])
     out = out.merge(previous, on=keys, how="left", indicator="_match", validate="one_to_one")
     present = out["_match"].eq("both")
-    covered = (out["week_start"] - pd.Timedelta(days=7)) >= out["week_start"].min() if len(out) else present
+    covered = (
+        (out["week_start"] - pd.Timedelta(days=7)) >= out["week_start"].min()
+        if len(out)
+        else present
+    )
     out["prev_week_status"] = np.select([present, covered], ["present", "no_activity"], "unknown")
     no_activity = ~present & covered
     for metric in metrics:
@@ -455,7 +511,9 @@ def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     totals = _aggregate(units, keys, known, incomplete, units["days_active"])
     totals = totals.rename(columns={"days_active": "campaign_days_active"})
 
-    grouped = units.assign(_delivering=units["days_active"] > 0).groupby(keys, sort=True, dropna=False)
+    grouped = units.assign(_delivering=units["days_active"] > 0).groupby(
+        keys, sort=True, dropna=False
+    )
     counts = pd.DataFrame(
         {
             "n_campaigns": grouped["campaign_id"].nunique(),
@@ -466,8 +524,15 @@ def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     for column in ("n_campaigns", "n_campaigns_delivering"):
         totals[column] = totals[column].astype("int64")
     totals["week_start"] = pd.to_datetime(totals["week_start"])
-    columns = [*keys, "n_campaigns", "n_campaigns_delivering", "campaign_days_active", *SUM_COLUMNS,
-               *RATE_NAMES, *COMPLETE_FLAGS]
+    columns = [
+        *keys,
+        "n_campaigns",
+        "n_campaigns_delivering",
+        "campaign_days_active",
+        *SUM_COLUMNS,
+        *RATE_NAMES,
+        *COMPLETE_FLAGS,
+    ]
     return totals[columns].sort_values(keys, ignore_index=True)
 
 
@@ -475,16 +540,42 @@ def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
 # 6. Campaign period summary (the seed's campaign_perf_4)
 # ---------------------------------------------------------------------------------------
 
-SUMMARY_METADATA: tuple[str, ...] = ("user_id", "project_name", "platform", "daily_budget", "campaign_name")
+SUMMARY_METADATA: tuple[str, ...] = (
+    "user_id",
+    "project_name",
+    "platform",
+    "daily_budget",
+    "campaign_name",
+)
 SUMMARY_COLUMNS: list[str] = [
-    "campaign_id", "total_spend", "days_active", "total_leads", "converted_leads", "conversion_rate",
-    "cpl", "leads_per_day", "spend_per_day", "revenue", "roas", *SUMMARY_METADATA,
-    "won_leads", "total_impressions", "total_clicks", "total_conversions",
-    "ctr", "cpc", "cpm", "cpa", "click_conversion_rate", *COMPLETE_FLAGS,
+    "campaign_id",
+    "total_spend",
+    "days_active",
+    "total_leads",
+    "converted_leads",
+    "conversion_rate",
+    "cpl",
+    "leads_per_day",
+    "spend_per_day",
+    "revenue",
+    "roas",
+    *SUMMARY_METADATA,
+    "won_leads",
+    "total_impressions",
+    "total_clicks",
+    "total_conversions",
+    "ctr",
+    "cpc",
+    "cpm",
+    "cpa",
+    "click_conversion_rate",
+    *COMPLETE_FLAGS,
 ]
 
 
-def campaign_period_summary(daily: pd.DataFrame, campaigns: pd.DataFrame, start=None, end=None) -> pd.DataFrame:
+def campaign_period_summary(
+    daily: pd.DataFrame, campaigns: pd.DataFrame, start=None, end=None
+) -> pd.DataFrame:
     """One row per campaign with any daily row (delivery or lead event) in [start, end].
 
     ``start``/``end`` are inclusive days; None leaves that side open (both None = lifetime).
@@ -500,13 +591,18 @@ def campaign_period_summary(daily: pd.DataFrame, campaigns: pd.DataFrame, start=
     summary = _aggregate_days(in_window, ["campaign_id"])
     summary = summary.rename(
         columns={
-            "spend": "total_spend", "leads": "total_leads", "impressions": "total_impressions",
-            "clicks": "total_clicks", "conversions": "total_conversions",
+            "spend": "total_spend",
+            "leads": "total_leads",
+            "impressions": "total_impressions",
+            "clicks": "total_clicks",
+            "conversions": "total_conversions",
             "conversion_rate": "click_conversion_rate",
         }
     )
     summary["conversion_rate"] = summary.pop("lead_conversion_rate")
     summary["leads_per_day"] = safe_ratio(summary["total_leads"], summary["days_active"])
     summary["spend_per_day"] = safe_ratio(summary["total_spend"], summary["days_active"])
-    summary = summary.merge(_campaign_metadata(campaigns, SUMMARY_METADATA), on="campaign_id", how="left")
+    summary = summary.merge(
+        _campaign_metadata(campaigns, SUMMARY_METADATA), on="campaign_id", how="left"
+    )
     return summary[SUMMARY_COLUMNS].sort_values("campaign_id", ignore_index=True)

@@ -118,7 +118,10 @@ class RawDirScan:
         return {week: tuple(weeks[week]) for week in sorted(weeks)}
 
     def state_json(self) -> dict:
-        return {"version": STATE_VERSION, "files": {n: s.to_json() for n, s in sorted(self.files.items())}}
+        return {
+            "version": STATE_VERSION,
+            "files": {n: s.to_json() for n, s in sorted(self.files.items())},
+        }
 
 
 def load_state(cursor: str | None) -> dict[str, FileState]:
@@ -128,7 +131,9 @@ def load_state(cursor: str | None) -> dict[str, FileState]:
     payload = json.loads(cursor)
     if payload.get("version") != STATE_VERSION:
         return {}
-    return {name: FileState.from_json(name, item) for name, item in payload.get("files", {}).items()}
+    return {
+        name: FileState.from_json(name, item) for name, item in payload.get("files", {}).items()
+    }
 
 
 def dump_state(scan: RawDirScan) -> str:
@@ -194,22 +199,37 @@ def compute_week_digests(raw_dir: Path) -> tuple[dict[str, dict[str, str]], dict
         try:
             frames[key] = ingestion.read_raw_file(path, spec)
         except RawFileError as error:
-            errors[spec.filename] = str(error.message if not error.column else f"{error.message}: {error.column}")
+            errors[spec.filename] = str(
+                error.message if not error.column else f"{error.message}: {error.column}"
+            )
 
     # Weeks in which each campaign is active, and the week each lead was added.
     activity = []
-    lead_weeks = pd.DataFrame({"lead_id": pd.Series(dtype=object), "lead_week": pd.Series(dtype=object)})
+    lead_weeks = pd.DataFrame(
+        {"lead_id": pd.Series(dtype=object), "lead_week": pd.Series(dtype=object)}
+    )
     if "insights" in frames:
         ins = frames["insights"]
-        activity.append(pd.DataFrame({"campaign_id": ins["campaign_id"],
-                                      "week": week_start(ingestion.parse_timestamps(ins["created_at"]))}))
+        activity.append(
+            pd.DataFrame(
+                {
+                    "campaign_id": ins["campaign_id"],
+                    "week": week_start(ingestion.parse_timestamps(ins["created_at"])),
+                }
+            )
+        )
     if "campaign_leads" in frames:
         leads = frames["campaign_leads"]
         added = week_start(ingestion.parse_timestamps(leads["added_date"]))
         activity.append(pd.DataFrame({"campaign_id": leads["campaign_id"], "week": added}))
-        lead_weeks = pd.DataFrame({"lead_id": leads["id"], "lead_week": added}).dropna().drop_duplicates()
-    active = (pd.concat(activity, ignore_index=True).dropna().drop_duplicates()
-              if activity else pd.DataFrame({"campaign_id": pd.Series(dtype=object), "week": pd.Series(dtype=object)}))
+        lead_weeks = (
+            pd.DataFrame({"lead_id": leads["id"], "lead_week": added}).dropna().drop_duplicates()
+        )
+    active = (
+        pd.concat(activity, ignore_index=True).dropna().drop_duplicates()
+        if activity
+        else pd.DataFrame({"campaign_id": pd.Series(dtype=object), "week": pd.Series(dtype=object)})
+    )
 
     digests: dict[str, dict[str, str]] = {}
     for key, frame in frames.items():
@@ -221,13 +241,21 @@ def compute_week_digests(raw_dir: Path) -> tuple[dict[str, dict[str, str]], dict
             pairs = _pairs(hashes, week_start(ingestion.parse_timestamps(frame["added_date"])))
         elif key == "lead_status_changes":
             own = _pairs(hashes, week_start(ingestion.parse_timestamps(frame["created_at"])))
-            of_lead = pd.DataFrame({"row_hash": hashes.to_numpy(), "lead_id": frame["lead_id"].to_numpy()})
-            of_lead = of_lead.merge(lead_weeks, on="lead_id", how="inner").rename(columns={"lead_week": "week"})
+            of_lead = pd.DataFrame(
+                {"row_hash": hashes.to_numpy(), "lead_id": frame["lead_id"].to_numpy()}
+            )
+            of_lead = of_lead.merge(lead_weeks, on="lead_id", how="inner").rename(
+                columns={"lead_week": "week"}
+            )
             pairs = pd.concat([own, of_lead[["row_hash", "week"]]], ignore_index=True)
         else:  # campaigns: every week in which the campaign has insights or leads
-            by_id = pd.DataFrame({"row_hash": hashes.to_numpy(), "campaign_id": frame["id"].to_numpy()})
+            by_id = pd.DataFrame(
+                {"row_hash": hashes.to_numpy(), "campaign_id": frame["id"].to_numpy()}
+            )
             in_use = by_id.merge(active, on="campaign_id", how="inner")[["row_hash", "week"]]
-            unused = by_id.loc[~by_id["campaign_id"].isin(active["campaign_id"]), ["row_hash"]].assign(week=UNDATED)
+            unused = by_id.loc[
+                ~by_id["campaign_id"].isin(active["campaign_id"]), ["row_hash"]
+            ].assign(week=UNDATED)
             pairs = pd.concat([in_use, unused], ignore_index=True)
         digests[filename] = _digests_by_week(pairs, frame.columns)
     return digests, errors
@@ -258,17 +286,32 @@ def scan_raw_dir(raw_dir: Path | str, previous: Mapping[str, FileState]) -> RawD
 
     # Cheap pass: size and mtime. Unchanged files keep their state without being read.
     moved = {
-        name for name, st in present.items()
-        if name not in previous or previous[name].size != st.st_size or previous[name].mtime_ns != st.st_mtime_ns
+        name
+        for name, st in present.items()
+        if name not in previous
+        or previous[name].size != st.st_size
+        or previous[name].mtime_ns != st.st_mtime_ns
     }
     removed = sorted(set(previous) - set(present))
     hashes = {name: sha256_of_file(raw_dir / name) for name in moved}
-    content_changed = {name for name in moved if name not in previous or previous[name].sha256 != hashes[name]}
+    content_changed = {
+        name for name in moved if name not in previous or previous[name].sha256 != hashes[name]
+    }
 
     if not content_changed and not removed:
         files = {
-            name: (FileState(name, st.st_size, st.st_mtime_ns, hashes[name], previous[name].week_digests,
-                             previous[name].error) if name in moved else previous[name])
+            name: (
+                FileState(
+                    name,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    hashes[name],
+                    previous[name].week_digests,
+                    previous[name].error,
+                )
+                if name in moved
+                else previous[name]
+            )
             for name, st in present.items()
         }
         return RawDirScan(files=files, changes=())
@@ -278,18 +321,34 @@ def scan_raw_dir(raw_dir: Path | str, previous: Mapping[str, FileState]) -> RawD
     changes: list[FileChange] = []
     for name, st in sorted(present.items()):
         sha = hashes.get(name) or previous[name].sha256
-        state = FileState(name, st.st_size, st.st_mtime_ns, sha, digests.get(name, {}), errors.get(name))
+        state = FileState(
+            name, st.st_size, st.st_mtime_ns, sha, digests.get(name, {}), errors.get(name)
+        )
         files[name] = state
         if name in content_changed:
             old = previous.get(name)
             weeks, undated = _changed_weeks(old.week_digests if old else {}, state.week_digests)
-            changes.append(FileChange(
-                name=name, kind="replaced" if old else "new", old_sha256=old.sha256 if old else None,
-                new_sha256=sha, weeks=weeks, undated_changed=undated, error=state.error,
-            ))
+            changes.append(
+                FileChange(
+                    name=name,
+                    kind="replaced" if old else "new",
+                    old_sha256=old.sha256 if old else None,
+                    new_sha256=sha,
+                    weeks=weeks,
+                    undated_changed=undated,
+                    error=state.error,
+                )
+            )
     for name in removed:
-        changes.append(FileChange(name=name, kind="removed", old_sha256=previous[name].sha256, new_sha256=None,
-                                  weeks=tuple(sorted(set(previous[name].week_digests) - {UNDATED}))))
+        changes.append(
+            FileChange(
+                name=name,
+                kind="removed",
+                old_sha256=previous[name].sha256,
+                new_sha256=None,
+                weeks=tuple(sorted(set(previous[name].week_digests) - {UNDATED})),
+            )
+        )
     return RawDirScan(files=files, changes=tuple(changes))
 
 

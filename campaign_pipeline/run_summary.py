@@ -32,7 +32,9 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
     lines = ["Summary", "-------"]
     accounting = _accounting(Path(data_dir) / "staging")
     if len(accounting):
-        lines.append(f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}")
+        lines.append(
+            f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}"
+        )
         for row in accounting.itertuples():
             lines.append(
                 f"{row.source_file:<26}{row.rows_read:>10,}{row.rows_accepted:>10,}"
@@ -58,14 +60,21 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
         latest = health[health["week_start"] == health["week_start"].max()]
         week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
         counts = latest["health_bucket"].value_counts()
-        lines.append(f"health buckets, week {week}: " + ", ".join(f"{b} {int(counts.get(b, 0))}" for b in HEALTH_BUCKETS))
-        spend = latest.groupby("recommended_action")["total_spend"].sum()  # NaN spend (no delivery) adds 0
+        lines.append(
+            f"health buckets, week {week}: "
+            + ", ".join(f"{b} {int(counts.get(b, 0))}" for b in HEALTH_BUCKETS)
+        )
+        spend = latest.groupby("recommended_action")[
+            "total_spend"
+        ].sum()  # NaN spend (no delivery) adds 0
         n = latest["recommended_action"].value_counts()
         total = spend.sum()
         lines.append("action summary (trailing window of that week):")
         for action in n.index:
             share = spend.get(action, 0.0) / total if total else float("nan")
-            lines.append(f"  {action:<45}{int(n[action]):>5} campaigns  spend {spend.get(action, 0.0):>14,.2f}  ({share:.1%})")
+            lines.append(
+                f"  {action:<45}{int(n[action]):>5} campaigns  spend {spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
+            )
 
     lines.append(f"tables written to {out_dir}:")
     for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:

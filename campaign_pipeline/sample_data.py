@@ -30,13 +30,27 @@ import pandas as pd
 from campaign_pipeline.constants import CONVERTED_STATUSES, RAW_FILES
 
 ANOMALY_KINDS: tuple[str, ...] = (
-    "spend_spike", "delivery_outage", "cpc_spike", "ctr_drift",
-    "tracking_break", "conversion_inflation", "lead_flood", "level_shift",
+    "spend_spike",
+    "delivery_outage",
+    "cpc_spike",
+    "ctr_drift",
+    "tracking_break",
+    "conversion_inflation",
+    "lead_flood",
+    "level_shift",
 )
 DEFECT_KINDS: tuple[str, ...] = (
-    "unparseable_date", "negative_spend", "clicks_gt_impressions", "conversions_gt_clicks",
-    "unknown_campaign", "missing_key", "conflicting_duplicate_campaign", "blank_numeric",
-    "exact_duplicate", "bom_header", "header_whitespace",
+    "unparseable_date",
+    "negative_spend",
+    "clicks_gt_impressions",
+    "conversions_gt_clicks",
+    "unknown_campaign",
+    "missing_key",
+    "conflicting_duplicate_campaign",
+    "blank_numeric",
+    "exact_duplicate",
+    "bom_header",
+    "header_whitespace",
 )
 LABEL_COLUMNS = ["campaign_id", "kind", "start_date", "end_date", "metric", "description"]
 DEFECT_COLUMNS = ["file", "row_key", "kind"]
@@ -68,10 +82,52 @@ OPEN_STATUSES: tuple[str, ...] = ("NEW", "CONTACTED", "NO_ANSWER", "NOT_INTEREST
 WON_STATUSES: tuple[str, ...] = ("DONE_DEAL", "ALREADY_BOUGHT")  # the statuses that carry revenue
 # statuses a sales team records before the deal is won; a won lead may pass through one first
 INTERMEDIATE_CONVERTED: tuple[str, ...] = ("QUALIFIED", "MEETING_DONE")
-FIRST_NAMES = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jin", "Kofi", "Lena",
-               "Mo", "Nia", "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tomas", "Uma", "Vera", "Wen", "Yusuf")
-LAST_NAMES = ("Silva", "Okafor", "Novak", "Kim", "Haddad", "Berg", "Rossi", "Tanaka", "Diaz", "Wolf", "Sato",
-              "Ali", "Moreau", "Kowalski", "Nguyen", "Schmidt", "Costa", "Larsen")
+FIRST_NAMES = (
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elif",
+    "Femi",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jin",
+    "Kofi",
+    "Lena",
+    "Mo",
+    "Nia",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tomas",
+    "Uma",
+    "Vera",
+    "Wen",
+    "Yusuf",
+)
+LAST_NAMES = (
+    "Silva",
+    "Okafor",
+    "Novak",
+    "Kim",
+    "Haddad",
+    "Berg",
+    "Rossi",
+    "Tanaka",
+    "Diaz",
+    "Wolf",
+    "Sato",
+    "Ali",
+    "Moreau",
+    "Kowalski",
+    "Nguyen",
+    "Schmidt",
+    "Costa",
+    "Larsen",
+)
 
 
 @dataclass(frozen=True)
@@ -86,18 +142,32 @@ class GeneratorSettings:
     # [0.5, 2]: a campaign five times as noisy as the rest would spend 3x its daily budget on
     # ordinary days, which the platforms do not allow (Google caps a day at 2x).
     noise_spread: float = 0.0
-    zero_conversion_share: float = 0.55  # campaigns whose leads never convert (seed data: median rate 0)
-    no_lead_share: float = 0.08  # campaigns that spend but collect no leads (broken or no lead form)
-    leads_without_spend_share: float = 0.03  # campaigns with leads but no insights rows (delivery not exported)
+    zero_conversion_share: float = (
+        0.55  # campaigns whose leads never convert (seed data: median rate 0)
+    )
+    no_lead_share: float = (
+        0.08  # campaigns that spend but collect no leads (broken or no lead form)
+    )
+    leads_without_spend_share: float = (
+        0.03  # campaigns with leads but no insights rows (delivery not exported)
+    )
     short_campaign_share: float = 0.2  # campaigns that run 2-10 days (tests, aborted launches)
     parts_share: float = 0.3  # campaigns whose days come as 2-3 ad-set parts to be summed
-    blank_platform_share: float = 0.02  # campaigns.csv rows with an empty platform cell (ingestion: "Unknown")
-    history_share: float = 0.85  # contacted leads whose status changes were exported (the rest have none)
+    blank_platform_share: float = (
+        0.02  # campaigns.csv rows with an empty platform cell (ingestion: "Unknown")
+    )
+    history_share: float = (
+        0.85  # contacted leads whose status changes were exported (the rest have none)
+    )
     anomaly_share: float = 0.12  # share of eligible campaigns given one anomaly when anomalies=True
-    anomaly_min_history: int = 21  # days of normal delivery before an anomaly (a detector needs a baseline)
+    anomaly_min_history: int = (
+        21  # days of normal delivery before an anomaly (a detector needs a baseline)
+    )
     anomaly_magnitude: float = 1.0  # scales every injected effect (1 = clearly visible, not absurd)
     spend_spike_factor: float = 4.0  # one-day spend multiple at magnitude 1
-    cpc_spike_factor: float = 3.0  # clicks divided by this at the same spend (CPC x3) at magnitude 1
+    cpc_spike_factor: float = (
+        3.0  # clicks divided by this at the same spend (CPC x3) at magnitude 1
+    )
     ctr_drift_floor: float = 0.4  # CTR multiple reached at the end of a drift at magnitude 1
     conversion_inflation_factor: float = 5.0  # conversion multiple at magnitude 1
     level_shift_factor: float = 2.5  # permanent spend multiple (or its inverse) at magnitude 1
@@ -124,7 +194,7 @@ class SampleManifest:
 # ---------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _padded(width: int) -> np.ndarray:
     """'0000'..'9999' style strings, built once: formatting by lookup is vectorized."""
     return np.array([f"{i:0{width}d}" for i in range(10**width)], dtype=object)
@@ -142,8 +212,12 @@ def _ids(prefix: str, first: int, n: int) -> np.ndarray:
     return prefix + np.arange(first, first + n).astype(str).astype(object)
 
 
-def _format_timestamps(days: np.ndarray, start: pd.Timestamp, rng: np.random.Generator,
-                       seconds: np.ndarray | None = None) -> np.ndarray:
+def _format_timestamps(
+    days: np.ndarray,
+    start: pd.Timestamp,
+    rng: np.random.Generator,
+    seconds: np.ndarray | None = None,
+) -> np.ndarray:
     """The contract's three formats, mixed (60 % datetime, 25 % date, 15 % US date)."""
     days = np.asarray(days, dtype=np.int64)
     if seconds is None:
@@ -152,7 +226,9 @@ def _format_timestamps(days: np.ndarray, start: pd.Timestamp, rng: np.random.Gen
     if len(days) == 0:
         return np.array([], dtype=object)
     lo = int(days.min())
-    calendar = pd.date_range(start + pd.Timedelta(days=lo), periods=int(days.max()) - lo + 1, freq="D")
+    calendar = pd.date_range(
+        start + pd.Timedelta(days=lo), periods=int(days.max()) - lo + 1, freq="D"
+    )
     iso = calendar.strftime("%Y-%m-%d").to_numpy(dtype=object)
     us = calendar.strftime("%m/%d/%Y").to_numpy(dtype=object)
     k = days - lo
@@ -218,13 +294,17 @@ def generate_sample(
     profiles = list(PLATFORMS.values())
     shares = np.array([p.share for p in profiles])
     platform_idx = rng.choice(len(profiles), n, p=shares / shares.sum())
-    base = np.array([[p.cpm, p.ctr, p.conversion_rate, p.lead_rate, p.weekend_factor] for p in profiles])[platform_idx]
+    base = np.array(
+        [[p.cpm, p.ctr, p.conversion_rate, p.lead_rate, p.weekend_factor] for p in profiles]
+    )[platform_idx]
     cpm = base[:, 0] * rng.lognormal(0, 0.35, n)
     ctr = np.clip(base[:, 1] * rng.lognormal(0, 0.4, n), 0.001, 0.2)
     conv = np.clip(base[:, 2] * rng.lognormal(0, 0.5, n), 0.002, 0.5)
     # a campaign that converts well on the platform also fills more lead forms (partly)
     leads_per_click = base[:, 3] * np.sqrt(conv / base[:, 2]) * rng.lognormal(0, 0.4, n)
-    leads_per_click = np.where(rng.random(n) < s.no_lead_share, 0.0, np.clip(leads_per_click, 0, 0.5))
+    leads_per_click = np.where(
+        rng.random(n) < s.no_lead_share, 0.0, np.clip(leads_per_click, 0, 0.5)
+    )
     lead_convert_p = np.where(rng.random(n) < s.zero_conversion_share, 0.0, rng.beta(2, 12, n))
     budget = np.maximum(np.round(rng.lognormal(np.log(80), 0.9, n)), 5.0)  # heavy tail
     first_day = np.where(rng.random(n) < 0.35, 0, rng.integers(0, max(1, int(n_days * 0.6)), n))
@@ -236,15 +316,21 @@ def generate_sample(
     users = rng.integers(1, max(2, n // 15) + 1, n)
     created = _format_timestamps(np.maximum(first_day - rng.integers(0, 10, n), -30), start, rng)
     letters = np.array([chr(65 + i) for i in range(26)], dtype=object)
-    platform_cell = np.where(rng.random(n) < s.blank_platform_share, "", platform_names[platform_idx])
+    platform_cell = np.where(
+        rng.random(n) < s.blank_platform_share, "", platform_names[platform_idx]
+    )
     campaigns = pd.DataFrame(
         {
             "id": campaign_ids,
             "user_id": "U" + _padded(4)[users % 10000],
-            "project_name": "Project " + letters[users % 26] + (users // 26).astype(str).astype(object),
+            "project_name": "Project "
+            + letters[users % 26]
+            + (users // 26).astype(str).astype(object),
             "daily_budget": budget.astype(np.int64),
             "platform": platform_cell,
-            "name": platform_names[platform_idx] + " campaign " + np.arange(n).astype(str).astype(object),
+            "name": platform_names[platform_idx]
+            + " campaign "
+            + np.arange(n).astype(str).astype(object),
             "created_at": created,
         }
     )
@@ -260,13 +346,38 @@ def generate_sample(
     labels: list[tuple] = []
     inject_anomalies = anomalies is not None and anomalies is not False and anomalies != 0
     if inject_anomalies:
-        labels = _inject_anomalies(rng, s, anomalies, c, d, first_day, last_day, hidden, budget, ctr, conv, cpm,
-                                   leads_per_click, effects, campaign_ids, start)
+        labels = _inject_anomalies(
+            rng,
+            s,
+            anomalies,
+            c,
+            d,
+            first_day,
+            last_day,
+            hidden,
+            budget,
+            ctr,
+            conv,
+            cpm,
+            leads_per_click,
+            effects,
+            campaign_ids,
+            start,
+        )
 
     noise = s.noise
     if s.noise_spread > 0:
-        noise = noise * np.clip(np.random.default_rng([seed, 1]).lognormal(0, s.noise_spread, n), 0.5, 2.0)[c]
-    spend = budget[c] * rng.uniform(0.7, 1.0, len(c)) * day_factor * rng.lognormal(0, 0.12 * noise, len(c)) * effects.spend
+        noise = (
+            noise
+            * np.clip(np.random.default_rng([seed, 1]).lognormal(0, s.noise_spread, n), 0.5, 2.0)[c]
+        )
+    spend = (
+        budget[c]
+        * rng.uniform(0.7, 1.0, len(c))
+        * day_factor
+        * rng.lognormal(0, 0.12 * noise, len(c))
+        * effects.spend
+    )
     spend = np.where(effects.outage, 0.0, _money(spend))
     impressions = rng.poisson(spend / cpm[c] * 1000 * rng.lognormal(0, 0.08 * noise, len(c)))
     day_ctr = np.clip(ctr[c] * effects.ctr * rng.lognormal(0, 0.1 * noise, len(c)), 0, 1)
@@ -274,16 +385,20 @@ def generate_sample(
     conversions = rng.binomial(clicks, np.clip(conv[c] * effects.conversion, 0, 1))
     n_leads = rng.poisson(clicks * leads_per_click[c]) + effects.junk_leads
 
-    insights = _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start)
-    leads, changes = _leads_and_history(rng, s, c, d, n_leads, effects.junk_leads, lead_convert_p, campaign_ids,
-                                        start, export_day)
+    insights = _insight_parts(
+        rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start
+    )
+    leads, changes = _leads_and_history(
+        rng, s, c, d, n_leads, effects.junk_leads, lead_convert_p, campaign_ids, start, export_day
+    )
 
     defect_rows: list[tuple] = []
     bom = header_spaces = False
     if defects:
         spared = np.isin(campaign_ids, [label[0] for label in labels])  # anomaly days stay intact
-        campaigns, insights, leads, defect_rows = _inject_defects(rng, campaigns, insights, leads, short & ~spared,
-                                                                  campaign_ids[spared])
+        campaigns, insights, leads, defect_rows = _inject_defects(
+            rng, campaigns, insights, leads, short & ~spared, campaign_ids[spared]
+        )
         bom = header_spaces = True
 
     paths = {key: out_dir / name for key, name in RAW_FILES.items()}
@@ -292,13 +407,22 @@ def generate_sample(
         header, rest = insights_csv.split("\n", 1)
         header = ",".join(f" {h} " if h in ("spend", "clicks") else h for h in header.split(","))
         insights_csv = header + "\n" + rest
-    paths["campaigns"].write_text(campaigns.to_csv(index=False, lineterminator="\n"),
-                                  encoding="utf-8-sig" if bom else "utf-8")
+    paths["campaigns"].write_text(
+        campaigns.to_csv(index=False, lineterminator="\n"), encoding="utf-8-sig" if bom else "utf-8"
+    )
     paths["insights"].write_text(insights_csv, encoding="utf-8")
-    paths["campaign_leads"].write_text(leads.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
-    paths["lead_status_changes"].write_text(changes.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
-    rows = {"campaigns": len(campaigns), "insights": len(insights), "campaign_leads": len(leads),
-            "lead_status_changes": len(changes)}
+    paths["campaign_leads"].write_text(
+        leads.to_csv(index=False, lineterminator="\n"), encoding="utf-8"
+    )
+    paths["lead_status_changes"].write_text(
+        changes.to_csv(index=False, lineterminator="\n"), encoding="utf-8"
+    )
+    rows = {
+        "campaigns": len(campaigns),
+        "insights": len(insights),
+        "campaign_leads": len(leads),
+        "lead_status_changes": len(changes),
+    }
 
     label_frame = pd.DataFrame(labels, columns=LABEL_COLUMNS)
     defect_frame = pd.DataFrame(defect_rows, columns=DEFECT_COLUMNS)
@@ -310,7 +434,9 @@ def generate_sample(
         paths["defects"] = out_dir / "defects.csv"
         defect_frame.to_csv(paths["defects"], index=False, lineterminator="\n")
         rows["defects"] = len(defect_frame)
-    return SampleManifest(out_dir=out_dir, paths=paths, rows=rows, labels=label_frame, defects=defect_frame)
+    return SampleManifest(
+        out_dir=out_dir, paths=paths, rows=rows, labels=label_frame, defects=defect_frame
+    )
 
 
 class _Effects:
@@ -324,7 +450,9 @@ class _Effects:
         self.junk_leads = np.zeros(size, np.int64)
 
 
-def _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start) -> pd.DataFrame:
+def _insight_parts(
+    rng, s, c, d, hidden, spend, impressions, clicks, conversions, campaign_ids, start
+) -> pd.DataFrame:
     """Split each exported campaign-day into 1-3 ad-set parts whose sums are the day's totals.
 
     Counts are split as counts: impressions binomially, then a part's clicks hypergeometrically
@@ -353,8 +481,12 @@ def _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions
             continue
         r, last, take = rows[at], is_last[at], share[at]
         imp = np.where(last, left_imp[r], rng.binomial(left_imp[r], take))
-        clk = np.where(last, left_clk[r], rng.hypergeometric(left_clk[r], left_imp[r] - left_clk[r], imp))
-        cnv = np.where(last, left_cnv[r], rng.hypergeometric(left_cnv[r], left_clk[r] - left_cnv[r], clk))
+        clk = np.where(
+            last, left_clk[r], rng.hypergeometric(left_clk[r], left_imp[r] - left_clk[r], imp)
+        )
+        cnv = np.where(
+            last, left_cnv[r], rng.hypergeometric(left_cnv[r], left_clk[r] - left_cnv[r], clk)
+        )
         spd = np.where(last, left_spend[r], _money(left_spend[r] * take))
         part_imp[at], part_clk[at], part_cnv[at], part_spend[at] = imp, clk, cnv, spd
         left_imp[r] -= imp
@@ -374,7 +506,9 @@ def _insight_parts(rng, s, c, d, hidden, spend, impressions, clicks, conversions
     )
 
 
-def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campaign_ids, start, export_day):
+def _leads_and_history(
+    rng, s, c, d, n_leads, junk_leads, lead_convert_p, campaign_ids, start, export_day
+):
     """Leads per campaign-day, their current status, and the status changes that led there.
 
     Each lead gets a planned path of up to three changes: NEW -> CONTACTED (0-2 days after it
@@ -389,9 +523,13 @@ def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campai
     junk_share = np.where(n_leads > 0, junk_leads / np.maximum(n_leads, 1), 0.0)
     flood_junk = rng.random(n_total) < np.repeat(junk_share, n_leads)
     converts = (rng.random(n_total) < lead_convert_p[lead_c]) & ~flood_junk
-    converted_pick = rng.choice(np.array(CONVERTED_STATUSES), n_total, p=[0.3, 0.1, 0.05, 0.2, 0.15, 0.2])
+    converted_pick = rng.choice(
+        np.array(CONVERTED_STATUSES), n_total, p=[0.3, 0.1, 0.05, 0.2, 0.15, 0.2]
+    )
     open_pick = rng.choice(np.array(OPEN_STATUSES), n_total, p=[0.3, 0.25, 0.2, 0.15, 0.1])
-    final = np.where(converts, converted_pick, np.where(flood_junk, "JUNK", open_pick)).astype(object)
+    final = np.where(converts, converted_pick, np.where(flood_junk, "JUNK", open_pick)).astype(
+        object
+    )
     won = np.isin(final, WON_STATUSES)
     via = won & (rng.random(n_total) < 0.4)
     via_status = rng.choice(np.array(INTERMEDIATE_CONVERTED), n_total)
@@ -400,11 +538,14 @@ def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campai
     # planned steps: (new status, day offset from added_date); "" = no such step
     goes_via_contacted = converts | np.isin(final, ["CONTACTED", "NOT_INTERESTED"])
     step1 = np.where(goes_via_contacted, "CONTACTED", final).astype(object)
-    step2 = np.where(~goes_via_contacted | (final == "CONTACTED"), "",
-                     np.where(via, via_status, final)).astype(object)
+    step2 = np.where(
+        ~goes_via_contacted | (final == "CONTACTED"), "", np.where(via, via_status, final)
+    ).astype(object)
     step3 = np.where(via, final, "").astype(object)
     day1 = lead_d + rng.integers(0, 3, n_total)
-    day2 = day1 + np.where(converts, rng.geometric(0.15, n_total), rng.geometric(0.35, n_total))  # days to weeks
+    day2 = day1 + np.where(
+        converts, rng.geometric(0.15, n_total), rng.geometric(0.35, n_total)
+    )  # days to weeks
     day3 = day2 + rng.geometric(0.2, n_total)
     steps = np.stack([step1, step2, step3], axis=1)
     step_days = np.stack([day1, day2, day3], axis=1)
@@ -432,10 +573,17 @@ def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campai
             "id": lead_ids,
             "campaign_id": campaign_ids[lead_c],
             "name": first_names[first] + " " + last_names[last],
-            "email": (np.char.lower(np.array(FIRST_NAMES)).astype(object)[first] + email_sep
-                      + np.char.lower(np.array(LAST_NAMES)).astype(object)[last]
-                      + _padded(3)[rng.integers(0, 1000, n_total)] + "@example.com"),
-            "phone": "+1 555 " + _padded(3)[rng.integers(0, 1000, n_total)] + " " + _padded(4)[rng.integers(0, 10000, n_total)],
+            "email": (
+                np.char.lower(np.array(FIRST_NAMES)).astype(object)[first]
+                + email_sep
+                + np.char.lower(np.array(LAST_NAMES)).astype(object)[last]
+                + _padded(3)[rng.integers(0, 1000, n_total)]
+                + "@example.com"
+            ),
+            "phone": "+1 555 "
+            + _padded(3)[rng.integers(0, 1000, n_total)]
+            + " "
+            + _padded(4)[rng.integers(0, 10000, n_total)],
             "lead_status": _casual_case(current.astype(str), rng),
             "added_date": _format_timestamps(lead_d, start, rng, added_seconds),
             "deal_value": deal,
@@ -444,7 +592,9 @@ def _leads_and_history(rng, s, c, d, n_leads, junk_leads, lead_convert_p, campai
 
     lead_of, step_of = np.nonzero(happened)  # row-major: by lead, then step order
     new_status = steps[lead_of, step_of]
-    old_status = np.where(step_of == 0, "NEW", steps[lead_of, np.maximum(step_of - 1, 0)]).astype(object)
+    old_status = np.where(step_of == 0, "NEW", steps[lead_of, np.maximum(step_of - 1, 0)]).astype(
+        object
+    )
     change_day = step_days[lead_of, step_of]
     # a change on the day the lead came in happens after it came in
     same_day = change_day == lead_d[lead_of]
@@ -470,8 +620,24 @@ def _anomaly_count(anomalies: bool | int | float, share: float, n_eligible: int)
     return int(anomalies)
 
 
-def _inject_anomalies(rng, s, anomalies, c, d, first_day, last_day, hidden, budget, ctr, conv, cpm,
-                      leads_per_click, effects, campaign_ids, start) -> list[tuple]:
+def _inject_anomalies(
+    rng,
+    s,
+    anomalies,
+    c,
+    d,
+    first_day,
+    last_day,
+    hidden,
+    budget,
+    ctr,
+    conv,
+    cpm,
+    leads_per_click,
+    effects,
+    campaign_ids,
+    start,
+) -> list[tuple]:
     """Give some long-running campaigns one anomaly each, after a baseline of normal days.
 
     Kinds are assigned in turn, each to the next (randomly ordered) campaign whose usual
@@ -553,8 +719,16 @@ def _inject_anomalies(rng, s, anomalies, c, d, first_day, last_day, hidden, budg
             factor = up if rng.random() < 0.5 else 1 / up
             effects.spend[window(t0, t1)] *= factor
             metric, desc = "spend", f"spend and delivery x{factor:.2f} from this day on"
-        labels.append((campaign_ids[i], kind, (start + pd.Timedelta(days=t0)).date().isoformat(),
-                       (start + pd.Timedelta(days=t1)).date().isoformat(), metric, desc))
+        labels.append(
+            (
+                campaign_ids[i],
+                kind,
+                (start + pd.Timedelta(days=t0)).date().isoformat(),
+                (start + pd.Timedelta(days=t1)).date().isoformat(),
+                metric,
+                desc,
+            )
+        )
     return labels
 
 
@@ -593,7 +767,9 @@ def _inject_defects(rng, campaigns, insights, leads, duplicable, spared_ids):
     lead_candidates = np.flatnonzero(~ld["campaign_id"].isin(spared_ids).to_numpy())
     if len(lead_candidates):
         missing = int(rng.choice(lead_candidates))
-        rows.append(("campaign_leads.csv", f"line {missing + 2}", "missing_key"))  # header is line 1
+        rows.append(
+            ("campaign_leads.csv", f"line {missing + 2}", "missing_key")
+        )  # header is line 1
         ld.iat[missing, 0] = ""
 
     victims = np.flatnonzero(duplicable)
@@ -613,14 +789,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--campaigns", type=int, default=200)
     parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--start-date", default="2025-01-06", help="first day (2025-01-06 is a Monday)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies --campaigns (benchmarks)")
-    parser.add_argument("--anomalies", action="store_true", help="inject labelled anomalies (anomaly_labels.csv)")
-    parser.add_argument("--defects", action="store_true", help="inject contract defects (defects.csv)")
+    parser.add_argument(
+        "--start-date", default="2025-01-06", help="first day (2025-01-06 is a Monday)"
+    )
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies --campaigns (benchmarks)"
+    )
+    parser.add_argument(
+        "--anomalies", action="store_true", help="inject labelled anomalies (anomaly_labels.csv)"
+    )
+    parser.add_argument(
+        "--defects", action="store_true", help="inject contract defects (defects.csv)"
+    )
     args = parser.parse_args(argv)
-    manifest = generate_sample(args.out, seed=args.seed, n_campaigns=args.campaigns, n_days=args.days,
-                               start_date=args.start_date, anomalies=args.anomalies, defects=args.defects,
-                               scale=args.scale)
+    manifest = generate_sample(
+        args.out,
+        seed=args.seed,
+        n_campaigns=args.campaigns,
+        n_days=args.days,
+        start_date=args.start_date,
+        anomalies=args.anomalies,
+        defects=args.defects,
+        scale=args.scale,
+    )
     print(f"wrote {manifest.out_dir}: {manifest}")
     for key, path in manifest.paths.items():
         print(f"  {path} ({manifest.rows[key]:,} rows)")

@@ -7,7 +7,6 @@ land. The timezone is the partitions' (``CAMPAIGN_PIPELINE_TIMEZONE``, UTC by de
 "Monday 06:00" and "the week" are both in the marketing team's local time.
 """
 
-
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 

@@ -207,7 +207,9 @@ class ValidatedInsights(_Validated):
 class ValidatedLeads(_Validated):
     lead_id: Series[str] = pa.Field(unique=True)
     campaign_id: Series[str]
-    lead_status: Series[str] = pa.Field(str_matches=r"^\S(.*\S)?$", description="trimmed, upper-cased")
+    lead_status: Series[str] = pa.Field(
+        str_matches=r"^\S(.*\S)?$", description="trimmed, upper-cased"
+    )
     added_date: Series[pa.DateTime]
     deal_value: Series[float] = pa.Field(nullable=True, ge=0)
 

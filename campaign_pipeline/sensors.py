@@ -10,7 +10,6 @@ The logic lives in pure modules: ``raw_files`` (what changed, which weeks) and `
 (what to post). Here only the Dagster plumbing and the cursors.
 """
 
-
 import json
 import os
 import time
@@ -18,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 import pandas as pd
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from campaign_pipeline import alerts, raw_files
 from campaign_pipeline.partitions import weekly_partitions
@@ -56,13 +55,17 @@ def build_raw_file_sensor(
             "rows changed; run keys carry the file contents so a file is never processed twice."
         ),
     )
-    def raw_file_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SensorResult:
+    def raw_file_sensor(
+        context: dg.SensorEvaluationContext, storage: PipelineStorage
+    ) -> dg.SensorResult:
         previous = raw_files.load_state(context.cursor)
         scan = raw_files.scan_raw_dir(storage.raw_dir, previous)
         cursor = raw_files.dump_state(scan)
         if not scan.changes:
-            return dg.SensorResult(skip_reason=dg.SkipReason(f"no new or replaced file in {storage.raw_dir}"),
-                                   cursor=cursor)
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(f"no new or replaced file in {storage.raw_dir}"),
+                cursor=cursor,
+            )
 
         for change in scan.changes:
             detail = f"{change.name}: {change.kind}, {len(change.weeks)} week(s) changed"
@@ -85,15 +88,19 @@ def build_raw_file_sensor(
             dg.RunRequest(
                 run_key=raw_files.run_key_for_week(week, changes),
                 partition_key=week,
-                tags={"campaign_pipeline/trigger": "raw_file_sensor",
-                      "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes}))},
+                tags={
+                    "campaign_pipeline/trigger": "raw_file_sensor",
+                    "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes})),
+                },
             )
             for week, changes in touched.items()
             if week in valid
         ]
         if not requests:
             return dg.SensorResult(
-                skip_reason=dg.SkipReason("raw files changed but touched no complete weekly partition"),
+                skip_reason=dg.SkipReason(
+                    "raw files changed but touched no complete weekly partition"
+                ),
                 cursor=cursor,
             )
         return dg.SensorResult(run_requests=requests, cursor=cursor)
@@ -118,7 +125,11 @@ def _flags_path(record: dg.EventLogRecord, storage: PipelineStorage) -> Path | N
         if path.is_dir():
             return path / f"{partition}.parquet" if partition else None
         return path
-    return storage.table_path("anomaly_flags", partition) if partition else storage.table_path("anomaly_flags")
+    return (
+        storage.table_path("anomaly_flags", partition)
+        if partition
+        else storage.table_path("anomaly_flags")
+    )
 
 
 def build_anomaly_alert_sensor(
@@ -151,36 +162,54 @@ def build_anomaly_alert_sensor(
             f"flags to ${alerts.WEBHOOK_ENV} (Slack-compatible JSON), each flag once."
         ),
     )
-    def anomaly_alert_sensor(context: dg.SensorEvaluationContext, storage: PipelineStorage) -> dg.SkipReason | None:
+    def anomaly_alert_sensor(
+        context: dg.SensorEvaluationContext, storage: PipelineStorage
+    ) -> dg.SkipReason | None:
         url = alerts.webhook_url_from_env()
         if not url:
-            return dg.SkipReason(f"{alerts.WEBHOOK_ENV} is not set: nothing posted, flags stay pending")
+            return dg.SkipReason(
+                f"{alerts.WEBHOOK_ENV} is not set: nothing posted, flags stay pending"
+            )
         state = json.loads(context.cursor) if context.cursor else {}
         after = state.get("after_storage_id")
         posted: set[str] = set(state.get("posted", []))
         records_filter = dg.AssetRecordsFilter(
             asset_key=asset_key,
             after_storage_id=after,
-            after_timestamp=None if after is not None else time.time() - first_tick_lookback_seconds,
+            after_timestamp=None
+            if after is not None
+            else time.time() - first_tick_lookback_seconds,
         )
-        records = context.instance.fetch_materializations(records_filter, limit=100, ascending=True).records
+        records = context.instance.fetch_materializations(
+            records_filter, limit=100, ascending=True
+        ).records
 
         def save(last_id: int | None) -> None:
-            context.update_cursor(json.dumps(
-                {"after_storage_id": last_id if last_id is not None else after, "posted": sorted(posted)}))
+            context.update_cursor(
+                json.dumps(
+                    {
+                        "after_storage_id": last_id if last_id is not None else after,
+                        "posted": sorted(posted),
+                    }
+                )
+            )
 
         messages_sent = flags_sent = 0
         last_done = after
         for record in records:
             path = _flags_path(record, storage)
             if path is None or not path.is_file():
-                context.log.warning(f"anomaly flags of event {record.storage_id} not found at {path}; skipped")
+                context.log.warning(
+                    f"anomaly flags of event {record.storage_id} not found at {path}; skipped"
+                )
                 last_done = record.storage_id
                 continue
             flags = alerts.alertable_flags(pd.read_parquet(path), settings.min_severity)
             pending = flags.loc[~flags["flag_key"].isin(posted)]
             week = record.partition_key or "unpartitioned"
-            for keys, payload in alerts.build_flag_messages(pending, settings, context=f"week {week}"):
+            for keys, payload in alerts.build_flag_messages(
+                pending, settings, context=f"week {week}"
+            ):
                 if messages_sent >= max_messages_per_tick:
                     save(last_done)
                     return dg.SkipReason(f"posted {flags_sent} flag(s); more next tick")
@@ -196,7 +225,9 @@ def build_anomaly_alert_sensor(
             last_done = record.storage_id
         save(last_done)
         if flags_sent == 0:
-            return dg.SkipReason(f"no new {settings.min_severity}-or-worse flag in {len(records)} materialization(s)")
+            return dg.SkipReason(
+                f"no new {settings.min_severity}-or-worse flag in {len(records)} materialization(s)"
+            )
         context.log.info(f"posted {flags_sent} flag(s) in {messages_sent} message(s)")
         return None
 
@@ -224,12 +255,19 @@ def build_run_failure_alert_sensor(
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
         url = alerts.webhook_url_from_env()
         if not url:
-            return dg.SkipReason(f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} not posted")
+            return dg.SkipReason(
+                f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} not posted"
+            )
         run = context.dagster_run
-        steps = sorted({event.step_key for event in context.get_step_failure_events() if event.step_key})
+        steps = sorted(
+            {event.step_key for event in context.get_step_failure_events() if event.step_key}
+        )
         payload = alerts.build_run_failure_message(
-            run.job_name, run.run_id, context.failure_event.message,
-            partition=run.tags.get("dagster/partition"), step_keys=steps,
+            run.job_name,
+            run.run_id,
+            context.failure_event.message,
+            partition=run.tags.get("dagster/partition"),
+            step_keys=steps,
             ui_base_url=os.environ.get(UI_URL_ENV) or None,
         )
         # An AlertPostError fails this tick; Dagster evaluates the same failure again next tick.

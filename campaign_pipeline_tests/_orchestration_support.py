@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
+PG_ENV = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USER",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
 
 
 def in_ci() -> bool:
@@ -32,8 +38,11 @@ def require(condition: bool, reason: str) -> None:
 
 def require_postgres() -> dict[str, str]:
     missing = [name for name in PG_ENV if not os.environ.get(name)]
-    require(not missing, f"no PostgreSQL server configured ({', '.join(missing)} unset; "
-                         "start one with: eval \"$(scripts/ci_postgres.sh start)\")")
+    require(
+        not missing,
+        f"no PostgreSQL server configured ({', '.join(missing)} unset; "
+        'start one with: eval "$(scripts/ci_postgres.sh start)")',
+    )
     return {name: os.environ[name] for name in PG_ENV}
 
 
@@ -95,6 +104,7 @@ def replace_file(path: Path, text: str) -> None:
 
 # --- a real HTTP listener for webhook posts --------------------------------------------------
 
+
 class WebhookListener:
     """An HTTP server on 127.0.0.1 (ephemeral port) that records JSON bodies it receives.
 
@@ -135,7 +145,7 @@ class WebhookListener:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/hook"
 
-    def __enter__(self) -> "WebhookListener":
+    def __enter__(self) -> WebhookListener:
         self._thread.start()
         return self
 
@@ -154,7 +164,11 @@ TEST_PARTITION = "2024-01-15"  # a week with insights, leads and campaigns in RA
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any instance or PostgreSQL choice, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("DAGSTER_PG_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "DAGSTER_HOME" and not k.startswith("DAGSTER_PG_")
+    }
     env["PATH"] = f"{REPO_ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONWARNINGS"] = "ignore"
     env.update(extra)

@@ -6,7 +6,6 @@ executors can be tested without depending on the real detection's output. Import
 module name, so multiprocess runs can reconstruct it.
 """
 
-
 import os
 import time
 
@@ -29,9 +28,15 @@ def toy_validated_insights(storage: PipelineStorage) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": len(raw)})
 
 
-@dg.asset(group_name="toy_weekly", partitions_def=weekly_partitions, deps=[toy_validated_insights],
-          backfill_policy=dg.BackfillPolicy.single_run())
-def toy_weekly_spend(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="toy_weekly",
+    partitions_def=weekly_partitions,
+    deps=[toy_validated_insights],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def toy_weekly_spend(
+    context: dg.AssetExecutionContext, storage: PipelineStorage
+) -> dg.MaterializeResult:
     _busy()
     insights = storage.read_staging("toy_validated_insights")
     for week in context.partition_keys:
@@ -47,19 +52,37 @@ def toy_flags(week: str) -> pd.DataFrame:
     start, end = week_window(week)
     rows = []
     for i, severity in enumerate(["low", "medium", "high", "critical", "high"]):
-        rows.append({
-            "campaign_id": f"c{i}", "grain": "day", "period_start": pd.Timestamp(start), "metric": "spend",
-            "period_end": pd.Timestamp(start), "value": 10.0 * (i + 1), "expected": 5.0, "score": 3.0 + i,
-            "methods": "toy", "anomaly_type": "spike", "severity": severity, "confidence": 0.9,
-            "explanation": f"spend <{i}> & more", "suggested_action": "Check the campaign",
-        })
+        rows.append(
+            {
+                "campaign_id": f"c{i}",
+                "grain": "day",
+                "period_start": pd.Timestamp(start),
+                "metric": "spend",
+                "period_end": pd.Timestamp(start),
+                "value": 10.0 * (i + 1),
+                "expected": 5.0,
+                "score": 3.0 + i,
+                "methods": "toy",
+                "anomaly_type": "spike",
+                "severity": severity,
+                "confidence": 0.9,
+                "explanation": f"spend <{i}> & more",
+                "suggested_action": "Check the campaign",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 # Depends on the ingestion asset only, so it and toy_weekly_spend can run side by side.
-@dg.asset(group_name="toy_weekly", partitions_def=weekly_partitions, deps=[toy_validated_insights],
-          backfill_policy=dg.BackfillPolicy.single_run())
-def anomaly_flags(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+@dg.asset(
+    group_name="toy_weekly",
+    partitions_def=weekly_partitions,
+    deps=[toy_validated_insights],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def anomaly_flags(
+    context: dg.AssetExecutionContext, storage: PipelineStorage
+) -> dg.MaterializeResult:
     _busy()
     week = context.partition_key
     path = storage.write_table("anomaly_flags", toy_flags(week), week)
@@ -73,8 +96,12 @@ def toy_failing() -> None:
 
 toy_assets = [toy_validated_insights, toy_weekly_spend, anomaly_flags]
 
-toy_weekly_job = dg.define_asset_job("toy_weekly_job", selection=dg.AssetSelection.assets(*toy_assets))
-toy_failing_job = dg.define_asset_job("toy_failing_job", selection=dg.AssetSelection.assets(toy_failing))
+toy_weekly_job = dg.define_asset_job(
+    "toy_weekly_job", selection=dg.AssetSelection.assets(*toy_assets)
+)
+toy_failing_job = dg.define_asset_job(
+    "toy_failing_job", selection=dg.AssetSelection.assets(toy_failing)
+)
 
 defs = dg.Definitions(
     assets=[*toy_assets, toy_failing],

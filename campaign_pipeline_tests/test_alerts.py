@@ -60,8 +60,12 @@ def test_settings_reject_unknown_severity():
 
 def test_run_failure_message_sends_first_error_line_only():
     payload = alerts.build_run_failure_message(
-        "weekly_pipeline_job", "run-123", "Boom: export refused\nTraceback...\nsecret row values",
-        partition="2024-01-15", step_keys=["exports"], ui_base_url="http://127.0.0.1:3000/",
+        "weekly_pipeline_job",
+        "run-123",
+        "Boom: export refused\nTraceback...\nsecret row values",
+        partition="2024-01-15",
+        step_keys=["exports"],
+        ui_base_url="http://127.0.0.1:3000/",
     )
     text = payload["blocks"][0]["text"]["text"]
     assert "weekly_pipeline_job" in payload["text"] and "2024-01-15" in payload["text"]
@@ -83,7 +87,9 @@ def test_post_json_reaches_a_real_listener():
 
 def test_post_json_retries_server_errors_then_succeeds():
     with WebhookListener(statuses=[503, 429]) as hook:
-        status = alerts.post_json(hook.url, {"text": "x"}, alerts.AlertSettings(retries=2), sleep=lambda s: None)
+        status = alerts.post_json(
+            hook.url, {"text": "x"}, alerts.AlertSettings(retries=2), sleep=lambda s: None
+        )
     assert status == 200
     assert len(hook.bodies) == 3
 
@@ -99,8 +105,12 @@ def test_post_json_errors_never_show_the_webhook_token():
     with WebhookListener() as hook:
         dead_url = hook.url + "/SECRETTOKEN"
     with pytest.raises(alerts.AlertPostError) as raised:
-        alerts.post_json(dead_url, {"text": "x"}, alerts.AlertSettings(retries=1, timeout_seconds=2),
-                         sleep=lambda s: None)
+        alerts.post_json(
+            dead_url,
+            {"text": "x"},
+            alerts.AlertSettings(retries=1, timeout_seconds=2),
+            sleep=lambda s: None,
+        )
     assert "SECRETTOKEN" not in str(raised.value)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
@@ -121,5 +131,10 @@ def test_requests_is_what_posts(monkeypatch):
             response.status_code = 204
             return response
 
-    assert alerts.post_json("http://h/x", {"a": 1}, alerts.AlertSettings(timeout_seconds=3), session=FakeSession()) == 204
+    assert (
+        alerts.post_json(
+            "http://h/x", {"a": 1}, alerts.AlertSettings(timeout_seconds=3), session=FakeSession()
+        )
+        == 204
+    )
     assert seen == {"url": "http://h/x", "json": {"a": 1}, "timeout": 3}

@@ -1,14 +1,12 @@
 """The CLI as a user meets it: one-line errors with exit code 2, and a full run through Dagster."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from campaign_pipeline_tests.test_ingestion import write_raw
 
@@ -21,7 +19,11 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subproce
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "campaign_pipeline.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO,
     )
 
 
@@ -37,14 +39,18 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 def test_missing_file_exits_2_naming_the_file(tmp_path):
     raw = write_raw(tmp_path)
     (raw / "insights.csv").unlink()
-    assert_one_line_error(run_cli("run", "--data-dir", str(tmp_path)), "insights.csv", "file not found")
+    assert_one_line_error(
+        run_cli("run", "--data-dir", str(tmp_path)), "insights.csv", "file not found"
+    )
 
 
 def test_missing_required_column_exits_2_naming_file_and_column(tmp_path):
     raw = write_raw(tmp_path)
     text = (raw / "campaign_leads.csv").read_text().replace("lead_status", "status")
     (raw / "campaign_leads.csv").write_text(text)
-    assert_one_line_error(run_cli("run", "--data-dir", str(tmp_path)), "campaign_leads.csv", "column 'lead_status'")
+    assert_one_line_error(
+        run_cli("run", "--data-dir", str(tmp_path)), "campaign_leads.csv", "column 'lead_status'"
+    )
 
 
 def test_unreadable_file_exits_2(tmp_path):
@@ -54,13 +60,19 @@ def test_unreadable_file_exits_2(tmp_path):
 
 
 def test_missing_raw_folder_exits_2(tmp_path):
-    assert_one_line_error(run_cli("run", "--data-dir", str(tmp_path / "nowhere")), "raw folder not found")
+    assert_one_line_error(
+        run_cli("run", "--data-dir", str(tmp_path / "nowhere")), "raw folder not found"
+    )
 
 
 def test_detect_missing_column_exits_2(tmp_path):
     path = tmp_path / "series.csv"
-    pd.DataFrame({"series": ["a"], "time": ["2025-01-01"], "value": [1.0]}).to_csv(path, index=False)
-    assert_one_line_error(run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'")
+    pd.DataFrame({"series": ["a"], "time": ["2025-01-01"], "value": [1.0]}).to_csv(
+        path, index=False
+    )
+    assert_one_line_error(
+        run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'"
+    )
 
 
 def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading(tmp_path):
@@ -73,28 +85,53 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     assert run_cli("detect", str(path), "--out", str(out)).returncode == 0
     assert pd.read_csv(out)["is_anomaly"].sum() == 1
     # an effect of at least +1000 % asked for: the +500 % hour is no longer an alert
-    proc = run_cli("detect", str(path), "--out", str(out), "--set", "min_relative_effect=10", "--set", "use_cusum=false")
+    proc = run_cli(
+        "detect",
+        str(path),
+        "--out",
+        str(out),
+        "--set",
+        "min_relative_effect=10",
+        "--set",
+        "use_cusum=false",
+    )
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(out)["is_anomaly"].sum() == 0
     # a typo or a wrong value ends it at once, naming the setting, even before the file is read
     missing = str(tmp_path / "nowhere.csv")
-    assert_one_line_error(run_cli("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
-                          "min_relative_efect=10", "DetectionSettings field")
-    assert_one_line_error(run_cli("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),
-                          "use_cusum", "true or false")
+    assert_one_line_error(
+        run_cli("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
+        "min_relative_efect=10",
+        "DetectionSettings field",
+    )
+    assert_one_line_error(
+        run_cli("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),
+        "use_cusum",
+        "true or false",
+    )
 
 
 def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_path):
     days = pd.date_range("2025-01-01", periods=40, freq="D").strftime("%Y-%m-%d").tolist()
-    rows = [("a", d, "10") for d in days] + [("a", days[5], "14"), ("a", days[6], "12,5"), ("a", days[7], "")]
+    rows = [("a", d, "10") for d in days] + [
+        ("a", days[5], "14"),
+        ("a", days[6], "12,5"),
+        ("a", days[7], ""),
+    ]
     path = tmp_path / "series.csv"
     pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
     proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
     assert len(notes) == 2
-    assert "1 value(s) are not numbers (the first in data row 42: '12,5'); treated as missing" in notes[0]
-    assert "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are averaged" in notes[1]
+    assert (
+        "1 value(s) are not numbers (the first in data row 42: '12,5'); treated as missing"
+        in notes[0]
+    )
+    assert (
+        "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are averaged"
+        in notes[1]
+    )
     flags = pd.read_csv(tmp_path / "f.csv")
     assert len(flags) == 40  # one row per distinct timestamp
     # a clean file gets no notes
@@ -111,13 +148,20 @@ def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
     values = np.exp(rng.normal(0.0, 0.05, len(utc)))
     values[800] *= 6.0
     path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
-    pd.DataFrame({"series": "a", "timestamp": local.strftime("%Y-%m-%d %H:%M:%S%z").str[:-2] + ":00",
-                  "value": values}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "series": "a",
+            "timestamp": local.strftime("%Y-%m-%d %H:%M:%S%z").str[:-2] + ":00",
+            "value": values,
+        }
+    ).to_csv(path, index=False)
     assert "+02:00" in path.read_text() and "+01:00" in path.read_text()
     proc = run_cli("detect", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
-    assert len(notes) == 1 and "960 timestamp(s) carry a UTC offset; all are read as UTC" in notes[0]
+    assert (
+        len(notes) == 1 and "960 timestamp(s) carry a UTC offset; all are read as UTC" in notes[0]
+    )
     flags = pd.read_csv(out)
     assert len(flags) == len(utc)  # no hour lost or merged at the change of offset
     hits = pd.to_datetime(flags.loc[flags["is_anomaly"], "timestamp"], utc=True)
@@ -130,21 +174,43 @@ def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_
     ts = pd.date_range("2025-03-03", periods=24 * 42, freq="h")
     values = np.exp(rng.normal(0.0, 0.05, (60, len(ts))))
     values[::10, 500] *= 6.0  # a spike in every tenth series
-    frame = pd.DataFrame({"series": np.repeat([f"s{i:02d}" for i in range(60)], len(ts)),
-                          "timestamp": np.tile(ts, 60), "value": values.ravel()})
+    frame = pd.DataFrame(
+        {
+            "series": np.repeat([f"s{i:02d}" for i in range(60)], len(ts)),
+            "timestamp": np.tile(ts, 60),
+            "value": values.ravel(),
+        }
+    )
     path, out = tmp_path / "series.csv", tmp_path / "flags" / "flags.csv"
     frame.to_csv(path, index=False)
     proc = run_cli("detect", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     flags = pd.read_csv(out)
-    assert list(flags.columns) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type",
-                                   "severity", "confidence", "value", "expected_lower", "expected_upper", "q_value",
-                                   "methods", "explanation"]
+    assert list(flags.columns) == [
+        "series",
+        "timestamp",
+        "is_anomaly",
+        "score",
+        "expected",
+        "anomaly_type",
+        "severity",
+        "confidence",
+        "value",
+        "expected_lower",
+        "expected_upper",
+        "q_value",
+        "methods",
+        "explanation",
+    ]
     assert len(flags) == len(frame)
     hits = flags[flags["is_anomaly"]]
     assert set(hits["series"]) == {f"s{i:02d}" for i in range(0, 60, 10)}
     assert (pd.to_datetime(hits["timestamp"]) == ts[500]).all()
-    assert hits["explanation"].str.match(r"s\d0 spiked on 2025-03-23 20:00: [\d.]+ against an expected [\d.]+ ").all()
+    assert (
+        hits["explanation"]
+        .str.match(r"s\d0 spiked on 2025-03-23 20:00: [\d.]+ against an expected [\d.]+ ")
+        .all()
+    )
     assert flags.loc[~flags["is_anomaly"], "explanation"].isna().all()
     lines = proc.stdout.splitlines()
     progress = [line for line in lines if line.startswith("detect: scored ")]
@@ -154,15 +220,76 @@ def test_detect_writes_the_contract_columns_flags_spikes_and_shows_progress(tmp_
 
 
 CONTRACT_COLUMNS = {
-    "daily_campaign_metrics": ["campaign_id", "date", "platform", "spend", "impressions", "clicks", "conversions", "leads",
-                               "converted_leads", "ctr", "cpc", "cpm", "cpa", "cpl", "conversion_rate", "lead_conversion_rate"],
-    "weekly_campaign_metrics": ["week_start", "campaign_id", "platform", "user_id", "project_name", "spend", "impressions",
-                                "clicks", "conversions", "leads", "converted_leads", "ctr", "cpc", "cpm", "cpa", "cpl",
-                                "conversion_rate", "lead_conversion_rate", "revenue", "roas", "days_active"],
-    "anomaly_flags": ["campaign_id", "grain", "period_start", "metric", "period_end", "value", "expected", "score", "methods",
-                      "anomaly_type", "severity", "confidence", "explanation", "suggested_action"],
-    "campaign_health": ["week_start", "campaign_id", "health_bucket", "recommended_action", "reason", "total_spend",
-                        "total_leads", "converted_leads", "conversion_rate", "cpl", "days_active"],
+    "daily_campaign_metrics": [
+        "campaign_id",
+        "date",
+        "platform",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "leads",
+        "converted_leads",
+        "ctr",
+        "cpc",
+        "cpm",
+        "cpa",
+        "cpl",
+        "conversion_rate",
+        "lead_conversion_rate",
+    ],
+    "weekly_campaign_metrics": [
+        "week_start",
+        "campaign_id",
+        "platform",
+        "user_id",
+        "project_name",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "leads",
+        "converted_leads",
+        "ctr",
+        "cpc",
+        "cpm",
+        "cpa",
+        "cpl",
+        "conversion_rate",
+        "lead_conversion_rate",
+        "revenue",
+        "roas",
+        "days_active",
+    ],
+    "anomaly_flags": [
+        "campaign_id",
+        "grain",
+        "period_start",
+        "metric",
+        "period_end",
+        "value",
+        "expected",
+        "score",
+        "methods",
+        "anomaly_type",
+        "severity",
+        "confidence",
+        "explanation",
+        "suggested_action",
+    ],
+    "campaign_health": [
+        "week_start",
+        "campaign_id",
+        "health_bucket",
+        "recommended_action",
+        "reason",
+        "total_spend",
+        "total_leads",
+        "converted_leads",
+        "conversion_rate",
+        "cpl",
+        "days_active",
+    ],
     "quarantine": ["source_file", "row_key", "reason"],
 }
 
@@ -170,7 +297,9 @@ CONTRACT_COLUMNS = {
 def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
     from campaign_pipeline.sample_data import generate_sample
 
-    generate_sample(tmp_path / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True)
+    generate_sample(
+        tmp_path / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True
+    )
     out = tmp_path / "published"
     proc = run_cli("run", "--data-dir", str(tmp_path / "data"), "--out", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -181,8 +310,14 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
     assert "health buckets, week 2025-02-17" in stdout
     for table, columns in CONTRACT_COLUMNS.items():
         path = out / f"{table}.parquet"
-        frame = pd.read_parquet(path) if path.exists() else pd.concat(
-            [pd.read_parquet(p) for p in sorted((out / table).glob("*.parquet"))], ignore_index=True)
+        frame = (
+            pd.read_parquet(path)
+            if path.exists()
+            else pd.concat(
+                [pd.read_parquet(p) for p in sorted((out / table).glob("*.parquet"))],
+                ignore_index=True,
+            )
+        )
         assert set(columns) <= set(frame.columns), (table, set(columns) - set(frame.columns))
         assert not {"name", "email", "phone"} & set(frame.columns)
     quarantine = pd.read_parquet(out / "quarantine.parquet")
@@ -200,9 +335,16 @@ def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
     """Without flags, the CLI uses the same variables as Dagster runs started elsewhere."""
     write_raw(tmp_path / "data")
     out = tmp_path / "elsewhere"
-    proc = run_cli("run", env={"CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
-                               "CAMPAIGN_PIPELINE_OUT_DIR": str(out)})
+    proc = run_cli(
+        "run",
+        env={
+            "CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+            "CAMPAIGN_PIPELINE_OUT_DIR": str(out),
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"-> {out}" in proc.stdout
-    assert (out / "quarantine.parquet").exists() and any((out / "daily_campaign_metrics").glob("*.parquet"))
+    assert (out / "quarantine.parquet").exists() and any(
+        (out / "daily_campaign_metrics").glob("*.parquet")
+    )
     assert not (tmp_path / "data" / "out").exists()

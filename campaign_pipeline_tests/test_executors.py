@@ -8,7 +8,13 @@ import dagster as dg
 import yaml
 
 from campaign_pipeline_tests._orchestration_support import (
-    CODE_MODULE, PIPELINE_JOB, REPO_ROOT, TEST_PARTITION, clean_env, sqlite_home, write_raw,
+    CODE_MODULE,
+    PIPELINE_JOB,
+    REPO_ROOT,
+    TEST_PARTITION,
+    clean_env,
+    sqlite_home,
+    write_raw,
 )
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -40,13 +46,28 @@ def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_pat
     data = tmp_path / "data"
     write_raw(data / "raw")
     # each weekly step lasts 3 s: far longer than the jitter of starting two child processes
-    env = clean_env(DAGSTER_HOME=str(home), CAMPAIGN_PIPELINE_DATA_DIR=str(data), TOY_STEP_SECONDS="3")
+    env = clean_env(
+        DAGSTER_HOME=str(home), CAMPAIGN_PIPELINE_DATA_DIR=str(data), TOY_STEP_SECONDS="3"
+    )
     out = subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "dagster"), "job", "execute",
-         "-m", "campaign_pipeline_tests._toy_definitions", "-j", "toy_weekly_job",
-         "-c", str(DEPLOY / "executors" / "multiprocess.yaml"),
-         "--tags", json.dumps({"dagster/partition": TEST_PARTITION})],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400,
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "campaign_pipeline_tests._toy_definitions",
+            "-j",
+            "toy_weekly_job",
+            "-c",
+            str(DEPLOY / "executors" / "multiprocess.yaml"),
+            "--tags",
+            json.dumps({"dagster/partition": TEST_PARTITION}),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
@@ -58,16 +79,35 @@ def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_pat
         logs = instance.all_logs(run.run_id)
         assert any("multiprocess executor" in entry.user_message for entry in logs)
         events = [e for e in logs if e.dagster_event]
-        starts = {e.step_key: e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_START"}
-        ends = {e.step_key: e.timestamp for e in events if e.dagster_event.event_type_value == "STEP_SUCCESS"}
-        pids = {e.dagster_event.pid for e in events if e.dagster_event.event_type_value == "STEP_START"}
+        starts = {
+            e.step_key: e.timestamp
+            for e in events
+            if e.dagster_event.event_type_value == "STEP_START"
+        }
+        ends = {
+            e.step_key: e.timestamp
+            for e in events
+            if e.dagster_event.event_type_value == "STEP_SUCCESS"
+        }
+        pids = {
+            e.dagster_event.pid for e in events if e.dagster_event.event_type_value == "STEP_START"
+        }
         assert set(ends) == {"toy_validated_insights", "toy_weekly_spend", "anomaly_flags"}
         assert len(pids) == 3, "each step runs in its own child process"
         # the two weekly steps overlap in time: max_concurrent 2 let them run side by side
-        assert starts["toy_weekly_spend"] < ends["anomaly_flags"] and starts["anomaly_flags"] < ends["toy_weekly_spend"]
-        partitions = {e.dagster_event.partition for e in events
-                      if e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"}
-        assert partitions == {TEST_PARTITION, None}  # the weekly assets, and the unpartitioned ingestion
+        assert (
+            starts["toy_weekly_spend"] < ends["anomaly_flags"]
+            and starts["anomaly_flags"] < ends["toy_weekly_spend"]
+        )
+        partitions = {
+            e.dagster_event.partition
+            for e in events
+            if e.dagster_event.event_type_value == "ASSET_MATERIALIZATION"
+        }
+        assert partitions == {
+            TEST_PARTITION,
+            None,
+        }  # the weekly assets, and the unpartitioned ingestion
     finally:
         instance.dispose()
 
@@ -78,7 +118,9 @@ def test_k8s_examples_name_the_dagster_k8s_launcher_and_executor():
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
     launcher = instance["run_launcher"]["config"]
     assert {"job_namespace", "env_config_maps", "env_secrets", "run_k8s_config"} <= set(launcher)
-    assert instance["storage"] == _load(REPO_ROOT / "dagster.yaml")["storage"]  # the same PostgreSQL
+    assert (
+        instance["storage"] == _load(REPO_ROOT / "dagster.yaml")["storage"]
+    )  # the same PostgreSQL
     executor = _load(DEPLOY / "k8s" / "run_config.yaml")["execution"]["config"]
     assert {"max_concurrent", "job_namespace", "step_k8s_config"} <= set(executor)
     assert executor["step_k8s_config"]["container_config"]["resources"]["limits"]["memory"]

@@ -29,8 +29,22 @@ def summary(rows) -> pd.DataFrame:
     """
     frame = pd.DataFrame(
         [r if len(r) == 6 else (*r, "Facebook") for r in rows],
-        columns=["campaign_id", "total_leads", "converted_leads", "total_spend", "days_active", "platform"],
-    ).astype({"total_leads": "float64", "converted_leads": "float64", "total_spend": "float64", "days_active": "float64"})
+        columns=[
+            "campaign_id",
+            "total_leads",
+            "converted_leads",
+            "total_spend",
+            "days_active",
+            "platform",
+        ],
+    ).astype(
+        {
+            "total_leads": "float64",
+            "converted_leads": "float64",
+            "total_spend": "float64",
+            "days_active": "float64",
+        }
+    )
     leads = frame["total_leads"].where(frame["total_leads"] > 0)
     frame["conversion_rate"] = frame["converted_leads"] / leads
     frame["cpl"] = frame["total_spend"] / leads
@@ -42,7 +56,10 @@ def summary(rows) -> pd.DataFrame:
 def universe(cpls, convs=None, leads=100, days=10) -> list[tuple]:
     """Campaigns U0, U1, ... with these CPLs and conversion rates (100 leads each by default)."""
     convs = convs if convs is not None else [0.1] * len(cpls)
-    return [(f"U{i}", leads, conv * leads, cpl * leads, days) for i, (cpl, conv) in enumerate(zip(cpls, convs))]
+    return [
+        (f"U{i}", leads, conv * leads, cpl * leads, days)
+        for i, (cpl, conv) in enumerate(zip(cpls, convs))
+    ]
 
 
 # A universe of four campaigns with distinct CPLs 10, 20, 30, 40 and conversion rates.
@@ -68,14 +85,33 @@ def buckets(rows, rules=HealthRules()) -> dict[str, str]:
 def test_seed_example_buckets_percentiles_and_reasons():
     out = judged(BASE)
     # pandas linear quantiles of [10, 20, 30, 40]: P25 17.5, P50 25, P75 32.5; conv [0, .05, .1, .2] P75 0.125
-    assert out.loc["A", ["cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"]].tolist() == [17.5, 25.0, 32.5, 0.125]
+    assert out.loc["A", ["cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"]].tolist() == [
+        17.5,
+        25.0,
+        32.5,
+        0.125,
+    ]
     assert out["universe_size"].tolist() == [4, 4, 4, 4] and out["in_universe"].all()
-    assert out["health_bucket"].to_dict() == {"A": "HERO", "B": "NEEDS_MORE_DATA", "C": "MIXED", "D": "BAD"}
-    assert out["recommended_action"].to_dict() == {
-        "A": "Scale Up", "B": "Keep Monitoring", "C": "Optimize (Targeting / Creative / Audience)", "D": "Stop / Reallocate",
+    assert out["health_bucket"].to_dict() == {
+        "A": "HERO",
+        "B": "NEEDS_MORE_DATA",
+        "C": "MIXED",
+        "D": "BAD",
     }
-    assert out.loc["A", "reason"] == "conversion rate 20.0% >= P75 of 12.5% and CPL 10 <= P25 of 17.5 -> Scale Up"
-    assert out.loc["D", "reason"] == "100 leads, 0 converted, CPL 40 above the P75 of 32.5 -> Stop / Reallocate"
+    assert out["recommended_action"].to_dict() == {
+        "A": "Scale Up",
+        "B": "Keep Monitoring",
+        "C": "Optimize (Targeting / Creative / Audience)",
+        "D": "Stop / Reallocate",
+    }
+    assert (
+        out.loc["A", "reason"]
+        == "conversion rate 20.0% >= P75 of 12.5% and CPL 10 <= P25 of 17.5 -> Scale Up"
+    )
+    assert (
+        out.loc["D", "reason"]
+        == "100 leads, 0 converted, CPL 40 above the P75 of 32.5 -> Stop / Reallocate"
+    )
     assert out.loc["C", "reason"] == (
         "converting (5 of 100 leads, 5.0%) but CPL 30 above the P50 of 25 -> Optimize (Targeting / Creative / Audience)"
     )
@@ -98,14 +134,19 @@ def test_reason_of_a_good_campaign_and_large_numbers():
 def test_needs_more_data_reason_lists_every_shortfall_with_its_threshold():
     out = judged(BASE + [("E", 6, 1, 60.0, 10), ("F", 0, 0, np.nan, 2), ("G", 12, 3, 0.0, 5)])
     assert out.loc["E", "reason"] == "6 leads (< 10 needed) -> Keep Monitoring"
-    assert out.loc["F", "reason"] == "0 leads (< 10 needed); spend unknown (must be > 0); 2 active days (< 3 needed) -> Keep Monitoring"
+    assert (
+        out.loc["F", "reason"]
+        == "0 leads (< 10 needed); spend unknown (must be > 0); 2 active days (< 3 needed) -> Keep Monitoring"
+    )
     assert out.loc["G", "reason"] == "spend 0 (must be > 0) -> Keep Monitoring"
 
 
 # --- every rule boundary -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("leads", "expected"), [(9, "NEEDS_MORE_DATA"), (10, "HERO"), (11, "HERO")])
+@pytest.mark.parametrize(
+    ("leads", "expected"), [(9, "NEEDS_MORE_DATA"), (10, "HERO"), (11, "HERO")]
+)
 def test_min_leads_boundary(leads, expected):
     # E converts every lead at a CPL of 5 (the cheapest): HERO once it has enough leads
     out = judged(BASE + [("E", leads, leads, 5.0 * leads, 10)])
@@ -114,7 +155,9 @@ def test_min_leads_boundary(leads, expected):
     assert out.loc["A", "universe_size"] == (5 if leads >= 10 else 4)
 
 
-@pytest.mark.parametrize(("spend", "expected"), [(0.0, "NEEDS_MORE_DATA"), (np.nan, "NEEDS_MORE_DATA"), (0.01, "HERO")])
+@pytest.mark.parametrize(
+    ("spend", "expected"), [(0.0, "NEEDS_MORE_DATA"), (np.nan, "NEEDS_MORE_DATA"), (0.01, "HERO")]
+)
 def test_spend_must_be_positive(spend, expected):
     out = judged(BASE + [("E", 50, 25, spend, 10)])
     assert out.loc["E", "health_bucket"] == expected
@@ -176,9 +219,15 @@ def test_top_conversion_boundary_at_p75(convs, expected):
         # nine universe members: P25, P50 and P75 are the 3rd, 5th and 7th smallest CPL exactly
         ([5, 20.01, 30, 40, 50, 60, 70, 80], "HERO"),  # E = 20 just below the P25 of 20.01
         ([5, 10, 30, 40, 50, 60, 70, 80], "HERO"),  # E = 20 is the P25 exactly
-        ([5, 10, 19.99, 30, 40, 50, 60, 70], "GOOD"),  # just above the P25 of 19.99, below the P50 of 30
+        (
+            [5, 10, 19.99, 30, 40, 50, 60, 70],
+            "GOOD",
+        ),  # just above the P25 of 19.99, below the P50 of 30
         ([5, 10, 15, 19.99, 30, 40, 50, 60], "GOOD"),  # E is the P50 exactly
-        ([5, 10, 15, 19.98, 19.99, 30, 40, 50], "MIXED"),  # just above the P50 of 19.99 (and converting)
+        (
+            [5, 10, 15, 19.98, 19.99, 30, 40, 50],
+            "MIXED",
+        ),  # just above the P50 of 19.99 (and converting)
     ],
 )
 def test_hero_good_mixed_cpl_boundaries(others, expected):
@@ -208,16 +257,24 @@ def test_bad_wins_over_hero_when_both_hold():
     rows = universe([20, 20, 20], [0, 0, 0], leads=30) + [("E", 15, 0, 300.0, 10)]
     out = judged(rows)
     assert (out.loc[["U0", "U1", "U2"], "health_bucket"] == "BAD").all()
-    assert out.loc["E", "health_bucket"] == "HERO"  # under 20 leads BAD cannot fire; the seed's quirk
+    assert (
+        out.loc["E", "health_bucket"] == "HERO"
+    )  # under 20 leads BAD cannot fire; the seed's quirk
     assert "no conversions" in out.loc["E", "reason"]
 
 
 def test_data_check_wins_over_everything_and_hero_over_good():
-    assert buckets(BASE + [("E", 100, 50, 100.0, 2)])["E"] == "NEEDS_MORE_DATA"  # HERO profile, 2 days
-    assert buckets(BASE + [("E", 100, 0, 9000.0, 2)])["E"] == "NEEDS_MORE_DATA"  # BAD profile, 2 days
+    assert (
+        buckets(BASE + [("E", 100, 50, 100.0, 2)])["E"] == "NEEDS_MORE_DATA"
+    )  # HERO profile, 2 days
+    assert (
+        buckets(BASE + [("E", 100, 0, 9000.0, 2)])["E"] == "NEEDS_MORE_DATA"
+    )  # BAD profile, 2 days
     # A meets GOOD's conditions too (CPL 10 <= P50); HERO comes first
     out = judged(BASE)
-    assert out.loc["A", "cpl"] <= out.loc["A", "cpl_p50"] and out.loc["A", "health_bucket"] == "HERO"
+    assert (
+        out.loc["A", "cpl"] <= out.loc["A", "cpl_p50"] and out.loc["A", "health_bucket"] == "HERO"
+    )
 
 
 # --- universes: empty, single, all-zero conversion; NaN CPL ----------------------------------
@@ -226,7 +283,14 @@ def test_data_check_wins_over_everything_and_hero_over_good():
 def test_empty_input():
     out = assign_health(summary([]))
     assert out.empty
-    assert {"health_bucket", "recommended_action", "reason", "cpl_p25", "universe_size", "in_universe"} <= set(out.columns)
+    assert {
+        "health_bucket",
+        "recommended_action",
+        "reason",
+        "cpl_p25",
+        "universe_size",
+        "in_universe",
+    } <= set(out.columns)
 
 
 def test_empty_universe_makes_everyone_need_more_data():
@@ -282,22 +346,29 @@ def test_unknown_lead_count_or_active_days_is_not_enough_data():
 
 def test_per_platform_scope_uses_each_platforms_percentiles():
     rows = [(c, leads, conv, spend, days, "Facebook") for c, leads, conv, spend, days in BASE] + [
-        ("T1", 100, 3, 10000.0, 10, "TikTok"), ("T2", 100, 2, 20000.0, 10, "TikTok"),
+        ("T1", 100, 3, 10000.0, 10, "TikTok"),
+        ("T2", 100, 2, 20000.0, 10, "TikTok"),
     ]
     wide = judged(rows)
     scoped = judged(rows, HealthRules(benchmark_scope="platform"))
     assert wide.loc["A", "health_bucket"] == scoped.loc["A", "health_bucket"] == "HERO"
     # T1 is cheap only among TikTok campaigns: MIXED platform-wide, HERO within its platform
     assert wide.loc["T1", "health_bucket"] == "MIXED"
-    assert scoped.loc["T1", "health_bucket"] == "HERO"  # conv 3% >= TikTok P75 2.75%, CPL 100 <= TikTok P25 125
-    assert scoped.loc["T1", ["cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"]].tolist() == pytest.approx([125, 150, 175, 0.0275])
+    assert (
+        scoped.loc["T1", "health_bucket"] == "HERO"
+    )  # conv 3% >= TikTok P75 2.75%, CPL 100 <= TikTok P25 125
+    assert scoped.loc[
+        "T1", ["cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"]
+    ].tolist() == pytest.approx([125, 150, 175, 0.0275])
     assert scoped["universe_size"].to_dict() == {"A": 4, "B": 4, "C": 4, "D": 4, "T1": 2, "T2": 2}
     assert (wide["universe_size"] == 6).all()
 
 
 @pytest.mark.parametrize("scope", ["user_id", "project_name"])
 def test_user_and_project_scopes_and_missing_segment_values(scope):
-    frame = summary(BASE + [("E", 100, 3, 10000.0, 10), ("F", 100, 2, 20000.0, 10), ("G", 100, 2, 500.0, 10)])
+    frame = summary(
+        BASE + [("E", 100, 3, 10000.0, 10), ("F", 100, 2, 20000.0, 10), ("G", 100, 2, 500.0, 10)]
+    )
     frame[scope] = ["X", "X", "X", "X", "Y", "Y", None]
     out = assign_health(frame, HealthRules(benchmark_scope=scope)).set_index("campaign_id")
     assert out.loc["A", "cpl_p25"] == 17.5 and out.loc["E", "cpl_p25"] == 125
@@ -336,16 +407,24 @@ def test_input_is_not_modified_and_its_index_is_kept():
     out = assign_health(frame)
     pd.testing.assert_frame_equal(frame, before)
     assert out.index.tolist() == [10, 20, 30, 40]
-    assert out.loc[40, "health_bucket"] == "BAD" and out.loc[40, "reason"].startswith("100 leads, 0 converted")
+    assert out.loc[40, "health_bucket"] == "BAD" and out.loc[40, "reason"].startswith(
+        "100 leads, 0 converted"
+    )
 
 
 # --- transitions and the action summary ------------------------------------------------------
 
 
 def test_transitions_and_newly_bad_or_hero():
-    previous = pd.DataFrame({"campaign_id": ["A", "B", "C", "GONE"], "health_bucket": ["GOOD", "BAD", "MIXED", "HERO"]})
-    current = pd.DataFrame({"campaign_id": ["A", "B", "C", "N", "M"],
-                            "health_bucket": ["HERO", "BAD", "BAD", "HERO", "NEEDS_MORE_DATA"]})
+    previous = pd.DataFrame(
+        {"campaign_id": ["A", "B", "C", "GONE"], "health_bucket": ["GOOD", "BAD", "MIXED", "HERO"]}
+    )
+    current = pd.DataFrame(
+        {
+            "campaign_id": ["A", "B", "C", "N", "M"],
+            "health_bucket": ["HERO", "BAD", "BAD", "HERO", "NEEDS_MORE_DATA"],
+        }
+    )
     t = health_transitions(current, previous)
     assert t["campaign_id"].tolist() == ["A", "B", "C", "N", "M"]  # this week's campaigns only
     t = t.set_index("campaign_id")
@@ -359,10 +438,14 @@ def test_transitions_and_newly_bad_or_hero():
 def test_transitions_first_week_and_duplicates():
     current = pd.DataFrame({"campaign_id": ["A", "B"], "health_bucket": ["BAD", "GOOD"]})
     t = health_transitions(current, None)
-    assert t["from_bucket"].tolist() == [None, None] and not t["changed"].any() and t["is_new"].all()
+    assert (
+        t["from_bucket"].tolist() == [None, None] and not t["changed"].any() and t["is_new"].all()
+    )
     assert newly_bad_or_hero(t)["campaign_id"].tolist() == ["A"]
     with pytest.raises(ValueError):
-        health_transitions(current, pd.DataFrame({"campaign_id": ["A", "A"], "health_bucket": ["BAD", "GOOD"]}))
+        health_transitions(
+            current, pd.DataFrame({"campaign_id": ["A", "A"], "health_bucket": ["BAD", "GOOD"]})
+        )
 
 
 def test_action_summary_lists_all_actions_in_order_with_spend_shares():
@@ -372,20 +455,36 @@ def test_action_summary_lists_all_actions_in_order_with_spend_shares():
     assert s["health_bucket"].tolist() == ["HERO", "GOOD", "MIXED", "BAD", "NEEDS_MORE_DATA"]
     s = s.set_index("recommended_action")
     assert s["n_campaigns"].to_dict() == {
-        "Scale Up": 1, "Keep Running": 0, "Optimize (Targeting / Creative / Audience)": 1,
-        "Stop / Reallocate": 1, "Keep Monitoring": 2,
+        "Scale Up": 1,
+        "Keep Running": 0,
+        "Optimize (Targeting / Creative / Audience)": 1,
+        "Stop / Reallocate": 1,
+        "Keep Monitoring": 2,
     }
-    assert s["total_spend"].tolist() == [1000.0, 0.0, 3000.0, 4000.0, 2000.0]  # E's unknown spend adds nothing
+    assert s["total_spend"].tolist() == [
+        1000.0,
+        0.0,
+        3000.0,
+        4000.0,
+        2000.0,
+    ]  # E's unknown spend adds nothing
     assert s["share_of_spend"].tolist() == pytest.approx([0.1, 0.0, 0.3, 0.4, 0.2])
     assert s.loc["Keep Monitoring", "n_spend_unknown"] == 1
-    assert s.loc["Keep Monitoring", "total_leads"] == 105 and s.loc["Scale Up", "converted_leads"] == 20
+    assert (
+        s.loc["Keep Monitoring", "total_leads"] == 105
+        and s.loc["Scale Up", "converted_leads"] == 20
+    )
 
 
 def test_action_summary_without_spend_or_campaigns():
     no_spend = action_summary(assign_health(summary([("A", 5, 0, 0.0, 10)])))
     assert no_spend["share_of_spend"].isna().all()  # 0 / 0 is unknown, not 0
     empty = action_summary(assign_health(summary([])))
-    assert len(empty) == 5 and (empty["n_campaigns"] == 0).all() and empty["share_of_spend"].isna().all()
+    assert (
+        len(empty) == 5
+        and (empty["n_campaigns"] == 0).all()
+        and empty["share_of_spend"].isna().all()
+    )
 
 
 # --- the published table's schema ------------------------------------------------------------
@@ -401,7 +500,9 @@ def test_schema_accepts_the_output_and_rejects_broken_rows():
         "bucket": published().assign(health_bucket="GREAT"),
         "action": published().assign(recommended_action="Scale Up"),  # not every bucket is HERO
         "reason": published().assign(reason=""),
-        "reason_for_another_action": published().assign(reason="100 leads, 0 converted -> Scale Up"),
+        "reason_for_another_action": published().assign(
+            reason="100 leads, 0 converted -> Scale Up"
+        ),
         "duplicate": pd.concat([published(), published()]),
         "negative": published().assign(total_leads=-1.0),
     }
@@ -420,7 +521,9 @@ def reference(frame: pd.DataFrame, rules: HealthRules = HealthRules()) -> list[s
         segment_of = ["all"] * len(frame)
     else:
         segment_of = ["<none>" if pd.isna(v) else v for v in frame[rules.benchmark_scope]]
-    in_universe = (frame["total_leads"] >= rules.min_leads) & (frame["total_spend"] > rules.min_spend)
+    in_universe = (frame["total_leads"] >= rules.min_leads) & (
+        frame["total_spend"] > rules.min_spend
+    )
     cache = {}
     out = []
     for segment, row in zip(segment_of, frame.itertuples()):
@@ -433,9 +536,17 @@ def reference(frame: pd.DataFrame, rules: HealthRules = HealthRules()) -> list[s
                 members["conversion_rate"].quantile(rules.top_conversion_quantile),
             )
         p25, p50, p75, c75 = cache[segment]
-        if row.total_leads < rules.min_leads or not row.total_spend > rules.min_spend or row.days_active < rules.min_days_active:
+        if (
+            row.total_leads < rules.min_leads
+            or not row.total_spend > rules.min_spend
+            or row.days_active < rules.min_days_active
+        ):
             out.append("NEEDS_MORE_DATA")
-        elif row.total_leads >= rules.bad_min_leads and row.conversion_rate <= rules.bad_max_conversion_rate and row.cpl >= p75:
+        elif (
+            row.total_leads >= rules.bad_min_leads
+            and row.conversion_rate <= rules.bad_max_conversion_rate
+            and row.cpl >= p75
+        ):
             out.append("BAD")
         elif row.conversion_rate >= c75 and row.cpl <= p25:
             out.append("HERO")
@@ -450,8 +561,15 @@ def reference(frame: pd.DataFrame, rules: HealthRules = HealthRules()) -> list[s
 
 campaign_rows = st.tuples(
     st.integers(0, 60),  # leads
-    st.one_of(st.floats(0, 1), st.sampled_from([0.0, 0.1, 0.25])),  # share converted (repeats make ties)
-    st.one_of(st.just(0.0), st.just(float("nan")), st.sampled_from([100.0, 250.0, 500.0]), st.floats(0, 5000)),
+    st.one_of(
+        st.floats(0, 1), st.sampled_from([0.0, 0.1, 0.25])
+    ),  # share converted (repeats make ties)
+    st.one_of(
+        st.just(0.0),
+        st.just(float("nan")),
+        st.sampled_from([100.0, 250.0, 500.0]),
+        st.floats(0, 5000),
+    ),
     st.integers(0, 10),  # days active
     st.sampled_from(["Facebook", "Google Ads", None]),
     st.sampled_from([False] * 9 + [True]),  # True: CPL unknown although leads and spend are known
@@ -459,8 +577,12 @@ campaign_rows = st.tuples(
 
 
 def frame_of(rows) -> pd.DataFrame:
-    frame = summary([(f"C{i}", leads, math.floor(leads * share), spend, days, platform)
-                     for i, (leads, share, spend, days, platform, _) in enumerate(rows)])
+    frame = summary(
+        [
+            (f"C{i}", leads, math.floor(leads * share), spend, days, platform)
+            for i, (leads, share, spend, days, platform, _) in enumerate(rows)
+        ]
+    )
     drop_cpl = np.array([r[5] for r in rows], dtype=bool)
     if len(frame):
         frame.loc[drop_cpl, "cpl"] = np.nan  # a CPL nobody could compute, even with leads and spend
@@ -473,13 +595,22 @@ def assert_matches_reference(frame: pd.DataFrame, rules: HealthRules) -> None:
     assert (out["recommended_action"] != "").all() and out["reason"].str.len().gt(0).all()
     assert all(r.endswith(" -> " + a) for r, a in zip(out["reason"], out["recommended_action"]))
     # the percentiles are the seed's pandas quantiles, bit for bit (ties compare the same way)
-    segments = out["platform"].fillna("<none>") if rules.benchmark_scope == "platform" else pd.Series("all", index=out.index)
+    segments = (
+        out["platform"].fillna("<none>")
+        if rules.benchmark_scope == "platform"
+        else pd.Series("all", index=out.index)
+    )
     for segment, group in out.groupby(segments):
         members = group[group["in_universe"]]
-        for column, level, source in (("cpl_p25", rules.hero_cpl_quantile, "cpl"), ("cpl_p75", rules.bad_cpl_quantile, "cpl"),
-                                      ("conv_p75", rules.top_conversion_quantile, "conversion_rate")):
+        for column, level, source in (
+            ("cpl_p25", rules.hero_cpl_quantile, "cpl"),
+            ("cpl_p75", rules.bad_cpl_quantile, "cpl"),
+            ("conv_p75", rules.top_conversion_quantile, "conversion_rate"),
+        ):
             expected = members[source].quantile(level)
-            assert (group[column].isna().all() and math.isnan(expected)) or (group[column] == expected).all(), (segment, column)
+            assert (group[column].isna().all() and math.isnan(expected)) or (
+                group[column] == expected
+            ).all(), (segment, column)
 
 
 @settings(max_examples=150, deadline=None)
@@ -496,10 +627,16 @@ quantile_level = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.floa
     st.lists(campaign_rows, max_size=25),
     st.builds(
         HealthRules,
-        min_leads=st.integers(0, 15), min_spend=st.sampled_from([0.0, 50.0]), min_days_active=st.integers(0, 4),
-        bad_min_leads=st.integers(0, 30), bad_max_conversion_rate=st.sampled_from([0.0, 0.05]),
-        bad_cpl_quantile=quantile_level, top_conversion_quantile=quantile_level, hero_cpl_quantile=quantile_level,
-        median_cpl_quantile=quantile_level, mixed_min_conversion_rate=st.sampled_from([0.0, 0.02]),
+        min_leads=st.integers(0, 15),
+        min_spend=st.sampled_from([0.0, 50.0]),
+        min_days_active=st.integers(0, 4),
+        bad_min_leads=st.integers(0, 30),
+        bad_max_conversion_rate=st.sampled_from([0.0, 0.05]),
+        bad_cpl_quantile=quantile_level,
+        top_conversion_quantile=quantile_level,
+        hero_cpl_quantile=quantile_level,
+        median_cpl_quantile=quantile_level,
+        mixed_min_conversion_rate=st.sampled_from([0.0, 0.02]),
         benchmark_scope=st.sampled_from(["platform_wide", "platform"]),
     ),
 )

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaign_pipeline import ingestion
-from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, ingest_raw_dir, parse_timestamps
+from campaign_pipeline.ingestion import RawFileError, ingest_raw_dir, parse_timestamps
 
 CAMPAIGNS = """id,user_id,project_name,daily_budget,platform,name,created_at
 C1,U1,P1,100,Facebook,Camp 1,2025-01-01
@@ -28,7 +27,9 @@ S1,L1,NEW,DONE_DEAL,2025-01-10 12:00:00
 """
 
 
-def write_raw(folder: Path, campaigns=CAMPAIGNS, insights="", leads=LEADS, changes=CHANGES, bom=False) -> Path:
+def write_raw(
+    folder: Path, campaigns=CAMPAIGNS, insights="", leads=LEADS, changes=CHANGES, bom=False
+) -> Path:
     raw = folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     encoding = "utf-8-sig" if bom else "utf-8"
@@ -47,7 +48,10 @@ def quarantined(result, source_file: str) -> pd.DataFrame:
 def assert_balanced(result):
     for validation in result.files.values():
         acc = validation.accounting
-        assert acc["rows_read"] == acc["rows_accepted"] + acc["rows_quarantined"] + acc["duplicates_removed"], acc
+        assert (
+            acc["rows_read"]
+            == acc["rows_accepted"] + acc["rows_quarantined"] + acc["duplicates_removed"]
+        ), acc
 
 
 @pytest.mark.parametrize(
@@ -95,8 +99,12 @@ def test_missing_key_uses_line_number_as_row_key(tmp_path):
 
 
 def test_conflicting_duplicate_campaign_ids_quarantine_both_and_their_rows(tmp_path):
-    campaigns = CAMPAIGNS + "C3,U2,P2,50,TikTok,Camp 3,2025-01-01\nC3,U2,P2,60,TikTok,Camp 3b,2025-01-01\n"
-    result = ingest_raw_dir(write_raw(tmp_path, campaigns=campaigns, insights="I1,C3,2025-01-07,1,50,10,1\n"))
+    campaigns = (
+        CAMPAIGNS + "C3,U2,P2,50,TikTok,Camp 3,2025-01-01\nC3,U2,P2,60,TikTok,Camp 3b,2025-01-01\n"
+    )
+    result = ingest_raw_dir(
+        write_raw(tmp_path, campaigns=campaigns, insights="I1,C3,2025-01-07,1,50,10,1\n")
+    )
     q = quarantined(result, "campaigns.csv")
     assert sorted(q.index) == ["C3 (line 4)", "C3 (line 5)"]
     assert set(q["reason_code"]) == {"conflicting_duplicate"}
@@ -107,7 +115,9 @@ def test_conflicting_duplicate_campaign_ids_quarantine_both_and_their_rows(tmp_p
 
 
 def test_exact_redelivered_row_is_kept_once(tmp_path):
-    insights = "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,10,1000,10,1\nI2,C1,2025-01-06,5,500,5,0\n"
+    insights = (
+        "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,10,1000,10,1\nI2,C1,2025-01-06,5,500,5,0\n"
+    )
     result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
     assert result.files["insights"].duplicates_removed == 1
     day = result.insights.set_index("campaign_id").loc["C1"]
@@ -143,7 +153,9 @@ def test_blank_daily_budget_is_null_not_zero(tmp_path):
 
 def test_bom_and_header_whitespace(tmp_path):
     campaigns = CAMPAIGNS.replace("id,user_id", " Id , user_id ")
-    raw = write_raw(tmp_path, campaigns=campaigns, insights="I1,C1,2025-01-06,10,1000,10,1\n", bom=True)
+    raw = write_raw(
+        tmp_path, campaigns=campaigns, insights="I1,C1,2025-01-06,10,1000,10,1\n", bom=True
+    )
     assert (raw / "campaigns.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     result = ingest_raw_dir(raw)
     assert sorted(result.campaigns["campaign_id"]) == ["C1", "C2"]
@@ -153,7 +165,13 @@ def test_bom_and_header_whitespace(tmp_path):
 def test_statuses_trimmed_upper_cased_and_personal_data_dropped(tmp_path):
     result = ingest_raw_dir(write_raw(tmp_path))
     assert list(result.leads["lead_status"]) == ["DONE_DEAL", "NEW"]
-    for table in (result.leads, result.lead_status_changes, result.campaigns, result.insights, result.quarantine):
+    for table in (
+        result.leads,
+        result.lead_status_changes,
+        result.campaigns,
+        result.insights,
+        result.quarantine,
+    ):
         assert not {"name", "email", "phone"} & set(table.columns)
 
 
@@ -168,7 +186,9 @@ def test_status_change_of_unknown_or_rejected_lead(tmp_path):
 
 
 def test_three_timestamp_formats_give_the_calendar_date():
-    parsed = parse_timestamps(pd.Series(["2025-03-04 23:59:59", "2025-03-04", "03/04/2025", "04.03.2025", ""]))
+    parsed = parse_timestamps(
+        pd.Series(["2025-03-04 23:59:59", "2025-03-04", "03/04/2025", "04.03.2025", ""])
+    )
     assert list(parsed.dt.date.astype(str)[:3]) == ["2025-03-04"] * 3
     assert parsed[3:].isna().all()
 
@@ -208,7 +228,16 @@ def test_empty_file(tmp_path):
 
 # --- property: the accounting identity holds on randomly corrupted files ----------------
 
-_CORRUPTIONS = ["blank", "text", "negative", "duplicate_exact", "duplicate_conflict", "huge", "date", "drop_key"]
+_CORRUPTIONS = [
+    "blank",
+    "text",
+    "negative",
+    "duplicate_exact",
+    "duplicate_conflict",
+    "huge",
+    "date",
+    "drop_key",
+]
 
 
 def _clean_insights(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -228,11 +257,16 @@ def _clean_insights(n: int, rng: np.random.Generator) -> pd.DataFrame:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     n=st.integers(min_value=0, max_value=40),
     seed=st.integers(min_value=0, max_value=2**31 - 1),
-    corruptions=st.lists(st.tuples(st.sampled_from(_CORRUPTIONS), st.integers(0, 10_000), st.integers(0, 6)), max_size=25),
+    corruptions=st.lists(
+        st.tuples(st.sampled_from(_CORRUPTIONS), st.integers(0, 10_000), st.integers(0, 6)),
+        max_size=25,
+    ),
 )
 def test_accounting_identity_holds_on_random_corruption(tmp_path_factory, n, seed, corruptions):
     rng = np.random.default_rng(seed)

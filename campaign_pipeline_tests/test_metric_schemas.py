@@ -22,26 +22,34 @@ NaN = np.nan
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
-    insights = make_insights([
-        ("C1", "2024-01-02", 10.0, 1000, 10, 1),
-        ("C1", "2024-01-03", 0.0, 0, 0, 0),          # zero denominators -> null rates
-        ("C1", "2024-01-09", 30.0, NaN, 12, 2),      # unknown impressions
-        ("C2", "2024-01-10", 5.0, 50, 5, 5),         # ctr 0.1, conversion_rate exactly 1
-    ])
-    leads = make_leads([
-        ("L1", "C1", "DONE_DEAL", "2024-01-02", 250.0),
-        ("L2", "C2", "QUALIFIED", "2024-01-04", NaN),  # lead-only day
-        ("L3", "C2", "NEW", "2024-01-11", NaN),
-    ])
+    insights = make_insights(
+        [
+            ("C1", "2024-01-02", 10.0, 1000, 10, 1),
+            ("C1", "2024-01-03", 0.0, 0, 0, 0),  # zero denominators -> null rates
+            ("C1", "2024-01-09", 30.0, NaN, 12, 2),  # unknown impressions
+            ("C2", "2024-01-10", 5.0, 50, 5, 5),  # ctr 0.1, conversion_rate exactly 1
+        ]
+    )
+    leads = make_leads(
+        [
+            ("L1", "C1", "DONE_DEAL", "2024-01-02", 250.0),
+            ("L2", "C2", "QUALIFIED", "2024-01-04", NaN),  # lead-only day
+            ("L3", "C2", "NEW", "2024-01-11", NaN),
+        ]
+    )
     changes = make_changes([("L1", "NEW", "DONE_DEAL", "2024-01-09 10:00")])
     campaigns = make_campaigns("C1", "C2", platforms={"C2": "Google Ads"})
     campaigns.loc[1, "campaign_name"] = None
     campaigns.loc[1, "daily_budget"] = NaN
     daily = m.daily_campaign_metrics(insights, m.lead_events(leads, changes), campaigns)
     weekly = m.week_over_week(m.weekly_campaign_metrics(daily, campaigns))
-    totals = pd.concat([m.weekly_totals(weekly).assign(scope="all"),
-                        m.weekly_totals(weekly, by="platform").rename(columns={"platform": "scope"})],
-                       ignore_index=True)
+    totals = pd.concat(
+        [
+            m.weekly_totals(weekly).assign(scope="all"),
+            m.weekly_totals(weekly, by="platform").rename(columns={"platform": "scope"}),
+        ],
+        ignore_index=True,
+    )
     summary = m.campaign_period_summary(daily, campaigns)
     return {"daily": daily, "weekly": weekly, "totals": totals, "summary": summary}
 
@@ -66,7 +74,9 @@ def test_week_over_week_model_accepts_real_output(tables):
 
 def test_models_accept_empty_tables():
     campaigns = make_campaigns("C1")
-    daily = m.daily_campaign_metrics(make_insights([]), m.lead_events(make_leads([]), NO_CHANGES), campaigns)
+    daily = m.daily_campaign_metrics(
+        make_insights([]), m.lead_events(make_leads([]), NO_CHANGES), campaigns
+    )
     weekly = m.week_over_week(m.weekly_campaign_metrics(daily, campaigns))
     ms.DailyCampaignMetrics.validate(daily)
     ms.WeeklyCampaignMetrics.validate(weekly)
@@ -92,8 +102,8 @@ def _assert_rejected(model, frame: pd.DataFrame, check_name: str | None = None):
 
 # (table, row, changes, check name expected in the error)
 BREAKAGES = [
-    ("daily", 0, {"ctr": 0.5}, "rates_match_sums"),          # not clicks / impressions
-    ("daily", 1, {"cpc": 0.0}, "rates_match_sums"),          # 0 spend / 0 clicks must be null, not 0
+    ("daily", 0, {"ctr": 0.5}, "rates_match_sums"),  # not clicks / impressions
+    ("daily", 1, {"cpc": 0.0}, "rates_match_sums"),  # 0 spend / 0 clicks must be null, not 0
     ("daily", 0, {"cpc": np.inf, "spend": np.inf}, "rates_finite"),
     ("daily", 0, {"clicks": 2000.0, "ctr": 2.0}, "less_than_or_equal_to"),  # ctr > 1
     ("daily", 0, {"spend": -1.0}, "greater_than_or_equal_to"),
@@ -117,18 +127,30 @@ BREAKAGES = [
 ]
 
 
-@pytest.mark.parametrize("table,row,changes,check", BREAKAGES, ids=[f"{b[0]}-{'-'.join(b[2])}" for b in BREAKAGES])
+@pytest.mark.parametrize(
+    "table,row,changes,check", BREAKAGES, ids=[f"{b[0]}-{'-'.join(b[2])}" for b in BREAKAGES]
+)
 def test_model_rejects_broken_invariant(tables, table, row, changes, check):
     _assert_rejected(MODELS[table], _broken(tables[table], row, **changes), check)
 
 
 def test_duplicate_keys_are_rejected(tables):
     daily, weekly, summary = tables["daily"], tables["weekly"], tables["summary"]
-    _assert_rejected(ms.DailyCampaignMetrics, pd.concat([daily, daily.iloc[[0]]], ignore_index=True),
-                     "one_row_per_campaign_day")
-    _assert_rejected(ms.WeeklyCampaignMetrics, pd.concat([weekly, weekly.iloc[[0]]], ignore_index=True),
-                     "one_row_per_campaign_week")
-    _assert_rejected(ms.CampaignPeriodSummary, pd.concat([summary, summary.iloc[[0]]], ignore_index=True), "unique")
+    _assert_rejected(
+        ms.DailyCampaignMetrics,
+        pd.concat([daily, daily.iloc[[0]]], ignore_index=True),
+        "one_row_per_campaign_day",
+    )
+    _assert_rejected(
+        ms.WeeklyCampaignMetrics,
+        pd.concat([weekly, weekly.iloc[[0]]], ignore_index=True),
+        "one_row_per_campaign_week",
+    )
+    _assert_rejected(
+        ms.CampaignPeriodSummary,
+        pd.concat([summary, summary.iloc[[0]]], ignore_index=True),
+        "unique",
+    )
 
 
 def test_lead_conversion_rate_above_one_is_allowed(tables):
@@ -142,9 +164,13 @@ def test_lead_conversion_rate_above_one_is_allowed(tables):
 def test_week_over_week_model_checks(tables):
     weekly = tables["weekly"]
     _assert_rejected(ms.WeekOverWeek, _broken(weekly, 0, prev_week_status="last_row"), "isin")
-    _assert_rejected(ms.WeekOverWeek, weekly.drop(columns=["cpl_wow_pct"]), "change_columns_present")
+    _assert_rejected(
+        ms.WeekOverWeek, weekly.drop(columns=["cpl_wow_pct"]), "change_columns_present"
+    )
     unknown = weekly.index[weekly["prev_week_status"].eq("unknown")][0]
-    _assert_rejected(ms.WeekOverWeek, _broken(weekly, int(unknown), spend_prev=10.0), "unknown_prev_is_null")
+    _assert_rejected(
+        ms.WeekOverWeek, _broken(weekly, int(unknown), spend_prev=10.0), "unknown_prev_is_null"
+    )
     _assert_rejected(ms.WeekOverWeek, _broken(weekly, 0, spend_wow_pct=np.inf), "changes_finite")
 
 
@@ -159,4 +185,7 @@ def test_models_document_every_field():
         schema = model.to_schema()
         assert schema.strict is False and schema.coerce is True
     daily_fields = ms.DailyCampaignMetrics.to_schema().columns
-    assert all(daily_fields[c].description for c in ("spend", "ctr", "lead_conversion_rate", "has_delivery"))
+    assert all(
+        daily_fields[c].description
+        for c in ("spend", "ctr", "lead_conversion_rate", "has_delivery")
+    )

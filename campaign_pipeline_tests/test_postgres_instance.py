@@ -13,7 +13,15 @@ import yaml
 
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests._orchestration_support import (
-    CODE_MODULE, PG_ENV, PIPELINE_JOB, REPO_ROOT, TEST_PARTITION, clean_env, require, require_postgres, write_raw,
+    CODE_MODULE,
+    PG_ENV,
+    PIPELINE_JOB,
+    REPO_ROOT,
+    TEST_PARTITION,
+    clean_env,
+    require,
+    require_postgres,
+    write_raw,
 )
 
 
@@ -21,8 +29,10 @@ def test_dagster_yaml_reads_every_postgres_setting_from_the_environment():
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     db = config["storage"]["postgres"]["postgres_db"]
     assert db == {
-        "hostname": {"env": "DAGSTER_PG_HOST"}, "port": {"env": "DAGSTER_PG_PORT"},
-        "username": {"env": "DAGSTER_PG_USER"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+        "username": {"env": "DAGSTER_PG_USER"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
         "db_name": {"env": "DAGSTER_PG_DB"},
     }
     assert {v["env"] for v in db.values()} == set(PG_ENV)
@@ -34,8 +44,16 @@ def test_dagster_yaml_reads_every_postgres_setting_from_the_environment():
 
 def _repo_copy(tmp_path):
     """The files a fresh clone has (tracked or new, not ignored): no .venv, no data/out, no home."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     clone = tmp_path / "clone"
     for name in filter(None, listed):
         source = REPO_ROOT / name
@@ -48,19 +66,32 @@ def _repo_copy(tmp_path):
 
 def test_fresh_clone_validates_definitions_on_sqlite_without_a_server(tmp_path):
     clone = _repo_copy(tmp_path)
-    out = subprocess.run(["bash", "scripts/dagster.sh", "definitions", "validate"], cwd=clone,
-                         env=clean_env(PYTHONPATH=str(clone)), capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        ["bash", "scripts/dagster.sh", "definitions", "validate"],
+        cwd=clone,
+        env=clean_env(PYTHONPATH=str(clone)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     assert f"DAGSTER_HOME={clone / '.dagster_home'}" in out.stderr
     assert (clone / ".dagster_home" / "dagster.yaml").read_text() == (
-        REPO_ROOT / "deploy" / "local" / "dagster.yaml").read_text()
+        REPO_ROOT / "deploy" / "local" / "dagster.yaml"
+    ).read_text()
 
 
 def _pg_rows(pg, sql, params):
     import psycopg2
 
-    with psycopg2.connect(host=pg["DAGSTER_PG_HOST"], port=int(pg["DAGSTER_PG_PORT"]), user=pg["DAGSTER_PG_USER"],
-                          password=pg["DAGSTER_PG_PASSWORD"], dbname=pg["DAGSTER_PG_DB"], connect_timeout=10) as conn:
+    with psycopg2.connect(
+        host=pg["DAGSTER_PG_HOST"],
+        port=int(pg["DAGSTER_PG_PORT"]),
+        user=pg["DAGSTER_PG_USER"],
+        password=pg["DAGSTER_PG_PASSWORD"],
+        dbname=pg["DAGSTER_PG_DB"],
+        connect_timeout=10,
+    ) as conn:
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
@@ -69,11 +100,16 @@ def _pg_rows(pg, sql, params):
 def _stored(pg, run_id):
     runs = _pg_rows(pg, "SELECT status FROM runs WHERE run_id = %s", (run_id,))
     events = _pg_rows(
-        pg, "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s GROUP BY dagster_event_type",
-        (run_id,))
+        pg,
+        "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s GROUP BY dagster_event_type",
+        (run_id,),
+    )
     partitions = _pg_rows(
-        pg, "SELECT DISTINCT partition FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'"
-            " AND partition IS NOT NULL", (run_id,))
+        pg,
+        "SELECT DISTINCT partition FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+        " AND partition IS NOT NULL",
+        (run_id,),
+    )
     return runs, dict(events), {p for (p,) in partitions}
 
 
@@ -94,8 +130,11 @@ def test_partition_run_is_stored_in_postgres_and_survives_a_server_restart(tmp_p
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         job = import_module(CODE_MODULE).defs.resolve_job_def(PIPELINE_JOB)
-        result = job.execute_in_process(partition_key=TEST_PARTITION, instance=instance,
-                                        resources={"storage": PipelineStorage(data_dir=str(data))})
+        result = job.execute_in_process(
+            partition_key=TEST_PARTITION,
+            instance=instance,
+            resources={"storage": PipelineStorage(data_dir=str(data))},
+        )
         assert result.success
         run_id = result.run_id
     finally:
@@ -107,9 +146,16 @@ def test_partition_run_is_stored_in_postgres_and_survives_a_server_restart(tmp_p
     assert events.get("ASSET_MATERIALIZATION", 0) >= 2 and events.get("PIPELINE_SUCCESS") == 1
     assert partitions == {TEST_PARTITION}
 
-    restart = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "ci_postgres.sh"), "restart"],
-                             capture_output=True, text=True, timeout=120)
-    require(restart.returncode == 0, f"cannot restart the PostgreSQL server: {restart.stderr.strip()[-300:]}")
+    restart = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "ci_postgres.sh"), "restart"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    require(
+        restart.returncode == 0,
+        f"cannot restart the PostgreSQL server: {restart.stderr.strip()[-300:]}",
+    )
 
     assert _stored(pg, run_id) == (runs, events, partitions)
     # and a new instance built from the same file sees the run and the week's materializations

@@ -7,7 +7,12 @@ import pytest
 
 from campaign_pipeline import raw_files
 from campaign_pipeline_tests._orchestration_support import (
-    CAMPAIGNS, INSIGHTS, LEADS, STATUS_CHANGES, replace_file, write_raw,
+    CAMPAIGNS,
+    INSIGHTS,
+    LEADS,
+    STATUS_CHANGES,
+    replace_file,
+    write_raw,
 )
 
 ALL_WEEKS = ["2024-01-08", "2024-01-15", "2024-01-22"]
@@ -26,7 +31,8 @@ def _scan_again(raw_dir, scan):
 def test_new_folder_touches_exactly_the_weeks_with_rows(raw_dir):
     scan = raw_files.scan_raw_dir(raw_dir, {})
     assert sorted(c.name for c in scan.changes) == sorted(
-        ["campaigns.csv", "insights.csv", "campaign_leads.csv", "lead_status_changes.csv"])
+        ["campaigns.csv", "insights.csv", "campaign_leads.csv", "lead_status_changes.csv"]
+    )
     assert {c.kind for c in scan.changes} == {"new"}
     assert list(scan.touched_weeks) == ALL_WEEKS
     by_name = {c.name: c.weeks for c in scan.changes}
@@ -96,8 +102,10 @@ def test_campaign_change_touches_the_weeks_the_campaign_is_active(raw_dir):
 
 def test_status_change_touches_its_own_week_and_its_leads_week(raw_dir):
     first = raw_files.scan_raw_dir(raw_dir, {})
-    replace_file(raw_dir / "lead_status_changes.csv",
-                 STATUS_CHANGES + "s2,l2,DONE_DEAL,LOST,2024-02-06 09:00:00\n")
+    replace_file(
+        raw_dir / "lead_status_changes.csv",
+        STATUS_CHANGES + "s2,l2,DONE_DEAL,LOST,2024-02-06 09:00:00\n",
+    )
     again = _scan_again(raw_dir, first)
     assert list(again.touched_weeks) == ["2024-01-15", "2024-02-05"]  # l2 added 01-17, change 02-06
 
@@ -126,7 +134,10 @@ def test_file_breaking_the_layout_is_reported_with_no_weeks(raw_dir):
     again = _scan_again(raw_dir, first)
     (change,) = again.changes
     assert change.error and "spend" in change.error
-    assert change.weeks == ("2024-01-08", "2024-01-15")  # its weeks disappeared: all of them changed
+    assert change.weeks == (
+        "2024-01-08",
+        "2024-01-15",
+    )  # its weeks disappeared: all of them changed
 
 
 def test_other_files_in_the_folder_are_ignored(raw_dir):
@@ -162,7 +173,10 @@ def test_run_key_names_the_transition(raw_dir):
     key_third = raw_files.run_key_for_week(week, third.touched_weeks[week])
     assert len({key_first, key_second, key_third}) == 3
     # the same transition seen again (a reset cursor) gives the same key, so Dagster skips it
-    assert raw_files.run_key_for_week(week, raw_files.scan_raw_dir(raw_dir, {}).touched_weeks[week]) == key_first
+    assert (
+        raw_files.run_key_for_week(week, raw_files.scan_raw_dir(raw_dir, {}).touched_weeks[week])
+        == key_first
+    )
     assert key_first.startswith(f"raw:{week}:")
 
 

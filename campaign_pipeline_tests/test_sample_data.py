@@ -22,7 +22,9 @@ def digests(folder) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     out = tmp_path_factory.mktemp("sample")
-    manifest = generate_sample(out, seed=3, n_campaigns=120, n_days=N_DAYS, anomalies=True, defects=True)
+    manifest = generate_sample(
+        out, seed=3, n_campaigns=120, n_days=N_DAYS, anomalies=True, defects=True
+    )
     return out, manifest, ingest_raw_dir(out)
 
 
@@ -32,7 +34,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     b = generate_sample(tmp_path / "b", seed=11, **kwargs)
     c = generate_sample(tmp_path / "c", seed=12, **kwargs)
     assert digests(a.out_dir) == digests(b.out_dir)
-    assert (tmp_path / "a" / "defects.csv").read_bytes() == (tmp_path / "b" / "defects.csv").read_bytes()
+    assert (tmp_path / "a" / "defects.csv").read_bytes() == (
+        tmp_path / "b" / "defects.csv"
+    ).read_bytes()
     other = digests(c.out_dir)
     assert all(other[f] != digests(a.out_dir)[f] for f in FILES)
 
@@ -47,13 +51,19 @@ def test_manifest_counts_match_the_files(sample):
 
 def test_platforms_weekends_heavy_tail_and_parts(sample):
     _, _, result = sample
-    insights = result.insights.merge(result.campaigns[["campaign_id", "platform"]], on="campaign_id")
+    insights = result.insights.merge(
+        result.campaigns[["campaign_id", "platform"]], on="campaign_id"
+    )
     # heavy tail: the biggest spender spends many times the median campaign
     per_campaign = insights.groupby("campaign_id")["spend"].sum()
     assert per_campaign.max() / per_campaign.median() > 8
     # platforms differ: LinkedIn CPM and CPL far above TikTok's (ratios of sums)
     totals = insights.groupby("platform")[["spend", "impressions"]].sum()
-    leads = result.leads.merge(result.campaigns[["campaign_id", "platform"]], on="campaign_id").groupby("platform").size()
+    leads = (
+        result.leads.merge(result.campaigns[["campaign_id", "platform"]], on="campaign_id")
+        .groupby("platform")
+        .size()
+    )
     cpm = 1000 * totals["spend"] / totals["impressions"]
     cpl = totals["spend"] / leads
     assert cpm["LinkedIn"] > 2 * cpm["TikTok"]
@@ -67,7 +77,9 @@ def test_platforms_weekends_heavy_tail_and_parts(sample):
     # short campaigns exist, and campaigns start/end inside the range
     days = result.insights.groupby("campaign_id")["date"].agg(["nunique", "min", "max"])
     assert (days["nunique"] <= 10).sum() >= 5
-    assert (days["min"] > START).sum() >= 10 and (days["max"] < START + pd.Timedelta(days=N_DAYS - 1)).sum() >= 10
+    assert (days["min"] > START).sum() >= 10 and (
+        days["max"] < START + pd.Timedelta(days=N_DAYS - 1)
+    ).sum() >= 10
 
 
 def test_leads_conversions_and_histories(sample):
@@ -94,44 +106,66 @@ def test_leads_conversions_and_histories(sample):
     current = leads.set_index("lead_id")["lead_status"].reindex(last.index)
     assert (current == last).all()
     # conversions come days to weeks after the lead, often in a later week
-    first_conversion = joined[joined["new_status"].isin(CONVERTED_STATUSES)].groupby("lead_id")[["date", "added_date"]].min()
+    first_conversion = (
+        joined[joined["new_status"].isin(CONVERTED_STATUSES)]
+        .groupby("lead_id")[["date", "added_date"]]
+        .min()
+    )
     lag = (first_conversion["date"] - first_conversion["added_date"]).dt.days
     assert lag.median() >= 2 and lag.max() >= 14
-    assert (first_conversion["date"].dt.to_period("W") != first_conversion["added_date"].dt.to_period("W")).mean() > 0.3
+    assert (
+        first_conversion["date"].dt.to_period("W")
+        != first_conversion["added_date"].dt.to_period("W")
+    ).mean() > 0.3
     # some won deals passed through QUALIFIED / MEETING_DONE first (conversion date != deal date)
     path = joined.sort_values("changed_at").groupby("lead_id")["new_status"].agg(tuple)
-    assert path.map(lambda p: len(p) == 3 and p[1] in ("QUALIFIED", "MEETING_DONE") and p[2] == "DONE_DEAL").any()
+    assert path.map(
+        lambda p: len(p) == 3 and p[1] in ("QUALIFIED", "MEETING_DONE") and p[2] == "DONE_DEAL"
+    ).any()
 
 
 def test_three_timestamp_formats_and_casual_statuses(sample):
     out, _, _ = sample
-    for name, column in (("insights.csv", "created_at"), ("campaign_leads.csv", "added_date"),
-                         ("lead_status_changes.csv", "created_at")):
+    for name, column in (
+        ("insights.csv", "created_at"),
+        ("campaign_leads.csv", "added_date"),
+        ("lead_status_changes.csv", "created_at"),
+    ):
         stamps = pd.read_csv(out / name, dtype=str, keep_default_na=False)[column]
         assert stamps.str.match(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$").mean() > 0.3, name
         assert stamps.str.match(r"^\d{4}-\d{2}-\d{2}$").mean() > 0.1, name
         assert stamps.str.match(r"^\d{2}/\d{2}/\d{4}$").mean() > 0.05, name
     raw = pd.read_csv(out / "campaign_leads.csv", dtype=str, keep_default_na=False)
     statuses = raw["lead_status"]
-    assert (statuses != statuses.str.strip()).any() and (statuses.str.strip() != statuses.str.strip().str.upper()).any()
+    assert (statuses != statuses.str.strip()).any() and (
+        statuses.str.strip() != statuses.str.strip().str.upper()
+    ).any()
     assert raw["email"].str.endswith("@example.com").all() and raw["name"].str.contains(" ").all()
 
 
 def _daily(result, campaign_id):
-    days = result.insights[result.insights["campaign_id"] == campaign_id].set_index("date").sort_index()
+    days = (
+        result.insights[result.insights["campaign_id"] == campaign_id]
+        .set_index("date")
+        .sort_index()
+    )
     return days.assign(ctr=days["clicks"] / days["impressions"], cpc=days["spend"] / days["clicks"])
 
 
 def test_every_anomaly_kind_is_labelled_after_its_baseline(sample):
     out, manifest, result = sample
     labels = pd.read_csv(out / "anomaly_labels.csv", parse_dates=["start_date", "end_date"])
-    assert labels.equals(manifest.labels.astype({"start_date": "datetime64[ns]", "end_date": "datetime64[ns]"}))
+    assert labels.equals(
+        manifest.labels.astype({"start_date": "datetime64[ns]", "end_date": "datetime64[ns]"})
+    )
     assert set(labels["kind"]) == set(ANOMALY_KINDS)
     assert labels["campaign_id"].is_unique  # one anomaly per injected campaign
     live = result.insights.groupby("campaign_id")["date"].agg(["min", "max"])
     window = live.reindex(labels["campaign_id"]).reset_index(drop=True)
     assert (labels["start_date"] >= window["min"] + pd.Timedelta(days=21)).all()
-    assert (labels["end_date"] >= labels["start_date"]).all() and (labels["end_date"] <= window["max"]).all()
+    assert (labels["end_date"] >= labels["start_date"]).all() and (
+        labels["end_date"] <= window["max"]
+    ).all()
 
 
 def test_injected_anomalies_are_visible(sample):
@@ -140,25 +174,38 @@ def test_injected_anomalies_are_visible(sample):
     labels = pd.read_csv(out / "anomaly_labels.csv", parse_dates=["start_date", "end_date"])
     for label in labels.itertuples():
         daily = _daily(result, label.campaign_id)
-        before = daily.loc[label.start_date - pd.Timedelta(days=21): label.start_date - pd.Timedelta(days=1)]
-        during = daily.loc[label.start_date: label.end_date]
+        before = daily.loc[
+            label.start_date - pd.Timedelta(days=21) : label.start_date - pd.Timedelta(days=1)
+        ]
+        during = daily.loc[label.start_date : label.end_date]
         ratio = lambda col, f=np.sum: f(during[col]) / len(during) / (f(before[col]) / len(before))  # noqa: E731
         if label.kind == "spend_spike":
             assert during["spend"].iloc[0] > 2.5 * before["spend"].median(), label
         elif label.kind == "delivery_outage":
             assert (during[["spend", "impressions", "clicks"]].fillna(0) == 0).all().all(), label
         elif label.kind == "cpc_spike":
-            assert during["spend"].sum() / during["clicks"].sum() > 1.8 * before["spend"].sum() / before["clicks"].sum(), label
+            assert (
+                during["spend"].sum() / during["clicks"].sum()
+                > 1.8 * before["spend"].sum() / before["clicks"].sum()
+            ), label
         elif label.kind == "ctr_drift":
-            end = daily.loc[label.end_date - pd.Timedelta(days=2): label.end_date]
-            assert end["clicks"].sum() / end["impressions"].sum() < 0.75 * before["clicks"].sum() / before["impressions"].sum(), label
+            end = daily.loc[label.end_date - pd.Timedelta(days=2) : label.end_date]
+            assert (
+                end["clicks"].sum() / end["impressions"].sum()
+                < 0.75 * before["clicks"].sum() / before["impressions"].sum()
+            ), label
         elif label.kind == "tracking_break":
-            assert during["conversions"].sum() == 0 and during["clicks"].sum() > 0.5 * len(during) * before["clicks"].mean(), label
+            assert (
+                during["conversions"].sum() == 0
+                and during["clicks"].sum() > 0.5 * len(during) * before["clicks"].mean()
+            ), label
         elif label.kind == "conversion_inflation":
             assert ratio("conversions") > 2.5, label
         elif label.kind == "lead_flood":
-            flood = result.leads[(result.leads["campaign_id"] == label.campaign_id)
-                                 & result.leads["added_date"].between(label.start_date, label.end_date)]
+            flood = result.leads[
+                (result.leads["campaign_id"] == label.campaign_id)
+                & result.leads["added_date"].between(label.start_date, label.end_date)
+            ]
             assert (flood["lead_status"] == "JUNK").sum() >= 20, label
         elif label.kind == "level_shift":
             assert abs(np.log(ratio("spend"))) > np.log(1.8), label
@@ -177,8 +224,14 @@ def test_every_defect_is_findable_and_quarantined_or_kept_as_labelled(sample):
     assert not (out / "insights.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     assert " spend " in (out / "insights.csv").read_text().splitlines()[0].split(",")
     q = result.quarantine
-    row_level = {"unparseable_date", "negative_spend", "clicks_gt_impressions", "conversions_gt_clicks",
-                 "unknown_campaign", "missing_key"}
+    row_level = {
+        "unparseable_date",
+        "negative_spend",
+        "clicks_gt_impressions",
+        "conversions_gt_clicks",
+        "unknown_campaign",
+        "missing_key",
+    }
     for row in defects.itertuples():
         if row.kind in row_level:
             hit = q[(q["source_file"] == row.file) & (q["row_key"] == row.row_key)]
@@ -197,11 +250,18 @@ def test_every_defect_is_findable_and_quarantined_or_kept_as_labelled(sample):
     raw = pd.read_csv(out / "insights.csv", dtype=str, keep_default_na=False, skipinitialspace=True)
     raw.columns = raw.columns.str.strip()
     blanks = raw[raw["id"].isin(blank_ids)]
-    assert len(blanks) == len(blank_ids) and ((blanks["impressions"] == "") | (blanks["clicks"] == "")).all()
+    assert (
+        len(blanks) == len(blank_ids)
+        and ((blanks["impressions"] == "") | (blanks["clicks"] == "")).all()
+    )
     day = blanks.iloc[0]
     merged = result.insights[result.insights["campaign_id"] == day["campaign_id"]]
     assert merged[["impressions", "clicks"]].isna().any(axis=1).any()
-    assert result.files["insights"].duplicates_removed == (defects["kind"] == "exact_duplicate").sum() == 1
+    assert (
+        result.files["insights"].duplicates_removed
+        == (defects["kind"] == "exact_duplicate").sum()
+        == 1
+    )
     # no defect touches a campaign carrying an anomaly label
     labels = pd.read_csv(out / "anomaly_labels.csv")
     touched = raw.loc[raw["id"].isin(defects["row_key"]), "campaign_id"]
@@ -212,11 +272,19 @@ def test_scale_multiplies_campaigns(tmp_path):
     small = generate_sample(tmp_path / "s", seed=1, n_campaigns=10, n_days=20)
     big = generate_sample(tmp_path / "b", seed=1, n_campaigns=10, n_days=20, scale=3)
     assert small.rows["campaigns"] == 10 and big.rows["campaigns"] == 30
-    assert not (tmp_path / "s" / "anomaly_labels.csv").exists() and not (tmp_path / "s" / "defects.csv").exists()
+    assert (
+        not (tmp_path / "s" / "anomaly_labels.csv").exists()
+        and not (tmp_path / "s" / "defects.csv").exists()
+    )
 
 
 def test_command_line_writes_and_reports(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--campaigns", "6", "--days", "14", "--seed", "4", "--defects"]) == 0
+    assert (
+        main(
+            ["--out", str(tmp_path), "--campaigns", "6", "--days", "14", "--seed", "4", "--defects"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     for name in (*FILES, "defects.csv"):
         assert (tmp_path / name).is_file() and name in printed
@@ -238,7 +306,13 @@ def test_noise_spread_makes_campaigns_differ_in_noise_and_leaves_other_draws_alo
 
     kwargs = dict(seed=3, n_campaigns=60, n_days=60)
     even = generate_sample(tmp_path / "even", settings=GeneratorSettings(noise=1.5), **kwargs)
-    mixed = generate_sample(tmp_path / "mixed", settings=GeneratorSettings(noise=1.5, noise_spread=0.5), **kwargs)
-    assert (even.out_dir / "campaigns.csv").read_bytes() == (mixed.out_dir / "campaigns.csv").read_bytes()
+    mixed = generate_sample(
+        tmp_path / "mixed", settings=GeneratorSettings(noise=1.5, noise_spread=0.5), **kwargs
+    )
+    assert (even.out_dir / "campaigns.csv").read_bytes() == (
+        mixed.out_dir / "campaigns.csv"
+    ).read_bytes()
     a, b = log_spend_sd(even.out_dir), log_spend_sd(mixed.out_dir)
-    assert b.quantile(0.9) / b.quantile(0.1) > 1.2 * a.quantile(0.9) / a.quantile(0.1)  # 2.6 against 1.9
+    assert b.quantile(0.9) / b.quantile(0.1) > 1.2 * a.quantile(0.9) / a.quantile(
+        0.1
+    )  # 2.6 against 1.9

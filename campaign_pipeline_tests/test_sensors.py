@@ -8,10 +8,17 @@ import pytest
 from campaign_pipeline import alerts
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.sensors import (
-    build_anomaly_alert_sensor, build_raw_file_sensor, build_run_failure_alert_sensor,
+    build_anomaly_alert_sensor,
+    build_raw_file_sensor,
+    build_run_failure_alert_sensor,
 )
 from campaign_pipeline_tests import _toy_definitions as toy
-from campaign_pipeline_tests._orchestration_support import INSIGHTS, WebhookListener, replace_file, write_raw
+from campaign_pipeline_tests._orchestration_support import (
+    INSIGHTS,
+    WebhookListener,
+    replace_file,
+    write_raw,
+)
 
 SECRET = "T0K3N-SECRET"
 
@@ -30,19 +37,29 @@ def instance():
 
 def _tick(sensor, instance, storage, cursor=None):
     """One evaluation the way the daemon does it, inside a code location holding the sensor."""
-    defs = dg.Definitions(assets=toy.toy_assets, jobs=[toy.toy_weekly_job], sensors=[sensor],
-                          resources={"storage": storage})
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage},
-                                      definitions=defs)
+    defs = dg.Definitions(
+        assets=toy.toy_assets,
+        jobs=[toy.toy_weekly_job],
+        sensors=[sensor],
+        resources={"storage": storage},
+    )
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs
+    )
     return defs.resolve_sensor_def(sensor.name).evaluate_tick(context)
 
 
 # --- raw files -----------------------------------------------------------------------------
 
+
 def test_raw_file_sensor_requests_exactly_the_touched_weeks_then_nothing(instance, storage):
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
     first = _tick(sensor, instance, storage)
-    assert sorted(r.partition_key for r in first.run_requests) == ["2024-01-08", "2024-01-15", "2024-01-22"]
+    assert sorted(r.partition_key for r in first.run_requests) == [
+        "2024-01-08",
+        "2024-01-15",
+        "2024-01-22",
+    ]
     assert len({r.run_key for r in first.run_requests}) == 3
     assert all(r.tags["campaign_pipeline/trigger"] == "raw_file_sensor" for r in first.run_requests)
 
@@ -54,7 +71,9 @@ def test_raw_file_sensor_requests_exactly_the_touched_weeks_then_nothing(instanc
 def test_raw_file_sensor_replaced_file_runs_only_the_changed_week(instance, storage):
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
     first = _tick(sensor, instance, storage)
-    replace_file(storage.raw_dir / "insights.csv", INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,"))
+    replace_file(
+        storage.raw_dir / "insights.csv", INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,")
+    )
     second = _tick(sensor, instance, storage, cursor=first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["2024-01-15"]
     assert second.run_requests[0].tags["campaign_pipeline/raw_files"] == "insights.csv"
@@ -65,8 +84,10 @@ def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
     first = _tick(sensor, instance, storage)
     # before the first partition (2024-01-01) and far in the future: not partitions
-    replace_file(storage.raw_dir / "insights.csv",
-                 INSIGHTS + "7,c1,2023-06-01,1,10,1,0\n8,c1,2999-01-01,1,10,1,0\n")
+    replace_file(
+        storage.raw_dir / "insights.csv",
+        INSIGHTS + "7,c1,2023-06-01,1,10,1,0\n8,c1,2999-01-01,1,10,1,0\n",
+    )
     second = _tick(sensor, instance, storage, cursor=first.cursor)
     assert second.run_requests == []
     assert "touched no complete weekly partition" in second.skip_message
@@ -75,13 +96,20 @@ def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
 def test_raw_file_sensor_run_keys_make_dagster_skip_a_reprocessed_file(instance, storage):
     """A lost cursor re-reads the same files; the run keys are the same, so no run repeats."""
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
-    defs = dg.Definitions(assets=toy.toy_assets, jobs=[toy.toy_weekly_job], sensors=[sensor],
-                          resources={"storage": storage})
+    defs = dg.Definitions(
+        assets=toy.toy_assets,
+        jobs=[toy.toy_weekly_job],
+        sensors=[sensor],
+        resources={"storage": storage},
+    )
     first = _tick(sensor, instance, storage)
     job = defs.resolve_job_def("toy_weekly_job")
     request = first.run_requests[0]
-    result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
-                                    tags={"dagster/run_key": request.run_key, "dagster/sensor_name": sensor.name})
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        tags={"dagster/run_key": request.run_key, "dagster/sensor_name": sensor.name},
+    )
     assert result.success
     reset = _tick(sensor, instance, storage, cursor=None)
     assert {r.run_key for r in reset.run_requests} == {r.run_key for r in first.run_requests}
@@ -89,9 +117,11 @@ def test_raw_file_sensor_run_keys_make_dagster_skip_a_reprocessed_file(instance,
 
 # --- anomaly alerts ------------------------------------------------------------------------
 
+
 def _materialize_weeks(instance, storage, *weeks):
-    job = dg.Definitions(assets=toy.toy_assets, jobs=[toy.toy_weekly_job],
-                         resources={"storage": storage}).resolve_job_def("toy_weekly_job")
+    job = dg.Definitions(
+        assets=toy.toy_assets, jobs=[toy.toy_weekly_job], resources={"storage": storage}
+    ).resolve_job_def("toy_weekly_job")
     for week in weeks:
         assert job.execute_in_process(instance=instance, partition_key=week).success
 
@@ -109,7 +139,9 @@ def _posted_flags(bodies):
     return seen
 
 
-def test_alert_sensor_posts_each_high_and_critical_flag_once_across_ticks(instance, storage, monkeypatch):
+def test_alert_sensor_posts_each_high_and_critical_flag_once_across_ticks(
+    instance, storage, monkeypatch
+):
     sensor = build_anomaly_alert_sensor()
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
@@ -131,7 +163,9 @@ def test_alert_sensor_posts_each_high_and_critical_flag_once_across_ticks(instan
     assert len(json.loads(third.cursor)["posted"]) == 6
 
 
-def test_alert_sensor_retries_a_failed_post_next_tick_without_leaking_the_url(instance, storage, monkeypatch):
+def test_alert_sensor_retries_a_failed_post_next_tick_without_leaking_the_url(
+    instance, storage, monkeypatch
+):
     sensor = build_anomaly_alert_sensor(settings=alerts.AlertSettings(retries=0))
     _materialize_weeks(instance, storage, "2024-01-08")
     with WebhookListener(statuses=[500]) as hook:
@@ -145,7 +179,9 @@ def test_alert_sensor_retries_a_failed_post_next_tick_without_leaking_the_url(in
     assert len(json.loads(retried.cursor)["posted"]) == 3
 
 
-def test_alert_sensor_without_webhook_posts_nothing_and_keeps_its_place(instance, storage, monkeypatch):
+def test_alert_sensor_without_webhook_posts_nothing_and_keeps_its_place(
+    instance, storage, monkeypatch
+):
     monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
     _materialize_weeks(instance, storage, "2024-01-08")
     result = _tick(build_anomaly_alert_sensor(), instance, storage, cursor=None)
@@ -154,8 +190,9 @@ def test_alert_sensor_without_webhook_posts_nothing_and_keeps_its_place(instance
 
 
 def test_alert_sensor_bounds_messages_per_tick(instance, storage, monkeypatch):
-    sensor = build_anomaly_alert_sensor(settings=alerts.AlertSettings(max_flags_per_message=1),
-                                        max_messages_per_tick=2)
+    sensor = build_anomaly_alert_sensor(
+        settings=alerts.AlertSettings(max_flags_per_message=1), max_messages_per_tick=2
+    )
     _materialize_weeks(instance, storage, "2024-01-08")
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
@@ -167,8 +204,11 @@ def test_alert_sensor_bounds_messages_per_tick(instance, storage, monkeypatch):
 
 # --- failed runs ---------------------------------------------------------------------------
 
+
 def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
-    job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def("toy_failing_job")
+    job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def(
+        "toy_failing_job"
+    )
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
@@ -177,7 +217,10 @@ def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
         context = dg.build_run_status_sensor_context(
-            sensor_name=sensor.name, dagster_event=failure, dagster_instance=instance, dagster_run=run,
+            sensor_name=sensor.name,
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=run,
         ).for_run_failure()
         sensor(context)
     (body,) = hook.bodies
@@ -188,11 +231,15 @@ def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
 
 def test_run_failure_sensor_without_webhook_skips(instance, monkeypatch):
     monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
-    job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def("toy_failing_job")
+    job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def(
+        "toy_failing_job"
+    )
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert_sensor", dagster_event=result.get_run_failure_event(),
-        dagster_instance=instance, dagster_run=instance.get_run_by_id(result.run_id),
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
     ).for_run_failure()
     outcome = build_run_failure_alert_sensor()(context)
     assert isinstance(outcome, dg.SkipReason) and "not set" in outcome.skip_message

@@ -15,7 +15,13 @@ import pytest
 import requests
 
 from campaign_pipeline_tests._orchestration_support import (
-    CODE_MODULE, REPO_ROOT, chromium_binary, clean_env, require, sqlite_home, write_raw,
+    CODE_MODULE,
+    REPO_ROOT,
+    chromium_binary,
+    clean_env,
+    require,
+    sqlite_home,
+    write_raw,
 )
 
 pytestmark = pytest.mark.ui
@@ -53,10 +59,25 @@ def webserver(tmp_path_factory):
     write_raw(data / "raw")
     port = _free_port()
     log = open(tmp / "dagster_dev.log", "w")
-    env = clean_env(DAGSTER_HOME=str(sqlite_home(tmp / "home")), CAMPAIGN_PIPELINE_DATA_DIR=str(data))
+    env = clean_env(
+        DAGSTER_HOME=str(sqlite_home(tmp / "home")), CAMPAIGN_PIPELINE_DATA_DIR=str(data)
+    )
     process = subprocess.Popen(
-        [str(REPO_ROOT / ".venv" / "bin" / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -64,15 +85,19 @@ def webserver(tmp_path_factory):
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
             if process.poll() is not None:
-                pytest.fail(f"dagster dev exited ({process.returncode}): {(tmp / 'dagster_dev.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"dagster dev exited ({process.returncode}): {(tmp / 'dagster_dev.log').read_text()[-3000:]}"
+                )
             try:
                 if requests.get(f"{base}/server_info", timeout=2).ok and _location_loaded(base):
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"dagster dev did not answer in {STARTUP_SECONDS}s: "
-                            f"{(tmp / 'dagster_dev.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"dagster dev did not answer in {STARTUP_SECONDS}s: "
+                    f"{(tmp / 'dagster_dev.log').read_text()[-3000:]}"
+                )
             time.sleep(1)
         yield {"base": base, "tmp": tmp}
     finally:
@@ -89,8 +114,11 @@ def _graphql(base: str, query: str) -> dict:
 
 
 def _location_loaded(base: str) -> bool:
-    data = _graphql(base, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
-                          "locationOrLoadError { __typename } } } } }")
+    data = _graphql(
+        base,
+        "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+        "locationOrLoadError { __typename } } } } }",
+    )
     entries = data["workspaceOrError"]["locationEntries"]
     return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
@@ -99,7 +127,10 @@ def _expected():
     repo = import_module(CODE_MODULE).defs.get_repository_def()
     return {
         "assets": {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()},
-        "checks": {f"{key.asset_key.to_user_string()}:{key.name}" for key in repo.asset_graph.asset_check_keys},
+        "checks": {
+            f"{key.asset_key.to_user_string()}:{key.name}"
+            for key in repo.asset_graph.asset_check_keys
+        },
         "schedules": {s.name for s in repo.schedule_defs},
         "sensors": {s.name for s in repo.sensor_defs},
     }
@@ -107,15 +138,19 @@ def _expected():
 
 def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver):
     expected = _expected()
-    data = _graphql(webserver["base"], """{
+    data = _graphql(
+        webserver["base"],
+        """{
       assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
       repositoriesOrError { ... on RepositoryConnection { nodes {
         name location { name } schedules { name cronSchedule executionTimezone } sensors { name } } } }
-    }""")
+    }""",
+    )
     assets = {"/".join(node["assetKey"]["path"]) for node in data["assetNodes"]}
     checks = {
         f"{'/'.join(node['assetKey']['path'])}:{check['name']}"
-        for node in data["assetNodes"] for check in (node["assetChecksOrError"].get("checks") or [])
+        for node in data["assetNodes"]
+        for check in (node["assetChecksOrError"].get("checks") or [])
     }
     (repo,) = data["repositoriesOrError"]["nodes"]
     assert repo["location"]["name"] == "campaign_pipeline"
@@ -125,7 +160,9 @@ def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver):
     assert {s["name"] for s in repo["sensors"]} == expected["sensors"]
     # the orchestration this repo promises is there, not only whatever the module happens to hold
     assert {"weekly_pipeline_schedule"} <= expected["schedules"]
-    assert {"raw_file_sensor", "anomaly_alert_sensor", "run_failure_alert_sensor"} <= expected["sensors"]
+    assert {"raw_file_sensor", "anomaly_alert_sensor", "run_failure_alert_sensor"} <= expected[
+        "sensors"
+    ]
     assert {"anomaly_flags", "campaign_health", "weekly_campaign_metrics"} <= expected["assets"]
     assert len(expected["checks"]) >= 4
     weekly = next(s for s in repo["schedules"] if s["name"] == "weekly_pipeline_schedule")
@@ -138,13 +175,29 @@ def test_headless_chromium_renders_the_asset_graph(webserver):
     shot = webserver["tmp"] / "asset_graph.png"
     profile = webserver["tmp"] / "chromium-profile"
     command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={shot}", "--window-size=1600,1000",
-        "--virtual-time-budget=20000", f"{webserver['base']}/asset-groups",
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        f"--screenshot={shot}",
+        "--window-size=1600,1000",
+        "--virtual-time-budget=20000",
+        f"{webserver['base']}/asset-groups",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=120)
     finally:

@@ -77,12 +77,32 @@ HEAD_SHARE = 0.15
 
 # Everything that depends on the spacing, in steps.
 SPACINGS = {
-    "hourly": dict(step=pd.Timedelta(hours=1), n=1608, spike=(1, 3), temporary_shift=(12, 72),
-                   drift=(24, 72), variance_burst=(6, 24), dropout_to_floor=(2, 6),
-                   window=(48, 72), margin=48, tail=48, ar_phi=0.995),
-    "daily": dict(step=pd.Timedelta(days=1), n=400, spike=(1, 3), temporary_shift=(3, 10),
-                  drift=(7, 14), variance_burst=(4, 10), dropout_to_floor=(1, 3),
-                  window=(6, 8), margin=14, tail=14, ar_phi=0.9),
+    "hourly": dict(
+        step=pd.Timedelta(hours=1),
+        n=1608,
+        spike=(1, 3),
+        temporary_shift=(12, 72),
+        drift=(24, 72),
+        variance_burst=(6, 24),
+        dropout_to_floor=(2, 6),
+        window=(48, 72),
+        margin=48,
+        tail=48,
+        ar_phi=0.995,
+    ),
+    "daily": dict(
+        step=pd.Timedelta(days=1),
+        n=400,
+        spike=(1, 3),
+        temporary_shift=(3, 10),
+        drift=(7, 14),
+        variance_burst=(4, 10),
+        dropout_to_floor=(1, 3),
+        window=(6, 8),
+        margin=14,
+        tail=14,
+        ar_phi=0.9,
+    ),
 }
 GENERATOR_SETTINGS = {
     "default": dict(noise=1.0, profile=1.0, persistence=(0.0, 0.0)),
@@ -112,7 +132,9 @@ WEEKDAY = np.array([0.25, 0.35, 0.35, 0.25, 0.0, -0.6, -0.6])
 @dataclass
 class Synthetic:
     frame: pd.DataFrame  # series, timestamp, value (long format, as exported: gaps, one duplicate)
-    labels: pd.DataFrame  # series, kind, start, end, event_start, event_end, onset, persists, factor
+    labels: (
+        pd.DataFrame
+    )  # series, kind, start, end, event_start, event_end, onset, persists, factor
     meta: pd.DataFrame  # per series: base, profile_amp, noise_sd, heavy_tail, noise_ar, weekday_amp, volume_range, ...
     step: pd.Timedelta
 
@@ -120,6 +142,7 @@ class Synthetic:
 # ---------------------------------------------------------------------------------------
 # Generator
 # ---------------------------------------------------------------------------------------
+
 
 def _factor(rng: np.random.Generator, up: tuple[float, float], down: tuple[float, float]) -> float:
     return float(rng.uniform(*up)) if rng.random() < 0.5 else float(rng.uniform(*down))
@@ -143,7 +166,9 @@ def _place_events(rng: np.random.Generator, n: int, cfg: dict) -> list[dict]:
         kind = KINDS[int(rng.integers(len(KINDS)))]
         for _attempt in range(50):
             w = int(rng.integers(cfg["window"][0], cfg["window"][1] + 1))
-            length = 1 if kind == "level_shift" else int(rng.integers(cfg[kind][0], cfg[kind][1] + 1))
+            length = (
+                1 if kind == "level_shift" else int(rng.integers(cfg[kind][0], cfg[kind][1] + 1))
+            )
             lo = head + w // 2
             hi = n - 1 - max(length, w) - cfg["tail"]
             if hi <= lo:
@@ -155,8 +180,11 @@ def _place_events(rng: np.random.Generator, n: int, cfg: dict) -> list[dict]:
                 continue
             taken.append((start, end))
             if kind in ("spike", "temporary_shift"):
-                factor = _factor(rng, (2.0, 5.0) if kind == "spike" else (1.5, 2.5),
-                                 (1 / 4, 1 / 2) if kind == "spike" else (0.5, 0.7))
+                factor = _factor(
+                    rng,
+                    (2.0, 5.0) if kind == "spike" else (1.5, 2.5),
+                    (1 / 4, 1 / 2) if kind == "spike" else (0.5, 0.7),
+                )
             elif kind == "level_shift":
                 factor = _factor(rng, (1.5, 2.5), (0.5, 0.7))
             elif kind == "drift":
@@ -165,13 +193,22 @@ def _place_events(rng: np.random.Generator, n: int, cfg: dict) -> list[dict]:
                 factor = 4.0
             else:
                 factor = float(rng.uniform(0.01, 0.05))  # the floor as a share of the level
-            events.append(dict(kind=kind, onset=onset, ev_end=ev_end, start=start, end=end, factor=factor))
+            events.append(
+                dict(kind=kind, onset=onset, ev_end=ev_end, start=start, end=end, factor=factor)
+            )
             break
     return sorted(events, key=lambda e: e["onset"])
 
 
-def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_series: int = 24,
-             inject: bool = True, start: str = "2024-01-01") -> Synthetic:
+def generate(
+    seed: int,
+    *,
+    spacing: str = "hourly",
+    setting: str = "default",
+    n_series: int = 24,
+    inject: bool = True,
+    start: str = "2024-01-01",
+) -> Synthetic:
     """Synthetic cost-like series with labelled anomalies.
 
     Independent random streams for the base series, the anomalies and the export defects, so
@@ -190,19 +227,25 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     if spacing == "hourly":
         hour = grid.hour.to_numpy()[None, :]
         ph1, ph2 = rb.uniform(0, 24, (2, k, 1))
-        shape = 0.7 * np.sin(2 * np.pi * (hour - ph1) / 24) + 0.3 * np.sin(4 * np.pi * (hour - ph2) / 24)
+        shape = 0.7 * np.sin(2 * np.pi * (hour - ph1) / 24) + 0.3 * np.sin(
+            4 * np.pi * (hour - ph2) / 24
+        )
     else:
         shape = np.broadcast_to(weekday, (k, n))
     log_profile = np.log1p(amp[:, None] * shape)
     phi = cfg["ar_phi"]
     drift_sd = rb.uniform(0.02, 0.08, k)
-    innov = rb.normal(0.0, 1.0, (k, n)) * (drift_sd * np.sqrt(1 - phi ** 2))[:, None]
+    innov = rb.normal(0.0, 1.0, (k, n)) * (drift_sd * np.sqrt(1 - phi**2))[:, None]
     ar = _ar1(rb.normal(0.0, drift_sd), innov, phi)
     noise_sd = rb.uniform(0.05, 0.25, k) * gen["noise"]
     heavy = rb.random(k) < 1 / 3
-    eps = np.where(heavy[:, None], rb.standard_t(5, (k, n)) / np.sqrt(5 / 3), rb.normal(0.0, 1.0, (k, n)))
+    eps = np.where(
+        heavy[:, None], rb.standard_t(5, (k, n)) / np.sqrt(5 / 3), rb.normal(0.0, 1.0, (k, n))
+    )
     floor_noise = rb.normal(0.0, 0.1, (k, n))
-    rho = rb.uniform(*gen["persistence"], k)  # drawn last: the other settings' series stay as they were
+    rho = rb.uniform(
+        *gen["persistence"], k
+    )  # drawn last: the other settings' series stay as they were
     if rho.any():  # AR(1) noise of unit marginal variance: the same innovations, filtered
         eps = _ar1(eps[:, 0], eps * np.sqrt(1 - rho**2)[:, None], rho)
     week_amp = rb.uniform(*gen.get("weekly", (0.0, 0.0)), k)  # drawn last as well
@@ -218,7 +261,7 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
         else:  # the weekday pattern as volume: busy mid-week, quiet weekend
             bump = (weekday - WEEKDAY.min()) / (WEEKDAY.max() - WEEKDAY.min())
         volume = 1.0 + vol_range[:, None] * bump
-        noise_mult = volume ** -0.5
+        noise_mult = volume**-0.5
         eps = eps * noise_mult / np.sqrt(np.mean(noise_mult**2, axis=1, keepdims=True))
     # --- anomalies -------------------------------------------------------------------------
     effect = np.zeros((k, n))  # added to the log value
@@ -229,19 +272,29 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
         for e in _place_events(ra, n, cfg):
             a, b, f, kind = e["onset"], e["ev_end"], e["factor"], e["kind"]
             if kind in ("spike", "temporary_shift"):
-                effect[i, a:b + 1] += np.log(f)
+                effect[i, a : b + 1] += np.log(f)
             elif kind == "level_shift":
                 effect[i, a:] += np.log(f)
             elif kind == "drift":
-                effect[i, a:b + 1] += np.log(f) * np.arange(1, b - a + 2) / (b - a + 1)
-                effect[i, b + 1:] += np.log(f)
+                effect[i, a : b + 1] += np.log(f) * np.arange(1, b - a + 2) / (b - a + 1)
+                effect[i, b + 1 :] += np.log(f)
             elif kind == "variance_burst":
-                burst[i, a:b + 1] = f
+                burst[i, a : b + 1] = f
             else:
-                floor[i, a:b + 1] = f
-            label_rows.append(dict(series=f"s{i:02d}", kind=kind, start=grid[e["start"]], end=grid[e["end"]],
-                                   event_start=grid[a], event_end=grid[b], onset=grid[a],
-                                   persists=kind in PERSISTENT, factor=f))
+                floor[i, a : b + 1] = f
+            label_rows.append(
+                dict(
+                    series=f"s{i:02d}",
+                    kind=kind,
+                    start=grid[e["start"]],
+                    end=grid[e["end"]],
+                    event_start=grid[a],
+                    event_end=grid[b],
+                    onset=grid[a],
+                    persists=kind in PERSISTENT,
+                    factor=f,
+                )
+            )
     if not inject:
         effect[:] = 0.0
         burst[:] = 1.0
@@ -249,13 +302,27 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
     level = np.log(base)[:, None] + log_profile + ar
     log_v = level + effect + noise_sd[:, None] * eps * burst
     # a dropout sits near a small floor of the expected level (a little noise around it)
-    log_v = np.where(np.isnan(floor), log_v, level + np.log(np.where(np.isnan(floor), 1.0, floor)) + floor_noise)
+    log_v = np.where(
+        np.isnan(floor), log_v, level + np.log(np.where(np.isnan(floor), 1.0, floor)) + floor_noise
+    )
     values = np.exp(log_v)
     if "counts" in gen:  # Poisson readings of the expected count (their own stream of draws)
         rc = np.random.default_rng([seed, 3, list(SPACINGS).index(spacing)])
         values = rc.poisson(values / base[:, None] * count_mean[:, None]).astype(float)
-    labels = pd.DataFrame(label_rows, columns=["series", "kind", "start", "end", "event_start", "event_end", "onset",
-                                               "persists", "factor"])
+    labels = pd.DataFrame(
+        label_rows,
+        columns=[
+            "series",
+            "kind",
+            "start",
+            "end",
+            "event_start",
+            "event_end",
+            "onset",
+            "persists",
+            "factor",
+        ],
+    )
     # --- export defects: gaps and one duplicated timestamp in half of the series ------------
     keep = np.ones((k, n), bool)
     dup_at = np.full(k, -1)
@@ -265,39 +332,60 @@ def generate(seed: int, *, spacing: str = "hourly", setting: str = "default", n_
         busy = np.zeros(n + 8, bool)  # no gap within 2 steps of an event's extent
         for r in labels[labels["series"] == f"s{i:02d}"].itertuples():
             a, b = grid.get_loc(r.event_start), grid.get_loc(r.event_end)
-            busy[max(a - 2, 0):b + 3] = True
+            busy[max(a - 2, 0) : b + 3] = True
         busy[0] = True  # the first point stays: the series starts where the grid starts
         target = int(rd.uniform(0.02, 0.04) * n)
         for _attempt in range(1000):
             if (~keep[i]).sum() >= target:
                 break
             g0, glen = int(rd.integers(1, n - 5)), int(rd.integers(2, 5))
-            if busy[g0 - 1:g0 + glen + 1].any() or not keep[i, g0 - 1:g0 + glen + 1].all():
+            if busy[g0 - 1 : g0 + glen + 1].any() or not keep[i, g0 - 1 : g0 + glen + 1].all():
                 continue  # gaps stay separate and outside events
-            keep[i, g0:g0 + glen] = False
+            keep[i, g0 : g0 + glen] = False
         candidates = np.flatnonzero(keep[i] & ~busy[:n])
         dup_at[i] = int(rd.choice(candidates))
     names = np.array([f"s{i:02d}" for i in range(k)])
     rows_i, rows_t = np.nonzero(keep)
-    frame = pd.DataFrame({"series": names[rows_i], "timestamp": grid[rows_t], "value": values[rows_i, rows_t]})
+    frame = pd.DataFrame(
+        {"series": names[rows_i], "timestamp": grid[rows_t], "value": values[rows_i, rows_t]}
+    )
     has_dup = dup_at >= 0
-    dups = pd.DataFrame({"series": names[has_dup], "timestamp": grid[dup_at[has_dup]],
-                         "value": values[has_dup, dup_at[has_dup]]})
-    frame = (pd.concat([frame, dups], ignore_index=True)
-             .sort_values(["series", "timestamp"], kind="stable").reset_index(drop=True))
-    meta = pd.DataFrame({"series": names, "base": base, "profile_amp": amp, "noise_sd": noise_sd,
-                         "count_mean": count_mean if "counts" in gen else np.nan,
-                         "heavy_tail": heavy, "noise_ar": rho, "weekday_amp": week_amp, "volume_range": vol_range,
-                         "volume_peak": vol_peak[:, 0],
-                         "drift_sd": drift_sd,
-                         "n_gap_points": (~keep).sum(axis=1),
-                         "duplicate": pd.Series(grid[np.maximum(dup_at, 0)]).where(has_dup).to_numpy()})
+    dups = pd.DataFrame(
+        {
+            "series": names[has_dup],
+            "timestamp": grid[dup_at[has_dup]],
+            "value": values[has_dup, dup_at[has_dup]],
+        }
+    )
+    frame = (
+        pd.concat([frame, dups], ignore_index=True)
+        .sort_values(["series", "timestamp"], kind="stable")
+        .reset_index(drop=True)
+    )
+    meta = pd.DataFrame(
+        {
+            "series": names,
+            "base": base,
+            "profile_amp": amp,
+            "noise_sd": noise_sd,
+            "count_mean": count_mean if "counts" in gen else np.nan,
+            "heavy_tail": heavy,
+            "noise_ar": rho,
+            "weekday_amp": week_amp,
+            "volume_range": vol_range,
+            "volume_peak": vol_peak[:, 0],
+            "drift_sd": drift_sd,
+            "n_gap_points": (~keep).sum(axis=1),
+            "duplicate": pd.Series(grid[np.maximum(dup_at, 0)]).where(has_dup).to_numpy(),
+        }
+    )
     return Synthetic(frame=frame, labels=labels, meta=meta, step=step)
 
 
 # ---------------------------------------------------------------------------------------
 # Scoring
 # ---------------------------------------------------------------------------------------
+
 
 def n_events(ts: np.ndarray, gap: pd.Timedelta) -> int:
     """Events after merging sorted flagged timestamps that are at most `gap` apart."""
@@ -319,25 +407,40 @@ def fp_event_table(pred: pd.DataFrame, labels: pd.DataFrame, gap: pd.Timedelta) 
             continue
         cut = np.flatnonzero(np.diff(out) > np.timedelta64(gap)) + 1
         for chunk in np.split(out, cut):
-            rows.append(dict(series=s, start=pd.Timestamp(chunk[0]), end=pd.Timestamp(chunk[-1]), n_points=len(chunk)))
+            rows.append(
+                dict(
+                    series=s,
+                    start=pd.Timestamp(chunk[0]),
+                    end=pd.Timestamp(chunk[-1]),
+                    n_points=len(chunk),
+                )
+            )
     return pd.DataFrame(rows, columns=["series", "start", "end", "n_points"])
 
 
-def score(pred: pd.DataFrame, frame: pd.DataFrame, labels: pd.DataFrame, gap: pd.Timedelta) -> tuple[dict, pd.DataFrame]:
+def score(
+    pred: pd.DataFrame, frame: pd.DataFrame, labels: pd.DataFrame, gap: pd.Timedelta
+) -> tuple[dict, pd.DataFrame]:
     """Window scoring of per-point flags -> (totals, labels with a `found` column).
 
     pred: series, timestamp, is_anomaly (series absent from pred: nothing flagged). The
     point universe is the distinct (series, timestamp) of `frame`.
     """
-    pred = pred.assign(series=pred["series"].astype(str), timestamp=pd.to_datetime(pred["timestamp"]))
+    pred = pred.assign(
+        series=pred["series"].astype(str), timestamp=pd.to_datetime(pred["timestamp"])
+    )
     flagged = pred[pred["is_anomaly"].astype(bool)]
     flag_by = {s: np.unique(g["timestamp"].to_numpy()) for s, g in flagged.groupby("series")}
     found = np.zeros(len(labels), bool)
     tot = dict(windows=len(labels), tp=0, fp_events=0, flagged_points=0, fp_points=0, neg_points=0)
-    lab_idx = {s: np.flatnonzero(labels["series"].to_numpy() == s) for s in labels["series"].unique()}
+    lab_idx = {
+        s: np.flatnonzero(labels["series"].to_numpy() == s) for s in labels["series"].unique()
+    }
     starts = labels["start"].to_numpy(dtype="datetime64[ns]")
     ends = labels["end"].to_numpy(dtype="datetime64[ns]")
-    universe = frame.assign(series=frame["series"].astype(str), timestamp=pd.to_datetime(frame["timestamp"]))
+    universe = frame.assign(
+        series=frame["series"].astype(str), timestamp=pd.to_datetime(frame["timestamp"])
+    )
     for s, g in universe.groupby("series", sort=True):
         ts = np.unique(g["timestamp"].to_numpy())
         f_ts = flag_by.get(s, np.array([], dtype="datetime64[ns]"))
@@ -370,6 +473,7 @@ def prf(tot: dict) -> dict:
 # False-positive context (why did the ensemble fire outside the windows?)
 # ---------------------------------------------------------------------------------------
 
+
 def explain_fp(pred: pd.DataFrame, syn: Synthetic, settings) -> pd.DataFrame:
     """Each ensemble FP event with its anomaly_type, max score, likely route and context.
 
@@ -382,8 +486,11 @@ def explain_fp(pred: pd.DataFrame, syn: Synthetic, settings) -> pd.DataFrame:
     """
     s = settings.effective
     strong_z = s.strong_single_factor * s.min_robust_z
-    baseline = pd.Timedelta(days=s.baseline_days) if syn.step == pd.Timedelta(days=1) else pd.Timedelta(
-        days=s.baseline_days / 7)
+    baseline = (
+        pd.Timedelta(days=s.baseline_days)
+        if syn.step == pd.Timedelta(days=1)
+        else pd.Timedelta(days=s.baseline_days / 7)
+    )
     ev = fp_event_table(pred, syn.labels, syn.step)
     if ev.empty:
         return ev.assign(anomaly_type=[], max_score=[], route=[], context=[])
@@ -422,6 +529,7 @@ def explain_fp(pred: pd.DataFrame, syn: Synthetic, settings) -> pd.DataFrame:
 # Runs
 # ---------------------------------------------------------------------------------------
 
+
 def _measured(fn, *args, memory: bool = False, **kwargs):
     """(result, seconds, peak MB allocated during the call or NaN).
 
@@ -442,22 +550,39 @@ def _measured(fn, *args, memory: bool = False, **kwargs):
     return out, secs, peak
 
 
-def run_one(seed: int, setting: str, spacing: str, args, settings) -> tuple[list[dict], pd.DataFrame]:
+def run_one(
+    seed: int, setting: str, spacing: str, args, settings
+) -> tuple[list[dict], pd.DataFrame]:
     syn = generate(seed, spacing=spacing, setting=setting, n_series=args.n_series)
     rows, fps = [], []
     ours, t_ours, mb_ours = _measured(detect_series, syn.frame, settings, memory=args.memory)
-    seeds, t_seeds, mb_seeds = _measured(seeds_series_flags, syn.frame, whole_series=True, memory=args.memory)
-    for method, pred, secs, mb in (("ensemble", ours, t_ours, mb_ours), ("seeds", seeds, t_seeds, mb_seeds)):
+    seeds, t_seeds, mb_seeds = _measured(
+        seeds_series_flags, syn.frame, whole_series=True, memory=args.memory
+    )
+    for method, pred, secs, mb in (
+        ("ensemble", ours, t_ours, mb_ours),
+        ("seeds", seeds, t_seeds, mb_seeds),
+    ):
         tot, lab = score(pred, syn.frame, syn.labels, syn.step)
         per_kind = lab.groupby("kind")["found"].agg(["sum", "count"])
-        row = dict(method=method, spacing=spacing, setting=setting, seed=seed, points=len(syn.frame), **tot,
-                   seconds=secs, peak_mb=mb)
+        row = dict(
+            method=method,
+            spacing=spacing,
+            setting=setting,
+            seed=seed,
+            points=len(syn.frame),
+            **tot,
+            seconds=secs,
+            peak_mb=mb,
+        )
         for kind in KINDS:
             row[f"tp[{kind}]"] = int(per_kind["sum"].get(kind, 0))
             row[f"n[{kind}]"] = int(per_kind["count"].get(kind, 0))
         rows.append(row)
     if args.explain_fp:
-        fps.append(explain_fp(ours, syn, settings).assign(spacing=spacing, setting=setting, seed=seed))
+        fps.append(
+            explain_fp(ours, syn, settings).assign(spacing=spacing, setting=setting, seed=seed)
+        )
     return rows, (pd.concat(fps, ignore_index=True) if fps else pd.DataFrame())
 
 
@@ -475,24 +600,49 @@ def kind_recall(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-TABLE = ["windows", "tp", "fp_events", "flagged_points", "fp_points", "precision", "recall", "f1", "point_fpr_%",
-         "seconds"]
+TABLE = [
+    "windows",
+    "tp",
+    "fp_events",
+    "flagged_points",
+    "fp_points",
+    "precision",
+    "recall",
+    "f1",
+    "point_fpr_%",
+    "seconds",
+]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--settings", nargs="+", default=list(DEFAULT_SETTINGS), choices=list(GENERATOR_SETTINGS))
+    ap.add_argument(
+        "--settings", nargs="+", default=list(DEFAULT_SETTINGS), choices=list(GENERATOR_SETTINGS)
+    )
     ap.add_argument("--spacing", nargs="+", default=["hourly", "daily"], choices=list(SPACINGS))
     ap.add_argument("--n-series", type=int, default=24)
     ap.add_argument("--sensitivity", default="medium", choices=["low", "medium", "high"])
-    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                    help="override DetectionSettings fields, e.g. --set fdr=0.01 min_robust_z=3.5")
-    ap.add_argument("--explain-fp", action="store_true",
-                    help="also tabulate the ensemble's false-positive events by context and anomaly_type")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override DetectionSettings fields, e.g. --set fdr=0.01 min_robust_z=3.5",
+    )
+    ap.add_argument(
+        "--explain-fp",
+        action="store_true",
+        help="also tabulate the ensemble's false-positive events by context and anomaly_type",
+    )
     ap.add_argument("--quiet", action="store_true", help="print the pooled tables only")
-    ap.add_argument("--memory", action="store_true",
-                    help="also report each method's peak memory (a second, traced call per run)")
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="also report each method's peak memory (a second, traced call per run)",
+    )
     args = ap.parse_args(argv)
     settings = settings_from_overrides(args.set, sensitivity=args.sensitivity)
     table = TABLE + ["peak_mb"] if args.memory else TABLE
@@ -513,26 +663,50 @@ def main(argv=None) -> int:
                 print(f"\n### {method}, setting={setting}, seed={seed}\n")
                 print(grp.set_index("spacing")[table].to_markdown(floatfmt=".3f"))
     res = pd.DataFrame(results)
-    count_cols = ["windows", "tp", "fp_events", "flagged_points", "fp_points", "neg_points", "points", "seconds",
-                  *[c for c in res.columns if c.startswith(("tp[", "n["))]]
+    count_cols = [
+        "windows",
+        "tp",
+        "fp_events",
+        "flagged_points",
+        "fp_points",
+        "neg_points",
+        "points",
+        "seconds",
+        *[c for c in res.columns if c.startswith(("tp[", "n["))],
+    ]
     agg = {**{c: "sum" for c in count_cols}, "peak_mb": "max"}  # memory: the largest run's peak
     by_setting = with_rates(res.groupby(["method", "spacing", "setting"], sort=False).agg(agg))
     pooled = with_rates(res.groupby(["method", "spacing"], sort=False).agg(agg))
     over = " ".join(args.set) or "none"
-    print(f"\n## Pooled over seeds {args.seeds} (sums over runs; sensitivity={args.sensitivity}; --set {over})\n")
+    print(
+        f"\n## Pooled over seeds {args.seeds} (sums over runs; sensitivity={args.sensitivity}; --set {over})\n"
+    )
     print(by_setting[table].to_markdown(floatfmt=".3f"))
     print("\n## Pooled over settings and seeds\n")
     print(pooled[table].to_markdown(floatfmt=".3f"))
     print("\n## Event recall per kind (pooled)\n")
     print(kind_recall(pooled).to_markdown(floatfmt=".3f"))
-    fp = pd.concat([f for f in fps if len(f)], ignore_index=True) if any(len(f) for f in fps) else pd.DataFrame()
+    fp = (
+        pd.concat([f for f in fps if len(f)], ignore_index=True)
+        if any(len(f) for f in fps)
+        else pd.DataFrame()
+    )
     if args.explain_fp and len(fp):
         print("\n## Ensemble false-positive events by context\n")
-        tab = fp.groupby(["spacing", "context"]).agg(events=("series", "size"), points=("n_points", "sum"),
-                                                    median_score=("max_score", "median"))
+        tab = fp.groupby(["spacing", "context"]).agg(
+            events=("series", "size"),
+            points=("n_points", "sum"),
+            median_score=("max_score", "median"),
+        )
         print(tab.to_markdown(floatfmt=".2f"))
         print("\n## Ensemble false-positive events by route and anomaly_type\n")
-        print(fp.groupby(["spacing", "route", "anomaly_type"]).size().rename("events").to_frame().to_markdown())
+        print(
+            fp.groupby(["spacing", "route", "anomaly_type"])
+            .size()
+            .rename("events")
+            .to_frame()
+            .to_markdown()
+        )
     print(f"\nwall time {time.perf_counter() - t_start:.1f} s")
     return 0
 

@@ -47,13 +47,20 @@ def load_scorer(path: Path):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--root", default=str(SHARED / "data" / "nab_adexchange"))
     ap.add_argument("--scorer", default=str(SHARED / "tools" / "eval_nab.py"))
     ap.add_argument("--out-dir", default=str(Path(tempfile.gettempdir()) / "nab_predictions"))
     ap.add_argument("--sensitivity", default="medium", choices=["low", "medium", "high"])
-    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                    help="override DetectionSettings fields (to measure an ablation, not to tune on these labels)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override DetectionSettings fields (to measure an ablation, not to tune on these labels)",
+    )
     args = ap.parse_args(argv)
     root, out_dir = Path(args.root), Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,14 +68,18 @@ def main(argv=None) -> int:
     frame = load_series(root)
 
     t0 = time.perf_counter()
-    ours = detect_series(frame, settings=settings_from_overrides(args.set, sensitivity=args.sensitivity))
+    ours = detect_series(
+        frame, settings=settings_from_overrides(args.set, sensitivity=args.sensitivity)
+    )
     t_ours = time.perf_counter() - t0
     seeds = seeds_series_flags(frame, whole_series=True)
     preds = {"ensemble": ours, "seeds": seeds}
     rows = []
     for name, pred in preds.items():
         path = out_dir / f"nab_{name}.csv"
-        pred[["series", "timestamp", "is_anomaly"]].assign(is_anomaly=pred["is_anomaly"].astype(int)).to_csv(path, index=False)
+        pred[["series", "timestamp", "is_anomaly"]].assign(
+            is_anomaly=pred["is_anomaly"].astype(int)
+        ).to_csv(path, index=False)
         per, overall = scorer.score(pd.read_csv(path), root)
         print(f"\n== {name} ({path}) ==")
         with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):
@@ -76,8 +87,20 @@ def main(argv=None) -> int:
         rows.append(dict(method=name, **overall))
     res = pd.DataFrame(rows).set_index("method")
     print(f"\nensemble run time {t_ours:.2f} s on {len(frame):,} points")
-    print(res[["windows", "tp", "fp_events", "flagged_points", "precision", "recall", "f1", "point_fpr"]]
-          .to_markdown(floatfmt=".3f"))
+    print(
+        res[
+            [
+                "windows",
+                "tp",
+                "fp_events",
+                "flagged_points",
+                "precision",
+                "recall",
+                "f1",
+                "point_fpr",
+            ]
+        ].to_markdown(floatfmt=".3f")
+    )
     return 0
 
 

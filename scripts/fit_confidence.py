@@ -52,29 +52,48 @@ BANDS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 def campaign_flags(seeds: list[int], workdir: Path) -> pd.DataFrame:
     """Day and week flags of the campaign benchmark with `real` (inside a labelled window)."""
     import benchmark_detection as bench  # a neighbour in scripts/
+
     out = []
     for setting in ("default", "noisy"):
         for seed in seeds:
             daily, campaigns, labels = bench.pipeline_generate(seed, 120, 112, setting, workdir)
             daily["date"] = pd.to_datetime(daily["date"])
-            flags = detect_campaign_anomalies(daily, campaigns=campaigns, judge_start=daily["date"].min(),
-                                              judge_end=daily["date"].max(), settings=DetectionSettings())
+            flags = detect_campaign_anomalies(
+                daily,
+                campaigns=campaigns,
+                judge_start=daily["date"].min(),
+                judge_end=daily["date"].max(),
+                settings=DetectionSettings(),
+            )
             lab = bench._labels_for_scoring(labels, daily["date"].max(), bench.PERSISTENT_KINDS)
-            flags = flags.assign(campaign_id=flags["campaign_id"].astype(str),
-                                 start=pd.to_datetime(flags["period_start"]), end=pd.to_datetime(flags["period_end"]))
+            flags = flags.assign(
+                campaign_id=flags["campaign_id"].astype(str),
+                start=pd.to_datetime(flags["period_start"]),
+                end=pd.to_datetime(flags["period_end"]),
+            )
             # a flag is real when its period overlaps a labelled window of its campaign
             pairs = flags.reset_index().merge(lab, on="campaign_id", how="inner")
             hit = (pairs["start"] <= pairs["end_date"]) & (pairs["end"] >= pairs["start_date"])
             flags["real"] = flags.index.isin(pairs.loc[hit, "index"])
             # runs share campaign ids and dates: keep each run's flags apart for the features
-            out.append(flags.assign(setting=setting, seed=seed, campaign_id=f"{setting}/{seed}/" + flags["campaign_id"]))
-            print(f"  campaign {setting} seed {seed}: {len(flags)} flags, {flags['real'].mean():.3f} real", flush=True)
+            out.append(
+                flags.assign(
+                    setting=setting,
+                    seed=seed,
+                    campaign_id=f"{setting}/{seed}/" + flags["campaign_id"],
+                )
+            )
+            print(
+                f"  campaign {setting} seed {seed}: {len(flags)} flags, {flags['real'].mean():.3f} real",
+                flush=True,
+            )
     return pd.concat(out, ignore_index=True)
 
 
 def series_flags(seeds: list[int]) -> pd.DataFrame:
     """Flagged points of the series benchmark with `real` (inside a labelled window)."""
     import benchmark_series as bench
+
     out = []
     for spacing in bench.SPACINGS:
         for setting in bench.DEFAULT_SETTINGS:
@@ -84,9 +103,12 @@ def series_flags(seeds: list[int]) -> pd.DataFrame:
                 flags = pred[pred["is_anomaly"]].reset_index(drop=True)
                 pairs = flags.reset_index().merge(syn.labels, on="series", how="inner")
                 hit = pairs["timestamp"].between(pairs["start"], pairs["end"])
-                flags = flags.assign(real=flags.index.isin(pairs.loc[hit, "index"]),
-                                     campaign_id=f"{spacing}/{setting}/{seed}/" + flags["series"],
-                                     grain="point", period_start=flags["timestamp"])
+                flags = flags.assign(
+                    real=flags.index.isin(pairs.loc[hit, "index"]),
+                    campaign_id=f"{spacing}/{setting}/{seed}/" + flags["series"],
+                    grain="point",
+                    period_start=flags["timestamp"],
+                )
                 out.append(flags.assign(setting=f"{spacing} {setting}", seed=seed))
             print(f"  series {spacing}: done", flush=True)
     return pd.concat(out, ignore_index=True)
@@ -120,25 +142,37 @@ def auc(score: np.ndarray, real: np.ndarray) -> float:
 def report(name: str, flags: pd.DataFrame, coefficients: dict[str, tuple[float, ...]]) -> None:
     real = flags["real"].to_numpy(bool)
     base = real.mean() if len(real) else float("nan")
-    print(f"\n### {name}: {len(flags)} flags, {base:.3f} real (Brier of a constant at that share "
-          f"{np.mean((base - real) ** 2):.4f})\n")
+    print(
+        f"\n### {name}: {len(flags)} flags, {base:.3f} real (Brier of a constant at that share "
+        f"{np.mean((base - real) ** 2):.4f})\n"
+    )
     rows, bands = [], []
     for label, coef in coefficients.items():
         p = confidence(flags, coef)
         rows.append(dict(coefficients=label, auc=auc(p, real), brier=np.mean((p - real) ** 2)))
         band = pd.cut(p, BANDS, include_lowest=True)
-        tab = pd.DataFrame({"band": band, "real": real, "p": p}).groupby("band", observed=True).agg(
-            flags=("real", "size"), share_real=("real", "mean"), mean_confidence=("p", "mean"))
+        tab = (
+            pd.DataFrame({"band": band, "real": real, "p": p})
+            .groupby("band", observed=True)
+            .agg(flags=("real", "size"), share_real=("real", "mean"), mean_confidence=("p", "mean"))
+        )
         bands.append(tab.assign(coefficients=label).reset_index())
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
     print()
-    print(pd.concat(bands)[["coefficients", "band", "flags", "share_real", "mean_confidence"]]
-          .to_markdown(index=False, floatfmt=".3f"))
+    print(
+        pd.concat(bands)[
+            ["coefficients", "band", "flags", "share_real", "mean_confidence"]
+        ].to_markdown(index=False, floatfmt=".3f")
+    )
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", nargs="+", default=["campaign", "series"], choices=["campaign", "series"])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--part", nargs="+", default=["campaign", "series"], choices=["campaign", "series"]
+    )
     ap.add_argument("--fit-seeds", type=int, nargs="+", default=list(range(4, 16)))
     ap.add_argument("--eval-seeds", type=int, nargs="+", default=list(range(148, 160)))
     ap.add_argument("--series-fit-seeds", type=int, nargs="+", default=[1, 2, 3])
@@ -152,16 +186,28 @@ def main(argv=None) -> int:
             train = campaign_flags(args.fit_seeds, Path(tmp))
             test = campaign_flags(args.eval_seeds, Path(tmp))
         coef = fit(train[train["grain"] == "day"], args.ridge)
-        print(f"\nconfidence_coefficients = ({', '.join(f'{c:.2f}' for c in coef)})  "
-              f"# fitted on seeds {args.fit_seeds[0]}-{args.fit_seeds[-1]}, day grain")
+        print(
+            f"\nconfidence_coefficients = ({', '.join(f'{c:.2f}' for c in coef)})  "
+            f"# fitted on seeds {args.fit_seeds[0]}-{args.fit_seeds[-1]}, day grain"
+        )
         both = {"DetectionSettings": now.confidence_coefficients, "fitted": tuple(coef)}
-        report(f"campaign day grain, seeds {args.eval_seeds[0]}-{args.eval_seeds[-1]}", test[test["grain"] == "day"], both)
-        report(f"campaign week grain, seeds {args.eval_seeds[0]}-{args.eval_seeds[-1]}", test[test["grain"] == "week"], both)
+        report(
+            f"campaign day grain, seeds {args.eval_seeds[0]}-{args.eval_seeds[-1]}",
+            test[test["grain"] == "day"],
+            both,
+        )
+        report(
+            f"campaign week grain, seeds {args.eval_seeds[0]}-{args.eval_seeds[-1]}",
+            test[test["grain"] == "week"],
+            both,
+        )
     if "series" in args.part:
         train, test = series_flags(args.series_fit_seeds), series_flags(args.series_eval_seeds)
         coef = fit(train, args.ridge)
-        print(f"\nseries_confidence_coefficients = ({', '.join(f'{c:.2f}' for c in coef)})  "
-              f"# fitted on series seeds {args.series_fit_seeds}")
+        print(
+            f"\nseries_confidence_coefficients = ({', '.join(f'{c:.2f}' for c in coef)})  "
+            f"# fitted on series seeds {args.series_fit_seeds}"
+        )
         both = {"DetectionSettings": now.series_confidence_coefficients, "fitted": tuple(coef)}
         report(f"series benchmark, seeds {args.series_eval_seeds}", test, both)
     return 0

@@ -55,10 +55,17 @@ class AnomalyConfig(dg.Config):
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
-    check_specs=[dg.AssetCheckSpec("schema", asset="anomaly_flags",
-                                   description="contract columns, severity and grain values, confidence in [0, 1]")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "schema",
+            asset="anomaly_flags",
+            description="contract columns, severity and grain values, confidence in [0, 1]",
+        )
+    ],
 )
-def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+def anomaly_flags(
+    context: dg.AssetExecutionContext, config: AnomalyConfig, storage: PipelineStorage
+) -> dg.MaterializeResult:
     """Days and weeks that behaved abnormally, with the expected value, the methods that
     fired, a severity, a confidence and an explanation a campaign manager can act on.
 
@@ -69,11 +76,18 @@ def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, stor
     settings = config.to_settings()
     weeks = run_weeks(context)
     history_weeks = math.ceil(max(settings.baseline_days, 7 * settings.weekly_baseline_weeks) / 7)
-    daily = read_weeks(storage, "daily_campaign_metrics", shift_week(weeks[0], -history_weeks), weeks[-1])
+    daily = read_weeks(
+        storage, "daily_campaign_metrics", shift_week(weeks[0], -history_weeks), weeks[-1]
+    )
     campaigns = storage.read_staging("validated_campaigns")
     # each week on its own fixed history: a backfill publishes what the Monday run would
-    flags = detect_by_week(daily, weeks, history_weeks=history_weeks, campaigns=campaigns, settings=settings)
-    flags = flags.assign(period_start=pd.to_datetime(flags["period_start"]), period_end=pd.to_datetime(flags["period_end"]))
+    flags = detect_by_week(
+        daily, weeks, history_weeks=history_weeks, campaigns=campaigns, settings=settings
+    )
+    flags = flags.assign(
+        period_start=pd.to_datetime(flags["period_start"]),
+        period_end=pd.to_datetime(flags["period_end"]),
+    )
     parts = split_by_week(flags, "period_start") if len(flags) else {}
     counts = {}
     for week in weeks:
@@ -92,9 +106,30 @@ def anomaly_flags(context: dg.AssetExecutionContext, config: AnomalyConfig, stor
             "campaigns_flagged": int(flags["campaign_id"].nunique()) if len(flags) else 0,
             "history_days_read": int(daily["date"].nunique()) if len(daily) else 0,
             "path": dg.MetadataValue.path(str(storage.published_dir / "anomaly_flags")),
-            "preview": dg.MetadataValue.md(markdown_preview(shown[[c for c in (
-                "campaign_id", "grain", "period_start", "metric", "value", "expected", "anomaly_type",
-                "severity", "confidence", "explanation") if c in shown.columns]] if len(shown) else shown)),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(
+                    shown[
+                        [
+                            c
+                            for c in (
+                                "campaign_id",
+                                "grain",
+                                "period_start",
+                                "metric",
+                                "value",
+                                "expected",
+                                "anomaly_type",
+                                "severity",
+                                "confidence",
+                                "explanation",
+                            )
+                            if c in shown.columns
+                        ]
+                    ]
+                    if len(shown)
+                    else shown
+                )
+            ),
             "dagster/column_schema": table_schema(flags),
-        }
+        },
     )

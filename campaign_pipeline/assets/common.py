@@ -17,7 +17,9 @@ def daily_history(weeks_before: int) -> dg.AssetDep:
     """
     return dg.AssetDep(
         "daily_campaign_metrics",
-        partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True
+        ),
     )
 
 
@@ -52,7 +54,9 @@ def load_validated(storage: PipelineStorage) -> ValidatedTables:
     )
 
 
-def read_weeks(storage: PipelineStorage, table: str, first_week: str, last_week: str) -> pd.DataFrame:
+def read_weeks(
+    storage: PipelineStorage, table: str, first_week: str, last_week: str
+) -> pd.DataFrame:
     """The stored weekly partitions of ``table`` from first_week to last_week (missing ones skipped)."""
     weeks, week = [], first_week
     while week <= last_week:
@@ -70,21 +74,34 @@ def schema_check(model, stored: pd.DataFrame, check_name: str = "schema") -> dg.
     """Re-validate what was written against its pandera model (lazy: every failure counted)."""
     try:
         model.validate(stored, lazy=True)
-        return dg.AssetCheckResult(check_name=check_name, passed=True, severity=dg.AssetCheckSeverity.ERROR,
-                                   metadata={"rows": len(stored)})
+        return dg.AssetCheckResult(
+            check_name=check_name,
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows": len(stored)},
+        )
     except Exception as error:  # pandera SchemaErrors / SchemaError
         return dg.AssetCheckResult(
-            check_name=check_name, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            check_name=check_name,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
             description=str(error).splitlines()[0][:500],
         )
 
 
-def reconcile_check(check_name: str, totals: dict[str, tuple[float, float]], tolerance: float = 1e-6) -> dg.AssetCheckResult:
+def reconcile_check(
+    check_name: str, totals: dict[str, tuple[float, float]], tolerance: float = 1e-6
+) -> dg.AssetCheckResult:
     """Pass when each (published, source) pair of totals agrees: nothing lost or doubled on the way."""
     differences = {name: float(published - source) for name, (published, source) in totals.items()}
-    passed = all(abs(diff) <= tolerance * max(1.0, abs(totals[name][1])) for name, diff in differences.items())
+    passed = all(
+        abs(diff) <= tolerance * max(1.0, abs(totals[name][1]))
+        for name, diff in differences.items()
+    )
     return dg.AssetCheckResult(
-        check_name=check_name, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        check_name=check_name,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={f"{name}_published": float(p) for name, (p, _) in totals.items()}
         | {f"{name}_source": float(s) for name, (_, s) in totals.items()}
         | {f"{name}_difference": d for name, d in differences.items()},

@@ -8,7 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline import health, metrics
-from campaign_pipeline.assets.common import daily_history, read_weeks, run_weeks, schema_check, shift_week, week_bounds
+from campaign_pipeline.assets.common import (
+    daily_history,
+    read_weeks,
+    run_weeks,
+    schema_check,
+    shift_week,
+    week_bounds,
+)
 from campaign_pipeline.health_schemas import CampaignHealth
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
@@ -45,15 +52,25 @@ class HealthConfig(dg.Config):
 
 
 def _window_start(config: HealthConfig, week_end: pd.Timestamp) -> pd.Timestamp | None:
-    return None if config.window == "lifetime" else week_end - pd.Timedelta(days=config.window_days - 1)
+    return (
+        None
+        if config.window == "lifetime"
+        else week_end - pd.Timedelta(days=config.window_days - 1)
+    )
 
 
-def _buckets_for_week(daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, config: HealthConfig) -> pd.DataFrame:
+def _buckets_for_week(
+    daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, config: HealthConfig
+) -> pd.DataFrame:
     _, week_end = week_bounds(week)
     start = _window_start(config, week_end)
     summary = metrics.campaign_period_summary(daily, campaigns, start=start, end=week_end)
     judged = health.assign_health(summary, config.to_rules())
-    return judged.assign(week_start=pd.Timestamp(week), window_start=start if start is not None else daily["date"].min(), window_end=week_end)
+    return judged.assign(
+        week_start=pd.Timestamp(week),
+        window_start=start if start is not None else daily["date"].min(),
+        window_end=week_end,
+    )
 
 
 @dg.asset(
@@ -65,10 +82,17 @@ def _buckets_for_week(daily: pd.DataFrame, campaigns: pd.DataFrame, week: str, c
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
-    check_specs=[dg.AssetCheckSpec("schema", asset="campaign_health",
-                                   description="buckets and actions from the contract's lists, a reason for every campaign")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "schema",
+            asset="campaign_health",
+            description="buckets and actions from the contract's lists, a reason for every campaign",
+        )
+    ],
 )
-def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+def campaign_health(
+    context: dg.AssetExecutionContext, config: HealthConfig, storage: PipelineStorage
+) -> dg.MaterializeResult:
     """HERO / GOOD / MIXED / BAD / NEEDS_MORE_DATA per campaign with the recommended action and
     a reason in plain English, judged over the trailing window ending on the week's Sunday.
 
@@ -78,18 +102,27 @@ def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, sto
     weeks = run_weeks(context)
     campaigns = storage.read_staging("validated_campaigns")
     window_weeks = -(-config.window_days // 7)
-    first = weekly_partitions.get_first_partition_key() if config.window == "lifetime" else shift_week(weeks[0], -window_weeks)
+    first = (
+        weekly_partitions.get_first_partition_key()
+        if config.window == "lifetime"
+        else shift_week(weeks[0], -window_weeks)
+    )
     daily = read_weeks(storage, "daily_campaign_metrics", first, weeks[-1])
     tables, newly, summaries = [], {}, {}
     for week in weeks:
         week_daily = daily[daily["date"] <= week_bounds(week)[1]] if len(daily) else daily
-        prev_daily = daily[daily["date"] <= week_bounds(shift_week(week, -1))[1]] if len(daily) else daily
+        prev_daily = (
+            daily[daily["date"] <= week_bounds(shift_week(week, -1))[1]] if len(daily) else daily
+        )
         current = _buckets_for_week(week_daily, campaigns, week, config)
         previous = _buckets_for_week(prev_daily, campaigns, shift_week(week, -1), config)
         transitions = health.health_transitions(current, previous)
         current = current.merge(
-            transitions[["campaign_id", "from_bucket", "changed"]].rename(columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}),
-            on="campaign_id", how="left",
+            transitions[["campaign_id", "from_bucket", "changed"]].rename(
+                columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}
+            ),
+            on="campaign_id",
+            how="left",
         )
         current = CampaignHealth.validate(current)
         storage.write_table("campaign_health", current.reset_index(drop=True), week)
@@ -110,8 +143,22 @@ def campaign_health(context: dg.AssetExecutionContext, config: HealthConfig, sto
             "became_bad_or_hero": dg.MetadataValue.json(newly),
             "action_summary": dg.MetadataValue.md(summaries[weeks[-1]].to_markdown(index=False)),
             "path": dg.MetadataValue.path(str(storage.published_dir / "campaign_health")),
-            "preview": dg.MetadataValue.md(markdown_preview(latest[[c for c in (
-                "campaign_id", "health_bucket", "recommended_action", "reason") if c in latest.columns]])),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(
+                    latest[
+                        [
+                            c
+                            for c in (
+                                "campaign_id",
+                                "health_bucket",
+                                "recommended_action",
+                                "reason",
+                            )
+                            if c in latest.columns
+                        ]
+                    ]
+                )
+            ),
             "dagster/column_schema": table_schema(all_weeks),
-        }
+        },
     )

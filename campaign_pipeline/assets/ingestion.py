@@ -5,7 +5,6 @@ These assets are not partitioned: every export is a whole file, and the promise 
 downstream read the validated tables and keep only their week.
 """
 
-
 import hashlib
 from collections.abc import Callable
 
@@ -49,7 +48,9 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
             "can explain every cell it rejects."
         ),
     )
-    def raw_file(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    def raw_file(
+        context: dg.AssetExecutionContext, storage: PipelineStorage
+    ) -> dg.MaterializeResult:
         path = storage.raw_dir / spec.filename
         try:
             frame = ingestion.read_raw_file(path, spec)
@@ -71,7 +72,10 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
 
 
 def _accounting_check(
-    validation: FileValidation, stored: pd.DataFrame, stored_quarantine: pd.DataFrame, rows_in_raw: int
+    validation: FileValidation,
+    stored: pd.DataFrame,
+    stored_quarantine: pd.DataFrame,
+    rows_in_raw: int,
 ) -> dg.AssetCheckResult:
     """Recount from what was stored, not from the validator's own tallies, so a lost row shows."""
     accepted = int(stored["n_parts"].sum()) if "n_parts" in stored.columns else len(stored)
@@ -108,24 +112,36 @@ def _validated_asset(
         kinds={"pandas", "parquet"},
         deps=[f"raw_{key}", *upstream],
         check_specs=[
-            dg.AssetCheckSpec("row_accounting", asset=name, blocking=True,
-                              description="rows read = accepted + quarantined + duplicates removed"),
-            dg.AssetCheckSpec("schema", asset=name, blocking=True,
-                              description=f"the stored table passes the pandera model {model.__name__}"),
+            dg.AssetCheckSpec(
+                "row_accounting",
+                asset=name,
+                blocking=True,
+                description="rows read = accepted + quarantined + duplicates removed",
+            ),
+            dg.AssetCheckSpec(
+                "schema",
+                asset=name,
+                blocking=True,
+                description=f"the stored table passes the pandera model {model.__name__}",
+            ),
         ],
         description=(
             f"`{spec.filename}` parsed, checked against the pandera row contract, and split into "
             "accepted rows and quarantined rows with a reason. Personal data stops here."
         ),
     )
-    def validated(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+    def validated(
+        context: dg.AssetExecutionContext, storage: PipelineStorage
+    ) -> dg.MaterializeResult:
         raw = storage.read_staging(f"raw_{key}")
         raw = raw.astype({c: str for c in raw.columns if c != ingestion.LINE_COLUMN})
         context_validations = [_reload_validation(storage, dep) for dep in _UPSTREAM_KEYS[key]]
         validation = validate(raw, *context_validations)
         storage.write_staging(name, validation.accepted)
         storage.write_staging(f"quarantine_{key}", validation.quarantine)
-        storage.write_staging_json(f"accounting_{key}", validation.accounting | {"reasons": validation.reason_counts})
+        storage.write_staging_json(
+            f"accounting_{key}", validation.accounting | {"reasons": validation.reason_counts}
+        )
         stored = storage.read_staging(name)
         accounting = validation.accounting
         context.log.info(
@@ -145,7 +161,9 @@ def _validated_asset(
                 "dagster/column_schema": table_schema(stored),
             },
             check_results=[
-                _accounting_check(validation, stored, storage.read_staging(f"quarantine_{key}"), len(raw)),
+                _accounting_check(
+                    validation, stored, storage.read_staging(f"quarantine_{key}"), len(raw)
+                ),
                 schema_check(model, stored),
             ],
         )
@@ -167,16 +185,25 @@ def _reload_validation(storage: PipelineStorage, key: str) -> FileValidation:
     accepted = storage.read_staging(VALIDATED_NAMES[key])
     quarantine = storage.read_staging(f"quarantine_{key}")
     return FileValidation(
-        source_file=FILE_SPECS[key].filename, accepted=accepted, quarantine=quarantine,
-        rows_read=0, rows_accepted=len(accepted), rows_quarantined=len(quarantine), duplicates_removed=0,
+        source_file=FILE_SPECS[key].filename,
+        accepted=accepted,
+        quarantine=quarantine,
+        rows_read=0,
+        rows_accepted=len(accepted),
+        rows_quarantined=len(quarantine),
+        duplicates_removed=0,
     )
 
 
 raw_assets = [_raw_asset(spec) for spec in FILE_SPECS.values()]
 
 validated_campaigns = _validated_asset("campaigns", ingestion.validate_campaigns, [])
-validated_insights = _validated_asset("insights", ingestion.validate_insights, ["validated_campaigns"])
-validated_leads = _validated_asset("campaign_leads", ingestion.validate_leads, ["validated_campaigns"])
+validated_insights = _validated_asset(
+    "insights", ingestion.validate_insights, ["validated_campaigns"]
+)
+validated_leads = _validated_asset(
+    "campaign_leads", ingestion.validate_leads, ["validated_campaigns"]
+)
 validated_lead_status_changes = _validated_asset(
     "lead_status_changes", ingestion.validate_lead_status_changes, ["validated_leads"]
 )
@@ -187,9 +214,14 @@ validated_lead_status_changes = _validated_asset(
     kinds={"pandas", "parquet"},
     deps=list(VALIDATED_NAMES.values()),
     check_specs=[
-        dg.AssetCheckSpec("schema", asset="quarantine", description="passes the pandera Quarantine model"),
-        dg.AssetCheckSpec("no_personal_data", asset="quarantine",
-                          description="no lead name, email or phone in the published rejects"),
+        dg.AssetCheckSpec(
+            "schema", asset="quarantine", description="passes the pandera Quarantine model"
+        ),
+        dg.AssetCheckSpec(
+            "no_personal_data",
+            asset="quarantine",
+            description="no lead name, email or phone in the published rejects",
+        ),
     ],
 )
 def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
@@ -199,7 +231,9 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
     path = storage.write_table("quarantine", table)
     by_file = table.groupby("source_file").size().to_dict() if len(table) else {}
     by_reason = table.groupby("reason_code").size().to_dict() if len(table) else {}
-    leaked = [c for c in ("name", "email", "phone") if table["raw_values"].str.contains(f'"{c}":').any()]
+    leaked = [
+        c for c in ("name", "email", "phone") if table["raw_values"].str.contains(f'"{c}":').any()
+    ]
     context.log.info(f"quarantine: {len(table):,} rows")
     return dg.MaterializeResult(
         metadata={
@@ -211,8 +245,11 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
         },
         check_results=[
             schema_check(Quarantine, table),
-            dg.AssetCheckResult(check_name="no_personal_data", passed=not leaked,
-                                metadata={"columns_found": ", ".join(leaked) or "none"}),
+            dg.AssetCheckResult(
+                check_name="no_personal_data",
+                passed=not leaked,
+                metadata={"columns_found": ", ".join(leaked) or "none"},
+            ),
         ],
     )
 

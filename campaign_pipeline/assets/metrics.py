@@ -14,8 +14,8 @@ from campaign_pipeline.assets.common import (
     load_validated,
     read_weeks,
     reconcile_check,
-    schema_check,
     run_weeks,
+    schema_check,
     shift_week,
     split_by_week,
     week_bounds,
@@ -26,7 +26,12 @@ from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
 GROUP = "metrics"
-VALIDATED = ["validated_campaigns", "validated_insights", "validated_leads", "validated_lead_status_changes"]
+VALIDATED = [
+    "validated_campaigns",
+    "validated_insights",
+    "validated_leads",
+    "validated_lead_status_changes",
+]
 
 
 class MetricsConfig(dg.Config):
@@ -34,7 +39,9 @@ class MetricsConfig(dg.Config):
     """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's default."""
 
 
-def _write_weeks(storage: PipelineStorage, table: str, frame: pd.DataFrame, weeks: list[str], date_column: str) -> dict[str, int]:
+def _write_weeks(
+    storage: PipelineStorage, table: str, frame: pd.DataFrame, weeks: list[str], date_column: str
+) -> dict[str, int]:
     """Write one file per week of the run, an empty file for a week without rows (so the week is done)."""
     parts = split_by_week(frame, date_column) if len(frame) else {}
     counts = {}
@@ -47,13 +54,25 @@ def _write_weeks(storage: PipelineStorage, table: str, frame: pd.DataFrame, week
 
 def _checks(asset: str, reconcile_with: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec("schema", asset=asset, description="the stored weeks pass the table's pandera model"),
-        dg.AssetCheckSpec(f"reconciles_with_{reconcile_with}", asset=asset,
-                          description=f"totals equal those of {reconcile_with} for the same weeks (nothing lost or doubled)"),
+        dg.AssetCheckSpec(
+            "schema", asset=asset, description="the stored weeks pass the table's pandera model"
+        ),
+        dg.AssetCheckSpec(
+            f"reconciles_with_{reconcile_with}",
+            asset=asset,
+            description=f"totals equal those of {reconcile_with} for the same weeks (nothing lost or doubled)",
+        ),
     ]
 
 
-def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: dict[str, int], check_results=(), **extra) -> dg.MaterializeResult:
+def _result(
+    storage: PipelineStorage,
+    table: str,
+    frame: pd.DataFrame,
+    counts: dict[str, int],
+    check_results=(),
+    **extra,
+) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         check_results=list(check_results),
         metadata={
@@ -63,7 +82,7 @@ def _result(storage: PipelineStorage, table: str, frame: pd.DataFrame, counts: d
             "preview": dg.MetadataValue.md(markdown_preview(frame)),
             "dagster/column_schema": table_schema(frame),
             **extra,
-        }
+        },
     )
 
 
@@ -85,10 +104,14 @@ def daily_campaign_metrics(
     """
     weeks = run_weeks(context)
     tables = load_validated(storage)
-    events = metrics.lead_events(tables.leads, tables.lead_status_changes, tuple(config.converted_statuses))
+    events = metrics.lead_events(
+        tables.leads, tables.lead_status_changes, tuple(config.converted_statuses)
+    )
     start, _ = week_bounds(weeks[0])
     _, end = week_bounds(weeks[-1])
-    daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns, start=start, end=end)
+    daily = metrics.daily_campaign_metrics(
+        tables.insights, events, tables.campaigns, start=start, end=end
+    )
     daily = metric_schemas.DailyCampaignMetrics.validate(daily)
     counts = _write_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
     stored = read_weeks(storage, "daily_campaign_metrics", weeks[0], weeks[-1])
@@ -96,10 +119,16 @@ def daily_campaign_metrics(
     leads_in_window = tables.leads["added_date"].between(start, end)
     checks = [
         schema_check(metric_schemas.DailyCampaignMetrics, stored),
-        reconcile_check("reconciles_with_validated", {
-            "spend": (stored["spend"].sum() if len(stored) else 0.0, tables.insights.loc[in_window, "spend"].sum()),
-            "leads": (stored["leads"].sum() if len(stored) else 0, int(leads_in_window.sum())),
-        }),
+        reconcile_check(
+            "reconciles_with_validated",
+            {
+                "spend": (
+                    stored["spend"].sum() if len(stored) else 0.0,
+                    tables.insights.loc[in_window, "spend"].sum(),
+                ),
+                "leads": (stored["leads"].sum() if len(stored) else 0, int(leads_in_window.sum())),
+            },
+        ),
     ]
     return _result(storage, "daily_campaign_metrics", daily, counts, checks)
 
@@ -115,7 +144,9 @@ def daily_campaign_metrics(
     kinds={"pandas", "parquet"},
     check_specs=_checks("weekly_campaign_metrics", "daily"),
 )
-def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+def weekly_campaign_metrics(
+    context: dg.AssetExecutionContext, storage: PipelineStorage
+) -> dg.MaterializeResult:
     """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
     against the campaign's previous calendar week (read from that week's daily partition)."""
     weeks = run_weeks(context)
@@ -130,10 +161,16 @@ def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: Pipeline
     these_days = daily[daily["date"] >= week_bounds(weeks[0])[0]] if len(daily) else daily
     checks = [
         schema_check(metric_schemas.WeeklyCampaignMetrics, stored),
-        reconcile_check("reconciles_with_daily", {
-            column: (stored[column].sum() if len(stored) else 0.0, these_days[column].sum() if len(these_days) else 0.0)
-            for column in ("spend", "leads", "converted_leads", "revenue")
-        }),
+        reconcile_check(
+            "reconciles_with_daily",
+            {
+                column: (
+                    stored[column].sum() if len(stored) else 0.0,
+                    these_days[column].sum() if len(these_days) else 0.0,
+                )
+                for column in ("spend", "leads", "converted_leads", "revenue")
+            },
+        ),
     ]
     return _result(storage, "weekly_campaign_metrics", with_change, counts, checks)
 
@@ -146,7 +183,9 @@ def weekly_campaign_metrics(context: dg.AssetExecutionContext, storage: Pipeline
     kinds={"pandas", "parquet"},
     check_specs=_checks("weekly_totals", "weekly_campaign_metrics"),
 )
-def weekly_totals(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
+def weekly_totals(
+    context: dg.AssetExecutionContext, storage: PipelineStorage
+) -> dg.MaterializeResult:
     """Totals across all campaigns and per platform each week (the seed's overall weekly totals).
 
     ``scope`` is ``all`` for the whole portfolio, else the platform name.
@@ -163,38 +202,65 @@ def weekly_totals(context: dg.AssetExecutionContext, storage: PipelineStorage) -
     portfolio = stored[stored["scope"] == "all"] if len(stored) else stored
     checks = [
         schema_check(metric_schemas.WeeklyTotals, stored),
-        reconcile_check("reconciles_with_weekly_campaign_metrics", {
-            column: (portfolio[column].sum() if len(portfolio) else 0.0, weekly[column].sum() if len(weekly) else 0.0)
-            for column in ("spend", "leads", "converted_leads")
-        }),
+        reconcile_check(
+            "reconciles_with_weekly_campaign_metrics",
+            {
+                column: (
+                    portfolio[column].sum() if len(portfolio) else 0.0,
+                    weekly[column].sum() if len(weekly) else 0.0,
+                )
+                for column in ("spend", "leads", "converted_leads")
+            },
+        ),
     ]
     return _result(storage, "weekly_totals", totals, counts, checks)
 
 
-@dg.asset(group_name=GROUP, deps=VALIDATED, kinds={"pandas", "parquet"}, check_specs=_checks("campaign_lifetime_metrics", "validated"))
-def campaign_lifetime_metrics(config: MetricsConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+@dg.asset(
+    group_name=GROUP,
+    deps=VALIDATED,
+    kinds={"pandas", "parquet"},
+    check_specs=_checks("campaign_lifetime_metrics", "validated"),
+)
+def campaign_lifetime_metrics(
+    config: MetricsConfig, storage: PipelineStorage
+) -> dg.MaterializeResult:
     """One row per campaign over its whole history (the seed's ``campaign_perf_4``)."""
     tables = load_validated(storage)
-    events = metrics.lead_events(tables.leads, tables.lead_status_changes, tuple(config.converted_statuses))
+    events = metrics.lead_events(
+        tables.leads, tables.lead_status_changes, tuple(config.converted_statuses)
+    )
     daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns)
-    lifetime = metric_schemas.CampaignPeriodSummary.validate(metrics.campaign_period_summary(daily, tables.campaigns))
+    lifetime = metric_schemas.CampaignPeriodSummary.validate(
+        metrics.campaign_period_summary(daily, tables.campaigns)
+    )
     path = storage.write_table("campaign_lifetime_metrics", lifetime)
     stored = pd.read_parquet(path)
     return dg.MaterializeResult(
         check_results=[
             schema_check(metric_schemas.CampaignPeriodSummary, stored),
-            reconcile_check("reconciles_with_validated", {
-                "total_spend": (stored["total_spend"].sum(), tables.insights["spend"].sum()),
-                "total_leads": (stored["total_leads"].sum(), len(tables.leads)),
-            }),
+            reconcile_check(
+                "reconciles_with_validated",
+                {
+                    "total_spend": (stored["total_spend"].sum(), tables.insights["spend"].sum()),
+                    "total_leads": (stored["total_leads"].sum(), len(tables.leads)),
+                },
+            ),
         ],
         metadata={
             "dagster/row_count": len(lifetime),
             "path": dg.MetadataValue.path(str(path)),
-            "preview": dg.MetadataValue.md(markdown_preview(lifetime.sort_values("total_spend", ascending=False))),
+            "preview": dg.MetadataValue.md(
+                markdown_preview(lifetime.sort_values("total_spend", ascending=False))
+            ),
             "dagster/column_schema": table_schema(lifetime),
-        }
+        },
     )
 
 
-metric_assets = [daily_campaign_metrics, weekly_campaign_metrics, weekly_totals, campaign_lifetime_metrics]
+metric_assets = [
+    daily_campaign_metrics,
+    weekly_campaign_metrics,
+    weekly_totals,
+    campaign_lifetime_metrics,
+]

@@ -11,13 +11,24 @@ Public API:
 - adjust_pvalues: Benjamini-Hochberg / Bonferroni within families.
 """
 
-from campaign_pipeline.detection.ensemble import FLAG_COLUMNS, detect_by_week, detect_campaign_anomalies
+from campaign_pipeline.detection.ensemble import (
+    FLAG_COLUMNS,
+    detect_by_week,
+    detect_campaign_anomalies,
+)
 from campaign_pipeline.detection.multiple_testing import adjust_pvalues
 from campaign_pipeline.detection.seeds import seeds_flags, seeds_series_flags
 from campaign_pipeline.detection.series import SERIES_COLUMNS, detect_series
 from campaign_pipeline.detection.settings import DetectionSettings
 
 __all__ = [
-    "DetectionSettings", "FLAG_COLUMNS", "SERIES_COLUMNS", "adjust_pvalues", "detect_by_week", "detect_campaign_anomalies",
-    "detect_series", "seeds_flags", "seeds_series_flags",
+    "DetectionSettings",
+    "FLAG_COLUMNS",
+    "SERIES_COLUMNS",
+    "adjust_pvalues",
+    "detect_by_week",
+    "detect_campaign_anomalies",
+    "detect_series",
+    "seeds_flags",
+    "seeds_series_flags",
 ]

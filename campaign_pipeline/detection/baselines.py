@@ -91,7 +91,9 @@ def robust_level_scale(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return med, np.where(np.isnan(sigma0), np.nan, sigma)
 
 
-def lag1_autocorrelation(windows: np.ndarray, level: np.ndarray, scale: np.ndarray, clip: float = WINSOR_C) -> np.ndarray:
+def lag1_autocorrelation(
+    windows: np.ndarray, level: np.ndarray, scale: np.ndarray, clip: float = WINSOR_C
+) -> np.ndarray:
     """Lag-1 autocorrelation of each window's residuals about its median, winsorized at `clip`.
 
     Residuals are standardized by the window's own robust scale and clipped, so one outlier
@@ -185,7 +187,7 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
         log_day = np.log(np.where(day_med > 0, day_med, np.nan))
     # the day window centred on step t: the one ending half a day after it
     centred = np.full((n, t), np.nan)
-    centred[:, : t - p // 2] = log_day[:, p // 2:]
+    centred[:, : t - p // 2] = log_day[:, p // 2 :]
     # days[..., j, r]: the day centred (7 j + r + 1) days before t; r = 6 is t's own time of
     # week, j weeks back (all centred on steps before t: causal)
     days = lagged_windows(centred, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
@@ -215,7 +217,9 @@ def shrunk_phase_factor(cycles: np.ndarray) -> np.ndarray:
         n_groups = (k > 0).sum(axis=-1)
         between = np.nansum(effect**2, axis=-1) / n_groups
         # a median of k normal values has ~1.2x the variance of their mean (k = 2 .. 4)
-        noise = 1.2 * within * np.sum(np.where(k > 0, 1.0 / np.maximum(k, 1), 0.0), axis=-1) / n_groups
+        noise = (
+            1.2 * within * np.sum(np.where(k > 0, 1.0 / np.maximum(k, 1), 0.0), axis=-1) / n_groups
+        )
         weight = np.clip(1.0 - noise / between, 0.0, 1.0)
     log_factor = np.nan_to_num(weight * effect[..., -1], nan=0.0)
     return np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0)))
@@ -238,7 +242,7 @@ def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:
     t = a.shape[1]
     for j in range(1, n_cycles + 1):  # a loop over a few lags, not over series
         if j * period < t:
-            out[:, j * period:] += a[:, : t - j * period]
+            out[:, j * period :] += a[:, : t - j * period]
     return out
 
 
@@ -248,9 +252,16 @@ def _phase_offsets(a: np.ndarray, period: int) -> np.ndarray:
     return np.concatenate([back[..., 1:], a[..., None]], axis=-1)[..., ::-1]
 
 
-def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: int = 2,
-                        min_cycles: int = 3, min_known_share: float = 0.75, floor: float = 0.25,
-                        alpha: float = 0.0) -> np.ndarray:
+def phase_scale_factors(
+    z: np.ndarray,
+    period: int,
+    n_cycles: int,
+    harmonics: int = 2,
+    min_cycles: int = 3,
+    min_known_share: float = 0.75,
+    floor: float = 0.25,
+    alpha: float = 0.0,
+) -> np.ndarray:
     """Noise scale of each step's phase (hour of day; weekday on daily series) relative to the
     series' overall scale.
 
@@ -295,7 +306,10 @@ def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: in
         mean_sq = _same_phase_sums(coef**2, period, n_cycles) / n_valid[..., None]
         a0 = _same_phase_sums(level, period, n_cycles) / n_valid
         # variance of a mean coefficient: the between-cycle variance / cycles (averaged over coefficients)
-        between = np.maximum(mean_sq - mean_coef**2, 0.0) * (n_valid / np.maximum(n_valid - 1, 1))[..., None]
+        between = (
+            np.maximum(mean_sq - mean_coef**2, 0.0)
+            * (n_valid / np.maximum(n_valid - 1, 1))[..., None]
+        )
         noise = between.mean(axis=-1) / n_valid
         size2 = np.sum(mean_coef**2, axis=-1)
         p = 2 * harmonics
@@ -305,6 +319,8 @@ def phase_scale_factors(z: np.ndarray, period: int, n_cycles: int, harmonics: in
             # size2 / noise ~ p F(p, p (cycles - 1)) when the noise does not depend on the phase)
             crit = p * stats.f.ppf(1.0 - alpha, p, p * np.maximum(n_valid - 1, 1))
             weight = np.where(size2 / noise > crit, weight, 0.0)
-        ratio = (a0 + weight * mean_coef[..., :harmonics].sum(axis=-1)) / a0  # cos terms: the fit at offset 0
+        ratio = (
+            a0 + weight * mean_coef[..., :harmonics].sum(axis=-1)
+        ) / a0  # cos terms: the fit at offset 0
     ratio = np.where(n_valid >= min_cycles, ratio, np.nan)
     return np.where(np.isfinite(ratio), np.sqrt(np.clip(ratio, floor, 4.0)), 1.0)

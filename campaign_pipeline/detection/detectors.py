@@ -34,7 +34,9 @@ from campaign_pipeline.detection.settings import DetectionSettings
 KINDS = ("count", "rate", "continuous", "log", "linear")
 
 
-def count_pvalues(observed: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def count_pvalues(
+    observed: np.ndarray, mean: np.ndarray, var: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One-sided (upper, lower) p-values of integer counts under Poisson or negative binomial.
 
     Negative binomial with the variance estimated from the trailing window when the counts
@@ -59,7 +61,9 @@ def count_pvalues(observed: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tu
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(20)
 
 
-def poisson_lognormal_pvalues(observed: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def poisson_lognormal_pvalues(
+    observed: np.ndarray, mean: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One-sided (upper, lower) p-values of counts whose Poisson mean carries day noise.
 
     X ~ Poisson(mean * exp(e)), e ~ N(-sigma^2 / 2, sigma^2): the day's rate is the trailing
@@ -120,13 +124,26 @@ TAIL_Z = 3.0
 _TAIL_DF = np.array([2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0, 30.0, 1000.0])
 # `_winsorized_sigma_of_t` of each df, to 6 decimals (numerical integration costs 0.2 s at
 # import; test_baselines.py recomputes them)
-_TAIL_SIGMA = np.array([1.451083, 1.354935, 1.292358, 1.215855, 1.170912, 1.120507, 1.083448, 1.055121,
-                        1.027283, 1.000810])
+_TAIL_SIGMA = np.array(
+    [
+        1.451083,
+        1.354935,
+        1.292358,
+        1.215855,
+        1.170912,
+        1.120507,
+        1.083448,
+        1.055121,
+        1.027283,
+        1.000810,
+    ]
+)
 _TAIL_SHARE = 2.0 * stats.t.sf(TAIL_Z * _TAIL_SIGMA, _TAIL_DF)
 
 
-def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: float,
-                            prior_df: float = np.inf) -> np.ndarray:
+def tail_calibrated_pvalues(
+    z: np.ndarray, judged: np.ndarray, prior_points: float, prior_df: float = np.inf
+) -> np.ndarray:
     """Two-sided p-values of robust z under the tails each series has shown so far.
 
     Ad costs have heavier tails than a normal: a series whose past residuals went beyond 3
@@ -140,7 +157,11 @@ def tail_calibrated_pvalues(z: np.ndarray, judged: np.ndarray, prior_points: flo
     beyond = known & (np.abs(np.nan_to_num(z)) > TAIL_Z)
     n_past = np.cumsum(known, axis=1) - known
     e_past = np.cumsum(beyond, axis=1) - beyond
-    prior_share = _TAIL_SHARE[-1] if not np.isfinite(prior_df) else float(np.interp(prior_df, _TAIL_DF, _TAIL_SHARE))
+    prior_share = (
+        _TAIL_SHARE[-1]
+        if not np.isfinite(prior_df)
+        else float(np.interp(prior_df, _TAIL_DF, _TAIL_SHARE))
+    )
     share = (e_past + prior_points * prior_share) / (n_past + prior_points)
     # the share falls as df grows: interpolate on the reversed (increasing) grid
     df = np.interp(share, _TAIL_SHARE[::-1], _TAIL_DF[::-1])
@@ -175,8 +196,9 @@ def recent_windows(values: np.ndarray, recent: int) -> np.ndarray:
     return sliding_window_view(padded, recent, axis=1)[:, :t, :]
 
 
-def _shift_consistent(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray, recent: int,
-                      s: DetectionSettings) -> np.ndarray:
+def _shift_consistent(
+    day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarray, recent: int, s: DetectionSettings
+) -> np.ndarray:
     """Whether the recent days agree with the direction of the window's shift.
 
     The last `shift_confirm_days` days and the median recent day must all lie at least
@@ -186,14 +208,18 @@ def _shift_consistent(day_z: np.ndarray, window_z: np.ndarray, n_known: np.ndarr
     """
     med = nan_median(day_z)
     sign = np.sign(np.nan_to_num(window_z))
-    ok = (n_known >= max(2, int(np.ceil(s.shift_min_known_share * recent))))
+    ok = n_known >= max(2, int(np.ceil(s.shift_min_known_share * recent)))
     ok &= sign * np.nan_to_num(med) >= s.shift_min_day_z
-    for j in range(1, min(s.shift_confirm_days, recent) + 1):  # the last few days, a handful of lags
+    for j in range(
+        1, min(s.shift_confirm_days, recent) + 1
+    ):  # the last few days, a handful of lags
         ok &= sign * np.nan_to_num(day_z[..., -j]) >= s.shift_min_day_z
     return ok
 
 
-def _count_vst_residual(y, level, scale, f, window, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _count_vst_residual(
+    y, level, scale, f, window, s: DetectionSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A count's residual on its variance-stabilizing scale, g(x) = (2/sd) asinh(sd sqrt(x)),
     with the trailing window's robust scale there and that scale's Poisson floor (z is their
     ratio).
@@ -227,7 +253,9 @@ def vst(v, sd):
         return np.where(sd > 1e-6, (2.0 / sd) * np.arcsinh(sd * np.sqrt(v)), 2.0 * np.sqrt(v))
 
 
-def rate_day_noise_log_spread(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, floor2: float) -> np.ndarray:
+def rate_day_noise_log_spread(
+    numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, floor2: float
+) -> np.ndarray:
     """Log-variance of a rate's day noise as the robust spread of the window's daily log rates
     (0.5 continuity correction keeps a zero-count day finite) minus their average Poisson part:
     the estimate until stop 12, now the pilot of `rate_day_noise`."""
@@ -239,8 +267,13 @@ def rate_day_noise_log_spread(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.n
     return np.nan_to_num(np.maximum(log_scale**2 - poisson_part, floor2), nan=floor2)
 
 
-def rate_day_noise(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, pilot_sigma2: np.ndarray,
-                   floor2: float) -> np.ndarray:
+def rate_day_noise(
+    numer_w: np.ndarray,
+    denom_w: np.ndarray,
+    p0: np.ndarray,
+    pilot_sigma2: np.ndarray,
+    floor2: float,
+) -> np.ndarray:
     """Log-variance of a rate's day noise, by moments on the counts of each trailing window.
 
     A day's count is Poisson(m e^eps) with m = denominator x window rate, so its variance is
@@ -259,7 +292,11 @@ def rate_day_noise(numer_w: np.ndarray, denom_w: np.ndarray, p0: np.ndarray, pil
         bound = WINSOR_C * sd
         dev = np.clip(numer_w - m, -bound, bound)
         k = known.sum(axis=-1)
-        excess = np.where(known, dev**2 / _WINSOR_CONSISTENCY - m, 0.0).sum(axis=-1) * k / np.maximum(k - 1, 1)
+        excess = (
+            np.where(known, dev**2 / _WINSOR_CONSISTENCY - m, 0.0).sum(axis=-1)
+            * k
+            / np.maximum(k - 1, 1)
+        )
         kappa = excess / np.where(known, m**2, 0.0).sum(axis=-1)
     return np.nan_to_num(np.maximum(np.log1p(np.maximum(kappa, 0.0)), floor2), nan=floor2)
 
@@ -307,13 +344,21 @@ def _group_blocks(groups: np.ndarray) -> tuple[int, int]:
     k = len(labels)
     n = len(groups) // max(k, 1)
     if k == 0 or k * n != len(groups) or not np.array_equal(groups, np.repeat(labels, n)):
-        raise ValueError("pool groups must be equal, contiguous blocks of rows (one per stacked metric)")
+        raise ValueError(
+            "pool groups must be equal, contiguous blocks of rows (one per stacked metric)"
+        )
     return k, n
 
 
-def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, known_w: np.ndarray,
-                       valid: np.ndarray, groups: np.ndarray,
-                       s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+def moderate_day_noise(
+    sigma2: np.ndarray,
+    df: np.ndarray,
+    m_w: np.ndarray,
+    known_w: np.ndarray,
+    valid: np.ndarray,
+    groups: np.ndarray,
+    s: DetectionSettings,
+) -> tuple[np.ndarray, np.ndarray]:
     """Empirical Bayes day noise of a rate: each series' estimate pulled toward its group's.
 
     `moderate_variances` with d_i the information of the moment estimate
@@ -328,12 +373,20 @@ def moderate_day_noise(sigma2: np.ndarray, df: np.ndarray, m_w: np.ndarray, know
     median_noise = nan_median(np.moveaxis(by_group, 1, -1))  # (groups, steps)
     info = noise_information_df(m_w, known_w, np.repeat(np.expm1(median_noise), n, axis=0))
     own_d = np.where(valid, np.clip(info, 0.5, df), 0.0)
-    return moderate_variances(sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s)
+    return moderate_variances(
+        sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s
+    )
 
 
-def moderate_variances(sigma2: np.ndarray, df: np.ndarray, own_d: np.ndarray, valid: np.ndarray,
-                       fit: np.ndarray, groups: np.ndarray,
-                       s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+def moderate_variances(
+    sigma2: np.ndarray,
+    df: np.ndarray,
+    own_d: np.ndarray,
+    valid: np.ndarray,
+    fit: np.ndarray,
+    groups: np.ndarray,
+    s: DetectionSettings,
+) -> tuple[np.ndarray, np.ndarray]:
     """Empirical Bayes variances: each series' estimate pulled toward its group's.
 
     The moderated variance of limma (Smyth 2004): each step's estimates of the group's series
@@ -360,24 +413,38 @@ def moderate_variances(sigma2: np.ndarray, df: np.ndarray, own_d: np.ndarray, va
     with np.errstate(invalid="ignore", divide="ignore"):
         e = np.log(np.where(fit_g, est, np.nan)) - special.digamma(dp / 2) + np.log(dp / 2)
         e_mean = np.nansum(e, axis=1) / n_fit
-        e_var = (np.nansum((e - e_mean[:, None]) ** 2, axis=1) / np.maximum(n_fit - 1, 1)
-                 - np.nansum(special.polygamma(1, dp / 2), axis=1) / n_fit)
+        e_var = (
+            np.nansum((e - e_mean[:, None]) ** 2, axis=1) / np.maximum(n_fit - 1, 1)
+            - np.nansum(special.polygamma(1, dp / 2), axis=1) / n_fit
+        )
     pooled = n_fit >= s.noise_pool_min_series
     d0 = np.full(e_var.shape, np.inf)
     spread = pooled & (e_var > 0)
     d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        s0_sq = np.where(np.isfinite(d0), np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)), np.exp(e_mean))
+        s0_sq = np.where(
+            np.isfinite(d0),
+            np.exp(e_mean + special.digamma(d0 / 2) - np.log(d0 / 2)),
+            np.exp(e_mean),
+        )
         d0_b, s0_b = d0[:, None], s0_sq[:, None]
         mod = np.where(np.isfinite(d0_b), (d0_b * s0_b + d_i * est) / (d0_b + d_i), s0_b)
     use = pooled[:, None] & v
     post = np.where(use, mod, est).reshape(shape)
-    post_df = np.where(use, np.minimum(d_i + d0_b, MAX_NOISE_DF), blocks(df)).reshape(shape).astype(float)
+    post_df = (
+        np.where(use, np.minimum(d_i + d0_b, MAX_NOISE_DF), blocks(df)).reshape(shape).astype(float)
+    )
     return post, post_df
 
 
-def moderate_scales(scale: np.ndarray, cnt: np.ndarray, valid: np.ndarray, floor: np.ndarray,
-                    groups: np.ndarray, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+def moderate_scales(
+    scale: np.ndarray,
+    cnt: np.ndarray,
+    valid: np.ndarray,
+    floor: np.ndarray,
+    groups: np.ndarray,
+    s: DetectionSettings,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each series' baseline scale moderated across series, with its t degrees of freedom.
 
     `moderate_variances` on the squared scales, each worth `scale_df(cnt)` degrees of freedom.
@@ -451,8 +518,15 @@ def score_panel(
         noise_df = scale_df(cnt, s)
         if s.rate_noise_pooling and pool_groups is not None:
             known_w = ~np.isnan(numer_w) & ~np.isnan(denom_w) & (denom_w > 0)
-            sigma2, noise_df = moderate_day_noise(sigma2, noise_df, denom_w * p0[..., None], known_w,
-                                                  cnt >= min_history, pool_groups, s)
+            sigma2, noise_df = moderate_day_noise(
+                sigma2,
+                noise_df,
+                denom_w * p0[..., None],
+                known_w,
+                cnt >= min_history,
+                pool_groups,
+                s,
+            )
         mean_cnt = d * p0
         up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
         p = two_sided(up, lo)
@@ -464,12 +538,16 @@ def score_panel(
         z_df = noise_df
         if s.rate_z_satterthwaite:
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                z_df = np.minimum(noise_df * ((sigma2 + 1.0 / (mean_cnt + 0.5)) / sigma2) ** 2, MAX_NOISE_DF)
+                z_df = np.minimum(
+                    noise_df * ((sigma2 + 1.0 / (mean_cnt + 0.5)) / sigma2) ** 2, MAX_NOISE_DF
+                )
             z_df = np.maximum(np.nan_to_num(z_df, nan=1.0), noise_df)
         p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df))
         expected = p0
         if s.use_window_shift:
-            make_shift = lambda r: _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r, s, noise_df)  # noqa: E731
+            make_shift = lambda r: _rate_shift(
+                numer, denom, p0, sigma2, den_sum, cnt, r, s, noise_df
+            )  # noqa: E731
         with np.errstate(invalid="ignore", over="ignore"):
             lower = p0 * np.exp(-s.min_robust_z * z_sd)
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
@@ -496,7 +574,9 @@ def score_panel(
             # keeps zero counts and zero-spend days finite, costs ("log") are strictly positive
             offset = 0.0 if kind == "log" else 1.0
             with np.errstate(divide="ignore", invalid="ignore"):
-                u = np.log(np.where(y + offset > 0, y + offset, np.where(np.isnan(y), np.nan, 1e-12)))
+                u = np.log(
+                    np.where(y + offset > 0, y + offset, np.where(np.isnan(y), np.nan, 1e-12))
+                )
         u_w = trailing_windows(u, window)
         cnt = nan_count(u_w)
         level, scale = robust_level_scale(u_w)
@@ -505,7 +585,9 @@ def score_panel(
             # and the robust scale with it, 0, and every non-zero reading an alarm; the window's
             # root-mean-square deviation from its median is the scale there instead
             with np.errstate(invalid="ignore"):
-                rms = np.sqrt(np.nansum((u_w - level[..., None]) ** 2, axis=-1) / np.maximum(cnt - 1, 1))
+                rms = np.sqrt(
+                    np.nansum((u_w - level[..., None]) ** 2, axis=-1) / np.maximum(cnt - 1, 1)
+                )
             scale = np.where(scale > 0, scale, rms)
         if kind == "linear":
             scale_floor = np.maximum(s.relative_scale_floor * np.abs(level), 1e-9)
@@ -523,7 +605,9 @@ def score_panel(
         else:
             residual, z_scale, z_floor = u - level, scale, scale_floor
         if pool_scales and pool_groups is not None:
-            z_scale, z_df = moderate_scales(z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s)
+            z_scale, z_df = moderate_scales(
+                z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s
+            )
         else:
             z_df = scale_df(cnt, s)
         phase_factor = None
@@ -531,10 +615,14 @@ def score_panel(
             # noise by phase (hour of day, or weekday): quiet hours are noisier, from the
             # standardized residuals of the last `phase_scale_cycles` cycles
             with np.errstate(invalid="ignore", divide="ignore"):
-                phase_factor = phase_scale_factors(residual / z_scale, period, s.phase_scale_cycles,
-                                                   s.phase_scale_harmonics,
-                                                   floor=1.0 if s.phase_scale_widen_only else 0.25,
-                                                   alpha=s.phase_scale_alpha)
+                phase_factor = phase_scale_factors(
+                    residual / z_scale,
+                    period,
+                    s.phase_scale_cycles,
+                    s.phase_scale_harmonics,
+                    floor=1.0 if s.phase_scale_widen_only else 0.25,
+                    alpha=s.phase_scale_alpha,
+                )
             z_scale = z_scale * phase_factor
         with np.errstate(invalid="ignore", divide="ignore"):
             z = residual / z_scale
@@ -548,8 +636,19 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
-            make_shift = lambda r: _level_shift(u, level, scale, cnt, back, f, kind, r, s, rho,  # noqa: E731
-                                                phase_factor)
+            make_shift = lambda r: _level_shift(
+                u,
+                level,
+                scale,
+                cnt,
+                back,
+                f,
+                kind,
+                r,
+                s,
+                rho,  # noqa: E731
+                phase_factor,
+            )
         # t rather than normal: the scale itself is estimated from ~window points (or, pooled,
         # from the campaigns' agreement as well)
         p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df)
@@ -561,7 +660,9 @@ def score_panel(
             sig = np.maximum(np.maximum(raw_sd, np.sqrt(np.maximum(med, 0.0))), 1.0)[..., None]
             clipped = np.clip(x_w, med[..., None] - 4 * sig, med[..., None] + 4 * sig)
             with np.errstate(invalid="ignore"):
-                mean = np.where(cnt > 0, np.nansum(clipped, axis=-1) / np.maximum(cnt, 1), np.nan) * f
+                mean = (
+                    np.where(cnt > 0, np.nansum(clipped, axis=-1) / np.maximum(cnt, 1), np.nan) * f
+                )
             var = np.maximum((raw_sd * f) ** 2, mean)
             up, lo = count_pvalues(np.nan_to_num(x), mean, var)
             p_count = two_sided(up, lo)
@@ -574,8 +675,14 @@ def score_panel(
             # a few events short of a small expectation is noise, not a cost spike (Poisson)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_events = np.where(expected > 0, numer / expected, np.nan)
-            up, lo = count_pvalues(np.nan_to_num(denom), np.nan_to_num(mean_events, nan=1e-9), np.nan_to_num(mean_events, nan=1e-9))
-            small = np.maximum(np.nan_to_num(mean_events), np.nan_to_num(denom)) < s.min_expected_count
+            up, lo = count_pvalues(
+                np.nan_to_num(denom),
+                np.nan_to_num(mean_events, nan=1e-9),
+                np.nan_to_num(mean_events, nan=1e-9),
+            )
+            small = (
+                np.maximum(np.nan_to_num(mean_events), np.nan_to_num(denom)) < s.min_expected_count
+            )
             p = np.where(small, 1.0, np.maximum(p, two_sided(up, lo)))
         base_w = trailing_windows(x, window)
 
@@ -586,8 +693,16 @@ def score_panel(
         p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points, s.tail_prior_df))
     p = np.where(judged, p, np.nan)
 
-    out = dict(judged=judged, expected=expected, lower=lower, upper=upper, z=z, p=p, rel_effect=rel,
-               count_var=var if (kind == "count" and s.use_count_tests) else np.full(x.shape, np.nan))
+    out = dict(
+        judged=judged,
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        z=z,
+        p=p,
+        rel_effect=rel,
+        count_var=var if (kind == "count" and s.use_count_tests) else np.full(x.shape, np.nan),
+    )
     if s.use_window_shift:
         per_window = []
         for r in s.shift_windows:
@@ -599,12 +714,21 @@ def score_panel(
             per_window.append(dict(shift, shift_days=np.full(x.shape, float(r))))
         shift = _combine_windows(per_window)
         shift_judged = judged & shift.pop("judged")
-        out.update({k: np.where(shift_judged, v, np.nan) if v.dtype.kind == "f" else v & shift_judged
-                    for k, v in shift.items()})
+        out.update(
+            {
+                k: np.where(shift_judged, v, np.nan) if v.dtype.kind == "f" else v & shift_judged
+                for k, v in shift.items()
+            }
+        )
     else:
-        out.update(shift_z=np.full(x.shape, np.nan), shift_p=np.full(x.shape, np.nan),
-                   shift_rel=np.full(x.shape, np.nan), shift_expected=np.full(x.shape, np.nan),
-                   shift_days=np.full(x.shape, np.nan), shift_ok=np.zeros(x.shape, bool))
+        out.update(
+            shift_z=np.full(x.shape, np.nan),
+            shift_p=np.full(x.shape, np.nan),
+            shift_rel=np.full(x.shape, np.nan),
+            shift_expected=np.full(x.shape, np.nan),
+            shift_days=np.full(x.shape, np.nan),
+            shift_ok=np.zeros(x.shape, bool),
+        )
     if s.use_cusum:
         out["cusum_up"], out["cusum_dn"] = cusum_alarms(z, s.cusum_k, s.cusum_h, s.cusum_clip)
     else:
@@ -629,10 +753,15 @@ def _combine_windows(per_window: list[dict[str, np.ndarray]]) -> dict[str, np.nd
     if len(per_window) == 1:
         return per_window[0]
     judged = np.stack([w["judged"] for w in per_window])
-    p = np.where(judged, np.stack([np.nan_to_num(w["shift_p"], nan=1.0) for w in per_window]), np.inf)
+    p = np.where(
+        judged, np.stack([np.nan_to_num(w["shift_p"], nan=1.0) for w in per_window]), np.inf
+    )
     best = np.argmin(p, axis=0)[None]
-    out = {k: np.take_along_axis(np.stack([w[k] for w in per_window]), best, axis=0)[0]
-           for k in per_window[0] if k != "judged"}
+    out = {
+        k: np.take_along_axis(np.stack([w[k] for w in per_window]), best, axis=0)[0]
+        for k in per_window[0]
+        if k != "judged"
+    }
     out["shift_p"] = np.minimum(out["shift_p"] * len(per_window), 1.0)
     out["judged"] = judged.any(axis=0)
     return out
@@ -659,8 +788,19 @@ def persistence(u_w, level, scale, cnt, window: int, s: DetectionSettings) -> np
     return np.minimum(rho, s.max_autocorrelation)
 
 
-def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettings,
-                 rho: np.ndarray | None = None, phase_factor: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _level_shift(
+    u,
+    level,
+    scale,
+    cnt,
+    back,
+    f,
+    kind,
+    r: int,
+    s: DetectionSettings,
+    rho: np.ndarray | None = None,
+    phase_factor: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference on the transformed scale (counts, spend, costs).
 
     The reference is the trailing baseline that ended just before the recent window, so a
@@ -696,12 +836,19 @@ def _level_shift(u, level, scale, cnt, back, f, kind, r: int, s: DetectionSettin
             rel = np.where(ref > 0, back(mean_u) / ref - 1.0, np.nan)
     ok = _shift_consistent(day_z, window_z, n_known, r, s)
     judged = ok & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z)
-    return dict(judged=judged, shift_z=window_z, shift_p=_shift_pvalue(window_z, cnt_ref, s), shift_rel=rel,
-                shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f, shift_ok=ok)
+    return dict(
+        judged=judged,
+        shift_z=window_z,
+        shift_p=_shift_pvalue(window_z, cnt_ref, s),
+        shift_rel=rel,
+        shift_expected=back(level_ref) * f if kind != "linear" else level_ref * f,
+        shift_ok=ok,
+    )
 
 
-def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSettings,
-                noise_df: np.ndarray) -> dict[str, np.ndarray]:
+def _rate_shift(
+    numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSettings, noise_df: np.ndarray
+) -> dict[str, np.ndarray]:
     """Recent window vs a lagged reference for a rate, on its counts.
 
     Numerator summed over the recent days given their denominators, against the reference
@@ -735,12 +882,20 @@ def _rate_shift(numer, denom, p0, sigma2, den_sum, cnt, r: int, s: DetectionSett
     # enough to call a shift (0 conversions in 28 days then 3 is not a 30x rate change)
     ref_events = dsum_ref * p_ref
     enough = (np.nan_to_num(ref_events) >= s.min_expected_count) & (
-        np.maximum(np.nan_to_num(exp_sum), n_sum) >= s.min_expected_count)
+        np.maximum(np.nan_to_num(exp_sum), n_sum) >= s.min_expected_count
+    )
     judged = ok & enough & (np.nan_to_num(cnt_ref) >= 1) & ~np.isnan(window_z) & ~np.isnan(p_ref)
     p = np.full(window_z.shape, np.nan)
-    p[judged] = sum_pvalues(n_sum[judged], exp_sum[judged], day_var[judged], inflate[judged],
-                            shift_columns(noise_df, lag)[judged])
-    return dict(judged=judged, shift_z=window_z, shift_p=p, shift_rel=rel, shift_expected=p_ref, shift_ok=ok)
+    p[judged] = sum_pvalues(
+        n_sum[judged],
+        exp_sum[judged],
+        day_var[judged],
+        inflate[judged],
+        shift_columns(noise_df, lag)[judged],
+    )
+    return dict(
+        judged=judged, shift_z=window_z, shift_p=p, shift_rel=rel, shift_expected=p_ref, shift_ok=ok
+    )
 
 
 _SUM_NODES = 16  # generalized Gauss-Laguerre nodes: the t tail to < 1 % up to t = 6 (df 12-24)
@@ -770,8 +925,9 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
     for k, d in enumerate(distinct):
         x, w = special.roots_genlaguerre(_SUM_NODES, d / 2.0 - 1.0)
         nodes[k], weights[k] = 2.0 * x, w / special.gamma(d / 2.0)
-    observed, expected, day_var, inflate, df = (np.asarray(a, float).ravel()
-                                                for a in (observed, expected, day_var, inflate, df))
+    observed, expected, day_var, inflate, df = (
+        np.asarray(a, float).ravel() for a in (observed, expected, day_var, inflate, df)
+    )
     which = which.ravel()
     up = np.empty(observed.shape)
     lo = np.empty(observed.shape)
@@ -779,9 +935,14 @@ def sum_pvalues(observed, expected, day_var, inflate, df) -> np.ndarray:
         at = slice(start, start + _SUM_BLOCK)
         mean = np.maximum(expected[at], 1e-9)[:, None]
         node, weight = nodes[which[at]], weights[which[at]]
-        extra = np.maximum((mean + day_var[at, None] * df[at, None] / node) * inflate[at, None] - mean, 0.0)
-        u, lw = poisson_lognormal_pvalues(np.broadcast_to(observed[at, None], node.shape), np.broadcast_to(mean, node.shape),
-                                          np.sqrt(np.log1p(extra / mean**2)))
+        extra = np.maximum(
+            (mean + day_var[at, None] * df[at, None] / node) * inflate[at, None] - mean, 0.0
+        )
+        u, lw = poisson_lognormal_pvalues(
+            np.broadcast_to(observed[at, None], node.shape),
+            np.broadcast_to(mean, node.shape),
+            np.sqrt(np.log1p(extra / mean**2)),
+        )
         up[at] = (weight * u).sum(axis=-1)
         lo[at] = (weight * lw).sum(axis=-1)
     return two_sided(up, lo).reshape(shape)
@@ -802,7 +963,9 @@ def _count_shift_check(shift: dict, x, mean_ds, var_ds, f, r: int, s: DetectionS
     f2_sum = np.where(known, fw**2, 0.0).sum(axis=-1)
     exp_sum = m_ref * f_sum
     var_sum = np.maximum(v_ref * f2_sum, exp_sum)
-    up, lo = count_pvalues(total, np.nan_to_num(exp_sum, nan=1e-9), np.nan_to_num(var_sum, nan=1e-9))
+    up, lo = count_pvalues(
+        total, np.nan_to_num(exp_sum, nan=1e-9), np.nan_to_num(var_sum, nan=1e-9)
+    )
     small = np.maximum(np.nan_to_num(exp_sum), total) < s.min_expected_count
     out = dict(shift)
     out["shift_p"] = np.where(small, 1.0, np.maximum(shift["shift_p"], two_sided(up, lo)))

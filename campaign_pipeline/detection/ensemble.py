@@ -10,7 +10,6 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
 
 import numpy as np
@@ -28,21 +27,68 @@ from campaign_pipeline.detection.settings import (
 )
 
 FLAG_COLUMNS = [
-    "campaign_id", "grain", "period_start", "period_end", "metric", "value", "expected",
-    "expected_lower", "expected_upper", "score", "p_value", "q_value", "methods", "anomaly_type",
-    "severity", "confidence", "explanation", "suggested_action", "relative_change",
+    "campaign_id",
+    "grain",
+    "period_start",
+    "period_end",
+    "metric",
+    "value",
+    "expected",
+    "expected_lower",
+    "expected_upper",
+    "score",
+    "p_value",
+    "q_value",
+    "methods",
+    "anomaly_type",
+    "severity",
+    "confidence",
+    "explanation",
+    "suggested_action",
+    "relative_change",
 ]
 SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
-EVIDENCE_KEYS = ("judged", "expected", "lower", "upper", "z", "p", "rel_effect", "cusum_up", "cusum_dn",
-                 "seeds_z", "seeds_iqr", "shift_z", "shift_p", "shift_rel", "shift_expected", "shift_days", "shift_ok", "count_var")
+EVIDENCE_KEYS = (
+    "judged",
+    "expected",
+    "lower",
+    "upper",
+    "z",
+    "p",
+    "rel_effect",
+    "cusum_up",
+    "cusum_dn",
+    "seeds_z",
+    "seeds_iqr",
+    "shift_z",
+    "shift_p",
+    "shift_rel",
+    "shift_expected",
+    "shift_days",
+    "shift_ok",
+    "count_var",
+)
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
 
 
 def empty_flags() -> pd.DataFrame:
     """The flags table with no rows but the column types of a non-empty one."""
-    text = ("campaign_id", "grain", "metric", "methods", "anomaly_type", "severity", "explanation", "suggested_action")
-    return pd.DataFrame({c: pd.Series(dtype=object if c in text or c.startswith("period") else float)
-                         for c in FLAG_COLUMNS})
+    text = (
+        "campaign_id",
+        "grain",
+        "metric",
+        "methods",
+        "anomaly_type",
+        "severity",
+        "explanation",
+        "suggested_action",
+    )
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype=object if c in text or c.startswith("period") else float)
+            for c in FLAG_COLUMNS
+        }
+    )
 
 
 def metric_kind(metric: str) -> str:
@@ -85,9 +131,16 @@ def derived_panels(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evidence(
-    panels: dict[str, np.ndarray], metrics: tuple[str, ...], *, period: int | None, window: int,
-    min_history: int, settings: DetectionSettings, steps_per_day: int | None = None,
-    pool_scales: bool = False, phase_scale: bool = False,
+    panels: dict[str, np.ndarray],
+    metrics: tuple[str, ...],
+    *,
+    period: int | None,
+    window: int,
+    min_history: int,
+    settings: DetectionSettings,
+    steps_per_day: int | None = None,
+    pool_scales: bool = False,
+    phase_scale: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
@@ -96,29 +149,55 @@ def evidence(
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
-    result = {k: np.zeros((len(metrics), n, t), dtype=bool if k in BOOL_KEYS else float) for k in EVIDENCE_KEYS}
+    result = {
+        k: np.zeros((len(metrics), n, t), dtype=bool if k in BOOL_KEYS else float)
+        for k in EVIDENCE_KEYS
+    }
     by_kind: dict[str, list[int]] = {}
     for i, m in enumerate(metrics):
         by_kind.setdefault(metric_kind(m), []).append(i)
     for kind, idx in by_kind.items():
         stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
-        kwargs = {"pool_groups": np.repeat(np.arange(len(idx)), n), "pool_scales": pool_scales,
-                  "phase_scale": phase_scale}
+        kwargs = {
+            "pool_groups": np.repeat(np.arange(len(idx)), n),
+            "pool_scales": pool_scales,
+            "phase_scale": phase_scale,
+        }
         if kind == "rate":
-            kwargs["numer"] = np.concatenate([panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0)
-            kwargs["denom"] = np.concatenate([panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0)
-        elif kind == "log" and all(metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx):
-            kwargs["numer"] = np.concatenate([panels[COST_METRICS[metrics[i]][0]] for i in idx], axis=0)
-            kwargs["denom"] = np.concatenate([panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0)
-        ev = score_panel(stack, kind=kind, period=period, window=window, min_history=min_history,
-                         settings=settings, steps_per_day=steps_per_day, **kwargs)
+            kwargs["numer"] = np.concatenate(
+                [panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0
+            )
+            kwargs["denom"] = np.concatenate(
+                [panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0
+            )
+        elif kind == "log" and all(
+            metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx
+        ):
+            kwargs["numer"] = np.concatenate(
+                [panels[COST_METRICS[metrics[i]][0]] for i in idx], axis=0
+            )
+            kwargs["denom"] = np.concatenate(
+                [panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0
+            )
+        ev = score_panel(
+            stack,
+            kind=kind,
+            period=period,
+            window=window,
+            min_history=min_history,
+            settings=settings,
+            steps_per_day=steps_per_day,
+            **kwargs,
+        )
         for k in EVIDENCE_KEYS:
             result[k][idx] = ev[k].reshape(len(idx), n, t)
     result["value"] = np.stack([panels[m] for m in metrics])
     return result
 
 
-def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings) -> dict[str, np.ndarray]:
+def decide(
+    ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings
+) -> dict[str, np.ndarray]:
     """Which detectors fire at each point (arrays like ev['z']); s must be `effective`."""
     p = np.where(in_scope & ev["judged"], ev["p"], np.nan)
     fam = np.broadcast_to(family, p.shape).ravel()
@@ -130,8 +209,12 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
         # direction check, which depends on the same data, shrink the family to about half
         # and ran BH at about twice the stated `fdr`.
         p_shift = np.where(in_scope & ev["judged"], np.nan_to_num(ev["shift_p"], nan=1.0), np.nan)
-        both = adjust_pvalues(np.concatenate([p.ravel(), p_shift.ravel()]), np.concatenate([fam, fam]), s.multiple_testing)
-        q, q_shift = both[: p.size].reshape(p.shape), both[p.size:].reshape(p.shape)
+        both = adjust_pvalues(
+            np.concatenate([p.ravel(), p_shift.ravel()]),
+            np.concatenate([fam, fam]),
+            s.multiple_testing,
+        )
+        q, q_shift = both[: p.size].reshape(p.shape), both[p.size :].reshape(p.shape)
     else:
         q = adjust_pvalues(p.ravel(), fam, s.multiple_testing).reshape(p.shape)
         q_shift = np.full(p.shape, np.nan)
@@ -145,11 +228,18 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
     fired = {"test": stat if (s.use_count_tests or s.use_robust) else np.zeros_like(stat)}
     if s.use_cusum:
         # a CUSUM alarm needs a material change too: half the single-day effect threshold
-        fired["cusum"] = scope & (ev["cusum_up"] | ev["cusum_dn"]) & (rel >= 0.5 * s.min_relative_effect)
+        fired["cusum"] = (
+            scope & (ev["cusum_up"] | ev["cusum_dn"]) & (rel >= 0.5 * s.min_relative_effect)
+        )
     if s.use_window_shift:
         shift_z, shift_rel = _sizes(ev, "shift_z", "shift_rel")
-        fired["shift"] = (scope & ev["shift_ok"] & (np.nan_to_num(q_shift, nan=1.0) <= level)
-                          & (shift_rel >= s.min_relative_effect) & (shift_z >= s.min_robust_z))
+        fired["shift"] = (
+            scope
+            & ev["shift_ok"]
+            & (np.nan_to_num(q_shift, nan=1.0) <= level)
+            & (shift_rel >= s.min_relative_effect)
+            & (shift_z >= s.min_robust_z)
+        )
     if s.use_seeds_zscore:
         fired["seeds_z"] = scope & ev["seeds_z"]
     if s.use_seeds_iqr:
@@ -160,19 +250,26 @@ def decide(ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, 
 CORROBORATED = ("test", "cusum", "shift")  # statistical routes; rules need no second opinion
 
 
-def _sizes(ev: dict[str, np.ndarray], z_key: str, rel_key: str,
-           ratio: bool | np.ndarray = False) -> tuple[np.ndarray, np.ndarray]:
+def _sizes(
+    ev: dict[str, np.ndarray], z_key: str, rel_key: str, ratio: bool | np.ndarray = False
+) -> tuple[np.ndarray, np.ndarray]:
     """|z| and the size of the relative effect of a route, unknown as 0 (never large enough
     to fire). ratio (for all points, or per point as an array like ev's): a drop to 1/(1+e)
     is as large as a rise of e (the log scale's view)."""
     rel = np.nan_to_num(ev[rel_key], nan=0.0, posinf=1e9)
     with np.errstate(divide="ignore"):
-        size = np.where(np.asarray(ratio, bool) & (rel < 0), 1.0 / np.maximum(1.0 + rel, 1e-9) - 1.0, np.abs(rel))
+        size = np.where(
+            np.asarray(ratio, bool) & (rel < 0),
+            1.0 / np.maximum(1.0 + rel, 1e-9) - 1.0,
+            np.abs(rel),
+        )
     return np.abs(np.nan_to_num(ev[z_key], nan=0.0)), size
 
 
 def _strong_alone(z: np.ndarray, rel: np.ndarray, s: DetectionSettings) -> np.ndarray:
-    return (z >= s.strong_single_factor * s.min_robust_z) & (rel >= s.strong_single_factor * s.min_relative_effect)
+    return (z >= s.strong_single_factor * s.min_robust_z) & (
+        rel >= s.strong_single_factor * s.min_relative_effect
+    )
 
 
 def _fired_within(mask: np.ndarray, lags: int) -> np.ndarray:
@@ -182,12 +279,17 @@ def _fired_within(mask: np.ndarray, lags: int) -> np.ndarray:
     before[..., 1:] = counts[..., :-1]  # set at steps < t
     older = np.zeros(mask.shape, np.int64)
     if lags + 1 < mask.shape[-1]:
-        older[..., lags + 1:] = counts[..., : -(lags + 1)]  # set at steps < t - lags
+        older[..., lags + 1 :] = counts[..., : -(lags + 1)]  # set at steps < t - lags
     return before - older > 0
 
 
-def corroborate(dec: dict, ev: dict[str, np.ndarray], s: DetectionSettings, window: int | None = None,
-                ratio_effect: bool | np.ndarray = False) -> dict:
+def corroborate(
+    dec: dict,
+    ev: dict[str, np.ndarray],
+    s: DetectionSettings,
+    window: int | None = None,
+    ratio_effect: bool | np.ndarray = False,
+) -> dict:
     """Keep a test/CUSUM alert only if another metric of the same series-step fired too, or
     if it is strong alone (z and effect `strong_single_factor` times their thresholds).
 
@@ -247,8 +349,9 @@ def _repeats_points(reported_points: np.ndarray, ev: dict[str, np.ndarray]) -> n
     return out & np.nan_to_num(recovered, nan=0.0).astype(bool)
 
 
-def _repeats_a_shift(reported: dict[float, np.ndarray], ev: dict[str, np.ndarray], quiet: int,
-                     min_effect: float) -> np.ndarray:
+def _repeats_a_shift(
+    reported: dict[float, np.ndarray], ev: dict[str, np.ndarray], quiet: int, min_effect: float
+) -> np.ndarray:
     """Steps whose point change the same way is no more than a shift reported within the last
     `quiet` steps: (1 + rel) / (1 + shift_rel) - 1, the step against the shifted level, stays
     short of `min_effect`.
@@ -271,7 +374,9 @@ def _repeats_a_shift(reported: dict[float, np.ndarray], ev: dict[str, np.ndarray
         level = 1.0 + np.take_along_axis(shift_rel, np.maximum(prev, 0), axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             beyond = np.where(level > 0, (1.0 + rel) / level - 1.0, np.inf)
-        out |= (prev >= 0) & (t - prev <= quiet) & (np.sign(z) == sign) & (sign * beyond < min_effect)
+        out |= (
+            (prev >= 0) & (t - prev <= quiet) & (np.sign(z) == sign) & (sign * beyond < min_effect)
+        )
     return out
 
 
@@ -287,7 +392,9 @@ def _to_day(x) -> pd.Timestamp:
     return pd.Timestamp(x).normalize()
 
 
-def _build_panels(frame: pd.DataFrame, key: str, time: str, columns, keys: pd.Index, times: pd.DatetimeIndex):
+def _build_panels(
+    frame: pd.DataFrame, key: str, time: str, columns, keys: pd.Index, times: pd.DatetimeIndex
+):
     ki = keys.get_indexer(frame[key])
     ti = times.get_indexer(frame[time])
     ok = (ki >= 0) & (ti >= 0)
@@ -307,47 +414,90 @@ def _run_sums(values: np.ndarray, run: np.ndarray) -> np.ndarray:
     return np.where(run, cs - at_break, 0.0)
 
 
-def _rules(p: dict[str, np.ndarray], ev: dict[str, np.ndarray], metrics: tuple[str, ...], budget: np.ndarray,
-           s: DetectionSettings) -> list[tuple[str, str, np.ndarray, str]]:
+def _rules(
+    p: dict[str, np.ndarray],
+    ev: dict[str, np.ndarray],
+    metrics: tuple[str, ...],
+    budget: np.ndarray,
+    s: DetectionSettings,
+) -> list[tuple[str, str, np.ndarray, str]]:
     """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note template)."""
     out = []
     with np.errstate(invalid="ignore"):
-        out.append(("conversions", "tracking_error", p["conversions"] > p["clicks"],
-                    "conversions exceed clicks, which is impossible"))
-        out.append(("spend", "tracking_error", (p["spend"] > 0) & (p["impressions"] == 0),
-                    "spend was recorded without a single impression"))
+        out.append(
+            (
+                "conversions",
+                "tracking_error",
+                p["conversions"] > p["clicks"],
+                "conversions exceed clicks, which is impossible",
+            )
+        )
+        out.append(
+            (
+                "spend",
+                "tracking_error",
+                (p["spend"] > 0) & (p["impressions"] == 0),
+                "spend was recorded without a single impression",
+            )
+        )
         cap = s.budget_overspend_ratio * budget[:, None]
-        out.append(("spend", "budget_overspend", (budget[:, None] > 0) & (p["spend"] > cap),
-                    f"spend is above {s.budget_overspend_ratio:g}x the daily budget"))
+        out.append(
+            (
+                "spend",
+                "budget_overspend",
+                (budget[:, None] > 0) & (p["spend"] > cap),
+                f"spend is above {s.budget_overspend_ratio:g}x the daily budget",
+            )
+        )
     if "conversions" in metrics and "clicks" in metrics:
         ci, ki = metrics.index("conversions"), metrics.index("clicks")
         days = s.tracking_break_days
         zero = np.nan_to_num(p["conversions"], nan=-1.0) == 0
-        clicks_ok = ev["judged"][ki] & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z) & (p["clicks"] > 0)
+        clicks_ok = (
+            ev["judged"][ki]
+            & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z)
+            & (p["clicks"] > 0)
+        )
         exp_conv = np.nan_to_num(ev["expected"][ci], nan=0.0) * ev["judged"][ci]
         # -log P(0 conversions) of each day under the count test's negative binomial: size
         # log(1 + mean / size), the Poisson mean itself where the counts are not over-dispersed.
         # Over-dispersed counts (a campaign that has slow days) make zero days far likelier
         # than a Poisson of the same mean would, so the run must be longer to mean a break.
-        _, p_zero = count_pvalues(np.zeros_like(exp_conv), exp_conv, np.nan_to_num(ev["count_var"][ci], nan=0.0))
+        _, p_zero = count_pvalues(
+            np.zeros_like(exp_conv), exp_conv, np.nan_to_num(ev["count_var"][ci], nan=0.0)
+        )
         surprise = np.where(exp_conv > 0, -np.log(np.maximum(p_zero, 1e-300)), 0.0)
         run = zero & clicks_ok
         # surprise and length of the current zero run, reset wherever the run breaks:
         # cumulative sums minus their value at the last break (both never decrease)
         total = _run_sums(np.where(run, surprise, 0.0), run)
         length = _run_sums(run.astype(float), run)
-        out.append(("conversions", "tracking_error",
-                    run & (length >= days) & (total >= s.tracking_break_min_expected),
-                    "no conversions for several days while clicks were normal, where the baseline "
-                    f"expected at least {s.tracking_break_min_expected:g}"))
+        out.append(
+            (
+                "conversions",
+                "tracking_error",
+                run & (length >= days) & (total >= s.tracking_break_min_expected),
+                "no conversions for several days while clicks were normal, where the baseline "
+                f"expected at least {s.tracking_break_min_expected:g}",
+            )
+        )
     if "leads" in metrics:
         li = metrics.index("leads")
         expected_leads = np.nan_to_num(ev["expected"][li], nan=np.inf)
         with np.errstate(invalid="ignore"):
-            flood = ev["judged"][li] & (p["leads"] >= s.lead_flood_min_leads) & (
-                p["leads"] >= s.lead_flood_ratio * np.maximum(expected_leads, 1.0))
-        out.append(("leads", "lead_flood", flood,
-                    f"at least {s.lead_flood_ratio:g}x the expected leads in one day"))
+            flood = (
+                ev["judged"][li]
+                & (p["leads"] >= s.lead_flood_min_leads)
+                & (p["leads"] >= s.lead_flood_ratio * np.maximum(expected_leads, 1.0))
+            )
+        out.append(
+            (
+                "leads",
+                "lead_flood",
+                flood,
+                f"at least {s.lead_flood_ratio:g}x the expected leads in one day",
+            )
+        )
     return out
 
 
@@ -357,8 +507,14 @@ COLLAPSE = -0.8
 DELIVERY_METRICS = ("spend", "impressions", "clicks")
 
 
-def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, methods_cusum: np.ndarray,
-              sustained: np.ndarray, delivery_collapsed: np.ndarray | None = None) -> np.ndarray:
+def _classify(
+    metric: np.ndarray,
+    rel: np.ndarray,
+    methods_test: np.ndarray,
+    methods_cusum: np.ndarray,
+    sustained: np.ndarray,
+    delivery_collapsed: np.ndarray | None = None,
+) -> np.ndarray:
     """anomaly_type of each flag. delivery_collapsed: the campaign's spend, impressions or clicks
     collapsed that period, so a collapse of what follows them (conversions, leads) is the
     outage's, not a tracking error."""
@@ -379,8 +535,17 @@ def _classify(metric: np.ndarray, rel: np.ndarray, methods_test: np.ndarray, met
         (m == "leads") & up & (rel >= 1.0),
         up,
     ]
-    choices = ["drift", "delivery_outage", "tracking_error", "level_shift", "spend_spike", "cost_spike",
-               "conversion_inflation", "lead_flood", "spike"]
+    choices = [
+        "drift",
+        "delivery_outage",
+        "tracking_error",
+        "level_shift",
+        "spend_spike",
+        "cost_spike",
+        "conversion_inflation",
+        "lead_flood",
+        "spike",
+    ]
     return np.select(conds, choices, "drop").astype(object)
 
 
@@ -402,7 +567,9 @@ def _weeks_running(ev: dict[str, np.ndarray], s: DetectionSettings) -> np.ndarra
     return np.where(up, _run_length(beyond & up), _run_length(beyond & (ev["z"] < 0)))
 
 
-def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""):
+def _flags_from_evidence(
+    ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""
+):
     """Long table of fired points (only those: the table stays small)."""
     fired = dec["fired"]
     any_method = np.zeros(ev["z"].shape, bool)
@@ -433,8 +600,15 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     method_hits["rule"] = rule_hit
     methods = np.full(len(mi), "", dtype=object)
     for k in names:
-        label = {"test": "count_test+robust_z" if s.use_count_tests else "robust_z", "shift": "window_shift"}.get(k, k)
-        methods = np.where(method_hits.get(k, False), np.where(methods == "", label, methods + "," + label), methods)
+        label = {
+            "test": "count_test+robust_z" if s.use_count_tests else "robust_z",
+            "shift": "window_shift",
+        }.get(k, k)
+        methods = np.where(
+            method_hits.get(k, False),
+            np.where(methods == "", label, methods + "," + label),
+            methods,
+        )
     # sustained: the test fired on this series on each of the two previous steps as well
     test = fired.get("test", np.zeros(ev["z"].shape, bool))
     sustained = (_run_length(test) >= 3)[mi, ci, ti]
@@ -446,10 +620,17 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     rel = np.where(shift_only, ev["shift_rel"][mi, ci, ti], ev["rel_effect"][mi, ci, ti])
     delivery_collapsed = np.zeros(ev["z"].shape[1:], bool)
     for i in (i for i, name in enumerate(metrics) if name in DELIVERY_METRICS):
-        delivery_collapsed |= ev["judged"][i] & (np.nan_to_num(ev["rel_effect"][i], nan=0.0) <= COLLAPSE)
-    atype = _classify(metric, rel, method_hits.get("test", no),
-                      method_hits.get("cusum", no) | method_hits.get("shift", no), sustained,
-                      delivery_collapsed[ci, ti])
+        delivery_collapsed |= ev["judged"][i] & (
+            np.nan_to_num(ev["rel_effect"][i], nan=0.0) <= COLLAPSE
+        )
+    atype = _classify(
+        metric,
+        rel,
+        method_hits.get("test", no),
+        method_hits.get("cusum", no) | method_hits.get("shift", no),
+        sustained,
+        delivery_collapsed[ci, ti],
+    )
     atype = np.where(rule_hit, rule_type, atype)
     weeks_running = np.full(len(mi), np.nan)
     if grain == "week":
@@ -467,31 +648,36 @@ def _flags_from_evidence(ev, dec, metrics, keys, times, grain, in_scope, s, rule
     window_days = np.where(shift_only, ev["shift_days"][mi, ci, ti], np.nan)
     period_start = times[ti]
     period_end = period_start + (pd.Timedelta(days=6) if grain == "week" else pd.Timedelta(0))
-    flags = pd.DataFrame({
-        "campaign_id": keys.to_numpy()[ci],
-        "grain": grain,
-        "period_start": period_start,
-        "period_end": period_end,
-        "metric": metric,
-        "value": ev["value"][mi, ci, ti],
-        "expected": expected,
-        "expected_lower": lower,
-        "expected_upper": upper,
-        "score": np.abs(z),
-        "p_value": p_value,
-        "q_value": q,
-        "methods": methods,
-        "anomaly_type": atype,
-        "relative_change": rel,
-        "rule_note": rule_note,
-        "window_days": window_days,
-        "weeks_running": weeks_running,
-    })
+    flags = pd.DataFrame(
+        {
+            "campaign_id": keys.to_numpy()[ci],
+            "grain": grain,
+            "period_start": period_start,
+            "period_end": period_end,
+            "metric": metric,
+            "value": ev["value"][mi, ci, ti],
+            "expected": expected,
+            "expected_lower": lower,
+            "expected_upper": upper,
+            "score": np.abs(z),
+            "p_value": p_value,
+            "q_value": q,
+            "methods": methods,
+            "anomaly_type": atype,
+            "relative_change": rel,
+            "rule_note": rule_note,
+            "window_days": window_days,
+            "weeks_running": weeks_running,
+        }
+    )
     flags["severity"] = explain.severity(rel, atype, s)
     flags["confidence"] = explain.confidence(flags, s.confidence_coefficients)
     flags["explanation"] = explain.explanations(
-        flags.assign(rel_effect=flags["relative_change"]), baseline_label)
-    flags["suggested_action"] = explain.suggested_actions(flags["metric"], flags["anomaly_type"], flags["relative_change"])
+        flags.assign(rel_effect=flags["relative_change"]), baseline_label
+    )
+    flags["suggested_action"] = explain.suggested_actions(
+        flags["metric"], flags["anomaly_type"], flags["relative_change"]
+    )
     return flags[FLAG_COLUMNS]
 
 
@@ -517,8 +703,11 @@ def detect_by_week(
     for week in sorted({pd.Timestamp(w).normalize() for w in week_starts}):  # one call per week
         end = week + pd.Timedelta(days=6)
         history = d[(d["date"] >= week - pd.Timedelta(weeks=history_weeks)) & (d["date"] <= end)]
-        parts.append(detect_campaign_anomalies(history, campaigns=campaigns, judge_start=week, judge_end=end,
-                                               settings=settings))
+        parts.append(
+            detect_campaign_anomalies(
+                history, campaigns=campaigns, judge_start=week, judge_end=end, settings=settings
+            )
+        )
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else empty_flags()
 
@@ -569,14 +758,33 @@ def detect_campaign_anomalies(
     in_scope_t = (times >= start) & (times <= end)
     in_scope = np.broadcast_to(in_scope_t, (len(metrics), len(keys), len(times)))
     family = _family(times, s.correction_family)
-    ev = evidence(panels, metrics, period=7 if s.use_seasonality else None, window=s.baseline_days,
-                  min_history=s.min_history_days, settings=s, pool_scales=s.pool_scales_daily)
+    ev = evidence(
+        panels,
+        metrics,
+        period=7 if s.use_seasonality else None,
+        window=s.baseline_days,
+        min_history=s.min_history_days,
+        settings=s,
+        pool_scales=s.pool_scales_daily,
+    )
     dec = decide(ev, in_scope, family, s)
     if s.require_corroboration:
         dec = corroborate(dec, ev, s)
     rules = _rules(panels, ev, metrics, budget, s) if s.use_rules else []
-    parts = [_flags_from_evidence(ev, dec, metrics, keys, times, "day", in_scope, s, rules,
-                                  f"trailing {s.baseline_days}-day baseline")]
+    parts = [
+        _flags_from_evidence(
+            ev,
+            dec,
+            metrics,
+            keys,
+            times,
+            "day",
+            in_scope,
+            s,
+            rules,
+            f"trailing {s.baseline_days}-day baseline",
+        )
+    ]
     if s.use_weekly:
         parts.append(_weekly_flags(base, keys, times, start, end, s))
     parts = [p for p in parts if len(p)]
@@ -585,7 +793,9 @@ def detect_campaign_anomalies(
     flags = pd.concat(parts, ignore_index=True)
     flags["period_start"] = pd.to_datetime(flags["period_start"]).dt.date
     flags["period_end"] = pd.to_datetime(flags["period_end"]).dt.date
-    return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(drop=True)
+    return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(
+        drop=True
+    )
 
 
 def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
@@ -629,12 +839,31 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
         sums[c] = np.where(known == 7, total, np.nan)
     panels = derived_panels(sums)
     metrics = tuple(m for m in s.metrics if m in panels)
-    ev = evidence(panels, metrics, period=None, window=s.weekly_baseline_weeks,
-                  min_history=s.weekly_min_history_weeks, settings=s, pool_scales=s.pool_scales_weekly)
+    ev = evidence(
+        panels,
+        metrics,
+        period=None,
+        window=s.weekly_baseline_weeks,
+        min_history=s.weekly_min_history_weeks,
+        settings=s,
+        pool_scales=s.pool_scales_weekly,
+    )
     scope_w = (weeks >= start) & (weeks + pd.Timedelta(days=6) <= end)
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
-    dec = decide(ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s)
+    dec = decide(
+        ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s
+    )
     if s.require_corroboration and s.weekly_corroboration:
         dec = corroborate(dec, ev, s, window=s.weekly_baseline_weeks)
-    return _flags_from_evidence(ev, dec, metrics, keys, weeks, "week", in_scope, s, (),
-                                f"trailing {s.weekly_baseline_weeks} weeks")
+    return _flags_from_evidence(
+        ev,
+        dec,
+        metrics,
+        keys,
+        weeks,
+        "week",
+        in_scope,
+        s,
+        (),
+        f"trailing {s.weekly_baseline_weeks} weeks",
+    )

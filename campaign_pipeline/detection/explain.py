@@ -15,27 +15,72 @@ MONEY_METRICS = {"spend", "cpc", "cpm", "cpa", "cpl"}
 RATE_METRICS = {"ctr", "conversion_rate", "lead_conversion_rate"}
 
 METRIC_LABELS = {
-    "spend": "Spend", "impressions": "Impressions", "clicks": "Clicks", "conversions": "Conversions",
-    "leads": "Leads", "ctr": "CTR", "conversion_rate": "Conversion rate",
-    "lead_conversion_rate": "Lead conversion rate", "cpc": "CPC", "cpm": "CPM", "cpa": "CPA", "cpl": "CPL",
+    "spend": "Spend",
+    "impressions": "Impressions",
+    "clicks": "Clicks",
+    "conversions": "Conversions",
+    "leads": "Leads",
+    "ctr": "CTR",
+    "conversion_rate": "Conversion rate",
+    "lead_conversion_rate": "Lead conversion rate",
+    "cpc": "CPC",
+    "cpm": "CPM",
+    "cpa": "CPA",
+    "cpl": "CPL",
     "value": "Value",
 }
 
 # (metric, anomaly_type) -> action; falls back to (metric, direction) then to a generic line.
 ACTIONS = {
-    ("spend", "budget_overspend"): "Check the platform's budget and bid caps; ask for a refund of spend above the cap.",
-    ("spend", "spend_spike"): "Check for a budget or bid change and cap daily spend until the cause is known.",
-    ("spend", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
-    ("impressions", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
-    ("conversions", "tracking_error"): "Check the conversion pixel / tag and the platform's conversion setup.",
-    ("conversions", "conversion_inflation"): "Audit conversions for duplicates or bot traffic before trusting CPA.",
-    ("conversion_rate", "conversion_inflation"): "Audit conversions for duplicates or bot traffic before trusting CPA.",
-    ("conversion_rate", "tracking_error"): "Check the conversion pixel / tag and the landing page: conversions stopped, clicks did not.",
-    ("clicks", "delivery_outage"): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
-    ("conversions", "delivery_outage"): "Restore delivery first: conversions stopped because the ads stopped.",
+    (
+        "spend",
+        "budget_overspend",
+    ): "Check the platform's budget and bid caps; ask for a refund of spend above the cap.",
+    (
+        "spend",
+        "spend_spike",
+    ): "Check for a budget or bid change and cap daily spend until the cause is known.",
+    (
+        "spend",
+        "delivery_outage",
+    ): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    (
+        "impressions",
+        "delivery_outage",
+    ): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    (
+        "conversions",
+        "tracking_error",
+    ): "Check the conversion pixel / tag and the platform's conversion setup.",
+    (
+        "conversions",
+        "conversion_inflation",
+    ): "Audit conversions for duplicates or bot traffic before trusting CPA.",
+    (
+        "conversion_rate",
+        "conversion_inflation",
+    ): "Audit conversions for duplicates or bot traffic before trusting CPA.",
+    (
+        "conversion_rate",
+        "tracking_error",
+    ): "Check the conversion pixel / tag and the landing page: conversions stopped, clicks did not.",
+    (
+        "clicks",
+        "delivery_outage",
+    ): "Check that the campaign is active, approved and paid (billing, disapproved ads).",
+    (
+        "conversions",
+        "delivery_outage",
+    ): "Restore delivery first: conversions stopped because the ads stopped.",
     ("leads", "delivery_outage"): "Restore delivery first: leads stopped because the ads stopped.",
-    ("leads", "lead_flood"): "Review the new leads for junk or bots; add form validation or exclude the source.",
-    ("ctr", "drift"): "Refresh the creative: CTR is sliding (ad fatigue) - rotate new ads or audiences.",
+    (
+        "leads",
+        "lead_flood",
+    ): "Review the new leads for junk or bots; add form validation or exclude the source.",
+    (
+        "ctr",
+        "drift",
+    ): "Refresh the creative: CTR is sliding (ad fatigue) - rotate new ads or audiences.",
     ("cpc", "cost_spike"): "Review bids and competition; lower bid caps or narrow targeting.",
     ("cpm", "cost_spike"): "Review audience size and bids; broaden targeting or lower bid caps.",
 }
@@ -76,12 +121,16 @@ def _fmt(metric: str, v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
 
 
-def severity(rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: DetectionSettings) -> np.ndarray:
+def severity(
+    rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: DetectionSettings
+) -> np.ndarray:
     """Severity from the size of the change: what matters to a budget is magnitude."""
     a = np.abs(np.nan_to_num(rel_effect, nan=0.0, posinf=1e9))
     m, h, c = settings.severity_effects
     sev = np.select([a >= c, a >= h, a >= m], ["critical", "high", "medium"], "low").astype(object)
-    forced_high = np.isin(anomaly_type, ["tracking_error", "budget_overspend", "lead_flood", "conversion_inflation"])
+    forced_high = np.isin(
+        anomaly_type, ["tracking_error", "budget_overspend", "lead_flood", "conversion_inflation"]
+    )
     sev = np.where(forced_high & np.isin(sev, ["low", "medium"]), "high", sev)
     sev = np.where(np.asarray(anomaly_type) == "delivery_outage", "critical", sev)
     return sev
@@ -89,7 +138,14 @@ def severity(rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: Detecti
 
 # What a flag's confidence is read from (`confidence_features`), in the order of the
 # coefficients in `DetectionSettings.confidence_coefficients`.
-CONFIDENCE_FEATURES = ("intercept", "evidence", "more_metrics", "more_methods", "rule", "cusum_only")
+CONFIDENCE_FEATURES = (
+    "intercept",
+    "evidence",
+    "more_metrics",
+    "more_methods",
+    "rule",
+    "cusum_only",
+)
 _STATISTICAL = "robust_z|window_shift"  # the methods that carry a q-value (`methods` labels)
 
 
@@ -111,10 +167,20 @@ def confidence_features(flags: pd.DataFrame) -> np.ndarray:
     cusum_only = methods.str.contains("cusum").to_numpy() & ~statistical & ~rule
     q = np.clip(np.nan_to_num(flags["q_value"].to_numpy(float), nan=1.0), 1e-6, 1.0)
     evidence = np.where(statistical, -np.log10(q), 0.0)
-    n_metrics = flags.groupby(["campaign_id", "grain", "period_start"], sort=False)["methods"].transform("size")
+    n_metrics = flags.groupby(["campaign_id", "grain", "period_start"], sort=False)[
+        "methods"
+    ].transform("size")
     n_methods = methods.str.count(",").to_numpy() + 1
-    return np.column_stack([np.ones(len(flags)), evidence, np.minimum(n_metrics.to_numpy(), 3) - 1,
-                            np.minimum(n_methods, 3) - 1, rule, cusum_only]).astype(float)
+    return np.column_stack(
+        [
+            np.ones(len(flags)),
+            evidence,
+            np.minimum(n_metrics.to_numpy(), 3) - 1,
+            np.minimum(n_methods, 3) - 1,
+            rule,
+            cusum_only,
+        ]
+    ).astype(float)
 
 
 def confidence(flags: pd.DataFrame, coefficients: tuple[float, ...]) -> np.ndarray:
@@ -138,23 +204,36 @@ def suggested_actions(metrics: pd.Series, types: pd.Series, rel: pd.Series) -> l
         act = ACTIONS.get((m, t))
         if act is None:
             direction = "up" if (r > 0 if np.isfinite(r) else True) else "down"
-            act = DIRECTION_ACTIONS[direction].get(m, "Check recent changes to this campaign and its tracking.")
+            act = DIRECTION_ACTIONS[direction].get(
+                m, "Check recent changes to this campaign and its tracking."
+            )
         out.append(act)
     return out
 
 
 TYPE_WORDS = {
-    "spike": "spiked", "drop": "dropped", "drift": "has been drifting", "level_shift": "shifted to a new level",
-    "spend_spike": "spiked", "delivery_outage": "collapsed (delivery outage)", "cost_spike": "spiked",
-    "tracking_error": "looks like a tracking error", "budget_overspend": "exceeded the daily budget",
-    "lead_flood": "flooded in", "conversion_inflation": "looks inflated",
+    "spike": "spiked",
+    "drop": "dropped",
+    "drift": "has been drifting",
+    "level_shift": "shifted to a new level",
+    "spend_spike": "spiked",
+    "delivery_outage": "collapsed (delivery outage)",
+    "cost_spike": "spiked",
+    "tracking_error": "looks like a tracking error",
+    "budget_overspend": "exceeded the daily budget",
+    "lead_flood": "flooded in",
+    "conversion_inflation": "looks inflated",
 }
 
 
 # Labels that are plural nouns take plural verbs ("Clicks have been drifting").
 PLURAL_METRICS = {"impressions", "clicks", "conversions", "leads"}
-_PLURAL_WORDS = {"has been drifting": "have been drifting", "looks inflated": "look inflated",
-                 "looks like a tracking error": "look like a tracking error", "was unusual": "were unusual"}
+_PLURAL_WORDS = {
+    "has been drifting": "have been drifting",
+    "looks inflated": "look inflated",
+    "looks like a tracking error": "look like a tracking error",
+    "was unusual": "were unusual",
+}
 
 
 def _what_happened(metric: str, anomaly_type: str) -> str:
@@ -162,8 +241,13 @@ def _what_happened(metric: str, anomaly_type: str) -> str:
     return _PLURAL_WORDS.get(words, words) if metric in PLURAL_METRICS else words
 
 
-def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = "%Y-%m-%d",
-                 step_word: str = "days") -> list[str]:
+def explanations(
+    rows: pd.DataFrame,
+    baseline_label: str,
+    *,
+    time_format: str = "%Y-%m-%d",
+    step_word: str = "days",
+) -> list[str]:
     """One sentence per flag with the numbers: value, expected, band, change, evidence.
 
     time_format and step_word name a point and a run of steps of other spacings (an hourly
@@ -173,20 +257,32 @@ def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = 
     out = []
     for r in rows.itertuples(index=False):
         label = METRIC_LABELS.get(r.metric, r.metric)
-        when = r.period_start.strftime(time_format) if r.grain != "week" else f"the week of {r.period_start:%Y-%m-%d}"
+        when = (
+            r.period_start.strftime(time_format)
+            if r.grain != "week"
+            else f"the week of {r.period_start:%Y-%m-%d}"
+        )
         head = f"{label} {_what_happened(r.metric, r.anomaly_type)} {'in' if r.grain == 'week' else 'on'} {when}"
         window = getattr(r, "window_days", np.nan)
         if np.isfinite(window) and np.isfinite(r.rel_effect) and np.isfinite(r.expected):
             # a window-shift flag: the run of recent days against the baseline before them
-            parts = [f"{head}: the last {window:.0f} {step_word} average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
-                     f"against {_fmt(r.metric, r.expected)} in the {baseline_label.replace('trailing ', '')} before "
-                     f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} {_fmt(r.metric, r.value)})"]
+            parts = [
+                f"{head}: the last {window:.0f} {step_word} average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
+                f"against {_fmt(r.metric, r.expected)} in the {baseline_label.replace('trailing ', '')} before "
+                f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} {_fmt(r.metric, r.value)})"
+            ]
         else:
-            parts = [f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"]
+            parts = [
+                f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"
+            ]
             if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
-                parts.append(f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})")
+                parts.append(
+                    f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})"
+                )
             if np.isfinite(r.rel_effect):
-                parts.append(f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}")
+                parts.append(
+                    f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}"
+                )
         if np.isfinite(r.score):
             parts.append(f"; robust z {r.score:.1f}")
         if np.isfinite(r.q_value):
@@ -195,7 +291,9 @@ def explanations(rows: pd.DataFrame, baseline_label: str, *, time_format: str = 
             parts.append(f"; {r.rule_note}")
         running = getattr(r, "weeks_running", np.nan)
         if np.isfinite(running) and running >= 2:
-            parts.append(f"; {running:.0f} weeks in a row beyond the normal range in this direction")
+            parts.append(
+                f"; {running:.0f} weeks in a row beyond the normal range in this direction"
+            )
         parts.append(f". Detectors: {r.methods}.")
         out.append("".join(parts))
     return out

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 
-def adjust_pvalues(p: np.ndarray, groups: np.ndarray | None = None, method: str = "bh") -> np.ndarray:
+def adjust_pvalues(
+    p: np.ndarray, groups: np.ndarray | None = None, method: str = "bh"
+) -> np.ndarray:
     """Adjusted p-values (BH q-values, Bonferroni, or unchanged) within each group.
 
     NaN p-values are points that were not tested: they get NaN and do not count in the

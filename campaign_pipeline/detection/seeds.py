@@ -15,7 +15,18 @@ from scipy import stats
 
 from campaign_pipeline.detection.baselines import nan_mean_std, nan_quantiles, trailing_windows
 
-SEED_METRICS = ("spend", "impressions", "clicks", "conversions", "ctr", "cpc", "cpm", "cpa", "leads", "cpl")
+SEED_METRICS = (
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "ctr",
+    "cpc",
+    "cpm",
+    "cpa",
+    "leads",
+    "cpl",
+)
 
 
 def seeds_flags(
@@ -30,7 +41,9 @@ def seeds_flags(
     """Flags of the seeds' rule: campaign_id, grain, period_start, period_end, metric, value,
     expected (the mean), score (|z|), methods."""
     metrics = tuple(m for m in metrics if m in daily.columns)
-    long = daily[["campaign_id", "date", *metrics]].melt(["campaign_id", "date"], var_name="metric", value_name="value")
+    long = daily[["campaign_id", "date", *metrics]].melt(
+        ["campaign_id", "date"], var_name="metric", value_name="value"
+    )
     long["date"] = pd.to_datetime(long["date"])
     long = long.sort_values(["campaign_id", "metric", "date"]).reset_index(drop=True)
     if whole_series:
@@ -42,7 +55,9 @@ def seeds_flags(
         # panel rows = (campaign, metric); trailing window excludes the day itself
         keys = long[["campaign_id", "metric"]].drop_duplicates().reset_index(drop=True)
         times = pd.date_range(long["date"].min(), long["date"].max(), freq="D")
-        row = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(long[["campaign_id", "metric"]]))
+        row = pd.MultiIndex.from_frame(keys).get_indexer(
+            pd.MultiIndex.from_frame(long[["campaign_id", "metric"]])
+        )
         col = times.get_indexer(long["date"])
         panel = np.full((len(keys), len(times)), np.nan)
         panel[row, col] = long["value"].to_numpy(dtype=float)
@@ -69,9 +84,22 @@ def seeds_flags(
     out["period_end"] = out["date"]
     out["expected"] = mean[hit]
     out["score"] = z[hit]
-    out["methods"] = np.where(z_hit[hit] & iqr_hit[hit], "seeds_z,seeds_iqr", np.where(z_hit[hit], "seeds_z", "seeds_iqr"))
+    out["methods"] = np.where(
+        z_hit[hit] & iqr_hit[hit], "seeds_z,seeds_iqr", np.where(z_hit[hit], "seeds_z", "seeds_iqr")
+    )
     return out.drop(columns="date").reset_index(drop=True)[
-        ["campaign_id", "grain", "period_start", "period_end", "metric", "value", "expected", "score", "methods"]]
+        [
+            "campaign_id",
+            "grain",
+            "period_start",
+            "period_end",
+            "metric",
+            "value",
+            "expected",
+            "score",
+            "methods",
+        ]
+    ]
 
 
 def seeds_series_flags(frame: pd.DataFrame, *, whole_series: bool = True) -> pd.DataFrame:

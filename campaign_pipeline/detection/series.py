@@ -17,10 +17,25 @@ import numpy as np
 import pandas as pd
 
 from campaign_pipeline.detection import explain
-from campaign_pipeline.detection.ensemble import _classify, _run_length, corroborate, decide, evidence
+from campaign_pipeline.detection.ensemble import (
+    _classify,
+    _run_length,
+    corroborate,
+    decide,
+    evidence,
+)
 from campaign_pipeline.detection.settings import DetectionSettings
 
-SERIES_COLUMNS = ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity", "confidence"]
+SERIES_COLUMNS = [
+    "series",
+    "timestamp",
+    "is_anomaly",
+    "score",
+    "expected",
+    "anomaly_type",
+    "severity",
+    "confidence",
+]
 # After the contract's columns: what a reader needs to check a flag without re-running anything
 # (the reading judged, its normal range, the adjusted p-value and the methods behind the
 # confidence, and a sentence with the numbers, as `anomaly_flags` has). Every column but the
@@ -65,9 +80,13 @@ def _grid_params(step: pd.Timedelta, s: DetectionSettings) -> tuple[int | None, 
     return None, s.weekly_baseline_weeks, s.weekly_min_history_weeks
 
 
-def detect_series(frame: pd.DataFrame, settings: DetectionSettings = DetectionSettings(), *,
-                  chunk_cells: int = CHUNK_CELLS,
-                  progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def detect_series(
+    frame: pd.DataFrame,
+    settings: DetectionSettings = DetectionSettings(),
+    *,
+    chunk_cells: int = CHUNK_CELLS,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Flag each point of each series using only the points before it.
 
     Input columns: series, timestamp, value. Output, one row per distinct (series,
@@ -129,12 +148,25 @@ def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
     """
     by_series = df["series"]
     low = df["value"].fillna(np.inf).groupby(by_series).cummin()  # an unknown reading says nothing
-    whole = (df["value"].isna() | (df["value"] == np.round(df["value"]))).astype(np.int8).groupby(by_series).cummin()
-    return np.select([(whole == 1) & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear")
+    whole = (
+        (df["value"].isna() | (df["value"] == np.round(df["value"])))
+        .astype(np.int8)
+        .groupby(by_series)
+        .cummin()
+    )
+    return np.select(
+        [(whole == 1) & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear"
+    )
 
 
-def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Callable[[int], None],
-                      counted: np.ndarray | None = None, **kwargs) -> dict[str, np.ndarray]:
+def _chunked_evidence(
+    values: np.ndarray,
+    metric: str,
+    rows: int,
+    advance: Callable[[int], None],
+    counted: np.ndarray | None = None,
+    **kwargs,
+) -> dict[str, np.ndarray]:
     """`evidence` for blocks of `rows` series at a time, assembled into one set of arrays.
 
     Every statistic of a series uses that series alone, so the blocks give the very arrays one
@@ -145,18 +177,19 @@ def _chunked_evidence(values: np.ndarray, metric: str, rows: int, advance: Calla
     counted = np.ones(n, bool) if counted is None else counted
     out: dict[str, np.ndarray] = {}
     for lo in range(0, n, rows):  # a loop over blocks of series, each block vectorized
-        ev = evidence({metric: values[lo:lo + rows]}, (metric,), **kwargs)
+        ev = evidence({metric: values[lo : lo + rows]}, (metric,), **kwargs)
         if not out:
             out = {k: np.empty((v.shape[0], n, *v.shape[2:]), v.dtype) for k, v in ev.items()}
         for k, v in ev.items():
-            out[k][:, lo:lo + v.shape[1]] = v
-        if counted[lo:lo + rows].any():
-            advance(int(counted[lo:lo + rows].sum()))
+            out[k][:, lo : lo + v.shape[1]] = v
+        if counted[lo : lo + rows].any():
+            advance(int(counted[lo : lo + rows].sum()))
     return out
 
 
-def _evidence_by_kind(values: np.ndarray, kinds: np.ndarray, rows: int, advance: Callable[[int], None],
-                      **kwargs) -> dict[str, np.ndarray]:
+def _evidence_by_kind(
+    values: np.ndarray, kinds: np.ndarray, rows: int, advance: Callable[[int], None], **kwargs
+) -> dict[str, np.ndarray]:
     """Evidence for each point on the scale its series had reached by then (`_kinds_so_far`;
     kinds holds indexes into `KINDS`).
 
@@ -172,10 +205,19 @@ def _evidence_by_kind(values: np.ndarray, kinds: np.ndarray, rows: int, advance:
         members = np.flatnonzero(on.any(axis=1))
         last = np.where(on[members], steps, -1).max(axis=1)
         part = np.where(steps[None, :] <= last[:, None], values[members], np.nan)
-        ev = _chunked_evidence(part, f"value_{KINDS[code]}", rows, advance, counted=(kinds[members, -1] == code),
-                               **kwargs)
+        ev = _chunked_evidence(
+            part,
+            f"value_{KINDS[code]}",
+            rows,
+            advance,
+            counted=(kinds[members, -1] == code),
+            **kwargs,
+        )
         if not out:
-            out = {k: np.zeros((v.shape[0], values.shape[0], *v.shape[2:]), v.dtype) for k, v in ev.items()}
+            out = {
+                k: np.zeros((v.shape[0], values.shape[0], *v.shape[2:]), v.dtype)
+                for k, v in ev.items()
+            }
         for k, v in ev.items():
             block = out[k][:, members]
             block[:, on[members]] = v[:, on[members]]
@@ -183,8 +225,14 @@ def _evidence_by_kind(values: np.ndarray, kinds: np.ndarray, rows: int, advance:
     return out
 
 
-def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, s: DetectionSettings,
-                  chunk_cells: int, advance: Callable[[int], None], utc: bool = False) -> pd.DataFrame:
+def _detect_group(
+    grp: pd.DataFrame,
+    step: pd.Timedelta,
+    s: DetectionSettings,
+    chunk_cells: int,
+    advance: Callable[[int], None],
+    utc: bool = False,
+) -> pd.DataFrame:
     period, window, min_hist = _grid_params(step, s)
     keys = pd.Index(sorted(grp["series"].unique()))
     ri = keys.get_indexer(grp["series"])
@@ -201,15 +249,25 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, s: DetectionSettings,
     last_read = np.maximum.accumulate(np.where(kinds >= 0, np.arange(n_steps), 0), axis=1)
     kinds = np.take_along_axis(kinds, last_read, axis=1)
     rows = max(1, chunk_cells // (n_steps * window))
-    ev = _evidence_by_kind(values, kinds, rows, advance, period=period if s.use_seasonality else None,
-                           window=window, min_history=min_hist, settings=s,
-                           steps_per_day=period if step < DAY else None,
-                           phase_scale=s.use_phase_scale if step < DAY else s.use_phase_scale_daily)
+    ev = _evidence_by_kind(
+        values,
+        kinds,
+        rows,
+        advance,
+        period=period if s.use_seasonality else None,
+        window=window,
+        min_history=min_hist,
+        settings=s,
+        steps_per_day=period if step < DAY else None,
+        phase_scale=s.use_phase_scale if step < DAY else s.use_phase_scale_daily,
+    )
     # family for multiple testing: every series' tests of one ISO week of wall-clock time
     origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)
     wall_idx = pd.DatetimeIndex(wall.ravel())
-    week = (wall_idx.normalize() - pd.to_timedelta(wall_idx.dayofweek, unit="D")).asi8.reshape(wall.shape)
+    week = (wall_idx.normalize() - pd.to_timedelta(wall_idx.dayofweek, unit="D")).asi8.reshape(
+        wall.shape
+    )
     if s.correction_family == "call":
         week = np.zeros_like(week)
     elif s.correction_family == "day":
@@ -236,42 +294,60 @@ def _detect_group(grp: pd.DataFrame, step: pd.Timedelta, s: DetectionSettings,
     shift_only = (shift & ~test)[ri, ki]
     effect = np.where(shift_only, ev["shift_rel"][0, ri, ki], rel)
     # sustained: the test fired on this series on each of the two previous steps as well
-    atype = _classify(np.full(len(ri), "value", dtype=object), effect, test[ri, ki], (cus | shift)[ri, ki],
-                      (_run_length(test) >= 3)[ri, ki])
+    atype = _classify(
+        np.full(len(ri), "value", dtype=object),
+        effect,
+        test[ri, ki],
+        (cus | shift)[ri, ki],
+        (_run_length(test) >= 3)[ri, ki],
+    )
     judged = ev["judged"][0, ri, ki]
-    out = pd.DataFrame({
-        "series": grp["series"].to_numpy(),
-        "timestamp": grp["timestamp"].to_numpy(),
-        "is_anomaly": hit,
-        "score": np.abs(z),
-        "expected": np.where(judged, ev["expected"][0, ri, ki], np.nan),
-        "anomaly_type": np.where(hit, atype, None),
-        "severity": np.where(hit, explain.severity(effect, atype, s), None),
-        "confidence": np.nan,
-        "value": values[ri, ki],
-        "expected_lower": np.where(judged, ev["lower"][0, ri, ki], np.nan),
-        "expected_upper": np.where(judged, ev["upper"][0, ri, ki], np.nan),
-        "q_value": np.nan,
-        "methods": None,
-        "explanation": None,
-    })
+    out = pd.DataFrame(
+        {
+            "series": grp["series"].to_numpy(),
+            "timestamp": grp["timestamp"].to_numpy(),
+            "is_anomaly": hit,
+            "score": np.abs(z),
+            "expected": np.where(judged, ev["expected"][0, ri, ki], np.nan),
+            "anomaly_type": np.where(hit, atype, None),
+            "severity": np.where(hit, explain.severity(effect, atype, s), None),
+            "confidence": np.nan,
+            "value": values[ri, ki],
+            "expected_lower": np.where(judged, ev["lower"][0, ri, ki], np.nan),
+            "expected_upper": np.where(judged, ev["upper"][0, ri, ki], np.nan),
+            "q_value": np.nan,
+            "methods": None,
+            "explanation": None,
+        }
+    )
     if hit.any():
         how = _flag_methods(dec, ri[hit], ki[hit], shift_only[hit])
         out.loc[hit, "confidence"] = explain.confidence(how, s.series_confidence_coefficients)
         out.loc[hit, "q_value"] = how["q_value"].to_numpy()
         out.loc[hit, "methods"] = how["methods"].to_numpy()
-        out.loc[hit, "explanation"] = _explanations(out[hit], shift_only[hit], effect[hit], ev, ri[hit], ki[hit],
-                                                    step, window, utc)
+        out.loc[hit, "explanation"] = _explanations(
+            out[hit], shift_only[hit], effect[hit], ev, ri[hit], ki[hit], step, window, utc
+        )
     return out
 
 
-def _explanations(flagged: pd.DataFrame, shift_only: np.ndarray, effect: np.ndarray, ev: dict, ri: np.ndarray,
-                  ki: np.ndarray, step: pd.Timedelta, window: int, utc: bool) -> list[str]:
+def _explanations(
+    flagged: pd.DataFrame,
+    shift_only: np.ndarray,
+    effect: np.ndarray,
+    ev: dict,
+    ri: np.ndarray,
+    ki: np.ndarray,
+    step: pd.Timedelta,
+    window: int,
+    utc: bool,
+) -> list[str]:
     """`anomaly_flags`' sentence for each flagged point, in the series' own units of time.
 
     A flag the window shift raised alone is about the run of steps, so its sentence gives the
     run's mean against the reference before it (as a shift-only `anomaly_flags` row does).
     """
+
     def at(key: str) -> np.ndarray:
         return ev[key][0, ri, ki]
 
@@ -282,27 +358,34 @@ def _explanations(flagged: pd.DataFrame, shift_only: np.ndarray, effect: np.ndar
     else:
         time_format, baseline = "%Y-%m-%d", f"trailing {window} steps"
     step_word = {pd.Timedelta(hours=1): "hours", DAY: "days", 7 * DAY: "weeks"}.get(step, "steps")
-    rows = pd.DataFrame({
-        "metric": flagged["series"].to_numpy(),
-        "grain": "point",
-        "period_start": pd.DatetimeIndex(flagged["timestamp"]),
-        "anomaly_type": flagged["anomaly_type"].to_numpy(),
-        "value": flagged["value"].to_numpy(float),
-        "expected": np.where(shift_only, at("shift_expected"), flagged["expected"].to_numpy(float)),
-        "expected_lower": flagged["expected_lower"].to_numpy(float),
-        "expected_upper": flagged["expected_upper"].to_numpy(float),
-        "rel_effect": effect,
-        "window_days": np.where(shift_only, at("shift_days"), np.nan),
-        "score": np.where(shift_only, np.abs(at("shift_z")), flagged["score"].to_numpy(float)),
-        "q_value": flagged["q_value"].to_numpy(float),
-        "rule_note": "",
-        "methods": flagged["methods"].to_numpy(),
-    })
-    return explain.explanations(rows, baseline, time_format=time_format + (" UTC" if utc else ""),
-                                step_word=step_word)
+    rows = pd.DataFrame(
+        {
+            "metric": flagged["series"].to_numpy(),
+            "grain": "point",
+            "period_start": pd.DatetimeIndex(flagged["timestamp"]),
+            "anomaly_type": flagged["anomaly_type"].to_numpy(),
+            "value": flagged["value"].to_numpy(float),
+            "expected": np.where(
+                shift_only, at("shift_expected"), flagged["expected"].to_numpy(float)
+            ),
+            "expected_lower": flagged["expected_lower"].to_numpy(float),
+            "expected_upper": flagged["expected_upper"].to_numpy(float),
+            "rel_effect": effect,
+            "window_days": np.where(shift_only, at("shift_days"), np.nan),
+            "score": np.where(shift_only, np.abs(at("shift_z")), flagged["score"].to_numpy(float)),
+            "q_value": flagged["q_value"].to_numpy(float),
+            "rule_note": "",
+            "methods": flagged["methods"].to_numpy(),
+        }
+    )
+    return explain.explanations(
+        rows, baseline, time_format=time_format + (" UTC" if utc else ""), step_word=step_word
+    )
 
 
-def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray, shift_only: np.ndarray) -> pd.DataFrame:
+def _flag_methods(
+    dec: dict, ri: np.ndarray, ki: np.ndarray, shift_only: np.ndarray
+) -> pd.DataFrame:
     """The flagged points as `explain.confidence` reads a flag: the methods that fired (named as
     in the campaign pipeline's `methods`) and the q-value of the test it reports (the window
     shift's where only the shift fired: `shift_only`)."""
@@ -311,4 +394,6 @@ def _flag_methods(dec: dict, ri: np.ndarray, ki: np.ndarray, shift_only: np.ndar
     fired = np.column_stack(list(hits.values()))
     methods = [",".join(names[row]) for row in fired]  # flagged points only: few
     q = np.where(shift_only, dec["q_shift"][0, ri, ki], dec["q"][0, ri, ki])
-    return pd.DataFrame({"campaign_id": ri, "grain": "point", "period_start": ki, "q_value": q, "methods": methods})
+    return pd.DataFrame(
+        {"campaign_id": ri, "grain": "point", "period_start": ki, "q_value": q, "methods": methods}
+    )

@@ -7,7 +7,7 @@ can trade alerts for recall with one knob instead of ten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 SENSITIVITIES = ("low", "medium", "high")
 MULTIPLE_TESTING = ("bh", "bonferroni", "none")
@@ -49,8 +49,17 @@ class DetectionSettings:
     # of that day's leads (leads convert days or weeks after they arrive), so the ratio is a
     # flow that can exceed 1 and no binomial model fits it. Add it back explicitly if wanted.
     metrics: tuple[str, ...] = (
-        "spend", "impressions", "clicks", "conversions", "leads",
-        "ctr", "conversion_rate", "cpc", "cpm", "cpa", "cpl",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "leads",
+        "ctr",
+        "conversion_rate",
+        "cpc",
+        "cpm",
+        "cpa",
+        "cpl",
     )
 
     # --- the single knob -----------------------------------------------------------------
@@ -338,7 +347,9 @@ class DetectionSettings:
 
     def __post_init__(self) -> None:
         if self.sensitivity not in SENSITIVITIES:
-            raise ValueError(f"sensitivity must be one of {SENSITIVITIES}, got {self.sensitivity!r}")
+            raise ValueError(
+                f"sensitivity must be one of {SENSITIVITIES}, got {self.sensitivity!r}"
+            )
         if self.multiple_testing not in MULTIPLE_TESTING:
             raise ValueError(f"multiple_testing must be one of {MULTIPLE_TESTING}")
         if self.correction_family not in CORRECTION_FAMILIES:
@@ -348,21 +359,36 @@ class DetectionSettings:
         if not 0 < self.fdr < 1 or not 0 < self.alpha < 1:
             raise ValueError("fdr and alpha must be in (0, 1)")
         if not self.tail_prior_df >= 2:
-            raise ValueError("need tail_prior_df >= 2 (the tail grid's heaviest) or inf for normal tails")
+            raise ValueError(
+                "need tail_prior_df >= 2 (the tail grid's heaviest) or inf for normal tails"
+            )
         if self.noise_pool_min_series < 2 or self.noise_prior_min_df <= 0:
             raise ValueError("need noise_pool_min_series >= 2 and noise_prior_min_df > 0")
         if self.weekday_seasonal_weeks < 1:
             raise ValueError("need weekday_seasonal_weeks >= 1")
-        if self.phase_scale_cycles < 3 or self.phase_scale_harmonics < 1 or not 0 <= self.phase_scale_alpha < 1:
-            raise ValueError("need phase_scale_cycles >= 3, phase_scale_harmonics >= 1 and 0 <= phase_scale_alpha < 1")
+        if (
+            self.phase_scale_cycles < 3
+            or self.phase_scale_harmonics < 1
+            or not 0 <= self.phase_scale_alpha < 1
+        ):
+            raise ValueError(
+                "need phase_scale_cycles >= 3, phase_scale_harmonics >= 1 and 0 <= phase_scale_alpha < 1"
+            )
         if len(self.confidence_coefficients) != 6 or len(self.series_confidence_coefficients) != 6:
-            raise ValueError("confidence coefficients need 6 values (see explain.CONFIDENCE_FEATURES)")
+            raise ValueError(
+                "confidence coefficients need 6 values (see explain.CONFIDENCE_FEATURES)"
+            )
         if self.shift_recent_days < 2 or self.shift_short_days < 0:
             raise ValueError("need shift_recent_days >= 2 and shift_short_days >= 0")
-        if not (0 <= self.max_autocorrelation < 1 and self.autocorrelation_margin >= 0
-                and self.autocorrelation_baselines >= 0):
-            raise ValueError("need 0 <= max_autocorrelation < 1, autocorrelation_margin >= 0 and "
-                             "autocorrelation_baselines >= 0")
+        if not (
+            0 <= self.max_autocorrelation < 1
+            and self.autocorrelation_margin >= 0
+            and self.autocorrelation_baselines >= 0
+        ):
+            raise ValueError(
+                "need 0 <= max_autocorrelation < 1, autocorrelation_margin >= 0 and "
+                "autocorrelation_baselines >= 0"
+            )
 
     @property
     def shift_windows(self) -> tuple[int, ...]:
@@ -377,7 +403,7 @@ class DetectionSettings:
     }
 
     @property
-    def effective(self) -> "DetectionSettings":
+    def effective(self) -> DetectionSettings:
         """Settings with `sensitivity` applied (medium is the identity)."""
         f, e, z, h = self._SCALE[self.sensitivity]
         return replace(
@@ -399,12 +425,16 @@ def settings_from_overrides(pairs: list[str], **base) -> DetectionSettings:
     default in place or turn a switch off.
     """
     defaults = DetectionSettings()
-    names = {f.name for f in fields(DetectionSettings)}  # not the derived properties (`effective`, ...)
+    names = {
+        f.name for f in fields(DetectionSettings)
+    }  # not the derived properties (`effective`, ...)
     overrides: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or name not in names:
-            raise ValueError(f"--set expects NAME=VALUE with a DetectionSettings field, got {pair!r}")
+            raise ValueError(
+                f"--set expects NAME=VALUE with a DetectionSettings field, got {pair!r}"
+            )
         default = getattr(defaults, name)
         try:
             if isinstance(default, bool):
@@ -423,7 +453,9 @@ def settings_from_overrides(pairs: list[str], **base) -> DetectionSettings:
                 kind = f"{type(default[0]).__name__} values separated by commas"
             else:
                 kind = type(default).__name__
-            raise ValueError(f"--set {name}: expected {kind} (default {default!r}), got {text!r}") from None
+            raise ValueError(
+                f"--set {name}: expected {kind} (default {default!r}), got {text!r}"
+            ) from None
     return DetectionSettings(**{**base, **overrides})
 
 

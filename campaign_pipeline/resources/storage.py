@@ -53,9 +53,12 @@ def _atomic_write(path: Path, write) -> None:
 class PipelineStorage(dg.ConfigurableResource):
     """Paths of the data dir and Parquet read/write for staging and published tables."""
 
-    data_dir: str = Field(default_factory=default_data_dir, description=f"the data dir (env {DATA_DIR_ENV})")
+    data_dir: str = Field(
+        default_factory=default_data_dir, description=f"the data dir (env {DATA_DIR_ENV})"
+    )
     out_dir: str | None = Field(
-        default_factory=default_out_dir, description=f"published tables (env {OUT_DIR_ENV}); default <data_dir>/out"
+        default_factory=default_out_dir,
+        description=f"published tables (env {OUT_DIR_ENV}); default <data_dir>/out",
     )
 
     @property
@@ -90,7 +93,10 @@ class PipelineStorage(dg.ConfigurableResource):
 
     def write_staging_json(self, name: str, payload: dict) -> Path:
         path = self.staging_dir / f"{name}.json"
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str)))
+        _atomic_write(
+            path,
+            lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str)),
+        )
         return path
 
     def read_staging_json(self, name: str) -> dict:

@@ -33,11 +33,19 @@ def _metadata(result, asset: str) -> dict:
 def test_ingestion_materializes_with_passing_checks_and_accounting_metadata(storage):
     result = dg.materialize(ingestion_assets, resources={"storage": storage})
     assert result.success
-    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
     assert checks[("validated_insights", "row_accounting")] is True
     assert all(checks.values()), checks
     meta = _metadata(result, "validated_insights")
-    assert (meta["rows_read"], meta["rows_accepted"], meta["rows_quarantined"], meta["duplicates_removed"]) == (5, 2, 2, 1)
+    assert (
+        meta["rows_read"],
+        meta["rows_accepted"],
+        meta["rows_quarantined"],
+        meta["duplicates_removed"],
+    ) == (5, 2, 2, 1)
     assert meta["dagster/row_count"] == 1  # two parts summed into one campaign-day
     quarantine = pd.read_parquet(storage.table_path("quarantine"))
     assert sorted(quarantine["reason_code"]) == ["negative_spend", "unknown_campaign"]
@@ -47,10 +55,13 @@ def test_ingestion_materializes_with_passing_checks_and_accounting_metadata(stor
 def test_a_lost_row_fails_the_blocking_accounting_check(storage, monkeypatch):
     """Simulate a bug that silently drops a campaign-day after validation."""
     original = ingestion.sum_campaign_day_parts
-    monkeypatch.setattr(ingestion, "sum_campaign_day_parts", lambda parts: original(parts).iloc[:-1])
+    monkeypatch.setattr(
+        ingestion, "sum_campaign_day_parts", lambda parts: original(parts).iloc[:-1]
+    )
     result = dg.materialize(ingestion_assets, resources={"storage": storage}, raise_on_error=False)
     evaluations = {
-        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
     }
     failed = evaluations[("validated_insights", "row_accounting")]
     assert failed.passed is False

@@ -14,7 +14,13 @@ from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests.test_ingestion import CAMPAIGNS, write_raw
 
 WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20"]
-WEEKLY = ["daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals", "anomaly_flags", "campaign_health"]
+WEEKLY = [
+    "daily_campaign_metrics",
+    "weekly_campaign_metrics",
+    "weekly_totals",
+    "anomaly_flags",
+    "campaign_health",
+]
 
 
 def _insights() -> str:
@@ -22,7 +28,9 @@ def _insights() -> str:
     for day in pd.date_range("2025-01-06", "2025-01-26"):
         for campaign, spend in (("C1", 100.0), ("C2", 40.0)):
             i += 1
-            rows.append(f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},{20 + day.day % 5},{day.day % 3}")
+            rows.append(
+                f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},{20 + day.day % 5},{day.day % 3}"
+            )
     return "\n".join(rows) + "\n"
 
 
@@ -51,7 +59,9 @@ def _digest(path) -> str:
 
 
 def _materialize_week(storage, week):
-    return dg.materialize(all_assets, selection=WEEKLY, partition_key=week, resources={"storage": storage})
+    return dg.materialize(
+        all_assets, selection=WEEKLY, partition_key=week, resources={"storage": storage}
+    )
 
 
 def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(storage):
@@ -65,15 +75,33 @@ def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(stora
         weekly = pd.read_parquet(storage.table_path("weekly_campaign_metrics", week))
         assert set(weekly["week_start"]) == {start}
 
-    others = {w: _digest(storage.table_path(t, w)) for t in ("daily_campaign_metrics", "weekly_campaign_metrics") for w in WEEKS if w != WEEKS[1]}
-    mtimes = {w: os.stat(storage.table_path("daily_campaign_metrics", w)).st_mtime_ns for w in WEEKS}
+    others = {
+        w: _digest(storage.table_path(t, w))
+        for t in ("daily_campaign_metrics", "weekly_campaign_metrics")
+        for w in WEEKS
+        if w != WEEKS[1]
+    }
+    mtimes = {
+        w: os.stat(storage.table_path("daily_campaign_metrics", w)).st_mtime_ns for w in WEEKS
+    }
     result = _materialize_week(storage, WEEKS[1])
     assert result.success
     touched = {e.partition for e in result.get_asset_materialization_events()}
     assert touched == {WEEKS[1]}
-    assert {w: _digest(storage.table_path(t, w)) for t in ("daily_campaign_metrics", "weekly_campaign_metrics") for w in WEEKS if w != WEEKS[1]} == others
-    assert os.stat(storage.table_path("daily_campaign_metrics", WEEKS[0])).st_mtime_ns == mtimes[WEEKS[0]]
-    assert os.stat(storage.table_path("daily_campaign_metrics", WEEKS[1])).st_mtime_ns > mtimes[WEEKS[1]]
+    assert {
+        w: _digest(storage.table_path(t, w))
+        for t in ("daily_campaign_metrics", "weekly_campaign_metrics")
+        for w in WEEKS
+        if w != WEEKS[1]
+    } == others
+    assert (
+        os.stat(storage.table_path("daily_campaign_metrics", WEEKS[0])).st_mtime_ns
+        == mtimes[WEEKS[0]]
+    )
+    assert (
+        os.stat(storage.table_path("daily_campaign_metrics", WEEKS[1])).st_mtime_ns
+        > mtimes[WEEKS[1]]
+    )
 
 
 def test_conversion_counts_in_the_week_of_the_status_change(storage):
@@ -86,14 +114,22 @@ def test_conversion_counts_in_the_week_of_the_status_change(storage):
     assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "converted_leads"] == 1
     assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "revenue"] == 500
     # week-over-week uses the previous calendar week's partition
-    assert weekly.loc[("C1", pd.Timestamp("2025-01-13")), "spend_prev"] == weekly.loc[("C1", pd.Timestamp("2025-01-06")), "spend"]
+    assert (
+        weekly.loc[("C1", pd.Timestamp("2025-01-13")), "spend_prev"]
+        == weekly.loc[("C1", pd.Timestamp("2025-01-06")), "spend"]
+    )
 
 
 def test_single_run_backfill_over_a_range_writes_every_week(storage):
     job = dg.Definitions(
-        assets=all_assets, jobs=[dg.define_asset_job("range_job", selection=WEEKLY)], resources={"storage": storage}
+        assets=all_assets,
+        jobs=[dg.define_asset_job("range_job", selection=WEEKLY)],
+        resources={"storage": storage},
     ).resolve_job_def("range_job")
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
 
     result = job.execute_in_process(
         tags={ASSET_PARTITION_RANGE_START_TAG: WEEKS[0], ASSET_PARTITION_RANGE_END_TAG: WEEKS[-1]},
@@ -119,21 +155,34 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
     weeks = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03"]
     for week in weeks:
-        assert dg.materialize(all_assets, selection=["daily_campaign_metrics"], partition_key=week,
-                              resources={"storage": storage}).success
+        assert dg.materialize(
+            all_assets,
+            selection=["daily_campaign_metrics"],
+            partition_key=week,
+            resources={"storage": storage},
+        ).success
     result = dg.materialize(
-        all_assets, selection=["campaign_health"], partition_key=weeks[-1], resources={"storage": storage},
+        all_assets,
+        selection=["campaign_health"],
+        partition_key=weeks[-1],
+        resources={"storage": storage},
         run_config={"ops": {"campaign_health": {"config": {"window": "lifetime"}}}},
     )
     assert result.success
-    published = pd.read_parquet(storage.table_path("campaign_health", weeks[-1])).set_index("campaign_id")
+    published = pd.read_parquet(storage.table_path("campaign_health", weeks[-1])).set_index(
+        "campaign_id"
+    )
     tables = load_validated(storage)
     events = metrics.lead_events(tables.leads, tables.lead_status_changes)
-    whole = metrics.campaign_period_summary(metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns), tables.campaigns)
+    whole = metrics.campaign_period_summary(
+        metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns), tables.campaigns
+    )
     expected = dict(zip(whole["campaign_id"], reference(whole)))
     assert published["health_bucket"].to_dict() == expected
     assert len(set(expected.values())) >= 3  # a real mix of buckets, not all NEEDS_MORE_DATA
-    assert published["total_spend"].to_dict() == pytest.approx(whole.set_index("campaign_id")["total_spend"].to_dict(), nan_ok=True)
+    assert published["total_spend"].to_dict() == pytest.approx(
+        whole.set_index("campaign_id")["total_spend"].to_dict(), nan_ok=True
+    )
 
 
 def test_health_config_exposes_every_threshold_of_the_rules():
@@ -145,20 +194,33 @@ def test_health_config_exposes_every_threshold_of_the_rules():
     names = {f.name for f in dataclasses.fields(HealthRules)}
     assert names <= set(HealthConfig.model_fields)
     changed = HealthConfig(min_leads=3, bad_cpl_quantile=0.9, benchmark_scope="platform").to_rules()
-    assert (changed.min_leads, changed.bad_cpl_quantile, changed.benchmark_scope) == (3, 0.9, "platform")
+    assert (changed.min_leads, changed.bad_cpl_quantile, changed.benchmark_scope) == (
+        3,
+        0.9,
+        "platform",
+    )
     assert HealthConfig().to_rules() == HealthRules()
 
 
 def test_health_thresholds_from_run_config_reach_the_published_reasons(storage):
     for week in WEEKS[:2]:
-        assert dg.materialize(all_assets, selection=["daily_campaign_metrics"], partition_key=week,
-                              resources={"storage": storage}).success
+        assert dg.materialize(
+            all_assets,
+            selection=["daily_campaign_metrics"],
+            partition_key=week,
+            resources={"storage": storage},
+        ).success
     result = dg.materialize(
-        all_assets, selection=["campaign_health"], partition_key=WEEKS[1], resources={"storage": storage},
+        all_assets,
+        selection=["campaign_health"],
+        partition_key=WEEKS[1],
+        resources={"storage": storage},
         run_config={"ops": {"campaign_health": {"config": {"min_leads": 1, "min_days_active": 2}}}},
     )
     assert result.success
-    published = pd.read_parquet(storage.table_path("campaign_health", WEEKS[1])).set_index("campaign_id")
+    published = pd.read_parquet(storage.table_path("campaign_health", WEEKS[1])).set_index(
+        "campaign_id"
+    )
     # two and one leads: under the default min_leads of 10 both would wait for more data; at 1,
     # C2 (1 of 1 converted, cheaper lead) is the top converter and C1 pays above the median CPL
     assert published["health_bucket"].to_dict() == {"C1": "MIXED", "C2": "HERO"}
@@ -167,7 +229,10 @@ def test_health_thresholds_from_run_config_reach_the_published_reasons(storage):
 
 def test_every_published_weekly_table_has_passing_schema_and_reconciliation_checks(storage):
     result = _materialize_week(storage, WEEKS[0])
-    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in result.get_asset_check_evaluations()
+    }
     for table in WEEKLY:
         assert evaluations[(table, "schema")] is True, table
     assert evaluations[("daily_campaign_metrics", "reconciles_with_validated")] is True
@@ -186,18 +251,36 @@ def test_reconcile_check_fails_on_a_lost_amount():
 def test_freshness_checks_cover_every_published_table():
     from campaign_pipeline.definitions import defs
 
-    keys = {key.asset_key.to_user_string() for check in defs.asset_checks or [] for key in check.check_keys}
-    assert {"daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals", "anomaly_flags",
-            "campaign_health", "quarantine", "campaign_lifetime_metrics"} <= keys
+    keys = {
+        key.asset_key.to_user_string()
+        for check in defs.asset_checks or []
+        for key in check.check_keys
+    }
+    assert {
+        "daily_campaign_metrics",
+        "weekly_campaign_metrics",
+        "weekly_totals",
+        "anomaly_flags",
+        "campaign_health",
+        "quarantine",
+        "campaign_lifetime_metrics",
+    } <= keys
 
 
 def _run_range(storage, selection, first, last):
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
 
     job = dg.Definitions(
-        assets=all_assets, jobs=[dg.define_asset_job("range_job", selection=selection)], resources={"storage": storage}
+        assets=all_assets,
+        jobs=[dg.define_asset_job("range_job", selection=selection)],
+        resources={"storage": storage},
     ).resolve_job_def("range_job")
-    return job.execute_in_process(tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+    return job.execute_in_process(
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    )
 
 
 def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
@@ -214,8 +297,12 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
     assert _run_range(storage, ["anomaly_flags"], judged[0], judged[-1]).success
     in_range = {w: pd.read_parquet(storage.table_path("anomaly_flags", w)) for w in judged}
     for week in judged:
-        assert dg.materialize(all_assets, selection=["anomaly_flags"], partition_key=week,
-                              resources={"storage": storage}).success
+        assert dg.materialize(
+            all_assets,
+            selection=["anomaly_flags"],
+            partition_key=week,
+            resources={"storage": storage},
+        ).success
     alone = {w: pd.read_parquet(storage.table_path("anomaly_flags", w)) for w in judged}
     assert sum(map(len, alone.values())) >= 10  # real flags to compare, not empty tables
     for week in judged:

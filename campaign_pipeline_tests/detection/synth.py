@@ -6,9 +6,17 @@ import numpy as np
 import pandas as pd
 
 
-def daily_frame(n_campaigns: int = 4, n_days: int = 56, seed: int = 0, start: str = "2024-01-01",
-                impressions: float = 5000.0, ctr: float = 0.02, conv_rate: float = 0.1,
-                cpc: float = 1.0, weekly: bool = True) -> pd.DataFrame:
+def daily_frame(
+    n_campaigns: int = 4,
+    n_days: int = 56,
+    seed: int = 0,
+    start: str = "2024-01-01",
+    impressions: float = 5000.0,
+    ctr: float = 0.02,
+    conv_rate: float = 0.1,
+    cpc: float = 1.0,
+    weekly: bool = True,
+) -> pd.DataFrame:
     """Over-dispersed counts with a weekday pattern; rates and costs derived from the sums."""
     rng = np.random.default_rng(seed)
     dates = pd.date_range(start, periods=n_days, freq="D")
@@ -23,15 +31,34 @@ def daily_frame(n_campaigns: int = 4, n_days: int = 56, seed: int = 0, start: st
         spend = clicks * cpc * rng.gamma(100, 1 / 100, n_days)
         leads = rng.poisson(conv * 0.8 + 1).astype(float)
         converted = rng.binomial(leads.astype(int), 0.3).astype(float)
-        rows.append(pd.DataFrame({"campaign_id": f"c{c}", "date": dates, "platform": "Facebook",
-                                  "spend": spend, "impressions": imp, "clicks": clicks, "conversions": conv,
-                                  "leads": leads, "converted_leads": converted}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "campaign_id": f"c{c}",
+                    "date": dates,
+                    "platform": "Facebook",
+                    "spend": spend,
+                    "impressions": imp,
+                    "clicks": clicks,
+                    "conversions": conv,
+                    "leads": leads,
+                    "converted_leads": converted,
+                }
+            )
+        )
     return add_rates(pd.concat(rows, ignore_index=True))
 
 
 def add_rates(df: pd.DataFrame) -> pd.DataFrame:
     def r(a, b):
         return (df[a] / df[b]).where(df[b] > 0)
-    return df.assign(ctr=r("clicks", "impressions"), cpc=r("spend", "clicks"), cpm=1000 * r("spend", "impressions"),
-                     cpa=r("spend", "conversions"), cpl=r("spend", "leads"),
-                     conversion_rate=r("conversions", "clicks"), lead_conversion_rate=r("converted_leads", "leads"))
+
+    return df.assign(
+        ctr=r("clicks", "impressions"),
+        cpc=r("spend", "clicks"),
+        cpm=1000 * r("spend", "impressions"),
+        cpa=r("spend", "conversions"),
+        cpl=r("spend", "leads"),
+        conversion_rate=r("conversions", "clicks"),
+        lead_conversion_rate=r("converted_leads", "leads"),
+    )

@@ -62,7 +62,7 @@ def test_poisson_lognormal_tails_match_poisson_without_noise_and_simulation_with
     # with day noise: X ~ Poisson(50 e^eps), eps ~ N(-s^2/2, s^2), s = 0.4
     rng = np.random.default_rng(3)
     sigma = 0.4
-    draws = rng.poisson(50.0 * np.exp(rng.normal(-sigma**2 / 2, sigma, 400_000)))
+    draws = rng.poisson(50.0 * np.exp(rng.normal(-(sigma**2) / 2, sigma, 400_000)))
     k = np.array([20.0, 35.0, 80.0, 120.0])
     up, lo = poisson_lognormal_pvalues(k, np.full(4, 50.0), np.full(4, sigma))
     np.testing.assert_allclose(up, [(draws >= v).mean() for v in k], rtol=0.05, atol=2e-4)
@@ -116,7 +116,9 @@ def test_lag1_autocorrelation_recovers_ar1_and_mean_variance_factor_follows_it()
     assert np.isnan(lag1_autocorrelation(gappy, np.zeros((1, 1)), np.ones((1, 1))))
     # 1 + 2 sum (1 - k/n) rho^k, negative rho earns no credit
     np.testing.assert_allclose(mean_variance_factor(np.array([0.5]), np.array([5]), 5), [2.225])
-    np.testing.assert_allclose(mean_variance_factor(np.array([-0.4, np.nan]), np.array([5, 5]), 5), [1.0, 1.0])
+    np.testing.assert_allclose(
+        mean_variance_factor(np.array([-0.4, np.nan]), np.array([5, 5]), 5), [1.0, 1.0]
+    )
 
 
 def test_tail_calibration_learns_heavy_tails_from_the_past_only():
@@ -130,8 +132,12 @@ def test_tail_calibration_learns_heavy_tails_from_the_past_only():
     calm = rng.normal(size=(n, t))
     judged = np.ones((n, t), bool)
     z = np.full((n, 1), 5.0)  # the same |z| = 5 judged at the end of each history
-    p_heavy = tail_calibrated_pvalues(np.concatenate([heavy, z], axis=1), np.ones((n, t + 1), bool), 200.0)[:, -1]
-    p_calm = tail_calibrated_pvalues(np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0)[:, -1]
+    p_heavy = tail_calibrated_pvalues(
+        np.concatenate([heavy, z], axis=1), np.ones((n, t + 1), bool), 200.0
+    )[:, -1]
+    p_calm = tail_calibrated_pvalues(
+        np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0
+    )[:, -1]
     normal_p = 2 * stats.norm.sf(5.0)
     # after a normal history |z| = 5 stays about as rare as under a normal
     assert np.median(p_calm) < 20 * normal_p
@@ -139,13 +145,19 @@ def test_tail_calibration_learns_heavy_tails_from_the_past_only():
     assert 1e-3 < np.median(p_heavy) < 2e-2
     # causal: the first point has no past and gets the (near-)normal tail
     first = tail_calibrated_pvalues(heavy, judged, 200.0)[:, 0]
-    np.testing.assert_allclose(first, 2 * stats.t.sf(np.abs(heavy[:, 0]) * 1.001, 1000.0), rtol=0.02)
+    np.testing.assert_allclose(
+        first, 2 * stats.t.sf(np.abs(heavy[:, 0]) * 1.001, 1000.0), rtol=0.02
+    )
     # appending later points does not change an earlier p-value
-    np.testing.assert_array_equal(tail_calibrated_pvalues(heavy[:, :500], judged[:, :500], 200.0),
-                                  tail_calibrated_pvalues(heavy, judged, 200.0)[:, :500])
+    np.testing.assert_array_equal(
+        tail_calibrated_pvalues(heavy[:, :500], judged[:, :500], 200.0),
+        tail_calibrated_pvalues(heavy, judged, 200.0)[:, :500],
+    )
     # a t5 prior (`tail_prior_df`): with no past |z| = 5 is judged under (about) a t5, and a
     # long calm past still brings it back toward the normal
-    p5 = tail_calibrated_pvalues(np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0, 5.0)
+    p5 = tail_calibrated_pvalues(
+        np.concatenate([calm, z], axis=1), np.ones((n, t + 1), bool), 200.0, 5.0
+    )
     assert p5[0, 0] == pytest.approx(2 * stats.t.sf(abs(calm[0, 0]) * 1.170912, 5.0), rel=0.02)
     assert np.median(p_calm) < np.median(p5[:, -1]) < 2 * stats.t.sf(5.0 * 1.170912, 5.0)
 
@@ -153,7 +165,9 @@ def test_tail_calibration_learns_heavy_tails_from_the_past_only():
 def test_tail_grid_constants_match_their_definition():
     from campaign_pipeline.detection.detectors import _TAIL_DF, _TAIL_SIGMA, _winsorized_sigma_of_t
 
-    np.testing.assert_allclose(_TAIL_SIGMA, [_winsorized_sigma_of_t(d) for d in _TAIL_DF], atol=2e-6)
+    np.testing.assert_allclose(
+        _TAIL_SIGMA, [_winsorized_sigma_of_t(d) for d in _TAIL_DF], atol=2e-6
+    )
     # and the normal end of the grid is (nearly) the normal-consistent scale itself
     assert abs(_TAIL_SIGMA[-1] - 1.0) < 1e-3
 
@@ -178,7 +192,7 @@ def test_weekday_factor_finds_a_working_week_and_none_where_there_is_none():
     assert np.abs(np.log(ratio) - np.log(0.6)).max() < 0.1
     # no weekly cycle, but days wander by 15 %: (nearly) no factor instead of chance highs and lows
     flat = weekday_factors(_hourly_weeks(rng, 6, 1.0, 0.15, n=40), 24, 4)
-    assert np.median(np.abs(np.log(flat[:, 24 * 7 * 4:]))) < 0.02
+    assert np.median(np.abs(np.log(flat[:, 24 * 7 * 4 :]))) < 0.02
 
 
 def test_weekday_factor_is_causal_and_needs_two_weeks():
@@ -191,7 +205,7 @@ def test_weekday_factor_is_causal_and_needs_two_weeks():
     np.testing.assert_array_equal(weekday_factors(changed, 24, 4)[:, : t + 1], full[:, : t + 1])
     # in the first 8 days no weekday has two known days: no spread to judge a pattern by
     assert (full[:, : 24 * 8] == 1.0).all()
-    assert (np.abs(np.log(full[:, 24 * 7 * 3:])) > 0.1).any()
+    assert (np.abs(np.log(full[:, 24 * 7 * 3 :])) > 0.1).any()
     # a sub-daily series only: one step per day has no day windows of its own
     assert (weekday_factors(v[:, :50], 1, 4) == 1.0).all()
 
@@ -199,7 +213,9 @@ def test_weekday_factor_is_causal_and_needs_two_weeks():
 def _daily_weeks(rng, weeks, weekend, noise, n=40):
     """n daily series over `weeks` weeks from a Monday: weekend level x `weekend`, log noise `noise`."""
     day = np.arange(7 * weeks)
-    return np.exp(np.where(day % 7 >= 5, np.log(weekend), 0.0) + rng.normal(0.0, noise, (n, 7 * weeks)))
+    return np.exp(
+        np.where(day % 7 >= 5, np.log(weekend), 0.0) + rng.normal(0.0, noise, (n, 7 * weeks))
+    )
 
 
 def test_daily_weekday_profile_keeps_a_clear_weekend_dip_and_adds_none_to_wander():
@@ -238,7 +254,6 @@ def test_daily_weekday_profile_is_causal_and_skips_unknown_days():
     # a Saturday after the gaps, against that week's Wednesday
     assert abs(np.log(out[:, 54] / out[:, 51]).mean() - np.log(0.55)) < 0.08
     assert (seasonal_factors_js(v, None, 4) == 1.0).all()
-
 
 
 def test_daily_detector_expects_the_whole_weekend_dip():
@@ -287,7 +302,10 @@ def test_phase_scale_finds_noise_by_hour_and_none_where_there_is_none():
         ar[:, k] = 0.8 * ar[:, k - 1] + 0.6 * innovations[:, k]
     assert np.median(np.abs(phase_scale_factors(ar, 24, 14)[:, late] - 1)) < 0.04
     days = np.repeat(rng.normal(0.0, 0.7, (n, t // 24)), 24, axis=1)
-    assert np.median(np.abs(phase_scale_factors(rng.normal(size=(n, t)) + days, 24, 14)[:, late] - 1)) < 0.04
+    assert (
+        np.median(np.abs(phase_scale_factors(rng.normal(size=(n, t)) + days, 24, 14)[:, late] - 1))
+        < 0.04
+    )
 
 
 def test_phase_scale_pretest_keeps_constant_noise_series_on_one_scale():
@@ -313,13 +331,15 @@ def test_phase_scale_is_causal_robust_to_a_spike_and_needs_three_cycles():
     t = 24 * 20 + 7
     changed = z.copy()
     changed[:, t:] *= 5.0
-    np.testing.assert_array_equal(phase_scale_factors(changed, 24, 14)[:, : t + 1], full[:, : t + 1])
+    np.testing.assert_array_equal(
+        phase_scale_factors(changed, 24, 14)[:, : t + 1], full[:, : t + 1]
+    )
     # a wild reading counts as a 2.5-sigma one
     spiked = z.copy()
     spiked[:, 24 * 10 + 5] = 60.0
     assert np.abs(phase_scale_factors(spiked, 24, 14) - full).max() < 0.1
     # fewer than three cycles (three-quarters known) before the step: no profile yet
-    assert (full[:, : 24 * 3] == 1.0).all() and (full[:, 24 * 5:] != 1.0).all()
+    assert (full[:, : 24 * 3] == 1.0).all() and (full[:, 24 * 5 :] != 1.0).all()
     # within 0.5-2, and a daily series' 7 phases allow up to 3 harmonics (2 asked)
     assert full.min() >= 0.5 and full.max() <= 2.0
     assert phase_scale_factors(z[:, :200], 7, 14).shape == (4, 200)

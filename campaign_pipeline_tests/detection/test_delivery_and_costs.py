@@ -8,7 +8,9 @@ from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
 
 
 def _flags(daily, start, end, **settings):
-    return detect_campaign_anomalies(daily, judge_start=start, judge_end=end, settings=DetectionSettings(**settings))
+    return detect_campaign_anomalies(
+        daily, judge_start=start, judge_end=end, settings=DetectionSettings(**settings)
+    )
 
 
 def test_lead_events_after_a_campaign_ended_raise_no_alarm():
@@ -24,7 +26,9 @@ def test_lead_events_after_a_campaign_ended_raise_no_alarm():
     assert flags[flags["campaign_id"] == "c0"].empty
     # the same zeros on delivery days are a real drop, and are flagged
     daily.loc[ended, "has_delivery"] = True
-    daily.loc[ended, ["spend", "impressions", "clicks", "conversions"]] = daily.loc[ended, ["spend", "impressions", "clicks", "conversions"]].fillna(0.0)
+    daily.loc[ended, ["spend", "impressions", "clicks", "conversions"]] = daily.loc[
+        ended, ["spend", "impressions", "clicks", "conversions"]
+    ].fillna(0.0)
     flagged = _flags(add_rates(daily), "2024-02-20", "2024-03-10")
     assert not flagged[flagged["campaign_id"] == "c0"].empty
 
@@ -33,9 +37,24 @@ def test_days_before_a_campaigns_first_delivery_are_read_without_it():
     from campaign_pipeline.detection.ensemble import _blank_days_off_delivery
 
     days = pd.date_range("2024-02-05", periods=10, freq="D")
-    rows = pd.DataFrame({"campaign_id": "c0", "date": days, "spend": np.nan, "impressions": np.nan, "clicks": np.nan,
-                         "conversions": np.nan, "leads": 3.0, "converted_leads": 1.0})
-    rows.loc[6:7, ["spend", "impressions", "clicks", "conversions"]] = [50.0, 4000.0, 80.0, 4.0]  # delivers 2 days
+    rows = pd.DataFrame(
+        {
+            "campaign_id": "c0",
+            "date": days,
+            "spend": np.nan,
+            "impressions": np.nan,
+            "clicks": np.nan,
+            "conversions": np.nan,
+            "leads": 3.0,
+            "converted_leads": 1.0,
+        }
+    )
+    rows.loc[6:7, ["spend", "impressions", "clicks", "conversions"]] = [
+        50.0,
+        4000.0,
+        80.0,
+        4.0,
+    ]  # delivers 2 days
     rows["has_delivery"] = rows["spend"].notna()
     full = _blank_days_off_delivery(rows)
     # leads-only days before the first delivery keep their leads, as they would on their own
@@ -72,7 +91,9 @@ def test_lead_conversion_rate_is_not_judged_by_default():
 
 
 def test_lead_flood_rule_fires_on_a_junk_day_and_not_on_a_busy_normal_day():
-    daily = daily_frame(n_campaigns=3, n_days=56, seed=5, impressions=3000, ctr=0.01, conv_rate=0.05)
+    daily = daily_frame(
+        n_campaigns=3, n_days=56, seed=5, impressions=3000, ctr=0.01, conv_rate=0.05
+    )
     day = pd.Timestamp("2024-02-20")
     flood = daily["date"].eq(day) & daily["campaign_id"].eq("c0")
     daily.loc[flood, "leads"] = daily.loc[flood, "leads"] + 30

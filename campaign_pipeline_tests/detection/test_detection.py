@@ -43,6 +43,7 @@ def base():
 
 # --- baselines -------------------------------------------------------------------------------
 
+
 def test_trailing_window_excludes_the_point_itself():
     v = np.arange(10, dtype=float)[None]
     w = trailing_windows(v, 3)
@@ -69,6 +70,7 @@ def test_seasonal_factor_learns_weekend_dip_causally():
 
 
 # --- single detectors --------------------------------------------------------------------------
+
 
 def test_robust_z_flags_spike_and_not_normal_days():
     rng = np.random.default_rng(1)
@@ -98,8 +100,16 @@ def test_count_test_uses_counts_not_ratios():
         impressions = np.full(days, float(imps))
         clicks = np.round(impressions * 0.01)
         clicks[-1] = imps * 0.02
-        ev = score_panel((clicks / impressions)[None], kind="rate", period=None, window=28, min_history=14,
-                         settings=S, numer=clicks[None], denom=impressions[None])
+        ev = score_panel(
+            (clicks / impressions)[None],
+            kind="rate",
+            period=None,
+            window=28,
+            min_history=14,
+            settings=S,
+            numer=clicks[None],
+            denom=impressions[None],
+        )
         p = ev["p"][0, -1]
         assert (p < 1e-6) == expect_small_p, (imps, p)
 
@@ -125,6 +135,7 @@ def test_cusum_catches_a_ramp_a_point_test_misses():
 
 # --- multiple testing ----------------------------------------------------------------------------
 
+
 def test_benjamini_hochberg_and_bonferroni_hand_example():
     p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
     # sorted: .005 .01 .03 .04 ; m=4 ; raw q: .02 .02 .04 .04
@@ -139,6 +150,7 @@ def test_benjamini_hochberg_and_bonferroni_hand_example():
 
 # --- the ensemble --------------------------------------------------------------------------------
 
+
 def test_output_columns_and_value_domains(base):
     df = _set(base.copy(), "c1", "2024-02-20", spend=lambda v: v * 5)
     flags = detect_campaign_anomalies(df, judge_start="2024-01-15", judge_end="2024-03-10")
@@ -146,11 +158,16 @@ def test_output_columns_and_value_domains(base):
     assert flags["severity"].isin(SEVERITIES).all()
     assert flags["confidence"].between(0, 1).all()
     assert set(flags["grain"]) <= {"day", "week"}
-    row = flags[(flags["campaign_id"] == "c1") & (flags["metric"] == "spend") & (flags["grain"] == "day")].iloc[0]
+    row = flags[
+        (flags["campaign_id"] == "c1") & (flags["metric"] == "spend") & (flags["grain"] == "day")
+    ].iloc[0]
     assert row["anomaly_type"] == "spend_spike"
     assert row["value"] > row["expected_upper"] > row["expected"]
     # the explanation carries the numbers, not only words
-    assert f"{row['value']:,.2f}" in row["explanation"] and f"{row['expected']:,.2f}" in row["explanation"]
+    assert (
+        f"{row['value']:,.2f}" in row["explanation"]
+        and f"{row['expected']:,.2f}" in row["explanation"]
+    )
     assert row["suggested_action"]
 
 
@@ -161,7 +178,9 @@ def test_spike_on_day_t_is_not_seen_before_t_and_past_flags_are_stable(base):
     # everything up to the day before is identical whether the spike is in the data or not
     clean = detect_campaign_anomalies(base, judge_start="2024-01-15", judge_end="2024-03-10")
     before = lambda f: f[pd.to_datetime(f["period_start"]) < pd.Timestamp("2024-02-19")]  # noqa: E731
-    pd.testing.assert_frame_equal(before(flags).reset_index(drop=True), before(clean).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        before(flags).reset_index(drop=True), before(clean).reset_index(drop=True)
+    )
 
 
 def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
@@ -170,8 +189,13 @@ def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
     short = df[df["date"] <= week_end]
     long = df[df["date"] <= week_end + pd.Timedelta(days=21)]
     a = detect_campaign_anomalies(short, judge_start="2024-01-15", judge_end=week_end)
-    b = detect_campaign_anomalies(long, judge_start="2024-01-15", judge_end=week_end + pd.Timedelta(days=21))
-    pick = lambda f: f[(pd.to_datetime(f["period_start"]) >= week_start) & (pd.to_datetime(f["period_start"]) <= week_end)].reset_index(drop=True)  # noqa: E731
+    b = detect_campaign_anomalies(
+        long, judge_start="2024-01-15", judge_end=week_end + pd.Timedelta(days=21)
+    )
+    pick = lambda f: f[
+        (pd.to_datetime(f["period_start"]) >= week_start)
+        & (pd.to_datetime(f["period_start"]) <= week_end)
+    ].reset_index(drop=True)  # noqa: E731
     assert len(pick(a)) > 0
     pd.testing.assert_frame_equal(pick(a), pick(b))
 
@@ -179,22 +203,38 @@ def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
 def test_min_history_not_judged(base):
     df = base[base["date"] >= pd.Timestamp("2024-02-01")].copy()
     df = _set(df, "c3", "2024-02-10", spend=lambda v: v * 10, clicks=lambda v: v * 10)  # day 10
-    flags = detect_campaign_anomalies(df, judge_start="2024-02-01", judge_end="2024-02-13", settings=DetectionSettings(use_rules=False))
+    flags = detect_campaign_anomalies(
+        df,
+        judge_start="2024-02-01",
+        judge_end="2024-02-13",
+        settings=DetectionSettings(use_rules=False),
+    )
     assert flags.empty
-    flags = detect_campaign_anomalies(df, judge_start="2024-02-01", judge_end="2024-02-13",
-                                      settings=DetectionSettings(min_history_days=7, use_rules=False))
+    flags = detect_campaign_anomalies(
+        df,
+        judge_start="2024-02-01",
+        judge_end="2024-02-13",
+        settings=DetectionSettings(min_history_days=7, use_rules=False),
+    )
     assert pd.Timestamp("2024-02-10") in _flagged_days(flags, "c3")
 
 
 def test_missing_days_and_nans_do_not_alarm(base):
     df = base.copy()
-    df = df[~((df["campaign_id"] == "c1") & df["date"].between("2024-02-05", "2024-02-12"))]  # a gap
-    df.loc[(df["campaign_id"] == "c2") & (df["date"] == "2024-02-20"), ["conversions", "leads"]] = np.nan
+    df = df[
+        ~((df["campaign_id"] == "c1") & df["date"].between("2024-02-05", "2024-02-12"))
+    ]  # a gap
+    df.loc[(df["campaign_id"] == "c2") & (df["date"] == "2024-02-20"), ["conversions", "leads"]] = (
+        np.nan
+    )
     df = add_rates(df)
     flags = detect_campaign_anomalies(df, judge_start="2024-01-20", judge_end="2024-03-10")
     c1 = _flagged_days(flags, "c1")
     assert not any(pd.Timestamp("2024-02-05") <= d <= pd.Timestamp("2024-02-14") for d in c1)
-    c2 = flags[(flags["campaign_id"] == "c2") & (pd.to_datetime(flags["period_start"]) == pd.Timestamp("2024-02-20"))]
+    c2 = flags[
+        (flags["campaign_id"] == "c2")
+        & (pd.to_datetime(flags["period_start"]) == pd.Timestamp("2024-02-20"))
+    ]
     assert not c2["metric"].isin(["conversions", "leads", "cpa", "cpl"]).any()
 
 
@@ -210,14 +250,25 @@ def test_first_and_last_days_of_a_campaign(base):
 
 def test_detector_switches_and_rules(base):
     df = base.copy()
-    df = _set(df, "c0", "2024-02-20", conversions=lambda v: v * 0 + 10_000)  # more conversions than clicks
+    df = _set(
+        df, "c0", "2024-02-20", conversions=lambda v: v * 0 + 10_000
+    )  # more conversions than clicks
     df = _set(df, "c1", "2024-02-21", impressions=0.0)  # spend without impressions
-    camps = pd.DataFrame({"campaign_id": ["c0", "c1", "c2", "c3"], "daily_budget": [1e9, 1e9, 1.0, 1e9]})
-    flags = detect_campaign_anomalies(df, campaigns=camps, judge_start="2024-02-15", judge_end="2024-02-25")
+    camps = pd.DataFrame(
+        {"campaign_id": ["c0", "c1", "c2", "c3"], "daily_budget": [1e9, 1e9, 1.0, 1e9]}
+    )
+    flags = detect_campaign_anomalies(
+        df, campaigns=camps, judge_start="2024-02-15", judge_end="2024-02-25"
+    )
     types = set(flags[flags["methods"].str.contains("rule")]["anomaly_type"])
     assert {"tracking_error", "budget_overspend"} <= types
-    no_rules = detect_campaign_anomalies(df, campaigns=camps, judge_start="2024-02-15", judge_end="2024-02-25",
-                                         settings=DetectionSettings(use_rules=False))
+    no_rules = detect_campaign_anomalies(
+        df,
+        campaigns=camps,
+        judge_start="2024-02-15",
+        judge_end="2024-02-25",
+        settings=DetectionSettings(use_rules=False),
+    )
     assert not no_rules["methods"].str.contains("rule").any()
 
 
@@ -236,12 +287,22 @@ def test_sensitivity_orders_the_number_of_flags():
     rng = np.random.default_rng(0)
     for c in range(8):
         day = pd.Timestamp("2024-02-10") + pd.Timedelta(days=int(rng.integers(0, 20)))
-        df = _set(df, f"c{c}", day, spend=lambda v, k=1 + 0.4 * c: v * k, clicks=lambda v, k=1 + 0.4 * c: v * k)
+        df = _set(
+            df,
+            f"c{c}",
+            day,
+            spend=lambda v, k=1 + 0.4 * c: v * k,
+            clicks=lambda v, k=1 + 0.4 * c: v * k,
+        )
     n = {}
     days = {}
     for sens in ("low", "medium", "high"):
-        f = detect_campaign_anomalies(df, judge_start="2024-01-20", judge_end="2024-03-10",
-                                      settings=DetectionSettings(sensitivity=sens))
+        f = detect_campaign_anomalies(
+            df,
+            judge_start="2024-01-20",
+            judge_end="2024-03-10",
+            settings=DetectionSettings(sensitivity=sens),
+        )
         n[sens] = len(f)
         days[sens] = set(zip(f["campaign_id"], f["period_start"]))
     assert n["low"] <= n["medium"] <= n["high"]
@@ -253,7 +314,11 @@ def test_seeds_method_look_ahead_and_trailing_variant(base):
     df = _set(base.copy(), "c0", "2024-02-20", spend=lambda v: v * 8)
     whole = seeds_flags(df, whole_series=True)
     trailing = seeds_flags(df, whole_series=False)
-    hit = lambda f: ((f["campaign_id"] == "c0") & (f["metric"] == "spend") & (pd.to_datetime(f["period_start"]) == pd.Timestamp("2024-02-20"))).any()  # noqa: E731
+    hit = lambda f: (
+        (f["campaign_id"] == "c0")
+        & (f["metric"] == "spend")
+        & (pd.to_datetime(f["period_start"]) == pd.Timestamp("2024-02-20"))
+    ).any()  # noqa: E731
     assert hit(whole) and hit(trailing)
     # the whole-series variant judges the first days too (it looks ahead); the trailing one cannot
     first = base["date"].min()
@@ -261,6 +326,7 @@ def test_seeds_method_look_ahead_and_trailing_variant(base):
 
 
 # --- generic series ---------------------------------------------------------------------------------
+
 
 def _series(freq: str, n: int, period: int, spike_at: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -278,8 +344,16 @@ def test_detect_series_with_gap_and_duplicate(freq, period):
     df = df.drop(index=list(range(40, 44)))  # a gap of 4 steps
     df = pd.concat([df, df.iloc[[50]]], ignore_index=True)  # a duplicated timestamp
     out = detect_series(df)
-    assert list(out.columns[:8]) == ["series", "timestamp", "is_anomaly", "score", "expected", "anomaly_type", "severity",
-                                     "confidence"]  # the contract's, then the details
+    assert list(out.columns[:8]) == [
+        "series",
+        "timestamp",
+        "is_anomaly",
+        "score",
+        "expected",
+        "anomaly_type",
+        "severity",
+        "confidence",
+    ]  # the contract's, then the details
     assert out["timestamp"].is_unique
     flagged = set(out.loc[out["is_anomaly"], "timestamp"])
     assert spike_ts in flagged
@@ -291,7 +365,9 @@ def test_detect_series_is_causal():
     df = _series("h", 24 * 8, 24, spike_at=150)
     full = detect_series(df)
     cut = detect_series(df.iloc[:150])
-    pd.testing.assert_frame_equal(full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True)
+    )
 
 
 def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_were_judged():
@@ -303,29 +379,53 @@ def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_we
     counts[100] = 30  # 6x a day of about 5 conversions
     costs = np.exp(rng.normal(0, 0.2, len(days)))
     costs[100] *= 3
-    later = {"counts_then_zero": (counts, 108, 0.0), "counts_then_fraction": (counts, 108, 2.5),
-             "costs_then_zero": (costs, 108, 0.0), "costs_then_negative": (costs, 108, -1.0)}
-    frame = pd.concat([pd.DataFrame({"series": name, "timestamp": days, "value": v})
-                       for name, (v, _, _) in later.items()], ignore_index=True)
+    later = {
+        "counts_then_zero": (counts, 108, 0.0),
+        "counts_then_fraction": (counts, 108, 2.5),
+        "costs_then_zero": (costs, 108, 0.0),
+        "costs_then_negative": (costs, 108, -1.0),
+    }
+    frame = pd.concat(
+        [
+            pd.DataFrame({"series": name, "timestamp": days, "value": v})
+            for name, (v, _, _) in later.items()
+        ],
+        ignore_index=True,
+    )
     changed = frame.copy()
     for name, (_, at, value) in later.items():
-        changed.loc[(changed["series"] == name) & (changed["timestamp"] == days[at]), "value"] = value
+        changed.loc[(changed["series"] == name) & (changed["timestamp"] == days[at]), "value"] = (
+            value
+        )
     before, after = detect_series(frame), detect_series(changed)
     first_15_weeks = before["timestamp"] < days[105]  # the last week's BH family holds day 108
     pd.testing.assert_frame_equal(before[first_15_weeks], after[first_15_weeks])
     # the zero itself, on the scale the zero brought, is a drop of the cost series
-    assert after.loc[(after["series"] == "costs_then_zero") & (after["timestamp"] == days[108]), "is_anomaly"].all()
+    assert after.loc[
+        (after["series"] == "costs_then_zero") & (after["timestamp"] == days[108]), "is_anomaly"
+    ].all()
 
 
 def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
     rng = np.random.default_rng(11)
     ts = pd.date_range("2024-01-01", periods=24 * 7 * 8, freq="h")  # eight weeks from a Monday
     hour, weekend = ts.hour.to_numpy(), ts.dayofweek.to_numpy() >= 5
-    frame = pd.concat([
-        pd.DataFrame({"series": f"s{i}", "timestamp": ts,
-                      "value": 0.8 * (1 + 0.3 * np.sin(2 * np.pi * hour / 24)) * np.where(weekend, 0.5, 1.0)
-                      * np.exp(rng.normal(0, 0.1, len(ts)))})
-        for i in range(12)], ignore_index=True)
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "series": f"s{i}",
+                    "timestamp": ts,
+                    "value": 0.8
+                    * (1 + 0.3 * np.sin(2 * np.pi * hour / 24))
+                    * np.where(weekend, 0.5, 1.0)
+                    * np.exp(rng.normal(0, 0.1, len(ts))),
+                }
+            )
+            for i in range(12)
+        ],
+        ignore_index=True,
+    )
 
     def flagged_days(settings):
         out = detect_series(frame, settings)
@@ -335,7 +435,10 @@ def test_hourly_series_learn_the_working_week_and_stop_flagging_weekends():
     without = flagged_days(DetectionSettings(use_weekday_seasonality=False))
     assert len(without) >= 7 and all(d.dayofweek >= 5 for d in without)
     # with it, only the first weekend, before any weekend has been seen
-    assert flagged_days(DetectionSettings()) <= {pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-07")}
+    assert flagged_days(DetectionSettings()) <= {
+        pd.Timestamp("2024-01-06"),
+        pd.Timestamp("2024-01-07"),
+    }
 
 
 def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_spikes():
@@ -351,14 +454,20 @@ def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_s
     spike_at = 24 * 30 + 14  # 14:00, the busiest hour, on day 31
     frames = []
     for i in range(16):
-        value = 0.8 * (1 + 0.2 * np.sin(2 * np.pi * hour / 24)) * np.exp(rng.normal(0, 0.2, len(ts)) * sd)
+        value = (
+            0.8
+            * (1 + 0.2 * np.sin(2 * np.pi * hour / 24))
+            * np.exp(rng.normal(0, 0.2, len(ts)) * sd)
+        )
         if i < 8:
             value[spike_at] *= 2.5
         frames.append(pd.DataFrame({"series": f"s{i}", "timestamp": ts, "value": value}))
     frame = pd.concat(frames, ignore_index=True)
 
     def flags(on):
-        out = detect_series(frame, DetectionSettings() if on else DetectionSettings(use_phase_scale=False))
+        out = detect_series(
+            frame, DetectionSettings() if on else DetectionSettings(use_phase_scale=False)
+        )
         hit = out[out["is_anomaly"]]
         spikes = hit["timestamp"].eq(ts[spike_at]) & hit["series"].isin([f"s{i}" for i in range(8)])
         return int(spikes.sum()), hit.loc[~spikes, "timestamp"].dt.hour.to_numpy()
@@ -370,14 +479,20 @@ def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_s
 
 
 def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
-    hourly = pd.concat([_series("h", 24 * 12, 24, spike_at=150 + 7 * i).assign(series=f"h{i}") for i in range(5)])
-    daily = pd.concat([_series("D", 90, 7, spike_at=60 + i).assign(series=f"d{i}") for i in range(3)])
+    hourly = pd.concat(
+        [_series("h", 24 * 12, 24, spike_at=150 + 7 * i).assign(series=f"h{i}") for i in range(5)]
+    )
+    daily = pd.concat(
+        [_series("D", 90, 7, spike_at=60 + i).assign(series=f"d{i}") for i in range(3)]
+    )
     frame = pd.concat([hourly, daily], ignore_index=True)
     whole = detect_series(frame)
     seen = []
     # one series per chunk: every statistic of a series is its own, and the BH family (one
     # ISO week of all series) is formed after the last chunk
-    chunked = detect_series(frame, chunk_cells=1, progress=lambda done, total: seen.append((done, total)))
+    chunked = detect_series(
+        frame, chunk_cells=1, progress=lambda done, total: seen.append((done, total))
+    )
     pd.testing.assert_frame_equal(chunked, whole)
     assert whole["is_anomaly"].sum() >= 5
     assert seen == [(i, 8) for i in range(1, 9)]
@@ -395,18 +510,30 @@ def test_detect_series_does_not_alarm_on_every_reading_of_a_mostly_zero_series()
     sparse_counts = np.where(rng.random(len(t)) < 0.95, 0.0, 3.0)
     counts = rng.poisson(5, len(t)).astype(float)
     counts[500] = 60.0
-    frame = pd.concat([pd.DataFrame({"series": name, "timestamp": t, "value": v})
-                       for name, v in (("spend", spend), ("sparse_counts", sparse_counts), ("counts", counts))])
+    frame = pd.concat(
+        [
+            pd.DataFrame({"series": name, "timestamp": t, "value": v})
+            for name, v in (("spend", spend), ("sparse_counts", sparse_counts), ("counts", counts))
+        ]
+    )
     out = detect_series(frame).set_index(["series", "timestamp"])["is_anomaly"]
     assert not out["sparse_counts"].any()
     assert out["counts"].iloc[500] and out["counts"].sum() == 1
-    assert out["spend"].iloc[600:612].any() and out["spend"].drop(out["spend"].index[600:612]).sum() <= 1
+    assert (
+        out["spend"].iloc[600:612].any()
+        and out["spend"].drop(out["spend"].index[600:612]).sum() <= 1
+    )
 
 
 def test_detect_series_handles_negative_and_zero_values():
     rng = np.random.default_rng(4)
-    df = pd.DataFrame({"series": "neg", "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),
-                       "value": rng.normal(0, 1, 60)})
+    df = pd.DataFrame(
+        {
+            "series": "neg",
+            "timestamp": pd.date_range("2024-01-01", periods=60, freq="D"),
+            "value": rng.normal(0, 1, 60),
+        }
+    )
     df.loc[45, "value"] = 25.0
     out = detect_series(df)
     assert out.loc[out["timestamp"] == df.loc[45, "timestamp"], "is_anomaly"].item()

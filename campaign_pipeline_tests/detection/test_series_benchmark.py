@@ -18,7 +18,9 @@ def pair(request):
 
 def test_labels_cover_every_injected_step_and_the_head_is_clean(pair):
     syn, clean = pair
-    assert syn.labels.equals(clean.labels) and syn.frame[["series", "timestamp"]].equals(clean.frame[["series", "timestamp"]])
+    assert syn.labels.equals(clean.labels) and syn.frame[["series", "timestamp"]].equals(
+        clean.frame[["series", "timestamp"]]
+    )
     changed = syn.frame[~np.isclose(syn.frame["value"], clean.frame["value"], rtol=1e-12)]
     assert len(changed) > 0
     n = bench.SPACINGS["hourly" if syn.step == pd.Timedelta(hours=1) else "daily"]["n"]
@@ -36,7 +38,10 @@ def test_labels_cover_every_injected_step_and_the_head_is_clean(pair):
     assert ((lab["event_start"] >= lab["start"]) & (lab["event_end"] <= lab["end"])).all()
     assert (lab["event_start"] <= lab["event_end"]).all()
     for r in lab.itertuples():
-        hit = changed[(changed["series"] == r.series) & changed["timestamp"].between(r.event_start, r.event_end)]
+        hit = changed[
+            (changed["series"] == r.series)
+            & changed["timestamp"].between(r.event_start, r.event_end)
+        ]
         assert len(hit) > 0, r
     # windows of one series never overlap
     for _, g in lab.sort_values("start").groupby("series"):
@@ -75,7 +80,10 @@ def test_the_generator_is_seeded():
 
 def test_the_persistent_setting_has_ar1_noise_and_leaves_the_others_unchanged():
     kw = dict(spacing="hourly", n_series=12, inject=False)
-    base, pers = bench.generate(5, setting="default", **kw), bench.generate(5, setting="persistent", **kw)
+    base, pers = (
+        bench.generate(5, setting="default", **kw),
+        bench.generate(5, setting="persistent", **kw),
+    )
     assert (base.meta["noise_ar"] == 0).all()
     assert pers.meta["noise_ar"].between(0.3, 0.8).all()
     # same level, profile and drift and the same innovations e: the log ratio of the two is
@@ -92,7 +100,10 @@ def test_the_persistent_setting_has_ar1_noise_and_leaves_the_others_unchanged():
 @pytest.mark.parametrize("spacing", ["hourly", "daily"])
 def test_the_weekly_setting_adds_the_weekday_pattern_and_nothing_else(spacing):
     kw = dict(spacing=spacing, n_series=12, inject=False)
-    base, weekly = bench.generate(5, setting="default", **kw), bench.generate(5, setting="weekly", **kw)
+    base, weekly = (
+        bench.generate(5, setting="default", **kw),
+        bench.generate(5, setting="weekly", **kw),
+    )
     assert (base.meta["weekday_amp"] == 0).all()
     amp = weekly.meta["weekday_amp"].to_numpy()
     assert ((amp >= 0.1) & (amp <= 0.4)).all()
@@ -100,12 +111,17 @@ def test_the_weekly_setting_adds_the_weekday_pattern_and_nothing_else(spacing):
     assert weekly.frame["timestamp"].equals(base.frame["timestamp"])
     row = weekly.frame["series"].str[1:].astype(int).to_numpy()
     expected = np.log1p(amp[row] * bench.WEEKDAY[weekly.frame["timestamp"].dt.dayofweek.to_numpy()])
-    np.testing.assert_allclose(np.log(weekly.frame["value"] / base.frame["value"]), expected, atol=1e-9)
+    np.testing.assert_allclose(
+        np.log(weekly.frame["value"] / base.frame["value"]), expected, atol=1e-9
+    )
 
 
 def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothing_else():
     kw = dict(spacing="hourly", n_series=12, inject=False)
-    base, het = bench.generate(5, setting="default", **kw), bench.generate(5, setting="hetero", **kw)
+    base, het = (
+        bench.generate(5, setting="default", **kw),
+        bench.generate(5, setting="hetero", **kw),
+    )
     assert (base.meta["volume_range"] == 0).all() and het.meta["volume_range"].between(2, 9).all()
     assert het.frame["timestamp"].equals(base.frame["timestamp"])
     # the same innovations e: log(het / base) = noise_sd x e x (k_h - 1), k_h the hour's noise
@@ -115,7 +131,10 @@ def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothin
     observed = frame.groupby(["series", "hour"])["diff"].std().unstack().to_numpy()
     hours = np.arange(24)
     meta = het.meta
-    bump = ((1 + np.cos(2 * np.pi * (hours[None, :] - meta["volume_peak"].to_numpy()[:, None]) / 24)) / 2) ** 2
+    bump = (
+        (1 + np.cos(2 * np.pi * (hours[None, :] - meta["volume_peak"].to_numpy()[:, None]) / 24))
+        / 2
+    ) ** 2
     k = (1 + meta["volume_range"].to_numpy()[:, None] * bump) ** -0.5
     # normalized over the series' own grid (every hour equally often in 1,608 hourly steps, up to 0.02)
     k = k / np.sqrt(np.mean(k**2, axis=1, keepdims=True))
@@ -128,31 +147,53 @@ def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothin
 
 def test_the_counts_setting_draws_poisson_readings_of_the_default_series():
     kw = dict(spacing="hourly", n_series=12, inject=False)
-    base, counts = bench.generate(5, setting="default", **kw), bench.generate(5, setting="counts", **kw)
+    base, counts = (
+        bench.generate(5, setting="default", **kw),
+        bench.generate(5, setting="counts", **kw),
+    )
     assert counts.frame["timestamp"].equals(base.frame["timestamp"])
     assert base.meta["count_mean"].isna().all() and counts.meta["count_mean"].between(0.3, 30).all()
     values = counts.frame["value"].to_numpy()
     assert (values == np.round(values)).all() and (values >= 0).all()
     # the expected count is the default series divided by its base and times the typical mean
     meta = counts.meta.set_index("series")
-    expected = base.frame["value"] / base.frame["series"].map(meta["base"]) * base.frame["series"].map(meta["count_mean"])
-    ratio = counts.frame.assign(e=expected.to_numpy()).groupby("series").apply(
-        lambda g: g["value"].sum() / g["e"].sum(), include_groups=False)
+    expected = (
+        base.frame["value"]
+        / base.frame["series"].map(meta["base"])
+        * base.frame["series"].map(meta["count_mean"])
+    )
+    ratio = (
+        counts.frame.assign(e=expected.to_numpy())
+        .groupby("series")
+        .apply(lambda g: g["value"].sum() / g["e"].sum(), include_groups=False)
+    )
     assert ratio.between(0.85, 1.15).all()
     # the quiet series are mostly zero, the busy ones never
     zeros = counts.frame.groupby("series")["value"].apply(lambda v: (v == 0).mean())
-    assert zeros[meta["count_mean"] < 1.1].min() > 0.3 and zeros[meta["count_mean"] > 10].max() < 0.01
+    assert (
+        zeros[meta["count_mean"] < 1.1].min() > 0.3 and zeros[meta["count_mean"] > 10].max() < 0.01
+    )
     assert "counts" not in bench.DEFAULT_SETTINGS
 
 
 def _hand_made():
     ts = pd.date_range("2024-01-01", periods=100, freq="h")
     frame = pd.DataFrame({"series": "a", "timestamp": ts, "value": 1.0})
-    frame = pd.concat([frame, pd.DataFrame({"series": "b", "timestamp": ts, "value": 1.0})], ignore_index=True)
-    labels = pd.DataFrame({"series": ["a", "a", "b"], "kind": ["spike", "drift", "spike"],
-                           "start": [ts[10], ts[30], ts[60]], "end": [ts[20], ts[40], ts[65]]})
+    frame = pd.concat(
+        [frame, pd.DataFrame({"series": "b", "timestamp": ts, "value": 1.0})], ignore_index=True
+    )
+    labels = pd.DataFrame(
+        {
+            "series": ["a", "a", "b"],
+            "kind": ["spike", "drift", "spike"],
+            "start": [ts[10], ts[30], ts[60]],
+            "end": [ts[20], ts[40], ts[65]],
+        }
+    )
     flagged = {"a": [12, 15, 50, 51, 70, 80, 82, 21], "b": [66]}
-    pred = frame.assign(is_anomaly=[i in flagged[s] for s, i in zip(frame["series"], np.tile(np.arange(100), 2))])
+    pred = frame.assign(
+        is_anomaly=[i in flagged[s] for s, i in zip(frame["series"], np.tile(np.arange(100), 2))]
+    )
     return frame, labels, pred
 
 
@@ -170,7 +211,10 @@ def test_window_scorer_on_a_hand_made_example():
     r = bench.prf(tot)
     assert r["precision"] == pytest.approx(1 / 7) and r["recall"] == pytest.approx(1 / 3)
     ev = bench.fp_event_table(pred, labels, pd.Timedelta(hours=1))
-    assert ev.groupby("series")["n_points"].apply(list).to_dict() == {"a": [1, 2, 1, 1, 1], "b": [1]}
+    assert ev.groupby("series")["n_points"].apply(list).to_dict() == {
+        "a": [1, 2, 1, 1, 1],
+        "b": [1],
+    }
 
 
 def test_scorer_merges_by_the_step_and_ignores_duplicates_and_unflagged_series():
@@ -179,24 +223,57 @@ def test_scorer_merges_by_the_step_and_ignores_duplicates_and_unflagged_series()
     tot, _ = bench.score(pred[pred["series"] == "a"], frame, labels, pd.Timedelta(hours=2))
     assert tot["fp_events"] == 4 and tot["tp"] == 1
     doubled = pd.concat([pred, pred[pred["is_anomaly"]]], ignore_index=True)
-    assert bench.score(doubled, frame, labels, pd.Timedelta(hours=1))[0] == bench.score(
-        pred, frame, labels, pd.Timedelta(hours=1))[0]
+    assert (
+        bench.score(doubled, frame, labels, pd.Timedelta(hours=1))[0]
+        == bench.score(pred, frame, labels, pd.Timedelta(hours=1))[0]
+    )
     none = pred.assign(is_anomaly=False)
     tot0, _ = bench.score(none, frame, labels, pd.Timedelta(hours=1))
     assert tot0["tp"] == tot0["fp_events"] == 0 and bench.prf(tot0)["f1"] == 0.0
 
 
 def test_main_runs_small(capsys):
-    assert bench.main(["--seeds", "1", "--settings", "default", "--spacing", "daily", "--n-series", "4",
-                       "--set", "fdr=0.01", "--explain-fp"]) == 0
+    assert (
+        bench.main(
+            [
+                "--seeds",
+                "1",
+                "--settings",
+                "default",
+                "--spacing",
+                "daily",
+                "--n-series",
+                "4",
+                "--set",
+                "fdr=0.01",
+                "--explain-fp",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Pooled over settings and seeds" in out and "ensemble" in out and "seeds" in out
     assert "peak_mb" not in out
 
 
 def test_memory_is_measured_on_request(capsys):
-    assert bench.main(["--seeds", "1", "--settings", "persistent", "--spacing", "daily", "--n-series", "4",
-                       "--quiet", "--memory"]) == 0
+    assert (
+        bench.main(
+            [
+                "--seeds",
+                "1",
+                "--settings",
+                "persistent",
+                "--spacing",
+                "daily",
+                "--n-series",
+                "4",
+                "--quiet",
+                "--memory",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     pooled = out.split("## Pooled over settings and seeds")[1].split("##")[0]
     rows = [r for r in pooled.splitlines() if r.startswith("| ('ensemble'")]

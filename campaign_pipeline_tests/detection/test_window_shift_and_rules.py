@@ -65,10 +65,18 @@ def test_slow_ctr_drift_is_caught_by_the_window_shift_and_reported_once(drifting
 
 
 def test_two_windows_keep_the_best_one_and_pay_for_trying_both():
-    short = dict(judged=np.array([[True, True, False]]), shift_p=np.array([[0.001, 0.2, np.nan]]),
-                 shift_z=np.array([[4.0, 1.0, np.nan]]), shift_days=np.full((1, 3), 3.0))
-    long = dict(judged=np.array([[True, True, True]]), shift_p=np.array([[0.01, 0.03, 0.3]]),
-                shift_z=np.array([[3.0, 2.5, 1.2]]), shift_days=np.full((1, 3), 5.0))
+    short = dict(
+        judged=np.array([[True, True, False]]),
+        shift_p=np.array([[0.001, 0.2, np.nan]]),
+        shift_z=np.array([[4.0, 1.0, np.nan]]),
+        shift_days=np.full((1, 3), 3.0),
+    )
+    long = dict(
+        judged=np.array([[True, True, True]]),
+        shift_p=np.array([[0.01, 0.03, 0.3]]),
+        shift_z=np.array([[3.0, 2.5, 1.2]]),
+        shift_days=np.full((1, 3), 5.0),
+    )
     both = _combine_windows([short, long])
     # Bonferroni over the two windows: twice the smaller p, never above 1
     np.testing.assert_allclose(both["shift_p"], [[0.002, 0.06, 0.6]])
@@ -104,9 +112,15 @@ def test_short_window_finds_a_three_day_inflation_of_small_counts():
     shift_only = found[found["methods"] == "window_shift"]
     assert len(shift_only) and shift_only[["expected_lower", "expected_upper"]].isna().all().all()
     assert shift_only["explanation"].str.contains("that day").all()
-    long_only = _day_flags(detect_campaign_anomalies(df, settings=DetectionSettings(shift_short_days=0), **kw), "c2")
+    long_only = _day_flags(
+        detect_campaign_anomalies(df, settings=DetectionSettings(shift_short_days=0), **kw), "c2"
+    )
     assert not long_only["explanation"].str.contains("the last 3 days").any()
-    assert long_only.empty or long_only["score"].max() < found.loc[found["methods"].str.contains("window_shift"), "score"].max() - 0.5
+    assert (
+        long_only.empty
+        or long_only["score"].max()
+        < found.loc[found["methods"].str.contains("window_shift"), "score"].max() - 0.5
+    )
     # and the untouched data raises nothing at all
     assert detect_campaign_anomalies(base, **kw).empty
 
@@ -117,7 +131,9 @@ def test_window_shift_switch_and_onset_setting(drifting):
     kw = dict(judge_start=days[28], judge_end=days[-1])
     off = detect_campaign_anomalies(df, settings=DetectionSettings(use_window_shift=False), **kw)
     assert not off["methods"].str.contains("window_shift").any()
-    every_day = detect_campaign_anomalies(df, settings=DetectionSettings(shift_onset_only=False), **kw)
+    every_day = detect_campaign_anomalies(
+        df, settings=DetectionSettings(shift_onset_only=False), **kw
+    )
     once = detect_campaign_anomalies(df, **kw)
     n_every = every_day["methods"].str.contains("window_shift").sum()
     n_once = once["methods"].str.contains("window_shift").sum()
@@ -132,12 +148,14 @@ def test_window_shift_flags_do_not_depend_on_later_days(drifting):
     full = detect_campaign_anomalies(df, **kw)
     truncated = detect_campaign_anomalies(df[df["date"] <= cut], **kw)
     cols = ["campaign_id", "period_start", "metric", "methods", "value", "expected"]
-    pd.testing.assert_frame_equal(full[cols].reset_index(drop=True), truncated[cols].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        full[cols].reset_index(drop=True), truncated[cols].reset_index(drop=True)
+    )
 
 
 def _zero_conversions(df, cid, first_day, n_days):
     df = df.copy()
-    dates = sorted(df["date"].unique())[first_day:first_day + n_days]
+    dates = sorted(df["date"].unique())[first_day : first_day + n_days]
     df.loc[(df["campaign_id"] == cid) & df["date"].isin(dates), "conversions"] = 0.0
     return add_rates(df), dates
 
@@ -157,13 +175,20 @@ def test_tracking_break_waits_until_the_zero_run_is_improbable():
     first = pd.Timestamp(hit["period_start"].min())
     assert zero_days[2] <= first <= zero_days[-1]
     # a lower bar calls it on the second zero day
-    low = detect_campaign_anomalies(long, settings=DetectionSettings(tracking_break_min_expected=4.0), **kw)
+    low = detect_campaign_anomalies(
+        long, settings=DetectionSettings(tracking_break_min_expected=4.0), **kw
+    )
     low_hit = _day_flags(low, "c2")
-    assert pd.Timestamp(low_hit.loc[low_hit["anomaly_type"] == "tracking_error", "period_start"].min()) == zero_days[1]
+    assert (
+        pd.Timestamp(low_hit.loc[low_hit["anomaly_type"] == "tracking_error", "period_start"].min())
+        == zero_days[1]
+    )
 
 
 def test_settings_from_overrides_types_and_errors():
-    s = settings_from_overrides(["fdr=0.05", "use_cusum=false", "min_history_days=21"], sensitivity="high")
+    s = settings_from_overrides(
+        ["fdr=0.05", "use_cusum=false", "min_history_days=21"], sensitivity="high"
+    )
     assert (s.fdr, s.use_cusum, s.min_history_days, s.sensitivity) == (0.05, False, 21, "high")
     assert settings_from_overrides([]) == DetectionSettings()
     with pytest.raises(ValueError, match="fdrr"):
@@ -177,9 +202,13 @@ def test_settings_from_overrides_types_and_errors():
         settings_from_overrides(["use_cusum=maybe"])  # was read as false until stop 18
     with pytest.raises(ValueError, match="fdr: expected float"):
         settings_from_overrides(["fdr=five"])
-    with pytest.raises(ValueError, match="severity_effects: expected float values separated by commas"):
+    with pytest.raises(
+        ValueError, match="severity_effects: expected float values separated by commas"
+    ):
         settings_from_overrides(["severity_effects=0.5,x,3"])
-    with pytest.raises(ValueError, match="DetectionSettings field"):  # a derived property, not a setting
+    with pytest.raises(
+        ValueError, match="DetectionSettings field"
+    ):  # a derived property, not a setting
         settings_from_overrides(["shift_windows=3,5"])  # was a TypeError until stop 18
 
 
@@ -192,8 +221,12 @@ def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
         ar[:, j] = 0.7 * ar[:, j - 1] + rng.normal(0, 0.1, 20)
     values = np.exp(ar)
     kw = dict(kind="log", period=None, window=96, min_history=48)
-    plain = score_panel(values, settings=DetectionSettings(use_seasonality=False, use_autocorrelation=False), **kw)
-    ac = score_panel(values, settings=DetectionSettings(use_seasonality=False), **kw)  # on by default
+    plain = score_panel(
+        values, settings=DetectionSettings(use_seasonality=False, use_autocorrelation=False), **kw
+    )
+    ac = score_panel(
+        values, settings=DetectionSettings(use_seasonality=False), **kw
+    )  # on by default
     both = ~np.isnan(plain["shift_z"]) & ~np.isnan(ac["shift_z"])
     assert both.sum() > 50
     shrink = np.abs(ac["shift_z"][both]) / np.abs(plain["shift_z"][both])
@@ -202,7 +235,9 @@ def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
     np.testing.assert_array_equal(plain["z"], ac["z"])
 
 
-def _persistence_of(u: np.ndarray, window: int, s: DetectionSettings) -> tuple[np.ndarray, np.ndarray]:
+def _persistence_of(
+    u: np.ndarray, window: int, s: DetectionSettings
+) -> tuple[np.ndarray, np.ndarray]:
     """(raw one-baseline lag-1 estimate, what the shift test allows for) at every step."""
     from campaign_pipeline.detection.baselines import (
         lag1_autocorrelation,
@@ -214,7 +249,9 @@ def _persistence_of(u: np.ndarray, window: int, s: DetectionSettings) -> tuple[n
 
     u_w = trailing_windows(u, window)
     level, scale = robust_level_scale(u_w)
-    return lag1_autocorrelation(u_w, level, scale), persistence(u_w, level, scale, nan_count(u_w), window, s)
+    return lag1_autocorrelation(u_w, level, scale), persistence(
+        u_w, level, scale, nan_count(u_w), window, s
+    )
 
 
 def test_persistence_is_what_the_noise_has_less_its_sampling_error():
@@ -250,12 +287,20 @@ def test_one_event_in_the_baseline_is_not_taken_for_persistence():
 
 
 def test_autocorrelation_settings_are_checked():
-    for bad in (dict(max_autocorrelation=1.0), dict(autocorrelation_margin=-1.0), dict(autocorrelation_baselines=-1)):
+    for bad in (
+        dict(max_autocorrelation=1.0),
+        dict(autocorrelation_margin=-1.0),
+        dict(autocorrelation_baselines=-1),
+    ):
         with pytest.raises(ValueError, match="autocorrelation"):
             DetectionSettings(**bad)
     with pytest.raises(ValueError, match="weekday_seasonal_weeks"):
         DetectionSettings(weekday_seasonal_weeks=0)
-    for bad in (dict(phase_scale_cycles=2), dict(phase_scale_harmonics=0), dict(phase_scale_alpha=1.0)):
+    for bad in (
+        dict(phase_scale_cycles=2),
+        dict(phase_scale_harmonics=0),
+        dict(phase_scale_alpha=1.0),
+    ):
         with pytest.raises(ValueError, match="phase_scale"):
             DetectionSettings(**bad)
     for bad in (dict(noise_pool_min_series=1), dict(noise_prior_min_df=0.0)):
@@ -278,7 +323,10 @@ def test_a_permanent_shift_is_reported_once_until_the_reference_has_adopted_it()
     def hours(settings):
         out = detect_series(frame, settings)
         hit = out[out["is_anomaly"]]
-        return {k: ((g["timestamp"] - ts[0]) / pd.Timedelta(hours=1)).astype(int).tolist() for k, g in hit.groupby("series")}
+        return {
+            k: ((g["timestamp"] - ts[0]) / pd.Timedelta(hours=1)).astype(int).tolist()
+            for k, g in hit.groupby("series")
+        }
 
     once = hours(DetectionSettings())
     assert sorted(once) == ["s0", "s1", "s2", "s3"]
@@ -292,15 +340,28 @@ def test_tracking_break_needs_a_longer_zero_run_when_conversions_are_overdispers
     from campaign_pipeline.detection.ensemble import _rules
 
     t = 12
-    panels = {"clicks": np.full((1, t), 100.0), "conversions": np.r_[np.full(4, 2.0), np.zeros(8)][None],
-              "spend": np.full((1, t), 50.0), "impressions": np.full((1, t), 5000.0)}
+    panels = {
+        "clicks": np.full((1, t), 100.0),
+        "conversions": np.r_[np.full(4, 2.0), np.zeros(8)][None],
+        "spend": np.full((1, t), 50.0),
+        "impressions": np.full((1, t), 5000.0),
+    }
     metrics = ["clicks", "conversions"]
 
     def first_break(var):
-        ev = {"judged": np.ones((2, 1, t), bool), "z": np.zeros((2, 1, t)),
-              "expected": np.full((2, 1, t), 2.0), "count_var": np.full((2, 1, t), var)}
-        masks = [m for metric, kind, m, _ in _rules(panels, ev, metrics, np.array([np.nan]), DetectionSettings())
-                 if metric == "conversions" and kind == "tracking_error"]
+        ev = {
+            "judged": np.ones((2, 1, t), bool),
+            "z": np.zeros((2, 1, t)),
+            "expected": np.full((2, 1, t), 2.0),
+            "count_var": np.full((2, 1, t), var),
+        }
+        masks = [
+            m
+            for metric, kind, m, _ in _rules(
+                panels, ev, metrics, np.array([np.nan]), DetectionSettings()
+            )
+            if metric == "conversions" and kind == "tracking_error"
+        ]
         hit = np.nonzero(masks[-1][0])[0]
         return int(hit[0]) if len(hit) else None
 
@@ -346,7 +407,10 @@ def test_a_lone_series_drop_is_as_large_as_the_rise_it_mirrors():
 def test_ratio_effect_sizes():
     from campaign_pipeline.detection.ensemble import _sizes
 
-    ev = {"z": np.array([5.0, -5.0, -5.0, np.nan, -9.0]), "rel": np.array([0.5, -0.5, -0.2, np.nan, -1.0])}
+    ev = {
+        "z": np.array([5.0, -5.0, -5.0, np.nan, -9.0]),
+        "rel": np.array([0.5, -0.5, -0.2, np.nan, -1.0]),
+    }
     z, pct = _sizes(ev, "z", "rel")
     _, ratio = _sizes(ev, "z", "rel", ratio=True)
     np.testing.assert_allclose(z, [5, 5, 5, 0, 9])
@@ -399,10 +463,15 @@ def test_repeats_a_shift_uses_earlier_reports_only_and_the_same_direction():
     t = 8
     reported = np.zeros((1, 1, t), bool)
     reported[0, 0, 2] = True  # a drop of 40 % reported at step 2
-    ev = {"shift_z": np.full((1, 1, t), -5.0), "shift_rel": np.full((1, 1, t), -0.4),
-          "z": np.array([[[-5, -5, -5, -5, -5, 5, -5, -5]]], float),
-          "rel_effect": np.array([[[-0.4, -0.4, -0.4, -0.45, -0.5, 0.5, -0.8, -0.4]]])}
-    got = _repeats_a_shift({-1.0: reported, 1.0: np.zeros_like(reported)}, ev, quiet=4, min_effect=0.3)[0, 0]
+    ev = {
+        "shift_z": np.full((1, 1, t), -5.0),
+        "shift_rel": np.full((1, 1, t), -0.4),
+        "z": np.array([[[-5, -5, -5, -5, -5, 5, -5, -5]]], float),
+        "rel_effect": np.array([[[-0.4, -0.4, -0.4, -0.45, -0.5, 0.5, -0.8, -0.4]]]),
+    }
+    got = _repeats_a_shift(
+        {-1.0: reported, 1.0: np.zeros_like(reported)}, ev, quiet=4, min_effect=0.3
+    )[0, 0]
     # step 2 itself is not absorbed (its own report), 3-4 repeat it, 5 goes the other way,
     # 6 is 0.2 / 0.6 = 67 % below the new level (a further change), 7 is past the quiet period
     assert got.tolist() == [False, False, False, True, True, False, False, False]
@@ -418,10 +487,16 @@ def _campaigns_with_c0_changed(seed: int, change) -> tuple[pd.DataFrame, list]:
 
 
 def _c0_flags(df, dates, **settings):
-    flags = detect_campaign_anomalies(df, judge_start=dates[28], judge_end=dates[-1],
-                                      settings=DetectionSettings(use_weekly=False, **settings))
+    flags = detect_campaign_anomalies(
+        df,
+        judge_start=dates[28],
+        judge_end=dates[-1],
+        settings=DetectionSettings(use_weekly=False, **settings),
+    )
     flags = flags[flags["campaign_id"] == "c0"]
-    return flags.assign(period_start=pd.to_datetime(flags["period_start"]))[["period_start", "metric", "methods"]]
+    return flags.assign(period_start=pd.to_datetime(flags["period_start"]))[
+        ["period_start", "metric", "methods"]
+    ]
 
 
 def test_a_shift_made_of_reported_outage_days_is_not_reported_on_the_recovery_day():
@@ -444,8 +519,12 @@ def test_a_shift_made_of_reported_outage_days_is_not_reported_on_the_recovery_da
 def test_a_lasting_outage_stays_an_outage_and_a_broken_tag_is_named_on_both_metrics():
     def flags_of_c0(change):
         df, dates = _campaigns_with_c0_changed(4, change)
-        f = detect_campaign_anomalies(df, judge_start=dates[28], judge_end=dates[-1],
-                                      settings=DetectionSettings(use_weekly=False))
+        f = detect_campaign_anomalies(
+            df,
+            judge_start=dates[28],
+            judge_end=dates[-1],
+            settings=DetectionSettings(use_weekly=False),
+        )
         return f[f["campaign_id"] == "c0"], dates
 
     def outage(df, c0, dates, counts):
@@ -467,11 +546,16 @@ def test_a_lasting_outage_stays_an_outage_and_a_broken_tag_is_named_on_both_metr
     assert {"conversions", "conversion_rate"} <= set(f["metric"])
     assert (f["anomaly_type"] == "tracking_error").all()
     rate = f[f["metric"] == "conversion_rate"]
-    assert rate["explanation"].str.startswith("Conversion rate looks like a tracking error on ").all()
+    assert (
+        rate["explanation"].str.startswith("Conversion rate looks like a tracking error on ").all()
+    )
     assert rate["suggested_action"].str.contains("pixel").all()
     # a plural metric takes a plural verb
-    assert f.loc[f["metric"] == "conversions", "explanation"].str.startswith(
-        "Conversions look like a tracking error on ").all()
+    assert (
+        f.loc[f["metric"] == "conversions", "explanation"]
+        .str.startswith("Conversions look like a tracking error on ")
+        .all()
+    )
 
 
 def test_a_lasting_level_shift_is_still_reported_as_a_shift_after_its_first_day():
@@ -491,7 +575,7 @@ def test_a_shift_test_that_did_not_apply_still_counts_in_the_family():
     disagree in direction the shift test has no p-value of its own; it ran and did not
     reject, so it counts in the BH family as p = 1. Dropping it would let a check that reads
     the same data halve the family and run BH at about twice the stated fdr."""
-    from campaign_pipeline.detection.ensemble import EVIDENCE_KEYS, BOOL_KEYS, decide
+    from campaign_pipeline.detection.ensemble import BOOL_KEYS, EVIDENCE_KEYS, decide
 
     shape = (1, 1, 100)  # one metric, one series, 100 judged steps in one family
     ev = {k: np.zeros(shape, dtype=bool if k in BOOL_KEYS else float) for k in EVIDENCE_KEYS}
@@ -518,11 +602,23 @@ def _rate_null_evidence(mu: float, sigma: float, n: int = 2000, seed: int = 1):
 
     rng = np.random.default_rng(seed)
     imp = rng.poisson(20000, (n, 70)).astype(float)
-    clicks = rng.poisson(imp * mu / 20000 * np.exp(rng.normal(-sigma**2 / 2, sigma, imp.shape))).astype(float)
-    ev = score_panel(clicks / imp, kind="rate", period=None, window=28, min_history=14,
-                     settings=DetectionSettings(), numer=clicks, denom=imp)
+    clicks = rng.poisson(
+        imp * mu / 20000 * np.exp(rng.normal(-(sigma**2) / 2, sigma, imp.shape))
+    ).astype(float)
+    ev = score_panel(
+        clicks / imp,
+        kind="rate",
+        period=None,
+        window=28,
+        min_history=14,
+        settings=DetectionSettings(),
+        numer=clicks,
+        denom=imp,
+    )
     judged = ev["judged"][:, 35:]
-    return np.nan_to_num(ev["shift_p"][:, 35:], nan=1.0)[judged], np.nan_to_num(ev["shift_z"][:, 35:])[judged]
+    return np.nan_to_num(ev["shift_p"][:, 35:], nan=1.0)[judged], np.nan_to_num(
+        ev["shift_z"][:, 35:]
+    )[judged]
 
 
 def test_rate_window_shift_is_calibrated_both_ways_under_its_null():
@@ -544,13 +640,14 @@ def test_sum_pvalues_is_the_poisson_tail_without_day_noise():
 
     obs, mean = np.array([3.0, 25.0, 40.0, 10.0]), np.array([10.0, 10.0, 20.0, 10.0])
     p = sum_pvalues(obs, mean, np.zeros(4), np.ones(4), np.full(4, 24.0))
-    expected = np.minimum(1.0, 2 * np.minimum(stats.poisson.sf(obs - 1, mean), stats.poisson.cdf(obs, mean)))
+    expected = np.minimum(
+        1.0, 2 * np.minimum(stats.poisson.sf(obs - 1, mean), stats.poisson.cdf(obs, mean))
+    )
     np.testing.assert_allclose(p, expected, rtol=1e-9)
     # day noise estimated from few days widens the tail more than the same noise from many
     wide = sum_pvalues(obs[2:3], mean[2:3], np.array([40.0]), np.ones(1), np.array([8.0]))
     narrow = sum_pvalues(obs[2:3], mean[2:3], np.array([40.0]), np.ones(1), np.array([24.0]))
     assert expected[2] < narrow[0] < wide[0]
-
 
 
 def _rate_day_noise_estimates(mu: float, sigma: float, moments: bool, n: int = 2000, seed: int = 5):
@@ -559,7 +656,9 @@ def _rate_day_noise_estimates(mu: float, sigma: float, moments: bool, n: int = 2
 
     rng = np.random.default_rng(seed)
     imp = np.round(rng.lognormal(np.log(mu / 0.02), 0.1, (n, 29)))
-    clicks = rng.poisson(imp * 0.02 * np.exp(rng.normal(-sigma**2 / 2, sigma, imp.shape))).astype(float)
+    clicks = rng.poisson(imp * 0.02 * np.exp(rng.normal(-(sigma**2) / 2, sigma, imp.shape))).astype(
+        float
+    )
     numer_w, denom_w = clicks[:, None, :28], imp[:, None, :28]
     p0 = numer_w.sum(-1) / denom_w.sum(-1)
     floor2 = np.log1p(DetectionSettings().relative_scale_floor) ** 2
@@ -615,14 +714,25 @@ def _moderated_day_noise(mu, sigma, settings=DetectionSettings(), seed: int = 11
     n = len(mu)
     imp = np.round(rng.lognormal(np.log(np.asarray(mu, float)[:, None] / 0.02), 0.1, (n, 28)))
     sig = np.asarray(sigma, float)[:, None]
-    clicks = rng.poisson(imp * 0.02 * np.exp(rng.normal(0.0, 1.0, imp.shape) * sig - sig**2 / 2)).astype(float)
+    clicks = rng.poisson(
+        imp * 0.02 * np.exp(rng.normal(0.0, 1.0, imp.shape) * sig - sig**2 / 2)
+    ).astype(float)
     numer_w, denom_w = clicks[:, None, :], imp[:, None, :]
     p0 = numer_w.sum(-1) / denom_w.sum(-1)
     floor2 = np.log1p(settings.relative_scale_floor) ** 2
-    own = rate_day_noise(numer_w, denom_w, p0, rate_day_noise_log_spread(numer_w, denom_w, p0, floor2), floor2)
+    own = rate_day_noise(
+        numer_w, denom_w, p0, rate_day_noise_log_spread(numer_w, denom_w, p0, floor2), floor2
+    )
     own_df = scale_df(np.full(own.shape, 28), settings)
-    post, post_df = moderate_day_noise(own, own_df, denom_w * p0[..., None], np.ones(numer_w.shape, bool),
-                                       np.ones(own.shape, bool), np.zeros(n, int), settings)
+    post, post_df = moderate_day_noise(
+        own,
+        own_df,
+        denom_w * p0[..., None],
+        np.ones(numer_w.shape, bool),
+        np.ones(own.shape, bool),
+        np.zeros(n, int),
+        settings,
+    )
     return own[:, 0], post[:, 0], own_df[:, 0], post_df[:, 0]
 
 
@@ -670,7 +780,9 @@ def test_moderated_day_noise_prior_is_fitted_on_informative_estimates_only():
     _, post, _, _ = _moderated_day_noise(mu, np.full(200, 0.2))
     assert np.median(post[100:]) == pytest.approx(0.04, rel=0.15)
     # every estimate is worth at least 0.5 df (the clip in `moderate_day_noise`): 0.1 lets all in
-    _, unguarded, _, _ = _moderated_day_noise(mu, np.full(200, 0.2), DetectionSettings(noise_prior_min_df=0.1))
+    _, unguarded, _, _ = _moderated_day_noise(
+        mu, np.full(200, 0.2), DetectionSettings(noise_prior_min_df=0.1)
+    )
     assert np.median(unguarded[100:]) > 1.5 * 0.04
 
 
@@ -693,12 +805,26 @@ def test_campaign_evidence_pools_ctr_noise_across_campaigns():
     ctr[1, -1] *= 0.4
     clicks = rng.binomial(imp.astype(int), ctr).astype(float)
     zeros = np.zeros((n, days))
-    panels = derived_panels(dict(impressions=imp, clicks=clicks, spend=imp / 50, conversions=zeros, leads=zeros,
-                                 converted_leads=zeros))
+    panels = derived_panels(
+        dict(
+            impressions=imp,
+            clicks=clicks,
+            spend=imp / 50,
+            conversions=zeros,
+            leads=zeros,
+            converted_leads=zeros,
+        )
+    )
 
     def p_last(rows, pooling):
-        ev = evidence({k: v[rows] for k, v in panels.items()}, ("ctr",), period=7, window=28, min_history=14,
-                      settings=DetectionSettings(rate_noise_pooling=pooling))
+        ev = evidence(
+            {k: v[rows] for k, v in panels.items()},
+            ("ctr",),
+            period=7,
+            window=28,
+            min_history=14,
+            settings=DetectionSettings(rate_noise_pooling=pooling),
+        )
         return ev["p"][0, 1, -1]
 
     every = np.arange(n)
@@ -706,19 +832,35 @@ def test_campaign_evidence_pools_ctr_noise_across_campaigns():
     assert p_last(every[:9], True) == p_last(every[:9], False)
 
 
-def _ctr_day_p(clicks_per_day: float, day_sd: float, last_factor: float, satterthwaite: bool, seed: int = 2) -> float:
+def _ctr_day_p(
+    clicks_per_day: float, day_sd: float, last_factor: float, satterthwaite: bool, seed: int = 2
+) -> float:
     from campaign_pipeline.detection.ensemble import derived_panels, evidence
 
     rng = np.random.default_rng(seed)
     imp = np.full((1, 40), 10_000.0)
-    rate = clicks_per_day / 10_000 * np.exp(rng.normal(-day_sd**2 / 2, day_sd, imp.shape))
+    rate = clicks_per_day / 10_000 * np.exp(rng.normal(-(day_sd**2) / 2, day_sd, imp.shape))
     rate[0, -1] *= last_factor
     clicks = rng.poisson(imp * rate).astype(float)
     zeros = np.zeros(imp.shape)
-    panels = derived_panels(dict(impressions=imp, clicks=clicks, spend=imp / 50, conversions=zeros, leads=zeros,
-                                 converted_leads=zeros))
-    ev = evidence(panels, ("ctr",), period=7, window=28, min_history=14,
-                  settings=DetectionSettings(rate_z_satterthwaite=satterthwaite, use_tail_calibration=False))
+    panels = derived_panels(
+        dict(
+            impressions=imp,
+            clicks=clicks,
+            spend=imp / 50,
+            conversions=zeros,
+            leads=zeros,
+            converted_leads=zeros,
+        )
+    )
+    ev = evidence(
+        panels,
+        ("ctr",),
+        period=7,
+        window=28,
+        min_history=14,
+        settings=DetectionSettings(rate_z_satterthwaite=satterthwaite, use_tail_calibration=False),
+    )
     return float(ev["p"][0, 0, -1])
 
 
@@ -745,7 +887,9 @@ def _moderated_scales(true_sd, cnt, settings=DetectionSettings(), seed=3):
     df = scale_df(cnt, settings)
     floor = np.full(sd.shape, np.log1p(settings.relative_scale_floor))
     own = np.maximum(sd * np.sqrt(rng.chisquare(df) / df), floor)
-    post, post_df = moderate_scales(own, cnt, np.ones(sd.shape, bool), floor, np.zeros(len(sd), int), settings)
+    post, post_df = moderate_scales(
+        own, cnt, np.ones(sd.shape, bool), floor, np.zeros(len(sd), int), settings
+    )
     return own[:, 0], post[:, 0], df[:, 0], post_df[:, 0], floor[0, 0]
 
 
@@ -783,11 +927,17 @@ def test_week_grain_reports_the_first_week_of_a_lasting_drop():
         df.loc[hit, "spend"] *= 0.6
         df = add_rates(df)
         for pool in (True, False):
-            flags = detect_campaign_anomalies(df, judge_start="2024-02-05", judge_end="2024-04-07",
-                                              settings=DetectionSettings(pool_scales_weekly=pool))
+            flags = detect_campaign_anomalies(
+                df,
+                judge_start="2024-02-05",
+                judge_end="2024-04-07",
+                settings=DetectionSettings(pool_scales_weekly=pool),
+            )
             week = flags[flags["grain"] == "week"]
             assert (week["campaign_id"] == "c1").all()
-            found[pool] += (pd.to_datetime(week["period_start"]) == pd.Timestamp("2024-03-11")).any()
+            found[pool] += (
+                pd.to_datetime(week["period_start"]) == pd.Timestamp("2024-03-11")
+            ).any()
     assert found[True] >= 4 and found[False] <= 2
 
 
@@ -811,9 +961,14 @@ def test_week_grain_calls_a_lasting_change_a_level_shift_from_its_second_week():
             df.loc[hit, c] = np.round(df.loc[hit, c] * 2.5)
         df.loc[hit, "spend"] *= 2.5
         flags = detect_by_week(add_rates(df), weeks, history_weeks=8)
-        spend = flags[(flags["grain"] == "week") & (flags["metric"] == "spend")].sort_values("period_start")
+        spend = flags[(flags["grain"] == "week") & (flags["metric"] == "spend")].sort_values(
+            "period_start"
+        )
         first = spend.iloc[0]
-        assert pd.Timestamp(first["period_start"]) == weeks[0] and first["anomaly_type"] == "spend_spike"
+        assert (
+            pd.Timestamp(first["period_start"]) == weeks[0]
+            and first["anomaly_type"] == "spend_spike"
+        )
         assert "in a row" not in first["explanation"]
         if lasting:
             later = spend.iloc[1:]
@@ -833,8 +988,12 @@ def test_week_grain_lone_metric_needs_corroboration():
     for seed in (1, 2, 4):
         df = daily_frame(n_campaigns=40, n_days=98, seed=seed)
         for corroborate in (True, False):
-            flags = detect_campaign_anomalies(df, judge_start="2024-02-05", judge_end="2024-04-07",
-                                              settings=DetectionSettings(weekly_corroboration=corroborate))
+            flags = detect_campaign_anomalies(
+                df,
+                judge_start="2024-02-05",
+                judge_end="2024-04-07",
+                settings=DetectionSettings(weekly_corroboration=corroborate),
+            )
             lone[corroborate] += int((flags["grain"] == "week").sum())
     assert lone[True] == 0 and lone[False] >= 2
 
@@ -861,7 +1020,9 @@ def test_moderation_pools_within_each_metric_block_only():
     both, both_df = moderate_variances(est, df, df, ok, ok, np.repeat([0, 1], n), settings)
     for g in (0, 1):
         rows = slice(g * n, (g + 1) * n)
-        alone, alone_df = moderate_variances(est[rows], df[rows], df[rows], ok[rows], ok[rows], np.zeros(n, int), settings)
+        alone, alone_df = moderate_variances(
+            est[rows], df[rows], df[rows], ok[rows], ok[rows], np.zeros(n, int), settings
+        )
         np.testing.assert_allclose(both[rows], alone, rtol=1e-12)
         np.testing.assert_allclose(both_df[rows], alone_df, rtol=1e-12)
     assert np.median(both[:n]) < 0.06 < np.median(both[n:])
