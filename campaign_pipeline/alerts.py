@@ -139,7 +139,8 @@ def flag_block(flag: Mapping, settings: AlertSettings = AlertSettings()) -> dict
     if len(explanation) > settings.max_explanation_chars:
         explanation = explanation[: settings.max_explanation_chars - 1] + "…"
     lines = [
-        f"*{_escape(severity)}* · campaign `{_escape(flag['campaign_id'])}` · *{_escape(flag['metric'])}* "
+        f"*{_escape(severity)}* · campaign `{_escape(flag['campaign_id'])}` · "
+        f"*{_escape(flag['metric'])}* "
         f"({_escape(flag['grain'])} {period})",
         f"value {_number(flag.get('value'))} vs expected {_number(flag.get('expected'))}"
         f" · score {_number(flag.get('score'))} · confidence {_number(flag.get('confidence'))}"

@@ -16,16 +16,8 @@ import warnings
 
 import dagster as dg
 
+from campaign_pipeline.assets import weekly_assets, whole_table_assets
 from campaign_pipeline.partitions import partition_timezone
-
-WEEKLY_TABLES = [
-    "daily_campaign_metrics",
-    "weekly_campaign_metrics",
-    "weekly_totals",
-    "anomaly_flags",
-    "campaign_health",
-]
-WHOLE_TABLES = ["quarantine", "campaign_lifetime_metrics"]
 
 # The schedule runs Mondays 06:00; by 09:00 last week's partition should exist. Three hours
 # is a full run on the sample several hundred times over, yet still before people read reports.
@@ -34,13 +26,13 @@ FRESHNESS_DEADLINE_CRON = "0 9 * * 1"
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.SupersessionWarning)
     weekly_freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=WEEKLY_TABLES,
+        assets=weekly_assets,
         deadline_cron=FRESHNESS_DEADLINE_CRON,
         timezone=partition_timezone(),
     )
     # Whole-history tables are rebuilt every week: more than eight days old means a missed Monday.
     whole_table_freshness_checks = dg.build_last_update_freshness_checks(
-        assets=WHOLE_TABLES,
+        assets=whole_table_assets,
         lower_bound_delta=dt.timedelta(days=8),
         deadline_cron=FRESHNESS_DEADLINE_CRON,
         timezone=partition_timezone(),

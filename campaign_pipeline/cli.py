@@ -1,4 +1,4 @@
-"""`campaign-pipeline`: run the whole pipeline through Dagster, or the detection core on any series.
+"""`campaign-pipeline`: the whole pipeline through Dagster, or the detection core on any series.
 
 Errors a user can fix (a missing file, an unreadable file, a missing column) end the command
 with one line naming the file and column and exit code 2, never a traceback.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,170 +31,39 @@ def _print(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _preflight(data_dir: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Check every raw file before Dagster starts, and find the first and last day present."""
-    from campaign_pipeline.ingestion import (
-        FILE_SPECS,
-        RawFileError,
-        parse_timestamps,
-        read_raw_file,
-    )
+def _preflight(data_dir: Path) -> None:
+    """Before Dagster starts: each raw file exists and has its required columns (header only;
+    the rows are parsed once, by the ingestion assets)."""
+    from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, check_raw_file
 
     raw_dir = data_dir / "raw"
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
-    dated = {
-        "insights": "created_at",
-        "campaign_leads": "added_date",
-        "lead_status_changes": "created_at",
-    }
-    days = []
-    for key, spec in FILE_SPECS.items():
+    for spec in FILE_SPECS.values():
         try:
-            frame = read_raw_file(raw_dir / spec.filename, spec)
+            check_raw_file(raw_dir / spec.filename, spec)
         except RawFileError as error:
             raise UserError(str(error)) from error
-        if key in dated:
-            days.append(parse_timestamps(frame[dated[key]]).dropna())
-    all_days = pd.concat(days) if days else pd.Series(dtype="datetime64[ns]")
-    if all_days.empty:
-        raise UserError(f"{raw_dir}: no row has a readable date, so there is no week to process")
-    return all_days.min().normalize(), all_days.max().normalize()
-
-
-def _quiet_run_config() -> dict:
-    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _materializations(result) -> dict[str, dict]:
-    out = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-    return out
-
-
-def _failed_checks(result) -> list[str]:
-    return [
-        f"{e.asset_key.to_user_string()}:{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
-
-
-def _step_failures(result) -> list[str]:
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.event_specific_data.error
-            text = (error.message if error else "step failed").strip().splitlines()[0]
-            messages.append(f"{event.step_key}: {text}")
-    return messages
-
-
-def _weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
-    first_monday = first_day - pd.Timedelta(days=first_day.weekday())
-    return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from campaign_pipeline.resources.storage import DATA_DIR_ENV, OUT_DIR_ENV, REPO_DATA_DIR
+    from campaign_pipeline import runner
 
-    data_dir = Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolve()
-    out_arg = args.out or os.environ.get(OUT_DIR_ENV)
-    out_dir = Path(out_arg).resolve() if out_arg else data_dir / "out"
-    first_day, last_day = _preflight(data_dir)
-
-    # The partitions definition is built at import from these variables, so set them first.
-    os.environ[DATA_DIR_ENV] = str(data_dir)
-    os.environ[OUT_DIR_ENV] = str(out_dir)
-    os.environ["CAMPAIGN_PIPELINE_PARTITION_START"] = (
-        (first_day - pd.Timedelta(days=first_day.weekday())).date().isoformat()
-    )
-    os.environ["CAMPAIGN_PIPELINE_EXPORT_MODE"] = args.export
+    data_dir, out_dir = runner.resolve_dirs(args.data_dir, args.out)
+    _preflight(data_dir)
     logging.getLogger("dagster").setLevel(logging.WARNING)
-
-    import dagster as dg
-
-    from campaign_pipeline.definitions import defs
-    from campaign_pipeline.partitions import weekly_partitions
-
-    started = time.perf_counter()
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
-    _print(
-        f"instance: {'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if os.environ.get('DAGSTER_HOME') else 'ephemeral (in memory)'}"
-    )
-
-    # 1. the unpartitioned ingestion layer, once
-    _print("ingestion: reading and validating the raw exports ...")
-    ingestion = defs.resolve_job_def("ingestion_job").execute_in_process(
-        instance=instance, run_config=_quiet_run_config(), raise_on_error=False
-    )
-    mats = _materializations(ingestion)
-    for name in (
-        "validated_campaigns",
-        "validated_insights",
-        "validated_leads",
-        "validated_lead_status_changes",
-    ):
-        m = mats.get(name, {})
-        if m:
-            _print(
-                f"  {name:<32} read {m['rows_read']:>8,}  accepted {m['rows_accepted']:>8,}  "
-                f"quarantined {m['rows_quarantined']:>6,}  duplicates {m['duplicates_removed']:>5,}"
-            )
-    if not ingestion.success or _failed_checks(ingestion):
-        for line in _step_failures(ingestion) + [
-            f"check failed: {c}" for c in _failed_checks(ingestion)
-        ]:
+    _print(f"instance: {runner.instance_description()}")
+    try:
+        run = runner.run_pipeline(str(data_dir), str(out_dir), say=_print)
+    except runner.RunFailed as failed:
+        for line in failed.lines:
             print(f"error: {line}", file=sys.stderr)
-        return EXIT_FAILED
-
-    # 2. every complete week present in the data, one partition run each (progress per week)
-    available = set(weekly_partitions.get_partition_keys())
-    weeks = _weeks_between(first_day, last_day)
-    skipped = [w for w in weeks if w not in available]
-    weeks = [w for w in weeks if w in available]
-    if skipped:
-        _print(f"note: {len(skipped)} week(s) not complete yet, skipped: {', '.join(skipped)}")
-    job = defs.resolve_job_def("weekly_assets_job")
-    for i, week in enumerate(weeks, 1):
-        t0 = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=week,
-            instance=instance,
-            run_config=_quiet_run_config(),
-            raise_on_error=False,
-        )
-        mats = _materializations(result)
-        parts = [f"{name} {int(m.get('dagster/row_count', 0)):,}" for name, m in mats.items()]
-        _print(
-            f"[{i:>3}/{len(weeks)}] week {week}  "
-            + " | ".join(parts)
-            + f"  ({time.perf_counter() - t0:.1f}s)"
-        )
-        if not result.success:
-            for line in _step_failures(result):
-                print(f"error: week {week}: {line}", file=sys.stderr)
-            return EXIT_FAILED
-
-    # 3. summary
-    lifetime = defs.resolve_job_def("lifetime_job").execute_in_process(
-        instance=instance, run_config=_quiet_run_config(), raise_on_error=False
-    )
-    if not lifetime.success:
-        for line in _step_failures(lifetime):
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if failed.user_error else EXIT_FAILED
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, weeks, time.perf_counter() - started))
+    _print(summarize(data_dir, out_dir, run.weeks, run.seconds))
     return 0
 
 
@@ -231,7 +99,8 @@ def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
     if not_number.any():
         first = int(not_number.to_numpy().argmax())
         _print(
-            f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not numbers "
+            f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not "
+            "numbers "
             f"(the first in data row {first + 1}: {str(raw.iloc[first])!r}); treated as missing"
         )
     repeated = frame.duplicated(["series", "timestamp"], keep=False)
@@ -239,7 +108,8 @@ def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
         pairs = len(frame.loc[repeated, ["series", "timestamp"]].drop_duplicates())
         _print(
             f"detect: note: {path}: {pairs:,} (series, timestamp) pair(s) appear more than once "
-            f"({int(repeated.sum()) - pairs:,} extra row(s)); their values are averaged into one reading"
+            f"({int(repeated.sum()) - pairs:,} extra row(s)); their values are averaged into one "
+            "reading"
         )
     return numbers
 
@@ -258,13 +128,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UserError(
-            f"{path}: not a readable CSV ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+            f"{path}: not a readable CSV "
+            f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
         ) from error
     frame.columns = [str(c).replace("\ufeff", "").strip().lower() for c in frame.columns]
     for column in ("series", "timestamp", "value"):
         if column not in frame.columns:
             raise UserError(
-                f"{path}, column '{column}': required column missing (need series, timestamp, value)"
+                f"{path}, column '{column}': required column missing (need series, timestamp, "
+                "value)"
             )
     # a timestamp with a UTC offset (+02:00, Z) is an instant: all are then read as UTC
     offset = (
@@ -276,8 +148,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce", utc=bool(offset.any()))
     if offset.any():
         _print(
-            f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry a UTC offset; "
-            "all are read as UTC (those without one as UTC already), so the hour-of-day and weekday "
+            f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry "
+            "a UTC offset; "
+            "all are read as UTC (those without one as UTC already), so the hour-of-day and "
+            "weekday "
             "cycles are UTC's and the output's timestamps are in UTC"
         )
     if frame["timestamp"].isna().any():
@@ -295,7 +169,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     flags.to_csv(out, index=False)
     n_series = frame["series"].nunique()
     _print(
-        f"detect: {len(frame):,} points in {n_series} series -> {int(flags['is_anomaly'].sum()):,} anomalies "
+        f"detect: {len(frame):,} points in {n_series} series -> "
+        f"{int(flags['is_anomaly'].sum()):,} anomalies "
         f"written to {out} ({time.perf_counter() - t0:.1f}s)"
     )
     return 0

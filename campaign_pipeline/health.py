@@ -467,7 +467,8 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
                     ~(conv <= rules.bad_max_conversion_rate),
                     "converting"
                     if rules.bad_max_conversion_rate == 0
-                    else f"conversion rate above {_fmt_scalar(_fmt_percent, rules.bad_max_conversion_rate)}",
+                    else "conversion rate above "
+                    f"{_fmt_scalar(_fmt_percent, rules.bad_max_conversion_rate)}",
                 ),
                 (
                     ~(cpl >= p75),
@@ -503,7 +504,8 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
                     ~(conv > rules.mixed_min_conversion_rate),
                     "no conversions"
                     if rules.mixed_min_conversion_rate == 0
-                    else f"conversion rate not above {_fmt_scalar(_fmt_percent, rules.mixed_min_conversion_rate)}",
+                    else "conversion rate not above "
+                    f"{_fmt_scalar(_fmt_percent, rules.mixed_min_conversion_rate)}",
                 ),
                 (
                     ~(cpl > p50),

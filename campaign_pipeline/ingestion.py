@@ -144,6 +144,36 @@ def read_raw_file(path: Path | str, spec: FileSpec) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def check_raw_file(path: Path | str, spec: FileSpec) -> None:
+    """Check what can be checked without parsing the rows: the file exists, is UTF-8 text with
+    a header, and has every required column. Raises ``RawFileError`` (one line) otherwise.
+
+    The CLI runs this before Dagster starts so a missing file fails in a second, not after
+    minutes of validating the others; the rows are parsed once, by the ingestion assets.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RawFileError(path, "file not found")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise RawFileError(path, f"not a readable CSV: {exc}") from exc
+    except OSError as exc:
+        raise RawFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    if not header:
+        raise RawFileError(path, "file is empty (no header row)")
+    columns = [_normalise_header(name) for name in header]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise RawFileError(path, "column appears twice in the header", column=repeated[0])
+    for column in spec.required:
+        if column not in columns:
+            raise RawFileError(path, "required column missing", column=column)
+
+
 _TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%m/%d/%Y")
 
 

@@ -188,7 +188,9 @@ class WeekOverWeek(_MetricTable):
     campaign_id: Series[str]
     prev_week_status: Series[str] = pa.Field(
         isin=["present", "no_activity", "unknown"],
-        description="previous calendar week: campaign row present / covered but no activity / not loaded",
+        description=(
+            "previous calendar week: campaign row present / covered but no activity / not loaded"
+        ),
     )
 
     @pa.dataframe_check(name="one_row_per_campaign_week")

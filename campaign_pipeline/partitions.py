@@ -1,10 +1,17 @@
 """Weekly partitions, Monday start (ISO weeks), as the data contract fixes.
 
-The first week is configuration because a partitions definition needs a fixed start at
-load time while users' exports can begin anywhere: `CAMPAIGN_PIPELINE_PARTITION_START`
-(a date; it is moved back to its Monday). The CLI sets it from the earliest week found in
-the raw files, so `campaign-pipeline run` covers every week present without the user
-having to know this. The default covers the shipped sample data and a year before it.
+The partitions begin with the week of ``EARLIEST_DATE``, the earliest date ingestion accepts
+by default (an older date is an export mistake, quarantined as ``date_out_of_range``). A
+partitions definition must have a fixed start when the code location loads, and Dagster
+offers no way to move it at run time; a fixed start that every plausible export lies after
+keeps the definition the same in the UI, the daemon and every run process, whatever data a
+run finds. The weeks a run actually covers come from the accepted rows (the CLI) or from the
+partition a user, the schedule or a sensor picks; weeks before a dataset's first row simply
+stay unmaterialized.
+
+The timezone is a deployment setting read when the code location loads
+(``CAMPAIGN_PIPELINE_TIMEZONE``, default UTC): the schedule's "Monday 06:00" and the
+freshness deadlines are in it.
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import os
 
 import dagster as dg
 
-DEFAULT_PARTITION_START = "2024-01-01"
-PARTITION_START_ENV = "CAMPAIGN_PIPELINE_PARTITION_START"
+# Ad platforms and CRMs of interest post-date 2000; anything older is a typo (1900-01-01 is a
+# spreadsheet's zero date). The first partition is the Monday of this date's week.
+EARLIEST_DATE = dt.date(2000, 1, 1)
 PARTITION_TIMEZONE_ENV = "CAMPAIGN_PIPELINE_TIMEZONE"
 
 
@@ -23,15 +31,7 @@ def monday_of(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def partition_start() -> dt.date:
-    raw = os.environ.get(PARTITION_START_ENV, DEFAULT_PARTITION_START)
-    try:
-        day = dt.date.fromisoformat(raw.strip())
-    except ValueError as exc:
-        raise ValueError(
-            f"{PARTITION_START_ENV}={raw!r} is not a date (expected YYYY-MM-DD)"
-        ) from exc
-    return monday_of(day)
+PARTITION_START = monday_of(EARLIEST_DATE)
 
 
 def partition_timezone() -> str:
@@ -39,7 +39,7 @@ def partition_timezone() -> str:
 
 
 weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=partition_start().isoformat(),
+    start_date=PARTITION_START.isoformat(),
     day_offset=1,  # Monday
     timezone=partition_timezone(),
 )

@@ -73,7 +73,8 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
         for action in n.index:
             share = spend.get(action, 0.0) / total if total else float("nan")
             lines.append(
-                f"  {action:<45}{int(n[action]):>5} campaigns  spend {spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
+                f"  {action:<45}{int(n[action]):>5} campaigns  spend "
+                f"{spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
             )
 
     lines.append(f"tables written to {out_dir}:")

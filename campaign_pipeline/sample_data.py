@@ -674,7 +674,7 @@ def _inject_anomalies(
         t0 = int(rng.integers(first_day[i] + s.anomaly_min_history, last_day[i] - 6))
         rows = np.flatnonzero(c == i)
 
-        def window(a: int, b: int) -> np.ndarray:
+        def window(a: int, b: int, rows: np.ndarray = rows) -> np.ndarray:
             return rows[(d[rows] >= a) & (d[rows] <= b)]
 
         if kind == "spend_spike":

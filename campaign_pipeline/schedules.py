@@ -24,7 +24,7 @@ def build_weekly_schedule(
     minute_of_hour: int = SCHEDULE_MINUTE,
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.STOPPED,
 ):
-    """A schedule running ``job`` (weekly-partitioned, through exports) for the week just ended.
+    """A schedule running ``job`` (weekly-partitioned) for the week just ended.
 
     STOPPED by default like every Dagster schedule: a deployment turns it on once
     (UI, or ``dagster schedule start weekly_pipeline_schedule``) and the state persists in
@@ -37,6 +37,9 @@ def build_weekly_schedule(
         minute_of_hour=minute_of_hour,
         day_of_week=MONDAY,
         default_status=default_status,
-        description="Mondays 06:00 (partition timezone): materialize the week that just ended, through exports.",
+        description=(
+            f"Mondays {hour_of_day:02d}:{minute_of_hour:02d} (partition timezone): "
+            f"{job.name} for the week that just ended."
+        ),
         tags={"campaign_pipeline/trigger": "weekly_schedule"},
     )

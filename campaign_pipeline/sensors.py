@@ -81,8 +81,10 @@ def build_raw_file_sensor(
         outside = [week for week in touched if week not in valid]
         if outside:
             context.log.info(
-                f"{len(outside)} touched week(s) are not partitions yet or before the first partition "
-                f"({', '.join(outside[:5])}{'…' if len(outside) > 5 else ''}); the weekly schedule covers new weeks"
+                f"{len(outside)} touched week(s) are not partitions yet or before the first "
+                "partition "
+                f"({', '.join(outside[:5])}{'…' if len(outside) > 5 else ''}); the weekly "
+                "schedule covers new weeks"
             )
         requests = [
             dg.RunRequest(
@@ -158,7 +160,8 @@ def build_anomaly_alert_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            f"After `{asset_key.to_user_string()}` materializes, posts its {settings.min_severity}-or-worse "
+            f"After `{asset_key.to_user_string()}` materializes, posts its "
+            f"{settings.min_severity}-or-worse "
             f"flags to ${alerts.WEBHOOK_ENV} (Slack-compatible JSON), each flag once."
         ),
     )
@@ -250,13 +253,17 @@ def build_run_failure_alert_sensor(
         name=name,
         monitored_jobs=monitored_jobs,
         default_status=default_status,
-        description=f"Posts failed runs (job, week, failed steps, first error line) to ${alerts.WEBHOOK_ENV}.",
+        description=(
+            "Posts failed runs (job, week, failed steps, first error line) to "
+            f"${alerts.WEBHOOK_ENV}."
+        ),
     )
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
         url = alerts.webhook_url_from_env()
         if not url:
             return dg.SkipReason(
-                f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} not posted"
+                f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} "
+                "not posted"
             )
         run = context.dagster_run
         steps = sorted(

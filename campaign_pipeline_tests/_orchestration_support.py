@@ -167,7 +167,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k != "DAGSTER_HOME" and not k.startswith("DAGSTER_PG_")
+        if k != "DAGSTER_HOME"
+        and not k.startswith("DAGSTER_PG_")
+        and not k.startswith("CAMPAIGN_PIPELINE_INSTANCE_")
     }
     env["PATH"] = f"{REPO_ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONWARNINGS"] = "ignore"

@@ -1,6 +1,7 @@
 """The CLI as a user meets it: one-line errors with exit code 2, and a full run through Dagster."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from campaign_pipeline_tests.test_ingestion import write_raw
+from campaign_pipeline_tests.builders import write_exports
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 
 def test_missing_file_exits_2_naming_the_file(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     (raw / "insights.csv").unlink()
     assert_one_line_error(
         run_cli("run", "--data-dir", str(tmp_path)), "insights.csv", "file not found"
@@ -45,7 +46,7 @@ def test_missing_file_exits_2_naming_the_file(tmp_path):
 
 
 def test_missing_required_column_exits_2_naming_file_and_column(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     text = (raw / "campaign_leads.csv").read_text().replace("lead_status", "status")
     (raw / "campaign_leads.csv").write_text(text)
     assert_one_line_error(
@@ -54,7 +55,7 @@ def test_missing_required_column_exits_2_naming_file_and_column(tmp_path):
 
 
 def test_unreadable_file_exits_2(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     (raw / "campaigns.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
     assert_one_line_error(run_cli("run", "--data-dir", str(tmp_path)), "campaigns.csv")
 
@@ -129,8 +130,8 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
         in notes[0]
     )
     assert (
-        "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are averaged"
-        in notes[1]
+        "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are "
+        "averaged" in notes[1]
     )
     flags = pd.read_csv(tmp_path / "f.csv")
     assert len(flags) == 40  # one row per distinct timestamp
@@ -304,7 +305,10 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
     proc = run_cli("run", "--data-dir", str(tmp_path / "data"), "--out", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stdout = proc.stdout
-    assert "[  7/7] week 2025-02-17" in stdout  # progress per week: 49 days = 7 weeks
+    # 49 days = 7 weeks, all in one run of the weekly assets, with a line per finished step
+    assert "weekly assets: 7 weeks (2025-01-06 .. 2025-02-17) in one run" in stdout
+    for step in ("daily_campaign_metrics", "anomaly_flags", "campaign_health", "weekly_totals"):
+        assert re.search(rf"^  {step} +[\d,]+ rows  done \(\d+\.\ds\)$", stdout, re.M), step
     assert "weeks processed: 7 (2025-01-06 .. 2025-02-17)" in stdout
     assert "insights.csv" in stdout and "quarantined" in stdout
     assert "health buckets, week 2025-02-17" in stdout
@@ -333,7 +337,7 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
 
 def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
     """Without flags, the CLI uses the same variables as Dagster runs started elsewhere."""
-    write_raw(tmp_path / "data")
+    write_exports(tmp_path / "data")
     out = tmp_path / "elsewhere"
     proc = run_cli(
         "run",

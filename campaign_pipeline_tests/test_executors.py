@@ -118,9 +118,11 @@ def test_k8s_examples_name_the_dagster_k8s_launcher_and_executor():
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
     launcher = instance["run_launcher"]["config"]
     assert {"job_namespace", "env_config_maps", "env_secrets", "run_k8s_config"} <= set(launcher)
-    assert (
-        instance["storage"] == _load(REPO_ROOT / "dagster.yaml")["storage"]
-    )  # the same PostgreSQL
+    # the PostgreSQL server named by the same variables the repo's dagster.yaml reads
+    from campaign_pipeline.instance import PG_VARIABLES
+
+    db = instance["storage"]["postgres"]["postgres_db"]
+    assert sorted(value["env"] for value in db.values()) == sorted(PG_VARIABLES)
     executor = _load(DEPLOY / "k8s" / "run_config.yaml")["execution"]["config"]
     assert {"max_concurrent", "job_namespace", "step_k8s_config"} <= set(executor)
     assert executor["step_k8s_config"]["container_config"]["resources"]["limits"]["memory"]

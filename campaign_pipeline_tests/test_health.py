@@ -1,5 +1,6 @@
 """The seed's decision rules at every boundary, in order, against an independent row-by-row
-transcription of the seed (``reference``), plus transitions, the action summary and the schema."""
+transcription of the seed (``builders.seed_health_reference``), plus transitions, the action
+summary and the schema."""
 
 import math
 
@@ -19,6 +20,7 @@ from campaign_pipeline.health import (
     newly_bad_or_hero,
 )
 from campaign_pipeline.health_schemas import CampaignHealth
+from campaign_pipeline_tests.builders import seed_health_reference
 
 
 def summary(rows) -> pd.DataFrame:
@@ -84,7 +86,8 @@ def buckets(rows, rules=HealthRules()) -> dict[str, str]:
 
 def test_seed_example_buckets_percentiles_and_reasons():
     out = judged(BASE)
-    # pandas linear quantiles of [10, 20, 30, 40]: P25 17.5, P50 25, P75 32.5; conv [0, .05, .1, .2] P75 0.125
+    # pandas linear quantiles of [10, 20, 30, 40]: P25 17.5, P50 25, P75 32.5; conv [0, .05, .1, .2]
+    # P75 0.125
     assert out.loc["A", ["cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"]].tolist() == [
         17.5,
         25.0,
@@ -113,11 +116,13 @@ def test_seed_example_buckets_percentiles_and_reasons():
         == "100 leads, 0 converted, CPL 40 above the P75 of 32.5 -> Stop / Reallocate"
     )
     assert out.loc["C", "reason"] == (
-        "converting (5 of 100 leads, 5.0%) but CPL 30 above the P50 of 25 -> Optimize (Targeting / Creative / Audience)"
+        "converting (5 of 100 leads, 5.0%) but CPL 30 above the P50 of 25 -> Optimize (Targeting "
+        "/ Creative / Audience)"
     )
     assert out.loc["B", "reason"] == (
         "100 leads, 10 converted (10.0%), CPL 20: not BAD (converting), "
-        "not HERO/GOOD (conversion rate below the P75 of 12.5%), not MIXED (CPL at or below the P50 of 25) -> Keep Monitoring"
+        "not HERO/GOOD (conversion rate below the P75 of 12.5%), not MIXED (CPL at or below the "
+        "P50 of 25) -> Keep Monitoring"
     )
 
 
@@ -127,7 +132,8 @@ def test_reason_of_a_good_campaign_and_large_numbers():
     out = judged(rows)
     assert out.loc["E", "health_bucket"] == "GOOD"
     assert out.loc["E", "reason"] == (
-        "conversion rate 20.0% >= P75 of 10.0% and CPL 1,433 <= P50 of 1,433 (above the P25 of 900) -> Keep Running"
+        "conversion rate 20.0% >= P75 of 10.0% and CPL 1,433 <= P50 of 1,433 (above the P25 of "
+        "900) -> Keep Running"
     )
 
 
@@ -136,7 +142,8 @@ def test_needs_more_data_reason_lists_every_shortfall_with_its_threshold():
     assert out.loc["E", "reason"] == "6 leads (< 10 needed) -> Keep Monitoring"
     assert (
         out.loc["F", "reason"]
-        == "0 leads (< 10 needed); spend unknown (must be > 0); 2 active days (< 3 needed) -> Keep Monitoring"
+        == "0 leads (< 10 needed); spend unknown (must be > 0); 2 active days (< 3 needed) "
+        "-> Keep Monitoring"
     )
     assert out.loc["G", "reason"] == "spend 0 (must be > 0) -> Keep Monitoring"
 
@@ -238,7 +245,8 @@ def test_hero_good_mixed_cpl_boundaries(others, expected):
 
 
 def test_mixed_needs_cpl_strictly_above_the_median():
-    # E at the P50 of 25 with a low conversion rate: not MIXED (needs >), not GOOD (needs top conversion)
+    # E at the P50 of 25 with a low conversion rate: not MIXED (needs >), not GOOD (needs top
+    # conversion)
     out = judged(BASE + [("E", 100, 1, 2500.0, 10)])
     assert out.loc["E", "cpl_p50"] == 25.0
     assert out.loc["E", "health_bucket"] == "NEEDS_MORE_DATA"
@@ -315,7 +323,8 @@ def test_all_zero_conversion_universe_reproduces_the_seed_quirk():
     # P75 conv = 0, so conv >= P75 holds: the cheapest is HERO and the next GOOD, as in the seed
     assert out["health_bucket"].tolist() == ["HERO", "GOOD", "NEEDS_MORE_DATA", "BAD"]
     assert out.loc["U0", "reason"] == (
-        "conversion rate 0.0% >= P75 of 0.0% and CPL 10 <= P25 of 17.5 (no conversions: it clears the P75 only "
+        "conversion rate 0.0% >= P75 of 0.0% and CPL 10 <= P25 of 17.5 (no conversions: it clears "
+        "the P75 only "
         "because that is 0%, the seed's rule) -> Scale Up"
     )
     assert "not MIXED (no conversions)" in out.loc["U2", "reason"]
@@ -512,53 +521,6 @@ def test_schema_accepts_the_output_and_rejects_broken_rows():
         assert name
 
 
-# --- against a straightforward row-by-row transcription of the seed ---------------------------
-
-
-def reference(frame: pd.DataFrame, rules: HealthRules = HealthRules()) -> list[str]:
-    """The seed's rules, one campaign at a time, percentiles by pandas ``quantile`` on the universe."""
-    if rules.benchmark_scope == "platform_wide":
-        segment_of = ["all"] * len(frame)
-    else:
-        segment_of = ["<none>" if pd.isna(v) else v for v in frame[rules.benchmark_scope]]
-    in_universe = (frame["total_leads"] >= rules.min_leads) & (
-        frame["total_spend"] > rules.min_spend
-    )
-    cache = {}
-    out = []
-    for segment, row in zip(segment_of, frame.itertuples()):
-        if segment not in cache:
-            members = frame[in_universe & (pd.Series(segment_of, index=frame.index) == segment)]
-            cache[segment] = (
-                members["cpl"].quantile(rules.hero_cpl_quantile),
-                members["cpl"].quantile(rules.median_cpl_quantile),
-                members["cpl"].quantile(rules.bad_cpl_quantile),
-                members["conversion_rate"].quantile(rules.top_conversion_quantile),
-            )
-        p25, p50, p75, c75 = cache[segment]
-        if (
-            row.total_leads < rules.min_leads
-            or not row.total_spend > rules.min_spend
-            or row.days_active < rules.min_days_active
-        ):
-            out.append("NEEDS_MORE_DATA")
-        elif (
-            row.total_leads >= rules.bad_min_leads
-            and row.conversion_rate <= rules.bad_max_conversion_rate
-            and row.cpl >= p75
-        ):
-            out.append("BAD")
-        elif row.conversion_rate >= c75 and row.cpl <= p25:
-            out.append("HERO")
-        elif row.conversion_rate >= c75 and row.cpl <= p50:
-            out.append("GOOD")
-        elif row.conversion_rate > rules.mixed_min_conversion_rate and row.cpl > p50:
-            out.append("MIXED")
-        else:
-            out.append("NEEDS_MORE_DATA")
-    return out
-
-
 campaign_rows = st.tuples(
     st.integers(0, 60),  # leads
     st.one_of(
@@ -591,7 +553,7 @@ def frame_of(rows) -> pd.DataFrame:
 
 def assert_matches_reference(frame: pd.DataFrame, rules: HealthRules) -> None:
     out = assign_health(frame, rules)
-    assert out["health_bucket"].tolist() == reference(frame, rules)
+    assert out["health_bucket"].tolist() == seed_health_reference(frame, rules)
     assert (out["recommended_action"] != "").all() and out["reason"].str.len().gt(0).all()
     assert all(r.endswith(" -> " + a) for r, a in zip(out["reason"], out["recommended_action"]))
     # the percentiles are the seed's pandas quantiles, bit for bit (ties compare the same way)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,32 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campaign_pipeline.ingestion import RawFileError, ingest_raw_dir, parse_timestamps
-
-CAMPAIGNS = """id,user_id,project_name,daily_budget,platform,name,created_at
-C1,U1,P1,100,Facebook,Camp 1,2025-01-01
-C2,U1,P1,50,Google Ads,Camp 2,01/02/2025
-"""
-INSIGHTS_HEADER = "id,campaign_id,created_at,spend,impressions,clicks,conversions\n"
-LEADS = """id,campaign_id,name,email,phone,lead_status,added_date,deal_value
-L1,C1,Ann Smith,ann@example.com,+1 555 0100, done_deal ,2025-01-06,500
-L2,C1,Bob Jones,bob@example.com,+1 555 0101,new,2025-01-06,
-"""
-CHANGES = """id,lead_id,old_status,new_status,created_at
-S1,L1,NEW,DONE_DEAL,2025-01-10 12:00:00
-"""
-
-
-def write_raw(
-    folder: Path, campaigns=CAMPAIGNS, insights="", leads=LEADS, changes=CHANGES, bom=False
-) -> Path:
-    raw = folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    encoding = "utf-8-sig" if bom else "utf-8"
-    (raw / "campaigns.csv").write_text(campaigns, encoding=encoding)
-    (raw / "insights.csv").write_text(INSIGHTS_HEADER + insights, encoding=encoding)
-    (raw / "campaign_leads.csv").write_text(leads, encoding=encoding)
-    (raw / "lead_status_changes.csv").write_text(changes, encoding=encoding)
-    return raw
+from campaign_pipeline_tests.builders import (
+    CAMPAIGNS,
+    CHANGES,
+    LEADS,
+    write_exports,
+)
 
 
 def quarantined(result, source_file: str) -> pd.DataFrame:
@@ -70,7 +49,7 @@ def assert_balanced(result):
     ],
 )
 def test_insight_defects_are_quarantined_with_reason(tmp_path, row, code, text):
-    raw = write_raw(tmp_path, insights=f"I0,C1,2025-01-06,10,1000,10,1\n{row}\n")
+    raw = write_exports(tmp_path, insights=f"I0,C1,2025-01-06,10,1000,10,1\n{row}\n")
     result = ingest_raw_dir(raw)
     q = quarantined(result, "insights.csv")
     assert list(q.index) == ["I1"]
@@ -82,7 +61,7 @@ def test_insight_defects_are_quarantined_with_reason(tmp_path, row, code, text):
 
 
 def test_row_breaking_several_rules_lists_every_reason(tmp_path):
-    raw = write_raw(tmp_path, insights="I1,C1,bad-date,-4,5,10,11\n")
+    raw = write_exports(tmp_path, insights="I1,C1,bad-date,-4,5,10,11\n")
     q = quarantined(ingest_raw_dir(raw), "insights.csv")
     reason = q.loc["I1", "reason"]
     assert q.loc["I1", "reason_code"] == "unparseable_date"  # most fundamental first
@@ -92,7 +71,7 @@ def test_row_breaking_several_rules_lists_every_reason(tmp_path):
 
 def test_missing_key_uses_line_number_as_row_key(tmp_path):
     leads = LEADS + ",C1,Eve,eve@example.com,1,NEW,2025-01-07,\n"
-    result = ingest_raw_dir(write_raw(tmp_path, leads=leads))
+    result = ingest_raw_dir(write_exports(tmp_path, leads=leads))
     q = quarantined(result, "campaign_leads.csv")
     assert q.loc["line 4", "reason_code"] == "missing_key"
     assert "eve@example.com" not in q.loc["line 4", "raw_values"]
@@ -103,7 +82,7 @@ def test_conflicting_duplicate_campaign_ids_quarantine_both_and_their_rows(tmp_p
         CAMPAIGNS + "C3,U2,P2,50,TikTok,Camp 3,2025-01-01\nC3,U2,P2,60,TikTok,Camp 3b,2025-01-01\n"
     )
     result = ingest_raw_dir(
-        write_raw(tmp_path, campaigns=campaigns, insights="I1,C3,2025-01-07,1,50,10,1\n")
+        write_exports(tmp_path, campaigns=campaigns, insights="I1,C3,2025-01-07,1,50,10,1\n")
     )
     q = quarantined(result, "campaigns.csv")
     assert sorted(q.index) == ["C3 (line 4)", "C3 (line 5)"]
@@ -118,7 +97,7 @@ def test_exact_redelivered_row_is_kept_once(tmp_path):
     insights = (
         "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,10,1000,10,1\nI2,C1,2025-01-06,5,500,5,0\n"
     )
-    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
     assert result.files["insights"].duplicates_removed == 1
     day = result.insights.set_index("campaign_id").loc["C1"]
     assert day["spend"] == 15 and day["impressions"] == 1500 and day["n_parts"] == 2
@@ -128,14 +107,14 @@ def test_exact_redelivered_row_is_kept_once(tmp_path):
 
 def test_conflicting_duplicate_insight_id_is_quarantined_not_summed(tmp_path):
     insights = "I1,C1,2025-01-06,10,1000,10,1\nI1,C1,2025-01-06,12,1000,10,1\n"
-    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
     assert result.insights.empty
     assert set(quarantined(result, "insights.csv")["reason_code"]) == {"conflicting_duplicate"}
 
 
 def test_blank_numeric_cells_stay_null_and_make_the_day_total_unknown(tmp_path):
     insights = "I1,C1,2025-01-06,10,,10,\nI2,C1,2025-01-06,5,500,5,0\nI3,C2,2025-01-06,5,,,\n"
-    result = ingest_raw_dir(write_raw(tmp_path, insights=insights))
+    result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
     assert result.quarantine.empty  # blank is not a defect
     days = result.insights.set_index("campaign_id")
     assert np.isnan(days.loc["C1", "impressions"])  # one unknown part -> unknown total, not 500
@@ -146,14 +125,14 @@ def test_blank_numeric_cells_stay_null_and_make_the_day_total_unknown(tmp_path):
 
 def test_blank_daily_budget_is_null_not_zero(tmp_path):
     campaigns = CAMPAIGNS + "C3,U2,P2,,LinkedIn,Camp 3,\n"
-    result = ingest_raw_dir(write_raw(tmp_path, campaigns=campaigns))
+    result = ingest_raw_dir(write_exports(tmp_path, campaigns=campaigns))
     c3 = result.campaigns.set_index("campaign_id").loc["C3"]
     assert np.isnan(c3["daily_budget"]) and pd.isna(c3["created_at"])
 
 
 def test_bom_and_header_whitespace(tmp_path):
     campaigns = CAMPAIGNS.replace("id,user_id", " Id , user_id ")
-    raw = write_raw(
+    raw = write_exports(
         tmp_path, campaigns=campaigns, insights="I1,C1,2025-01-06,10,1000,10,1\n", bom=True
     )
     assert (raw / "campaigns.csv").read_bytes().startswith(b"\xef\xbb\xbf")
@@ -163,7 +142,7 @@ def test_bom_and_header_whitespace(tmp_path):
 
 
 def test_statuses_trimmed_upper_cased_and_personal_data_dropped(tmp_path):
-    result = ingest_raw_dir(write_raw(tmp_path))
+    result = ingest_raw_dir(write_exports(tmp_path))
     assert list(result.leads["lead_status"]) == ["DONE_DEAL", "NEW"]
     for table in (
         result.leads,
@@ -178,7 +157,7 @@ def test_statuses_trimmed_upper_cased_and_personal_data_dropped(tmp_path):
 def test_status_change_of_unknown_or_rejected_lead(tmp_path):
     leads = LEADS + "L3,C9,X,x@example.com,1,NEW,2025-01-06,\n"
     changes = CHANGES + "S2,L3,NEW,QUALIFIED,2025-01-10\nS3,L7,NEW,QUALIFIED,2025-01-10\n"
-    result = ingest_raw_dir(write_raw(tmp_path, leads=leads, changes=changes))
+    result = ingest_raw_dir(write_exports(tmp_path, leads=leads, changes=changes))
     q = quarantined(result, "lead_status_changes.csv")
     assert q.loc["S2", "reason_code"] == "rejected_lead"
     assert q.loc["S3", "reason_code"] == "unknown_lead"
@@ -197,14 +176,14 @@ def test_three_timestamp_formats_give_the_calendar_date():
 
 
 def test_missing_file(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     (raw / "insights.csv").unlink()
     with pytest.raises(RawFileError, match=r"insights\.csv: file not found"):
         ingest_raw_dir(raw)
 
 
 def test_missing_required_column_names_file_and_column(tmp_path):
-    raw = write_raw(tmp_path, campaigns=CAMPAIGNS.replace("daily_budget", "budget"))
+    raw = write_exports(tmp_path, campaigns=CAMPAIGNS.replace("daily_budget", "budget"))
     with pytest.raises(RawFileError) as info:
         ingest_raw_dir(raw)
     assert info.value.column == "daily_budget"
@@ -213,14 +192,14 @@ def test_missing_required_column_names_file_and_column(tmp_path):
 
 
 def test_unreadable_file(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     (raw / "campaign_leads.csv").write_bytes(b"\xff\xfe\x00\x01garbage\x00\xff")
     with pytest.raises(RawFileError, match=r"campaign_leads\.csv: not UTF-8"):
         ingest_raw_dir(raw)
 
 
 def test_empty_file(tmp_path):
-    raw = write_raw(tmp_path)
+    raw = write_exports(tmp_path)
     (raw / "lead_status_changes.csv").write_text("")
     with pytest.raises(RawFileError, match="empty"):
         ingest_raw_dir(raw)
@@ -296,7 +275,7 @@ def test_accounting_identity_holds_on_random_corruption(tmp_path_factory, n, see
             twin["spend"] = "999.5"
             frame = pd.concat([frame, twin], ignore_index=True)
     folder = tmp_path_factory.mktemp("prop")
-    raw = write_raw(folder, insights=frame.to_csv(index=False, header=False))
+    raw = write_exports(folder, insights=frame.to_csv(index=False, header=False))
     result = ingest_raw_dir(raw)
     v = result.files["insights"]
     assert v.rows_read == len(frame)

@@ -9,7 +9,7 @@ import pytest
 
 from campaign_pipeline import metric_schemas as ms
 from campaign_pipeline import metrics as m
-from campaign_pipeline_tests.test_metrics import (
+from campaign_pipeline_tests.builders import (
     NO_CHANGES,
     make_campaigns,
     make_changes,

@@ -13,65 +13,18 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline import metrics as m
+from campaign_pipeline_tests.builders import (
+    NO_CHANGES,
+    make_campaigns,
+    make_changes,
+    make_insights,
+    make_leads,
+)
 
 NaN = np.nan
 D = pd.Timestamp
 # Weeks used throughout (Mondays): W1 = 2024-01-01, W2 = 2024-01-08, W3 = 2024-01-15.
 W1, W2, W3 = D("2024-01-01"), D("2024-01-08"), D("2024-01-15")
-
-
-# ---------------------------------------------------------------------------------------
-# Builders
-# ---------------------------------------------------------------------------------------
-
-
-def make_campaigns(*ids: str, platforms: dict[str, str] | None = None) -> pd.DataFrame:
-    platforms = platforms or {}
-    return pd.DataFrame(
-        {
-            "campaign_id": list(ids),
-            "user_id": [f"user_{i}" for i in ids],
-            "project_name": [f"project_{i}" for i in ids],
-            "daily_budget": [50.0] * len(ids),
-            "platform": [platforms.get(i, "Facebook") for i in ids],
-            "campaign_name": [f"name {i}" for i in ids],
-            "created_at": pd.to_datetime([pd.NaT] * len(ids)),
-        }
-    )
-
-
-def make_insights(rows: list[tuple]) -> pd.DataFrame:
-    """rows: (campaign_id, day, spend, impressions, clicks, conversions)."""
-    frame = pd.DataFrame(
-        rows, columns=["campaign_id", "date", "spend", "impressions", "clicks", "conversions"]
-    )
-    frame["date"] = pd.to_datetime(frame["date"])
-    for column in ("spend", "impressions", "clicks", "conversions"):
-        frame[column] = frame[column].astype("float64")
-    frame["n_parts"] = np.ones(len(frame), dtype="int64")
-    return frame
-
-
-def make_leads(rows: list[tuple]) -> pd.DataFrame:
-    """rows: (lead_id, campaign_id, lead_status, added_date, deal_value)."""
-    frame = pd.DataFrame(
-        rows, columns=["lead_id", "campaign_id", "lead_status", "added_date", "deal_value"]
-    )
-    frame["added_date"] = pd.to_datetime(frame["added_date"])
-    frame["deal_value"] = frame["deal_value"].astype("float64")
-    return frame
-
-
-def make_changes(rows: list[tuple]) -> pd.DataFrame:
-    """rows: (lead_id, old_status or None, new_status, changed_at)."""
-    frame = pd.DataFrame(rows, columns=["lead_id", "old_status", "new_status", "changed_at"])
-    frame["changed_at"] = pd.to_datetime(frame["changed_at"])
-    frame.insert(0, "change_id", [f"ch{i}" for i in range(len(frame))])
-    frame["date"] = frame["changed_at"].dt.normalize()
-    return frame
-
-
-NO_CHANGES = make_changes([])
 
 
 def one(frame: pd.DataFrame, **keys) -> pd.Series:

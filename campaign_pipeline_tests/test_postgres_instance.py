@@ -1,16 +1,20 @@
-"""The Dagster instance: PostgreSQL from the repo's dagster.yaml, SQLite without a server.
+"""The Dagster instance of the repo's dagster.yaml: PostgreSQL when DAGSTER_PG_* are set,
+embedded SQLite in .dagster_home/ otherwise, for the plain `dagster` commands a user types.
 
 The PostgreSQL test needs a server (DAGSTER_PG_* set, e.g. by
 ``eval "$(scripts/ci_postgres.sh start)"``): it skips locally without one and fails in CI.
 """
 
+import re
 import shutil
+import sqlite3
 import subprocess
 
 import dagster as dg
 import pytest
 import yaml
 
+from campaign_pipeline.instance import InstanceChoiceError, postgres_settings
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests._orchestration_support import (
     CODE_MODULE,
@@ -25,21 +29,30 @@ from campaign_pipeline_tests._orchestration_support import (
 )
 
 
-def test_dagster_yaml_reads_every_postgres_setting_from_the_environment():
+def test_dagster_yaml_chooses_the_storage_from_the_environment():
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    db = config["storage"]["postgres"]["postgres_db"]
-    assert db == {
-        "hostname": {"env": "DAGSTER_PG_HOST"},
-        "port": {"env": "DAGSTER_PG_PORT"},
-        "username": {"env": "DAGSTER_PG_USER"},
-        "password": {"env": "DAGSTER_PG_PASSWORD"},
-        "db_name": {"env": "DAGSTER_PG_DB"},
-    }
-    assert {v["env"] for v in db.values()} == set(PG_ENV)
-    # the local config differs only by its storage (SQLite by default)
+    assert config["storage"]["custom"]["module"] == "campaign_pipeline.instance"
+    assert config["storage"]["custom"]["class"] == "EnvironmentChosenStorage"
+    # the local config (for a DAGSTER_HOME of your own) differs only by its storage
     local = yaml.safe_load((REPO_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
     assert "storage" not in local
     assert local["run_coordinator"] == config["run_coordinator"]
+
+
+def test_postgres_settings_need_every_variable_or_none():
+    assert postgres_settings({}) is None
+    full = dict(zip(PG_ENV, ("db.example", "5432", "dagster", "s3cret", "dagster")))
+    assert postgres_settings(full) == {
+        "hostname": "db.example",
+        "port": 5432,
+        "username": "dagster",
+        "password": "s3cret",
+        "db_name": "dagster",
+    }
+    half = {"DAGSTER_PG_HOST": "db.example", "DAGSTER_PG_DB": "dagster"}
+    with pytest.raises(InstanceChoiceError) as error:
+        postgres_settings(half)
+    assert "DAGSTER_PG_PORT, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD unset" in str(error.value)
 
 
 def _repo_copy(tmp_path):
@@ -64,21 +77,80 @@ def _repo_copy(tmp_path):
     return clone
 
 
-def test_fresh_clone_validates_definitions_on_sqlite_without_a_server(tmp_path):
-    clone = _repo_copy(tmp_path)
-    out = subprocess.run(
-        ["bash", "scripts/dagster.sh", "definitions", "validate"],
+def _dagster(clone, *args, **env):
+    """A plain `dagster ...` command in the clone's root, as a user types it (no DAGSTER_HOME)."""
+    return subprocess.run(
+        [str(REPO_ROOT / ".venv" / "bin" / "dagster"), *args],
         cwd=clone,
-        env=clean_env(PYTHONPATH=str(clone)),
+        env=clean_env(PYTHONPATH=str(clone), CAMPAIGN_PIPELINE_DATA_DIR=str(clone / "data"), **env),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    assert f"DAGSTER_HOME={clone / '.dagster_home'}" in out.stderr
-    assert (clone / ".dagster_home" / "dagster.yaml").read_text() == (
-        REPO_ROOT / "deploy" / "local" / "dagster.yaml"
-    ).read_text()
+
+
+MATERIALIZE = ("asset", "materialize", "-m", CODE_MODULE, "--select", "raw_campaigns")
+
+
+def _announcements(process) -> list[str]:
+    return [line for line in process.stderr.splitlines() if "Dagster instance storage:" in line]
+
+
+def test_fresh_clone_runs_plain_dagster_commands_on_sqlite_that_survives_restarts(tmp_path):
+    clone = _repo_copy(tmp_path)
+    validate = _dagster(clone, "definitions", "validate")
+    assert validate.returncode == 0, validate.stdout[-2000:] + validate.stderr[-4000:]
+
+    first = _dagster(clone, *MATERIALIZE)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-4000:]
+    storage = clone / ".dagster_home" / "storage"
+    assert _announcements(first) == [
+        f"campaign_pipeline: Dagster instance storage: embedded SQLite in {storage} "
+        "(set DAGSTER_PG_* to use PostgreSQL)"
+    ]
+    # a second command, a new process: it sees the first run (the storage is a folder, not a
+    # temporary home)
+    second = _dagster(clone, *MATERIALIZE)
+    assert second.returncode == 0, second.stderr[-4000:]
+    runs = sqlite3.connect(storage / "history" / "runs.db").execute(
+        "SELECT count(*) FROM runs WHERE status = 'SUCCESS'"
+    )
+    assert runs.fetchone()[0] == 2
+
+
+def test_half_configured_postgres_is_an_error_not_a_silent_fallback(tmp_path):
+    clone = _repo_copy(tmp_path)
+    failed = _dagster(clone, *MATERIALIZE, DAGSTER_PG_HOST="127.0.0.1")
+    assert failed.returncode != 0
+    assert "PostgreSQL instance half configured: DAGSTER_PG_PORT" in failed.stderr + failed.stdout
+    assert not (clone / ".dagster_home" / "storage").exists()
+
+
+@pytest.mark.postgres
+def test_fresh_clone_uses_postgres_when_the_variables_are_set(tmp_path):
+    pg = require_postgres()
+    clone = _repo_copy(tmp_path)
+    done = _dagster(clone, *MATERIALIZE, **pg)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert _announcements(done) == [
+        "campaign_pipeline: Dagster instance storage: PostgreSQL "
+        f"{pg['DAGSTER_PG_USER']}@{pg['DAGSTER_PG_HOST']}:{pg['DAGSTER_PG_PORT']}/"
+        f"{pg['DAGSTER_PG_DB']} (from DAGSTER_PG_*)"
+    ]
+    # never the connection URL with its password (user:password@host)
+    assert f":{pg['DAGSTER_PG_PASSWORD']}@" not in done.stderr + done.stdout
+    run_ids = set(
+        re.findall(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            done.stderr + done.stdout,
+        )
+    )
+    assert run_ids
+    stored = _pg_rows(
+        pg, "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (list(run_ids),)
+    )
+    assert [status for _, status in stored] == ["SUCCESS"]
+    assert not (clone / ".dagster_home" / "storage").exists()
 
 
 def _pg_rows(pg, sql, params):
@@ -101,12 +173,14 @@ def _stored(pg, run_id):
     runs = _pg_rows(pg, "SELECT status FROM runs WHERE run_id = %s", (run_id,))
     events = _pg_rows(
         pg,
-        "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s GROUP BY dagster_event_type",
+        "SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s GROUP BY "
+        "dagster_event_type",
         (run_id,),
     )
     partitions = _pg_rows(
         pg,
-        "SELECT DISTINCT partition FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+        "SELECT DISTINCT partition FROM event_logs WHERE run_id = %s AND dagster_event_type = "
+        "'ASSET_MATERIALIZATION'"
         " AND partition IS NOT NULL",
         (run_id,),
     )
@@ -126,9 +200,6 @@ def test_partition_run_is_stored_in_postgres_and_survives_a_server_restart(tmp_p
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         job = import_module(CODE_MODULE).defs.resolve_job_def(PIPELINE_JOB)
         result = job.execute_in_process(
             partition_key=TEST_PARTITION,

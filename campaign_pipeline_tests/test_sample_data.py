@@ -178,7 +178,9 @@ def test_injected_anomalies_are_visible(sample):
             label.start_date - pd.Timedelta(days=21) : label.start_date - pd.Timedelta(days=1)
         ]
         during = daily.loc[label.start_date : label.end_date]
-        ratio = lambda col, f=np.sum: f(during[col]) / len(during) / (f(before[col]) / len(before))  # noqa: E731
+        ratio = lambda col, f=np.sum, during=during, before=before: (  # noqa: E731
+            f(during[col]) / len(during) / (f(before[col]) / len(before))
+        )
         if label.kind == "spend_spike":
             assert during["spend"].iloc[0] > 2.5 * before["spend"].median(), label
         elif label.kind == "delivery_outage":

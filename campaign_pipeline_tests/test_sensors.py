@@ -17,16 +17,14 @@ from campaign_pipeline_tests._orchestration_support import (
     INSIGHTS,
     WebhookListener,
     replace_file,
-    write_raw,
 )
 
 SECRET = "T0K3N-SECRET"
 
 
 @pytest.fixture
-def storage(tmp_path):
-    write_raw(tmp_path / "raw")
-    return PipelineStorage(data_dir=str(tmp_path), out_dir=None)
+def storage(data_dir):
+    return PipelineStorage(data_dir=str(data_dir), out_dir=None)
 
 
 @pytest.fixture
@@ -83,10 +81,10 @@ def test_raw_file_sensor_replaced_file_runs_only_the_changed_week(instance, stor
 def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
     first = _tick(sensor, instance, storage)
-    # before the first partition (2024-01-01) and far in the future: not partitions
+    # before the first partition (1999-12-27) and far in the future: not partitions
     replace_file(
         storage.raw_dir / "insights.csv",
-        INSIGHTS + "7,c1,2023-06-01,1,10,1,0\n8,c1,2999-01-01,1,10,1,0\n",
+        INSIGHTS + "7,c1,1990-06-01,1,10,1,0\n8,c1,2999-01-01,1,10,1,0\n",
     )
     second = _tick(sensor, instance, storage, cursor=first.cursor)
     assert second.run_requests == []

@@ -86,7 +86,8 @@ def webserver(tmp_path_factory):
         while True:
             if process.poll() is not None:
                 pytest.fail(
-                    f"dagster dev exited ({process.returncode}): {(tmp / 'dagster_dev.log').read_text()[-3000:]}"
+                    f"dagster dev exited ({process.returncode}): "
+                    f"{(tmp / 'dagster_dev.log').read_text()[-3000:]}"
                 )
             try:
                 if requests.get(f"{base}/server_info", timeout=2).ok and _location_loaded(base):
@@ -143,7 +144,8 @@ def test_graphql_lists_every_asset_check_schedule_and_sensor(webserver):
         """{
       assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
       repositoriesOrError { ... on RepositoryConnection { nodes {
-        name location { name } schedules { name cronSchedule executionTimezone } sensors { name } } } }
+        name location { name } schedules { name cronSchedule executionTimezone } sensors { name } }
+        } }
     }""",
     )
     assets = {"/".join(node["assetKey"]["path"]) for node in data["assetNodes"]}

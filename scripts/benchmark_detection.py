@@ -18,9 +18,11 @@ The row "ensemble, week grain" scores the ensemble's week-grain flags the same w
 complete campaign-weeks as units (`score_weeks`); its `flagged` column counts weeks.
 
 Usage:
-  python scripts/benchmark_detection.py [--seeds 1 2 3] [--settings default noisy]  (or mixed: campaigns of
+  python scripts/benchmark_detection.py [--seeds 1 2 3] [--settings default noisy]  (or mixed:
+  campaigns of
         different noise, see GENERATOR_SETTINGS)
-        [--n-campaigns 120] [--n-days 112] [--markdown docs/benchmark.md] [--source auto|pipeline|builtin]
+        [--n-campaigns 120] [--n-days 112] [--markdown docs/benchmark.md] [--source
+        auto|pipeline|builtin]
 """
 
 from __future__ import annotations
@@ -91,7 +93,6 @@ def builtin_generate(seed: int, n_campaigns: int, n_days: int, setting: str, sta
         lead_share = rng.uniform(0.5, 1.0)
         start_day = int(rng.integers(0, 21)) if rng.random() < 0.3 else 0
         length = n_days - start_day
-        mult = np.ones(length)
         imp_m = np.ones(length)
         ctr_m = np.ones(length)
         conv_m = np.ones(length)
@@ -322,7 +323,8 @@ def score_weeks(
     found when a week flag overlaps its window; the FPR's denominator is the campaign's
     complete weeks (seven days of rows) that overlap no window, judged or not, as the day
     grain's counts every normal campaign-day (the detector skips a campaign's first 4 weeks
-    and any week with a day it cannot read, such as an outage's blank days). A one-day anomaly is diluted in its week's sums, so week recall of short kinds
+    and any week with a day it cannot read, such as an outage's blank days). A one-day anomaly is
+    diluted in its week's sums, so week recall of short kinds
     is expected to be lower than day recall: the week grain answers "was this week unusual
     for the campaign", not "which day".
     """

@@ -48,8 +48,8 @@ Scoring (the rules of a common window scorer, per series, summed over series and
   peak memory (tracemalloc, numpy buffers included; the largest run's in pooled rows).
 
 Usage:
-  python scripts/benchmark_series.py [--seeds 1 2 3] [--settings default noisy persistent weekly hetero]
-        (or counts)
+  python scripts/benchmark_series.py [--seeds 1 2 3]
+        [--settings default noisy persistent weekly hetero] (or counts)
         [--spacing hourly daily] [--n-series 24] [--sensitivity medium]
         [--set NAME=VALUE ...] [--explain-fp] [--quiet] [--memory]
 """
@@ -135,7 +135,8 @@ class Synthetic:
     labels: (
         pd.DataFrame
     )  # series, kind, start, end, event_start, event_end, onset, persists, factor
-    meta: pd.DataFrame  # per series: base, profile_amp, noise_sd, heavy_tail, noise_ar, weekday_amp, volume_range, ...
+    # per series: base, profile_amp, noise_sd, heavy_tail, noise_ar, weekday_amp, volume_range, ...
+    meta: pd.DataFrame
     step: pd.Timedelta
 
 
@@ -149,7 +150,8 @@ def _factor(rng: np.random.Generator, up: tuple[float, float], down: tuple[float
 
 
 def _ar1(first: np.ndarray, innov: np.ndarray, phi) -> np.ndarray:
-    """AR(1) paths, one per row: x_0 = first, x_t = phi x_(t-1) + innov_t (phi shared or per row)."""
+    """AR(1) paths, one per row: x_0 = first, x_t = phi x_(t-1) + innov_t (phi shared or per
+    row)."""
     out = np.empty(innov.shape)
     out[:, 0] = first
     for t in range(1, innov.shape[1]):  # a loop over steps, each step over every series at once
@@ -679,7 +681,8 @@ def main(argv=None) -> int:
     pooled = with_rates(res.groupby(["method", "spacing"], sort=False).agg(agg))
     over = " ".join(args.set) or "none"
     print(
-        f"\n## Pooled over seeds {args.seeds} (sums over runs; sensitivity={args.sensitivity}; --set {over})\n"
+        f"\n## Pooled over seeds {args.seeds} (sums over runs; sensitivity={args.sensitivity}; "
+        f"--set {over})\n"
     )
     print(by_setting[table].to_markdown(floatfmt=".3f"))
     print("\n## Pooled over settings and seeds\n")

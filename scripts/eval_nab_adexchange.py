@@ -8,7 +8,8 @@ window scorer `../shared/tools/eval_nab.py` (imported; it is not copied into the
 
 Usage:
   python scripts/eval_nab_adexchange.py [--root ../shared/data/nab_adexchange]
-        [--scorer ../shared/tools/eval_nab.py] [--out-dir DIR (default: <tmp>/nab_predictions)] [--sensitivity medium]
+        [--scorer ../shared/tools/eval_nab.py] [--out-dir DIR (default: <tmp>/nab_predictions)]
+        [--sensitivity medium]
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def main(argv=None) -> int:
         nargs="*",
         default=[],
         metavar="NAME=VALUE",
-        help="override DetectionSettings fields (to measure an ablation, not to tune on these labels)",
+        help=(
+            "override DetectionSettings fields "
+            "(to measure an ablation, not to tune on these labels)"
+        ),
     )
     args = ap.parse_args(argv)
     root, out_dir = Path(args.root), Path(args.out_dir)

@@ -9,7 +9,8 @@ known: flags of the campaign benchmark (`benchmark_detection.py`'s pipeline gene
 noise settings; a flag is real when its day or week overlaps a labelled window of its
 campaign, the persistent kinds' windows running to the end, as that benchmark's precision
 counts) and of the series benchmark (`benchmark_series.py`, its five default settings, not
-the opt-in `counts`, and both spacings; a flagged point is real inside a labelled window). Fitting: maximum likelihood with a small ridge penalty on
+the opt-in `counts`, and both spacings; a flagged point is real inside a labelled window). Fitting:
+maximum likelihood with a small ridge penalty on
 the slopes (`--ridge`), scipy's BFGS.
 
 Then, on other seeds, it prints for the coefficients now in `DetectionSettings` and for the
@@ -84,7 +85,8 @@ def campaign_flags(seeds: list[int], workdir: Path) -> pd.DataFrame:
                 )
             )
             print(
-                f"  campaign {setting} seed {seed}: {len(flags)} flags, {flags['real'].mean():.3f} real",
+                f"  campaign {setting} seed {seed}: {len(flags)} flags, "
+                f"{flags['real'].mean():.3f} real",
                 flush=True,
             )
     return pd.concat(out, ignore_index=True)

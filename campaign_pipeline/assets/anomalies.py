@@ -1,28 +1,42 @@
 """Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
 
-import math
-
 import dagster as dg
 import pandas as pd
 
 from campaign_pipeline.assets.common import (
+    RunWeeks,
     daily_history,
+    history_weeks,
     read_weeks,
-    run_weeks,
     schema_check,
-    shift_week,
-    split_by_week,
+    weekly_result,
+    write_run_weeks,
 )
 from campaign_pipeline.detection import DetectionSettings, detect_by_week
-from campaign_pipeline.metadata import markdown_preview, most_severe_first, table_schema
+from campaign_pipeline.metadata import most_severe_first
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import AnomalyFlags
 
 _DEFAULTS = DetectionSettings()
-# Weeks of stored daily metrics the detector reads before the judged week: the longer of the
-# daily baseline and the weekly baseline, rounded up to whole weeks.
-HISTORY_WEEKS = math.ceil(max(_DEFAULTS.baseline_days, 7 * _DEFAULTS.weekly_baseline_weeks) / 7)
+PREVIEW_COLUMNS = [
+    "campaign_id",
+    "grain",
+    "period_start",
+    "metric",
+    "value",
+    "expected",
+    "anomaly_type",
+    "severity",
+    "confidence",
+    "explanation",
+]
+
+
+def detector_history_weeks(settings: DetectionSettings) -> int:
+    """Weeks of stored daily metrics the detector reads before a judged week: the longer of
+    the daily baseline and the weekly baseline."""
+    return history_weeks(max(settings.baseline_days, 7 * settings.weekly_baseline_weeks))
 
 
 class AnomalyConfig(dg.Config):
@@ -51,7 +65,7 @@ class AnomalyConfig(dg.Config):
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        daily_history(HISTORY_WEEKS),
+        daily_history(detector_history_weeks(_DEFAULTS)),
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
@@ -74,62 +88,32 @@ def anomaly_flags(
     never materialized simply give less history (and fewer judgements), never false alarms.
     """
     settings = config.to_settings()
-    weeks = run_weeks(context)
-    history_weeks = math.ceil(max(settings.baseline_days, 7 * settings.weekly_baseline_weeks) / 7)
-    daily = read_weeks(
-        storage, "daily_campaign_metrics", shift_week(weeks[0], -history_weeks), weeks[-1]
-    )
+    weeks = RunWeeks.of(context)
+    history = detector_history_weeks(settings)
+    daily = read_weeks(storage, "daily_campaign_metrics", weeks.history_start(history), weeks.last)
     campaigns = storage.read_staging("validated_campaigns")
     # each week on its own fixed history: a backfill publishes what the Monday run would
     flags = detect_by_week(
-        daily, weeks, history_weeks=history_weeks, campaigns=campaigns, settings=settings
+        daily, list(weeks.keys), history_weeks=history, campaigns=campaigns, settings=settings
     )
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),
         period_end=pd.to_datetime(flags["period_end"]),
     )
-    parts = split_by_week(flags, "period_start") if len(flags) else {}
-    counts = {}
-    for week in weeks:
-        part = parts.get(week, flags.iloc[0:0])
-        storage.write_table("anomaly_flags", part.reset_index(drop=True), week)
-        counts[week] = len(part)
+    counts = write_run_weeks(storage, "anomaly_flags", flags, weeks, "period_start")
     severity = flags["severity"].value_counts().to_dict() if len(flags) else {}
     shown = most_severe_first(flags) if len(flags) else flags
-    stored = read_weeks(storage, "anomaly_flags", weeks[0], weeks[-1])
-    return dg.MaterializeResult(
+    stored = read_weeks(storage, "anomaly_flags", weeks.first, weeks.last)
+    return weekly_result(
+        storage,
+        "anomaly_flags",
+        flags,
+        counts,
         check_results=[schema_check(AnomalyFlags, stored if len(stored.columns) else flags)],
+        preview=shown[[c for c in PREVIEW_COLUMNS if c in shown.columns]],
         metadata={
-            "dagster/row_count": len(flags),
-            "flags_per_week": dg.MetadataValue.json(counts),
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in severity.items()}),
             "campaigns_flagged": int(flags["campaign_id"].nunique()) if len(flags) else 0,
             "history_days_read": int(daily["date"].nunique()) if len(daily) else 0,
-            "path": dg.MetadataValue.path(str(storage.published_dir / "anomaly_flags")),
-            "preview": dg.MetadataValue.md(
-                markdown_preview(
-                    shown[
-                        [
-                            c
-                            for c in (
-                                "campaign_id",
-                                "grain",
-                                "period_start",
-                                "metric",
-                                "value",
-                                "expected",
-                                "anomaly_type",
-                                "severity",
-                                "confidence",
-                                "explanation",
-                            )
-                            if c in shown.columns
-                        ]
-                    ]
-                    if len(shown)
-                    else shown
-                )
-            ),
-            "dagster/column_schema": table_schema(flags),
         },
     )

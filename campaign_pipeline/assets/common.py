@@ -1,12 +1,28 @@
-"""What the weekly assets share: which weeks a run covers and how to read the layers above."""
+"""The plumbing every weekly asset shares: which weeks a run covers, how much history it
+reads, how it writes its weeks and what it reports.
+
+A weekly asset writes its own Parquet per week (not through an IO manager) so that a run
+owns exactly the files of its partition window: re-running one week replaces that week
+only, and a single-run backfill writes a whole range in one run.
+"""
+
+from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
+from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.resources.storage import PipelineStorage
+
+
+def history_weeks(days: int) -> int:
+    """Whole weeks of stored history that cover ``days`` days before a judged week."""
+    return math.ceil(days / 7)
 
 
 def daily_history(weeks_before: int) -> dg.AssetDep:
@@ -23,11 +39,6 @@ def daily_history(weeks_before: int) -> dg.AssetDep:
     )
 
 
-def run_weeks(context: dg.AssetExecutionContext) -> list[str]:
-    """The week keys this run materializes: one for a normal run, many in a single-run backfill."""
-    return list(context.partition_keys)
-
-
 def week_bounds(week_start: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     start = pd.Timestamp(week_start)
     return start, start + pd.Timedelta(days=6)
@@ -35,6 +46,39 @@ def week_bounds(week_start: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 def shift_week(week_start: str, weeks: int) -> str:
     return (dt.date.fromisoformat(week_start) + dt.timedelta(weeks=weeks)).isoformat()
+
+
+@dataclass(frozen=True)
+class RunWeeks:
+    """The week keys a run materializes: one for a normal run, many in a single-run backfill."""
+
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, context: dg.AssetExecutionContext) -> RunWeeks:
+        return cls(tuple(context.partition_keys))
+
+    @property
+    def first(self) -> str:
+        return self.keys[0]
+
+    @property
+    def last(self) -> str:
+        return self.keys[-1]
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """The first Monday of the run."""
+        return week_bounds(self.first)[0]
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """The last Sunday of the run."""
+        return week_bounds(self.last)[1]
+
+    def history_start(self, weeks_before: int) -> str:
+        """The first week to read for ``weeks_before`` weeks of history before the run."""
+        return shift_week(self.first, -weeks_before)
 
 
 @dataclass
@@ -57,7 +101,8 @@ def load_validated(storage: PipelineStorage) -> ValidatedTables:
 def read_weeks(
     storage: PipelineStorage, table: str, first_week: str, last_week: str
 ) -> pd.DataFrame:
-    """The stored weekly partitions of ``table`` from first_week to last_week (missing ones skipped)."""
+    """The stored weekly partitions of ``table`` from first_week to last_week (missing ones
+    skipped)."""
     weeks, week = [], first_week
     while week <= last_week:
         weeks.append(week)
@@ -68,6 +113,71 @@ def read_weeks(
 def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:
     monday = frame[date_column] - pd.to_timedelta(frame[date_column].dt.weekday, unit="D")
     return {ts.date().isoformat(): part for ts, part in frame.groupby(monday.dt.normalize())}
+
+
+def write_run_weeks(
+    storage: PipelineStorage,
+    table: str,
+    frame: pd.DataFrame,
+    weeks: RunWeeks,
+    date_column: str,
+) -> dict[str, int]:
+    """One file per week of the run, an empty one for a week without rows (so the week is
+    done and a reader can tell "no rows" from "never ran"). Returns the rows per week."""
+    parts = split_by_week(frame, date_column) if len(frame) else {}
+    counts = {}
+    for week in weeks.keys:
+        part = parts.get(week, frame.iloc[0:0])
+        storage.write_table(table, part.reset_index(drop=True), week)
+        counts[week] = len(part)
+    return counts
+
+
+def weekly_result(
+    storage: PipelineStorage,
+    table: str,
+    frame: pd.DataFrame,
+    counts: Mapping[str, int],
+    *,
+    check_results: Sequence[dg.AssetCheckResult] = (),
+    preview: pd.DataFrame | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> dg.MaterializeResult:
+    """What every weekly asset reports: rows in total and per week, where the files are, a
+    Markdown preview (``preview``, else the first rows of ``frame``) and the column schema."""
+    return dg.MaterializeResult(
+        check_results=list(check_results),
+        metadata={
+            "dagster/row_count": int(sum(counts.values())),
+            "rows_per_week": dg.MetadataValue.json(dict(counts)),
+            "path": dg.MetadataValue.path(str(storage.published_dir / table)),
+            "preview": dg.MetadataValue.md(markdown_preview(frame if preview is None else preview)),
+            "dagster/column_schema": table_schema(frame),
+            **(metadata or {}),
+        },
+    )
+
+
+def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.AssetCheckSpec]:
+    """The checks of a published table: its pandera model, and totals that reconcile with the
+    layer below when it has one."""
+    specs = [
+        dg.AssetCheckSpec(
+            "schema", asset=asset, description="the stored weeks pass the table's pandera model"
+        )
+    ]
+    if reconcile_with:
+        specs.append(
+            dg.AssetCheckSpec(
+                f"reconciles_with_{reconcile_with}",
+                asset=asset,
+                description=(
+                    f"totals equal those of {reconcile_with} for the same weeks "
+                    "(nothing lost or doubled)"
+                ),
+            )
+        )
+    return specs
 
 
 def schema_check(model, stored: pd.DataFrame, check_name: str = "schema") -> dg.AssetCheckResult:
@@ -92,7 +202,7 @@ def schema_check(model, stored: pd.DataFrame, check_name: str = "schema") -> dg.
 def reconcile_check(
     check_name: str, totals: dict[str, tuple[float, float]], tolerance: float = 1e-6
 ) -> dg.AssetCheckResult:
-    """Pass when each (published, source) pair of totals agrees: nothing lost or doubled on the way."""
+    """Pass when each (published, source) pair of totals agrees: nothing lost or doubled."""
     differences = {name: float(published - source) for name, (published, source) in totals.items()}
     passed = all(
         abs(diff) <= tolerance * max(1.0, abs(totals[name][1]))
@@ -106,3 +216,8 @@ def reconcile_check(
         | {f"{name}_source": float(s) for name, (_, s) in totals.items()}
         | {f"{name}_difference": d for name, d in differences.items()},
     )
+
+
+def column_total(frame: pd.DataFrame, column: str) -> float:
+    """The sum of a column, 0 for an empty frame (which may lack the column)."""
+    return float(frame[column].sum()) if len(frame) else 0.0

@@ -9,15 +9,17 @@ import pandas as pd
 
 from campaign_pipeline import health, metrics
 from campaign_pipeline.assets.common import (
+    RunWeeks,
     daily_history,
+    history_weeks,
     read_weeks,
-    run_weeks,
     schema_check,
     shift_week,
     week_bounds,
+    weekly_result,
+    write_run_weeks,
 )
 from campaign_pipeline.health_schemas import CampaignHealth
-from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
@@ -78,7 +80,7 @@ def _buckets_for_week(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        daily_history(DEFAULT_WINDOW_DAYS // 7),
+        daily_history(history_weeks(DEFAULT_WINDOW_DAYS)),
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
@@ -86,7 +88,9 @@ def _buckets_for_week(
         dg.AssetCheckSpec(
             "schema",
             asset="campaign_health",
-            description="buckets and actions from the contract's lists, a reason for every campaign",
+            description=(
+                "buckets and actions from the contract's lists, a reason for every campaign"
+            ),
         )
     ],
 )
@@ -99,17 +103,16 @@ def campaign_health(
     The previous week's bucket is recomputed from the same stored daily metrics (not read
     from last week's output), so weeks can be materialized in any order.
     """
-    weeks = run_weeks(context)
+    weeks = RunWeeks.of(context)
     campaigns = storage.read_staging("validated_campaigns")
-    window_weeks = -(-config.window_days // 7)
     first = (
         weekly_partitions.get_first_partition_key()
         if config.window == "lifetime"
-        else shift_week(weeks[0], -window_weeks)
+        else weeks.history_start(history_weeks(config.window_days))
     )
-    daily = read_weeks(storage, "daily_campaign_metrics", first, weeks[-1])
-    tables, newly, summaries = [], {}, {}
-    for week in weeks:
+    daily = read_weeks(storage, "daily_campaign_metrics", first, weeks.last)
+    tables, newly, summaries = [], {}, []
+    for week in weeks.keys:
         week_daily = daily[daily["date"] <= week_bounds(week)[1]] if len(daily) else daily
         prev_daily = (
             daily[daily["date"] <= week_bounds(shift_week(week, -1))[1]] if len(daily) else daily
@@ -124,41 +127,26 @@ def campaign_health(
             on="campaign_id",
             how="left",
         )
-        current = CampaignHealth.validate(current)
-        storage.write_table("campaign_health", current.reset_index(drop=True), week)
-        summary = health.action_summary(current).assign(week_start=pd.Timestamp(week))
-        storage.write_table("health_action_summary", summary, week)
-        tables.append(current)
+        tables.append(CampaignHealth.validate(current))
+        summaries.append(health.action_summary(current).assign(week_start=pd.Timestamp(week)))
         newly[week] = health.newly_bad_or_hero(transitions)["campaign_id"].astype(str).tolist()
-        summaries[week] = summary
-    all_weeks = pd.concat(tables, ignore_index=True)
+    judged = pd.concat(tables, ignore_index=True)
+    action_summaries = pd.concat(summaries, ignore_index=True)
+    counts = write_run_weeks(storage, "campaign_health", judged, weeks, "week_start")
+    write_run_weeks(storage, "health_action_summary", action_summaries, weeks, "week_start")
     latest = tables[-1]
     buckets = latest["health_bucket"].value_counts().to_dict()
-    stored = read_weeks(storage, "campaign_health", weeks[0], weeks[-1])
-    return dg.MaterializeResult(
+    stored = read_weeks(storage, "campaign_health", weeks.first, weeks.last)
+    return weekly_result(
+        storage,
+        "campaign_health",
+        judged,
+        counts,
         check_results=[schema_check(CampaignHealth, stored)],
+        preview=latest[["campaign_id", "health_bucket", "recommended_action", "reason"]],
         metadata={
-            "dagster/row_count": len(all_weeks),
             "buckets_latest_week": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
             "became_bad_or_hero": dg.MetadataValue.json(newly),
-            "action_summary": dg.MetadataValue.md(summaries[weeks[-1]].to_markdown(index=False)),
-            "path": dg.MetadataValue.path(str(storage.published_dir / "campaign_health")),
-            "preview": dg.MetadataValue.md(
-                markdown_preview(
-                    latest[
-                        [
-                            c
-                            for c in (
-                                "campaign_id",
-                                "health_bucket",
-                                "recommended_action",
-                                "reason",
-                            )
-                            if c in latest.columns
-                        ]
-                    ]
-                )
-            ),
-            "dagster/column_schema": table_schema(all_weeks),
+            "action_summary": dg.MetadataValue.md(summaries[-1].to_markdown(index=False)),
         },
     )

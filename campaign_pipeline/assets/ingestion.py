@@ -86,7 +86,10 @@ def _accounting_check(
         check_name="row_accounting",
         passed=bool(balanced),
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{rows_in_raw} read = {accepted} accepted + {quarantined} quarantined + {duplicates} duplicates",
+        description=(
+            f"{rows_in_raw} read = {accepted} accepted + {quarantined} quarantined "
+            f"+ {duplicates} duplicates"
+        ),
         metadata={
             "rows_read": rows_in_raw,
             "rows_accepted": accepted,
@@ -145,8 +148,10 @@ def _validated_asset(
         stored = storage.read_staging(name)
         accounting = validation.accounting
         context.log.info(
-            f"{spec.filename}: {accounting['rows_read']:,} read, {accounting['rows_accepted']:,} accepted, "
-            f"{accounting['rows_quarantined']:,} quarantined, {accounting['duplicates_removed']:,} duplicates removed"
+            f"{spec.filename}: {accounting['rows_read']:,} read, {accounting['rows_accepted']:,} "
+            "accepted, "
+            f"{accounting['rows_quarantined']:,} quarantined, "
+            f"{accounting['duplicates_removed']:,} duplicates removed"
         )
         return dg.MaterializeResult(
             metadata={

@@ -10,15 +10,16 @@ import pandas as pd
 
 from campaign_pipeline import metric_schemas, metrics
 from campaign_pipeline.assets.common import (
+    RunWeeks,
+    column_total,
     daily_history,
     load_validated,
     read_weeks,
     reconcile_check,
-    run_weeks,
     schema_check,
-    shift_week,
-    split_by_week,
-    week_bounds,
+    table_checks,
+    weekly_result,
+    write_run_weeks,
 )
 from campaign_pipeline.constants import CONVERTED_STATUSES
 from campaign_pipeline.metadata import markdown_preview, table_schema
@@ -36,54 +37,8 @@ VALIDATED = [
 
 class MetricsConfig(dg.Config):
     converted_statuses: list[str] = list(CONVERTED_STATUSES)
-    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's default."""
-
-
-def _write_weeks(
-    storage: PipelineStorage, table: str, frame: pd.DataFrame, weeks: list[str], date_column: str
-) -> dict[str, int]:
-    """Write one file per week of the run, an empty file for a week without rows (so the week is done)."""
-    parts = split_by_week(frame, date_column) if len(frame) else {}
-    counts = {}
-    for week in weeks:
-        part = parts.get(week, frame.iloc[0:0])
-        storage.write_table(table, part.reset_index(drop=True), week)
-        counts[week] = len(part)
-    return counts
-
-
-def _checks(asset: str, reconcile_with: str) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec(
-            "schema", asset=asset, description="the stored weeks pass the table's pandera model"
-        ),
-        dg.AssetCheckSpec(
-            f"reconciles_with_{reconcile_with}",
-            asset=asset,
-            description=f"totals equal those of {reconcile_with} for the same weeks (nothing lost or doubled)",
-        ),
-    ]
-
-
-def _result(
-    storage: PipelineStorage,
-    table: str,
-    frame: pd.DataFrame,
-    counts: dict[str, int],
-    check_results=(),
-    **extra,
-) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        check_results=list(check_results),
-        metadata={
-            "dagster/row_count": int(sum(counts.values())),
-            "rows_per_week": dg.MetadataValue.json(counts),
-            "path": dg.MetadataValue.path(str(storage.published_dir / table)),
-            "preview": dg.MetadataValue.md(markdown_preview(frame)),
-            "dagster/column_schema": table_schema(frame),
-            **extra,
-        },
-    )
+    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's
+    default."""
 
 
 @dg.asset(
@@ -92,7 +47,7 @@ def _result(
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=VALIDATED,
     kinds={"pandas", "parquet"},
-    check_specs=_checks("daily_campaign_metrics", "validated"),
+    check_specs=table_checks("daily_campaign_metrics", "validated"),
 )
 def daily_campaign_metrics(
     context: dg.AssetExecutionContext, config: MetricsConfig, storage: PipelineStorage
@@ -102,35 +57,33 @@ def daily_campaign_metrics(
     Leads count on the day they were added; conversions on the day of the lead's first change
     into a converted status, so a week's conversions can come from leads of earlier weeks.
     """
-    weeks = run_weeks(context)
+    weeks = RunWeeks.of(context)
     tables = load_validated(storage)
     events = metrics.lead_events(
         tables.leads, tables.lead_status_changes, tuple(config.converted_statuses)
     )
-    start, _ = week_bounds(weeks[0])
-    _, end = week_bounds(weeks[-1])
     daily = metrics.daily_campaign_metrics(
-        tables.insights, events, tables.campaigns, start=start, end=end
+        tables.insights, events, tables.campaigns, start=weeks.start, end=weeks.end
     )
     daily = metric_schemas.DailyCampaignMetrics.validate(daily)
-    counts = _write_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
-    stored = read_weeks(storage, "daily_campaign_metrics", weeks[0], weeks[-1])
-    in_window = tables.insights["date"].between(start, end)
-    leads_in_window = tables.leads["added_date"].between(start, end)
+    counts = write_run_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
+    stored = read_weeks(storage, "daily_campaign_metrics", weeks.first, weeks.last)
+    in_window = tables.insights["date"].between(weeks.start, weeks.end)
+    leads_in_window = tables.leads["added_date"].between(weeks.start, weeks.end)
     checks = [
         schema_check(metric_schemas.DailyCampaignMetrics, stored),
         reconcile_check(
             "reconciles_with_validated",
             {
                 "spend": (
-                    stored["spend"].sum() if len(stored) else 0.0,
+                    column_total(stored, "spend"),
                     tables.insights.loc[in_window, "spend"].sum(),
                 ),
-                "leads": (stored["leads"].sum() if len(stored) else 0, int(leads_in_window.sum())),
+                "leads": (column_total(stored, "leads"), int(leads_in_window.sum())),
             },
         ),
     ]
-    return _result(storage, "daily_campaign_metrics", daily, counts, checks)
+    return weekly_result(storage, "daily_campaign_metrics", daily, counts, check_results=checks)
 
 
 @dg.asset(
@@ -142,37 +95,36 @@ def daily_campaign_metrics(
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},
-    check_specs=_checks("weekly_campaign_metrics", "daily"),
+    check_specs=table_checks("weekly_campaign_metrics", "daily"),
 )
 def weekly_campaign_metrics(
     context: dg.AssetExecutionContext, storage: PipelineStorage
 ) -> dg.MaterializeResult:
     """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
     against the campaign's previous calendar week (read from that week's daily partition)."""
-    weeks = run_weeks(context)
-    daily = read_weeks(storage, "daily_campaign_metrics", shift_week(weeks[0], -1), weeks[-1])
+    weeks = RunWeeks.of(context)
+    daily = read_weeks(storage, "daily_campaign_metrics", weeks.history_start(1), weeks.last)
     campaigns = storage.read_staging("validated_campaigns")
     weekly = metrics.weekly_campaign_metrics(daily, campaigns)
     with_change = metrics.week_over_week(weekly)
-    with_change = with_change[with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks)]
-    with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change)
-    counts = _write_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
-    stored = read_weeks(storage, "weekly_campaign_metrics", weeks[0], weeks[-1])
-    these_days = daily[daily["date"] >= week_bounds(weeks[0])[0]] if len(daily) else daily
+    in_run = with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks.keys)
+    with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change[in_run])
+    counts = write_run_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
+    stored = read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last)
+    these_days = daily[daily["date"] >= weeks.start] if len(daily) else daily
     checks = [
         schema_check(metric_schemas.WeeklyCampaignMetrics, stored),
         reconcile_check(
             "reconciles_with_daily",
             {
-                column: (
-                    stored[column].sum() if len(stored) else 0.0,
-                    these_days[column].sum() if len(these_days) else 0.0,
-                )
+                column: (column_total(stored, column), column_total(these_days, column))
                 for column in ("spend", "leads", "converted_leads", "revenue")
             },
         ),
     ]
-    return _result(storage, "weekly_campaign_metrics", with_change, counts, checks)
+    return weekly_result(
+        storage, "weekly_campaign_metrics", with_change, counts, check_results=checks
+    )
 
 
 @dg.asset(
@@ -181,7 +133,7 @@ def weekly_campaign_metrics(
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["weekly_campaign_metrics"],
     kinds={"pandas", "parquet"},
-    check_specs=_checks("weekly_totals", "weekly_campaign_metrics"),
+    check_specs=table_checks("weekly_totals", "weekly_campaign_metrics"),
 )
 def weekly_totals(
     context: dg.AssetExecutionContext, storage: PipelineStorage
@@ -190,37 +142,34 @@ def weekly_totals(
 
     ``scope`` is ``all`` for the whole portfolio, else the platform name.
     """
-    weeks = run_weeks(context)
-    weekly = read_weeks(storage, "weekly_campaign_metrics", weeks[0], weeks[-1])
+    weeks = RunWeeks.of(context)
+    weekly = read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last)
     overall = metrics.weekly_totals(weekly).assign(scope="all")
     per_platform = metrics.weekly_totals(weekly, by="platform")
     per_platform = per_platform.assign(scope=per_platform["platform"]).drop(columns=["platform"])
     totals = pd.concat([overall, per_platform], ignore_index=True)
     totals = metric_schemas.WeeklyTotals.validate(totals)
-    counts = _write_weeks(storage, "weekly_totals", totals, weeks, "week_start")
-    stored = read_weeks(storage, "weekly_totals", weeks[0], weeks[-1])
+    counts = write_run_weeks(storage, "weekly_totals", totals, weeks, "week_start")
+    stored = read_weeks(storage, "weekly_totals", weeks.first, weeks.last)
     portfolio = stored[stored["scope"] == "all"] if len(stored) else stored
     checks = [
         schema_check(metric_schemas.WeeklyTotals, stored),
         reconcile_check(
             "reconciles_with_weekly_campaign_metrics",
             {
-                column: (
-                    portfolio[column].sum() if len(portfolio) else 0.0,
-                    weekly[column].sum() if len(weekly) else 0.0,
-                )
+                column: (column_total(portfolio, column), column_total(weekly, column))
                 for column in ("spend", "leads", "converted_leads")
             },
         ),
     ]
-    return _result(storage, "weekly_totals", totals, counts, checks)
+    return weekly_result(storage, "weekly_totals", totals, counts, check_results=checks)
 
 
 @dg.asset(
     group_name=GROUP,
     deps=VALIDATED,
     kinds={"pandas", "parquet"},
-    check_specs=_checks("campaign_lifetime_metrics", "validated"),
+    check_specs=table_checks("campaign_lifetime_metrics", "validated"),
 )
 def campaign_lifetime_metrics(
     config: MetricsConfig, storage: PipelineStorage
@@ -235,7 +184,7 @@ def campaign_lifetime_metrics(
         metrics.campaign_period_summary(daily, tables.campaigns)
     )
     path = storage.write_table("campaign_lifetime_metrics", lifetime)
-    stored = pd.read_parquet(path)
+    stored = storage.read_table("campaign_lifetime_metrics")
     return dg.MaterializeResult(
         check_results=[
             schema_check(metric_schemas.CampaignPeriodSummary, stored),

@@ -237,7 +237,8 @@ def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -
 
 
 def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:
-    """[i, t, ...] = sum of a[i, t - j * period, ...] over j = 1 .. n_cycles (zero before the start)."""
+    """[i, t, ...] = sum of a[i, t - j * period, ...] over j = 1 .. n_cycles (zero before the
+    start)."""
     out = np.zeros_like(a)
     t = a.shape[1]
     for j in range(1, n_cycles + 1):  # a loop over a few lags, not over series
@@ -305,7 +306,8 @@ def phase_scale_factors(
         mean_coef = _same_phase_sums(coef, period, n_cycles) / n_valid[..., None]
         mean_sq = _same_phase_sums(coef**2, period, n_cycles) / n_valid[..., None]
         a0 = _same_phase_sums(level, period, n_cycles) / n_valid
-        # variance of a mean coefficient: the between-cycle variance / cycles (averaged over coefficients)
+        # variance of a mean coefficient: the between-cycle variance / cycles (averaged over
+        # coefficients)
         between = (
             np.maximum(mean_sq - mean_coef**2, 0.0)
             * (n_valid / np.maximum(n_valid - 1, 1))[..., None]

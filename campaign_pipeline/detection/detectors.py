@@ -486,10 +486,12 @@ def score_panel(
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
-    kind: "count" (Poisson/NB and a robust z on its variance-stabilizing scale), "rate" (values = numer/denom;
+    kind: "count" (Poisson/NB and a robust z on its variance-stabilizing scale), "rate" (values =
+    numer/denom;
     Poisson-lognormal test on the counts), "continuous" (robust z on log(1 + x): non-negative,
     zeros allowed, e.g. spend), "log" (robust z on log x, for positive costs), "linear"
-    (robust z on the raw scale, for series that can be negative). Returns arrays of shape (n, T): judged, expected,
+    (robust z on the raw scale, for series that can be negative). Returns arrays of shape (n, T):
+    judged, expected,
     lower, upper, z, p, rel_effect, cusum_up, cusum_dn, seeds_z, seeds_iqr.
     """
     if kind not in KINDS:
@@ -545,9 +547,9 @@ def score_panel(
         p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df))
         expected = p0
         if s.use_window_shift:
-            make_shift = lambda r: _rate_shift(
+            make_shift = lambda r: _rate_shift(  # noqa: E731
                 numer, denom, p0, sigma2, den_sum, cnt, r, s, noise_df
-            )  # noqa: E731
+            )
         with np.errstate(invalid="ignore", over="ignore"):
             lower = p0 * np.exp(-s.min_robust_z * z_sd)
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
@@ -636,7 +638,7 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
-            make_shift = lambda r: _level_shift(
+            make_shift = lambda r: _level_shift(  # noqa: E731
                 u,
                 level,
                 scale,

@@ -550,7 +550,8 @@ def _classify(
 
 
 def _run_length(mask: np.ndarray) -> np.ndarray:
-    """Along the last axis: how many steps in a row, ending at each step, `mask` holds (0 where not)."""
+    """Along the last axis: how many steps in a row, ending at each step, `mask` holds (0 where
+    not)."""
     steps = np.arange(mask.shape[-1])
     last_off = np.maximum.accumulate(np.where(mask, -1, steps), axis=-1)
     return np.where(mask, steps - last_off, 0)
@@ -592,7 +593,7 @@ def _flags_from_evidence(
     rule_hit = np.zeros(len(mi), bool)
     rule_type = np.full(len(mi), None, dtype=object)
     rule_note = np.full(len(mi), "", dtype=object)
-    for (metric, atype, note), full in rule_masks.items():
+    for (_metric, atype, note), full in rule_masks.items():
         hit = full[mi, ci, ti]
         rule_type = np.where(hit & (rule_type == None), atype, rule_type)  # noqa: E711
         rule_note = np.where(hit & (rule_note == ""), note, rule_note)

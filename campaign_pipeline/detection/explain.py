@@ -63,7 +63,10 @@ ACTIONS = {
     (
         "conversion_rate",
         "tracking_error",
-    ): "Check the conversion pixel / tag and the landing page: conversions stopped, clicks did not.",
+    ): (
+        "Check the conversion pixel / tag and the landing page: "
+        "conversions stopped, clicks did not."
+    ),
     (
         "clicks",
         "delivery_outage",
@@ -87,11 +90,24 @@ ACTIONS = {
 DIRECTION_ACTIONS = {
     "up": {
         "spend": "Check recent budget or bid changes.",
-        "impressions": "Check for a budget, bid or audience change; keep spend and frequency within plan.",
-        "clicks": "Check the new clicks for bots or accidental placements before trusting the extra traffic.",
-        "ctr": "Check for bot clicks or a placement change; if the clicks convert, give the creative more budget.",
-        "conversion_rate": "Verify conversion tracking (duplicates, a changed event) before scaling on these numbers.",
-        "lead_conversion_rate": "Check the lead status updates (a bulk change?) before crediting the campaign.",
+        "impressions": (
+            "Check for a budget, bid or audience change; keep spend and frequency within plan."
+        ),
+        "clicks": (
+            "Check the new clicks for bots or accidental placements before trusting the extra "
+            "traffic."
+        ),
+        "ctr": (
+            "Check for bot clicks or a placement change; if the clicks convert, give the creative "
+            "more budget."
+        ),
+        "conversion_rate": (
+            "Verify conversion tracking (duplicates, a changed event) before scaling on these "
+            "numbers."
+        ),
+        "lead_conversion_rate": (
+            "Check the lead status updates (a bulk change?) before crediting the campaign."
+        ),
         "cpc": "Review bids and targeting: clicks got more expensive.",
         "cpm": "Review bids and audience: impressions got more expensive.",
         "cpa": "Check the funnel after the click: each conversion costs more.",
@@ -262,26 +278,33 @@ def explanations(
             if r.grain != "week"
             else f"the week of {r.period_start:%Y-%m-%d}"
         )
-        head = f"{label} {_what_happened(r.metric, r.anomaly_type)} {'in' if r.grain == 'week' else 'on'} {when}"
+        preposition = "in" if r.grain == "week" else "on"
+        head = f"{label} {_what_happened(r.metric, r.anomaly_type)} {preposition} {when}"
         window = getattr(r, "window_days", np.nan)
         if np.isfinite(window) and np.isfinite(r.rel_effect) and np.isfinite(r.expected):
             # a window-shift flag: the run of recent days against the baseline before them
             parts = [
-                f"{head}: the last {window:.0f} {step_word} average {_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
-                f"against {_fmt(r.metric, r.expected)} in the {baseline_label.replace('trailing ', '')} before "
-                f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} {_fmt(r.metric, r.value)})"
+                f"{head}: the last {window:.0f} {step_word} average "
+                f"{_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
+                f"against {_fmt(r.metric, r.expected)} in the "
+                f"{baseline_label.replace('trailing ', '')} before "
+                f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} "
+                f"{_fmt(r.metric, r.value)})"
             ]
         else:
             parts = [
-                f"{head}: {_fmt(r.metric, r.value)} against an expected {_fmt(r.metric, r.expected)}"
+                f"{head}: {_fmt(r.metric, r.value)} against an expected "
+                f"{_fmt(r.metric, r.expected)}"
             ]
             if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
                 parts.append(
-                    f" (normal range {_fmt(r.metric, r.expected_lower)} to {_fmt(r.metric, r.expected_upper)})"
+                    f" (normal range {_fmt(r.metric, r.expected_lower)} to "
+                    f"{_fmt(r.metric, r.expected_upper)})"
                 )
             if np.isfinite(r.rel_effect):
                 parts.append(
-                    f", {r.rel_effect:+.0%} vs the {baseline_label if r.grain != 'week' else 'trailing weeks'}"
+                    f", {r.rel_effect:+.0%} vs the "
+                    f"{baseline_label if r.grain != 'week' else 'trailing weeks'}"
                 )
         if np.isfinite(r.score):
             parts.append(f"; robust z {r.score:.1f}")

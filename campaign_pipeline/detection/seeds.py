@@ -103,7 +103,8 @@ def seeds_flags(
 
 
 def seeds_series_flags(frame: pd.DataFrame, *, whole_series: bool = True) -> pd.DataFrame:
-    """The seeds' rule on long-format series (series, timestamp, value) -> series, timestamp, is_anomaly."""
+    """The seeds' rule on long-format series (series, timestamp, value) -> series, timestamp,
+    is_anomaly."""
     df = frame[["series", "timestamp", "value"]].copy()
     df["timestamp"] = pd.to_datetime(df["timestamp"])
     df = df.groupby(["series", "timestamp"], as_index=False)["value"].mean()

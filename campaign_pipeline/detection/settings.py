@@ -15,7 +15,8 @@ CORRECTION_FAMILIES = ("call", "week", "day")
 
 # Metrics whose daily value is a count of events: tested with Poisson / negative binomial.
 COUNT_METRICS = ("impressions", "clicks", "conversions", "leads")
-# Rates tested on their counts (Poisson with lognormal day noise): metric -> (numerator, denominator).
+# Rates tested on their counts (Poisson with lognormal day noise): metric -> (numerator,
+# denominator).
 RATE_METRICS = {
     "ctr": ("clicks", "impressions"),
     "conversion_rate": ("conversions", "clicks"),
@@ -209,7 +210,8 @@ class DetectionSettings:
     # shift p-value is the smaller of the two windows', times two (Bonferroni), so testing
     # both cannot make a point look more surprising than it is. Three days rather than two:
     # the shortest window whose median day is a real day, so one loud day cannot carry it
-    # (measured: 2 days cost 2.5 points of precision, 0.892 against 0.917; docs/anomaly_detection.md).
+    # (measured: 2 days cost 2.5 points of precision, 0.892 against 0.917;
+    # docs/anomaly_detection.md).
     shift_short_days: int = 3
     # The judged day and the median recent day must each be this many robust sd off on the
     # side of the shift: a spike inside the recent window moves its mean, not its median.
@@ -326,11 +328,11 @@ class DetectionSettings:
     # 0.832 on seeds 4-15 (FPR 0.41 %): lone clicks or leads weeks at z 4-6.
     weekly_corroboration: bool = True
 
-    # --- severity ----------------------------------------------------------------------------------
+    # --- severity ---------------------------------------------------------------------------------
     # Relative effects at which severity steps up (medium, high, critical).
     severity_effects: tuple[float, float, float] = (0.5, 1.0, 3.0)
 
-    # --- confidence --------------------------------------------------------------------------------
+    # --- confidence -------------------------------------------------------------------------------
     # Logistic coefficients of a flag's confidence on `explain.CONFIDENCE_FEATURES` (intercept,
     # evidence = -log10 q, more metrics, more methods, rule, CUSUM only): how often flags like it
     # were real. Fitted by `scripts/fit_confidence.py` on the campaign benchmark's development
@@ -372,7 +374,8 @@ class DetectionSettings:
             or not 0 <= self.phase_scale_alpha < 1
         ):
             raise ValueError(
-                "need phase_scale_cycles >= 3, phase_scale_harmonics >= 1 and 0 <= phase_scale_alpha < 1"
+                "need phase_scale_cycles >= 3, phase_scale_harmonics >= 1 and 0 <= "
+                "phase_scale_alpha < 1"
             )
         if len(self.confidence_coefficients) != 6 or len(self.series_confidence_coefficients) != 6:
             raise ValueError(

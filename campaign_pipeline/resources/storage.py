@@ -83,13 +83,13 @@ class PipelineStorage(dg.ConfigurableResource):
         _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return path
 
-    def read_staging(self, name: str) -> pd.DataFrame:
+    def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         path = self.staging_path(name)
         if not path.exists():
             raise dg.Failure(
                 description=f"{path} does not exist: materialize the asset `{name}` first",
             )
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, columns=columns)
 
     def write_staging_json(self, name: str, payload: dict) -> Path:
         path = self.staging_dir / f"{name}.json"

@@ -1,5 +1,7 @@
 """The ingestion assets through Dagster: checks, metadata, and blocking on a lost row."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from campaign_pipeline import ingestion
 from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline_tests.test_ingestion import write_raw
+from campaign_pipeline_tests.builders import write_exports
 
 INSIGHTS = (
     "I1,C1,2025-01-06,10,1000,10,1\n"
@@ -19,9 +21,9 @@ INSIGHTS = (
 
 
 @pytest.fixture
-def storage(tmp_path) -> PipelineStorage:
-    write_raw(tmp_path, insights=INSIGHTS)
-    return PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+def storage(tmp_storage) -> PipelineStorage:
+    write_exports(Path(tmp_storage.data_dir), insights=INSIGHTS)
+    return tmp_storage
 
 
 def _metadata(result, asset: str) -> dict:

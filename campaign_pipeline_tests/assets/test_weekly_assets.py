@@ -11,7 +11,7 @@ from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.definitions import all_assets
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline_tests.test_ingestion import CAMPAIGNS, write_raw
+from campaign_pipeline_tests.builders import CAMPAIGNS, seed_health_reference, write_exports
 
 WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20"]
 WEEKLY = [
@@ -29,7 +29,8 @@ def _insights() -> str:
         for campaign, spend in (("C1", 100.0), ("C2", 40.0)):
             i += 1
             rows.append(
-                f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},{20 + day.day % 5},{day.day % 3}"
+                f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},"
+                f"{20 + day.day % 5},{day.day % 3}"
             )
     return "\n".join(rows) + "\n"
 
@@ -48,7 +49,7 @@ S2,L3,NEW,QUALIFIED,2025-01-09
 @pytest.fixture
 def storage(tmp_path) -> PipelineStorage:
     assert weekly_partitions.get_first_partition_key() <= WEEKS[0]
-    write_raw(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
+    write_exports(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
     assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
     return storage
@@ -148,7 +149,6 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     from campaign_pipeline import metrics
     from campaign_pipeline.assets.common import load_validated
     from campaign_pipeline.sample_data import generate_sample
-    from campaign_pipeline_tests.test_health import reference
 
     generate_sample(tmp_path / "raw", seed=9, n_campaigns=60, n_days=35)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
@@ -177,7 +177,7 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     whole = metrics.campaign_period_summary(
         metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns), tables.campaigns
     )
-    expected = dict(zip(whole["campaign_id"], reference(whole)))
+    expected = dict(zip(whole["campaign_id"], seed_health_reference(whole)))
     assert published["health_bucket"].to_dict() == expected
     assert len(set(expected.values())) >= 3  # a real mix of buckets, not all NEEDS_MORE_DATA
     assert published["total_spend"].to_dict() == pytest.approx(

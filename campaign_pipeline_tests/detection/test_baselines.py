@@ -72,7 +72,8 @@ def test_poisson_lognormal_tails_match_poisson_without_noise_and_simulation_with
 
 
 def test_small_count_jump_is_judged_on_the_variance_stabilizing_scale():
-    """Conversions at ~4 a day jumping to 28: log(1 + x) squeezes it, the count's own scale does not."""
+    """Conversions at ~4 a day jumping to 28: log(1 + x) squeezes it, the count's own scale does
+    not."""
     from campaign_pipeline.detection import DetectionSettings
     from campaign_pipeline.detection.detectors import score_panel
 
@@ -211,7 +212,8 @@ def test_weekday_factor_is_causal_and_needs_two_weeks():
 
 
 def _daily_weeks(rng, weeks, weekend, noise, n=40):
-    """n daily series over `weeks` weeks from a Monday: weekend level x `weekend`, log noise `noise`."""
+    """n daily series over `weeks` weeks from a Monday: weekend level x `weekend`, log noise
+    `noise`."""
     day = np.arange(7 * weeks)
     return np.exp(
         np.where(day % 7 >= 5, np.log(weekend), 0.0) + rng.normal(0.0, noise, (n, 7 * weeks))
@@ -278,7 +280,8 @@ def test_daily_detector_expects_the_whole_weekend_dip():
 
 
 def _volume_noise(hours: np.ndarray) -> np.ndarray:
-    """Noise sd by hour for a volume curve 5x from trough to peak (noise ~ 1 / sqrt(volume)), mean square 1."""
+    """Noise sd by hour for a volume curve 5x from trough to peak (noise ~ 1 / sqrt(volume)), mean
+    square 1."""
     sd = (1 + 4 * ((1 + np.cos(2 * np.pi * (hours - 14) / 24)) / 2) ** 2) ** -0.5
     return sd / np.sqrt(np.mean(sd**2))
 

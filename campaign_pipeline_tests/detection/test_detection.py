@@ -192,7 +192,7 @@ def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
     b = detect_campaign_anomalies(
         long, judge_start="2024-01-15", judge_end=week_end + pd.Timedelta(days=21)
     )
-    pick = lambda f: f[
+    pick = lambda f: f[  # noqa: E731
         (pd.to_datetime(f["period_start"]) >= week_start)
         & (pd.to_datetime(f["period_start"]) <= week_end)
     ].reset_index(drop=True)  # noqa: E731
@@ -314,7 +314,7 @@ def test_seeds_method_look_ahead_and_trailing_variant(base):
     df = _set(base.copy(), "c0", "2024-02-20", spend=lambda v: v * 8)
     whole = seeds_flags(df, whole_series=True)
     trailing = seeds_flags(df, whole_series=False)
-    hit = lambda f: (
+    hit = lambda f: (  # noqa: E731
         (f["campaign_id"] == "c0")
         & (f["metric"] == "spend")
         & (pd.to_datetime(f["period_start"]) == pd.Timestamp("2024-02-20"))
@@ -325,7 +325,7 @@ def test_seeds_method_look_ahead_and_trailing_variant(base):
     assert (pd.to_datetime(trailing["period_start"]) > first).all()
 
 
-# --- generic series ---------------------------------------------------------------------------------
+# --- generic series -------------------------------------------------------------------------------
 
 
 def _series(freq: str, n: int, period: int, spike_at: int, seed: int = 0) -> pd.DataFrame:

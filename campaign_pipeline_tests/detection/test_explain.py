@@ -148,7 +148,8 @@ def test_series_flags_explain_themselves_with_their_numbers():
         spike["is_anomaly"] and spike["methods"] == "robust_z" and spike["anomaly_type"] == "spike"
     )
     assert spike["explanation"].startswith(
-        f"cpc_a spiked on 2024-01-30 04:00: {spike['value']:.3g} against an expected {spike['expected']:.3g} "
+        f"cpc_a spiked on 2024-01-30 04:00: {spike['value']:.3g} against an expected "
+        f"{spike['expected']:.3g} "
         f"(normal range {spike['expected_lower']:.3g} to {spike['expected_upper']:.3g}), "
     )
     assert (
@@ -162,7 +163,8 @@ def test_series_flags_explain_themselves_with_their_numbers():
     assert (
         shift["explanation"]
         .str.contains(
-            r": the last [35] hours average [\d.]+ against [\d.]+ in the 4-day baseline before them \(\+\d+%; that hour"
+            r": the last [35] hours average [\d.]+ against [\d.]+ in the 4-day baseline "
+            r"before them \(\+\d+%; that hour"
         )
         .all()
     )

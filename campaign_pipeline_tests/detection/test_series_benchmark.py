@@ -136,7 +136,8 @@ def test_the_hetero_setting_makes_the_noise_follow_the_volume_and_changes_nothin
         / 2
     ) ** 2
     k = (1 + meta["volume_range"].to_numpy()[:, None] * bump) ** -0.5
-    # normalized over the series' own grid (every hour equally often in 1,608 hourly steps, up to 0.02)
+    # normalized over the series' own grid (every hour equally often in 1,608 hourly steps, up to
+    # 0.02)
     k = k / np.sqrt(np.mean(k**2, axis=1, keepdims=True))
     expected = meta["noise_sd"].to_numpy()[:, None] * np.abs(k - 1)
     assert np.corrcoef(observed.ravel(), expected.ravel())[0, 1] > 0.95

@@ -651,7 +651,8 @@ def test_sum_pvalues_is_the_poisson_tail_without_day_noise():
 
 
 def _rate_day_noise_estimates(mu: float, sigma: float, moments: bool, n: int = 2000, seed: int = 5):
-    """The day-noise variance of n 28-day windows of clicks ~ Poisson(impressions x 0.02 x e^eps)."""
+    """The day-noise variance of n 28-day windows of clicks ~ Poisson(impressions x 0.02 x
+    e^eps)."""
     from campaign_pipeline.detection.detectors import rate_day_noise, rate_day_noise_log_spread
 
     rng = np.random.default_rng(seed)

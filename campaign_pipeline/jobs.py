@@ -1,0 +1,64 @@
+"""The jobs users and the CLI launch. Each description is built from the assets it selects,
+so it names what the job does and nothing it does not."""
+
+import dagster as dg
+
+from campaign_pipeline.assets import all_assets, weekly_assets
+from campaign_pipeline.assets.ingestion import ingestion_assets
+from campaign_pipeline.assets.metrics import campaign_lifetime_metrics
+from campaign_pipeline.checks import freshness_checks
+
+# Freshness checks judge time passing with no run (their sensor evaluates them); inside a run
+# that writes an old week they would only report that today's week is missing.
+_NOT_FRESHNESS = dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks(*freshness_checks)
+
+
+def _select(*assets) -> dg.AssetSelection:
+    """The assets with their own checks (schema, row accounting, reconciliation) and without the
+    freshness checks."""
+    return dg.AssetSelection.assets(*assets).without_checks() | (
+        dg.AssetSelection.checks_for_assets(*assets) & _NOT_FRESHNESS
+    )
+
+
+def _groups(assets: list[dg.AssetsDefinition]) -> str:
+    names: list[str] = []
+    for asset in assets:
+        for group in asset.group_names_by_key.values():
+            if group not in names:
+                names.append(group)
+    return ", ".join(names)
+
+
+ingestion_job = dg.define_asset_job(
+    "ingestion_job",
+    selection=_select(*ingestion_assets),
+    description="Read and validate the raw exports (whole files, not partitioned).",
+)
+
+weekly_assets_job = dg.define_asset_job(
+    "weekly_assets_job",
+    selection=_select(*weekly_assets),
+    description=(
+        f"The weekly-partitioned assets ({_groups(weekly_assets)}) of one week or of a range of "
+        "weeks in one run, from the validated layer as it stands."
+    ),
+)
+
+lifetime_job = dg.define_asset_job(
+    "lifetime_job",
+    selection=_select(campaign_lifetime_metrics),
+    description="The campaign lifetime table (whole history).",
+)
+
+weekly_pipeline_job = dg.define_asset_job(
+    "weekly_pipeline_job",
+    selection=_select(*all_assets),
+    description=(
+        "Everything for one week: the raw exports are re-read and validated first (so each run "
+        f"judges the files as they are now), then the week's {_groups(weekly_assets)} assets "
+        "and the whole tables."
+    ),
+)
+
+all_jobs = [ingestion_job, weekly_assets_job, lifetime_job, weekly_pipeline_job]

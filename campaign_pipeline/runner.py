@@ -1,0 +1,245 @@
+"""`campaign-pipeline run`: every asset for every week in the raw folder, through Dagster.
+
+The order is the asset graph's: the ingestion layer once, then every week the accepted rows
+cover as ONE run of the weekly assets (their single-run backfill policy: the validated layer
+and the daily history are read once for the whole range, not once per week), then the
+lifetime table. Settings reach the assets as Dagster run configuration (resource config), the
+same way a launchpad or a schedule passes them, so nothing depends on environment variables
+set before the definitions are imported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+# The dated column of each validated table: the weeks a run covers come from accepted rows.
+DATED_TABLES = {
+    "validated_insights": "date",
+    "validated_leads": "added_date",
+    "validated_lead_status_changes": "date",
+}
+WEEKLY_JOB = "weekly_assets_job"
+
+
+class RunFailed(Exception):
+    """A Dagster run of the pipeline failed; the message lists the failed steps and checks."""
+
+    def __init__(self, lines: list[str], user_error: bool = False):
+        self.lines = lines
+        self.user_error = user_error  # the failure is the input's (a raw file), not the code's
+        super().__init__("; ".join(lines))
+
+
+@dataclass
+class PipelineRun:
+    """What a run did, for the summary."""
+
+    weeks: list[str] = field(default_factory=list)
+    skipped_weeks: list[str] = field(default_factory=list)
+    ingestion: dict[str, dict] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def storage_run_config(data_dir: str, out_dir: str) -> dict:
+    return {"resources": {"storage": {"config": {"data_dir": data_dir, "out_dir": out_dir}}}}
+
+
+def _quiet(run_config: dict) -> dict:
+    return run_config | {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
+    """Every Monday-start week from the one holding ``first_day`` to the one holding
+    ``last_day``, empty weeks in between included."""
+    first_monday = first_day - pd.Timedelta(days=first_day.weekday())
+    return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
+
+
+def describe_weeks(weeks: list[str]) -> str:
+    """A list of weeks as a count and a range (never thousands of dates)."""
+    if not weeks:
+        return "0 weeks"
+    if len(weeks) == 1:
+        return f"1 week ({weeks[0]})"
+    return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
+
+
+def accepted_day_range(storage) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last day of any accepted row (reading only the date columns)."""
+    days = []
+    for table, column in DATED_TABLES.items():
+        dates = storage.read_staging(table, columns=[column])[column].dropna()
+        if len(dates):
+            days += [dates.min(), dates.max()]
+    if not days:
+        return None
+    return pd.Timestamp(min(days)).normalize(), pd.Timestamp(max(days)).normalize()
+
+
+def _materializations(result) -> dict[str, dict]:
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def _failures(result) -> tuple[list[str], bool]:
+    lines, user_error = [], False
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            text = (error.message if error else "step failed").strip().splitlines()[0]
+            lines.append(f"{event.step_key}: {text}")
+            user_error = user_error or event.step_key.startswith("raw_")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            lines.append(
+                f"check failed: {evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            )
+    return lines, user_error
+
+
+def _step_progress(say: Callable[[str], None]) -> Callable:
+    """An event listener printing one line per finished step: its rows and its time."""
+    started: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def listen(record) -> None:
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            return
+        with lock:
+            if event.is_step_start:
+                started[event.step_key] = time.perf_counter()
+            elif event.is_step_materialization:
+                metadata = event.event_specific_data.materialization.metadata
+                count = metadata.get("dagster/row_count")
+                if count is not None:
+                    rows.setdefault(event.step_key, int(count.value))
+            elif event.is_step_success or event.is_step_failure:
+                seconds = time.perf_counter() - started.get(event.step_key, time.perf_counter())
+                state = "done" if event.is_step_success else "FAILED"
+                count = f"{rows[event.step_key]:>12,} rows" if event.step_key in rows else " " * 17
+                say(f"  {event.step_key:<34}{count}  {state} ({seconds:.1f}s)")
+
+    return listen
+
+
+def _execute(job, instance, run_config: dict, say, *, tags: dict | None = None):
+    from dagster._core.utils import make_new_run_id
+
+    run_id = make_new_run_id()
+    instance.add_event_listener(run_id, _step_progress(say))
+    return job.execute_in_process(
+        instance=instance,
+        run_config=_quiet(run_config),
+        raise_on_error=False,
+        run_id=run_id,
+        tags=tags,
+    )
+
+
+def run_pipeline(
+    data_dir: str,
+    out_dir: str,
+    *,
+    say: Callable[[str], None] = print,
+    extra_run_config: dict | None = None,
+    today: dt.date | None = None,
+) -> PipelineRun:
+    """Ingestion, then the accepted rows' complete weeks in one run, then the lifetime table.
+
+    ``extra_run_config`` is merged into each run's configuration (e.g. resource config of the
+    export stage); ``today`` decides which weeks are complete (default: the current date).
+    """
+    import dagster as dg
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from campaign_pipeline.definitions import defs
+    from campaign_pipeline.partitions import weekly_partitions
+    from campaign_pipeline.resources.storage import PipelineStorage
+
+    started = time.perf_counter()
+    run_config = storage_run_config(data_dir, out_dir) | (extra_run_config or {})
+    storage = PipelineStorage(data_dir=data_dir, out_dir=out_dir)
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    summary = PipelineRun()
+
+    say("ingestion: reading and validating the raw exports ...")
+    ingestion = _execute(defs.resolve_job_def("ingestion_job"), instance, run_config, say)
+    summary.ingestion = _materializations(ingestion)
+    failures, user_error = _failures(ingestion)
+    if not ingestion.success or failures:
+        raise RunFailed(failures or ["ingestion failed"], user_error=user_error)
+
+    day_range = accepted_day_range(storage)
+    if day_range is None:
+        raise RunFailed(["no accepted row has a date, so there is no week to process"], True)
+    weeks = weeks_between(*day_range)
+    now = dt.datetime.combine(today, dt.time()) if today else None
+    complete = set(weekly_partitions.get_partition_keys(current_time=now))
+    summary.skipped_weeks = [w for w in weeks if w not in complete]
+    summary.weeks = [w for w in weeks if w in complete]
+    if summary.skipped_weeks:
+        say(
+            f"note: {describe_weeks(summary.skipped_weeks)} not complete yet (or outside the "
+            "partitions), skipped"
+        )
+
+    if summary.weeks:
+        say(f"weekly assets: {describe_weeks(summary.weeks)} in one run ...")
+        weekly = _execute(
+            defs.resolve_job_def(WEEKLY_JOB),
+            instance,
+            run_config,
+            say,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: summary.weeks[0],
+                ASSET_PARTITION_RANGE_END_TAG: summary.weeks[-1],
+            },
+        )
+        failures, user_error = _failures(weekly)
+        if not weekly.success:
+            raise RunFailed(failures or ["weekly assets failed"], user_error=user_error)
+        for line in failures:
+            say(f"warning: {line}")
+
+    say("lifetime table ...")
+    lifetime = _execute(defs.resolve_job_def("lifetime_job"), instance, run_config, say)
+    failures, user_error = _failures(lifetime)
+    if not lifetime.success:
+        raise RunFailed(failures or ["lifetime table failed"], user_error=user_error)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def instance_description() -> str:
+    home = os.environ.get("DAGSTER_HOME")
+    return f"DAGSTER_HOME={home}" if home else "ephemeral (in memory)"
+
+
+def resolve_dirs(data_dir: str | None, out_dir: str | None) -> tuple[Path, Path]:
+    """The data dir (flag, else $CAMPAIGN_PIPELINE_DATA_DIR, else the shipped data/) and the
+    out dir (flag, else $CAMPAIGN_PIPELINE_OUT_DIR, else <data dir>/out)."""
+    from campaign_pipeline.resources.storage import DATA_DIR_ENV, OUT_DIR_ENV, REPO_DATA_DIR
+
+    data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolve()
+    out_arg = out_dir or os.environ.get(OUT_DIR_ENV)
+    return data, (Path(out_arg).resolve() if out_arg else data / "out")

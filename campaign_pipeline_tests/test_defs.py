@@ -1,0 +1,186 @@
+"""The code location as a user sees it in the Dagster UI: asset keys and their lineage,
+groups, partitions and history windows, checks, jobs and their assets, the schedule and the
+sensors. A rename, a lost dependency or a job that silently drops an asset fails here.
+
+When a change is deliberate, update the expectation below in the same commit.
+"""
+
+import dagster as dg
+import pytest
+
+from campaign_pipeline.definitions import defs
+from campaign_pipeline.partitions import PARTITION_START
+
+# asset -> (group, weekly-partitioned, upstream assets)
+ASSETS = {
+    "raw_campaigns": ("ingestion", False, set()),
+    "raw_insights": ("ingestion", False, set()),
+    "raw_campaign_leads": ("ingestion", False, set()),
+    "raw_lead_status_changes": ("ingestion", False, set()),
+    "validated_campaigns": ("ingestion", False, {"raw_campaigns"}),
+    "validated_insights": ("ingestion", False, {"raw_insights", "validated_campaigns"}),
+    "validated_leads": ("ingestion", False, {"raw_campaign_leads", "validated_campaigns"}),
+    "validated_lead_status_changes": (
+        "ingestion",
+        False,
+        {"raw_lead_status_changes", "validated_leads"},
+    ),
+    "quarantine": (
+        "ingestion",
+        False,
+        {
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "validated_lead_status_changes",
+        },
+    ),
+    "daily_campaign_metrics": (
+        "metrics",
+        True,
+        {
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "validated_lead_status_changes",
+        },
+    ),
+    "weekly_campaign_metrics": ("metrics", True, {"daily_campaign_metrics", "validated_campaigns"}),
+    "weekly_totals": ("metrics", True, {"weekly_campaign_metrics"}),
+    "campaign_lifetime_metrics": (
+        "metrics",
+        False,
+        {
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "validated_lead_status_changes",
+        },
+    ),
+    "anomaly_flags": ("anomalies", True, {"daily_campaign_metrics", "validated_campaigns"}),
+    "campaign_health": ("health", True, {"daily_campaign_metrics", "validated_campaigns"}),
+}
+
+# Weeks of daily metrics before the judged week each weekly asset reads.
+DAILY_HISTORY_WEEKS = {
+    "weekly_campaign_metrics": 1,
+    "anomaly_flags": 8,
+    "campaign_health": 4,
+}
+
+CHECKS = {
+    **{
+        f"validated_{name}": {"row_accounting", "schema"}
+        for name in ("campaigns", "insights", "leads", "lead_status_changes")
+    },
+    "quarantine": {"schema", "no_personal_data", "freshness_check"},
+    "daily_campaign_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
+    "weekly_campaign_metrics": {"schema", "reconciles_with_daily", "freshness_check"},
+    "weekly_totals": {"schema", "reconciles_with_weekly_campaign_metrics", "freshness_check"},
+    "campaign_lifetime_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
+    "anomaly_flags": {"schema", "freshness_check"},
+    "campaign_health": {"schema", "freshness_check"},
+}
+BLOCKING = {
+    (f"validated_{name}", check)
+    for name in ("campaigns", "insights", "leads", "lead_status_changes")
+    for check in ("row_accounting", "schema")
+}
+
+WEEKLY = {name for name, (_, weekly, _) in ASSETS.items() if weekly}
+INGESTION = {name for name, (group, _, _) in ASSETS.items() if group == "ingestion"}
+JOBS = {
+    "ingestion_job": INGESTION,
+    "weekly_assets_job": WEEKLY,
+    "lifetime_job": {"campaign_lifetime_metrics"},
+    "weekly_pipeline_job": set(ASSETS),
+}
+SENSORS = {
+    "raw_file_sensor",
+    "anomaly_alert_sensor",
+    "run_failure_alert_sensor",
+    "freshness_checks_sensor",
+}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_asset_keys_groups_partitions_and_lineage(graph):
+    found = {
+        key.to_user_string(): (
+            graph.get(key).group_name,
+            graph.get(key).partitions_def is not None,
+            {parent.to_user_string() for parent in graph.get(key).parent_keys},
+        )
+        for key in graph.get_all_asset_keys()
+    }
+    assert found == ASSETS
+
+
+def test_weekly_partitions_start_monday_and_cover_the_earliest_accepted_date(graph):
+    for name in WEEKLY:
+        partitions = graph.get(dg.AssetKey(name)).partitions_def
+        assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+        assert partitions.get_first_partition_key() == PARTITION_START.isoformat()
+        assert PARTITION_START.weekday() == 0  # a Monday
+        assert partitions.cron_schedule.endswith(" * * 1")  # weeks start on Mondays
+
+
+def test_history_windows_of_the_weekly_assets(graph):
+    daily = dg.AssetKey("daily_campaign_metrics")
+    for name, weeks in DAILY_HISTORY_WEEKS.items():
+        mapping = graph.get_partition_mapping(dg.AssetKey(name), daily)
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping), name
+        assert (mapping.start_offset, mapping.end_offset) == (-weeks, 0), name
+
+
+def test_asset_checks_and_which_block(graph):
+    found: dict[str, set[str]] = {}
+    for key in graph.asset_check_keys:
+        found.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+    assert found == CHECKS
+    blocking = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in graph.asset_check_keys
+        if graph.get_check_spec(key).blocking
+    }
+    assert blocking == BLOCKING
+
+
+def test_jobs_select_their_assets_without_freshness_checks():
+    assert {job.name for job in defs.jobs} == set(JOBS)
+    for name, assets in JOBS.items():
+        job = defs.resolve_job_def(name)
+        selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+        assert selected == assets, name
+        checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
+        assert "freshness_check" not in checks, name
+
+
+def test_schedule_and_sensors():
+    schedule = defs.resolve_schedule_def("weekly_pipeline_schedule")
+    assert schedule.cron_schedule == "0 6 * * 1"
+    assert schedule.job_name == "weekly_pipeline_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert {sensor.name for sensor in defs.sensors} == SENSORS
+    for name in SENSORS:
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
+    assert defs.resolve_sensor_def("raw_file_sensor").job_name == "weekly_pipeline_job"
+
+
+def test_descriptions_name_what_the_jobs_do_and_nothing_else():
+    """A description that promised a stage the code does not have would mislead users."""
+    groups = {group for group, _, _ in ASSETS.values()}
+    stages = {"ga4": "exports", "amplitude": "exports", "weekly report": "report"}
+    texts = [job.description.lower() for job in defs.jobs]
+    texts.append(defs.resolve_schedule_def("weekly_pipeline_schedule").description.lower())
+    for text in texts:
+        for word, group in stages.items():
+            assert group in groups or word not in text, (text, word)
+    for name in ("weekly_assets_job", "weekly_pipeline_job"):
+        text = defs.resolve_job_def(name).description
+        weekly_groups = {ASSETS[asset][0] for asset in WEEKLY}
+        assert all(group in text for group in weekly_groups), (name, text)

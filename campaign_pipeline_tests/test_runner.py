@@ -1,0 +1,76 @@
+"""`campaign-pipeline run` through Dagster: ingestion once, every complete week of the accepted
+rows as ONE run of the weekly assets, weeks that are not complete named as a count and a range."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from campaign_pipeline import runner
+from campaign_pipeline_tests._orchestration_support import sqlite_home
+
+
+def test_weeks_between_includes_empty_weeks_and_starts_on_mondays():
+    weeks = runner.weeks_between(pd.Timestamp("2024-01-10"), pd.Timestamp("2024-02-05"))
+    assert weeks == ["2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29", "2024-02-05"]
+
+
+def test_describe_weeks_is_a_count_and_a_range_never_a_list():
+    weeks = [d.date().isoformat() for d in pd.date_range("2026-01-05", periods=5123, freq="7D")]
+    text = runner.describe_weeks(weeks)
+    assert text == f"5123 weeks (2026-01-05 .. {weeks[-1]})"
+    assert runner.describe_weeks(["2024-01-08"]) == "1 week (2024-01-08)"
+    assert runner.describe_weeks([]) == "0 weeks"
+
+
+@pytest.fixture
+def instance_home(tmp_path, monkeypatch):
+    home = sqlite_home(tmp_path / "home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
+    data_dir, tmp_path, instance_home
+):
+    lines: list[str] = []
+    # the tiny exports have rows in the weeks of 2024-01-08 and 2024-01-15 (and a status change
+    # on 2024-01-23); on 2024-01-24 only the first two weeks are complete
+    out = tmp_path / "out"
+    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 1, 24))
+    assert run.weeks == ["2024-01-08", "2024-01-15"]
+    assert run.skipped_weeks == ["2024-01-22"]
+    assert any("note: 1 week (2024-01-22) not complete yet" in line for line in lines)
+    assert "weekly assets: 2 weeks (2024-01-08 .. 2024-01-15) in one run ..." in lines
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs()
+    by_job: dict[str, list] = {}
+    for each in runs:
+        by_job.setdefault(each.job_name, []).append(each)
+    assert {name: len(found) for name, found in by_job.items()} == {
+        "ingestion_job": 1,
+        "weekly_assets_job": 1,
+        "lifetime_job": 1,
+    }
+    tags = by_job["weekly_assets_job"][0].tags
+    assert tags["dagster/asset_partition_range_start"] == "2024-01-08"
+    assert tags["dagster/asset_partition_range_end"] == "2024-01-15"
+    for week in run.weeks:
+        assert (out / "daily_campaign_metrics" / f"{week}.parquet").exists()
+    assert not (out / "daily_campaign_metrics" / "2024-01-22.parquet").exists()
+    # a progress line per finished step of the weekly run
+    assert any(line.strip().startswith("anomaly_flags") and "done" in line for line in lines)
+
+
+def test_a_failed_raw_file_is_the_users_error(data_dir, tmp_path):
+    """A file whose header is fine but whose rows cannot be read fails in ingestion: the run
+    reports the file in one line and marks it as the input's fault (exit code 2 in the CLI)."""
+    (data_dir / "raw" / "insights.csv").write_text(
+        'id,campaign_id,created_at,spend,impressions,clicks,conversions\n1,c1,"2024-01-08,10\n'
+    )
+    with pytest.raises(runner.RunFailed) as failed:
+        runner.run_pipeline(str(data_dir), str(tmp_path / "out"), say=lambda _: None)
+    assert failed.value.user_error
+    assert any("insights.csv" in line for line in failed.value.lines)
