@@ -5,9 +5,11 @@ fails loudly at the asset instead of publishing a wrong number:
 
 * keys are unique, dates are midnights and week starts are Mondays;
 * counts are non-negative whole numbers, money is non-negative;
-* rates are null or finite and non-negative; CTR and conversion_rate (conversions / clicks)
-  are at most 1: ingestion quarantines clicks > impressions and conversions > clicks, and the
-  rates pair numerator and denominator over the same days, so no period can exceed 1;
+* rates are null or finite and non-negative; CTR is at most 1: ingestion quarantines clicks >
+  impressions, and the rates pair numerator and denominator over the same days, so no period
+  can exceed 1;
+* conversion_rate (conversions / clicks) has NO upper bound: platforms count view-through
+  conversions and several conversions per click, so conversions above clicks are data;
 * lead_conversion_rate and the summary's conversion_rate have NO upper bound: they compare
   conversions of a period (of leads possibly added earlier) with leads added in it;
 * in the daily table every rate equals its ratio recomputed from the row (null exactly where
@@ -18,6 +20,8 @@ fails loudly at the asset instead of publishing a wrong number:
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -89,7 +93,9 @@ class _Sums(_MetricTable):
     cpa: Series[float] = pa.Field(nullable=True, ge=0, description="spend / conversions")
     cpl: Series[float] = pa.Field(nullable=True, ge=0, description="spend / leads")
     conversion_rate: Series[float] = pa.Field(
-        nullable=True, ge=0, le=1, description="conversions / clicks"
+        nullable=True,
+        ge=0,
+        description="conversions / clicks (above 1 with view-through conversions)",
     )
     lead_conversion_rate: Series[float] = pa.Field(
         nullable=True,
@@ -243,7 +249,16 @@ class WeeklyTotals(_MetricTable):
     cpm: Series[float] = pa.Field(nullable=True, ge=0)
     cpa: Series[float] = pa.Field(nullable=True, ge=0)
     cpl: Series[float] = pa.Field(nullable=True, ge=0)
-    conversion_rate: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    conversion_rate: Series[float] = pa.Field(nullable=True, ge=0)
+    quarantined_rows: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True,
+        ge=0,
+        description="rows of the raw files dated in the week and quarantined (scope all only)",
+    )
+    quarantined_spend: Optional[Series[float]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True,
+        description="spend of the week's quarantined insights rows (scope all only)",
+    )
     lead_conversion_rate: Series[float] = pa.Field(
         nullable=True, ge=0, description="flow ratio, may exceed 1"
     )

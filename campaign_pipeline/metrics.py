@@ -536,6 +536,81 @@ def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     return totals[columns].sort_values(keys, ignore_index=True)
 
 
+# The dated column of each file's rows in the quarantine's raw_values (campaigns.csv rows are
+# campaigns, not activity of a week, so they have none here).
+QUARANTINE_DATE_FIELDS = {
+    "insights.csv": "created_at",
+    "campaign_leads.csv": "added_date",
+    "lead_status_changes.csv": "created_at",
+}
+QUARANTINE_WEEK_COLUMNS = ["week_start", "quarantined_rows", "quarantined_spend"]
+
+
+def _raw_field(raw_values: pd.Series, field: str) -> pd.Series:
+    """One text field of the quarantine's raw_values JSON (sorted keys, string values)."""
+    pattern = rf'"{field}": "((?:[^"\\]|\\.)*)"'
+    return raw_values.astype(str).str.extract(pattern, expand=False)
+
+
+def quarantine_by_week(quarantine: pd.DataFrame, *, excluded_spend_reasons=()) -> pd.DataFrame:
+    """Quarantined rows and spend per week, from the published ``quarantine`` table.
+
+    A row counts in the week of its own date (insights created_at, leads added_date, status
+    changes created_at) when that date can be read; rows without a readable date cannot be
+    placed in a week and stay visible in the quarantine table only. ``quarantined_spend`` adds
+    the spend of quarantined insights rows whose spend cell is a finite number, except the
+    reasons in ``excluded_spend_reasons`` (an amount quarantined because it is implausible is
+    not money anyone spent), so that for each week the raw file's spend is the published spend
+    plus this (plus exact duplicates removed).
+    """
+    from campaign_pipeline.ingestion import parse_numbers, parse_timestamps
+
+    if quarantine is None or len(quarantine) == 0:
+        return pd.DataFrame(
+            {
+                "week_start": pd.Series(dtype="datetime64[ns]"),
+                "quarantined_rows": pd.Series(dtype="int64"),
+                "quarantined_spend": pd.Series(dtype="float64"),
+            }
+        )
+    field = quarantine["source_file"].map(QUARANTINE_DATE_FIELDS)
+    text = pd.Series(pd.NA, index=quarantine.index, dtype="string")
+    for name in set(QUARANTINE_DATE_FIELDS.values()):
+        rows = field == name
+        text[rows] = _raw_field(quarantine.loc[rows, "raw_values"], name)
+    day = parse_timestamps(text.fillna("")).dt.normalize()
+    insights = quarantine["source_file"].eq("insights.csv") & ~quarantine["reason_code"].isin(
+        list(excluded_spend_reasons)
+    )
+    spend, _ = parse_numbers(_raw_field(quarantine["raw_values"], "spend").fillna(""))
+    spend = spend.where(insights & np.isfinite(spend), 0.0).fillna(0.0)
+    dated = day.notna()
+    week = (day - pd.to_timedelta(day.dt.weekday, unit="D"))[dated]
+    out = (
+        pd.DataFrame({"week_start": week, "spend": spend[dated]})
+        .groupby("week_start", sort=True)
+        .agg(quarantined_rows=("spend", "size"), quarantined_spend=("spend", "sum"))
+        .reset_index()
+    )
+    return out.astype({"quarantined_rows": "int64", "quarantined_spend": "float64"})[
+        QUARANTINE_WEEK_COLUMNS
+    ]
+
+
+def with_quarantine(totals: pd.DataFrame, by_week: pd.DataFrame) -> pd.DataFrame:
+    """Weekly totals with the week's quarantined rows and spend on the portfolio rows
+    (``scope == "all"``; 0 for a week without any). Per-platform rows get null: a rejected row
+    may have no known campaign, hence no platform."""
+    out = totals.merge(by_week, on="week_start", how="left")
+    portfolio = out["scope"].eq("all")
+    rows = out["quarantined_rows"].where(~portfolio, out["quarantined_rows"].fillna(0))
+    spend = out["quarantined_spend"].where(~portfolio, out["quarantined_spend"].fillna(0.0))
+    return out.assign(
+        quarantined_rows=rows.where(portfolio).astype("Int64"),
+        quarantined_spend=spend.where(portfolio).astype("float64"),
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # 6. Campaign period summary (the seed's campaign_perf_4)
 # ---------------------------------------------------------------------------------------

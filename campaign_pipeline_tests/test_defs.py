@@ -46,7 +46,7 @@ ASSETS = {
         },
     ),
     "weekly_campaign_metrics": ("metrics", True, {"daily_campaign_metrics", "validated_campaigns"}),
-    "weekly_totals": ("metrics", True, {"weekly_campaign_metrics"}),
+    "weekly_totals": ("metrics", True, {"weekly_campaign_metrics", "quarantine"}),
     "campaign_lifetime_metrics": (
         "metrics",
         False,

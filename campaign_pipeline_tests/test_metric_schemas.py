@@ -116,7 +116,7 @@ BREAKAGES = [
     ("daily", 0, {"platform": None}, None),
     ("weekly", 0, {"week_start": pd.Timestamp("2024-01-02")}, "monday_midnight"),
     ("weekly", 0, {"days_active": 8}, "less_than_or_equal_to"),
-    ("weekly", 0, {"conversion_rate": 1.5}, "less_than_or_equal_to"),
+    ("weekly", 0, {"conversion_rate": -0.5}, "greater_than_or_equal_to"),
     ("weekly", 0, {"days_active": 0}, "spend_known_iff_active"),
     ("totals", 0, {"n_campaigns_delivering": 99}, "delivering_within_campaigns"),
     ("totals", 0, {"ctr": 1.2}, "less_than_or_equal_to"),
@@ -151,6 +151,14 @@ def test_duplicate_keys_are_rejected(tables):
         pd.concat([summary, summary.iloc[[0]]], ignore_index=True),
         "unique",
     )
+
+
+def test_conversion_rate_above_one_is_allowed(tables):
+    # View-through conversions and several conversions per click: conversions above clicks.
+    weekly = _broken(tables["weekly"], 0, conversion_rate=1.5)
+    ms.WeeklyCampaignMetrics.validate(weekly)
+    totals = _broken(tables["totals"], 0, conversion_rate=1.5)
+    ms.WeeklyTotals.validate(totals)
 
 
 def test_lead_conversion_rate_above_one_is_allowed(tables):

@@ -6,6 +6,7 @@ datetime64 midnights, numbers float64 with NaN = unknown).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -756,3 +757,30 @@ def test_empty_inputs_give_empty_tables_with_columns():
     assert m.weekly_totals(weekly).empty and m.weekly_totals(weekly, by="platform").empty
     summary = m.campaign_period_summary(daily, campaigns)
     assert summary.empty and list(summary.columns) == m.SUMMARY_COLUMNS
+
+
+def test_quarantine_by_week_places_rows_by_their_own_date_and_adds_real_amounts_only():
+    def row(source, reason, **values):
+        return {
+            "source_file": source,
+            "reason_code": reason,
+            "raw_values": json.dumps({k: str(v) for k, v in values.items()}, sort_keys=True),
+        }
+
+    quarantine = pd.DataFrame(
+        [
+            row("insights.csv", "negative_spend", created_at="2024-01-02 10:00:00", spend=-4),
+            row("insights.csv", "unknown_campaign", created_at="01/03/2024", spend="1,250.5"),
+            row("insights.csv", "implausible_value", created_at="2024-01-03", spend="1e308"),
+            row("insights.csv", "unparseable_date", created_at="yesterday", spend=9),
+            row("campaign_leads.csv", "unknown_campaign", added_date="2024-01-09"),
+            row("lead_status_changes.csv", "unknown_lead", created_at="2024-01-10"),
+            row("campaigns.csv", "missing_key", created_at="2024-01-02"),
+        ]
+    )
+    by_week = m.quarantine_by_week(quarantine, excluded_spend_reasons=("implausible_value",))
+    assert by_week["week_start"].tolist() == [W1, W2]
+    assert by_week["quarantined_rows"].tolist() == [3, 2]
+    assert by_week["quarantined_spend"].tolist() == [-4 + 1250.5, 0.0]
+    assert np.isfinite(by_week["quarantined_spend"]).all()
+    assert m.quarantine_by_week(quarantine.iloc[0:0]).empty

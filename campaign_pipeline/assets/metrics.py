@@ -27,6 +27,8 @@ from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
 GROUP = "metrics"
+# Quarantine reasons whose amounts are not money anyone spent (left out of quarantined_spend).
+IMPLAUSIBLE_REASONS = ("implausible_value",)
 VALIDATED = [
     "validated_campaigns",
     "validated_insights",
@@ -131,7 +133,7 @@ def weekly_campaign_metrics(
     group_name=GROUP,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["weekly_campaign_metrics"],
+    deps=["weekly_campaign_metrics", "quarantine"],
     kinds={"pandas", "parquet"},
     check_specs=table_checks("weekly_totals", "weekly_campaign_metrics"),
 )
@@ -140,7 +142,9 @@ def weekly_totals(
 ) -> dg.MaterializeResult:
     """Totals across all campaigns and per platform each week (the seed's overall weekly totals).
 
-    ``scope`` is ``all`` for the whole portfolio, else the platform name.
+    ``scope`` is ``all`` for the whole portfolio, else the platform name. The portfolio rows
+    also count the week's quarantined rows and spend, so nothing rejected is hidden and the
+    totals reconcile with the raw files.
     """
     weeks = RunWeeks.of(context)
     weekly = read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last)
@@ -148,7 +152,10 @@ def weekly_totals(
     per_platform = metrics.weekly_totals(weekly, by="platform")
     per_platform = per_platform.assign(scope=per_platform["platform"]).drop(columns=["platform"])
     totals = pd.concat([overall, per_platform], ignore_index=True)
-    totals = metric_schemas.WeeklyTotals.validate(totals)
+    rejected = metrics.quarantine_by_week(
+        storage.read_table("quarantine"), excluded_spend_reasons=IMPLAUSIBLE_REASONS
+    )
+    totals = metric_schemas.WeeklyTotals.validate(metrics.with_quarantine(totals, rejected))
     counts = write_run_weeks(storage, "weekly_totals", totals, weeks, "week_start")
     stored = read_weeks(storage, "weekly_totals", weeks.first, weeks.last)
     portfolio = stored[stored["scope"] == "all"] if len(stored) else stored

@@ -424,14 +424,8 @@ def _rules(
     """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note template)."""
     out = []
     with np.errstate(invalid="ignore"):
-        out.append(
-            (
-                "conversions",
-                "tracking_error",
-                p["conversions"] > p["clicks"],
-                "conversions exceed clicks, which is impossible",
-            )
-        )
+        # conversions above clicks is not a rule: platforms count view-through conversions and
+        # several conversions per click; a jump in conversions is the count test's to judge
         out.append(
             (
                 "spend",
@@ -514,14 +508,19 @@ def _classify(
     methods_cusum: np.ndarray,
     sustained: np.ndarray,
     delivery_collapsed: np.ndarray | None = None,
+    clicks_flat: np.ndarray | None = None,
 ) -> np.ndarray:
     """anomaly_type of each flag. delivery_collapsed: the campaign's spend, impressions or clicks
     collapsed that period, so a collapse of what follows them (conversions, leads) is the
-    outage's, not a tracking error."""
+    outage's, not a tracking error. clicks_flat: the campaign's clicks were judged and normal
+    that period, so conversions that doubled or more without more clicks point at the
+    conversion tag (a tag firing twice, a broadened conversion event): a tracking error."""
     up = np.nan_to_num(rel, nan=0.0, posinf=1e9) > 0
     m = metric
     collapsed = np.nan_to_num(rel, nan=0.0) <= COLLAPSE
     outage = np.zeros(len(m), bool) if delivery_collapsed is None else delivery_collapsed
+    flat = np.zeros(len(m), bool) if clicks_flat is None else clicks_flat
+    conversion_jump = np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0)
     # a collapse names its cause before "it lasted" does: the third day of an outage is still an
     # outage (critical, with the delivery action), not a "new level" (until stop 18 it was)
     conds = [
@@ -531,7 +530,8 @@ def _classify(
         sustained,
         (m == "spend") & up,
         np.isin(m, ["cpc", "cpm"]) & up,
-        np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0),
+        conversion_jump & flat,
+        conversion_jump,
         (m == "leads") & up & (rel >= 1.0),
         up,
     ]
@@ -542,6 +542,7 @@ def _classify(
         "level_shift",
         "spend_spike",
         "cost_spike",
+        "tracking_error",
         "conversion_inflation",
         "lead_flood",
         "spike",
@@ -624,6 +625,12 @@ def _flags_from_evidence(
         delivery_collapsed |= ev["judged"][i] & (
             np.nan_to_num(ev["rel_effect"][i], nan=0.0) <= COLLAPSE
         )
+    clicks_flat = np.zeros(ev["z"].shape[1:], bool)
+    if "clicks" in metrics:
+        k = metrics.index("clicks")
+        clicks_flat = ev["judged"][k] & (
+            np.abs(np.nan_to_num(ev["z"][k], nan=np.inf)) < s.min_robust_z
+        )
     atype = _classify(
         metric,
         rel,
@@ -631,6 +638,7 @@ def _flags_from_evidence(
         method_hits.get("cusum", no) | method_hits.get("shift", no),
         sustained,
         delivery_collapsed[ci, ti],
+        clicks_flat[ci, ti],
     )
     atype = np.where(rule_hit, rule_type, atype)
     weeks_running = np.full(len(mi), np.nan)

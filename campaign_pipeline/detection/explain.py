@@ -214,10 +214,23 @@ def confidence(flags: pd.DataFrame, coefficients: tuple[float, ...]) -> np.ndarr
     return 1.0 / (1.0 + np.exp(-(x @ np.asarray(coefficients, float))))
 
 
+# Conversions that jumped while clicks stayed flat: the tag, not the campaign, changed.
+CONVERSION_TAG_ACTION = (
+    "Check the conversion tag: conversions jumped while clicks stayed flat (a tag firing twice, "
+    "a new or broadened conversion event); fix it before trusting CPA and conversion rate."
+)
+
+
 def suggested_actions(metrics: pd.Series, types: pd.Series, rel: pd.Series) -> list[str]:
     out = []
     for m, t, r in zip(metrics, types, rel):
-        act = ACTIONS.get((m, t))
+        jump = (
+            t == "tracking_error"
+            and m in ("conversions", "conversion_rate")
+            and np.isfinite(r)
+            and r > 0
+        )
+        act = CONVERSION_TAG_ACTION if jump else ACTIONS.get((m, t))
         if act is None:
             direction = "up" if (r > 0 if np.isfinite(r) else True) else "down"
             act = DIRECTION_ACTIONS[direction].get(

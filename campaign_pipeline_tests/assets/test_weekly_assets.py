@@ -240,6 +240,37 @@ def test_every_published_weekly_table_has_passing_schema_and_reconciliation_chec
     assert evaluations[("weekly_totals", "reconciles_with_weekly_campaign_metrics")] is True
 
 
+def test_weekly_totals_count_the_weeks_quarantined_rows_and_reconcile_with_the_raw_file(tmp_path):
+    """Published spend + quarantined spend = the raw file's spend of the week (no duplicates
+    here), and a row with an implausible amount is counted but its amount is not money."""
+    bad = (
+        "B1,C1,2025-01-07,-4,500,5,0\n"  # negative spend
+        "B2,C9,2025-01-08,7.5,50,10,1\n"  # unknown campaign
+        "B3,C1,2025-01-15,3,100,200,1\n"  # clicks > impressions, week 2
+        "B4,C1,bad-date,9,10,1,0\n"  # no readable date: in no week
+    )
+    write_exports(
+        tmp_path, campaigns=CAMPAIGNS, insights=_insights() + bad, leads=LEADS, changes=CHANGES
+    )
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    for week in WEEKS:
+        assert _materialize_week(storage, week).success
+    totals = storage.read_table("weekly_totals")
+    portfolio = totals[totals["scope"] == "all"].set_index("week_start")
+    assert portfolio["quarantined_rows"].tolist() == [2, 1, 0]
+    raw = pd.read_csv(tmp_path / "raw" / "insights.csv")
+    raw["day"] = pd.to_datetime(raw["created_at"], errors="coerce")
+    for week in WEEKS:
+        start = pd.Timestamp(week)
+        in_week = raw["day"].between(start, start + pd.Timedelta(days=6))
+        published = portfolio.loc[start, "spend"]
+        assert published + portfolio.loc[start, "quarantined_spend"] == pytest.approx(
+            raw.loc[in_week, "spend"].sum()
+        )
+    assert totals.loc[totals["scope"] != "all", "quarantined_rows"].isna().all()
+
+
 def test_reconcile_check_fails_on_a_lost_amount():
     from campaign_pipeline.assets.common import reconcile_check
 

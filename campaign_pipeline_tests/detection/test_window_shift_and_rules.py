@@ -558,6 +558,60 @@ def test_a_lasting_outage_stays_an_outage_and_a_broken_tag_is_named_on_both_metr
     )
 
 
+def test_conversions_above_clicks_are_data_not_a_rule_breach():
+    """View-through conversions and several conversions per click make conversions above clicks
+    a normal day: no flag may come from that alone."""
+
+    def view_through(df, c0, dates, counts):
+        rng = np.random.default_rng(5)
+        df["conversions"] = rng.poisson(df["clicks"] * 1.4).astype(float)
+
+    df, dates = _campaigns_with_c0_changed(6, view_through)
+    assert (df["conversions"] > df["clicks"]).mean() > 0.9
+    flags = detect_campaign_anomalies(
+        df, judge_start=dates[28], judge_end=dates[-1], settings=DetectionSettings(use_weekly=False)
+    )
+    conversion_flags = flags[flags["metric"].isin(["conversions", "conversion_rate", "cpa"])]
+    assert not conversion_flags["methods"].str.contains("rule").any()
+    assert (conversion_flags["anomaly_type"] != "tracking_error").all()
+    # the normal level of conversion rate above 100% is not itself anomalous
+    assert len(conversion_flags) <= 2
+
+
+def test_a_conversion_jump_with_flat_clicks_is_a_tracking_problem_with_the_tag_action():
+    def tag_fires_five_times(df, c0, dates, counts):
+        df.loc[c0 & df["date"].isin(dates[50:52]), "conversions"] *= 5  # clicks unchanged
+
+    df, dates = _campaigns_with_c0_changed(6, tag_fires_five_times)
+    flags = detect_campaign_anomalies(
+        df, judge_start=dates[28], judge_end=dates[-1], settings=DetectionSettings(use_weekly=False)
+    )
+    days = pd.to_datetime(flags["period_start"]).isin(pd.to_datetime(dates[50:52]))
+    c0 = flags[(flags["campaign_id"] == "c0") & days]
+    jump = c0[c0["metric"].isin(["conversions", "conversion_rate"])]
+    assert len(jump) >= 2, c0[["period_start", "metric", "anomaly_type"]]
+    assert (jump["anomaly_type"] == "tracking_error").all()
+    assert jump["suggested_action"].str.startswith("Check the conversion tag").all()
+    assert set(jump["severity"]) <= {"high", "critical"}
+    assert not c0["metric"].eq("clicks").any()  # the clicks were normal
+
+
+def test_a_conversion_jump_that_comes_with_more_clicks_is_not_called_a_tag_problem():
+    def more_traffic(df, c0, dates, counts):
+        days = c0 & df["date"].isin(dates[50:52])
+        df.loc[days, ["impressions", "clicks", "spend"]] *= 3
+        df.loc[days, "conversions"] *= 5
+
+    df, dates = _campaigns_with_c0_changed(6, more_traffic)
+    flags = detect_campaign_anomalies(
+        df, judge_start=dates[28], judge_end=dates[-1], settings=DetectionSettings(use_weekly=False)
+    )
+    days = pd.to_datetime(flags["period_start"]).isin(pd.to_datetime(dates[50:52]))
+    c0 = flags[(flags["campaign_id"] == "c0") & days]
+    assert c0["metric"].eq("clicks").any()
+    assert not (c0["anomaly_type"] == "tracking_error").any()
+
+
 def test_a_lasting_level_shift_is_still_reported_as_a_shift_after_its_first_day():
     def level_shift(df, c0, dates, counts):
         late = c0 & (df["date"] >= dates[50])
