@@ -77,6 +77,28 @@ FILE_SPECS: dict[str, FileSpec] = {
 LINE_COLUMN = "_line"
 
 
+@dataclass(frozen=True)
+class IngestionRules:
+    """Bounds that tell a plausible export from a mistake. A row outside them is quarantined
+    (``date_out_of_range``, ``implausible_value``) so one wrong cell cannot take over a run:
+    a date in 1900 would open thousands of empty weeks, a spend of 1e308 would overflow every
+    sum. Each default is far outside real data and well inside what float sums survive."""
+
+    earliest_date: str = "2000-01-01"
+    """No ad platform export of interest is older; 1900-01-01 is a spreadsheet's zero date.
+    (The weekly partitions start with this date's week.) Dates after the run's own date are
+    out of range too: an export cannot report the future."""
+    max_count: float = 1e12
+    """Impressions, clicks or conversions of one row above this are a typo or an overflow: the
+    largest platforms serve about 1e11 impressions a day in total."""
+    max_spend_budget_multiple: float = 1000.0
+    """Spend above this multiple of the campaign's daily budget (when the budget is known and
+    above 0) is implausible: platforms overdeliver by up to about 2x, not 1,000x."""
+    max_amount: float = 1e12
+    """Any amount (spend without a known budget, deal_value, daily_budget) above this, in the
+    account's currency, is implausible; it also keeps every published sum finite."""
+
+
 class RawFileError(Exception):
     """A raw file cannot be used at all (missing, unreadable, or a required column absent).
 
@@ -304,9 +326,6 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
         "clicks_gt_impressions": lambda: (
             "clicks > impressions: " + _fmt(r["clicks"]) + " > " + _fmt(r["impressions"])
         ),
-        "conversions_gt_clicks": lambda: (
-            "conversions > clicks: " + _fmt(r["conversions"]) + " > " + _fmt(r["clicks"])
-        ),
         "negative_daily_budget": lambda: "negative daily_budget: " + _fmt(r["daily_budget"]),
         "negative_deal_value": lambda: "negative deal_value: " + _fmt(r["deal_value"]),
         "unknown_campaign": lambda: (
@@ -351,10 +370,12 @@ _CODE_PRIORITY = [
     "missing_key",
     "conflicting_duplicate",
     "unparseable_date",
+    "date_out_of_range",
     "rejected_campaign",
     "unknown_campaign",
     "rejected_lead",
     "unknown_lead",
+    "implausible_value",
 ]
 
 
@@ -391,7 +412,9 @@ def _assemble(
                 index=rows.index,
             )
         )
-    failures["text"] = pd.concat(texts).reindex(failures.index)
+    generic = pd.concat(texts).reindex(failures.index)
+    # a failure found with its own context (a bound, the run's date) carries its own text
+    failures["text"] = failures["detail"].where(failures["detail"].notna(), generic)
     per_row = failures.groupby("index", sort=True).agg(
         reason_code=("code", "first"), reason=("text", lambda t: "; ".join(t))
     )
@@ -485,11 +508,67 @@ def _conflict_failures(conflict: pd.Series) -> pd.DataFrame:
     )
 
 
+def _out_of_range_failures(
+    dates: pd.Series, rules: IngestionRules, now: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Rows whose (parsed) date is before ``rules.earliest_date`` or after the run's date."""
+    earliest = pd.Timestamp(rules.earliest_date)
+    today = (pd.Timestamp.now() if now is None else pd.Timestamp(now)).normalize()
+    day = dates.dt.normalize()
+    early, late = day < earliest, day > today
+    bad = (early | late).to_numpy()
+    detail = np.where(
+        early[bad],
+        "date out of range: " + day[bad].dt.strftime("%Y-%m-%d") + f" is before {earliest:%Y-%m-%d}"
+        " (the earliest accepted date)",
+        "date out of range: " + day[bad].dt.strftime("%Y-%m-%d") + f" is after {today:%Y-%m-%d}"
+        " (the date of the run)",
+    )
+    return pd.DataFrame({"index": dates.index[bad], "code": "date_out_of_range", "detail": detail})
+
+
+def _implausible_failures(checks: list[tuple[pd.Series, pd.Series, str]]) -> pd.DataFrame:
+    """Rows where ``value > bound`` for any (value, bound, what) in ``checks``; the detail names
+    the cell and the bound it broke."""
+    frames = []
+    for value, bound, what in checks:
+        with np.errstate(invalid="ignore"):
+            bad = (value > bound).fillna(False).to_numpy(bool)
+        if bad.any():
+            detail = (
+                f"implausible value: {what} "
+                + value[bad].map(lambda v: f"{v:,.6g}")
+                + " is above "
+                + bound[bad].map(lambda v: f"{v:,.6g}")
+            )
+            frames.append(
+                pd.DataFrame(
+                    {"index": value.index[bad], "code": "implausible_value", "detail": detail}
+                )
+            )
+    if not frames:
+        return pd.DataFrame(columns=["index", "code", "detail"])
+    # one row per defective row: the first bound it broke explains it
+    return pd.concat(frames).drop_duplicates("index")
+
+
+def _bound(index: pd.Index, value: float) -> pd.Series:
+    return pd.Series(float(value), index=index)
+
+
 def _collect(*frames: pd.DataFrame) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame({"index": pd.Series(dtype="int64"), "code": pd.Series(dtype=str)})
+        return pd.DataFrame(
+            {
+                "index": pd.Series(dtype="int64"),
+                "code": pd.Series(dtype=str),
+                "detail": pd.Series(dtype=object),
+            }
+        )
     out = pd.concat(frames, ignore_index=True)
+    if "detail" not in out.columns:
+        out["detail"] = None
     return out.astype({"index": "int64", "code": str})
 
 
@@ -515,7 +594,11 @@ def _result(
 # ---------------------------------------------------------------------------------------
 
 
-def validate_campaigns(raw: pd.DataFrame) -> FileValidation:
+def validate_campaigns(
+    raw: pd.DataFrame, *, rules: IngestionRules = IngestionRules(), now=None
+) -> FileValidation:
+    """A campaign's created_at is metadata, not activity: it is not range-checked (``now`` is
+    accepted for a signature shared with the other files)."""
     spec = FILE_SPECS["campaigns"]
     kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
     numbers, number_failures = _number_columns(kept, ["daily_budget"])
@@ -538,6 +621,9 @@ def validate_campaigns(raw: pd.DataFrame) -> FileValidation:
         number_failures,
         _conflict_failures(conflict),
         pd.DataFrame({"index": kept.index[bad_created.to_numpy()], "code": "unparseable_date"}),
+        _implausible_failures(
+            [(numbers["daily_budget"], _bound(kept.index, rules.max_amount), "daily_budget")]
+        ),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     accepted = accepted.astype(
@@ -547,7 +633,13 @@ def validate_campaigns(raw: pd.DataFrame) -> FileValidation:
     return validation
 
 
-def validate_insights(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidation:
+def validate_insights(
+    raw: pd.DataFrame,
+    campaigns: FileValidation,
+    *,
+    rules: IngestionRules = IngestionRules(),
+    now: pd.Timestamp | None = None,
+) -> FileValidation:
     """Rows of one campaign and day are ad-set parts and are summed after validation.
 
     A part whose impressions/clicks/conversions cell is blank makes that day's total unknown
@@ -566,11 +658,31 @@ def validate_insights(raw: pd.DataFrame, campaigns: FileValidation) -> FileValid
         },
         index=kept.index,
     )
+    budget = kept["campaign_id"].map(
+        campaigns.accepted.set_index("campaign_id")["daily_budget"]
+        if len(campaigns.accepted)
+        else pd.Series(dtype=float)
+    )
+    budget_known = budget.notna() & (budget > 0)
+    spend_cap = (rules.max_spend_budget_multiple * budget).where(budget_known, rules.max_amount)
+    spend_cap = spend_cap.clip(upper=rules.max_amount).astype(float)
     failures = _collect(
         _failure_rows(schemas.InsightRowContract, candidate),
         number_failures,
         _conflict_failures(conflict),
         _campaign_membership(kept, campaigns),
+        _out_of_range_failures(candidate["date"], rules, now),
+        _implausible_failures(
+            [
+                (
+                    numbers["spend"].where(budget_known),
+                    spend_cap,
+                    f"spend (more than {rules.max_spend_budget_multiple:g}x the daily budget)",
+                ),
+                (numbers["spend"].where(~budget_known), spend_cap, "spend"),
+                *((numbers[c], _bound(kept.index, rules.max_count), c) for c in count_columns),
+            ]
+        ),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     validation.accepted = schemas.ValidatedInsights.validate(sum_campaign_day_parts(accepted))
@@ -593,7 +705,13 @@ def sum_campaign_day_parts(parts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def validate_leads(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidation:
+def validate_leads(
+    raw: pd.DataFrame,
+    campaigns: FileValidation,
+    *,
+    rules: IngestionRules = IngestionRules(),
+    now: pd.Timestamp | None = None,
+) -> FileValidation:
     """Personal data (name, email, phone) is dropped here and goes no further."""
     spec = FILE_SPECS["campaign_leads"]
     kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
@@ -613,6 +731,10 @@ def validate_leads(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidati
         number_failures,
         _conflict_failures(conflict),
         _campaign_membership(kept, campaigns),
+        _out_of_range_failures(candidate["added_date"], rules, now),
+        _implausible_failures(
+            [(numbers["deal_value"], _bound(kept.index, rules.max_amount), "deal_value")]
+        ),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     accepted = accepted.astype({"lead_id": str, "campaign_id": str, "lead_status": str})
@@ -620,7 +742,13 @@ def validate_leads(raw: pd.DataFrame, campaigns: FileValidation) -> FileValidati
     return validation
 
 
-def validate_lead_status_changes(raw: pd.DataFrame, leads: FileValidation) -> FileValidation:
+def validate_lead_status_changes(
+    raw: pd.DataFrame,
+    leads: FileValidation,
+    *,
+    rules: IngestionRules = IngestionRules(),
+    now: pd.Timestamp | None = None,
+) -> FileValidation:
     spec = FILE_SPECS["lead_status_changes"]
     kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
     changed_at = parse_timestamps(kept["created_at"])
@@ -641,6 +769,7 @@ def validate_lead_status_changes(raw: pd.DataFrame, leads: FileValidation) -> Fi
         _failure_rows(schemas.LeadStatusChangeRowContract, candidate),
         _conflict_failures(conflict),
         _membership_failures(kept["lead_id"], known, rejected, "unknown_lead", "rejected_lead"),
+        _out_of_range_failures(candidate["changed_at"], rules, now),
     )
     validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
     accepted = accepted.astype({"lead_id": str, "new_status": str})
@@ -678,14 +807,20 @@ def combine_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-def ingest_raw_dir(raw_dir: Path | str) -> IngestionResult:
-    """Read and validate the four files of a raw folder (used by the CLI, tests, benchmarks)."""
+def ingest_raw_dir(
+    raw_dir: Path | str,
+    *,
+    rules: IngestionRules = IngestionRules(),
+    now: pd.Timestamp | None = None,
+) -> IngestionResult:
+    """Read and validate the four files of a raw folder (used by tests and benchmarks)."""
     raw_dir = Path(raw_dir)
     raws = {key: read_raw_file(raw_dir / spec.filename, spec) for key, spec in FILE_SPECS.items()}
-    campaigns = validate_campaigns(raws["campaigns"])
-    insights = validate_insights(raws["insights"], campaigns)
-    leads = validate_leads(raws["campaign_leads"], campaigns)
-    changes = validate_lead_status_changes(raws["lead_status_changes"], leads)
+    bounds = {"rules": rules, "now": now}
+    campaigns = validate_campaigns(raws["campaigns"], **bounds)
+    insights = validate_insights(raws["insights"], campaigns, **bounds)
+    leads = validate_leads(raws["campaign_leads"], campaigns, **bounds)
+    changes = validate_lead_status_changes(raws["lead_status_changes"], leads, **bounds)
     files = {
         "campaigns": campaigns,
         "insights": insights,

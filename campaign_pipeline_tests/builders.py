@@ -140,3 +140,13 @@ def seed_health_reference(frame: pd.DataFrame, rules: HealthRules = HealthRules(
         else:
             out.append("NEEDS_MORE_DATA")
     return out
+
+
+# --- resources ----------------------------------------------------------------------------------
+
+
+def pipeline_resources(storage, **overrides) -> dict:
+    """The resources the assets need, with ``storage`` and defaults for the rest."""
+    from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+
+    return {"storage": storage, "ingestion_rules": IngestionRulesResource(), **overrides}

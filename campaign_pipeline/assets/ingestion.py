@@ -15,6 +15,7 @@ from campaign_pipeline import ingestion
 from campaign_pipeline.assets.common import schema_check
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
 from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import VALIDATED_MODELS, Quarantine
 
@@ -134,12 +135,16 @@ def _validated_asset(
         ),
     )
     def validated(
-        context: dg.AssetExecutionContext, storage: PipelineStorage
+        context: dg.AssetExecutionContext,
+        storage: PipelineStorage,
+        ingestion_rules: IngestionRulesResource,
     ) -> dg.MaterializeResult:
         raw = storage.read_staging(f"raw_{key}")
         raw = raw.astype({c: str for c in raw.columns if c != ingestion.LINE_COLUMN})
         context_validations = [_reload_validation(storage, dep) for dep in _UPSTREAM_KEYS[key]]
-        validation = validate(raw, *context_validations)
+        validation = validate(
+            raw, *context_validations, rules=ingestion_rules.to_rules(), now=pd.Timestamp.now()
+        )
         storage.write_staging(name, validation.accepted)
         storage.write_staging(f"quarantine_{key}", validation.quarantine)
         storage.write_staging_json(

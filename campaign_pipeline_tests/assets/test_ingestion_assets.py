@@ -9,7 +9,7 @@ import pytest
 from campaign_pipeline import ingestion
 from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline_tests.builders import write_exports
+from campaign_pipeline_tests.builders import pipeline_resources, write_exports
 
 INSIGHTS = (
     "I1,C1,2025-01-06,10,1000,10,1\n"
@@ -33,7 +33,7 @@ def _metadata(result, asset: str) -> dict:
 
 
 def test_ingestion_materializes_with_passing_checks_and_accounting_metadata(storage):
-    result = dg.materialize(ingestion_assets, resources={"storage": storage})
+    result = dg.materialize(ingestion_assets, resources=pipeline_resources(storage))
     assert result.success
     checks = {
         (e.asset_key.to_user_string(), e.check_name): e.passed
@@ -60,7 +60,9 @@ def test_a_lost_row_fails_the_blocking_accounting_check(storage, monkeypatch):
     monkeypatch.setattr(
         ingestion, "sum_campaign_day_parts", lambda parts: original(parts).iloc[:-1]
     )
-    result = dg.materialize(ingestion_assets, resources={"storage": storage}, raise_on_error=False)
+    result = dg.materialize(
+        ingestion_assets, resources=pipeline_resources(storage), raise_on_error=False
+    )
     evaluations = {
         (e.asset_key.to_user_string(), e.check_name): e
         for e in result.get_asset_check_evaluations()

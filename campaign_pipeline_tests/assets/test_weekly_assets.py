@@ -11,7 +11,12 @@ from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.definitions import all_assets
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline_tests.builders import CAMPAIGNS, seed_health_reference, write_exports
+from campaign_pipeline_tests.builders import (
+    CAMPAIGNS,
+    pipeline_resources,
+    seed_health_reference,
+    write_exports,
+)
 
 WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20"]
 WEEKLY = [
@@ -51,7 +56,7 @@ def storage(tmp_path) -> PipelineStorage:
     assert weekly_partitions.get_first_partition_key() <= WEEKS[0]
     write_exports(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
     return storage
 
 
@@ -61,7 +66,7 @@ def _digest(path) -> str:
 
 def _materialize_week(storage, week):
     return dg.materialize(
-        all_assets, selection=WEEKLY, partition_key=week, resources={"storage": storage}
+        all_assets, selection=WEEKLY, partition_key=week, resources=pipeline_resources(storage)
     )
 
 
@@ -125,7 +130,7 @@ def test_single_run_backfill_over_a_range_writes_every_week(storage):
     job = dg.Definitions(
         assets=all_assets,
         jobs=[dg.define_asset_job("range_job", selection=WEEKLY)],
-        resources={"storage": storage},
+        resources=pipeline_resources(storage),
     ).resolve_job_def("range_job")
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -152,20 +157,20 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
 
     generate_sample(tmp_path / "raw", seed=9, n_campaigns=60, n_days=35)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
     weeks = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03"]
     for week in weeks:
         assert dg.materialize(
             all_assets,
             selection=["daily_campaign_metrics"],
             partition_key=week,
-            resources={"storage": storage},
+            resources=pipeline_resources(storage),
         ).success
     result = dg.materialize(
         all_assets,
         selection=["campaign_health"],
         partition_key=weeks[-1],
-        resources={"storage": storage},
+        resources=pipeline_resources(storage),
         run_config={"ops": {"campaign_health": {"config": {"window": "lifetime"}}}},
     )
     assert result.success
@@ -208,13 +213,13 @@ def test_health_thresholds_from_run_config_reach_the_published_reasons(storage):
             all_assets,
             selection=["daily_campaign_metrics"],
             partition_key=week,
-            resources={"storage": storage},
+            resources=pipeline_resources(storage),
         ).success
     result = dg.materialize(
         all_assets,
         selection=["campaign_health"],
         partition_key=WEEKS[1],
-        resources={"storage": storage},
+        resources=pipeline_resources(storage),
         run_config={"ops": {"campaign_health": {"config": {"min_leads": 1, "min_days_active": 2}}}},
     )
     assert result.success
@@ -253,7 +258,7 @@ def test_weekly_totals_count_the_weeks_quarantined_rows_and_reconcile_with_the_r
         tmp_path, campaigns=CAMPAIGNS, insights=_insights() + bad, leads=LEADS, changes=CHANGES
     )
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
     for week in WEEKS:
         assert _materialize_week(storage, week).success
     totals = storage.read_table("weekly_totals")
@@ -307,7 +312,7 @@ def _run_range(storage, selection, first, last):
     job = dg.Definitions(
         assets=all_assets,
         jobs=[dg.define_asset_job("range_job", selection=selection)],
-        resources={"storage": storage},
+        resources=pipeline_resources(storage),
     ).resolve_job_def("range_job")
     return job.execute_in_process(
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
@@ -321,7 +326,7 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
 
     generate_sample(tmp_path / "raw", seed=4, n_campaigns=80, n_days=84, anomalies=True)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    assert dg.materialize(ingestion_assets, resources={"storage": storage}).success
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
     weeks = [d.date().isoformat() for d in pd.date_range("2025-01-06", periods=12, freq="7D")]
     assert _run_range(storage, ["daily_campaign_metrics"], weeks[0], weeks[-1]).success
     judged = weeks[-4:]
@@ -332,7 +337,7 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
             all_assets,
             selection=["anomaly_flags"],
             partition_key=week,
-            resources={"storage": storage},
+            resources=pipeline_resources(storage),
         ).success
     alone = {w: pd.read_parquet(storage.table_path("anomaly_flags", w)) for w in judged}
     assert sum(map(len, alone.values())) >= 10  # real flags to compare, not empty tables
