@@ -68,6 +68,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild one week's page from the published tables (nothing is recomputed)."""
+    from campaign_pipeline import runner
+    from campaign_pipeline.report import (
+        MissingTablesError,
+        build_weekly_report,
+        check_week,
+        load_report_tables,
+        write_report_page,
+    )
+
+    _, out_dir = runner.resolve_dirs(args.data_dir, args.out)
+    try:
+        tables = load_report_tables(out_dir, check_week(args.week))
+    except (ValueError, MissingTablesError) as error:
+        raise UserError(f"report: {error}") from None
+    report = build_weekly_report(tables)
+    path = write_report_page(out_dir, tables.week, report.html)
+    _print(
+        f"report: week {tables.week} -> {path} ({path.stat().st_size / 1024:,.0f} kB; "
+        f"{report.facts['campaigns']} campaigns, {report.facts['flags']} flags)"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
 # detect
 # ---------------------------------------------------------------------------------------
 
@@ -219,6 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: live where credentials are set, else dry-run (default)",
     )
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser(
+        "report", help="rebuild one week's HTML report from the published tables"
+    )
+    report.add_argument("--week", required=True, help="the week's Monday, YYYY-MM-DD")
+    report.add_argument(
+        "--out",
+        help="the published tables, where the page goes too (default: "
+        "$CAMPAIGN_PIPELINE_OUT_DIR, else DATA_DIR/out)",
+    )
+    report.add_argument(
+        "--data-dir", help="default: $CAMPAIGN_PIPELINE_DATA_DIR or the shipped data/"
+    )
+    report.set_defaults(func=cmd_report)
 
     detect = sub.add_parser("detect", help="run the detection core on a long-format series CSV")
     detect.add_argument("input", help="CSV with columns series, timestamp, value (regular spacing)")

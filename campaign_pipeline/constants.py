@@ -25,6 +25,9 @@ RAW_FILES: dict[str, str] = {
     "lead_status_changes": "lead_status_changes.csv",
 }
 
+# Quarantine reasons whose amounts are not money anyone spent (left out of quarantined_spend).
+IMPLAUSIBLE_REASONS: tuple[str, ...] = ("implausible_value",)
+
 # Personal data: never leaves the validated layer.
 PII_COLUMNS: tuple[str, ...] = ("name", "email", "phone")
 

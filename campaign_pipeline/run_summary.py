@@ -9,6 +9,7 @@ import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.ingestion import FILE_SPECS
+from campaign_pipeline.report.files import latest_report
 
 
 def _accounting(staging_dir: Path) -> pd.DataFrame:
@@ -79,7 +80,14 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
 
     lines.append(f"tables written to {out_dir}:")
     for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
-        kind = f"{len(list(path.glob('*.parquet')))} weekly files" if path.is_dir() else "1 file"
+        if path.is_dir():
+            files = [p for p in path.iterdir() if p.suffix in (".parquet", ".html")]
+            kind = f"{len(files)} weekly files"
+        else:
+            kind = "1 file"
         lines.append(f"  {path.name:<36}{kind}")
+    latest = latest_report(out_dir)
+    if latest is not None:
+        lines.append(f"latest weekly report: {latest}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

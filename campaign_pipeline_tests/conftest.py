@@ -1,8 +1,10 @@
-"""Fixtures shared across the test modules: a temporary data dir with tiny raw exports, and a
-storage resource pointing at it (published tables in ``<tmp>/out``)."""
+"""Fixtures shared across the test modules: a temporary data dir with tiny raw exports, a
+storage resource pointing at it (published tables in ``<tmp>/out``), and a generated sample
+published once per session."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,28 @@ def data_dir(tmp_path) -> Path:
 def tmp_storage(tmp_path) -> PipelineStorage:
     """Storage on an empty temporary data dir, published tables in ``<tmp>/out``."""
     return PipelineStorage(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "out"))
+
+
+@dataclass(frozen=True)
+class PublishedSample:
+    """A generated sample run through the whole pipeline once (Dagster, in process)."""
+
+    data_dir: Path
+    out_dir: Path
+    weeks: list[str]
+
+
+@pytest.fixture(scope="session")
+def published_sample(tmp_path_factory) -> PublishedSample:
+    """40 campaigns over 7 weeks with injected anomalies and contract defects, through
+    `runner.run_pipeline` (the `campaign-pipeline run` path): every published table and every
+    week's report page, built once for the tests that read them (~20 s)."""
+    from campaign_pipeline import runner
+    from campaign_pipeline.sample_data import generate_sample
+
+    folder = tmp_path_factory.mktemp("published_sample")
+    generate_sample(
+        folder / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True
+    )
+    run = runner.run_pipeline(str(folder / "data"), str(folder / "out"), say=lambda _: None)
+    return PublishedSample(data_dir=folder / "data", out_dir=folder / "out", weeks=run.weeks)

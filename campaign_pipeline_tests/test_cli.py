@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,6 +313,8 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
     assert "weeks processed: 7 (2025-01-06 .. 2025-02-17)" in stdout
     assert "insights.csv" in stdout and "quarantined" in stdout
     assert "health buckets, week 2025-02-17" in stdout
+    assert f"latest weekly report: {out / 'weekly_report' / '2025-02-17.html'}" in stdout
+    assert len(list((out / "weekly_report").glob("*.html"))) == 7
     for table, columns in CONTRACT_COLUMNS.items():
         path = out / f"{table}.parquet"
         frame = (
@@ -352,3 +355,36 @@ def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
         (out / "daily_campaign_metrics").glob("*.parquet")
     )
     assert not (tmp_path / "data" / "out").exists()
+
+
+def test_report_rebuilds_a_weeks_page_from_the_published_tables_alone(published_sample, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(published_sample.out_dir, out)
+    week = published_sample.weeks[-1]
+    written_by_the_pipeline = (out / "weekly_report" / f"{week}.html").read_bytes()
+    shutil.rmtree(out / "weekly_report")
+    tables = {path: path.stat().st_mtime_ns for path in out.rglob("*.parquet")}
+    no_data = tmp_path / "no_data"  # nothing to recompute from
+    proc = run_cli("report", "--week", week, "--out", str(out), "--data-dir", str(no_data))
+    assert proc.returncode == 0, proc.stderr
+    page = out / "weekly_report" / f"{week}.html"
+    assert re.search(
+        rf"^report: week {week} -> {re.escape(str(page))} \(\d+ kB;", proc.stdout, re.M
+    )
+    assert page.read_bytes() == written_by_the_pipeline
+    assert {path: path.stat().st_mtime_ns for path in out.rglob("*.parquet")} == tables
+    assert not no_data.exists()
+
+
+def test_report_for_a_week_without_tables_exits_2_naming_them(tmp_path):
+    proc = run_cli("report", "--week", "2025-01-06", "--out", str(tmp_path / "out"))
+    assert_one_line_error(
+        proc, "report:", str(tmp_path / "out"), "week 2025-01-06 has no published campaign_health"
+    )
+
+
+def test_report_week_must_be_a_monday(tmp_path):
+    proc = run_cli("report", "--week", "2025-01-08", "--out", str(tmp_path))
+    assert_one_line_error(proc, "2025-01-08 is a Wednesday", "(that week is 2025-01-06)")
+    proc = run_cli("report", "--week", "last week", "--out", str(tmp_path))
+    assert_one_line_error(proc, "'last week' is not a date (YYYY-MM-DD)")

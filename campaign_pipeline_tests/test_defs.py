@@ -59,6 +59,18 @@ ASSETS = {
     ),
     "anomaly_flags": ("anomalies", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "campaign_health": ("health", True, {"daily_campaign_metrics", "validated_campaigns"}),
+    "weekly_report": (
+        "report",
+        True,
+        {
+            "campaign_health",
+            "anomaly_flags",
+            "weekly_totals",
+            "weekly_campaign_metrics",
+            "daily_campaign_metrics",
+            "quarantine",
+        },
+    ),
 }
 
 # Weeks of daily metrics before the judged week each weekly asset reads.
@@ -66,6 +78,7 @@ DAILY_HISTORY_WEEKS = {
     "weekly_campaign_metrics": 1,
     "anomaly_flags": 8,
     "campaign_health": 4,
+    "weekly_report": 3,  # the anomaly charts' 28 days
 }
 
 CHECKS = {
@@ -80,6 +93,7 @@ CHECKS = {
     "campaign_lifetime_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
     "anomaly_flags": {"schema", "freshness_check"},
     "campaign_health": {"schema", "freshness_check"},
+    "weekly_report": {"self_contained", "freshness_check"},
 }
 BLOCKING = {
     (f"validated_{name}", check)

@@ -18,8 +18,9 @@ from campaign_pipeline.assets.metrics import (  # noqa: E402
     campaign_lifetime_metrics,
     metric_assets,
 )
+from campaign_pipeline.assets.report import weekly_report  # noqa: E402
 
-all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health]
+all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health, weekly_report]
 
 # The week's work: every asset partitioned by week.
 weekly_assets = [asset for asset in all_assets if asset.partitions_def is not None]

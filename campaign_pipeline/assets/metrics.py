@@ -21,14 +21,12 @@ from campaign_pipeline.assets.common import (
     weekly_result,
     write_run_weeks,
 )
-from campaign_pipeline.constants import CONVERTED_STATUSES
+from campaign_pipeline.constants import CONVERTED_STATUSES, IMPLAUSIBLE_REASONS
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
 GROUP = "metrics"
-# Quarantine reasons whose amounts are not money anyone spent (left out of quarantined_spend).
-IMPLAUSIBLE_REASONS = ("implausible_value",)
 VALIDATED = [
     "validated_campaigns",
     "validated_insights",

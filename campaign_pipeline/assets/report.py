@@ -1,0 +1,95 @@
+"""The weekly report campaign managers open: one self-contained HTML page per week, written
+to ``<out>/weekly_report/<week_start>.html`` from the week's published tables."""
+
+import dagster as dg
+
+from campaign_pipeline.assets.common import RunWeeks, daily_history
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.report import (
+    MissingTablesError,
+    build_weekly_report,
+    load_report_tables,
+    write_report_page,
+)
+from campaign_pipeline.report.files import DAILY_WEEKS_BEFORE, REPORT_FOLDER, WEEKLY_WEEKS_BEFORE
+from campaign_pipeline.report.self_contained import external_references
+from campaign_pipeline.resources.storage import PipelineStorage
+
+
+def _with_weeks_before(asset: str, weeks: int) -> dg.AssetDep:
+    """The same week of ``asset`` and ``weeks`` weeks before it (missing ones allowed: the
+    first week has no week before it)."""
+    return dg.AssetDep(
+        asset,
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-weeks, allow_nonexistent_upstream_partitions=True
+        ),
+    )
+
+
+@dg.asset(
+    group_name="report",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        _with_weeks_before("campaign_health", 1),  # last week's buckets, for the change
+        "anomaly_flags",
+        _with_weeks_before("weekly_totals", 1),  # last week's totals, for week over week
+        _with_weeks_before("weekly_campaign_metrics", WEEKLY_WEEKS_BEFORE),  # week-flag charts
+        daily_history(DAILY_WEEKS_BEFORE),  # day-flag charts: the 28 days to the week's end
+        "quarantine",
+    ],
+    kinds={"html"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "self_contained",
+            asset="weekly_report",
+            description="the pages load nothing from anywhere: no src, href or url() that is "
+            "not an in-page anchor or a data: URI",
+        )
+    ],
+)
+def weekly_report(
+    context: dg.AssetExecutionContext, storage: PipelineStorage
+) -> dg.MaterializeResult:
+    """One HTML page per week for campaign managers: overview (buckets, spend per action, the
+    week's totals, quarantined rows), the week's anomalies with charts, a filterable campaign
+    explorer, CPL against conversion rate with the rules' thresholds, and the reasons of the
+    BAD, HERO and changed campaigns. Styles, script and charts are inline: the page makes no
+    request to any host. Rebuilt from the same tables by `campaign-pipeline report --week`.
+    """
+    weeks = RunWeeks.of(context)
+    pages, sizes, outside = {}, {}, {}
+    report = None
+    for week in weeks.keys:
+        try:
+            tables = load_report_tables(storage.published_dir, week)
+        except MissingTablesError as error:
+            raise dg.Failure(description=str(error)) from error
+        report = build_weekly_report(tables)
+        path = write_report_page(storage.published_dir, week, report.html)
+        pages[week], sizes[week] = path, path.stat().st_size
+        found = external_references(path.read_text(encoding="utf-8"))
+        if found:
+            outside[week] = found[:5]
+    latest = pages[weeks.last]
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="self_contained",
+                passed=not outside,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"pages_checked": len(pages), "outside_references": outside or "none"},
+            )
+        ],
+        metadata={
+            "summary": dg.MetadataValue.md(report.summary_markdown),
+            "path": dg.MetadataValue.path(str(latest)),
+            "folder": dg.MetadataValue.path(str(storage.published_dir / REPORT_FOLDER)),
+            "pages": len(pages),
+            "latest_page_kb": round(sizes[weeks.last] / 1024, 1),
+            "largest_page_kb": round(max(sizes.values()) / 1024, 1),
+            "campaigns_latest_week": report.facts["campaigns"],
+            "flags_latest_week": report.facts["flags"],
+        },
+    )

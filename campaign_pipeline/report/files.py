@@ -1,0 +1,131 @@
+"""Reading a week's published tables for its report, and writing the page.
+
+Plain Parquet paths under the out dir (the data contract's layout), no Dagster: the asset and
+`campaign-pipeline report` call the same loader, so a page rebuilt from the command line is
+the page the pipeline wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+REPORT_FOLDER = "weekly_report"
+# The week's own partitions; without any of them there is nothing to report on.
+REQUIRED_WEEK_TABLES = (
+    "campaign_health",
+    "weekly_totals",
+    "anomaly_flags",
+    "weekly_campaign_metrics",
+    "daily_campaign_metrics",
+)
+# The anomaly charts' "recent days": the judged week and the three before it (28 days).
+DAILY_WEEKS_BEFORE = 3
+# A week-grain flag is judged against the campaign's 8 weeks before; its chart shows them.
+WEEKLY_WEEKS_BEFORE = 8
+
+
+class MissingTablesError(Exception):
+    """The week's published tables are not there (never run, or another out dir)."""
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """Everything one week's page is built from, as published."""
+
+    week: str
+    health: pd.DataFrame  # campaign_health, the week
+    previous_health: pd.DataFrame  # campaign_health, the week before (empty if never published)
+    totals: pd.DataFrame  # weekly_totals, the week and the week before
+    weekly: pd.DataFrame  # weekly_campaign_metrics, the week and the 8 before
+    daily: pd.DataFrame  # daily_campaign_metrics, the 28 days ending on the week's Sunday
+    flags: pd.DataFrame  # anomaly_flags of the week
+    quarantine: pd.DataFrame  # the whole quarantine table (empty if not published)
+
+
+def check_week(week: str) -> str:
+    """A week key is the ISO date of a Monday; anything else is a usage error."""
+    try:
+        day = dt.date.fromisoformat(week)
+    except (TypeError, ValueError):
+        raise ValueError(f"--week {week!r} is not a date (YYYY-MM-DD)") from None
+    if day.weekday() != 0:
+        monday = day - dt.timedelta(days=day.weekday())
+        raise ValueError(
+            f"--week {week} is a {day:%A}; weeks start on Monday (that week is {monday})"
+        )
+    return day.isoformat()
+
+
+def shift(week: str, weeks: int) -> str:
+    return (dt.date.fromisoformat(week) + dt.timedelta(weeks=weeks)).isoformat()
+
+
+def report_path(out_dir: str | Path, week: str) -> Path:
+    """Where the data contract puts a week's page: ``<out>/weekly_report/<week_start>.html``."""
+    return Path(out_dir) / REPORT_FOLDER / f"{week}.html"
+
+
+def latest_report(out_dir: str | Path) -> Path | None:
+    pages = sorted((Path(out_dir) / REPORT_FOLDER).glob("*.html"))
+    return pages[-1] if pages else None
+
+
+def _week_file(out_dir: Path, table: str, week: str) -> Path:
+    return out_dir / table / f"{week}.parquet"
+
+
+def _read_weeks(out_dir: Path, table: str, first: str, last: str) -> pd.DataFrame:
+    """The table's stored weeks from first to last; weeks never published are skipped."""
+    frames, week = [], first
+    while week <= last:
+        path = _week_file(out_dir, table, week)
+        if path.exists():
+            frames.append(pd.read_parquet(path))
+        week = shift(week, 1)
+    filled = [f for f in frames if len(f)]
+    if filled:
+        return pd.concat(filled, ignore_index=True)
+    return frames[-1] if frames else pd.DataFrame()
+
+
+def load_report_tables(out_dir: str | Path, week: str) -> ReportTables:
+    """The published tables one week's report needs; MissingTablesError names what is missing."""
+    out = Path(out_dir)
+    week = check_week(week)
+    missing = [t for t in REQUIRED_WEEK_TABLES if not _week_file(out, t, week).exists()]
+    if missing:
+        raise MissingTablesError(
+            f"{out}: week {week} has no published {', '.join(missing)} "
+            "(run `campaign-pipeline run` for that week first, or pass the right --out)"
+        )
+    quarantine_path = out / "quarantine.parquet"
+    return ReportTables(
+        week=week,
+        health=_read_weeks(out, "campaign_health", week, week),
+        previous_health=_read_weeks(out, "campaign_health", shift(week, -1), shift(week, -1)),
+        totals=_read_weeks(out, "weekly_totals", shift(week, -1), week),
+        weekly=_read_weeks(out, "weekly_campaign_metrics", shift(week, -WEEKLY_WEEKS_BEFORE), week),
+        daily=_read_weeks(out, "daily_campaign_metrics", shift(week, -DAILY_WEEKS_BEFORE), week),
+        flags=_read_weeks(out, "anomaly_flags", week, week),
+        quarantine=pd.read_parquet(quarantine_path) if quarantine_path.exists() else pd.DataFrame(),
+    )
+
+
+def write_report_page(out_dir: str | Path, week: str, html: str) -> Path:
+    """Write the page atomically (a reader never opens half a file)."""
+    path = report_path(out_dir, week)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,82 @@
+"""The weekly_report asset through Dagster: it writes each week's page where the data contract
+says, the page is the pure builder's for that week's tables, and the materialization carries
+the Markdown summary and a passing self-contained check."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from campaign_pipeline.assets.report import weekly_report
+from campaign_pipeline.definitions import defs
+from campaign_pipeline.report import build_weekly_report, load_report_tables, report_path
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests.report._support import busiest_week
+
+
+def test_the_pipeline_wrote_every_weeks_page_as_the_builder_builds_it(published_sample):
+    out = published_sample.out_dir
+    assert sorted(p.stem for p in (out / "weekly_report").glob("*.html")) == sorted(
+        published_sample.weeks
+    )
+    # the first week (no week before it) and the one with the most flags, byte for byte
+    for week in (published_sample.weeks[0], busiest_week(out)):
+        written = report_path(out, week).read_text(encoding="utf-8")
+        assert written == build_weekly_report(load_report_tables(out, week)).html, week
+
+
+def test_the_report_reads_last_weeks_buckets_and_totals_and_the_charts_history():
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey("weekly_report")
+    for upstream, weeks in {
+        "campaign_health": 1,
+        "weekly_totals": 1,
+        "weekly_campaign_metrics": 8,
+        "daily_campaign_metrics": 3,
+    }.items():
+        mapping = graph.get_partition_mapping(key, dg.AssetKey(upstream))
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping), upstream
+        assert (mapping.start_offset, mapping.end_offset) == (-weeks, 0), upstream
+
+
+@pytest.fixture
+def published_copy(published_sample, tmp_path) -> PipelineStorage:
+    """The sample's published tables in a folder of the test's own, without the pages."""
+    out = tmp_path / "out"
+    shutil.copytree(published_sample.out_dir, out, ignore=shutil.ignore_patterns("*.html"))
+    return PipelineStorage(data_dir=str(published_sample.data_dir), out_dir=str(out))
+
+
+def test_one_week_materialized_attaches_its_summary_and_passes_self_contained(
+    published_sample, published_copy
+):
+    week = published_sample.weeks[-1]
+    result = dg.materialize(
+        [weekly_report], partition_key=week, resources={"storage": published_copy}
+    )
+    assert result.success
+    path = report_path(published_copy.published_dir, week)
+    assert path.exists() and len(list(path.parent.glob("*.html"))) == 1  # that week only
+    (materialization,) = result.asset_materializations_for_node("weekly_report")
+    metadata = materialization.metadata
+    summary = metadata["summary"].value
+    assert f"**Weekly report {week}" in summary and "- Buckets: HERO" in summary
+    assert metadata["path"].value == str(path)
+    assert metadata["latest_page_kb"].value == round(path.stat().st_size / 1024, 1)
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "self_contained" and check.passed
+
+
+def test_a_week_without_published_tables_fails_naming_them(published_copy):
+    result = dg.materialize(
+        [weekly_report],
+        partition_key="2024-06-03",
+        resources={"storage": published_copy},
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert "week 2024-06-03 has no published campaign_health" in message

@@ -1,0 +1,330 @@
+"""The page builder on a published sample: every number it shows is the published tables',
+the filters offer every value of the data, the thresholds are the health rules' own, and
+nothing personal reaches the page. Pure: tables in, HTML out, no Dagster and no browser."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from campaign_pipeline import health
+from campaign_pipeline.constants import RECOMMENDED_ACTIONS, SEVERITY_RANK
+from campaign_pipeline.report import build_weekly_report, load_report_tables, report_path
+from campaign_pipeline.report.build import campaign_rows, quarantine_summary, scatter_panels
+from campaign_pipeline.report.files import shift
+from campaign_pipeline.report.self_contained import external_references
+from campaign_pipeline_tests.report._support import (
+    SECTIONS,
+    busiest_week,
+    same,
+    soup,
+    value,
+    week_table,
+)
+
+FILTER_COLUMNS = {
+    "user": "user_id",
+    "project": "project_name",
+    "platform": "platform",
+    "bucket": "health_bucket",
+    "action": "recommended_action",
+}
+
+
+@pytest.fixture(scope="module")
+def week(published_sample) -> str:
+    return busiest_week(published_sample.out_dir)
+
+
+@pytest.fixture(scope="module")
+def tables(published_sample, week):
+    return load_report_tables(published_sample.out_dir, week)
+
+
+@pytest.fixture(scope="module")
+def page(tables):
+    return soup(build_weekly_report(tables).html)
+
+
+def _portfolio(out_dir, week) -> pd.Series:
+    totals = week_table(out_dir, "weekly_totals", week)
+    return totals[totals["scope"] == "all"].iloc[0]
+
+
+def test_every_section_is_there(page):
+    for section in SECTIONS:
+        assert page.select_one(f"section#{section}") is not None, section
+    assert page.select_one("#data-window") is not None
+
+
+def test_the_weeks_totals_and_their_change_are_weekly_totals(published_sample, week, page):
+    now = _portfolio(published_sample.out_dir, week)
+    before = _portfolio(published_sample.out_dir, shift(week, -1))
+    cards = {card["data-metric"]: card for card in page.select("#week-totals .card")}
+    assert set(cards) == {
+        "spend",
+        "leads",
+        "cpl",
+        "conversion_rate",
+        "lead_conversion_rate",
+        "roas",
+    }
+    for metric, card in cards.items():
+        assert same(value(card), now[metric]), metric
+        assert same(float(card["data-previous"]), before[metric]), metric
+    assert cards["spend"].select_one(".value").text == f"{now['spend']:,.2f}"
+    # money and counts change relatively, rates by percentage points
+    assert float(cards["spend"]["data-change"]) == pytest.approx(now["spend"] / before["spend"] - 1)
+    assert float(cards["conversion_rate"]["data-change"]) == pytest.approx(
+        (now["conversion_rate"] - before["conversion_rate"]) * 100
+    )
+    totals = week_table(published_sample.out_dir, "weekly_totals", week)
+    platforms = totals[totals["scope"] != "all"].set_index("scope")
+    rows = page.select("#platform-totals tbody tr")
+    assert sorted(row.td.text for row in rows) == sorted(platforms.index)
+    for row in rows:
+        spend, leads, cpl, conversion_rate, roas = (value(td) for td in row.select("td.num"))
+        expected = platforms.loc[row.td.text]
+        assert same(spend, expected["spend"]) and same(leads, expected["leads"])
+        assert same(cpl, expected["cpl"]) and same(conversion_rate, expected["conversion_rate"])
+        assert same(roas, expected["roas"])
+
+
+def test_bucket_counts_and_spend_per_action_are_the_health_tables(published_sample, week, page):
+    out = published_sample.out_dir
+    current = week_table(out, "campaign_health", week)["health_bucket"].value_counts()
+    previous = week_table(out, "campaign_health", shift(week, -1))["health_bucket"].value_counts()
+    rows = page.select("#bucket-counts tbody tr")
+    assert len(rows) == 5
+    for row in rows:
+        now, before = (value(td) for td in row.select("td.num")[:2])
+        assert now == current.get(row["data-bucket"], 0)
+        assert before == previous.get(row["data-bucket"], 0)
+    summary = week_table(out, "health_action_summary", week).set_index("recommended_action")
+    rows = page.select("#action-spend tbody tr")
+    assert [row["data-action"] for row in rows] == list(RECOMMENDED_ACTIONS)
+    for row in rows:
+        n, spend, share, leads, converted = (value(td) for td in row.select("td.num"))
+        published = summary.loc[row["data-action"]]
+        assert n == published["n_campaigns"]
+        assert same(spend, published["total_spend"]) and same(share, published["share_of_spend"])
+        assert same(leads, published["total_leads"])
+        assert same(converted, published["converted_leads"])
+
+
+def test_quarantined_rows_and_spend_of_the_week(published_sample, week, tables, page):
+    now = _portfolio(published_sample.out_dir, week)
+    shown = page.select_one("#quarantine-week")
+    assert now["quarantined_rows"] > 0, "the sample's defects should quarantine rows this week"
+    assert float(shown["data-rows"]) == now["quarantined_rows"]
+    assert float(shown["data-spend"]) == now["quarantined_spend"]
+    assert shown["data-source"] == "weekly_totals"
+    reasons = page.select("#quarantine-reasons tbody tr")
+    assert sum(value(row.select_one("td.num")) for row in reasons) == len(tables.quarantine)
+
+
+def test_without_quarantine_columns_the_week_is_counted_from_the_quarantine_table(tables):
+    """Tables published before weekly_totals carried the columns still show the week's rows."""
+    stripped = dataclasses.replace(
+        tables, totals=tables.totals.drop(columns=["quarantined_rows", "quarantined_spend"])
+    )
+    derived, published = quarantine_summary(stripped), quarantine_summary(tables)
+    assert (derived["source"], published["source"]) == ("quarantine", "weekly_totals")
+    assert float(derived["week_rows"]["raw"]) == float(published["week_rows"]["raw"]) > 0
+    assert float(derived["week_spend"]["raw"]) == pytest.approx(
+        float(published["week_spend"]["raw"])
+    )
+
+
+def test_explorer_has_one_row_per_campaign_with_the_tables_numbers(tables, page):
+    judged = tables.health.set_index("campaign_id")
+    week = tables.weekly[tables.weekly["week_start"] == pd.Timestamp(tables.week)]
+    week = week.set_index("campaign_id")
+    flags = tables.flags["campaign_id"].value_counts()
+    column = {th.text: i for i, th in enumerate(page.select("#explorer-table thead th"))}
+    rows = page.select("#explorer-table tbody tr")
+    assert sorted(row["data-campaign"] for row in rows) == sorted(judged.index)
+    checked = {
+        "Spend (window)": "total_spend",
+        "Leads (window)": "total_leads",
+        "Converted (window)": "converted_leads",
+        "Conv. rate (window)": "conversion_rate",
+        "CPL (window)": "cpl",
+        "ROAS (window)": "roas",
+        "Days active": "days_active",
+    }
+    for row in rows:
+        campaign = row["data-campaign"]
+        cells = row.find_all("td", recursive=False)
+        for label, name in checked.items():
+            assert same(value(cells[column[label]]), judged.loc[campaign, name]), (campaign, label)
+        assert same(value(cells[column["Spend (week)"]]), week["spend"].get(campaign, np.nan))
+        assert same(value(cells[column["CPL (week)"]]), week["cpl"].get(campaign, np.nan))
+        assert value(cells[column["Flags (week)"]]) == flags.get(campaign, 0)
+        assert cells[column["Reason"]].text == judged.loc[campaign, "reason"]
+        for attribute, name in FILTER_COLUMNS.items():
+            assert row[f"data-{attribute}"] == judged.loc[campaign, name]
+
+
+def test_filter_options_cover_every_value_in_the_data(tables, page):
+    selects = page.select("#explorer-filters select")
+    assert sorted(s["data-filter"] for s in selects) == sorted(FILTER_COLUMNS)
+    rows = page.select("#explorer-table tbody tr")
+    for select in selects:
+        options = [o["value"] for o in select.find_all("option")]
+        assert options[0] == ""  # "All"
+        name = FILTER_COLUMNS[select["data-filter"]]
+        assert sorted(options[1:]) == sorted(set(tables.health[name].astype(str)))
+        assert {row[f"data-{select['data-filter']}"] for row in rows} <= set(options[1:])
+
+
+def test_anomalies_are_the_weeks_flags_most_severe_first_with_charts(tables, page):
+    cards = page.select("article.flag")
+    assert len(cards) == len(tables.flags) > 0
+    ranks = [SEVERITY_RANK[card["data-severity"]] for card in cards]
+    assert ranks == sorted(ranks, reverse=True)
+    top = page.select("#top-flags article.flag")
+    assert len(top) == tables.flags["severity"].isin(["critical", "high"]).sum() > 0
+    flags = tables.flags.assign(period=tables.flags["period_start"].dt.strftime("%Y-%m-%d"))
+    flags = flags.set_index(["campaign_id", "grain", "period", "metric"])
+    for card in cards:
+        key = (card["data-campaign"], card["data-grain"], card["data-period"], card["data-metric"])
+        flag = flags.loc[key]
+        assert card["data-severity"] == flag["severity"]
+        value_shown, expected_shown = card.select("dd[data-v]")
+        assert same(value(value_shown), flag["value"])
+        assert same(value(expected_shown), flag["expected"])
+        assert flag["explanation"] in card.text and flag["suggested_action"] in card.text
+    for card in top:
+        chart = card.select_one("svg.chart")
+        assert chart is not None and chart.find("path") is not None
+
+
+def test_scatter_draws_the_percentiles_the_health_rules_used(tables, page):
+    rows = campaign_rows(tables, {})
+    panels, _ = scatter_panels(rows)
+    assert len(panels) == 1  # the sample runs the default platform-wide benchmark
+    summary = tables.health[[*health.REQUIRED_COLUMNS]]
+    judged = health.assign_health(summary, health.HealthRules())
+    for name in ("cpl_p25", "cpl_p50", "cpl_p75", "conv_p75"):
+        assert getattr(panels[0], name) == judged[name].iloc[0], name
+    text = page.select_one("#scatter svg").text
+    assert f"P25 CPL {judged['cpl_p25'].iloc[0]:,.2f}" in text
+    assert f"P75 conversion {judged['conv_p75'].iloc[0] * 100:.1f}%" in text
+
+
+def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds():
+    rng = np.random.default_rng(3)
+    n = 30
+    leads = rng.integers(10, 60, n).astype(float)
+    converted = np.floor(leads * rng.uniform(0, 0.4, n))
+    spend = leads * rng.uniform(10, 90, n)
+    summary = pd.DataFrame(
+        {
+            "campaign_id": [f"C{i}" for i in range(n)],
+            "platform": np.where(np.arange(n) % 3 == 0, "TikTok", "Facebook"),
+            "user_id": "U1",
+            "project_name": "P1",
+            "total_spend": spend,
+            "total_leads": leads,
+            "converted_leads": converted,
+            "conversion_rate": converted / leads,
+            "cpl": spend / leads,
+            "days_active": 20.0,
+        }
+    )
+    judged = health.assign_health(summary, health.HealthRules(benchmark_scope="platform"))
+    panels, _ = scatter_panels(judged)
+    assert len(panels) == 2
+    for panel in panels:
+        platform = "TikTok" if "TikTok" in panel.title else "Facebook"
+        own = judged[judged["platform"] == platform].iloc[0]
+        assert (panel.cpl_p25, panel.cpl_p50, panel.cpl_p75, panel.conv_p75) == (
+            own["cpl_p25"],
+            own["cpl_p50"],
+            own["cpl_p75"],
+            own["conv_p75"],
+        )
+        assert set(panel.points["platform"]) == {platform}
+
+
+def test_single_campaigns_are_bad_hero_and_changed_ones_with_their_reason(tables, page):
+    judged = tables.health
+    chosen = judged["health_bucket"].isin(["BAD", "HERO"]) | judged["bucket_changed"]
+    expected = set(judged.loc[chosen, "campaign_id"])
+    cards = page.select("#campaigns article.campaign")
+    assert expected and sorted(card["data-campaign"] for card in cards) == sorted(expected)
+    judged = judged.set_index("campaign_id")
+    for card in cards:
+        row = judged.loc[card["data-campaign"]]
+        assert card["data-bucket"] == row["health_bucket"]
+        assert card.select_one(".reason").text == row["reason"]
+        stats = {
+            div.select_one(".label").text: value(div.select_one(".value"))
+            for div in card.select(".stats div")
+        }
+        assert same(stats["Leads"], row["total_leads"]) and same(stats["CPL"], row["cpl"])
+        assert same(stats["Conv. rate"], row["conversion_rate"])
+
+
+def test_no_personal_data_reaches_any_page(published_sample):
+    """No lead's name, e-mail or phone in any page the pipeline wrote (the sample's leads all
+    have them)."""
+    leads = pd.read_csv(published_sample.data_dir / "raw" / "campaign_leads.csv", dtype=str)
+    names, phones = set(leads["name"].dropna()), set(leads["phone"].dropna())
+    assert len(names) > 100 and len(phones) > 1000
+    for week in published_sample.weeks:
+        html = report_path(published_sample.out_dir, week).read_text(encoding="utf-8")
+        assert not re.findall(r"[\w.+-]+@[\w-]+\.[\w.-]+", html), week  # no e-mail at all
+        assert not names & set(re.findall(r"[A-Z][a-z]+ [A-Z][a-z]+", html)), week
+        assert not phones & set(re.findall(r"\+?\d[\d ()-]{6,}\d", html)), week
+
+
+def test_quarantined_raw_values_never_reach_the_page(tables):
+    quarantine = tables.quarantine.copy()
+    quarantine.loc[quarantine.index[0], "raw_values"] = (
+        '{"email": "leak.me@example.com", "name": "Leaky Person", "phone": "+1 555 999 0000"}'
+    )
+    # without the flags: their charts are beside the point here and take most of the time
+    html = build_weekly_report(
+        dataclasses.replace(tables, quarantine=quarantine, flags=tables.flags.iloc[0:0])
+    ).html
+    for text in ("leak.me@example.com", "Leaky Person", "555 999 0000"):
+        assert text not in html
+
+
+def test_tables_with_personal_columns_are_refused(tables):
+    with pytest.raises(ValueError, match="personal data"):
+        build_weekly_report(dataclasses.replace(tables, health=tables.health.assign(email="a@b")))
+
+
+def test_every_page_is_self_contained_and_small(published_sample):
+    for week in published_sample.weeks:
+        path = report_path(published_sample.out_dir, week)
+        assert external_references(path.read_text(encoding="utf-8")) == [], week
+        assert path.stat().st_size < 3_000_000
+
+
+def test_a_week_without_campaigns_or_flags_still_has_every_section(tables):
+    empty = dataclasses.replace(
+        tables,
+        health=tables.health.iloc[0:0],
+        previous_health=pd.DataFrame(),
+        totals=tables.totals.iloc[0:0],
+        weekly=tables.weekly.iloc[0:0],
+        daily=tables.daily.iloc[0:0],
+        flags=tables.flags.iloc[0:0],
+        quarantine=pd.DataFrame(),
+    )
+    page = soup(build_weekly_report(empty).html)
+    for section in SECTIONS:
+        assert page.select_one(f"section#{section}") is not None
+    assert page.select("#explorer-table tbody tr") == []
+    assert "No critical or high flag this week" in " ".join(
+        page.select_one("#anomalies").text.split()
+    )
+    assert page.select_one("#quarantine-week")["data-rows"] == "0"
