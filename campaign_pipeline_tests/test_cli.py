@@ -85,7 +85,7 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     pd.DataFrame({"series": "a", "timestamp": ts, "value": values}).to_csv(path, index=False)
     assert run_cli("detect", str(path), "--out", str(out)).returncode == 0
     assert pd.read_csv(out)["is_anomaly"].sum() == 1
-    # an effect of at least +1000 % asked for: the +500 % hour is no longer an alert
+    # asking for an effect of at least +1000 % makes the +500 % hour not an alert
     proc = run_cli(
         "detect",
         str(path),
@@ -141,8 +141,9 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
 
 
 def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
-    # Berlin local time across the change to summer time (+01:00, then +02:00): a traceback
-    # until stop 17; now one note, and every reading judged on UTC's clock
+    # Berlin local time across the change to summer time (+01:00, then +02:00): protects
+    # against a traceback on offset timestamps and an hour lost or merged at the change; one
+    # note, and every reading judged on UTC's clock
     utc = pd.date_range("2025-03-01", periods=24 * 40, freq="h", tz="UTC")
     local = utc.tz_convert("Europe/Berlin")
     rng = np.random.default_rng(3)
