@@ -71,15 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in failed.lines:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE if failed.user_error else EXIT_FAILED
-    from campaign_pipeline.exports.delivery import summary_lines
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, run.weeks, run.seconds))
-    if run.exports:
-        _print(f"exports (--export {args.export}):")
-        for line in summary_lines(run.exports):
-            _print(line)
+    _print(summarize(data_dir, out_dir, run.weeks, run.seconds, run.exports, args.export))
     for line in run.export_failures:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if run.export_failures else 0

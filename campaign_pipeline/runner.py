@@ -66,7 +66,9 @@ def merge_run_config(base: dict, extra: dict | None) -> dict:
 
 
 def _quiet(run_config: dict) -> dict:
-    return run_config | {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    """No Dagster console output: each finished step prints a line (``_step_progress``) and
+    each failure one line (``_failures``), instead of Dagster's stack traces."""
+    return run_config | {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
@@ -110,7 +112,15 @@ def _failures(result) -> tuple[list[str], bool]:
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
-            text = (error.message if error else "step failed").strip().splitlines()[0]
+            failure = event.event_specific_data.user_failure_data  # a dg.Failure's own words
+            text = (
+                (
+                    (failure.description if failure and failure.description else None)
+                    or (error.message if error else "step failed")
+                )
+                .strip()
+                .splitlines()[0]
+            )
             lines.append(f"{event.step_key}: {text}")
             user_error = user_error or event.step_key.startswith("raw_")
     for evaluation in result.get_asset_check_evaluations():
@@ -137,7 +147,7 @@ def _export_reports(result) -> dict[str, dict]:
             metadata = event.event_specific_data.user_failure_data.metadata
         if "export" in metadata:
             reports[event.step_key] = metadata["export"].value
-    return reports
+    return {step: reports[step] for step in EXPORT_STEPS if step in reports}
 
 
 def _step_progress(say: Callable[[str], None]) -> Callable:

@@ -197,8 +197,8 @@ class _State:
     not_before: float = 0.0
     result: Result | None = None
 
-    def finish(self, status: str, code: int | None, detail: str = "") -> Result:
-        self.result = Result(self.event.key, status, code, self.requests, detail)
+    def finish(self, status: str, code: int | None, detail: str = "", outage=False) -> Result:
+        self.result = Result(self.event.key, status, code, self.requests, detail, outage)
         return self.result
 
 
@@ -329,7 +329,7 @@ class Delivery:
             state.tries += 1
             if state.tries >= self.policy.max_tries:
                 detail = f"{answer.describe()} after {state.tries} tries"
-                done.append(state.finish("failed", answer.status, detail))
+                done.append(state.finish("failed", answer.status, detail, outage=True))
             else:
                 state.not_before = resume
         if done:

@@ -71,6 +71,20 @@ class DestinationReport:
                 self.failed[_reason(result)] += 1
                 counts["failed"] += 1
 
+    def not_attempted(self, week: str, n: int) -> None:
+        """Events left unsent once the export stopped: not claimed, so the next run sends
+        them; counted as failed so the run says so."""
+        if n:
+            self.failed[f"not sent: the export stopped ({self.stopped})"[:200]] += n
+            self.week(week)["failed"] += n
+
+    def stop_on_outage(self, results: Sequence[Result]) -> None:
+        """After a request failed every try, the rest would only wait through the same
+        backoff: stop, and leave them to the next run."""
+        down = next((r for r in results if r.outage), None)
+        if down is not None and not self.stopped:
+            self.stopped = f"{self.destination} unavailable: {down.detail}"
+
     def skip(self, week: str, status: str, n: int = 1) -> None:
         self.skipped[SKIP_REASONS.get(status, status)] += n
         self.week(week)["skipped"] += n
@@ -98,9 +112,8 @@ class DestinationReport:
     def failure_message(self) -> str:
         """One line for a failed export: the destination, how many events, why."""
         reasons = "; ".join(f"{n} {why}" for why, n in self.failed.most_common(3))
-        stop = f" (stopped: {self.stopped})" if self.stopped else ""
         return (
-            f"{self.destination}: {self.failed_total} of {self.events} events failed{stop}: "
+            f"{self.destination}: {self.failed_total} of {self.events} events failed: "
             f"{reasons}; {self.sent} sent. The next run sends the failed ones again."
         )
 
@@ -210,6 +223,9 @@ def export_ga4(
             report.requests += len(requests)
             continue
         for batch in requests:
+            if report.stopped:
+                report.not_attempted(week, len(batch))
+                continue
             if mode == "validate-only":
                 outcome = ga4.send_request(batch, client.post, policy, validate="only")
                 report.validation_messages += outcome.validation_messages
@@ -225,6 +241,7 @@ def export_ga4(
             outcome = ga4.send_request(owned, client.post, policy, validate=validate)
             ledger.mark(destination, claim.token, outcome.results)
             report.tally(week, outcome.results)
+            report.stop_on_outage(outcome.results)
             report.validation_messages += outcome.validation_messages
             report.requests += outcome.requests
             report.http_statuses.update(outcome.statuses)
@@ -283,6 +300,9 @@ def export_amplitude(
             report.requests += len(batches)
             continue
         for batch in batches:
+            if report.stopped:
+                report.not_attempted(week, len(batch))
+                continue
             claim = ledger.claim(destination, batch)
             for status in claim.others.values():
                 report.skip(week, status)
@@ -293,6 +313,7 @@ def export_amplitude(
             def record(results: list[Result], token: str = claim.token, w: str = week) -> None:
                 ledger.mark(destination, token, results)
                 report.tally(w, results)
+                report.stop_on_outage(results)
 
             delivery = amplitude.Delivery(
                 client.post_events,
@@ -309,9 +330,6 @@ def export_amplitude(
             finally:
                 report.requests += delivery.requests
                 report.http_statuses.update(delivery.statuses)
-            if report.stopped:
-                log(f"{destination} {week}: stopped: {report.stopped}")
-                return report
         log(f"{destination} {week}: {_week_line(report.week(week))}")
     return report
 

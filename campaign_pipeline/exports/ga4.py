@@ -296,15 +296,19 @@ def send_request(
         _count(outcome, answer)
         tries += 1
         code = answer.status
+        outage = code is None or code in RETRYABLE_STATUSES
         if code is not None and 200 <= code < 300:
             status, detail = "sent", UNVERIFIED
         elif code is None and answer.reached_server:
             status, detail = "failed", f"{answer.describe()}: GA4 may have received it"
-        elif (code is None or code in RETRYABLE_STATUSES) and tries < policy.max_tries:
+        elif outage and tries < policy.max_tries:
             sleep(policy.backoff(tries, rng))
             continue
         else:
             status = "failed"
             detail = answer.describe() + (f" after {tries} tries" if tries > 1 else "")
-        outcome.results += [Result(e.key, status, code, tries + validated, detail) for e in events]
+        outcome.results += [
+            Result(e.key, status, code, tries + validated, detail, outage and status == "failed")
+            for e in events
+        ]
         return outcome

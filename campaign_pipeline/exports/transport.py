@@ -43,6 +43,7 @@ class Result:
     response_code: int | None
     requests: int
     detail: str = ""
+    outage: bool = False  # failed every try for want of an answer or with 5xx: the service is down
 
 
 class FatalExportError(Exception):

@@ -70,6 +70,7 @@ class _FakeServer:
         self.injected: deque[Injected] = deque()
         self.requests: list[dict] = []
         self.in_flight = 0
+        self.holding = 0  # requests ingested whose answer is being held back
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -132,6 +133,18 @@ class _FakeServer:
             for _ in range(times):
                 self.injected.append(Injected(status, body, after_ingest))
 
+    def _hold(self, seconds: float) -> None:
+        """Ingested, answer not sent yet: the moment a killed client leaves unmarked."""
+        if not seconds:
+            return
+        with self.lock:
+            self.holding += 1
+        try:
+            time.sleep(seconds)
+        finally:
+            with self.lock:
+                self.holding -= 1
+
     def _take_injected(self) -> Injected | None:
         with self.lock:
             return self.injected.popleft() if self.injected else None
@@ -174,8 +187,11 @@ class FakeGA4(_FakeServer):
     applying the documented limits to what it keeps; ``/debug/mp/collect`` answers 200 with
     ``validationMessages`` and keeps nothing."""
 
-    def __init__(self, measurement_id="G-TEST123", api_secret="secret", latency=0.0):
+    def __init__(
+        self, measurement_id="G-TEST123", api_secret="secret", latency=0.0, hold_after_ingest=0.0
+    ):
         super().__init__(latency)
+        self.hold_after_ingest = hold_after_ingest
         self.measurement_id, self.api_secret = measurement_id, api_secret
         self.events: list[dict] = []  # ingested: client_id, name, params
         self.wrong_secret: list[dict] = []
@@ -253,7 +269,12 @@ class FakeGA4(_FakeServer):
             return 404, {"error": "not found"}
         with self.lock:
             self.requests.append(
-                {"path": path, "query": {k: v[0] for k, v in query.items()}, "bytes": len(raw)}
+                {
+                    "path": path,
+                    "query": {k: v[0] for k, v in query.items()},
+                    "bytes": len(raw),
+                    "body": raw,
+                }
             )
         try:
             body = json.loads(raw)
@@ -271,6 +292,7 @@ class FakeGA4(_FakeServer):
         if injected and not injected.after_ingest:
             return injected.status, injected.body
         self._collect(query, body, len(raw))
+        self._hold(self.hold_after_ingest)
         if injected:
             return injected.status, injected.body
         return 204, None
@@ -384,7 +406,7 @@ class FakeAmplitude(_FakeServer):
         status, body = self._handle(path, headers, raw)
         with self.lock:
             self.answers[status] += 1
-            self.requests.append({"path": path, "bytes": len(raw), "status": status})
+            self.requests.append({"path": path, "bytes": len(raw), "status": status, "body": raw})
         return status, body
 
     def _handle(self, path, headers, raw):
@@ -426,8 +448,7 @@ class FakeAmplitude(_FakeServer):
         if throttled:
             return 429, throttled
         new = self._ingest(events)
-        if self.hold_after_ingest:
-            time.sleep(self.hold_after_ingest)
+        self._hold(self.hold_after_ingest)
         if injected:  # "ingested, then an error"
             return injected.status, injected.body or {"code": injected.status}
         return 200, {

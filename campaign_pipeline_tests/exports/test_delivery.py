@@ -85,21 +85,25 @@ def test_after_a_partial_failure_only_the_failed_events_go_again(
     weeks = week(n_campaigns=8)
     n = len(weeks[WEEK])
     ledger = make_ledger()
-    fake_amplitude.inject(503, times=2)  # the first batch of 10 fails both tries
+    # two batches of 10 accepted, then the service fails: the third batch fails every try
+    # and the export stops (the rest not attempted)
+    fake_amplitude.inject(200, after_ingest=True, times=2)
+    fake_amplitude.inject(503, times=2)
     first = run_amplitude(fake_amplitude, ledger, weeks, tmp_path, max_events=10)
-    assert first.failed_total == 10 and first.sent == n - 10
-    assert "HTTP 503 after 2 tries" in first.failure_message()
-    assert first.failure_message().startswith(f"amplitude: 10 of {n} events failed")
+    assert (first.sent, first.failed_total) == (20, n - 20)
+    assert first.failed["HTTP 503 after 2 tries"] == min(10, n - 20)
+    assert first.failure_message().startswith(f"amplitude: {n - 20} of {n} events failed: ")
+    assert first.failure_message().endswith("20 sent. The next run sends the failed ones again.")
     second = run_amplitude(fake_amplitude, ledger, weeks, tmp_path, max_events=10)
-    assert (second.sent, second.skipped["already sent"]) == (10, n - 10)
+    assert (second.sent, second.skipped["already sent"]) == (n - 20, 20)
     assert set(fake_amplitude.ingested_ids().values()) == {1} and len(fake_amplitude.ingested) == n
 
-    fake_ga4.inject(500, times=2)  # the first request (one campaign's events) fails
+    fake_ga4.inject(204, after_ingest=True, times=2)  # two campaigns' requests arrive
+    fake_ga4.inject(500, times=2)  # then a request fails both tries
     first = run_ga4(fake_ga4, ledger, weeks, tmp_path)
-    failed = first.failed_total
-    assert failed >= 1 and first.sent == n - failed
+    assert first.sent >= 2 and first.failed_total == n - first.sent
     second = run_ga4(fake_ga4, ledger, weeks, tmp_path)
-    assert (second.sent, second.skipped["already sent"]) == (failed, n - failed)
+    assert (second.sent, second.skipped["already sent"]) == (n - first.sent, first.sent)
     assert sum(ga4_arrivals(fake_ga4).values()) == n and set(ga4_arrivals(fake_ga4).values()) == {1}
     rows = ledger.rows()
     assert set(rows["status"]) == {"sent"} and rows["attempts"].max() == 3
@@ -175,3 +179,29 @@ def test_a_dry_run_writes_the_exact_requests_and_sends_nothing(make_ledger, tmp_
         ga4_module.request_body(r[0].group, [e.payload for e in r]) for r in planned
     ]
     assert leaks(path.read_text()) == []
+
+
+def test_an_outage_stops_the_export_after_one_request_and_the_next_run_sends_everything(
+    fake_ga4, fake_amplitude, make_ledger, tmp_path
+):
+    weeks = {
+        **week(n_campaigns=6),
+        "2025-03-10": events_for(week_tables(n_campaigns=6, week="2025-03-10"), "2025-03-10"),
+    }
+    n = sum(len(events) for events in weeks.values())
+    ledger = make_ledger()
+    fake_amplitude.inject(503, times=100)
+    report = run_amplitude(fake_amplitude, ledger, weeks, tmp_path, max_events=5)
+    assert len(fake_amplitude.requests) == FAST.max_tries  # one batch tried, then it stopped
+    assert report.stopped == "amplitude unavailable: HTTP 503 after 2 tries"
+    assert report.failed_total == n and report.sent == 0
+    assert report.failed["HTTP 503 after 2 tries"] == 5
+    assert len(ledger.rows()) == 5  # the others were never claimed
+    fake_amplitude.injected.clear()
+    again = run_amplitude(fake_amplitude, ledger, weeks, tmp_path, max_events=5)
+    assert again.sent == n and not again.stopped and len(fake_amplitude.ingested) == n
+
+    fake_ga4.inject(503, times=100)
+    report = run_ga4(fake_ga4, ledger, weeks, tmp_path)
+    assert len(fake_ga4.requests) == FAST.max_tries and report.failed_total == n
+    assert report.stopped.startswith("ga4 unavailable: HTTP 503")
