@@ -111,10 +111,10 @@ class DestinationReport:
 
     def failure_message(self) -> str:
         """One line for a failed export: the destination, how many events, why."""
-        reasons = "; ".join(f"{n} {why}" for why, n in self.failed.most_common(3))
+        reasons = "; ".join(f"{n:,} {why}" for why, n in self.failed.most_common(3))
         return (
-            f"{self.destination}: {self.failed_total} of {self.events} events failed: "
-            f"{reasons}; {self.sent} sent. The next run sends the failed ones again."
+            f"{self.destination}: {self.failed_total:,} of {self.events:,} events failed: "
+            f"{reasons}; {self.sent:,} sent. The next run sends the failed ones again."
         )
 
 
@@ -353,7 +353,7 @@ def resolve_mode(mode: str, missing: Sequence[str]) -> tuple[str, str]:
 
 
 def _counts_text(counts: dict) -> str:
-    return "; ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return "; ".join(f"{n:,} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def summary_lines(reports: dict[str, dict]) -> list[str]:
