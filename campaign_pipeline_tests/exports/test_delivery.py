@@ -205,3 +205,19 @@ def test_an_outage_stops_the_export_after_one_request_and_the_next_run_sends_eve
     report = run_ga4(fake_ga4, ledger, weeks, tmp_path)
     assert len(fake_ga4.requests) == FAST.max_tries and report.failed_total == n
     assert report.stopped.startswith("ga4 unavailable: HTTP 503")
+
+
+def test_validate_only_posts_every_request_to_the_validation_server_and_claims_nothing(
+    fake_ga4, make_ledger, tmp_path
+):
+    weeks = week(n_campaigns=4)
+    ledger = make_ledger()
+    report = delivery.export_ga4(
+        weeks, live=True, why="test", client=ga4_client(fake_ga4), ledger=ledger,
+        out_dir=tmp_path, policy=FAST, validate="only",
+    )  # fmt: skip
+    assert report.mode == "validate-only" and report.sent == 0
+    assert report.validation_messages == [] and fake_ga4.debug_requests == report.requests == 4
+    assert fake_ga4.events == [] and not ledger.exists()
+    line = delivery.summary_lines({"ga4": report.to_metadata()})[0]
+    assert line.endswith("validated 4 requests: 0 validation messages")
