@@ -103,6 +103,12 @@ def _run_export(
     problem = resource.config_problem()
     if problem and mode == "live":
         raise dg.Failure(description=f"{destination}: not exported: {problem}")
+    if mode == "live" and store.lease_minutes * 60 < resource.policy().worst_case_seconds():
+        context.log.warning(
+            f"{destination}: the ledger's claim lease ({store.lease_minutes:g} min) is shorter "
+            "than one batch's longest retry schedule: a slow batch's claim could be taken over "
+            "by another run"
+        )
     events = load_week_events(storage, weeks, exports.min_severity)
     ledger = store.open(storage.published_dir)
     live = mode == "live"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -276,8 +277,6 @@ class Refusal:
 
 def encode_json(value) -> bytes:
     """The bytes that go on the wire: compact, UTF-8, and never NaN (which is not JSON)."""
-    import json
-
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
         "utf-8"
     )
