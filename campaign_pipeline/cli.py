@@ -54,8 +54,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("dagster").setLevel(logging.WARNING)
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
     _print(f"instance: {runner.instance_description()}")
+    from campaign_pipeline.resources.exports import export_run_config
+
+    _print(
+        f"exports: {args.export}"
+        + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
+    )
     try:
-        run = runner.run_pipeline(str(data_dir), str(out_dir), say=_print)
+        run = runner.run_pipeline(
+            str(data_dir),
+            str(out_dir),
+            say=_print,
+            extra_run_config=export_run_config(args.export, args.ga4_validate),
+        )
     except runner.RunFailed as failed:
         for line in failed.lines:
             print(f"error: {line}", file=sys.stderr)
@@ -63,8 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, run.weeks, run.seconds))
-    return 0
+    _print(summarize(data_dir, out_dir, run.weeks, run.seconds, run.exports, args.export))
+    for line in run.export_failures:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILED if run.export_failures else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,7 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--export",
         choices=["auto", "dry-run", "off"],
         default="auto",
-        help="auto: live where credentials are set, else dry-run (default)",
+        help="auto: live where credentials are set, else dry-run (default); dry-run: write the "
+        "payloads to OUT/exports/; off: skip",
+    )
+    run.add_argument(
+        "--ga4-validate",
+        choices=["before_send", "only"],
+        help="post each GA4 request to /debug/mp/collect first and refuse what it flags "
+        "(before_send), or validate and send nothing (only)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -71,6 +71,15 @@ ASSETS = {
             "quarantine",
         },
     ),
+    **{
+        name: (
+            "exports",
+            True,
+            {"weekly_campaign_metrics", "anomaly_flags", "campaign_health", "validated_campaigns"},
+        )
+        for name in ("ga4_export", "amplitude_export")
+    },
+    "export_ledger": ("exports", True, {"ga4_export", "amplitude_export"}),
 }
 
 # Weeks of daily metrics before the judged week each weekly asset reads.
@@ -94,6 +103,9 @@ CHECKS = {
     "anomaly_flags": {"schema", "freshness_check"},
     "campaign_health": {"schema", "freshness_check"},
     "weekly_report": {"self_contained", "freshness_check"},
+    "ga4_export": {"freshness_check"},
+    "amplitude_export": {"freshness_check"},
+    "export_ledger": {"schema", "freshness_check"},
 }
 BLOCKING = {
     (f"validated_{name}", check)
