@@ -43,11 +43,18 @@ def published_sample(tmp_path_factory) -> PublishedSample:
     `runner.run_pipeline` (the `campaign-pipeline run` path): every published table and every
     week's report page, built once for the tests that read them (~20 s)."""
     from campaign_pipeline import runner
+    from campaign_pipeline.resources.exports import export_run_config
     from campaign_pipeline.sample_data import generate_sample
 
     folder = tmp_path_factory.mktemp("published_sample")
     generate_sample(
         folder / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True
     )
-    run = runner.run_pipeline(str(folder / "data"), str(folder / "out"), say=lambda _: None)
+    run = runner.run_pipeline(
+        str(folder / "data"),
+        str(folder / "out"),
+        say=lambda _: None,
+        # no exports: whatever credentials or ledger the environment holds, nothing is sent
+        extra_run_config=export_run_config("off"),
+    )
     return PublishedSample(data_dir=folder / "data", out_dir=folder / "out", weeks=run.weeks)

@@ -520,10 +520,22 @@ def campaign_cards(rows: pd.DataFrame, flag_anchors: dict[str, list[dict]]) -> l
         campaign_id = str(row["campaign_id"])
         cpl, conv = row.get("cpl"), row.get("conversion_rate")
         p25, p50, p75, c75 = (row.get(c) for c in THRESHOLD_COLUMNS)
-        if fmt.is_missing(conv) or fmt.is_missing(c75):
-            conv_check = "unknown"
+        if fmt.is_missing(conv):
+            conv_check = f"Conversion rate unknown (no leads); the P75 is {fmt.percent(c75)}"
+        elif fmt.is_missing(c75):
+            conv_check = f"Conversion rate {fmt.percent(conv)}; no P75 (an empty universe)"
         else:
-            conv_check = "at or above" if conv >= c75 else "below"
+            side = "at or above" if conv >= c75 else "below"
+            conv_check = (
+                f"Conversion rate {fmt.percent(conv)} is {side} the P75 of {fmt.percent(c75)}"
+            )
+        percentiles = f"P25 {fmt.amount(p25)} · P50 {fmt.amount(p50)} · P75 {fmt.amount(p75)}"
+        if fmt.is_missing(cpl):
+            cpl_check = f"CPL unknown (no leads or no spend); {percentiles}"
+        else:
+            cpl_check = (
+                f"CPL {fmt.amount(cpl)} is {_cpl_position(cpl, p25, p50, p75)} ({percentiles})"
+            )
         stats = [
             ("Leads", _cell(row.get("total_leads"), "count")),
             ("Converted", _cell(row.get("converted_leads"), "count")),
@@ -535,17 +547,22 @@ def campaign_cards(rows: pd.DataFrame, flag_anchors: dict[str, list[dict]]) -> l
         ]
         universe = fmt.count(row.get("universe_size"))
         checks = [
-            f"Conversion rate {fmt.percent(conv)} is {conv_check} the P75 of {fmt.percent(c75)}",
-            f"CPL {fmt.amount(cpl)} is {_cpl_position(cpl, p25, p50, p75)} (P25 "
-            f"{fmt.amount(p25)} · P50 {fmt.amount(p50)} · P75 {fmt.amount(p75)})",
+            conv_check,
+            cpl_check,
             f"Percentiles of a benchmark universe of {universe} campaigns"
             + ("" if bool(row.get("in_universe")) else "; this one is not in it (too few leads)"),
         ]
-        week = (
-            f"This week: spend {fmt.amount(row.get('week_spend'))} "
-            f"({fmt.relative_change(row.get('week_spend_wow'))} vs last week), "
-            f"{fmt.count(row.get('week_leads'))} leads, CPL {fmt.amount(row.get('week_cpl'))}"
-        )
+        if fmt.is_missing(row.get("week_spend")):
+            leads = row.get("week_leads")
+            week = "This week: no delivery reported" + (
+                "" if fmt.is_missing(leads) else f", {fmt.count(leads)} leads"
+            )
+        else:
+            week = (
+                f"This week: spend {fmt.amount(row.get('week_spend'))} "
+                f"({fmt.relative_change(row.get('week_spend_wow'))} vs last week), "
+                f"{fmt.count(row.get('week_leads'))} leads, CPL {fmt.amount(row.get('week_cpl'))}"
+            )
         cards.append(
             {
                 "anchor": f"campaign-{campaign_id}",

@@ -14,7 +14,12 @@ import pytest
 from campaign_pipeline import health
 from campaign_pipeline.constants import RECOMMENDED_ACTIONS, SEVERITY_RANK
 from campaign_pipeline.report import build_weekly_report, load_report_tables, report_path
-from campaign_pipeline.report.build import campaign_rows, quarantine_summary, scatter_panels
+from campaign_pipeline.report.build import (
+    campaign_cards,
+    campaign_rows,
+    quarantine_summary,
+    scatter_panels,
+)
 from campaign_pipeline.report.files import shift
 from campaign_pipeline.report.self_contained import external_references
 from campaign_pipeline_tests.report._support import (
@@ -269,6 +274,20 @@ def test_single_campaigns_are_bad_hero_and_changed_ones_with_their_reason(tables
         }
         assert same(stats["Leads"], row["total_leads"]) and same(stats["CPL"], row["cpl"])
         assert same(stats["Conv. rate"], row["conversion_rate"])
+
+
+def test_a_campaign_without_leads_or_delivery_says_so_instead_of_comparing_unknowns(tables):
+    rows = campaign_rows(tables, {})
+    rows = rows[rows["health_bucket"].isin(["BAD", "HERO"])].head(1).copy()
+    rows[["cpl", "conversion_rate", "week_spend", "week_leads"]] = np.nan
+    (card,) = campaign_cards(rows, {})
+    conv_check, cpl_check, _ = card["checks"]
+    p75 = f"{rows['conv_p75'].iloc[0] * 100:.1f}%"
+    assert conv_check == f"Conversion rate unknown (no leads); the P75 is {p75}"
+    assert cpl_check.startswith("CPL unknown (no leads or no spend); P25 ")
+    assert card["week"] == "This week: no delivery reported"
+    rows["week_leads"] = 3.0
+    assert campaign_cards(rows, {})[0]["week"] == "This week: no delivery reported, 3 leads"
 
 
 def test_no_personal_data_reaches_any_page(published_sample):

@@ -3,8 +3,8 @@ disk in Debian's headless Chromium and driven by Playwright. Every section shows
 are drawn, the filters and sorting work in the page itself, it fits a phone, and it made no
 request to anything but its own file.
 
-Needs /usr/bin/chromium: skips locally without it, fails in CI (CI=true). A screenshot of the
-laptop and the phone view is saved under test-artifacts/weekly_report/ (or
+Needs Debian's chromium (/usr/bin/chromium): skips locally without it, fails in CI (CI=true).
+A screenshot of the laptop and the phone view is saved under test-artifacts/weekly_report/ (or
 $CAMPAIGN_PIPELINE_TEST_ARTIFACTS/weekly_report/) and in pytest's tmp path; the test prints
 where.
 """
@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 
 from campaign_pipeline.report import report_path
-from campaign_pipeline_tests._orchestration_support import REPO_ROOT, require
+from campaign_pipeline_tests._orchestration_support import REPO_ROOT, chromium_binary, require
 from campaign_pipeline_tests.report._support import SECTIONS, busiest_week, week_table
 
 pytestmark = pytest.mark.ui
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [  # as test_ui.py: no sandbox as root, and nothing that phones home
     "--no-sandbox",
     "--disable-gpu",
@@ -56,7 +55,8 @@ def _artifacts_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def opened(published_sample, tmp_path_factory):
-    require(Path(CHROMIUM).exists(), f"Debian's chromium is not installed ({CHROMIUM})")
+    chromium = chromium_binary()
+    require(chromium is not None, "Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     week = busiest_week(published_sample.out_dir)
@@ -65,7 +65,7 @@ def opened(published_sample, tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             headless=True,
             args=CHROMIUM_FLAGS,
             viewport=LAPTOP,
