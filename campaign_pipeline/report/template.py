@@ -87,6 +87,7 @@ svg.chart{width:100%;height:auto;display:block}
 ul.checks{margin:.3em 0;padding-left:1.2em;font-size:.9em}
 footer{max-width:1240px;margin:0 auto;padding:0 14px 30px;color:var(--muted);font-size:.85em}
 code{font-size:.92em}
+.warn{background:#fff4e0;border-left:3px solid #E69F00;padding:6px 10px}
 @media (max-width:640px){
   body{font-size:14px}
   section{padding:8px 10px 12px;margin:10px 0}
@@ -189,6 +190,9 @@ Anomaly flags judge each day only on the days before it.
 </p>
 
 <h3>The week's totals</h3>
+{% if 0 < window.delivery_days < 7 %}<p class="warn" id="partial-week">Only {{
+window.delivery_days }} of the week's 7 days have delivery: the changes below compare a partial
+week with the week before.</p>{% endif %}
 <div class="cards" id="week-totals">
 {% for card in totals %}
 <div class="card" data-metric="{{ card.key }}" data-v="{{ card.value.raw }}"

@@ -99,6 +99,17 @@ def test_the_weeks_totals_and_their_change_are_weekly_totals(published_sample, w
         assert same(roas, expected["roas"])
 
 
+def test_a_partial_week_warns_that_its_changes_compare_unlike_weeks(tables):
+    """The sample's last week has delivery on a few days only; its -80 % spend is not news."""
+    full = soup(build_weekly_report(tables).html)
+    assert full.select_one("#data-window").text.count("delivery reported on 7 of 7 days") == 1
+    assert full.select_one("#partial-week") is None
+    week = pd.Timestamp(tables.week)
+    daily = tables.daily[tables.daily["date"] < week + pd.Timedelta(days=2)]
+    partial = soup(build_weekly_report(dataclasses.replace(tables, daily=daily)).html)
+    assert "Only 2 of the week's 7 days have delivery" in partial.select_one("#partial-week").text
+
+
 def test_bucket_counts_and_spend_per_action_are_the_health_tables(published_sample, week, page):
     out = published_sample.out_dir
     current = week_table(out, "campaign_health", week)["health_bucket"].value_counts()
