@@ -1,0 +1,38 @@
+"""How the report writes numbers: a null never reads as a zero, rates change by percentage
+points, a change from zero has no honest percentage, and the unrounded value is kept."""
+
+import math
+
+from campaign_pipeline.report import formatting as fmt
+
+
+def test_nulls_read_as_a_dash_in_every_format():
+    for kind in fmt.FORMAT_OF_KIND:
+        for missing in (None, float("nan"), math.inf, "n/a"):
+            assert fmt.of_kind(kind, missing) == fmt.MISSING, (kind, missing)
+    assert fmt.raw(None) == "" and fmt.raw(float("nan")) == ""
+
+
+def test_each_metric_in_its_own_format():
+    assert fmt.metric("spend", 4406.0312) == "4,406.03"
+    assert fmt.metric("leads", 1234.0) == "1,234"
+    assert fmt.metric("conversion_rate", 0.0471) == "4.7%"
+    assert fmt.metric("roas", 0.5512) == "0.55×"
+    assert fmt.expected("conversions", 0.14) == "0.1"  # an expected count below 100 keeps a decimal
+    assert fmt.expected("conversions", 140.4) == "140"
+
+
+def test_week_over_week_change():
+    value, text = fmt.change(110.0, 100.0, "amount")  # amounts and counts: relative
+    assert text == "+10.0%" and math.isclose(value, 0.1)
+    value, text = fmt.change(0.047, 0.060, "percent")  # rates: percentage points
+    assert text == "-1.3 pp" and math.isclose(value, -1.3)
+    assert fmt.change(5.0, 0.0, "count") == (None, fmt.MISSING)  # from zero: no percentage
+    assert fmt.change(None, 3.0, "count") == (None, fmt.MISSING)
+    assert fmt.change(100.0, 100.00001, "amount")[1] == "0.0%"  # never "-0.0%"
+
+
+def test_the_unrounded_value_is_kept():
+    assert fmt.raw(4406.0312) == "4406.0312"
+    assert fmt.raw(12.0) == "12"
+    assert float(fmt.raw(1 / 3)) == 1 / 3
