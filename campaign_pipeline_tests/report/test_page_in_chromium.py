@@ -72,8 +72,8 @@ def opened(published_sample, tmp_path_factory):
         )
         requests: list[str] = []
         errors: list[str] = []
-        context.on("request", lambda request: requests.append(request.url))
         page = context.new_page()
+        page.on("request", lambda request: requests.append(request.url))
         page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
         page.on(
             "console",
@@ -87,6 +87,7 @@ def opened(published_sample, tmp_path_factory):
         page.goto(path.as_uri(), wait_until="load")
         try:
             yield SimpleNamespace(
+                context=context,
                 page=page,
                 url=path.as_uri(),
                 requests=requests,
@@ -114,6 +115,22 @@ def test_every_section_is_shown_and_the_page_made_no_request(opened):
     assert outside == [], outside
     assert page.evaluate("window.__blocked") == []  # nothing even tried and was refused
     assert opened.errors == []
+
+
+def test_the_request_recorder_sees_what_a_page_fetches(opened, tmp_path):
+    """The recording the test above trusts: in the same browser, a page from disk without the
+    report's policy that loads an image from 127.0.0.1 is seen (port 9: nothing answers, nothing
+    leaves the machine). Its own list, so the report's record stays the report's alone."""
+    probe = tmp_path / "probe.html"
+    probe.write_text('<!DOCTYPE html><img src="http://127.0.0.1:9/pixel.png">', encoding="utf-8")
+    seen: list[str] = []
+    page = opened.context.new_page()
+    page.on("request", lambda request: seen.append(request.url))
+    try:
+        page.goto(probe.as_uri(), wait_until="load")
+    finally:
+        page.close()
+    assert seen == [probe.as_uri(), "http://127.0.0.1:9/pixel.png"]
 
 
 def test_the_charts_are_drawn(opened):
@@ -202,3 +219,5 @@ def test_readable_on_a_phone_and_screenshots_saved(opened):
         assert pixels.shape[0] > 2000, "a full page is several screens long"
         shutil.copy(shot, artifacts / shot.name)
     print(f"\nweekly report screenshots: {artifacts} (and {opened.tmp})")
+    # whatever ran before (filters, sorting, a phone-sized layout): still nothing fetched
+    assert [u for u in opened.requests if u != opened.url] == []
