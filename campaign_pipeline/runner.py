@@ -52,8 +52,22 @@ def storage_run_config(data_dir: str, out_dir: str) -> dict:
     return {"resources": {"storage": {"config": {"data_dir": data_dir, "out_dir": out_dir}}}}
 
 
+def merge_run_config(base: dict, extra: dict) -> dict:
+    """``extra`` merged into ``base`` key by key at every level (resource config added next to
+    the storage's, not in place of it)."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_run_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _quiet(run_config: dict) -> dict:
-    return run_config | {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    """No console log below CRITICAL: the runner prints progress and every failure itself, in
+    one line each; Dagster's console logger would add the step's stack trace to stderr."""
+    return run_config | {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
@@ -92,14 +106,22 @@ def _materializations(result) -> dict[str, dict]:
     return out
 
 
+_FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+
+
 def _failures(result) -> tuple[list[str], bool]:
-    lines, user_error = [], False
+    """One line per distinct failure: steps that failed for the same reason (both raw lead
+    assets on an expired Salesforce token) share a line naming them all."""
+    steps_by_text: dict[str, list[str]] = {}
+    user_error = False
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
             text = (error.message if error else "step failed").strip().splitlines()[0]
-            lines.append(f"{event.step_key}: {text}")
+            text = text.removeprefix(_FAILURE_PREFIX)
+            steps_by_text.setdefault(text, []).append(event.step_key)
             user_error = user_error or event.step_key.startswith("raw_")
+    lines = [f"{', '.join(steps)}: {text}" for text, steps in steps_by_text.items()]
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             lines.append(
@@ -173,7 +195,7 @@ def run_pipeline(
     from campaign_pipeline.resources.storage import PipelineStorage
 
     started = time.perf_counter()
-    run_config = storage_run_config(data_dir, out_dir) | (extra_run_config or {})
+    run_config = merge_run_config(storage_run_config(data_dir, out_dir), extra_run_config or {})
     storage = PipelineStorage(data_dir=data_dir, out_dir=out_dir)
     instance = (
         dg.DagsterInstance.get()

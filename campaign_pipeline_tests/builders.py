@@ -148,5 +148,11 @@ def seed_health_reference(frame: pd.DataFrame, rules: HealthRules = HealthRules(
 def pipeline_resources(storage, **overrides) -> dict:
     """The resources the assets need, with ``storage`` and defaults for the rest."""
     from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+    from campaign_pipeline.resources.salesforce import SalesforceSource
 
-    return {"storage": storage, "ingestion_rules": IngestionRulesResource(), **overrides}
+    return {
+        "storage": storage,
+        "ingestion_rules": IngestionRulesResource(),
+        "salesforce": SalesforceSource(),  # off: the raw lead files are read
+        **overrides,
+    }
