@@ -107,8 +107,14 @@ def _materializations(result) -> dict[str, dict]:
     return out
 
 
+_FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
+
+
 def _failures(result) -> tuple[list[str], bool]:
-    lines, user_error = [], False
+    """One line per distinct failure: steps that failed for the same reason (both raw lead
+    assets on an expired Salesforce token) share a line naming them all."""
+    steps_by_text: dict[str, list[str]] = {}
+    user_error = False
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
@@ -121,8 +127,10 @@ def _failures(result) -> tuple[list[str], bool]:
                 .strip()
                 .splitlines()[0]
             )
-            lines.append(f"{event.step_key}: {text}")
+            text = text.removeprefix(_FAILURE_PREFIX)
+            steps_by_text.setdefault(text, []).append(event.step_key)
             user_error = user_error or event.step_key.startswith("raw_")
+    lines = [f"{', '.join(steps)}: {text}" for text, steps in steps_by_text.items()]
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             lines.append(

@@ -152,6 +152,7 @@ def pipeline_resources(storage, **overrides) -> dict:
     from campaign_pipeline.resources.exports import ExportLedgerStore, ExportSettings
     from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
     from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+    from campaign_pipeline.resources.salesforce import SalesforceSource
 
     return {
         "storage": storage,
@@ -160,5 +161,6 @@ def pipeline_resources(storage, **overrides) -> dict:
         "ga4": GA4MeasurementProtocol(),
         "amplitude": AmplitudeHTTP(),
         "export_ledger_store": ExportLedgerStore(),
+        "salesforce": SalesforceSource(),  # off: the raw lead files are read
         **overrides,
     }

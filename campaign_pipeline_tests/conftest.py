@@ -1,6 +1,6 @@
 """Fixtures shared across the test modules: a temporary data dir with tiny raw exports, a
-storage resource pointing at it (published tables in ``<tmp>/out``), and a generated sample
-published once per session."""
+storage resource pointing at it (published tables in ``<tmp>/out``), a generated sample
+published once per session, and a Salesforce sample for the fake org."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests._orchestration_support import write_raw
+from campaign_pipeline_tests.fake_salesforce import SalesforceExports, salesforce_exports
 
 
 @pytest.fixture
@@ -58,3 +59,15 @@ def published_sample(tmp_path_factory) -> PublishedSample:
         extra_run_config=export_run_config("off"),
     )
     return PublishedSample(data_dir=folder / "data", out_dir=folder / "out", weeks=run.weeks)
+
+
+@pytest.fixture(scope="session")
+def salesforce_sample(tmp_path_factory) -> SalesforceExports:
+    """A fake Salesforce org holding the leads of a small synthetic sample (10 campaigns, 6
+    weeks, 760 leads), and data dirs with the same leads as CSV files and without lead files
+    (see fake_salesforce.salesforce_exports). Read only: start a FakeSalesforce per test."""
+    from campaign_pipeline.sample_data import generate_sample
+
+    root = tmp_path_factory.mktemp("salesforce")
+    generate_sample(root / "sample", seed=3, n_campaigns=10, n_days=42)
+    return salesforce_exports(root / "sample", root)
