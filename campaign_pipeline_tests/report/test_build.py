@@ -60,6 +60,11 @@ def _portfolio(out_dir, week) -> pd.Series:
     return totals[totals["scope"] == "all"].iloc[0]
 
 
+def _words(element) -> str:
+    """An element's text as the browser shows it: one space between words."""
+    return " ".join(element.text.split())
+
+
 def test_every_section_is_there(page):
     for section in SECTIONS:
         assert page.select_one(f"section#{section}") is not None, section
@@ -108,7 +113,12 @@ def test_a_partial_week_warns_that_its_changes_compare_unlike_weeks(tables):
     week = pd.Timestamp(tables.week)
     daily = tables.daily[tables.daily["date"] < week + pd.Timedelta(days=2)]
     partial = soup(build_weekly_report(dataclasses.replace(tables, daily=daily)).html)
-    assert "Only 2 of the week's 7 days have delivery" in partial.select_one("#partial-week").text
+    assert "Only 2 of the week's 7 days have delivery" in _words(
+        partial.select_one("#partial-week")
+    )
+    daily = tables.daily[tables.daily["date"] < week + pd.Timedelta(days=1)]
+    one_day = soup(build_weekly_report(dataclasses.replace(tables, daily=daily)).html)
+    assert "Only 1 of the week's 7 days has delivery" in _words(one_day.select_one("#partial-week"))
 
 
 def test_bucket_counts_and_spend_per_action_are_the_health_tables(published_sample, week, page):
