@@ -54,9 +54,10 @@ def _artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def opened(published_sample, tmp_path_factory):
+def opened(request, tmp_path_factory):
     chromium = chromium_binary()
     require(chromium is not None, "Debian's chromium is not installed (apt-get install chromium)")
+    published_sample = request.getfixturevalue("published_sample")  # only with a browser
     from playwright.sync_api import sync_playwright
 
     week = busiest_week(published_sample.out_dir)
