@@ -31,17 +31,24 @@ def _print(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _preflight(data_dir: Path) -> None:
-    """Before Dagster starts: each raw file exists and has its required columns (header only;
-    the rows are parsed once, by the ingestion assets)."""
+def _preflight(storage) -> None:
+    """Before Dagster starts: the dirs' stores are reachable with what is installed, and each
+    raw file exists and has its required columns (header only; the rows are parsed once, by the
+    ingestion assets)."""
     from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, check_raw_file
+    from campaign_pipeline.locations import StorageUnavailable
 
-    raw_dir = data_dir / "raw"
+    try:
+        storage.data_location.require_backend()
+        storage.published_dir.require_backend()
+    except StorageUnavailable as error:
+        raise UserError(str(error)) from None
+    raw_dir = storage.raw_dir
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
     for spec in FILE_SPECS.values():
         try:
-            check_raw_file(raw_dir / spec.filename, spec)
+            check_raw_file(storage.raw_path(spec.filename), spec)
         except RawFileError as error:
             raise UserError(str(error)) from error
 
@@ -49,8 +56,9 @@ def _preflight(data_dir: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline import runner
 
-    data_dir, out_dir = runner.resolve_dirs(args.data_dir, args.out)
-    _preflight(data_dir)
+    storage = runner.resolve_storage(args.data_dir, args.out)
+    _preflight(storage)
+    data_dir, out_dir = storage.data_location, storage.published_dir
     logging.getLogger("dagster").setLevel(logging.WARNING)
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
     _print(f"instance: {runner.instance_description()}")
@@ -63,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, run.weeks, run.seconds))
+    _print(summarize(storage, run.weeks, run.seconds))
     return 0
 
 

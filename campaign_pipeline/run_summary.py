@@ -1,36 +1,28 @@
-"""The closing summary of `campaign-pipeline run`, read back from what was written."""
+"""The closing summary of `campaign-pipeline run`, read back from what was written (through
+the storage resource, so the same on a local folder and on an object store)."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.ingestion import FILE_SPECS
+from campaign_pipeline.resources.storage import PipelineStorage
 
 
-def _accounting(staging_dir: Path) -> pd.DataFrame:
+def _accounting(storage: PipelineStorage) -> pd.DataFrame:
     rows = []
     for key in FILE_SPECS:
-        path = staging_dir / f"accounting_{key}.json"
-        if path.exists():
-            rows.append(json.loads(path.read_text()))
+        try:
+            rows.append(storage.read_staging_json(f"accounting_{key}"))
+        except FileNotFoundError:
+            continue
     return pd.DataFrame(rows)
 
 
-def _read(folder: Path) -> pd.DataFrame:
-    if folder.with_suffix(".parquet").exists():
-        return pd.read_parquet(folder.with_suffix(".parquet"))
-    frames = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -> str:
+def summarize(storage: PipelineStorage, weeks: list[str], seconds: float) -> str:
     lines = ["Summary", "-------"]
-    accounting = _accounting(Path(data_dir) / "staging")
+    accounting = _accounting(storage)
     if len(accounting):
         lines.append(
             f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}"
@@ -43,7 +35,7 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
     span = f" ({weeks[0]} .. {weeks[-1]})" if weeks else ""
     lines.append(f"weeks processed: {len(weeks)}{span}")
 
-    flags = _read(out_dir / "anomaly_flags")
+    flags = storage.read_table("anomaly_flags")
     if len(flags):
         by_severity = flags["severity"].value_counts()
         sev = ", ".join(f"{s} {int(by_severity.get(s, 0))}" for s in reversed(SEVERITIES))
@@ -55,7 +47,7 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
     else:
         lines.append("anomaly flags: 0")
 
-    health = _read(out_dir / "campaign_health")
+    health = storage.read_table("campaign_health")
     if len(health):
         latest = health[health["week_start"] == health["week_start"].max()]
         week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
@@ -77,9 +69,11 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
                 f"{spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
             )
 
-    lines.append(f"tables written to {out_dir}:")
-    for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
-        kind = f"{len(list(path.glob('*.parquet')))} weekly files" if path.is_dir() else "1 file"
-        lines.append(f"  {path.name:<36}{kind}")
+    lines.append(f"tables written to {storage.published_dir}:")
+    for name, weekly_files in storage.published_tables().items():
+        if weekly_files is None:
+            lines.append(f"  {name + '.parquet':<36}1 file")
+        else:
+            lines.append(f"  {name:<36}{weekly_files} weekly files")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

@@ -5,7 +5,6 @@ These assets are not partitioned: every export is a whole file, and the promise 
 downstream read the validated tables and keep only their week.
 """
 
-import hashlib
 from collections.abc import Callable
 
 import dagster as dg
@@ -31,14 +30,6 @@ VALIDATED_NAMES = {
 }
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"raw_{spec.key}",
@@ -52,7 +43,7 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
     def raw_file(
         context: dg.AssetExecutionContext, storage: PipelineStorage
     ) -> dg.MaterializeResult:
-        path = storage.raw_dir / spec.filename
+        path = storage.raw_path(spec.filename)
         try:
             frame = ingestion.read_raw_file(path, spec)
         except RawFileError as error:
@@ -63,8 +54,8 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
             metadata={
                 "path": dg.MetadataValue.path(str(path)),
                 "rows_read": len(frame),
-                "size_bytes": path.stat().st_size,
-                "sha256": _sha256(path),
+                "size_bytes": path.stat().size,
+                "sha256": path.sha256(),
                 "columns": ", ".join(c for c in frame.columns if c != ingestion.LINE_COLUMN),
             }
         )
