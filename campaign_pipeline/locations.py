@@ -131,6 +131,12 @@ class Location:
         self.protocol, self._path = _split(os.fspath(where))
         if self.protocol == "file":
             self._path = str(Path(self._path).expanduser())
+        elif "@" in self._path.split("/", 1)[0]:
+            # never echo the URL: it is printed, logged and stored in run config
+            raise StorageUnavailable(
+                f"a {self.protocol}:// URL with credentials in it: give the store's credentials "
+                "in environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)"
+            )
 
     # --- naming ------------------------------------------------------------------------
 

@@ -20,7 +20,13 @@ def _accounting(storage: PipelineStorage) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(storage: PipelineStorage, weeks: list[str], seconds: float) -> str:
+def summarize(
+    storage: PipelineStorage,
+    weeks: list[str],
+    seconds: float,
+    exports: dict[str, dict] | None = None,
+    export_mode: str = "",
+) -> str:
     lines = ["Summary", "-------"]
     accounting = _accounting(storage)
     if len(accounting):
@@ -69,11 +75,21 @@ def summarize(storage: PipelineStorage, weeks: list[str], seconds: float) -> str
                 f"{spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
             )
 
+    if exports:
+        from campaign_pipeline.exports.delivery import summary_lines
+
+        lines.append(f"exports{f' (--export {export_mode})' if export_mode else ''}:")
+        lines += summary_lines(exports)
+
     lines.append(f"tables written to {storage.published_dir}:")
-    for name, weekly_files in storage.published_tables().items():
-        if weekly_files is None:
-            lines.append(f"  {name + '.parquet':<36}1 file")
+    for name, count in storage.published_tables().items():
+        if name == "exports" and count is not None:
+            payloads = sum(len(d.files(".json")) for d in (storage.published_dir / name).iterdir())
+            kind = f"{payloads} payload files (dry run)"
+        elif count is None:
+            name, kind = f"{name}.parquet", "1 file"
         else:
-            lines.append(f"  {name:<36}{weekly_files} weekly files")
+            kind = f"{count} weekly files"
+        lines.append(f"  {name:<36}{kind}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

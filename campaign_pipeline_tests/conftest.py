@@ -1,5 +1,6 @@
-"""Fixtures shared across the test modules: a temporary data dir with tiny raw exports, and a
-storage resource pointing at it (published tables in ``<tmp>/out``)."""
+"""Fixtures shared across the test modules: a temporary data dir with tiny raw exports, a
+storage resource pointing at it (published tables in ``<tmp>/out``), and an S3-compatible
+server on 127.0.0.1 with a fresh bucket per test."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests._object_store_support import S3Server
 from campaign_pipeline_tests._orchestration_support import write_raw
+from campaign_pipeline_tests.fake_salesforce import SalesforceExports, salesforce_exports
 
 
 @pytest.fixture
@@ -24,3 +27,32 @@ def data_dir(tmp_path) -> Path:
 def tmp_storage(tmp_path) -> PipelineStorage:
     """Storage on an empty temporary data dir, published tables in ``<tmp>/out``."""
     return PipelineStorage(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "out"))
+
+
+@pytest.fixture(scope="session")
+def salesforce_sample(tmp_path_factory) -> SalesforceExports:
+    """A fake Salesforce org holding the leads of a small synthetic sample (10 campaigns, 6
+    weeks, 760 leads), and data dirs with the same leads as CSV files and without lead files
+    (see fake_salesforce.salesforce_exports). Read only: start a FakeSalesforce per test."""
+    from campaign_pipeline.sample_data import generate_sample
+
+    root = tmp_path_factory.mktemp("salesforce")
+    generate_sample(root / "sample", seed=3, n_campaigns=10, n_days=42)
+    return salesforce_exports(root / "sample", root)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    """moto's S3 server on 127.0.0.1 (one per test session; each test takes its own bucket)."""
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server, monkeypatch) -> str:
+    """``s3://<fresh bucket>/campaigns``, with this process's AWS variables pointing at the
+    test server (as a user points the pipeline at MinIO)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.new_bucket()}/campaigns"
