@@ -17,6 +17,6 @@ instance is one they all reach (PostgreSQL); see docs/orchestration.md.
 import dagster as dg
 from dagster_celery import celery_executor
 
-from campaign_pipeline.definitions import defs as local_defs
+from campaign_pipeline import definitions
 
-defs = dg.Definitions.merge(local_defs, dg.Definitions(executor=celery_executor))
+defs = dg.Definitions.merge(definitions.defs, dg.Definitions(executor=celery_executor))
