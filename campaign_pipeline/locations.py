@@ -2,15 +2,17 @@
 
 The data dir and the out dir may be a local folder or an object-store URL
 (``s3://bucket/prefix``, ``gs://bucket/prefix``, any protocol fsspec knows), so that steps
-running on several machines find each other's tables. Everything that touches those files
-goes through ``Location``; nothing else in the package builds paths with pathlib.
+running on several machines find each other's tables. Everything that reads or writes a file
+under those dirs goes through ``Location`` (the one exception, the export ledger's default
+SQLite file, is a database that only a local out dir can hold).
 
-Local paths use the operating system directly (``os.stat``, ``os.replace``), exactly as a
-single-machine install always has. URLs go through fsspec: ``s3://`` needs the ``s3`` extra
-(``pip install 'campaign_pipeline[s3]'``, i.e. s3fs) and reads its endpoint and credentials the
-way every AWS tool does (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_PROFILE``, ...), which is also how MinIO and other S3-compatible stores are reached;
-``gs://`` needs gcsfs and Google's usual credentials.
+Local paths use the operating system directly (``os.stat``, ``os.replace``): a
+single-machine install needs nothing more. URLs go through fsspec: ``s3://`` needs the ``s3``
+extra (``pip install 'campaign_pipeline[s3]'``, i.e. s3fs) and reads its endpoint and
+credentials the way every AWS tool does (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an IAM role, ...), which is also how MinIO and other
+S3-compatible stores are reached; ``gs://`` needs gcsfs and Google's usual credentials. The
+credentials never pass through Dagster (config, run config, metadata, logs).
 
 Why writes cannot be seen half done, on each kind of store:
 
