@@ -16,8 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from campaign_pipeline.resources.storage import PipelineStorage
 
 # The dated column of each validated table: the weeks a run covers come from accepted rows.
 DATED_TABLES = {
@@ -289,7 +293,7 @@ def instance_description() -> str:
     return f"DAGSTER_HOME={home}" if home else "ephemeral (in memory)"
 
 
-def resolve_storage(data_dir: str | None, out_dir: str | None):
+def resolve_storage(data_dir: str | None, out_dir: str | None) -> PipelineStorage:
     """The storage of a run, with both dirs resolved once here (flag, else
     $CAMPAIGN_PIPELINE_DATA_DIR, else the shipped data/; flag, else $CAMPAIGN_PIPELINE_OUT_DIR,
     else <data dir>/out), so every step of the run gets the same local paths or URLs."""
