@@ -152,8 +152,12 @@ def test_a_week_through_two_celery_workers_with_tables_on_s3(tmp_path, s3_server
         assert set(step_pids.values()) == worker_pids, (step_pids, worker_pids)
         assert launcher_pids and not launcher_pids & worker_pids
         assert hostnames == {"w1", "w2"}  # both workers took steps
-        # no secret of the store or the broker in the run's config or its event log
-        assert S3_SECRET_KEY not in stored and REDIS_PASSWORD not in stored
+        # no secret of the store or the broker in the run's config, its event log, the
+        # workers' logs or the launcher's output
+        printed = celery_run.stdout + celery_run.stderr + "".join(p.read_text() for p in logs)
+        assert "transport:   redis://:**@127.0.0.1" in printed  # the banner masks the password
+        for secret in (S3_SECRET_KEY, REDIS_PASSWORD):
+            assert secret not in stored and secret not in printed
     finally:
         for worker in workers:
             stop_process(worker)
