@@ -31,19 +31,26 @@ def _print(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _preflight(data_dir: Path, skip: tuple[str, ...] = ()) -> None:
-    """Before Dagster starts: each raw file exists and has its required columns (header only;
-    the rows are parsed once, by the ingestion assets). ``skip``: files another source gives."""
+def _preflight(storage, skip: tuple[str, ...] = ()) -> None:
+    """Before Dagster starts: the dirs' stores are reachable with what is installed, and each
+    raw file exists and has its required columns (header only; the rows are parsed once, by the
+    ingestion assets). ``skip``: files another source gives."""
     from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, check_raw_file
+    from campaign_pipeline.locations import StorageUnavailable
 
-    raw_dir = data_dir / "raw"
+    try:
+        storage.data_location.require_backend()
+        storage.published_dir.require_backend()
+    except StorageUnavailable as error:
+        raise UserError(str(error)) from None
+    raw_dir = storage.raw_dir
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
     for key, spec in FILE_SPECS.items():
         if key in skip:
             continue
         try:
-            check_raw_file(raw_dir / spec.filename, spec)
+            check_raw_file(storage.raw_path(spec.filename), spec)
         except RawFileError as error:
             raise UserError(str(error)) from error
 
@@ -92,10 +99,15 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
 def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline import runner
     from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS
+    from campaign_pipeline.locations import StorageUnavailable
 
-    data_dir, out_dir = runner.resolve_dirs(args.data_dir, args.out)
+    try:
+        storage = runner.resolve_storage(args.data_dir, args.out)
+    except StorageUnavailable as error:
+        raise UserError(str(error)) from None
     salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
-    _preflight(data_dir, skip=SALESFORCE_KEYS if salesforce_config else ())
+    _preflight(storage, skip=SALESFORCE_KEYS if salesforce_config else ())
+    data_dir, out_dir = storage.data_location, storage.published_dir
     logging.getLogger("dagster").setLevel(logging.WARNING)
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
     _print(f"instance: {runner.instance_description()}")
@@ -121,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, run.weeks, run.seconds, run.exports, args.export))
+    _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
     for line in run.export_failures:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if run.export_failures else 0
@@ -151,7 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_weekly_report(tables)
     path = write_report_page(out_dir, tables.week, report.html)
     _print(
-        f"report: week {tables.week} -> {path} ({path.stat().st_size / 1024:,.0f} kB; "
+        f"report: week {tables.week} -> {path} ({path.stat().size / 1024:,.0f} kB; "
         f"{report.facts['campaigns']} campaigns, {report.facts['flags']} flags)"
     )
     return 0

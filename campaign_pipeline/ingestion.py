@@ -17,6 +17,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import pandera.pandas as pa
 
 from campaign_pipeline import schemas
 from campaign_pipeline.constants import PII_COLUMNS, RAW_FILES
+from campaign_pipeline.locations import Location
 
 # ---------------------------------------------------------------------------------------
 # File layout (from the data contract)
@@ -105,8 +107,8 @@ class RawFileError(Exception):
     ``str()`` is one line naming the file (and the column), fit for a CLI error message.
     """
 
-    def __init__(self, path: Path | str, message: str, column: str | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path | str | Location, message: str, column: str | None = None):
+        self.path = Location(path)
         self.column = column
         self.message = message
         where = f"{self.path}" + (f", column '{column}'" if column else "")
@@ -122,25 +124,27 @@ def _normalise_header(name: str) -> str:
     return name.replace("\ufeff", "").strip().lower()
 
 
-def read_raw_file(path: Path | str, spec: FileSpec) -> pd.DataFrame:
+def read_raw_file(path: Path | str | Location, spec: FileSpec) -> pd.DataFrame:
     """Read one export as text: headers cleaned (BOM, stray spaces, case), cells stripped.
+    ``path`` is a local path or an object-store URL (``Location``).
 
     Adds ``_line``: the row's line in the file, the header being line 1, so a quarantined
     row can be found by someone opening the CSV.
     """
-    path = Path(path)
+    path = Location(path)
     if not path.is_file():
         raise RawFileError(path, "file not found")
     try:
-        frame = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            encoding="utf-8-sig",
-            skip_blank_lines=True,
-            on_bad_lines="error",
-        )
+        with path.open() as handle:
+            frame = pd.read_csv(
+                handle,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+                encoding="utf-8-sig",
+                skip_blank_lines=True,
+                on_bad_lines="error",
+            )
     except UnicodeDecodeError as exc:
         raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except pd.errors.EmptyDataError as exc:
@@ -166,18 +170,21 @@ def read_raw_file(path: Path | str, spec: FileSpec) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def check_raw_file(path: Path | str, spec: FileSpec) -> None:
+def check_raw_file(path: Path | str | Location, spec: FileSpec) -> None:
     """Check what can be checked without parsing the rows: the file exists, is UTF-8 text with
     a header, and has every required column. Raises ``RawFileError`` (one line) otherwise.
 
     The CLI runs this before Dagster starts so a missing file fails in a second, not after
     minutes of validating the others; the rows are parsed once, by the ingestion assets.
     """
-    path = Path(path)
+    path = Location(path)
     if not path.is_file():
         raise RawFileError(path, "file not found")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
+        with (
+            path.open_stream() as stream,
+            io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as handle,
+        ):
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
         raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
@@ -808,13 +815,13 @@ def combine_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def ingest_raw_dir(
-    raw_dir: Path | str,
+    raw_dir: Path | str | Location,
     *,
     rules: IngestionRules = IngestionRules(),
     now: pd.Timestamp | None = None,
 ) -> IngestionResult:
     """Read and validate the four files of a raw folder (used by tests and benchmarks)."""
-    raw_dir = Path(raw_dir)
+    raw_dir = Location(raw_dir)
     raws = {key: read_raw_file(raw_dir / spec.filename, spec) for key, spec in FILE_SPECS.items()}
     bounds = {"rules": rules, "now": now}
     campaigns = validate_campaigns(raws["campaigns"], **bounds)

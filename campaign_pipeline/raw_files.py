@@ -5,8 +5,9 @@ state in its cursor and turns the touched weeks into partition run requests.
 
 Why it is built this way:
 
-* A cheap check first: a file whose size and modification time are unchanged is not read
-  at all, so a sensor tick on an idle folder costs one ``stat`` per file. Only when they
+* A cheap check first: a file whose size and modification time (and, on an object store,
+  entity tag) are unchanged is not read at all, so a sensor tick on an idle folder costs one
+  ``stat`` per file. Only when they
   moved is the content hashed (SHA-256); a file that was merely touched (same hash) is
   recorded and triggers nothing.
 * Replaced exports are usually larger re-exports of mostly the same rows, so re-running
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,7 @@ import pandas as pd
 from campaign_pipeline import ingestion
 from campaign_pipeline.constants import RAW_FILES
 from campaign_pipeline.ingestion import FILE_SPECS, RawFileError
+from campaign_pipeline.locations import FileStat, Location
 
 # Rows whose date cannot be parsed belong to no week: they end in the quarantine table,
 # which every partition run rebuilds, so a change there alone requests no partition.
@@ -64,15 +65,17 @@ class FileState:
     sha256: str
     week_digests: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None  # the file could not be read as its contract says
+    etag: str | None = None  # an object store's entity tag (local files have none)
 
     def to_json(self) -> dict:
-        return {
+        payload = {
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             "sha256": self.sha256,
             "weeks": dict(self.week_digests),
             "error": self.error,
         }
+        return payload | ({"etag": self.etag} if self.etag else {})
 
     @classmethod
     def from_json(cls, name: str, payload: Mapping) -> FileState:
@@ -83,6 +86,7 @@ class FileState:
             sha256=str(payload["sha256"]),
             week_digests=dict(payload.get("weeks", {})),
             error=payload.get("error"),
+            etag=payload.get("etag"),
         )
 
 
@@ -140,12 +144,8 @@ def dump_state(scan: RawDirScan) -> str:
     return json.dumps(scan.state_json(), sort_keys=True, separators=(",", ":"))
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def sha256_of_file(path: Path | str | Location) -> str:
+    return Location(path).sha256()
 
 
 def week_start(dates: pd.Series) -> pd.Series:
@@ -183,13 +183,16 @@ def _pairs(row_hash: pd.Series, week: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"row_hash": row_hash.to_numpy(), "week": week.fillna(UNDATED).to_numpy()})
 
 
-def compute_week_digests(raw_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+def compute_week_digests(
+    raw_dir: Path | str | Location,
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """Per raw file, ``{week_start: digest}``; and per unreadable file, the reason.
 
     A file that is absent has no entry; a file that breaks the contract's file layout
     (missing column, not CSV) gets an error and no weeks: its runs would fail anyway, and
     the sensor reports it instead.
     """
+    raw_dir = Location(raw_dir)
     frames: dict[str, pd.DataFrame] = {}
     errors: dict[str, str] = {}
     for key, spec in FILE_SPECS.items():
@@ -261,36 +264,30 @@ def compute_week_digests(raw_dir: Path) -> tuple[dict[str, dict[str, str]], dict
     return digests, errors
 
 
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except FileNotFoundError:
-        return None
-
-
 def _changed_weeks(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
     weeks = {w for w in set(old) | set(new) if old.get(w) != new.get(w)}
     undated = UNDATED in weeks
     return tuple(sorted(weeks - {UNDATED})), undated
 
 
-def scan_raw_dir(raw_dir: Path | str, previous: Mapping[str, FileState]) -> RawDirScan:
-    """Compare the folder with ``previous`` (from the cursor) and say what changed.
+def _moved(old: FileState, st: FileStat) -> bool:
+    return old.size != st.size or old.mtime_ns != st.mtime_ns or old.etag != st.etag
+
+
+def scan_raw_dir(raw_dir: Path | str | Location, previous: Mapping[str, FileState]) -> RawDirScan:
+    """Compare the folder (local or on an object store) with ``previous`` (from the cursor)
+    and say what changed.
 
     Only the contract's four file names are watched; anything else in the folder is
     ignored. The returned state is what the cursor should hold after this tick.
     """
-    raw_dir = Path(raw_dir)
-    stats = {name: _stat(raw_dir / name) for name in RAW_FILES.values()}
+    raw_dir = Location(raw_dir)
+    stats = {name: (raw_dir / name).stat() for name in RAW_FILES.values()}
     present = {name: st for name, st in stats.items() if st is not None}
 
     # Cheap pass: size and mtime. Unchanged files keep their state without being read.
     moved = {
-        name
-        for name, st in present.items()
-        if name not in previous
-        or previous[name].size != st.st_size
-        or previous[name].mtime_ns != st.st_mtime_ns
+        name for name, st in present.items() if name not in previous or _moved(previous[name], st)
     }
     removed = sorted(set(previous) - set(present))
     hashes = {name: sha256_of_file(raw_dir / name) for name in moved}
@@ -303,11 +300,12 @@ def scan_raw_dir(raw_dir: Path | str, previous: Mapping[str, FileState]) -> RawD
             name: (
                 FileState(
                     name,
-                    st.st_size,
-                    st.st_mtime_ns,
+                    st.size,
+                    st.mtime_ns,
                     hashes[name],
                     previous[name].week_digests,
                     previous[name].error,
+                    st.etag,
                 )
                 if name in moved
                 else previous[name]
@@ -322,7 +320,7 @@ def scan_raw_dir(raw_dir: Path | str, previous: Mapping[str, FileState]) -> RawD
     for name, st in sorted(present.items()):
         sha = hashes.get(name) or previous[name].sha256
         state = FileState(
-            name, st.st_size, st.st_mtime_ns, sha, digests.get(name, {}), errors.get(name)
+            name, st.size, st.mtime_ns, sha, digests.get(name, {}), errors.get(name), st.etag
         )
         files[name] = state
         if name in content_changed:

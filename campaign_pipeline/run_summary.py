@@ -1,44 +1,35 @@
-"""The closing summary of `campaign-pipeline run`, read back from what was written."""
+"""The closing summary of `campaign-pipeline run`, read back from what was written (through
+the storage resource, so the same on a local folder and on an object store)."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.ingestion import FILE_SPECS
-from campaign_pipeline.report.files import latest_report
+from campaign_pipeline.report.files import REPORT_FOLDER
+from campaign_pipeline.resources.storage import PipelineStorage
 
 
-def _accounting(staging_dir: Path) -> pd.DataFrame:
+def _accounting(storage: PipelineStorage) -> pd.DataFrame:
     rows = []
     for key in FILE_SPECS:
-        path = staging_dir / f"accounting_{key}.json"
-        if path.exists():
-            rows.append(json.loads(path.read_text()))
+        try:
+            rows.append(storage.read_staging_json(f"accounting_{key}"))
+        except FileNotFoundError:
+            continue
     return pd.DataFrame(rows)
 
 
-def _read(folder: Path) -> pd.DataFrame:
-    if folder.with_suffix(".parquet").exists():
-        return pd.read_parquet(folder.with_suffix(".parquet"))
-    frames = [pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def summarize(
-    data_dir: Path,
-    out_dir: Path,
+    storage: PipelineStorage,
     weeks: list[str],
     seconds: float,
     exports: dict[str, dict] | None = None,
     export_mode: str = "",
 ) -> str:
     lines = ["Summary", "-------"]
-    accounting = _accounting(Path(data_dir) / "staging")
+    accounting = _accounting(storage)
     if len(accounting):
         lines.append(
             f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}"
@@ -51,7 +42,7 @@ def summarize(
     span = f" ({weeks[0]} .. {weeks[-1]})" if weeks else ""
     lines.append(f"weeks processed: {len(weeks)}{span}")
 
-    flags = _read(out_dir / "anomaly_flags")
+    flags = storage.read_table("anomaly_flags")
     if len(flags):
         by_severity = flags["severity"].value_counts()
         sev = ", ".join(f"{s} {int(by_severity.get(s, 0))}" for s in reversed(SEVERITIES))
@@ -63,7 +54,7 @@ def summarize(
     else:
         lines.append("anomaly flags: 0")
 
-    health = _read(out_dir / "campaign_health")
+    health = storage.read_table("campaign_health")
     if len(health):
         latest = health[health["week_start"] == health["week_start"].max()]
         week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
@@ -91,18 +82,18 @@ def summarize(
         lines.append(f"exports{f' (--export {export_mode})' if export_mode else ''}:")
         lines += summary_lines(exports)
 
-    lines.append(f"tables written to {out_dir}:")
-    for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
-        if path.is_dir() and path.name == "exports":
-            kind = f"{len(list(path.glob('*/*.json')))} payload files (dry run)"
-        elif path.is_dir():
-            files = [p for p in path.iterdir() if p.suffix in (".parquet", ".html")]
-            kind = f"{len(files)} weekly files"
+    lines.append(f"tables written to {storage.published_dir}:")
+    for name, count in storage.published_tables().items():
+        if name == "exports" and count is not None:
+            payloads = sum(len(d.files(".json")) for d in (storage.published_dir / name).iterdir())
+            kind = f"{payloads} payload files (dry run)"
+        elif count is None:
+            name, kind = f"{name}.parquet", "1 file"
         else:
-            kind = "1 file"
-        lines.append(f"  {path.name:<36}{kind}")
-    latest = latest_report(out_dir)
-    if latest is not None:
-        lines.append(f"latest weekly report: {latest}")
+            kind = f"{count} weekly files"
+        lines.append(f"  {name:<36}{kind}")
+    pages = (storage.published_dir / REPORT_FOLDER).files(".html")
+    if pages:
+        lines.append(f"latest weekly report: {pages[-1]}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

@@ -16,9 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from campaign_pipeline.resources.storage import PipelineStorage
 
 # The dated column of each validated table: the weeks a run covers come from accepted rows.
 DATED_TABLES = {
@@ -290,11 +293,15 @@ def instance_description() -> str:
     return f"DAGSTER_HOME={home}" if home else "ephemeral (in memory)"
 
 
-def resolve_dirs(data_dir: str | None, out_dir: str | None) -> tuple[Path, Path]:
-    """The data dir (flag, else $CAMPAIGN_PIPELINE_DATA_DIR, else the shipped data/) and the
-    out dir (flag, else $CAMPAIGN_PIPELINE_OUT_DIR, else <data dir>/out)."""
-    from campaign_pipeline.resources.storage import DATA_DIR_ENV, OUT_DIR_ENV, REPO_DATA_DIR
+def resolve_storage(data_dir: str | None, out_dir: str | None) -> PipelineStorage:
+    """The storage of a run, with both dirs resolved once here (flag, else
+    $CAMPAIGN_PIPELINE_DATA_DIR, else the shipped data/; flag, else $CAMPAIGN_PIPELINE_OUT_DIR,
+    else <data dir>/out), so every step of the run gets the same local paths or URLs."""
+    from campaign_pipeline.resources.storage import (
+        PipelineStorage,
+        resolve_data_dir,
+        resolve_out_dir,
+    )
 
-    data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolve()
-    out_arg = out_dir or os.environ.get(OUT_DIR_ENV)
-    return data, (Path(out_arg).resolve() if out_arg else data / "out")
+    data = resolve_data_dir(data_dir)
+    return PipelineStorage(data_dir=str(data), out_dir=str(resolve_out_dir(out_dir, data)))

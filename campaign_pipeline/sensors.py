@@ -14,15 +14,14 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from campaign_pipeline import alerts, raw_files
+from campaign_pipeline.locations import Location
 from campaign_pipeline.partitions import weekly_partitions
-from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 
 ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
 UI_URL_ENV = "CAMPAIGN_PIPELINE_UI_URL"  # optional: failure alerts then link to the run
@@ -113,7 +112,7 @@ def build_raw_file_sensor(
 # --- anomaly alerts ------------------------------------------------------------------------
 
 
-def _flags_path(record: dg.EventLogRecord, storage: PipelineStorage) -> Path | None:
+def _flags_path(record: dg.EventLogRecord, storage: PipelineStorage) -> Location | None:
     """The week's Parquet: from the materialization's ``path``/``dagster/uri`` metadata (a
     file, or the table's folder of ``<week>.parquet``), else where storage puts that week."""
     materialization = record.asset_materialization
@@ -123,7 +122,7 @@ def _flags_path(record: dg.EventLogRecord, storage: PipelineStorage) -> Path | N
         value = metadata.get(key)
         if value is None:
             continue
-        path = Path(str(getattr(value, "value", value)).removeprefix("file://"))
+        path = Location(str(getattr(value, "value", value)))
         if path.is_dir():
             return path / f"{partition}.parquet" if partition else None
         return path
@@ -207,7 +206,7 @@ def build_anomaly_alert_sensor(
                 )
                 last_done = record.storage_id
                 continue
-            flags = alerts.alertable_flags(pd.read_parquet(path), settings.min_severity)
+            flags = alerts.alertable_flags(read_parquet(path), settings.min_severity)
             pending = flags.loc[~flags["flag_key"].isin(posted)]
             week = record.partition_key or "unpartitioned"
             for keys, payload in alerts.build_flag_messages(

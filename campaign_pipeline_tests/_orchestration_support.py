@@ -95,6 +95,7 @@ def write_raw(raw_dir: Path, files: dict[str, str] | None = None) -> Path:
 
 def replace_file(path: Path, text: str) -> None:
     """Write new content and move mtime on, as a re-export would (even within one clock tick)."""
+    path = Path(path)  # also a local storage Location
     before = path.stat().st_mtime_ns if path.exists() else 0
     path.write_text(text, encoding="utf-8")
     after = path.stat().st_mtime_ns

@@ -23,7 +23,8 @@ def _busy() -> None:
 
 @dg.asset(group_name="toy_ingestion")
 def toy_validated_insights(storage: PipelineStorage) -> dg.MaterializeResult:
-    raw = pd.read_csv(storage.raw_dir / "insights.csv", dtype=str)
+    with storage.raw_path("insights.csv").open() as handle:
+        raw = pd.read_csv(handle, dtype=str)
     storage.write_staging("toy_validated_insights", raw)
     return dg.MaterializeResult(metadata={"dagster/row_count": len(raw)})
 

@@ -1,6 +1,7 @@
 """Fixtures shared across the test modules: a temporary data dir with tiny raw exports, a
 storage resource pointing at it (published tables in ``<tmp>/out``), a generated sample
-published once per session, and a Salesforce sample for the fake org."""
+published once per session, a Salesforce sample for the fake org, and an S3-compatible
+server on 127.0.0.1 with a fresh bucket per test."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests._object_store_support import S3Server
 from campaign_pipeline_tests._orchestration_support import write_raw
 from campaign_pipeline_tests.fake_salesforce import SalesforceExports, salesforce_exports
 
@@ -71,3 +73,20 @@ def salesforce_sample(tmp_path_factory) -> SalesforceExports:
     root = tmp_path_factory.mktemp("salesforce")
     generate_sample(root / "sample", seed=3, n_campaigns=10, n_days=42)
     return salesforce_exports(root / "sample", root)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    """moto's S3 server on 127.0.0.1 (one per test session; each test takes its own bucket)."""
+    server = S3Server(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server, monkeypatch) -> str:
+    """``s3://<fresh bucket>/campaigns``, with this process's AWS variables pointing at the
+    test server (as a user points the pipeline at MinIO)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.new_bucket()}/campaigns"

@@ -1,10 +1,12 @@
-"""Executors: the multiprocess config runs a real partition; k8s and celery examples parse."""
+"""Executors: the multiprocess config runs a real partition; the k8s example parses; the Celery
+run config validates against the Celery code location."""
 
 import json
 import subprocess
 from importlib import import_module
 
 import dagster as dg
+import pytest
 import yaml
 
 from campaign_pipeline_tests._orchestration_support import (
@@ -128,9 +130,17 @@ def test_k8s_examples_name_the_dagster_k8s_launcher_and_executor():
     assert executor["step_k8s_config"]["container_config"]["resources"]["limits"]["memory"]
 
 
-def test_celery_example_names_broker_backend_and_the_code_module():
-    config = _load(DEPLOY / "celery" / "run_config.yaml")["execution"]["config"]
-    assert config["broker"] == {"env": "CELERY_BROKER_URL"}
-    assert config["backend"] == {"env": "CELERY_RESULT_BACKEND"}
-    assert config["include"] == ["campaign_pipeline.definitions"]
-    import_module(config["include"][0])  # the module workers import exists
+def test_celery_config_validates_against_the_celery_code_location(monkeypatch):
+    """The run config of deploy/celery/ against a job of the Celery code location (broker and
+    backend read from the environment, never written in the file); the run itself is in
+    test_celery_definitions.py."""
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+    config = _load(DEPLOY / "celery" / "run_config.yaml")
+    assert config["execution"]["config"]["broker"] == {"env": "CELERY_BROKER_URL"}
+    assert config["execution"]["config"]["backend"] == {"env": "CELERY_RESULT_BACKEND"}
+    job = import_module("campaign_pipeline.celery_definitions").defs.resolve_job_def(PIPELINE_JOB)
+    assert job.executor_def.name == "celery"
+    assert dg.validate_run_config(job, config)
+    with pytest.raises(dg.DagsterInvalidConfigError):  # the multiprocess config is not for it
+        dg.validate_run_config(job, _load(DEPLOY / "executors" / "multiprocess.yaml"))

@@ -10,6 +10,7 @@ from campaign_pipeline_tests._orchestration_support import (
     CAMPAIGNS,
     INSIGHTS,
     LEADS,
+    RAW_EXPORTS,
     STATUS_CHANGES,
     replace_file,
     write_raw,
@@ -187,3 +188,32 @@ def test_leads_file_with_bom_and_crlf_gives_the_same_weeks(tmp_path):
     a = raw_files.scan_raw_dir(plain, {}).files["campaign_leads.csv"].week_digests
     b = raw_files.scan_raw_dir(bom, {}).files["campaign_leads.csv"].week_digests
     assert a == b
+
+
+def test_a_raw_folder_on_s3_is_scanned_the_same_way(s3_prefix, monkeypatch):
+    """On an object store: the same weeks; an idle folder costs listings only; a replacement of
+    the same size (an mtime that may not move within the second) is seen by its ETag."""
+    from campaign_pipeline.locations import Location
+
+    raw = Location(f"{s3_prefix}/raw")
+    for name, text in RAW_EXPORTS.items():
+        (raw / name).write_text(text)
+    first = raw_files.scan_raw_dir(raw, {})
+    assert list(first.touched_weeks) == ALL_WEEKS
+    assert all(s.etag for s in first.files.values())
+
+    with monkeypatch.context() as patched:
+
+        def must_not_read(*args, **kwargs):
+            raise AssertionError("an unchanged folder must not be read")
+
+        patched.setattr(raw_files, "compute_week_digests", must_not_read)
+        patched.setattr(raw_files, "sha256_of_file", must_not_read)
+        assert _scan_again(raw, first).changes == ()
+
+    changed = INSIGHTS.replace("01/16/2024,9,", "01/16/2024,8,")  # same size
+    assert len(changed) == len(INSIGHTS)
+    (raw / "insights.csv").write_text(changed)
+    again = _scan_again(raw, first)
+    assert [(c.name, c.kind) for c in again.changes] == [("insights.csv", "replaced")]
+    assert list(again.touched_weeks) == ["2024-01-15"]

@@ -241,3 +241,25 @@ def test_run_failure_sensor_without_webhook_skips(instance, monkeypatch):
     ).for_run_failure()
     outcome = build_run_failure_alert_sensor()(context)
     assert isinstance(outcome, dg.SkipReason) and "not set" in outcome.skip_message
+
+
+def test_both_data_sensors_work_on_an_s3_data_dir(instance, data_dir, s3_prefix, monkeypatch):
+    """The raw-file sensor watches ``s3://.../raw``; the alert sensor reads the flags the
+    materialization wrote to the bucket (its ``path`` metadata is an s3:// URL)."""
+    from campaign_pipeline.locations import Location
+
+    storage = PipelineStorage(data_dir=f"{s3_prefix}/data", out_dir=f"{s3_prefix}/out")
+    for path in sorted((data_dir / "raw").iterdir()):
+        (storage.raw_dir / path.name).write_bytes(path.read_bytes())
+    raw = _tick(build_raw_file_sensor(toy.toy_weekly_job), instance, storage)
+    assert sorted(r.partition_key for r in raw.run_requests) == [
+        "2024-01-08",
+        "2024-01-15",
+        "2024-01-22",
+    ]
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
+        _materialize_weeks(instance, storage, "2024-01-08")
+        assert Location(f"{s3_prefix}/out/anomaly_flags/2024-01-08.parquet").is_file()
+        _tick(build_anomaly_alert_sensor(), instance, storage)
+    assert len(_posted_flags(hook.bodies)) == 3  # as on a local folder: 2 high + 1 critical

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the locked dependencies plus this package (editable). Idempotent.
+# requirements.lock holds the base dependencies and the dev, s3 (s3fs) and celery
+# (dagster-celery, Redis client) extras: the test suite uses all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"

@@ -5,7 +5,6 @@ These assets are not partitioned: every export is a whole file, and the promise 
 downstream read the validated tables and keep only their week.
 """
 
-import hashlib
 from collections.abc import Callable
 
 import dagster as dg
@@ -34,18 +33,10 @@ VALIDATED_NAMES = {
 }
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_export_file(
     context: dg.AssetExecutionContext, storage: PipelineStorage, spec: FileSpec
 ) -> dg.MaterializeResult:
-    path = storage.raw_dir / spec.filename
+    path = storage.raw_path(spec.filename)
     try:
         frame = ingestion.read_raw_file(path, spec)
     except RawFileError as error:
@@ -57,8 +48,8 @@ def _read_export_file(
             "source": "csv",
             "path": dg.MetadataValue.path(str(path)),
             "rows_read": len(frame),
-            "size_bytes": path.stat().st_size,
-            "sha256": _sha256(path),
+            "size_bytes": path.stat().size,
+            "sha256": path.sha256(),
             "columns": ", ".join(c for c in frame.columns if c != ingestion.LINE_COLUMN),
         }
     )

@@ -68,7 +68,7 @@ def weekly_report(
             raise dg.Failure(description=str(error)) from error
         report = build_weekly_report(tables)
         path = write_report_page(storage.published_dir, week, report.html)
-        pages[week], sizes[week] = path, path.stat().st_size
+        pages[week], sizes[week] = path, path.stat().size
         found = external_references(path.read_text(encoding="utf-8"))
         if found:
             outside[week] = found[:5]

@@ -20,6 +20,7 @@ from campaign_pipeline.exports.transport import (
     Result,
     RetryPolicy,
 )
+from campaign_pipeline.locations import Location
 
 MODES = ("auto", "dry-run", "off")
 SKIP_REASONS = {
@@ -143,12 +144,10 @@ def _skip_known(
     return keep
 
 
-def _dry_file(out_dir: Path, destination: str, week: str, content: dict) -> str:
-    path = out_dir / "exports" / destination / f"{week}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
-    tmp.replace(path)
+def _dry_file(out_dir: Path | Location, destination: str, week: str, content: dict) -> str:
+    """Written whole, then published (a local rename, or one upload to an object store)."""
+    path = Location(out_dir) / "exports" / destination / f"{week}.json"
+    path.write_text(json.dumps(content, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return str(path)
 
 
@@ -179,7 +178,7 @@ def export_ga4(
     why: str,
     client: Ga4Client,
     ledger: Ledger | None,
-    out_dir: Path,
+    out_dir: Path | Location,
     policy: RetryPolicy = RetryPolicy(),
     validate: str = "off",
     log: Callable[[str], None] = lambda _: None,
@@ -256,7 +255,7 @@ def export_amplitude(
     why: str,
     client: AmplitudeClient,
     ledger: Ledger | None,
-    out_dir: Path,
+    out_dir: Path | Location,
     policy: RetryPolicy = RetryPolicy(),
     max_events: int = amplitude.MAX_EVENTS_PER_REQUEST,
     max_bytes: int = amplitude.MAX_BODY_BYTES,
@@ -377,7 +376,7 @@ def summary_lines(reports: dict[str, dict]) -> list[str]:
         if mode == "dry-run":
             would = sum(w.get("would_send", 0) for w in report.get("weeks", {}).values())
             files = report.get("files", [])
-            where = f" -> {Path(files[0]).parent}/ ({len(files)} files)" if files else ""
+            where = f" -> {Location(files[0]).parent}/ ({len(files)} files)" if files else ""
             lines.append(
                 f"{head}: would send {would:,} of {report.get('events', 0):,} events in "
                 f"{report.get('requests', 0):,} requests{where}; {skipped_text}; {refused_text}"

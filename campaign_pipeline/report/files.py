@@ -1,19 +1,20 @@
 """Reading a week's published tables for its report, and writing the page.
 
-Plain Parquet paths under the out dir (the data contract's layout), no Dagster: the asset and
-`campaign-pipeline report` call the same loader, so a page rebuilt from the command line is
-the page the pipeline wrote.
+Parquet files under the out dir (the data contract's layout; a local folder or an object-store
+URL), no Dagster: the asset and `campaign-pipeline report` call the same loader, so a page
+rebuilt from the command line is the page the pipeline wrote.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from campaign_pipeline.locations import Location
+from campaign_pipeline.resources.storage import read_parquet
 
 REPORT_FOLDER = "weekly_report"
 # The week's own partitions; without any of them there is nothing to report on.
@@ -66,27 +67,27 @@ def shift(week: str, weeks: int) -> str:
     return (dt.date.fromisoformat(week) + dt.timedelta(weeks=weeks)).isoformat()
 
 
-def report_path(out_dir: str | Path, week: str) -> Path:
+def report_path(out_dir: str | Path | Location, week: str) -> Location:
     """Where the data contract puts a week's page: ``<out>/weekly_report/<week_start>.html``."""
-    return Path(out_dir) / REPORT_FOLDER / f"{week}.html"
+    return Location(out_dir) / REPORT_FOLDER / f"{week}.html"
 
 
-def latest_report(out_dir: str | Path) -> Path | None:
-    pages = sorted((Path(out_dir) / REPORT_FOLDER).glob("*.html"))
+def latest_report(out_dir: str | Path | Location) -> Location | None:
+    pages = (Location(out_dir) / REPORT_FOLDER).files(".html")
     return pages[-1] if pages else None
 
 
-def _week_file(out_dir: Path, table: str, week: str) -> Path:
+def _week_file(out_dir: Location, table: str, week: str) -> Location:
     return out_dir / table / f"{week}.parquet"
 
 
-def _read_weeks(out_dir: Path, table: str, first: str, last: str) -> pd.DataFrame:
+def _read_weeks(out_dir: Location, table: str, first: str, last: str) -> pd.DataFrame:
     """The table's stored weeks from first to last; weeks never published are skipped."""
     frames, week = [], first
     while week <= last:
         path = _week_file(out_dir, table, week)
         if path.exists():
-            frames.append(pd.read_parquet(path))
+            frames.append(read_parquet(path))
         week = shift(week, 1)
     filled = [f for f in frames if len(f)]
     if filled:
@@ -94,9 +95,9 @@ def _read_weeks(out_dir: Path, table: str, first: str, last: str) -> pd.DataFram
     return frames[-1] if frames else pd.DataFrame()
 
 
-def load_report_tables(out_dir: str | Path, week: str) -> ReportTables:
+def load_report_tables(out_dir: str | Path | Location, week: str) -> ReportTables:
     """The published tables one week's report needs; MissingTablesError names what is missing."""
-    out = Path(out_dir)
+    out = Location(out_dir)
     week = check_week(week)
     missing = [t for t in REQUIRED_WEEK_TABLES if not _week_file(out, t, week).exists()]
     if missing:
@@ -113,19 +114,12 @@ def load_report_tables(out_dir: str | Path, week: str) -> ReportTables:
         weekly=_read_weeks(out, "weekly_campaign_metrics", shift(week, -WEEKLY_WEEKS_BEFORE), week),
         daily=_read_weeks(out, "daily_campaign_metrics", shift(week, -DAILY_WEEKS_BEFORE), week),
         flags=_read_weeks(out, "anomaly_flags", week, week),
-        quarantine=pd.read_parquet(quarantine_path) if quarantine_path.exists() else pd.DataFrame(),
+        quarantine=read_parquet(quarantine_path) if quarantine_path.exists() else pd.DataFrame(),
     )
 
 
-def write_report_page(out_dir: str | Path, week: str, html: str) -> Path:
-    """Write the page atomically (a reader never opens half a file)."""
+def write_report_page(out_dir: str | Path | Location, week: str, html: str) -> Location:
+    """Write the page atomically (a reader never opens half a file, on a disk or a store)."""
     path = report_path(out_dir, week)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    path.write_text(html, encoding="utf-8")
     return path

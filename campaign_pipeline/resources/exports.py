@@ -19,7 +19,13 @@ from pydantic import Field
 
 from campaign_pipeline.constants import SEVERITIES
 from campaign_pipeline.exports.events import DEFAULT_MIN_SEVERITY
-from campaign_pipeline.exports.ledger import DEFAULT_LEASE_MINUTES, DEFAULT_TABLE, Ledger
+from campaign_pipeline.exports.ledger import (
+    DEFAULT_LEASE_MINUTES,
+    DEFAULT_TABLE,
+    Ledger,
+    LedgerError,
+)
+from campaign_pipeline.locations import Location
 from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
 
@@ -90,14 +96,44 @@ class ExportLedgerStore(dg.ConfigurableResource):
             database=self.postgres_db,
         )
 
-    def open(self, published_dir: Path) -> Ledger:
+    def open(self, published_dir: Path | Location) -> Ledger:
         kwargs = {"table_name": self.table_name, "lease_minutes": self.lease_minutes}
         if self.url:
             return Ledger(self.url, **kwargs)
         postgres = self._postgres_url()
         if postgres is not None:
             return Ledger(postgres, **kwargs)
-        return Ledger.sqlite(Path(self.sqlite_path or Path(published_dir) / LEDGER_FILE), **kwargs)
+        if self.sqlite_path:
+            return Ledger.sqlite(Path(self.sqlite_path), **kwargs)
+        published = Location(published_dir)
+        if not published.is_local:
+            return _NoLedgerOnObjectStore(published, **kwargs)
+        return Ledger.sqlite(published.local_path / LEDGER_FILE, **kwargs)
+
+
+class _NoLedgerOnObjectStore(Ledger):
+    """The default SQLite ledger file cannot live on an object store (no file locking, no
+    in-place writes), and a file on one machine's disk would let two machines send the same
+    event. So with the out dir on a store and no database configured, the ledger is empty to
+    readers (dry runs and the published table work) and refuses the first write (a live
+    export) with one line naming the settings to set."""
+
+    def __init__(self, published_dir: Location, **kwargs):
+        super().__init__("sqlite://", **kwargs)
+        self.where = published_dir
+
+    def describe(self) -> str:
+        return f"none (the out dir {self.where} is on an object store)"
+
+    def exists(self) -> bool:
+        return False
+
+    def ensure(self) -> None:
+        raise LedgerError(
+            f"export ledger: the out dir {self.where} is on an object store, where the default "
+            "SQLite ledger cannot live: set EXPORT_LEDGER_URL or the DAGSTER_PG_* variables "
+            "(a database every machine reaches), or export_ledger_store.sqlite_path"
+        )
 
 
 def _env(name: str) -> dg.EnvVar | None:

@@ -11,92 +11,119 @@ Layout under ``data_dir`` (the contract's "data dir"):
 * ``staging/``    raw snapshots and validated tables (the validated layer; personal data stops here)
 * ``out/``        published tables: ``<table>.parquet`` or ``<table>/<week_start>.parquet``
 
-Writes go to a temporary file that is renamed into place, so a reader (another run, a
-sensor, a person) never sees half a file.
+Both dirs may be local folders or object-store URLs (``s3://bucket/prefix``; see
+``campaign_pipeline.locations`` for what each store needs and why a reader never sees half a
+file). A step on another machine finds the tables of the steps before it when the dirs are on
+a store both machines reach.
+
+The defaults are resolved when a run uses the resource, in the process that runs the step, not
+when the code location is imported: ``data_dir`` empty means ``$CAMPAIGN_PIPELINE_DATA_DIR``,
+else the repo's ``data/``; ``out_dir`` empty means ``$CAMPAIGN_PIPELINE_OUT_DIR``, else
+``<data dir>/out``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import uuid
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from campaign_pipeline.locations import Location
+
 DATA_DIR_ENV = "CAMPAIGN_PIPELINE_DATA_DIR"
 OUT_DIR_ENV = "CAMPAIGN_PIPELINE_OUT_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
-def default_data_dir() -> str:
-    return os.environ.get(DATA_DIR_ENV) or str(REPO_DATA_DIR)
+def resolve_data_dir(configured: str | None = None) -> Location:
+    """The data dir: ``configured``, else ``$CAMPAIGN_PIPELINE_DATA_DIR``, else the repo's
+    ``data/`` (a local path is made absolute, a URL kept as it is)."""
+    return Location(configured or os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR).resolved()
 
 
-def default_out_dir() -> str | None:
-    return os.environ.get(OUT_DIR_ENV) or None
+def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
+    """The out dir: ``configured``, else ``$CAMPAIGN_PIPELINE_OUT_DIR``, else
+    ``<data dir>/out``."""
+    chosen = configured or os.environ.get(OUT_DIR_ENV)
+    return Location(chosen).resolved() if chosen else data_dir / "out"
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def read_parquet(location: Location, columns: list[str] | None = None) -> pd.DataFrame:
+    """One Parquet file, local or on an object store (fetched in one request)."""
+    if location.is_local:
+        return pd.read_parquet(location.local_path, columns=columns)
+    return pd.read_parquet(io.BytesIO(location.read_bytes()), columns=columns)
+
+
+def _parquet_writer(frame: pd.DataFrame):
+    return lambda target: frame.to_parquet(target, index=False)
 
 
 class PipelineStorage(dg.ConfigurableResource):
-    """Paths of the data dir and Parquet read/write for staging and published tables."""
+    """Locations of the data dir and out dir, and Parquet read/write for staging and published
+    tables."""
 
     data_dir: str = Field(
-        default_factory=default_data_dir, description=f"the data dir (env {DATA_DIR_ENV})"
+        default="",
+        description=(
+            "the data dir: a local folder or an object-store URL (s3://bucket/prefix); empty: "
+            f"${DATA_DIR_ENV} when the run starts, else the repo's data/"
+        ),
     )
     out_dir: str | None = Field(
-        default_factory=default_out_dir,
-        description=f"published tables (env {OUT_DIR_ENV}); default <data_dir>/out",
+        default="",
+        description=(
+            "published tables: a local folder or an object-store URL; empty: "
+            f"${OUT_DIR_ENV} when the run starts, else <data dir>/out"
+        ),
     )
 
     @property
-    def raw_dir(self) -> Path:
-        return Path(self.data_dir) / "raw"
+    def data_location(self) -> Location:
+        return resolve_data_dir(self.data_dir)
 
     @property
-    def staging_dir(self) -> Path:
-        return Path(self.data_dir) / "staging"
+    def raw_dir(self) -> Location:
+        return self.data_location / "raw"
 
     @property
-    def published_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else Path(self.data_dir) / "out"
+    def staging_dir(self) -> Location:
+        return self.data_location / "staging"
+
+    @property
+    def published_dir(self) -> Location:
+        return resolve_out_dir(self.out_dir, self.data_location)
+
+    def raw_path(self, filename: str) -> Location:
+        return self.raw_dir / filename
 
     # --- staging (validated layer) -----------------------------------------------------
 
-    def staging_path(self, name: str) -> Path:
+    def staging_path(self, name: str) -> Location:
         return self.staging_dir / f"{name}.parquet"
 
-    def write_staging(self, name: str, frame: pd.DataFrame) -> Path:
+    def write_staging(self, name: str, frame: pd.DataFrame) -> Location:
         path = self.staging_path(name)
-        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        path.write_atomically(_parquet_writer(frame))
         return path
 
     def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         path = self.staging_path(name)
-        if not path.exists():
+        try:
+            return read_parquet(path, columns=columns)
+        except FileNotFoundError:
             raise dg.Failure(
                 description=f"{path} does not exist: materialize the asset `{name}` first",
-            )
-        return pd.read_parquet(path, columns=columns)
+            ) from None
 
-    def write_staging_json(self, name: str, payload: dict) -> Path:
+    def write_staging_json(self, name: str, payload: dict) -> Location:
         path = self.staging_dir / f"{name}.json"
-        _atomic_write(
-            path,
-            lambda tmp: tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str)),
-        )
+        path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
         return path
 
     def read_staging_json(self, name: str) -> dict:
@@ -104,31 +131,44 @@ class PipelineStorage(dg.ConfigurableResource):
 
     # --- published tables ---------------------------------------------------------------
 
-    def table_path(self, table: str, week_start: str | None = None) -> Path:
+    def table_path(self, table: str, week_start: str | None = None) -> Location:
         if week_start is None:
             return self.published_dir / f"{table}.parquet"
         return self.published_dir / table / f"{week_start}.parquet"
 
-    def write_table(self, table: str, frame: pd.DataFrame, week_start: str | None = None) -> Path:
+    def write_table(
+        self, table: str, frame: pd.DataFrame, week_start: str | None = None
+    ) -> Location:
         path = self.table_path(table, week_start)
-        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        path.write_atomically(_parquet_writer(frame))
         return path
 
     def read_table(self, table: str, week_starts: list[str] | None = None) -> pd.DataFrame:
         """One table; for a weekly table, the given weeks (missing weeks are skipped) or all."""
         single = self.table_path(table)
-        if single.exists():
-            return pd.read_parquet(single)
-        folder = self.published_dir / table
-        if week_starts is None:
-            paths = sorted(folder.glob("*.parquet"))
-        else:
-            paths = [p for p in (self.table_path(table, w) for w in week_starts) if p.exists()]
-        frames = [pd.read_parquet(p) for p in paths]
+        if single.is_file():
+            return read_parquet(single)
+        stored = self.published_dir / table
+        paths = stored.files(".parquet")
+        if week_starts is not None:
+            wanted = set(week_starts)
+            paths = [p for p in paths if p.stem in wanted]
+        frames = [read_parquet(p) for p in paths]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return pd.read_parquet(paths[0]) if paths else pd.DataFrame()
+            return read_parquet(paths[0]) if paths else pd.DataFrame()
         return pd.concat(frames, ignore_index=True)
 
     def table_weeks(self, table: str) -> list[str]:
-        return sorted(p.stem for p in (self.published_dir / table).glob("*.parquet"))
+        return [p.stem for p in (self.published_dir / table).files(".parquet")]
+
+    def published_tables(self) -> dict[str, int | None]:
+        """Every table in the out dir: its number of weekly files, or None for a single file."""
+        tables: dict[str, int | None] = {}
+        for entry in self.published_dir.iterdir():
+            if entry.name.endswith(".parquet"):
+                tables[entry.stem] = None
+            elif entry.is_dir():
+                # weekly tables are Parquet; the weekly report's pages are HTML
+                tables[entry.name] = len(entry.files(".parquet")) + len(entry.files(".html"))
+        return tables

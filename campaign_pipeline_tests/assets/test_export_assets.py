@@ -4,6 +4,7 @@ personal and no secret anywhere, a failed export fails its asset alone, the next
 only what failed."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -160,7 +161,7 @@ def test_exports_send_each_event_once_with_no_personal_data_or_secret_anywhere(
         found = leaks(stored)
         assert "ga4_export" in stored and found == []
         assert leaks(json.dumps(instance.get_run_by_id(run.run_id).run_config, default=str)) == []
-    files = [p for p in storage.published_dir.rglob("*") if p.is_file()]
+    files = [p for p in Path(storage.published_dir).rglob("*") if p.is_file()]
     assert any(p.name == "export_ledger.sqlite" for p in files)
     for path in files:
         assert leaks(path.read_bytes()) == [], path

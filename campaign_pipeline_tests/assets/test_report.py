@@ -58,13 +58,13 @@ def test_one_week_materialized_attaches_its_summary_and_passes_self_contained(
     )
     assert result.success
     path = report_path(published_copy.published_dir, week)
-    assert path.exists() and len(list(path.parent.glob("*.html"))) == 1  # that week only
+    assert path.exists() and len(path.parent.files(".html")) == 1  # that week only
     (materialization,) = result.asset_materializations_for_node("weekly_report")
     metadata = materialization.metadata
     summary = metadata["summary"].value
     assert f"**Weekly report {week}" in summary and "- Buckets: HERO" in summary
     assert metadata["path"].value == str(path)
-    assert metadata["latest_page_kb"].value == round(path.stat().st_size / 1024, 1)
+    assert metadata["latest_page_kb"].value == round(path.stat().size / 1024, 1)
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "self_contained" and check.passed
 

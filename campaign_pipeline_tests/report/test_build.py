@@ -347,7 +347,7 @@ def test_every_page_is_self_contained_and_small(published_sample):
     for week in published_sample.weeks:
         path = report_path(published_sample.out_dir, week)
         assert external_references(path.read_text(encoding="utf-8")) == [], week
-        assert path.stat().st_size < 3_000_000
+        assert path.stat().size < 3_000_000
 
 
 def test_a_week_without_campaigns_or_flags_still_has_every_section(tables):

@@ -61,7 +61,7 @@ def opened(request, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     week = busiest_week(published_sample.out_dir)
-    path = report_path(published_sample.out_dir, week)
+    path = report_path(published_sample.out_dir, week).local_path
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

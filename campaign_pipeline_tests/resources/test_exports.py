@@ -7,6 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from campaign_pipeline.exports.delivery import resolve_mode
+from campaign_pipeline.exports.ledger import LedgerError
+from campaign_pipeline.locations import Location
 from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.exports import (
     ExportLedgerStore,
@@ -112,3 +114,17 @@ def test_urls_shown_never_hold_a_secret_and_config_problems_are_named():
     )
     with pytest.raises(ValueError):
         AmplitudeHTTP(max_events_per_request=2000)  # the API's limit is below 2,000
+
+
+def test_no_default_sqlite_ledger_on_an_object_store(s3_prefix):
+    """Reading an empty ledger works (dry runs, the published ledger table); the first write
+    (a live export) fails with one line naming what to set, and nothing is created anywhere."""
+    ledger = ExportLedgerStore().open(Location(f"{s3_prefix}/out"))
+    assert not ledger.exists()
+    assert ledger.rows(["2024-01-08"]).empty
+    assert ledger.statuses("ga4", ["k1"]) == {}
+    with pytest.raises(LedgerError) as refused:
+        ledger.ensure()
+    assert "EXPORT_LEDGER_URL" in str(refused.value) and "DAGSTER_PG_" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert Location(s3_prefix).iterdir() == []

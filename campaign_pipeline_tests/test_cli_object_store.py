@@ -1,0 +1,118 @@
+"""`campaign-pipeline run` with the data dir and the out dir on an S3 server (moto on
+127.0.0.1): the same tables and export payloads as a run on local folders, the store's secret
+nowhere, and one-line errors for a store that cannot be used."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from campaign_pipeline.locations import Location
+from campaign_pipeline_tests._object_store_support import S3_SECRET_KEY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CAMPAIGN_PIPELINE_", "AWS_", "DAGSTER_PG_"))
+        and k not in {"DAGSTER_HOME", "EXPORT_LEDGER_URL"}
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "campaign_pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=full_env | env,
+        cwd=REPO,
+    )
+
+
+def _files(root: Location, prefix: str = "") -> dict[str, Location]:
+    """Every file under ``root`` by its relative name."""
+    found = {}
+    for entry in root.iterdir():
+        name = f"{prefix}{entry.name}"
+        if entry.is_dir():
+            found |= _files(entry, f"{name}/")
+        else:
+            found[name] = entry
+    return found
+
+
+def _without_places_and_times(stdout: str, *places: str) -> str:
+    for place in places:
+        stdout = stdout.replace(place, "<dir>")
+    return re.sub(r"\d+\.\ds\b", "<s>", stdout)
+
+
+def test_run_on_s3_equals_a_run_on_local_folders(tmp_path, s3_server, s3_prefix):
+    from campaign_pipeline.sample_data import generate_sample
+
+    generate_sample(tmp_path / "data" / "raw", seed=11, n_campaigns=12, n_days=28, defects=True)
+    s3_server.upload_dir(tmp_path / "data" / "raw", f"{s3_prefix}/data/raw")
+
+    local = _cli(
+        "run", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), env={}
+    )
+    assert local.returncode == 0, local.stderr[-3000:]
+    remote = _cli(
+        "run", "--data-dir", f"{s3_prefix}/data", "--out", f"{s3_prefix}/out", env=s3_server.env
+    )
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    assert f"campaign-pipeline: data {s3_prefix}/data -> {s3_prefix}/out" in remote.stdout
+    assert _without_places_and_times(
+        remote.stdout, f"{s3_prefix}/data", f"{s3_prefix}/out"
+    ) == _without_places_and_times(local.stdout, str(tmp_path / "data"), str(tmp_path / "out"))
+
+    # (this process reaches the server through the variables s3_prefix set)
+    # the same files, and in each the same rows (Parquet) or the same bytes (export payloads)
+    for layer in ("out", "data/staging"):
+        local_files = _files(Location(tmp_path / layer))
+        remote_files = _files(Location(f"{s3_prefix}/{layer}"))
+        assert sorted(remote_files) == sorted(local_files), layer
+        assert any(name.startswith("anomaly_flags/") for name in local_files) or layer != "out"
+        for name, path in local_files.items():
+            stored = remote_files[name].read_bytes()
+            if name.endswith(".parquet"):
+                pd.testing.assert_frame_equal(
+                    pd.read_parquet(io.BytesIO(stored)), pd.read_parquet(path.local_path)
+                )
+            else:
+                assert stored == path.read_bytes(), name
+
+    # the store's secret: in no output and in no object written
+    assert S3_SECRET_KEY not in remote.stdout + remote.stderr
+    everything = _files(Location(s3_prefix))
+    assert len(everything) > 20
+    assert not [n for n, p in everything.items() if S3_SECRET_KEY.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "fragments"),
+    [
+        ("gs://bucket/data", ["gs:// needs gcsfs", "pip install gcsfs"]),
+        ("s3://KEYID:hunter2secret@bucket/data", ["credentials in it", "AWS_ACCESS_KEY_ID"]),
+        ("{s3_prefix}/nothing", ["{s3_prefix}/nothing/raw: raw folder not found"]),
+    ],
+)
+def test_a_store_that_cannot_be_used_is_one_line_and_exit_2(
+    data_dir, fragments, s3_server, s3_prefix
+):
+    data_dir = data_dir.format(s3_prefix=s3_prefix)
+    proc = _cli("run", "--data-dir", data_dir, env=s3_server.env)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment.format(s3_prefix=s3_prefix) in lines[0]
+    assert "hunter2secret" not in proc.stdout + proc.stderr
