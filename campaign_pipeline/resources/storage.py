@@ -8,7 +8,8 @@ default IO managers refuse to do for multi-partition outputs.
 Layout under ``data_dir`` (the contract's "data dir"):
 
 * ``raw/``        the exports users drop (read only)
-* ``staging/``    raw snapshots and validated tables (the validated layer; personal data stops here)
+* ``staging/``    raw snapshots (``raw_*.arrow``, the exports as text) and validated tables
+                  (the validated layer; personal data stops here)
 * ``out/``        published tables: ``<table>.parquet`` or ``<table>/<week_start>.parquet``
 
 Writes go to a temporary file that is renamed into place, so a reader (another run, a
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from pydantic import Field
 
 DATA_DIR_ENV = "CAMPAIGN_PIPELINE_DATA_DIR"
@@ -39,12 +43,13 @@ def default_out_dir() -> str | None:
     return os.environ.get(OUT_DIR_ENV) or None
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        write(tmp)
+        result = write(tmp)
         os.replace(tmp, path)
+        return result
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -78,18 +83,42 @@ class PipelineStorage(dg.ConfigurableResource):
     def staging_path(self, name: str) -> Path:
         return self.staging_dir / f"{name}.parquet"
 
-    def write_staging(self, name: str, frame: pd.DataFrame) -> Path:
+    def write_staging(self, name: str, frame: pd.DataFrame | pa.Table) -> Path:
         path = self.staging_path(name)
-        _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        if isinstance(frame, pa.Table):
+            _atomic_write(path, lambda tmp: pq.write_table(frame, tmp))
+        else:
+            _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return path
 
-    def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-        path = self.staging_path(name)
+    def _existing(self, path: Path, name: str) -> Path:
         if not path.exists():
             raise dg.Failure(
                 description=f"{path} does not exist: materialize the asset `{name}` first",
             )
-        return pd.read_parquet(path, columns=columns)
+        return path
+
+    def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self._existing(self.staging_path(name), name), columns=columns)
+
+    def read_staging_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """A staging table as Arrow (text stays in Arrow buffers)."""
+        return pq.read_table(self._existing(self.staging_path(name), name), columns=columns)
+
+    # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
+
+    def snapshot_path(self, name: str) -> Path:
+        return self.staging_dir / f"{name}.arrow"
+
+    def write_snapshot(self, name: str, write):
+        """Call ``write(path)`` to write the Arrow IPC file ``name`` (atomically, like every
+        staging write); returns what ``write`` returns."""
+        return _atomic_write(self.snapshot_path(name), write)
+
+    def read_snapshot(self, name: str) -> pa.Table:
+        """The snapshot memory-mapped: columns are paged in only when used."""
+        path = self._existing(self.snapshot_path(name), name)
+        return ipc.open_file(pa.memory_map(str(path), "r")).read_all()
 
     def write_staging_json(self, name: str, payload: dict) -> Path:
         path = self.staging_dir / f"{name}.json"
