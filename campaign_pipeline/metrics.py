@@ -663,7 +663,15 @@ def campaign_period_summary(
     """
     window = (_as_day(start), _as_day(end))
     in_window = daily[_in_window(pd.to_datetime(daily["date"]), *window)]
-    summary = _aggregate_days(in_window, ["campaign_id"])
+    return _period_summary(in_window, campaigns)
+
+
+def _period_summary(
+    in_window: pd.DataFrame, campaigns: pd.DataFrame, by: list[str] | None = None
+) -> pd.DataFrame:
+    """The summary of the days given, per campaign (and per ``by`` first)."""
+    by = by or []
+    summary = _aggregate_days(in_window, [*by, "campaign_id"])
     summary = summary.rename(
         columns={
             "spend": "total_spend",
@@ -680,4 +688,63 @@ def campaign_period_summary(
     summary = summary.merge(
         _campaign_metadata(campaigns, SUMMARY_METADATA), on="campaign_id", how="left"
     )
-    return summary[SUMMARY_COLUMNS].sort_values("campaign_id", ignore_index=True)
+    return summary[[*by, *SUMMARY_COLUMNS]].sort_values([*by, "campaign_id"], ignore_index=True)
+
+
+# Daily rows summarized at once by `trailing_period_summaries` (each counted once per window
+# holding it): bounds the memory of a year of weeks to a few hundred MB.
+SUMMARY_CHUNK_ROWS = 2_000_000
+_SUMMARY_INPUTS: tuple[str, ...] = ("campaign_id", "date", "has_delivery", *SUM_COLUMNS)
+
+
+def trailing_period_summaries(
+    daily: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    week_starts: Iterable,
+    window_days: int,
+    chunk_rows: int = SUMMARY_CHUNK_ROWS,
+) -> pd.DataFrame:
+    """``campaign_period_summary`` of many weeks' trailing windows at once, with ``week_start``.
+
+    Week w's window is the ``window_days`` days ending on its Sunday. Every daily row is
+    repeated once per window that holds it, in the order of ``daily``, and one group-by over
+    (week, campaign) sums them: each (week, campaign) adds exactly the rows, in exactly the
+    order, of a ``campaign_period_summary(daily, campaigns, start, end)`` call for that week,
+    so the numbers are that call's (not merely close: the same sums of the same floats).
+    Rows are ordered by week, then campaign. ``chunk_rows`` bounds the repeated rows summed at
+    once (the result does not depend on it).
+    """
+    weeks = pd.DatetimeIndex(sorted({pd.Timestamp(w).normalize() for w in week_starts}))
+    if not len(weeks) or not len(daily):
+        empty = campaign_period_summary(daily.iloc[0:0], campaigns)
+        return empty.assign(week_start=pd.Series(dtype="datetime64[ns]"))
+    frame = daily[[c for c in _SUMMARY_INPUTS if c in daily.columns]]
+    day = pd.to_datetime(frame["date"]).to_numpy("datetime64[D]")
+    ends = weeks.to_numpy("datetime64[D]") + np.timedelta64(6, "D")
+    starts = ends - np.timedelta64(window_days - 1, "D")
+    ordered = np.sort(day)
+    in_window = np.searchsorted(ordered, ends, "right") - np.searchsorted(ordered, starts)
+    per_week = int(np.ceil(window_days / 7)) + 1  # the most windows one day can fall in
+    offsets = (np.arange(per_week) * 7).astype("timedelta64[D]")
+    parts, first = [], 0
+    while first < len(weeks):
+        # consecutive weeks whose windows hold about `chunk_rows` rows in all
+        last = first + max(1, int(np.searchsorted(np.cumsum(in_window[first:]), chunk_rows)))
+        chunk = weeks[first:last].to_numpy("datetime64[D]")
+        inside = (day >= starts[first]) & (day <= ends[last - 1])
+        days = day[inside]
+        # the weeks whose window holds each day: its week and the next few
+        candidate = (days - ((days.astype("int64") - 4) % 7))[:, None] + offsets[None, :]
+        sunday = candidate + np.timedelta64(6, "D")
+        holds = (sunday >= days[:, None]) & (sunday - (window_days - 1) <= days[:, None])
+        holds &= np.isin(candidate, chunk)
+        row, which = np.nonzero(holds)
+        repeated = frame[inside].iloc[row]
+        repeated = repeated.assign(
+            week_start=pd.DatetimeIndex(candidate[row, which].astype("datetime64[ns]"))
+        )
+        # a (week, campaign) group holds its days in the order of `daily`, as a call per week
+        parts.append(_period_summary(repeated, campaigns, ["week_start"]))
+        first = last
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["week_start", "campaign_id"], ignore_index=True)

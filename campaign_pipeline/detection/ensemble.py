@@ -69,6 +69,9 @@ EVIDENCE_KEYS = (
     "count_var",
 )
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
+# The evidence the consistency rules read at every step (a tracking break is a run of days
+# that may begin before the judged ones); the rest is read at the judged steps only.
+RULE_EVIDENCE = ("judged", "z", "expected", "count_var")
 
 
 def empty_flags() -> pd.DataFrame:
@@ -144,6 +147,7 @@ def evidence(
     block: int | None = None,
     scope: slice | None = None,
     chunk_cells: int | None = None,
+    full_keys: tuple[str, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
@@ -154,14 +158,21 @@ def evidence(
     `scope`: the steps that will be decided (`score_panel`); a kind that pools nothing then
     skips the series with no reading in scope (nothing of theirs can be decided there) and,
     with `chunk_cells`, scores the rest in blocks of about that many cells, so its trailing
-    windows stay small (the result does not depend on it).
+    windows stay small (the result does not depend on it). With `full_keys` as well, only
+    those keys keep every step; the others (and `value`) hold the steps in scope only.
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
     block = block or n
     n_blocks = n // block
+    trim = scope is not None and full_keys is not None
+    width = len(range(*scope.indices(t))) if trim else t
+    kept = {k: (slice(None) if not trim or k in full_keys else scope) for k in EVIDENCE_KEYS}
     result = {
-        k: np.zeros((len(metrics), n, t), dtype=bool if k in BOOL_KEYS else float)
+        k: np.zeros(
+            (len(metrics), n, t if kept[k] == slice(None) else width),
+            dtype=bool if k in BOOL_KEYS else float,
+        )
         for k in EVIDENCE_KEYS
     }
     by_kind: dict[str, list[int]] = {}
@@ -205,40 +216,34 @@ def evidence(
         pooled = (kind == "rate" and settings.rate_noise_pooling) or (
             kind != "rate" and pool_scales
         )
+        # rows of the stack -> (metric position, series) in `result`
+        metric_of = np.repeat(np.asarray(idx), n)
+        series_of = np.tile(np.arange(n), len(idx))
+
+        def store(ev: dict[str, np.ndarray], rows, metric_of=metric_of, series_of=series_of):
+            for k in EVIDENCE_KEYS:
+                result[k][metric_of[rows], series_of[rows]] = ev[k][:, kept[k]]
+
         if pooled or scope is None:
             chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
-            ev = score_panel(stack, **score, **kwargs, chunk_rows=chunk_rows)
+            store(score_panel(stack, **score, **kwargs, chunk_rows=chunk_rows), slice(None))
         else:
-            ev = _score_rows(stack, score, kwargs, scope, chunk_cells)
-        for k in EVIDENCE_KEYS:
-            result[k][idx] = ev[k].reshape(len(idx), n, t)
-    result["value"] = np.stack([panels[m] for m in metrics])
+            # a series with no reading in scope cannot be decided there: the evidence of a
+            # series that is never judged (False, NaN) is all it needs
+            for k in EVIDENCE_KEYS:
+                if k not in BOOL_KEYS:
+                    result[k][idx] = np.nan
+            rows = np.flatnonzero((~np.isnan(stack[:, scope])).any(axis=1))
+            step = max(1, (chunk_cells or n * t) // t)
+            for lo in range(0, len(rows), step):
+                part = rows[lo : lo + step]
+                numer_denom = {k: v[part] for k, v in kwargs.items() if k in ("numer", "denom")}
+                store(
+                    score_panel(stack[part], **score, **numer_denom, phase_scale=phase_scale),
+                    part,
+                )
+    result["value"] = np.stack([panels[m][:, scope if trim else slice(None)] for m in metrics])
     return result
-
-
-def _score_rows(
-    stack: np.ndarray, score: dict, kwargs: dict, scope: slice, chunk_cells: int | None
-) -> dict[str, np.ndarray]:
-    """`score_panel` on the rows of `stack` with a reading in `scope`, in blocks of rows; the
-    other rows get the evidence of a series that is never judged (False, NaN)."""
-    n, t = stack.shape
-    rows = np.flatnonzero((~np.isnan(stack[:, scope])).any(axis=1))
-    out = {
-        k: np.zeros((n, t), bool) if k in BOOL_KEYS else np.full((n, t), np.nan)
-        for k in EVIDENCE_KEYS
-    }
-    step = max(1, (chunk_cells or n * t) // t)
-    for lo in range(0, len(rows), step):
-        part = rows[lo : lo + step]
-        ev = score_panel(
-            stack[part],
-            **score,
-            **{k: v[part] for k, v in kwargs.items() if k in ("numer", "denom")},
-            phase_scale=kwargs.get("phase_scale", False),
-        )
-        for k in EVIDENCE_KEYS:
-            out[k][part] = ev[k]
-    return out
 
 
 def decide(
@@ -740,10 +745,10 @@ def _flags_from_evidence(
 
 
 # Day cells (series x steps, padding included) judged in one stacked call of `detect_by_week`:
-# the detectors hold a few dozen arrays of this size, and their trailing windows 28 times it,
-# so this bounds the memory of a long backfill (about 1 GB at the peak) while a Monday run on
-# a few thousand campaigns, or a year of weeks on a few hundred, still goes in one call.
-WEEK_CHUNK_CELLS = 400_000
+# the detectors hold a few dozen arrays of this size while they score it, so this bounds the
+# memory of a long backfill, while the weeks of a few hundred campaigns still go in a few
+# calls. A week's stretch is never split (its campaigns are pooled and tested together).
+WEEK_CHUNK_CELLS = 100_000
 # Cells (series x steps) scored at once by a detector kind that pools nothing across series:
 # its trailing windows then take about 28 x 8 bytes x this (11 MB), which stays in the
 # processor's caches instead of paging through hundreds of MB per temporary array.
@@ -807,18 +812,24 @@ def _judge(p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSetti
         block=p.block,
         scope=scope,
         chunk_cells=SCORE_CHUNK_CELLS,
+        full_keys=RULE_EVIDENCE,
     )
+    rules = _rules(panels, ev, metrics, p.budget, s) if s.use_rules else []
+    # Every alert is on a step in scope, and deciding one looks back at earlier alerts only
+    # (never at steps out of scope): from here on the steps in scope are all that is kept.
+    ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items()}
+    rules = [(metric, kind, mask[:, scope], note) for metric, kind, mask, note in rules]
+    in_scope, family = in_scope[..., scope], family[..., scope]
     dec = decide(ev, in_scope, family, s)
     if s.require_corroboration:
         dec = corroborate(dec, ev, s)
-    rules = _rules(panels, ev, metrics, p.budget, s) if s.use_rules else []
     parts = [
         _flags_from_evidence(
             ev,
             dec,
             metrics,
             p.keys,
-            p.times,
+            p.times[scope],
             "day",
             in_scope,
             s,
