@@ -31,31 +31,89 @@ def _print(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _preflight(data_dir: Path) -> None:
+def _preflight(data_dir: Path, skip: tuple[str, ...] = ()) -> None:
     """Before Dagster starts: each raw file exists and has its required columns (header only;
-    the rows are parsed once, by the ingestion assets)."""
+    the rows are parsed once, by the ingestion assets). ``skip``: files another source gives."""
     from campaign_pipeline.ingestion import FILE_SPECS, RawFileError, check_raw_file
 
     raw_dir = data_dir / "raw"
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
-    for spec in FILE_SPECS.values():
+    for key, spec in FILE_SPECS.items():
+        if key in skip:
+            continue
         try:
             check_raw_file(raw_dir / spec.filename, spec)
         except RawFileError as error:
             raise UserError(str(error)) from error
 
 
+def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str | None]:
+    """The run config of the Salesforce source and a line describing it when
+    SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN are set (after checking, in a few
+    LIMIT 1 queries, that the token, the version and every configured field work); else
+    (None, None): the lead files are read."""
+    import os
+
+    from campaign_pipeline.resources import salesforce as sf
+    from campaign_pipeline.salesforce.client import SalesforceError
+    from campaign_pipeline.salesforce.leads import check_queries
+
+    settings = {}
+    if settings_file:
+        try:
+            settings = sf.load_settings_file(Path(settings_file))
+        except ValueError as error:
+            raise UserError(str(error)) from None
+    source = sf.SalesforceSource(
+        instance_url=os.environ.get(sf.INSTANCE_URL_ENV) or None,
+        access_token=os.environ.get(sf.ACCESS_TOKEN_ENV) or None,
+        **settings,
+    )
+    try:
+        if not source.is_configured:
+            if settings_file:
+                raise UserError(
+                    f"--salesforce-settings given but {sf.INSTANCE_URL_ENV} and "
+                    f"{sf.ACCESS_TOKEN_ENV} are not set"
+                )
+            return None, None
+        client = source.client()
+        checked = check_queries(client, source.mapping())
+    except SalesforceError as error:
+        raise UserError(str(error)) from None
+    described = (
+        f"leads: Salesforce {client.instance_url} (API v{client.settings.api_version}; "
+        f"{', '.join(dict.fromkeys(checked))} readable)"
+    )
+    return sf.salesforce_run_config(settings), described
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline import runner
+    from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS
 
     data_dir, out_dir = runner.resolve_dirs(args.data_dir, args.out)
-    _preflight(data_dir)
+    salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
+    _preflight(data_dir, skip=SALESFORCE_KEYS if salesforce_config else ())
     logging.getLogger("dagster").setLevel(logging.WARNING)
     _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
     _print(f"instance: {runner.instance_description()}")
+    if leads_from:
+        _print(leads_from)
+    from campaign_pipeline.resources.exports import export_run_config
+
+    _print(
+        f"exports: {args.export}"
+        + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
+    )
+    extra_run_config = runner.merge_run_config(
+        export_run_config(args.export, args.ga4_validate), salesforce_config or {}
+    )
     try:
-        run = runner.run_pipeline(str(data_dir), str(out_dir), say=_print)
+        run = runner.run_pipeline(
+            str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
+        )
     except runner.RunFailed as failed:
         for line in failed.lines:
             print(f"error: {line}", file=sys.stderr)
@@ -63,8 +121,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(data_dir, out_dir, run.weeks, run.seconds))
-    return 0
+    _print(summarize(data_dir, out_dir, run.weeks, run.seconds, run.exports, args.export))
+    for line in run.export_failures:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILED if run.export_failures else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,7 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--export",
         choices=["auto", "dry-run", "off"],
         default="auto",
-        help="auto: live where credentials are set, else dry-run (default)",
+        help="auto: live where credentials are set, else dry-run (default); dry-run: write the "
+        "payloads to OUT/exports/; off: skip",
+    )
+    run.add_argument(
+        "--ga4-validate",
+        choices=["before_send", "only"],
+        help="post each GA4 request to /debug/mp/collect first and refuse what it flags "
+        "(before_send), or validate and send nothing (only)",
+    )
+    run.add_argument(
+        "--salesforce-settings",
+        metavar="FILE",
+        help="YAML/JSON of the Salesforce source's settings (field names, status map, ...); "
+        "the source is on when SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN are set",
     )
     run.set_defaults(func=cmd_run)
 

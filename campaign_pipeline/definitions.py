@@ -5,7 +5,9 @@ import dagster as dg
 from campaign_pipeline.assets import all_assets
 from campaign_pipeline.checks import freshness_checks, freshness_checks_sensor
 from campaign_pipeline.jobs import all_jobs, weekly_pipeline_job
+from campaign_pipeline.resources.exports import export_resources
 from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+from campaign_pipeline.resources.salesforce import salesforce_source_from_env
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schedules import build_weekly_schedule
 from campaign_pipeline.sensors import (
@@ -25,5 +27,10 @@ defs = dg.Definitions(
         build_run_failure_alert_sensor(),
         freshness_checks_sensor,
     ],
-    resources={"storage": PipelineStorage(), "ingestion_rules": IngestionRulesResource()},
+    resources={
+        "storage": PipelineStorage(),
+        "ingestion_rules": IngestionRulesResource(),
+        **export_resources(),
+        "salesforce": salesforce_source_from_env(),
+    },
 )

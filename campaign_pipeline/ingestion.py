@@ -178,6 +178,19 @@ def write_raw_snapshot(path: Path | str, spec: FileSpec, destination: Path | str
         sink.close()
 
 
+def write_text_frame_snapshot(frame: pd.DataFrame, destination: Path | str) -> int:
+    """Write a text frame shaped like ``read_raw_file``'s (a source other than a file, e.g.
+    Salesforce) as the same Arrow IPC snapshot a file becomes; ``_line`` is dropped, since a
+    snapshot's row ``i`` is line ``i + 2``. Returns the number of rows."""
+    columns = [c for c in frame.columns if c != LINE_COLUMN]
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    text = frame[columns].astype(object).where(frame[columns].notna(), "")
+    table = pa.Table.from_pandas(text, schema=schema, preserve_index=False)
+    with ipc.new_file(str(destination), schema) as writer:
+        writer.write_table(table)
+    return table.num_rows
+
+
 def _with_optional_columns(raw: pa.Table, spec: FileSpec) -> pa.Table:
     for column in spec.optional:
         if column not in raw.column_names:

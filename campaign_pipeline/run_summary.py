@@ -28,7 +28,14 @@ def _read(folder: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -> str:
+def summarize(
+    data_dir: Path,
+    out_dir: Path,
+    weeks: list[str],
+    seconds: float,
+    exports: dict[str, dict] | None = None,
+    export_mode: str = "",
+) -> str:
     lines = ["Summary", "-------"]
     accounting = _accounting(Path(data_dir) / "staging")
     if len(accounting):
@@ -77,9 +84,17 @@ def summarize(data_dir: Path, out_dir: Path, weeks: list[str], seconds: float) -
                 f"{spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
             )
 
+    if exports:
+        from campaign_pipeline.exports.delivery import summary_lines
+
+        lines.append(f"exports{f' (--export {export_mode})' if export_mode else ''}:")
+        lines += summary_lines(exports)
+
     lines.append(f"tables written to {out_dir}:")
     for path in sorted(out_dir.iterdir()) if out_dir.exists() else []:
         kind = f"{len(list(path.glob('*.parquet')))} weekly files" if path.is_dir() else "1 file"
+        if path.is_dir() and path.name == "exports":
+            kind = f"{len(list(path.glob('*/*.json')))} payload files (dry run)"
         lines.append(f"  {path.name:<36}{kind}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

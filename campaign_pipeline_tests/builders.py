@@ -146,7 +146,21 @@ def seed_health_reference(frame: pd.DataFrame, rules: HealthRules = HealthRules(
 
 
 def pipeline_resources(storage, **overrides) -> dict:
-    """The resources the assets need, with ``storage`` and defaults for the rest."""
+    """The resources the assets need, with ``storage`` and defaults for the rest (exports:
+    mode auto with no credentials, i.e. dry runs; the ledger a SQLite file in the out dir)."""
+    from campaign_pipeline.resources.amplitude import AmplitudeHTTP
+    from campaign_pipeline.resources.exports import ExportLedgerStore, ExportSettings
+    from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
     from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+    from campaign_pipeline.resources.salesforce import SalesforceSource
 
-    return {"storage": storage, "ingestion_rules": IngestionRulesResource(), **overrides}
+    return {
+        "storage": storage,
+        "ingestion_rules": IngestionRulesResource(),
+        "exports": ExportSettings(),
+        "ga4": GA4MeasurementProtocol(),
+        "amplitude": AmplitudeHTTP(),
+        "export_ledger_store": ExportLedgerStore(),
+        "salesforce": SalesforceSource(),  # off: the raw lead files are read
+        **overrides,
+    }

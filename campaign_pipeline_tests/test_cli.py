@@ -85,7 +85,7 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     pd.DataFrame({"series": "a", "timestamp": ts, "value": values}).to_csv(path, index=False)
     assert run_cli("detect", str(path), "--out", str(out)).returncode == 0
     assert pd.read_csv(out)["is_anomaly"].sum() == 1
-    # an effect of at least +1000 % asked for: the +500 % hour is no longer an alert
+    # asking for an effect of at least +1000 % makes the +500 % hour not an alert
     proc = run_cli(
         "detect",
         str(path),
@@ -141,8 +141,9 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
 
 
 def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
-    # Berlin local time across the change to summer time (+01:00, then +02:00): a traceback
-    # until stop 17; now one note, and every reading judged on UTC's clock
+    # Berlin local time across the change to summer time (+01:00, then +02:00): protects
+    # against a traceback on offset timestamps and an hour lost or merged at the change; one
+    # note, and every reading judged on UTC's clock
     utc = pd.date_range("2025-03-01", periods=24 * 40, freq="h", tz="UTC")
     local = utc.tz_convert("Europe/Berlin")
     rng = np.random.default_rng(3)
@@ -352,3 +353,56 @@ def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
         (out / "daily_campaign_metrics").glob("*.parquet")
     )
     assert not (tmp_path / "data" / "out").exists()
+
+
+def _two_weeks_of_exports(folder: Path) -> None:
+    rows = [
+        f"I{i},C{1 + i % 2},{day:%Y-%m-%d},{20 + i % 7},{900 + i},{30 + i % 5},{i % 3}"
+        for i, day in enumerate(pd.date_range("2025-01-06", "2025-01-19").repeat(2))
+    ]
+    write_exports(folder, insights="\n".join(rows) + "\n")
+
+
+def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_path):
+    import json
+
+    _two_weeks_of_exports(tmp_path / "data")
+    no_credentials = {
+        name: ""
+        for name in (
+            "GA4_MEASUREMENT_ID",
+            "GA4_API_SECRET",
+            "AMPLITUDE_API_KEY",
+            "EXPORT_LEDGER_URL",
+        )
+    }
+    dry = tmp_path / "dry"
+    proc = run_cli(
+        "run", "--data-dir", str(tmp_path / "data"), "--out", str(dry), "--export", "dry-run",
+        env=no_credentials,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for destination in ("ga4", "amplitude"):
+        files = sorted((dry / "exports" / destination).glob("*.json"))
+        assert [f.stem for f in files] == ["2025-01-06", "2025-01-13"]
+        written = json.loads(files[0].read_text())
+        assert written["events"] >= 2 and written["requests"]
+        assert re.search(
+            rf"^  {destination} +dry-run \(export mode dry-run\): would send \d+ of \d+ events in "
+            r"\d+ requests -> .+ \(2 files\); skipped 0 \(already sent\); refused 0$",
+            proc.stdout,
+            re.M,
+        ), proc.stdout[-2000:]
+    assert "exports (--export dry-run):" in proc.stdout
+    for step in ("ga4_export", "amplitude_export"):
+        assert re.search(rf"^  {step} +done \(\d+\.\ds\)$", proc.stdout, re.M), step
+    assert re.search(r"^  export_ledger +0 rows  done", proc.stdout, re.M)
+    off = tmp_path / "off"
+    proc = run_cli(
+        "run", "--data-dir", str(tmp_path / "data"), "--out", str(off), "--export", "off",
+        env=no_credentials,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (off / "exports").exists() and not (off / "export_ledger.sqlite").exists()
+    assert re.search(r"^  ga4 +off \(export mode off\)$", proc.stdout, re.M)
+    assert re.search(r"^  amplitude +off \(export mode off\)$", proc.stdout, re.M)

@@ -59,6 +59,15 @@ ASSETS = {
     ),
     "anomaly_flags": ("anomalies", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "campaign_health": ("health", True, {"daily_campaign_metrics", "validated_campaigns"}),
+    **{
+        name: (
+            "exports",
+            True,
+            {"weekly_campaign_metrics", "anomaly_flags", "campaign_health", "validated_campaigns"},
+        )
+        for name in ("ga4_export", "amplitude_export")
+    },
+    "export_ledger": ("exports", True, {"ga4_export", "amplitude_export"}),
 }
 
 # Weeks of daily metrics before the judged week each weekly asset reads.
@@ -80,6 +89,9 @@ CHECKS = {
     "campaign_lifetime_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
     "anomaly_flags": {"schema", "freshness_check"},
     "campaign_health": {"schema", "freshness_check"},
+    "ga4_export": {"freshness_check"},
+    "amplitude_export": {"freshness_check"},
+    "export_ledger": {"schema", "freshness_check"},
 }
 BLOCKING = {
     (f"validated_{name}", check)

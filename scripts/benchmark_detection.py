@@ -4,9 +4,9 @@
 Pipeline per run: generate raw exports with injected anomalies
 (`campaign_pipeline.sample_data.generate_sample`) -> ingest (`ingest_raw_dir`) -> daily
 metrics (`metrics.daily_campaign_metrics`) -> detect every day causally -> score against
-`anomaly_labels.csv`. If the generator or the metrics module is not importable (they are
-written by other engineers), a built-in generator of daily metrics with the same eight
-anomaly kinds is used instead and the output says so (`source=builtin`).
+`anomaly_labels.csv`. With `--source builtin` (or `auto` when the generator or the metrics
+module cannot be imported) a built-in generator of daily metrics with the same eight anomaly
+kinds is used instead and the output says so (`source=builtin`).
 
 Scoring (the day grain; the issue's targets apply to it):
   * event recall: a labelled anomaly is found when any flag of its campaign lies in its
@@ -18,11 +18,10 @@ The row "ensemble, week grain" scores the ensemble's week-grain flags the same w
 complete campaign-weeks as units (`score_weeks`); its `flagged` column counts weeks.
 
 Usage:
-  python scripts/benchmark_detection.py [--seeds 1 2 3] [--settings default noisy]  (or mixed:
-  campaigns of
-        different noise, see GENERATOR_SETTINGS)
-        [--n-campaigns 120] [--n-days 112] [--markdown docs/benchmark.md] [--source
-        auto|pipeline|builtin]
+  python scripts/benchmark_detection.py [--seeds 1 2 3] [--settings default noisy]
+        (or mixed: campaigns of different noise, see GENERATOR_SETTINGS)
+        [--n-campaigns 120] [--n-days 112] [--sensitivity medium] [--set NAME=VALUE ...]
+        [--markdown docs/benchmark_detection_results.md] [--source auto|pipeline|builtin]
 """
 
 from __future__ import annotations

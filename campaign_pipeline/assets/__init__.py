@@ -12,6 +12,7 @@ import warnings
 warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
 
 from campaign_pipeline.assets.anomalies import anomaly_flags  # noqa: E402
+from campaign_pipeline.assets.exports import export_assets  # noqa: E402
 from campaign_pipeline.assets.health import campaign_health  # noqa: E402
 from campaign_pipeline.assets.ingestion import ingestion_assets, quarantine  # noqa: E402
 from campaign_pipeline.assets.metrics import (  # noqa: E402
@@ -19,7 +20,7 @@ from campaign_pipeline.assets.metrics import (  # noqa: E402
     metric_assets,
 )
 
-all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health]
+all_assets = [*ingestion_assets, *metric_assets, anomaly_flags, campaign_health, *export_assets]
 
 # The week's work: every asset partitioned by week.
 weekly_assets = [asset for asset in all_assets if asset.partitions_def is not None]

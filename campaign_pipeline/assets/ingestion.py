@@ -13,10 +13,13 @@ import pandas as pd
 
 from campaign_pipeline import ingestion
 from campaign_pipeline.assets.common import schema_check
+from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS, materialize_from_salesforce
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.salesforce.client import SalesforceError
 from campaign_pipeline.schemas import (
     VALIDATED_MODELS,
     Quarantine,
@@ -44,6 +47,32 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
+def _read_export_file(
+    context: dg.AssetExecutionContext, storage: PipelineStorage, spec: FileSpec
+) -> dg.MaterializeResult:
+    path = storage.raw_dir / spec.filename
+    name = f"raw_{spec.key}"
+    try:
+        rows = storage.write_snapshot(
+            name, lambda tmp: ingestion.write_raw_snapshot(path, spec, tmp)
+        )
+    except RawFileError as error:
+        raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
+    columns = storage.read_snapshot(name).column_names
+    columns += [c for c in spec.optional if c not in columns]
+    context.log.info(f"read {rows:,} rows from {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "source": "csv",
+            "path": dg.MetadataValue.path(str(path)),
+            "rows_read": rows,
+            "size_bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "columns": ", ".join(columns),
+        }
+    )
+
+
 def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"raw_{spec.key}",
@@ -57,26 +86,37 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
     def raw_file(
         context: dg.AssetExecutionContext, storage: PipelineStorage
     ) -> dg.MaterializeResult:
-        path = storage.raw_dir / spec.filename
-        name = f"raw_{spec.key}"
+        return _read_export_file(context, storage, spec)
+
+    return raw_file
+
+
+def _raw_lead_asset(spec: FileSpec) -> dg.AssetsDefinition:
+    """A raw lead table: from Salesforce when the `salesforce` resource is configured, else
+    from its file (assets/salesforce.py)."""
+
+    @dg.asset(
+        name=f"raw_{spec.key}",
+        group_name=GROUP,
+        kinds={"csv", "salesforce"},
+        description=(
+            f"`{spec.filename}` as exported, or the same rows pulled from Salesforce when "
+            "SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN are set; read as text (nothing "
+            "coerced yet) so validation can explain every cell it rejects."
+        ),
+    )
+    def raw_file(
+        context: dg.AssetExecutionContext,
+        storage: PipelineStorage,
+        salesforce: SalesforceSource,
+    ) -> dg.MaterializeResult:
         try:
-            rows = storage.write_snapshot(
-                name, lambda tmp: ingestion.write_raw_snapshot(path, spec, tmp)
-            )
-        except RawFileError as error:
-            raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
-        columns = storage.read_snapshot(name).column_names
-        columns += [c for c in spec.optional if c not in columns]
-        context.log.info(f"read {rows:,} rows from {path}")
-        return dg.MaterializeResult(
-            metadata={
-                "path": dg.MetadataValue.path(str(path)),
-                "rows_read": rows,
-                "size_bytes": path.stat().st_size,
-                "sha256": _sha256(path),
-                "columns": ", ".join(columns),
-            }
-        )
+            from_salesforce = salesforce.is_configured
+        except SalesforceError as error:  # half configured
+            raise dg.Failure(description=str(error)) from None
+        if from_salesforce:
+            return materialize_from_salesforce(context, storage, salesforce, spec.key)
+        return _read_export_file(context, storage, spec)
 
     return raw_file
 
@@ -224,7 +264,10 @@ def _reload_validation(storage: PipelineStorage, key: str) -> FileValidation:
     )
 
 
-raw_assets = [_raw_asset(spec) for spec in FILE_SPECS.values()]
+raw_assets = [
+    _raw_lead_asset(spec) if key in SALESFORCE_KEYS else _raw_asset(spec)
+    for key, spec in FILE_SPECS.items()
+]
 
 validated_campaigns = _validated_asset("campaigns", ingestion.validate_campaigns, [])
 validated_insights = _validated_asset(

@@ -265,7 +265,8 @@ def rate_day_noise_log_spread(
 ) -> np.ndarray:
     """Log-variance of a rate's day noise as the robust spread of the window's daily log rates
     (0.5 continuity correction keeps a zero-count day finite) minus their average Poisson part:
-    the estimate until stop 12, now the pilot of `rate_day_noise`."""
+    the pilot that `rate_day_noise` winsorizes with, and the estimate itself with
+    `rate_noise_moments` off."""
     with np.errstate(invalid="ignore", divide="ignore"):
         known_denom = np.where(denom_w > 0, denom_w, np.nan)
         _, log_scale = robust_level_scale(np.log((numer_w + 0.5) / (known_denom + 0.5)))
@@ -287,7 +288,7 @@ def rate_day_noise(
     m + kappa m^2 with kappa = e^(sigma^2) - 1, and (n - m)^2 - m estimates kappa m^2 without
     bias at any count. The log-rate spread minus its Poisson part (the pilot) is a difference
     of two noisy numbers where counts are small, and the log of a small count is skewed, so
-    it overstates the day noise there (stop-12 known gap). Deviations are winsorized at
+    it overstates the day noise there. Deviations are winsorized at
     `WINSOR_C` pilot standard deviations, as the robust scale is, so an anomalous day inside
     the baseline counts as a 2.5-sigma day; the window rate was fitted to the same days, which
     the factor k / (k - 1) undoes.
@@ -992,7 +993,7 @@ def _rate_shift(
         day_var = np.maximum(v_sum - exp_sum, 0.0)  # the day-noise part of the sum's variance
         # z on the sum's variance-stabilizing scale (variance mu + kappa mu^2, as the daily
         # count z): the sum is right-skewed, so a plain (n - mu) / sd overstates rises and
-        # understates drops (docs/anomaly_detection.md, step 8)
+        # understates drops (docs/anomaly_detection.md, "Window shift")
         noise_sd = np.sqrt(np.nan_to_num(day_var / exp_sum**2))
         window_z = (vst(n_sum, noise_sd) - vst(exp_sum, noise_sd)) / np.sqrt(inflate)
         rel = np.where((d_sum > 0) & (p_ref > 0), (n_sum / d_sum) / p_ref - 1.0, np.nan)

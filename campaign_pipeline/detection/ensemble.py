@@ -256,9 +256,9 @@ def decide(
         # the window-shift tests are tests of the same run: one family with the daily tests.
         # Every judged point has a shift hypothesis; where its recent days disagree in
         # direction (or its windows are incomplete) the shift test ran and did not reject, so
-        # it counts in the family with p = 1. Leaving those out (as until stop 11) let the
-        # direction check, which depends on the same data, shrink the family to about half
-        # and ran BH at about twice the stated `fdr`.
+        # it counts in the family with p = 1. Leaving those out would let the direction
+        # check, which reads the same data, shrink the family to about half and run BH at
+        # about twice the stated `fdr`.
         p_shift = np.where(in_scope & ev["judged"], np.nan_to_num(ev["shift_p"], nan=1.0), np.nan)
         both = adjust_pvalues(
             np.concatenate([p.ravel(), p_shift.ravel()]),
@@ -573,7 +573,7 @@ def _classify(
     flat = np.zeros(len(m), bool) if clicks_flat is None else clicks_flat
     conversion_jump = np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0)
     # a collapse names its cause before "it lasted" does: the third day of an outage is still an
-    # outage (critical, with the delivery action), not a "new level" (until stop 18 it was)
+    # outage (critical, with the delivery action), not a "new level"
     conds = [
         (~methods_test) & methods_cusum,
         collapsed & (np.isin(m, DELIVERY_METRICS) | outage),
@@ -1009,8 +1009,8 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
     say leads = 0 and no delivery; judged, they read as "leads dropped to 0" on every day
     after a campaign's last day. A campaign that has not delivered yet (leads only, so far)
     keeps its lead counts, since they are all there is to judge. "Yet": a day's rows are read
-    with the campaign's past only (until stop 18 a delivery later in the data blanked the
-    leads-only days before it, a look-ahead).
+    with the campaign's past only, so a delivery later in the data cannot blank the leads-only
+    days before it (that would be a look-ahead).
     """
     d = d.sort_values(["campaign_id", "date"], kind="stable")  # a new frame: safe to write into
     delivered = d["has_delivery"].astype(bool) if "has_delivery" in d else d["spend"].notna()

@@ -143,8 +143,8 @@ def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
     conversions, leads: a 3 among mostly zeros is ordinary for them, which only a count model
     says). Other non-negative: log(1 + x). A negative value so far: the raw scale. Read from
     the past only, so a zero or a fraction that arrives later cannot change how an earlier point
-    was judged (until stop 18 the whole series decided, a look-ahead). df: sorted by series and
-    time.
+    was judged (letting the whole series decide would be a look-ahead). df: sorted by series
+    and time.
     """
     by_series = df["series"]
     low = df["value"].fillna(np.inf).groupby(by_series).cummin()  # an unknown reading says nothing

@@ -1,7 +1,8 @@
 """Configuration of the anomaly detector: every threshold has a default and a reason.
 
-Thresholds were chosen on the synthetic benchmark (``scripts/benchmark_detection.py``),
-never on the NAB labels. ``sensitivity`` scales the decision thresholds together so a user
+Thresholds were chosen on the synthetic benchmarks (``scripts/benchmark_detection.py``,
+``scripts/benchmark_series.py``), never on the NAB labels; docs/anomaly_detection.md says which
+choices a NAB result prompted. ``sensitivity`` scales the decision thresholds together so a user
 can trade alerts for recall with one knob instead of ten.
 """
 
@@ -70,7 +71,7 @@ class DetectionSettings:
     # --- detector switches -----------------------------------------------------------------
     use_seeds_zscore: bool = False  # seeds' Z>3 on the trailing window: comparison only
     use_seeds_iqr: bool = False  # seeds' 1.5 IQR rule on the trailing window: comparison only
-    use_robust: bool = True  # median / MAD robust z: the backbone of every test
+    use_robust: bool = True  # median / winsorized-SD robust z: the backbone of every test
     use_seasonality: bool = True  # weekday profile from trailing same-weekday medians
     # Sub-daily series (`campaign-pipeline detect` on hourly data) have two cycles: the
     # hour-of-day profile, learned from the last few days, and the working week, which those
@@ -111,8 +112,8 @@ class DetectionSettings:
     # The weekday profile of a daily series (the campaign pipeline's) is shrunk towards 1 by
     # the same James-Stein weight (`baselines.seasonal_factors_js`) instead of k / (k + 2):
     # a clear weekend dip is kept whole, wander is not turned into a profile. Campaign
-    # benchmark seeds 4-15: F1 noisy 0.860 -> 0.869, default 0.943 -> 0.949 (0.853 -> 0.868
-    # and unchanged at 0.961 with the corrected BH family, see `fdr`). Sub-daily series
+    # benchmark seeds 4-15, off -> on: F1 noisy 0.853 -> 0.868, default 0.961 either way.
+    # Sub-daily series
     # keep k / (k + 2) for their hour-of-day profile: the weight there cost hourly F1 (0.812
     # -> 0.806 on the series benchmark).
     weekday_james_stein: bool = True
@@ -140,7 +141,7 @@ class DetectionSettings:
     # The t tail of a rate's log-rate z takes the degrees of freedom of its whole variance,
     # day noise (estimated) plus the Poisson part 1 / expected count (known): Satterthwaite,
     # df x (total / day noise)^2. Where Poisson noise dominates, the estimate's error hardly
-    # moves the z, and a t with the day noise's own df (as until stop 13) was too wide there.
+    # moves the z, and a t with the day noise's own df is too wide there.
     # Campaign benchmark seeds 4-15 `mixed` (pooling on): cpc_spike 0.83 -> 0.86, noisy unchanged.
     rate_z_satterthwaite: bool = True
     use_cusum: bool = True  # sustained drift and level shifts
@@ -154,12 +155,11 @@ class DetectionSettings:
     # the chance of any false alert near `alpha` and loses recall on large runs.
     multiple_testing: str = "bh"
     # 5 % of the week's test alerts false at most, before the effect-size gate and the
-    # corroboration that cut it further. (It was 1 % while the baseline scale was a MAD whose
-    # chance lows made ordinary days look surprising; with calibrated p-values the benchmark
-    # kept precision above 0.9 at 5 % and found more: see docs/anomaly_detection.md.) The
-    # family counts every judged point's window-shift test, p = 1 where it did not apply;
-    # until stop 11 those were left out, which ran BH at about twice this level (0.1 now
-    # gives about what 0.05 gave then).
+    # corroboration that cut it further; with calibrated p-values the campaign benchmark keeps
+    # precision above 0.9 at this level. The family counts every judged point's window-shift
+    # test, p = 1 where it did not apply: leaving those out would shrink the family to about
+    # half and run BH at about twice this level. 0.1 buys recall with precision
+    # (docs/anomaly_detection.md).
     fdr: float = 0.05
     alpha: float = 0.05  # family-wise error for Bonferroni
     # Family of the correction. "week" keeps a past week's flags stable when later weeks are
@@ -169,7 +169,8 @@ class DetectionSettings:
     # impressions a 3 % dip is "significant" but nobody should act on it.
     min_relative_effect: float = 0.30
     # Robust z the point must also reach (agreement of the count test with the robust view):
-    # the conventional three sigma (3.5 while the p-values were not calibrated, see `fdr`).
+    # the conventional three sigma (3.5 with fdr 0.01 lost recall on both synthetic benchmarks,
+    # docs/anomaly_detection.md).
     min_robust_z: float = 3.0
     # A day-grain alert from the statistical tests needs a second metric of the same
     # campaign-day to fire too (a real spike moves spend and CPC, an outage spend, impressions
@@ -210,7 +211,7 @@ class DetectionSettings:
     # shift p-value is the smaller of the two windows', times two (Bonferroni), so testing
     # both cannot make a point look more surprising than it is. Three days rather than two:
     # the shortest window whose median day is a real day, so one loud day cannot carry it
-    # (measured: 2 days cost 2.5 points of precision, 0.892 against 0.917;
+    # (measured on the campaign benchmark: 2 days cost precision, 0.920 against 0.938;
     # docs/anomaly_detection.md).
     shift_short_days: int = 3
     # The judged day and the median recent day must each be this many robust sd off on the
@@ -266,8 +267,8 @@ class DetectionSettings:
     # Degrees of freedom of the t tail of a robust z, as a share of the baseline points: the
     # baseline scale is a winsorized SD (`baselines.robust_level_scale`) with about 93 % of
     # the efficiency of a plain SD under normal noise, so 28 baseline days estimate it about
-    # as well as an SD from 25. (A MAD has about 37 %: 0.37 treats the scale as a MAD, as the
-    # first versions did; 1.0 as a plain SD.)
+    # as well as an SD from 25. (A MAD has about 37 %: 0.37 treats the scale as a MAD; 1.0 as a
+    # plain SD.)
     scale_df_share: float = 0.9
     # Heavy tails learned per series: each point's p-value is also computed under a student t
     # whose degrees of freedom match how often the series' earlier residuals went beyond 3
@@ -280,7 +281,7 @@ class DetectionSettings:
     # quarter; an hourly series learns its tails in about a week and a half).
     tail_prior_points: float = 200.0
     # The tails those pseudo-points stand for: normal (inf), or a student t with this df. A
-    # heavier prior did not pay on the synthetic data (stop 15): df 10 raised campaign
+    # heavier prior did not pay on the synthetic data: df 10 raised campaign
     # benchmark precision (seeds 4-15: 0.939 -> 0.958, F1 0.931 -> 0.938) but cost CPC spikes
     # (0.89 -> 0.85), the kind nearest its 0.8 target; df 5 cost them 0.89 -> 0.68; series
     # benchmark hourly / daily F1 0.815 / 0.710 -> 0.824 / 0.704 (df 10), within its noise.
@@ -337,11 +338,11 @@ class DetectionSettings:
     # evidence = -log10 q, more metrics, more methods, rule, CUSUM only): how often flags like it
     # were real. Fitted by `scripts/fit_confidence.py` on the campaign benchmark's development
     # seeds 4-15 (both settings, day-grain flags; 2,373 flags) and checked once on fresh seeds
-    # 148-159: ranking AUC 0.911 and Brier 0.033, against 0.650 and 0.101 for the stop-16
-    # heuristic ((1 - q) x agreement, which read a CUSUM flag by the day's point q-value and
-    # gave flags that were 97 % real a confidence of 0.3). The series path (`campaign-pipeline
+    # 148-159: ranking AUC 0.911 and Brier 0.033, against 0.650 and 0.101 for the simpler
+    # heuristic (1 - q) x agreement, which reads a CUSUM flag by the day's point q-value and
+    # gave flags that were 97 % real a confidence of 0.3. The series path (`campaign-pipeline
     # detect`, one metric per series, no rules) has its own, fitted on the series benchmark's
-    # seeds 1-3: fresh seeds 142-144 AUC 0.732 and Brier 0.099 (0.683 and 0.137 before).
+    # seeds 1-3: fresh seeds 142-144 AUC 0.732 and Brier 0.099 (the heuristic 0.683, 0.137).
     # Calibrated to those benchmarks' share of real events; docs/anomaly_detection.md has the
     # reliability tables.
     confidence_coefficients: tuple[float, ...] = (-0.88, 1.03, 1.45, 1.77, 4.15, 3.76)

@@ -58,7 +58,7 @@ def test_days_before_a_campaigns_first_delivery_are_read_without_it():
     rows["has_delivery"] = rows["spend"].notna()
     full = _blank_days_off_delivery(rows)
     # leads-only days before the first delivery keep their leads, as they would on their own
-    # (until stop 18 the delivery of day 6 blanked days 0-5); the days after it ended do not
+    # (a delivery on day 6 must not blank days 0-5: a look-ahead); the days after it ended do not
     pd.testing.assert_frame_equal(full.iloc[:6], _blank_days_off_delivery(rows.iloc[:6]))
     assert (full["leads"].iloc[:6] == 3.0).all() and full["leads"].iloc[8:].isna().all()
     assert (full["leads"].iloc[6:8] == 3.0).all()

@@ -371,8 +371,8 @@ def test_detect_series_is_causal():
 
 
 def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_were_judged():
-    # the scale (counts, log, log(1 + x), raw) follows the series up to each point; until stop
-    # 18 the whole series chose it, so a zero in week 16 changed the verdicts of week 15
+    # the scale (counts, log, log(1 + x), raw) follows the series up to each point: protects
+    # against a look-ahead in which a zero in week 16 changes the verdicts of week 15
     rng = np.random.default_rng(4)
     days = pd.date_range("2024-01-01", periods=16 * 7, freq="D")  # 16 ISO weeks from a Monday
     counts = rng.poisson(5, len(days)).astype(float)
@@ -500,8 +500,8 @@ def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
 
 def test_detect_series_does_not_alarm_on_every_reading_of_a_mostly_zero_series():
     # hourly conversions (whole numbers, mostly 0) and a small campaign's hourly spend (mostly
-    # 0): a median and a MAD of 0 made every non-zero reading a spike (32 of 34 and 70 of 75
-    # before stop 17); counts now go through the count model, other readings use the window's
+    # 0): protects against a median and a MAD of 0 making every non-zero reading a spike;
+    # counts go through the count model, other readings use the window's
     # root-mean-square deviation when the MAD is 0
     rng = np.random.default_rng(5)
     t = pd.date_range("2024-01-01", periods=24 * 30, freq="h")

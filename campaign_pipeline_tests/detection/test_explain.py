@@ -45,8 +45,8 @@ def test_confidence_features_read_the_published_columns():
 
 
 def test_a_cusum_or_rule_flag_is_not_read_by_the_days_point_q_value():
-    # the day's point q-value says nothing about an alarm the point test did not raise (the
-    # stop-16 heuristic gave such flags, 97 % real on the benchmark, a confidence of 0.3)
+    # the day's point q-value says nothing about an alarm the point test did not raise
+    # (reading it would give such flags, 97 % real on the benchmark, a confidence of 0.3)
     a = _flags([("c1", "day", "d", "ctr", 0.9, "cusum"), ("c2", "day", "d", "cpc", 0.9, "rule")])
     b = a.assign(q_value=0.001)
     assert np.allclose(

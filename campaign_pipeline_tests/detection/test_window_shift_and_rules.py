@@ -199,7 +199,7 @@ def test_settings_from_overrides_types_and_errors():
     s = settings_from_overrides(["use_cusum=OFF", "severity_effects=0.4,1,2"])
     assert (s.use_cusum, s.severity_effects) == (False, (0.4, 1.0, 2.0))
     with pytest.raises(ValueError, match="use_cusum: expected true or false"):
-        settings_from_overrides(["use_cusum=maybe"])  # was read as false until stop 18
+        settings_from_overrides(["use_cusum=maybe"])  # a typo must not turn the switch off
     with pytest.raises(ValueError, match="fdr: expected float"):
         settings_from_overrides(["fdr=five"])
     with pytest.raises(
@@ -209,7 +209,7 @@ def test_settings_from_overrides_types_and_errors():
     with pytest.raises(
         ValueError, match="DetectionSettings field"
     ):  # a derived property, not a setting
-        settings_from_overrides(["shift_windows=3,5"])  # was a TypeError until stop 18
+        settings_from_overrides(["shift_windows=3,5"])  # a clear error, not a TypeError
 
 
 def test_autocorrelation_switch_widens_the_window_test_of_a_wandering_series():
@@ -443,7 +443,7 @@ def test_a_reported_shift_absorbs_the_point_alerts_that_repeat_it():
     days, hit = flag_days(DetectionSettings())
     shift_day = int((hit.loc[hit["anomaly_type"] == "level_shift", "timestamp"].min() - ts[0]).days)
     assert 100 <= shift_day <= 104
-    # after the shift is reported, the old level's median no longer raises a "drop" a day
+    # after the shift is reported, the median still at the old level raises no "drop" a day
     assert [d for d in days if d > shift_day] == []
     repeated, _ = flag_days(DetectionSettings(shift_absorbs_points=False))
     assert len([d for d in repeated if d > shift_day]) >= 3
@@ -533,8 +533,8 @@ def test_a_lasting_outage_stays_an_outage_and_a_broken_tag_is_named_on_both_metr
     f, dates = flags_of_c0(outage)
     assert set(f["metric"]) == {"spend", "impressions", "clicks", "conversions", "leads"}
     assert f["period_start"].nunique() >= 3
-    # every day of it, and what follows delivery (conversions, leads) with it: until stop 18 the
-    # third day became a "level_shift" (severity high) and zero conversions a tracking error
+    # every day of it, and what follows delivery (conversions, leads) with it: protects against
+    # the third day typed a "level_shift" (severity high) and zero conversions a tracking error
     assert (f["anomaly_type"] == "delivery_outage").all() and (f["severity"] == "critical").all()
     conv = f[f["metric"] == "conversions"]
     assert conv["suggested_action"].str.startswith("Restore delivery first").all()
@@ -1036,9 +1036,9 @@ def test_week_grain_calls_a_lasting_change_a_level_shift_from_its_second_week():
 
 
 def test_week_grain_lone_metric_needs_corroboration():
-    """Clean campaigns (nothing injected): with the pooled week scales, a lone metric's week
-    (here leads, at z ~4, 40 % off) passed BH in three of these draws; as on the day grain, a
-    week flag now needs a second metric or a strong-alone size (`weekly_corroboration`)."""
+    """Clean campaigns (nothing injected): with the pooled week scales alone, a lone metric's
+    week (here leads, at z ~4, 40 % off) passes BH in some of these draws; as on the day grain,
+    a week flag needs a second metric or a strong-alone size (`weekly_corroboration`)."""
     lone = {True: 0, False: 0}
     for seed in (1, 2, 4):
         df = daily_frame(n_campaigns=40, n_days=98, seed=seed)

@@ -1,0 +1,251 @@
+"""The week's facts sent on to GA4 and Amplitude, and the ledger of what was sent.
+
+Each export asset builds the week's events from the published weekly metrics, anomaly flags
+and health buckets, then (by the ``exports`` resource's mode) sends them exactly once through
+the ledger, writes them as payload files (dry run), or skips. A failed export fails its asset
+with the destination, the number of events and why; the week's other assets stay
+materialized, and the next run sends only what failed.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from campaign_pipeline.assets.common import (
+    RunWeeks,
+    read_weeks,
+    schema_check,
+    split_by_week,
+    weekly_result,
+    write_run_weeks,
+)
+from campaign_pipeline.exports import delivery
+from campaign_pipeline.exports.events import CampaignEvent, week_events
+from campaign_pipeline.exports.ledger import ExportLedgerTable, Ledger, LedgerError
+from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.resources.amplitude import AmplitudeHTTP
+from campaign_pipeline.resources.exports import ExportLedgerStore, ExportSettings
+from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
+from campaign_pipeline.resources.storage import PipelineStorage
+
+SOURCES = ["weekly_campaign_metrics", "anomaly_flags", "campaign_health"]
+
+
+def _by_week(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
+    if not len(frame) or column not in frame:
+        return {}
+    return split_by_week(frame.assign(**{column: pd.to_datetime(frame[column])}), column)
+
+
+def load_week_events(
+    storage: PipelineStorage, weeks: RunWeeks, min_severity: str
+) -> dict[str, list[CampaignEvent]]:
+    """Every event of each week of the run, from the published tables of those weeks."""
+    weekly = _by_week(
+        read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last), "week_start"
+    )
+    health = _by_week(read_weeks(storage, "campaign_health", weeks.first, weeks.last), "week_start")
+    flags = _by_week(read_weeks(storage, "anomaly_flags", weeks.first, weeks.last), "period_start")
+    campaigns = storage.read_staging("validated_campaigns", columns=["campaign_id", "platform"])
+    empty = pd.DataFrame()
+    return {
+        week: week_events(
+            week,
+            weekly.get(week, empty),
+            health.get(week, empty),
+            flags.get(week, empty),
+            campaigns,
+            min_severity,
+        )
+        for week in weeks.keys
+    }
+
+
+def publish_ledger(storage: PipelineStorage, ledger: Ledger, weeks: RunWeeks) -> dict[str, int]:
+    """Write the ledger's rows of the run's weeks as ``<out>/export_ledger/<week>.parquet``."""
+    rows = ledger.rows(list(weeks.keys))
+    return write_run_weeks(storage, "export_ledger", rows, weeks, "week_start")
+
+
+def _result(report: delivery.DestinationReport, example: dict | None) -> dg.MaterializeResult:
+    metadata = {
+        "export": dg.MetadataValue.json(report.to_metadata()),
+        "mode": report.mode,
+        "events": report.events,
+        "sent": report.sent,
+        "skipped": int(sum(report.skipped.values())),
+        "refused": int(sum(report.refused.values())),
+        "failed": report.failed_total,
+        "requests": report.requests,
+    }
+    if example is not None:
+        metadata["example_event"] = dg.MetadataValue.json(example)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _fail(report: delivery.DestinationReport, message: str) -> dg.Failure:
+    return dg.Failure(
+        description=message, metadata={"export": dg.MetadataValue.json(report.to_metadata())}
+    )
+
+
+def _run_export(
+    context: dg.AssetExecutionContext,
+    destination: str,
+    resource: GA4MeasurementProtocol | AmplitudeHTTP,
+    storage: PipelineStorage,
+    exports: ExportSettings,
+    store: ExportLedgerStore,
+) -> dg.MaterializeResult:
+    weeks = RunWeeks.of(context)
+    mode, why = delivery.resolve_mode(exports.mode, resource.missing())
+    if mode == "off":
+        return _result(delivery.DestinationReport(destination, "off", why), None)
+    problem = resource.config_problem()
+    if problem and mode == "live":
+        raise dg.Failure(description=f"{destination}: not exported: {problem}")
+    if mode == "live" and store.lease_minutes * 60 < resource.policy().worst_case_seconds():
+        context.log.warning(
+            f"{destination}: the ledger's claim lease ({store.lease_minutes:g} min) is shorter "
+            "than one batch's longest retry schedule: a slow batch's claim could be taken over "
+            "by another run"
+        )
+    events = load_week_events(storage, weeks, exports.min_severity)
+    ledger = store.open(storage.published_dir)
+    live = mode == "live"
+    try:
+        if destination == "ga4":
+            report = delivery.export_ga4(
+                events,
+                live=live,
+                why=why,
+                client=resource,
+                ledger=ledger,
+                out_dir=storage.published_dir,
+                policy=resource.policy(),
+                validate=resource.validate_mode,
+                log=context.log.info,
+            )
+        else:
+            report = delivery.export_amplitude(
+                events,
+                live=live,
+                why=why,
+                client=resource,
+                ledger=ledger,
+                out_dir=storage.published_dir,
+                policy=resource.policy(),
+                max_events=resource.max_events_per_request,
+                max_bytes=resource.max_request_bytes,
+                log=context.log.info,
+            )
+        if live:
+            publish_ledger(storage, ledger, weeks)  # the failed rows are visible even on failure
+    except LedgerError as error:
+        raise dg.Failure(description=f"{destination}: {error}") from None
+    finally:
+        ledger.dispose()
+    for line in delivery.summary_lines({destination: report.to_metadata()}):
+        context.log.info(line.strip())
+    if report.failed_total or report.stopped:
+        raise _fail(report, report.failure_message())
+    example = next((e for week in events.values() for e in week), None)
+    return _result(report, delivery.example_payload(destination, example) if example else None)
+
+
+_EXPORT_DEPS = [dg.AssetDep(name) for name in SOURCES] + ["validated_campaigns"]
+
+
+@dg.asset(
+    group_name="exports",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=_EXPORT_DEPS,
+    kinds={"googleanalytics"},
+)
+def ga4_export(
+    context: dg.AssetExecutionContext,
+    storage: PipelineStorage,
+    exports: ExportSettings,
+    ga4: GA4MeasurementProtocol,
+    export_ledger_store: ExportLedgerStore,
+) -> dg.MaterializeResult:
+    """The week's campaign summaries, anomaly flags and health changes as GA4 Measurement
+    Protocol events, each sent once (the ledger), inside the protocol's limits, with no
+    personal data.
+
+    GA4 answers 2xx even for events it drops, so events are checked against its rules before
+    sending and reported "sent (unverified)". Events carry no back-dated timestamp (GA4 would
+    move anything older than 72 hours): the week travels as a parameter.
+    """
+    return _run_export(context, "ga4", ga4, storage, exports, export_ledger_store)
+
+
+@dg.asset(
+    group_name="exports",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=_EXPORT_DEPS,
+    kinds={"amplitude"},
+)
+def amplitude_export(
+    context: dg.AssetExecutionContext,
+    storage: PipelineStorage,
+    exports: ExportSettings,
+    amplitude: AmplitudeHTTP,
+    export_ledger_store: ExportLedgerStore,
+) -> dg.MaterializeResult:
+    """The week's campaign summaries, anomaly flags and health changes as Amplitude HTTP V2
+    events, each sent once (the ledger, and a deterministic insert_id Amplitude deduplicates on
+    for 7 days), in batches under the API's limits, with no personal data."""
+    return _run_export(context, "amplitude", amplitude, storage, exports, export_ledger_store)
+
+
+@dg.asset(
+    group_name="exports",
+    partitions_def=weekly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["ga4_export", "amplitude_export"],
+    kinds={"sqlite", "postgres", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "schema",
+            asset="export_ledger",
+            description="contract columns, one row per (destination, event_key), known statuses",
+        )
+    ],
+)
+def export_ledger(
+    context: dg.AssetExecutionContext,
+    storage: PipelineStorage,
+    export_ledger_store: ExportLedgerStore,
+) -> dg.MaterializeResult:
+    """What was sent where: one row per (destination, event_key) with its status (sent,
+    refused, failed, or claimed by a run still sending), the answer's code, the tries and when
+    it was accepted. Published from the ledger store as Parquet, per week."""
+    weeks = RunWeeks.of(context)
+    ledger = export_ledger_store.open(storage.published_dir)
+    try:
+        counts = publish_ledger(storage, ledger, weeks)
+        rows = ledger.rows(list(weeks.keys))
+        where = ledger.describe()
+    except LedgerError as error:
+        raise dg.Failure(description=str(error)) from None
+    finally:
+        ledger.dispose()
+    by_status = rows.groupby(["destination", "status"]).size() if len(rows) else pd.Series()
+    return weekly_result(
+        storage,
+        "export_ledger",
+        rows,
+        counts,
+        check_results=[schema_check(ExportLedgerTable, rows)],
+        metadata={
+            "store": where,
+            "by_destination_and_status": dg.MetadataValue.json(
+                {f"{d} {s}": int(n) for (d, s), n in by_status.items()}
+            ),
+        },
+    )
+
+
+export_assets = [ga4_export, amplitude_export, export_ledger]

@@ -1,0 +1,106 @@
+"""Amplitude HTTP V2 as a Dagster resource.
+
+The API key travels in the request body, as the API requires, and nowhere else: payload
+files show a placeholder, and the resource's repr leaves it out. ``region`` must match the
+project (an EU project's key is refused by the US host as ``Invalid API key``).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import requests
+from pydantic import Field, PrivateAttr
+
+from campaign_pipeline.exports import amplitude
+from campaign_pipeline.exports.events import encode_json
+from campaign_pipeline.exports.transport import Answer, RetryPolicy
+from campaign_pipeline.resources.http_client import base_url, post_json, public_base
+
+AMPLITUDE_BASE_URLS = {"us": "https://api2.amplitude.com", "eu": "https://api.eu.amplitude.com"}
+KEY_PLACEHOLDER = "<AMPLITUDE_API_KEY>"
+
+
+class AmplitudeHTTP(dg.ConfigurableResource):
+    """Sends events to Amplitude's HTTP V2 API (``/2/httpapi``)."""
+
+    api_key: str | None = Field(
+        default=None, repr=False, description="AMPLITUDE_API_KEY: the project's API key"
+    )
+    region: str = Field(
+        default="us",
+        description="AMPLITUDE_REGION: us (api2.amplitude.com) or eu (api.eu.amplitude.com)",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description=(
+            "AMPLITUDE_ENDPOINT: replaces the scheme, host and port of the vendor's URL "
+            "(tests, proxies); requests go to $AMPLITUDE_ENDPOINT/2/httpapi"
+        ),
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_tries: int = Field(default=RetryPolicy.max_tries, ge=1)
+    backoff_base_seconds: float = Field(default=RetryPolicy.backoff_base_seconds, ge=0)
+    backoff_max_seconds: float = Field(default=RetryPolicy.backoff_max_seconds, ge=0)
+    throttle_pause_seconds: float = Field(
+        default=RetryPolicy.throttle_pause_seconds,
+        ge=0,
+        description="how long a throttled user/device is held after a 429 (the docs: 30 s)",
+    )
+    max_throttle_rounds: int = Field(default=RetryPolicy.max_throttle_rounds, ge=1)
+    max_events_per_request: int = Field(
+        default=amplitude.MAX_EVENTS_PER_REQUEST, ge=1, le=amplitude.MAX_EVENTS_PER_REQUEST
+    )
+    max_request_bytes: int = Field(
+        default=amplitude.MAX_BODY_BYTES, ge=1_000, le=amplitude.MAX_BODY_BYTES
+    )
+
+    _session: requests.Session | None = PrivateAttr(default=None)
+
+    def missing(self) -> list[str]:
+        return [] if (self.api_key or "").strip() else ["AMPLITUDE_API_KEY"]
+
+    def config_problem(self) -> str | None:
+        if self.region.strip().lower() not in AMPLITUDE_BASE_URLS:
+            return f"AMPLITUDE_REGION {self.region!r} is neither us nor eu"
+        return None
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_tries=self.max_tries,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            throttle_pause_seconds=self.throttle_pause_seconds,
+            max_throttle_rounds=self.max_throttle_rounds,
+        )
+
+    @property
+    def base(self) -> str:
+        region = self.region.strip().lower()
+        if region not in AMPLITUDE_BASE_URLS:
+            raise ValueError(f"AMPLITUDE_REGION {self.region!r} is neither us nor eu")
+        return base_url(self.endpoint, AMPLITUDE_BASE_URLS[region])
+
+    @property
+    def overhead_bytes(self) -> int:
+        key = (self.api_key or "").strip() or KEY_PLACEHOLDER
+        return len(encode_json(amplitude.request_body(key, [])))
+
+    def display_url(self) -> str:
+        return f"{public_base(self.base)}{amplitude.PATH}"
+
+    def display_body(self, payloads: list[dict]) -> dict:
+        return amplitude.request_body(KEY_PLACEHOLDER, payloads)
+
+    def post_events(self, payloads: list[dict]) -> Answer:
+        if self.missing():
+            raise RuntimeError("Amplitude is not configured (AMPLITUDE_API_KEY unset)")
+        if self._session is None:
+            self._session = requests.Session()
+        body = encode_json(amplitude.request_body(self.api_key.strip(), payloads))
+        return post_json(
+            self._session, f"{self.base}{amplitude.PATH}", body, timeout=self.timeout_seconds
+        )
+
+    def teardown_after_execution(self, context) -> None:
+        if self._session is not None:
+            self._session.close()

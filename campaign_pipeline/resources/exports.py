@@ -1,0 +1,137 @@
+"""How the export stage runs (mode, what is sent) and where its ledger lives, plus the
+resources of the code location built from the environment.
+
+``dg.EnvVar`` fails a run at launch when its variable is unset. Exports must instead treat
+an unset credential as "not configured" (a dry run under ``auto``), so a credential is wired
+as an ``EnvVar`` only when its variable is set where the code location loads; either way the
+value itself is read at run time and never stored in the definitions or the run config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from campaign_pipeline.constants import SEVERITIES
+from campaign_pipeline.exports.events import DEFAULT_MIN_SEVERITY
+from campaign_pipeline.exports.ledger import DEFAULT_LEASE_MINUTES, DEFAULT_TABLE, Ledger
+from campaign_pipeline.resources.amplitude import AmplitudeHTTP
+from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
+
+LEDGER_FILE = "export_ledger.sqlite"
+PG_VARIABLES = {
+    "postgres_host": "DAGSTER_PG_HOST",
+    "postgres_port": "DAGSTER_PG_PORT",
+    "postgres_user": "DAGSTER_PG_USER",
+    "postgres_password": "DAGSTER_PG_PASSWORD",
+    "postgres_db": "DAGSTER_PG_DB",
+}
+
+
+class ExportSettings(dg.ConfigurableResource):
+    """The export stage's mode and what it sends (``campaign-pipeline run --export`` sets
+    ``mode`` as run config; in the launchpad: ``resources: {exports: {config: {mode: ...}}}``)."""
+
+    mode: Literal["auto", "dry-run", "off"] = Field(
+        default="auto",
+        description=(
+            "auto: live for each destination whose credentials are set, dry-run for the others; "
+            "dry-run: write the exact payloads to <out>/exports/<destination>/<week>.json; "
+            "off: skip"
+        ),
+    )
+    min_severity: Literal["low", "medium", "high", "critical"] = Field(
+        default=DEFAULT_MIN_SEVERITY,
+        description=f"anomaly flags at or above this severity are sent ({', '.join(SEVERITIES)})",
+    )
+
+
+class ExportLedgerStore(dg.ConfigurableResource):
+    """Where the exactly-once ledger lives: ``url`` (a SQLAlchemy URL, EXPORT_LEDGER_URL), else
+    the PostgreSQL server of DAGSTER_PG_* when all five are set, else a SQLite file
+    (``sqlite_path``, default ``<out>/export_ledger.sqlite``)."""
+
+    url: str | None = Field(
+        default=None, repr=False, description="EXPORT_LEDGER_URL, e.g. postgresql+psycopg2://..."
+    )
+    postgres_host: str | None = None
+    postgres_port: str | None = None
+    postgres_user: str | None = None
+    postgres_password: str | None = Field(default=None, repr=False)
+    postgres_db: str | None = None
+    sqlite_path: str | None = Field(
+        default=None, description="the SQLite file; default <out>/export_ledger.sqlite"
+    )
+    table_name: str = Field(default=DEFAULT_TABLE, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    lease_minutes: float = Field(
+        default=DEFAULT_LEASE_MINUTES,
+        ge=0,
+        description=(
+            "a claim older than this whose run never marked it is taken over and sent again "
+            "(far longer than one request with every retry: 30 minutes)"
+        ),
+    )
+
+    def _postgres_url(self) -> sa.URL | None:
+        values = [getattr(self, name) for name in PG_VARIABLES]
+        if not all(values):
+            return None
+        return sa.URL.create(
+            "postgresql+psycopg2",
+            username=self.postgres_user,
+            password=self.postgres_password,
+            host=self.postgres_host,
+            port=int(self.postgres_port),
+            database=self.postgres_db,
+        )
+
+    def open(self, published_dir: Path) -> Ledger:
+        kwargs = {"table_name": self.table_name, "lease_minutes": self.lease_minutes}
+        if self.url:
+            return Ledger(self.url, **kwargs)
+        postgres = self._postgres_url()
+        if postgres is not None:
+            return Ledger(postgres, **kwargs)
+        return Ledger.sqlite(Path(self.sqlite_path or Path(published_dir) / LEDGER_FILE), **kwargs)
+
+
+def _env(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
+
+
+def export_resources() -> dict[str, dg.ConfigurableResource]:
+    """The export resources of the code location, credentials from the environment."""
+    ga4 = {
+        "measurement_id": _env("GA4_MEASUREMENT_ID"),
+        "api_secret": _env("GA4_API_SECRET"),
+        "endpoint": _env("GA4_ENDPOINT"),
+    }
+    amplitude = {
+        "api_key": _env("AMPLITUDE_API_KEY"),
+        "endpoint": _env("AMPLITUDE_ENDPOINT"),
+        "region": _env("AMPLITUDE_REGION"),
+    }
+    ledger = {"url": _env("EXPORT_LEDGER_URL")}
+    if all(os.environ.get(v, "").strip() for v in PG_VARIABLES.values()):
+        ledger |= {field: dg.EnvVar(var) for field, var in PG_VARIABLES.items()}
+    return {
+        "exports": ExportSettings(),
+        "ga4": GA4MeasurementProtocol(**{k: v for k, v in ga4.items() if v is not None}),
+        "amplitude": AmplitudeHTTP(**{k: v for k, v in amplitude.items() if v is not None}),
+        "export_ledger_store": ExportLedgerStore(
+            **{k: v for k, v in ledger.items() if v is not None}
+        ),
+    }
+
+
+def export_run_config(mode: str, ga4_validate: str | None = None) -> dict:
+    """Run config for the export stage, as ``campaign-pipeline run`` passes it."""
+    config: dict = {"resources": {"exports": {"config": {"mode": mode}}}}
+    if ga4_validate:
+        config["resources"]["ga4"] = {"config": {"validate_mode": ga4_validate}}
+    return config

@@ -1,0 +1,82 @@
+"""A JSON POST with ``requests`` whose failures never carry a secret.
+
+``requests`` puts the whole URL, query string included, into its exception messages (GA4's
+``api_secret`` travels in the query string), so a failure here is turned into a short text
+built from the host and the kind of failure only, and the original exception is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from campaign_pipeline.exports.transport import Answer
+
+
+def public_base(url: str) -> str:
+    """scheme://host[:port] of a URL, without user info, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def base_url(endpoint: str | None, default: str) -> str:
+    """The scheme, host and port to use: ``endpoint`` (an override for tests and proxies)
+    replaces the vendor's, and the API paths are appended as documented."""
+    return (endpoint or default).rstrip("/")
+
+
+def _never_arrived(error: BaseException) -> bool:
+    """True when the connection was never made, so the request surely did not arrive."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    seen, stack = set(), [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        stack += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        for linked in (current.__cause__, current.__context__, getattr(current, "reason", None)):
+            if isinstance(linked, BaseException):
+                stack.append(linked)
+    return False
+
+
+def post_json(
+    session: requests.Session,
+    url: str,
+    body: bytes,
+    *,
+    params: dict[str, str] | None = None,
+    timeout: float,
+) -> Answer:
+    where = public_base(url)
+    try:
+        response = session.post(
+            url,
+            params=params,
+            data=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            timeout=timeout,
+        )
+    except requests.exceptions.RequestException as error:
+        never = _never_arrived(error)
+        if isinstance(error, requests.exceptions.Timeout):
+            kind = "connect timeout" if never else f"no answer within {timeout:g} s"
+        else:
+            kind = "connection failed" if never else "connection broken before the answer"
+        return Answer(None, None, f"{kind} ({where})", reached_server=not never)
+    parsed = None
+    if response.content:
+        try:
+            parsed = json.loads(response.content)
+        except ValueError:
+            parsed = {"error": response.text[:200]}
+    return Answer(response.status_code, parsed if isinstance(parsed, dict) else None)

@@ -1,0 +1,216 @@
+"""The export assets through Dagster, on a few weeks of tiny raw exports with planted personal
+data, against fake GA4 and Amplitude servers on 127.0.0.1: every event sent once, nothing
+personal and no secret anywhere, a failed export fails its asset alone, the next run sends
+only what failed."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._serdes import serialize_value
+
+from campaign_pipeline.assets.ingestion import ingestion_assets
+from campaign_pipeline.definitions import all_assets
+from campaign_pipeline.resources.amplitude import AmplitudeHTTP
+from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests.builders import CAMPAIGNS, pipeline_resources, write_exports
+from campaign_pipeline_tests.exports.fake_servers import FakeAmplitude, FakeGA4
+from campaign_pipeline_tests.exports.support import (
+    AMPLITUDE_KEY,
+    GA4_MEASUREMENT_ID,
+    GA4_SECRET,
+    PII,
+    leaks,
+)
+
+WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20"]
+EXPORTS = ["ga4_export", "amplitude_export", "export_ledger"]
+WEEKLY = [
+    "daily_campaign_metrics",
+    "weekly_campaign_metrics",
+    "weekly_totals",
+    "anomaly_flags",
+    "campaign_health",
+    *EXPORTS,
+]
+NAME, EMAIL, PHONE, LEAD_ID = PII
+
+
+def _insights() -> str:
+    rows, i = [], 0
+    for day in pd.date_range("2025-01-06", "2025-01-26"):
+        for campaign, spend in (("C1", 100.0), ("C2", 40.0)):
+            i += 1
+            rows.append(
+                f"I{i},{campaign},{day:%Y-%m-%d},{spend + day.day},{1000 + 10 * day.day},"
+                f"{20 + day.day % 5},{day.day % 3}"
+            )
+    return "\n".join(rows) + "\n"
+
+
+LEADS = "id,campaign_id,name,email,phone,lead_status,added_date,deal_value\n" + "".join(
+    f"{LEAD_ID if i == 0 else f'L{i}'},C{1 + i % 2},{NAME},{EMAIL},{PHONE},"
+    f"{'DONE_DEAL' if i % 3 == 0 else 'NEW'},2025-01-{6 + i % 20:02d},{50 if i % 3 == 0 else ''}\n"
+    for i in range(40)
+)
+CHANGES = "id,lead_id,old_status,new_status,created_at\n"
+
+
+@pytest.fixture
+def storage(tmp_path, monkeypatch) -> PipelineStorage:
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    write_exports(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
+    return storage
+
+
+@pytest.fixture
+def fakes():
+    with FakeGA4(GA4_MEASUREMENT_ID, GA4_SECRET) as ga4, FakeAmplitude(AMPLITUDE_KEY) as amp:
+        yield ga4, amp
+
+
+def _resources(storage, ga4, amp) -> dict:
+    return pipeline_resources(
+        storage,
+        ga4=GA4MeasurementProtocol(
+            measurement_id=GA4_MEASUREMENT_ID,
+            api_secret=dg.EnvVar("GA4_API_SECRET"),
+            endpoint=ga4.url,
+            max_tries=2,
+            backoff_base_seconds=0.01,
+        ),
+        amplitude=AmplitudeHTTP(
+            api_key=dg.EnvVar("AMPLITUDE_API_KEY"),
+            endpoint=amp.url,
+            max_tries=2,
+            backoff_base_seconds=0.01,
+        ),
+    )
+
+
+def _run_range(storage, ga4, amp, selection, instance):
+    job = dg.Definitions(
+        assets=all_assets,
+        jobs=[dg.define_asset_job("range_job", selection=selection)],
+        resources=_resources(storage, ga4, amp),
+    ).resolve_job_def("range_job")
+    return job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        tags={ASSET_PARTITION_RANGE_START_TAG: WEEKS[0], ASSET_PARTITION_RANGE_END_TAG: WEEKS[-1]},
+    )
+
+
+def _metadata(result, asset: str) -> dict:
+    """The asset's metadata (a range run records the same metadata for each of its weeks)."""
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]]
+    assert events, asset
+    return {k: v.value for k, v in events[0].materialization.metadata.items()}
+
+
+def test_exports_send_each_event_once_with_no_personal_data_or_secret_anywhere(
+    storage, fakes, capfd
+):
+    ga4, amp = fakes
+    instance = dg.DagsterInstance.ephemeral()
+    first = _run_range(storage, ga4, amp, WEEKLY, instance)
+    assert first.success
+    ga4_report = _metadata(first, "ga4_export")["export"]
+    amp_report = _metadata(first, "amplitude_export")["export"]
+    events = ga4_report["events"]
+    assert events == amp_report["events"] >= 2 * len(WEEKS)  # summaries for both campaigns
+    assert ga4_report["mode"] == amp_report["mode"] == "live"
+    assert ga4_report["sent"] == len(ga4.events) == events
+    assert amp_report["sent"] == len(amp.ingested) == events
+    assert set(ga4_report["weeks"]) == set(WEEKS)
+    assert ga4.over_limit == 0 and amp.over_limit == {}
+    ledger = storage.read_table("export_ledger")
+    assert len(ledger) == 2 * events and set(ledger["status"]) == {"sent"}
+    assert sorted(storage.table_weeks("export_ledger")) == WEEKS
+    assert not (storage.published_dir / "exports").exists()  # live: no payload files
+
+    requests = (len(ga4.requests), len(amp.requests))
+    again = _run_range(storage, ga4, amp, EXPORTS, instance)
+    assert again.success
+    assert (
+        _metadata(again, "ga4_export")["sent"] == _metadata(again, "amplitude_export")["sent"] == 0
+    )
+    assert _metadata(again, "amplitude_export")["export"]["skipped"] == {"already sent": events}
+    assert (len(ga4.requests), len(amp.requests)) == requests
+
+    # nothing personal, no secret: payloads, Dagster's event log, metadata, files, output
+    for request in ga4.requests:
+        assert leaks(request["body"]) == []
+        assert request["query"]["api_secret"] == GA4_SECRET  # where the secret must be
+    for request in amp.requests:
+        body = json.loads(request["body"])
+        assert body.pop("api_key") == AMPLITUDE_KEY  # where the key must be, and only there
+        assert leaks(json.dumps(body)) == []
+    for run in (first, again):
+        stored = "\n".join(serialize_value(record) for record in instance.all_logs(run.run_id))
+        found = leaks(stored)
+        assert "ga4_export" in stored and found == []
+        assert leaks(json.dumps(instance.get_run_by_id(run.run_id).run_config, default=str)) == []
+    files = [p for p in storage.published_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "export_ledger.sqlite" for p in files)
+    for path in files:
+        assert leaks(path.read_bytes()) == [], path
+    out, err = capfd.readouterr()
+    assert leaks(out + err) == []
+    # the planted personal data was really there to leak (the test can fail)
+    assert NAME in (storage.raw_dir / "campaign_leads.csv").read_text()
+
+
+def test_a_failed_export_fails_its_asset_alone_and_the_next_run_sends_only_what_failed(
+    storage, fakes
+):
+    ga4, amp = fakes
+    amp.inject(503, times=50)
+    instance = dg.DagsterInstance.ephemeral()
+    week = WEEKS[-1]
+    result = dg.materialize(
+        all_assets,
+        selection=WEEKLY,
+        partition_key=week,
+        resources=_resources(storage, ga4, amp),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failures = {e.step_key: e for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"amplitude_export"}
+    message = failures["amplitude_export"].event_specific_data.error.message
+    n = _metadata(result, "ga4_export")["events"]
+    assert f"amplitude: {n} of {n} events failed: {n} HTTP 503 after 2 tries; 0 sent" in message
+    materialized = {e.asset_key.path[0] for e in result.get_asset_materialization_events()}
+    assert {"weekly_campaign_metrics", "anomaly_flags", "campaign_health", "ga4_export"} <= (
+        materialized
+    )
+    ledger = storage.read_table("export_ledger", [week])  # published even though it failed
+    assert ledger.groupby("destination")["status"].agg(set).to_dict() == {
+        "amplitude": {"failed"},
+        "ga4": {"sent"},
+    }
+    amp.injected.clear()
+    rerun = dg.materialize(
+        all_assets,
+        selection=EXPORTS,
+        partition_key=week,
+        resources=_resources(storage, ga4, amp),
+        instance=instance,
+    )
+    assert rerun.success
+    assert _metadata(rerun, "amplitude_export")["sent"] == n == len(amp.ingested)
+    assert _metadata(rerun, "ga4_export")["sent"] == 0 and len(ga4.events) == n
+    ledger = storage.read_table("export_ledger", [week])
+    assert set(ledger["status"]) == {"sent"}
+    assert ledger.loc[ledger["destination"] == "amplitude", "attempts"].eq(3).all()

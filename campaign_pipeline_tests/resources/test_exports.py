@@ -1,0 +1,114 @@
+"""The export resources: an unset credential means "not configured" (never a crash at run
+launch), set ones are wired as EnvVar (the value never in the definitions), the ledger's
+store follows its settings, and no secret shows in a repr, a URL or a description."""
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from campaign_pipeline.exports.delivery import resolve_mode
+from campaign_pipeline.resources.amplitude import AmplitudeHTTP
+from campaign_pipeline.resources.exports import (
+    ExportLedgerStore,
+    export_resources,
+    export_run_config,
+)
+from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
+from campaign_pipeline.runner import merge_run_config, storage_run_config
+
+SECRETS = ("GA4_MEASUREMENT_ID", "GA4_API_SECRET", "GA4_ENDPOINT", "AMPLITUDE_API_KEY")
+PG = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in (*SECRETS, *PG, "DAGSTER_PG_DB", "AMPLITUDE_ENDPOINT", "EXPORT_LEDGER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_unset_credentials_mean_not_configured_and_set_ones_are_envvars(clean_env):
+    resources = export_resources()
+    assert resources["ga4"].missing() == ["GA4_MEASUREMENT_ID", "GA4_API_SECRET"]
+    assert resources["amplitude"].missing() == ["AMPLITUDE_API_KEY"]
+    assert resolve_mode("auto", resources["ga4"].missing()) == (
+        "dry-run",
+        "GA4_MEASUREMENT_ID, GA4_API_SECRET not set",
+    )
+    clean_env.setenv("GA4_API_SECRET", "s3cret-value")
+    clean_env.setenv("GA4_MEASUREMENT_ID", "G-ABC")
+    clean_env.setenv("AMPLITUDE_API_KEY", "k3y-value")
+    resources = export_resources()
+    for resource, field in ((resources["ga4"], "api_secret"), (resources["amplitude"], "api_key")):
+        value = getattr(resource, field)
+        assert isinstance(value, dg.EnvVar)  # the variable's name, read when a run starts
+        assert "s3cret" not in repr(resource) and "k3y" not in repr(resource)
+    assert resolve_mode("auto", []) == ("live", "credentials set")
+    assert resolve_mode("dry-run", [])[0] == "dry-run" and resolve_mode("off", [])[0] == "off"
+    with pytest.raises(ValueError, match="export mode must be one of"):
+        resolve_mode("sometimes", [])
+
+
+def test_a_run_with_unset_credentials_runs_dry_instead_of_failing_at_launch(clean_env):
+    seen = {}
+
+    @dg.asset
+    def probe(ga4: GA4MeasurementProtocol, amplitude: AmplitudeHTTP):
+        seen["missing"] = ga4.missing() + amplitude.missing()
+
+    assert dg.materialize([probe], resources=export_resources()).success
+    assert seen["missing"] == ["GA4_MEASUREMENT_ID", "GA4_API_SECRET", "AMPLITUDE_API_KEY"]
+
+
+def test_the_ledger_store_follows_url_then_dagster_pg_then_a_sqlite_file(clean_env, tmp_path):
+    default = ExportLedgerStore().open(tmp_path)
+    assert default.backend == "sqlite" and default.url.database == str(
+        tmp_path / "export_ledger.sqlite"
+    )
+    postgres = ExportLedgerStore(
+        postgres_host="db.internal",
+        postgres_port="5433",
+        postgres_user="u",
+        postgres_password="pg-pa55",
+        postgres_db="d",
+    ).open(tmp_path)
+    assert postgres.backend == "postgresql"
+    assert postgres.describe() == "PostgreSQL db.internal:5433/d, table export_ledger"
+    url = "postgresql+psycopg2://x:url-pa55@h:1/db"
+    chosen = ExportLedgerStore(url=url, postgres_host="db.internal").open(tmp_path)
+    assert chosen.url.host == "h" and "url-pa55" not in chosen.describe()
+    assert "pg-pa55" not in repr(ExportLedgerStore(postgres_password="pg-pa55"))
+    clean_env.setenv("EXPORT_LEDGER_URL", "sqlite:///x.sqlite")
+    for name in PG:
+        clean_env.setenv(name, "1")
+    clean_env.setenv("DAGSTER_PG_DB", "d")
+    store = export_resources()["export_ledger_store"]
+    assert isinstance(store.url, dg.EnvVar) and isinstance(store.postgres_password, dg.EnvVar)
+    assert sa.make_url("sqlite:///x.sqlite").get_backend_name() == "sqlite"
+
+
+def test_the_cli_mode_is_run_config_merged_with_the_storage_resource():
+    merged = merge_run_config(storage_run_config("d", "o"), export_run_config("off", "only"))
+    assert merged["resources"]["storage"] == {"config": {"data_dir": "d", "out_dir": "o"}}
+    assert merged["resources"]["exports"] == {"config": {"mode": "off"}}
+    assert merged["resources"]["ga4"] == {"config": {"validate_mode": "only"}}
+
+
+def test_urls_shown_never_hold_a_secret_and_config_problems_are_named():
+    ga4 = GA4MeasurementProtocol(measurement_id="UA-123", api_secret="s3cret", endpoint=None)
+    assert ga4.display_url("/mp/collect") == (
+        "https://www.google-analytics.com/mp/collect?measurement_id=UA-123"
+        "&api_secret=<GA4_API_SECRET>"
+    )
+    assert "is not a web stream's measurement id (G-...)" in ga4.config_problem()
+    eu = GA4MeasurementProtocol(eu_collection=True, endpoint="http://user:pw@127.0.0.1:8080/")
+    assert eu.display_url("/mp/collect").startswith("http://127.0.0.1:8080/mp/collect?")
+    amp = AmplitudeHTTP(api_key="k3y", region="eu")
+    assert amp.display_url() == "https://api.eu.amplitude.com/2/httpapi"
+    assert amp.display_body([])["api_key"] == "<AMPLITUDE_API_KEY>"
+    assert (
+        AmplitudeHTTP(region="mars").config_problem()
+        == "AMPLITUDE_REGION 'mars' is neither us nor eu"
+    )
+    with pytest.raises(ValueError):
+        AmplitudeHTTP(max_events_per_request=2000)  # the API's limit is below 2,000
