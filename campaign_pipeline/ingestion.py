@@ -178,15 +178,27 @@ def write_raw_snapshot(path: Path | str, spec: FileSpec, destination: Path | str
         sink.close()
 
 
-def write_text_frame_snapshot(frame: pd.DataFrame, destination: Path | str) -> int:
-    """Write a text frame shaped like ``read_raw_file``'s (a source other than a file, e.g.
-    Salesforce) as the same Arrow IPC snapshot a file becomes; ``_line`` is dropped, since a
-    snapshot's row ``i`` is line ``i + 2``. Returns the number of rows."""
-    columns = [c for c in frame.columns if c != LINE_COLUMN]
+def text_table(raw: pa.Table | pd.DataFrame) -> pa.Table:
+    """A raw table as the validators take it: Arrow text, row ``i`` being line ``i + 2``. A
+    pandas text frame shaped like ``read_raw_file``'s (a source other than a file, e.g.
+    Salesforce) is converted; its ``_line`` must number the rows 2, 3, ... in order."""
+    if isinstance(raw, pa.Table):
+        return raw
+    columns = [c for c in raw.columns if c != LINE_COLUMN]
+    if LINE_COLUMN in raw.columns:
+        lines = raw[LINE_COLUMN].to_numpy(dtype=np.int64)
+        if not np.array_equal(lines, np.arange(2, len(raw) + 2)):
+            raise ValueError(f"{LINE_COLUMN} must number the rows 2, 3, ... in order")
+    text = raw[columns].astype(object).where(raw[columns].notna(), "")
     schema = pa.schema([(c, pa.string()) for c in columns])
-    text = frame[columns].astype(object).where(frame[columns].notna(), "")
-    table = pa.Table.from_pandas(text, schema=schema, preserve_index=False)
-    with ipc.new_file(str(destination), schema) as writer:
+    return pa.Table.from_pandas(text, schema=schema, preserve_index=False)
+
+
+def write_text_frame_snapshot(frame: pd.DataFrame, destination: Path | str) -> int:
+    """Write a text frame shaped like ``read_raw_file``'s as the same Arrow IPC snapshot a
+    file becomes (see ``text_table``). Returns the number of rows."""
+    table = text_table(frame)
+    with ipc.new_file(str(destination), table.schema) as writer:
         writer.write_table(table)
     return table.num_rows
 
@@ -332,8 +344,8 @@ def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
     return exact, conflict
 
 
-def _rows(raw: pa.Table, spec: FileSpec, columns: list[str]) -> _Rows:
-    raw = _with_optional_columns(raw, spec)
+def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _Rows:
+    raw = _with_optional_columns(text_table(raw), spec)
     text = {c: raw_parsing.strip_text(raw.column(c)) for c in columns}
     exact, conflict = _exact_and_conflicting(raw, text[spec.id_column], spec.id_column)
     number = np.arange(raw.num_rows, dtype=np.int64)
@@ -671,7 +683,7 @@ def _checked(model, table: pa.Table) -> pa.Table:
 
 
 def validate_campaigns(
-    raw: pa.Table, *, rules: IngestionRules = IngestionRules(), now=None
+    raw: pa.Table | pd.DataFrame, *, rules: IngestionRules = IngestionRules(), now=None
 ) -> FileValidation:
     """A campaign's created_at is metadata, not activity: it is not range-checked (``now`` is
     accepted for a signature shared with the other files)."""
@@ -697,7 +709,7 @@ def validate_campaigns(
     _implausible(
         failures, [(numbers["daily_budget"], _full(rows, rules.max_amount), "daily_budget")]
     )
-    accepted, validation = _finish(spec, raw, rows, failures)
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
     platform = rows.text["platform"]
     platform = pc.if_else(pc.equal(pc.binary_length(platform), 0), "Unknown", platform)
     table = pa.table(
@@ -727,7 +739,7 @@ def _campaign_budget(rows: _Rows, campaigns: FileValidation) -> np.ndarray:
 
 
 def validate_insights(
-    raw: pa.Table,
+    raw: pa.Table | pd.DataFrame,
     campaigns: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
@@ -770,7 +782,7 @@ def validate_insights(
             *((numbers[c], _full(rows, rules.max_count), c) for c in count_columns),
         ],
     )
-    accepted, validation = _finish(spec, raw, rows, failures)
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
     parts = candidate[accepted].reset_index(drop=True)
     days = sum_campaign_day_parts(parts)
     validation.accepted_table = _checked(schemas.ValidatedInsights, validated_arrow(days))
@@ -819,7 +831,7 @@ def sum_campaign_day_parts(parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def validate_leads(
-    raw: pa.Table,
+    raw: pa.Table | pd.DataFrame,
     campaigns: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
@@ -850,7 +862,7 @@ def validate_leads(
     )
     _out_of_range(failures, added, rules, now)
     _implausible(failures, [(numbers["deal_value"], _full(rows, rules.max_amount), "deal_value")])
-    accepted, validation = _finish(spec, raw, rows, failures)
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
     table = pa.table(
         {
             "lead_id": _arrow_column(rows.text["id"], accepted),
@@ -865,7 +877,7 @@ def validate_leads(
 
 
 def validate_lead_status_changes(
-    raw: pa.Table,
+    raw: pa.Table | pd.DataFrame,
     leads: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
@@ -889,7 +901,7 @@ def validate_lead_status_changes(
     known, rejected = _keys(leads, "lead_id")
     _membership(failures, rows.text["lead_id"], known, rejected, "unknown_lead", "rejected_lead")
     _out_of_range(failures, changed_at, rules, now)
-    accepted, validation = _finish(spec, raw, rows, failures)
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
     old_status = _blank_is_null(raw_parsing.upper_text(rows.text["old_status"]))
     table = pa.table(
         {
