@@ -155,7 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_report_page,
     )
 
-    _, out_dir = runner.resolve_dirs(args.data_dir, args.out)
+    out_dir = runner.resolve_storage(args.data_dir, args.out).published_dir
     try:
         tables = load_report_tables(out_dir, check_week(args.week))
     except (ValueError, MissingTablesError) as error:

@@ -108,16 +108,25 @@ class HealthRules:
 # --- percentiles ------------------------------------------------------------------------------
 
 
-def _segment_codes(summary: pd.DataFrame, rules: HealthRules) -> tuple[np.ndarray, int]:
-    """Integer segment per row; a missing segment value is a segment of its own."""
+def _segment_codes(
+    summary: pd.DataFrame, rules: HealthRules, by: str | None = None
+) -> tuple[np.ndarray, int]:
+    """Integer segment per row; a missing segment value is a segment of its own. With ``by``
+    (e.g. ``week_start``) each value of that column is judged apart."""
     if rules.benchmark_scope == "platform_wide":
-        return np.zeros(len(summary), dtype=np.intp), 1
-    if rules.benchmark_scope not in summary.columns:
+        codes, n = np.zeros(len(summary), dtype=np.intp), 1
+    elif rules.benchmark_scope not in summary.columns:
         raise ValueError(
             f"benchmark_scope {rules.benchmark_scope!r} needs a {rules.benchmark_scope!r} column"
         )
-    codes, uniques = pd.factorize(summary[rules.benchmark_scope], use_na_sentinel=False)
-    return codes.astype(np.intp), len(uniques)
+    else:
+        codes, uniques = pd.factorize(summary[rules.benchmark_scope], use_na_sentinel=False)
+        codes, n = codes.astype(np.intp), len(uniques)
+    if by is None:
+        return codes, n
+    groups, _ = pd.factorize(summary[by], use_na_sentinel=False)
+    combined, codes = np.unique(groups.astype(np.intp) * n + codes, return_inverse=True)
+    return codes.astype(np.intp).ravel(), len(combined)
 
 
 def _segment_quantiles(
@@ -252,12 +261,16 @@ def _level_name(level: float) -> str:
 _RULE_NAMES = ("too_little", "bad", "hero", "good", "mixed")
 
 
-def assign_health(summary: pd.DataFrame, rules: HealthRules = HealthRules()) -> pd.DataFrame:
+def assign_health(
+    summary: pd.DataFrame, rules: HealthRules = HealthRules(), by: str | None = None
+) -> pd.DataFrame:
     """Bucket every campaign of one window's summary, with its action and a reason.
 
     Adds health_bucket, recommended_action, reason, the percentiles each campaign was compared
     with (cpl_p25, cpl_p50, cpl_p75, conv_p75: per benchmark segment), universe_size (campaigns in
     that segment's universe) and in_universe. Input columns are kept; the input is not modified.
+    ``by``: a column telling several windows apart (``week_start`` in
+    `metrics.trailing_period_summaries`); each is judged as one call per window would be.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in summary.columns]
     if missing:
@@ -281,7 +294,7 @@ def assign_health(summary: pd.DataFrame, rules: HealthRules = HealthRules()) -> 
 
     with np.errstate(invalid="ignore"):
         in_universe = (leads >= rules.min_leads) & (spend > rules.min_spend)
-        codes, n_segments = _segment_codes(summary, rules)
+        codes, n_segments = _segment_codes(summary, rules, by)
         levels = {
             "p25": rules.hero_cpl_quantile,
             "p50": rules.median_cpl_quantile,
@@ -584,6 +597,28 @@ def health_transitions(current: pd.DataFrame, previous: pd.DataFrame | None) -> 
     out["is_new"] = is_new.to_numpy()
     out["changed"] = (~is_new & out["from_bucket"].ne(out["to_bucket"])).to_numpy()
     return out[["campaign_id", "from_bucket", "to_bucket", "changed", "is_new"]]
+
+
+def weekly_transitions(current: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
+    """`health_transitions` of every campaign-week of ``current`` (weeks told apart by
+    ``week_start``) against the campaign's bucket in the calendar week before, looked up in
+    ``judged`` (which holds those weeks): all weeks of a run at once, with ``week_start``."""
+    keys = ["week_start", "campaign_id"]
+    for name, frame in (("current", current), ("judged", judged)):
+        if frame.duplicated(keys).any():
+            raise ValueError(f"{name} has more than one row for a campaign and week")
+    previous = judged[[*keys, "health_bucket"]].rename(columns={"health_bucket": "from_bucket"})
+    previous = previous.assign(week_start=previous["week_start"] + pd.Timedelta(days=7))
+    out = (
+        current[[*keys, "health_bucket"]]
+        .rename(columns={"health_bucket": "to_bucket"})
+        .merge(previous, on=keys, how="left")
+    )
+    is_new = out["from_bucket"].isna()
+    out["from_bucket"] = out["from_bucket"].astype(object).where(~is_new, None)
+    out["is_new"] = is_new.to_numpy()
+    out["changed"] = (~is_new & out["from_bucket"].ne(out["to_bucket"])).to_numpy()
+    return out[[*keys, "from_bucket", "to_bucket", "changed", "is_new"]]
 
 
 def newly_bad_or_hero(transitions: pd.DataFrame) -> pd.DataFrame:

@@ -1,35 +1,61 @@
 """Reading the Leadsmart exports and turning them into validated tables plus a quarantine.
 
-Pure pandas; no Dagster. The assets in ``assets/ingestion.py`` call these functions.
+Pure Arrow/pandas/numpy; no Dagster. The assets in ``assets/ingestion.py`` call these
+functions.
 
 Why it is built this way:
 
-* Files are read as text first (``dtype=str``) so that nothing is silently coerced: a blank
-  cell stays null (blank is not zero), and a cell that is not a number or a date is caught
-  and explained instead of turning into NaN unnoticed.
+* Files are read as text first (every cell a string, ``raw_parsing``) so that nothing is
+  silently coerced: a blank cell stays null (blank is not zero), and a cell that is not a
+  number or a date is caught and explained instead of turning into NaN unnoticed. The text
+  stays in Arrow buffers and each file is read once; the cells a rule needs are parsed once,
+  vectorized.
 * Every row of a file ends in exactly one of three places: accepted, quarantined (with a
   reason), or removed as an exact re-delivery of another row with the same ``id``. The
   counts are returned so the caller can prove ``read = accepted + quarantined + duplicates``.
-* Row-local rules are pandera checks (``schemas.py``) run lazily, so one pass collects every
-  defect of every row; rules that need another file or the whole file live here.
+* Row-local rules are the pandera row contracts of ``schemas.py``, evaluated as boolean masks
+  (``schemas.*_row_failures``; tests keep both in agreement); rules that need another file or
+  the whole file live here. Only the rows that break a rule are turned into Python objects,
+  to write their reasons; accepted rows go from Arrow to Parquet as they are.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 
-from campaign_pipeline import schemas
+from campaign_pipeline import raw_parsing, schemas
 from campaign_pipeline.constants import PII_COLUMNS, RAW_FILES
 from campaign_pipeline.locations import Location
+from campaign_pipeline.raw_parsing import RawFileError
+
+__all__ = [
+    "FILE_SPECS",
+    "FileSpec",
+    "FileValidation",
+    "IngestionResult",
+    "IngestionRules",
+    "RawFileError",
+    "check_raw_file",
+    "ingest_raw_dir",
+    "parse_numbers",
+    "parse_timestamps",
+    "read_raw_file",
+    "read_raw_table",
+    "validate_campaigns",
+    "validate_insights",
+    "validate_lead_status_changes",
+    "validate_leads",
+    "write_raw_snapshot",
+]
 
 # ---------------------------------------------------------------------------------------
 # File layout (from the data contract)
@@ -101,153 +127,147 @@ class IngestionRules:
     account's currency, is implausible; it also keeps every published sum finite."""
 
 
-class RawFileError(Exception):
-    """A raw file cannot be used at all (missing, unreadable, or a required column absent).
-
-    ``str()`` is one line naming the file (and the column), fit for a CLI error message.
-    """
-
-    def __init__(self, path: Path | str | Location, message: str, column: str | None = None):
-        self.path = Location(path)
-        self.column = column
-        self.message = message
-        where = f"{self.path}" + (f", column '{column}'" if column else "")
-        super().__init__(f"{where}: {message}")
-
-
 # ---------------------------------------------------------------------------------------
-# Reading and parsing
+# Reading
 # ---------------------------------------------------------------------------------------
-
-
-def _normalise_header(name: str) -> str:
-    return name.replace("\ufeff", "").strip().lower()
-
-
-def read_raw_file(path: Path | str | Location, spec: FileSpec) -> pd.DataFrame:
-    """Read one export as text: headers cleaned (BOM, stray spaces, case), cells stripped.
-    ``path`` is a local path or an object-store URL (``Location``).
-
-    Adds ``_line``: the row's line in the file, the header being line 1, so a quarantined
-    row can be found by someone opening the CSV.
-    """
-    path = Location(path)
-    if not path.is_file():
-        raise RawFileError(path, "file not found")
-    try:
-        with path.open() as handle:
-            frame = pd.read_csv(
-                handle,
-                dtype=str,
-                keep_default_na=False,
-                na_values=[],
-                encoding="utf-8-sig",
-                skip_blank_lines=True,
-                on_bad_lines="error",
-            )
-    except UnicodeDecodeError as exc:
-        raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise RawFileError(path, "file is empty (no header row)") from exc
-    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RawFileError(path, f"not a readable CSV: {first_line}") from exc
-    except OSError as exc:
-        raise RawFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
-
-    frame.columns = [_normalise_header(str(c)) for c in frame.columns]
-    duplicated = frame.columns[frame.columns.duplicated()].tolist()
-    if duplicated:
-        raise RawFileError(path, "column appears twice in the header", column=duplicated[0])
-    for column in spec.required:
-        if column not in frame.columns:
-            raise RawFileError(path, "required column missing", column=column)
-    for column in spec.optional:
-        if column not in frame.columns:
-            frame[column] = ""
-    frame = frame.apply(lambda s: s.str.strip())
-    frame[LINE_COLUMN] = np.arange(2, len(frame) + 2, dtype="int64")
-    return frame.reset_index(drop=True)
 
 
 def check_raw_file(path: Path | str | Location, spec: FileSpec) -> None:
     """Check what can be checked without parsing the rows: the file exists, is UTF-8 text with
-    a header, and has every required column. Raises ``RawFileError`` (one line) otherwise.
+    a header, no column appears twice and every required column is there. Raises
+    ``RawFileError`` (one line naming the file and column) otherwise.
 
     The CLI runs this before Dagster starts so a missing file fails in a second, not after
     minutes of validating the others; the rows are parsed once, by the ingestion assets.
     """
-    path = Location(path)
-    if not path.is_file():
-        raise RawFileError(path, "file not found")
+    raw_parsing.checked_header(path, spec.required)
+
+
+def read_raw_table(path: Path | str | Location, spec: FileSpec) -> pa.Table:
+    """One export as an Arrow table of text: headers cleaned (BOM, stray spaces, case), every
+    cell as written (stripping is validation's), blank lines skipped. Row ``i`` (from 0) is
+    line ``i + 2`` of the quarantine, the header being line 1."""
+    return raw_parsing.read_text_table(path, spec.required)
+
+
+class _IpcFileSink:
+    def __init__(self, destination: Path):
+        self.destination = destination
+        self.writer = None
+
+    def start(self, schema: pa.Schema) -> None:
+        self.close()
+        self.writer = ipc.new_file(str(self.destination), schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def write_raw_snapshot(
+    path: Path | str | Location, spec: FileSpec, destination: Path | str
+) -> int:
+    """Stream one export into an Arrow IPC file of text (as ``read_raw_table`` reads it),
+    block by block, so memory stays at a few blocks whatever the file's size. Returns the
+    number of rows."""
+    sink = _IpcFileSink(Path(destination))
     try:
-        with (
-            path.open_stream() as stream,
-            io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as handle,
-        ):
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError as exc:
-        raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except csv.Error as exc:
-        raise RawFileError(path, f"not a readable CSV: {exc}") from exc
-    except OSError as exc:
-        raise RawFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    if not header:
-        raise RawFileError(path, "file is empty (no header row)")
-    columns = [_normalise_header(name) for name in header]
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if repeated:
-        raise RawFileError(path, "column appears twice in the header", column=repeated[0])
-    for column in spec.required:
-        if column not in columns:
-            raise RawFileError(path, "required column missing", column=column)
+        return raw_parsing.consume_text_batches(path, spec.required, sink)
+    finally:
+        sink.close()
 
 
-_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%m/%d/%Y")
+def text_table(raw: pa.Table | pd.DataFrame) -> pa.Table:
+    """A raw table as the validators take it: Arrow text, row ``i`` being line ``i + 2``. A
+    pandas text frame shaped like ``read_raw_file``'s (a source other than a file, e.g.
+    Salesforce) is converted; its ``_line`` must number the rows 2, 3, ... in order."""
+    if isinstance(raw, pa.Table):
+        return raw
+    columns = [c for c in raw.columns if c != LINE_COLUMN]
+    if LINE_COLUMN in raw.columns:
+        lines = raw[LINE_COLUMN].to_numpy(dtype=np.int64)
+        if not np.array_equal(lines, np.arange(2, len(raw) + 2)):
+            raise ValueError(f"{LINE_COLUMN} must number the rows 2, 3, ... in order")
+    text = raw[columns].astype(object).where(raw[columns].notna(), "")
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    return pa.Table.from_pandas(text, schema=schema, preserve_index=False)
+
+
+def write_text_frame_snapshot(frame: pd.DataFrame, destination: Path | str) -> int:
+    """Write a text frame shaped like ``read_raw_file``'s as the same Arrow IPC snapshot a
+    file becomes (see ``text_table``). Returns the number of rows."""
+    table = text_table(frame)
+    with ipc.new_file(str(destination), table.schema) as writer:
+        writer.write_table(table)
+    return table.num_rows
+
+
+def _with_optional_columns(raw: pa.Table, spec: FileSpec) -> pa.Table:
+    for column in spec.optional:
+        if column not in raw.column_names:
+            raw = raw.append_column(column, pa.repeat(pa.scalar("", pa.string()), raw.num_rows))
+    return raw
+
+
+def _text_frame(raw: pa.Table, rows: np.ndarray) -> pd.DataFrame:
+    """Some rows as pandas text, every cell stripped, indexed by row number, with ``_line``."""
+    frame = raw.take(pa.array(rows, pa.int64())).to_pandas()
+    frame = frame.apply(lambda s: s.str.strip()) if len(frame) else frame.astype(object)
+    frame.index = pd.Index(rows, dtype="int64")
+    frame[LINE_COLUMN] = rows + 2
+    return frame
+
+
+def read_raw_file(path: Path | str | Location, spec: FileSpec) -> pd.DataFrame:
+    """One export as pandas text: headers cleaned, cells stripped, optional columns added as
+    blanks, and ``_line``, the row's line in the file (the header being line 1)."""
+    raw = _with_optional_columns(read_raw_table(path, spec), spec)
+    return _text_frame(raw, np.arange(raw.num_rows, dtype=np.int64)).reset_index(drop=True)
+
+
+def _text_array(text: pd.Series) -> pa.Array:
+    return pa.array(text.astype("string"), type=pa.string(), from_pandas=True)
 
 
 def parse_timestamps(text: pd.Series) -> pd.Series:
     """Parse the contract's three formats; anything else (or blank) becomes NaT."""
-    text = text.astype("string").str.strip()
-    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    for fmt in _TIMESTAMP_FORMATS:
-        todo = parsed.isna()
-        if not todo.any():
-            break
-        parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-    return parsed.astype("datetime64[ns]")
+    values = raw_parsing.strip_text(_text_array(text))
+    parsed = raw_parsing.parse_timestamps_text(values)
+    return pd.Series(parsed, index=text.index, dtype="datetime64[ns]")
 
 
 def parse_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return (values, not_a_number). Blank -> NaN and is fine; text or inf is flagged."""
-    text = text.astype("string").str.strip().str.replace(",", "", regex=False)
-    blank = text.isna() | (text == "")
-    values = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
-    bad = ~blank & (values.isna() | np.isinf(values))
-    return values.where(~bad), bad
-
-
-def _blank_to_none(text: pd.Series) -> pd.Series:
-    return text.where(text != "", None).astype(object)
+    values, bad = raw_parsing.parse_numbers_text(raw_parsing.strip_text(_text_array(text)))
+    return pd.Series(values, index=text.index), pd.Series(bad, index=text.index)
 
 
 # ---------------------------------------------------------------------------------------
-# Shared machinery: duplicates, pandera failure cases, reasons
+# What validating one file produced
 # ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class FileValidation:
-    """What validating one raw file produced."""
+    """What validating one raw file produced. ``accepted_table`` is what is stored;
+    ``accepted`` is the same rows as pandas (text as Python strings), made on first use."""
 
     source_file: str
-    accepted: pd.DataFrame
+    accepted_table: pa.Table
     quarantine: pd.DataFrame
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
     duplicates_removed: int
     reason_counts: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def accepted(self) -> pd.DataFrame:
+        return self.accepted_table.to_pandas()
 
     @property
     def accounting(self) -> dict[str, int | str | bool]:
@@ -262,38 +282,123 @@ class FileValidation:
         }
 
 
-def _split_duplicates(
-    raw: pd.DataFrame, id_column: str | None
-) -> tuple[pd.DataFrame, pd.Series, int]:
-    """Drop exact re-deliveries; mark ids whose rows disagree as conflicting.
-
-    Returns (rows kept, conflict mask over the kept rows, number of duplicates removed).
-    Rows with a blank id cannot be matched and are all kept.
-    """
-    if id_column is None:
-        return raw, pd.Series(False, index=raw.index), 0
-    content = [c for c in raw.columns if c != LINE_COLUMN]
-    has_id = raw[id_column] != ""
-    exact_repeat = has_id & raw.duplicated(subset=content, keep="first")
-    kept = raw[~exact_repeat]
-    ids = kept[id_column]
-    conflict = (ids != "") & ids.duplicated(keep=False)
-    return kept, conflict, int(exact_repeat.sum())
+def validated_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A frame as an Arrow table without pandas' metadata, so ``pd.read_parquet`` of what is
+    stored gives plain pandas types (text as Python strings), whatever backed the frame."""
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
 
 
-def _failure_rows(contract: type[pa.DataFrameModel], candidate: pd.DataFrame) -> pd.DataFrame:
-    """Row index and reason code of every row-level failure pandera finds (lazy)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failure cases
-            contract.validate(candidate, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-        cases = cases[cases["index"].notna()]
-        return pd.DataFrame(
-            {"index": cases["index"].astype("int64"), "code": cases["check"].astype(str)}
-        ).drop_duplicates()
-    return pd.DataFrame({"index": pd.Series(dtype="int64"), "code": pd.Series(dtype=str)})
+# ---------------------------------------------------------------------------------------
+# Shared machinery: rows of a file, duplicates, failures, reasons
+# ---------------------------------------------------------------------------------------
+
+
+def _lengths(values: pa.Array) -> np.ndarray:
+    return pc.binary_length(values).to_numpy(zero_copy_only=False)
+
+
+@dataclass
+class _Rows:
+    """The rows of one file left after exact re-deliveries are removed.
+
+    ``number`` holds each row's position in the file (its line is ``number + 2``); the text
+    columns used by the rules are stripped, in the same order."""
+
+    raw: pa.Table
+    number: np.ndarray
+    text: dict[str, pa.Array]
+    conflict: np.ndarray
+    duplicates_removed: int
+
+    def __len__(self) -> int:
+        return len(self.number)
+
+    def string(self, column: str) -> pd.Series:
+        """A stripped text column as an Arrow-backed pandas Series (no copy)."""
+        return pd.Series(pd.arrays.ArrowExtensionArray(self.text[column]), copy=False)
+
+    def blank(self, column: str) -> np.ndarray:
+        return _lengths(self.text[column]) == 0
+
+
+def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
+    """(exact repeat mask, conflict mask, repeats) over all rows. Only rows whose id occurs
+    more than once can be either; those few are compared cell by cell in pandas, every column
+    included (personal data too: a changed e-mail is a different row)."""
+    n = raw.num_rows
+    exact = np.zeros(n, dtype=bool)
+    conflict = np.zeros(n, dtype=bool)
+    if n == 0:
+        return exact, conflict
+    encoded = pc.dictionary_encode(ids)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    counts = np.bincount(codes, minlength=len(encoded.dictionary))
+    has_id = _lengths(ids) > 0
+    shared = np.flatnonzero(has_id & (counts[codes] > 1))
+    if not len(shared):
+        return exact, conflict
+    rows = _text_frame(raw, shared)
+    content = [c for c in rows.columns if c != LINE_COLUMN]
+    repeat = rows.duplicated(subset=content, keep="first").to_numpy()
+    exact[shared[repeat]] = True
+    kept = rows[~repeat]
+    clash = kept[id_column].duplicated(keep=False).to_numpy()
+    conflict[kept.index.to_numpy()[clash]] = True
+    return exact, conflict
+
+
+def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _Rows:
+    raw = _with_optional_columns(text_table(raw), spec)
+    text = {c: raw_parsing.strip_text(raw.column(c)) for c in columns}
+    exact, conflict = _exact_and_conflicting(raw, text[spec.id_column], spec.id_column)
+    number = np.arange(raw.num_rows, dtype=np.int64)
+    repeats = int(exact.sum())
+    if repeats:
+        keep = ~exact
+        mask = pa.array(keep)
+        text = {c: v.filter(mask) for c, v in text.items()}
+        number, conflict = number[keep], conflict[keep]
+    return _Rows(raw, number, text, conflict, repeats)
+
+
+class _Failures:
+    """The rules a file's rows break: (code, mask over the rows, optional detail texts)."""
+
+    def __init__(self, rows: _Rows):
+        self.rows = rows
+        self.items: list[tuple[str, np.ndarray, object]] = []
+
+    def add(self, code: str, mask: np.ndarray, detail=None) -> None:
+        """``detail(positions)`` gives each failing row's own reason text, when it has one."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            self.items.append((code, mask, detail))
+
+    def add_all(self, masks: dict[str, np.ndarray]) -> None:
+        for code, mask in masks.items():
+            self.add(code, mask)
+
+    def any(self) -> np.ndarray:
+        bad = np.zeros(len(self.rows), dtype=bool)
+        for _, mask, _ in self.items:
+            bad |= mask
+        return bad
+
+    def frame(self) -> pd.DataFrame:
+        frames = []
+        for code, mask, detail in self.items:
+            positions = np.flatnonzero(mask)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "index": self.rows.number[positions],
+                        "code": code,
+                        "detail": None if detail is None else detail(positions),
+                    }
+                )
+            )
+        out = pd.concat(frames, ignore_index=True)
+        return out.astype({"index": "int64", "code": str, "detail": object})
 
 
 def _fmt(values: pd.Series) -> pd.Series:
@@ -387,15 +492,10 @@ _CODE_PRIORITY = [
 
 
 def _assemble(
-    spec: FileSpec,
-    raw_kept: pd.DataFrame,
-    candidate: pd.DataFrame,
-    failures: pd.DataFrame,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Split candidate rows into accepted and quarantined; build the quarantine rows."""
-    if failures.empty:
-        quarantine = _empty_quarantine()
-        return candidate, quarantine, {}
+    spec: FileSpec, failures: pd.DataFrame, raw_bad: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The quarantine rows of the failing rows (``raw_bad``: their stripped text by row
+    number) and the count of each row's leading reason."""
     failures = failures.drop_duplicates()
     # A cell that is not a number is parsed as null; report it as such, not also as blank.
     not_numbers = failures[failures["code"].str.startswith("not_a_number_")]
@@ -415,7 +515,7 @@ def _assemble(
     for code, rows in failures.groupby("code", sort=False):
         texts.append(
             pd.Series(
-                _reason_texts(code, rows.set_index("index"), raw_kept, spec).to_numpy(),
+                _reason_texts(code, rows.set_index("index"), raw_bad, spec).to_numpy(),
                 index=rows.index,
             )
         )
@@ -425,7 +525,7 @@ def _assemble(
     per_row = failures.groupby("index", sort=True).agg(
         reason_code=("code", "first"), reason=("text", lambda t: "; ".join(t))
     )
-    bad = raw_kept.loc[per_row.index]
+    bad = raw_bad.loc[per_row.index]
     id_values = bad[spec.id_column] if spec.id_column else pd.Series("", index=bad.index)
     row_key = id_values.where(id_values != "", "line " + bad[LINE_COLUMN].astype(str))
     # (source_file, row_key) is the quarantine's key: rows sharing an id get their line added
@@ -446,154 +546,138 @@ def _assemble(
             "raw_values": raw_values,
         }
     )
-    accepted = candidate.drop(index=per_row.index)
     reason_counts = per_row["reason_code"].value_counts().to_dict()
-    return accepted, quarantine, {str(k): int(v) for k, v in reason_counts.items()}
+    return quarantine, {str(k): int(v) for k, v in reason_counts.items()}
 
 
-def _empty_quarantine() -> pd.DataFrame:
-    return (
-        pd.DataFrame(
-            {
-                "source_file": pd.Series(dtype=str),
-                "row_key": pd.Series(dtype=str),
-                "source_id": pd.Series(dtype=str),
-                "line_number": pd.Series(dtype="int64"),
-                "reason_code": pd.Series(dtype=str),
-                "reason": pd.Series(dtype=str),
-                "raw_values": pd.Series(dtype=str),
-            }
-        )
-        .astype(object)
-        .astype({"line_number": "int64"})
-    )
+def _split(
+    spec: FileSpec, rows: _Rows, failures: _Failures
+) -> tuple[np.ndarray, pd.DataFrame, dict[str, int]]:
+    """(mask of accepted rows, quarantine, reason counts)."""
+    bad = failures.any()
+    if not bad.any():
+        return ~bad, _empty_quarantine(), {}
+    raw_bad = _text_frame(rows.raw, rows.number[bad])
+    quarantine, reasons = _assemble(spec, failures.frame(), raw_bad)
+    return ~bad, quarantine, reasons
 
 
-def _number_columns(
-    raw: pd.DataFrame, columns: list[str]
-) -> tuple[dict[str, pd.Series], pd.DataFrame]:
-    parsed, bad_rows = {}, []
+def _numbers(rows: _Rows, failures: _Failures, columns: list[str]) -> dict[str, np.ndarray]:
+    parsed = {}
     for column in columns:
-        values, bad = parse_numbers(raw[column])
+        values, not_a_number = raw_parsing.parse_numbers_text(rows.text[column])
         parsed[column] = values
-        if bad.any():
-            bad_rows.append(
-                pd.DataFrame({"index": raw.index[bad.to_numpy()], "code": f"not_a_number_{column}"})
-            )
-    failures = pd.concat(bad_rows) if bad_rows else pd.DataFrame(columns=["index", "code"])
-    return parsed, failures
+        failures.add(f"not_a_number_{column}", not_a_number)
+    return parsed
 
 
-def _membership_failures(
-    values: pd.Series, known: set[str], rejected: set[str], unknown_code: str, rejected_code: str
-) -> pd.DataFrame:
-    present = values != ""
-    is_rejected = present & values.isin(rejected) & ~values.isin(known)
-    is_unknown = present & ~values.isin(known) & ~is_rejected
-    return pd.concat(
-        [
-            pd.DataFrame({"index": values.index[is_unknown.to_numpy()], "code": unknown_code}),
-            pd.DataFrame({"index": values.index[is_rejected.to_numpy()], "code": rejected_code}),
-        ]
-    )
+def _membership(
+    failures: _Failures,
+    values: pa.Array,
+    known: pa.Array,
+    rejected: pa.Array,
+    unknown_code: str,
+    rejected_code: str,
+) -> None:
+    present = _lengths(values) > 0
+    in_known = pc.is_in(values, value_set=known).to_numpy(zero_copy_only=False)
+    in_rejected = pc.is_in(values, value_set=rejected).to_numpy(zero_copy_only=False)
+    is_rejected = present & in_rejected & ~in_known
+    failures.add(unknown_code, present & ~in_known & ~is_rejected)
+    failures.add(rejected_code, is_rejected)
 
 
-def _campaign_membership(kept: pd.DataFrame, campaigns: FileValidation) -> pd.DataFrame:
-    """Rows whose campaign is not in campaigns.csv, or was quarantined there."""
-    return _membership_failures(
-        kept["campaign_id"],
-        set(campaigns.accepted["campaign_id"]),
-        set(campaigns.quarantine["source_id"]),
-        "unknown_campaign",
-        "rejected_campaign",
-    )
+def _keys(validation: FileValidation, column: str) -> tuple[pa.Array, pa.Array]:
+    """(accepted keys, quarantined keys) of an upstream file."""
+    accepted = validation.accepted_table.column(column)
+    accepted = accepted.combine_chunks() if accepted.num_chunks != 1 else accepted.chunk(0)
+    rejected = pa.array(validation.quarantine["source_id"].astype(str), pa.string())
+    return accepted.cast(pa.string()), rejected
 
 
-def _conflict_failures(conflict: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"index": conflict.index[conflict.to_numpy()], "code": "conflicting_duplicate"}
-    )
-
-
-def _out_of_range_failures(
-    dates: pd.Series, rules: IngestionRules, now: pd.Timestamp | None
-) -> pd.DataFrame:
+def _out_of_range(
+    failures: _Failures, dates: np.ndarray, rules: IngestionRules, now: pd.Timestamp | None
+) -> None:
     """Rows whose (parsed) date is before ``rules.earliest_date`` or after the run's date."""
     earliest = pd.Timestamp(rules.earliest_date)
     today = (pd.Timestamp.now() if now is None else pd.Timestamp(now)).normalize()
-    day = dates.dt.normalize()
-    early, late = day < earliest, day > today
-    bad = (early | late).to_numpy()
-    detail = np.where(
-        early[bad],
-        "date out of range: " + day[bad].dt.strftime("%Y-%m-%d") + f" is before {earliest:%Y-%m-%d}"
-        " (the earliest accepted date)",
-        "date out of range: " + day[bad].dt.strftime("%Y-%m-%d") + f" is after {today:%Y-%m-%d}"
-        " (the date of the run)",
-    )
-    return pd.DataFrame({"index": dates.index[bad], "code": "date_out_of_range", "detail": detail})
+    day = _day(dates)
+    early = day < earliest.to_datetime64()
+    late = day > today.to_datetime64()
 
-
-def _implausible_failures(checks: list[tuple[pd.Series, pd.Series, str]]) -> pd.DataFrame:
-    """Rows where ``value > bound`` for any (value, bound, what) in ``checks``; the detail names
-    the cell and the bound it broke."""
-    frames = []
-    for value, bound, what in checks:
-        with np.errstate(invalid="ignore"):
-            bad = (value > bound).fillna(False).to_numpy(bool)
-        if bad.any():
-            detail = (
-                f"implausible value: {what} "
-                + value[bad].map(lambda v: f"{v:,.6g}")
-                + " is above "
-                + bound[bad].map(lambda v: f"{v:,.6g}")
-            )
-            frames.append(
-                pd.DataFrame(
-                    {"index": value.index[bad], "code": "implausible_value", "detail": detail}
-                )
-            )
-    if not frames:
-        return pd.DataFrame(columns=["index", "code", "detail"])
-    # one row per defective row: the first bound it broke explains it
-    return pd.concat(frames).drop_duplicates("index")
-
-
-def _bound(index: pd.Index, value: float) -> pd.Series:
-    return pd.Series(float(value), index=index)
-
-
-def _collect(*frames: pd.DataFrame) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame(
-            {
-                "index": pd.Series(dtype="int64"),
-                "code": pd.Series(dtype=str),
-                "detail": pd.Series(dtype=object),
-            }
+    def detail(positions: np.ndarray) -> np.ndarray:
+        text = pd.Series(day[positions]).dt.strftime("%Y-%m-%d")
+        return np.where(
+            early[positions],
+            "date out of range: " + text + f" is before {earliest:%Y-%m-%d}"
+            " (the earliest accepted date)",
+            "date out of range: " + text + f" is after {today:%Y-%m-%d} (the date of the run)",
         )
-    out = pd.concat(frames, ignore_index=True)
-    if "detail" not in out.columns:
-        out["detail"] = None
-    return out.astype({"index": "int64", "code": str})
+
+    failures.add("date_out_of_range", early | late, detail)
 
 
-def _result(
-    spec, raw, kept, candidate, failures, duplicates
-) -> tuple[FileValidation, pd.DataFrame]:
-    accepted, quarantine, reasons = _assemble(spec, kept, candidate, failures)
+def _implausible(failures: _Failures, checks: list[tuple[np.ndarray, np.ndarray, str]]) -> None:
+    """Rows where ``value > bound`` for any (value, bound, what) in ``checks``; the detail names
+    the cell and the bound the row broke first."""
+    first = np.full(len(failures.rows), -1, dtype=np.int64)
+    for i, (value, bound, _) in enumerate(checks):
+        with np.errstate(invalid="ignore"):
+            above = value > bound
+        first = np.where((first < 0) & above, i, first)
+
+    def detail(positions: np.ndarray) -> np.ndarray:
+        texts = []
+        for position in positions:
+            value, bound, what = checks[first[position]]
+            texts.append(
+                f"implausible value: {what} {value[position]:,.6g} is above {bound[position]:,.6g}"
+            )
+        return np.array(texts, dtype=object)
+
+    failures.add("implausible_value", first >= 0, detail)
+
+
+def _day(timestamps: np.ndarray) -> np.ndarray:
+    """The calendar day (midnight) of each timestamp."""
+    return timestamps.astype("datetime64[D]").astype("datetime64[ns]")
+
+
+def _full(rows: _Rows, value: float) -> np.ndarray:
+    return np.full(len(rows), float(value))
+
+
+def _finish(
+    spec: FileSpec, raw: pa.Table, rows: _Rows, failures: _Failures
+) -> tuple[np.ndarray, FileValidation]:
+    accepted, quarantine, reasons = _split(spec, rows, failures)
     validation = FileValidation(
         source_file=spec.filename,
-        accepted=accepted,
+        accepted_table=pa.table({}),
         quarantine=quarantine,
-        rows_read=len(raw),
-        rows_accepted=len(accepted),
+        rows_read=raw.num_rows,
+        rows_accepted=int(accepted.sum()),
         rows_quarantined=len(quarantine),
-        duplicates_removed=duplicates,
+        duplicates_removed=rows.duplicates_removed,
         reason_counts=reasons,
     )
-    return validation, accepted
+    return accepted, validation
+
+
+def _arrow_column(values, accepted: np.ndarray) -> pa.Array:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values.filter(pa.array(accepted))
+    return pa.array(values[accepted], from_pandas=True)
+
+
+def _blank_is_null(values: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(pc.binary_length(values), 0), pa.scalar(None, pa.string()), values)
+
+
+def _checked(model, table: pa.Table) -> pa.Table:
+    """Accepted rows must pass the validated model entirely: a failure is a bug, so it raises."""
+    schemas.validate_arrow(model, table)
+    return table
 
 
 # ---------------------------------------------------------------------------------------
@@ -602,46 +686,63 @@ def _result(
 
 
 def validate_campaigns(
-    raw: pd.DataFrame, *, rules: IngestionRules = IngestionRules(), now=None
+    raw: pa.Table | pd.DataFrame, *, rules: IngestionRules = IngestionRules(), now=None
 ) -> FileValidation:
     """A campaign's created_at is metadata, not activity: it is not range-checked (``now`` is
     accepted for a signature shared with the other files)."""
     spec = FILE_SPECS["campaigns"]
-    kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
-    numbers, number_failures = _number_columns(kept, ["daily_budget"])
+    columns = ["id", "user_id", "project_name", "daily_budget", "platform", "name", "created_at"]
+    rows = _rows(raw, spec, columns)
+    failures = _Failures(rows)
+    numbers = _numbers(rows, failures, ["daily_budget"])
+    created_at = raw_parsing.parse_timestamps_text(rows.text["created_at"])
     candidate = pd.DataFrame(
         {
-            "campaign_id": _blank_to_none(kept["id"]),
-            "user_id": _blank_to_none(kept["user_id"]),
-            "project_name": _blank_to_none(kept["project_name"]),
+            "campaign_id": rows.string("id"),
+            "user_id": rows.string("user_id"),
+            "project_name": rows.string("project_name"),
             "daily_budget": numbers["daily_budget"],
-            "platform": kept["platform"].where(kept["platform"] != "", "Unknown"),
-            "campaign_name": _blank_to_none(kept["name"]),
-            "created_at": parse_timestamps(kept["created_at"]),
-        },
-        index=kept.index,
+            "created_at": created_at,
+        }
     )
+    failures.add_all(schemas.campaign_row_failures(candidate))
+    failures.add("conflicting_duplicate", rows.conflict)
     # created_at is optional: blank is fine, but text that is not a date is a defect
-    bad_created = (kept["created_at"] != "") & candidate["created_at"].isna()
-    failures = _collect(
-        _failure_rows(schemas.CampaignRowContract, candidate),
-        number_failures,
-        _conflict_failures(conflict),
-        pd.DataFrame({"index": kept.index[bad_created.to_numpy()], "code": "unparseable_date"}),
-        _implausible_failures(
-            [(numbers["daily_budget"], _bound(kept.index, rules.max_amount), "daily_budget")]
-        ),
+    failures.add("unparseable_date", ~rows.blank("created_at") & np.isnat(created_at))
+    _implausible(
+        failures, [(numbers["daily_budget"], _full(rows, rules.max_amount), "daily_budget")]
     )
-    validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
-    accepted = accepted.astype(
-        {"campaign_id": str, "user_id": str, "project_name": str, "platform": str}
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
+    platform = rows.text["platform"]
+    platform = pc.if_else(pc.equal(pc.binary_length(platform), 0), "Unknown", platform)
+    table = pa.table(
+        {
+            "campaign_id": _arrow_column(rows.text["id"], accepted),
+            "user_id": _arrow_column(rows.text["user_id"], accepted),
+            "project_name": _arrow_column(rows.text["project_name"], accepted),
+            "daily_budget": _arrow_column(numbers["daily_budget"], accepted),
+            "platform": _arrow_column(platform, accepted),
+            "campaign_name": _arrow_column(_blank_is_null(rows.text["name"]), accepted),
+            "created_at": _arrow_column(created_at, accepted),
+        }
     )
-    validation.accepted = schemas.ValidatedCampaigns.validate(accepted.reset_index(drop=True))
+    validation.accepted_table = _checked(schemas.ValidatedCampaigns, table)
     return validation
 
 
+def _campaign_budget(rows: _Rows, campaigns: FileValidation) -> np.ndarray:
+    """Each row's campaign's daily budget (NaN when the campaign is not accepted)."""
+    table = campaigns.accepted_table
+    if table.num_rows == 0:
+        return np.full(len(rows), np.nan)
+    ids = table.column("campaign_id").combine_chunks().cast(pa.string())
+    position = pc.index_in(rows.text["campaign_id"], value_set=ids)
+    budgets = table.column("daily_budget").combine_chunks().cast(pa.float64())
+    return pc.take(budgets, position).to_numpy(zero_copy_only=False)
+
+
 def validate_insights(
-    raw: pd.DataFrame,
+    raw: pa.Table | pd.DataFrame,
     campaigns: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
@@ -653,67 +754,87 @@ def validate_insights(
     (null), because adding the known parts would under-count and look like a real drop.
     """
     spec = FILE_SPECS["insights"]
-    kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
     count_columns = ["impressions", "clicks", "conversions"]
-    numbers, number_failures = _number_columns(kept, ["spend", *count_columns])
-    timestamps = parse_timestamps(kept["created_at"])
-    candidate = pd.DataFrame(
-        {
-            "campaign_id": _blank_to_none(kept["campaign_id"]),
-            "date": timestamps.dt.normalize(),
-            **numbers,
-        },
-        index=kept.index,
+    rows = _rows(raw, spec, ["id", "campaign_id", "created_at", "spend", *count_columns])
+    failures = _Failures(rows)
+    numbers = _numbers(rows, failures, ["spend", *count_columns])
+    timestamps = raw_parsing.parse_timestamps_text(rows.text["created_at"])
+    dates = _day(timestamps)
+    candidate = pd.DataFrame({"campaign_id": rows.string("campaign_id"), "date": dates, **numbers})
+    failures.add_all(schemas.insight_row_failures(candidate))
+    failures.add("conflicting_duplicate", rows.conflict)
+    known, rejected = _keys(campaigns, "campaign_id")
+    _membership(
+        failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
     )
-    budget = kept["campaign_id"].map(
-        campaigns.accepted.set_index("campaign_id")["daily_budget"]
-        if len(campaigns.accepted)
-        else pd.Series(dtype=float)
+    _out_of_range(failures, dates, rules, now)
+    budget = _campaign_budget(rows, campaigns)
+    budget_known = ~np.isnan(budget) & (budget > 0)
+    spend_cap = np.where(budget_known, rules.max_spend_budget_multiple * budget, rules.max_amount)
+    spend_cap = np.minimum(spend_cap, rules.max_amount)
+    spend = numbers["spend"]
+    _implausible(
+        failures,
+        [
+            (
+                np.where(budget_known, spend, np.nan),
+                spend_cap,
+                f"spend (more than {rules.max_spend_budget_multiple:g}x the daily budget)",
+            ),
+            (np.where(budget_known, np.nan, spend), spend_cap, "spend"),
+            *((numbers[c], _full(rows, rules.max_count), c) for c in count_columns),
+        ],
     )
-    budget_known = budget.notna() & (budget > 0)
-    spend_cap = (rules.max_spend_budget_multiple * budget).where(budget_known, rules.max_amount)
-    spend_cap = spend_cap.clip(upper=rules.max_amount).astype(float)
-    failures = _collect(
-        _failure_rows(schemas.InsightRowContract, candidate),
-        number_failures,
-        _conflict_failures(conflict),
-        _campaign_membership(kept, campaigns),
-        _out_of_range_failures(candidate["date"], rules, now),
-        _implausible_failures(
-            [
-                (
-                    numbers["spend"].where(budget_known),
-                    spend_cap,
-                    f"spend (more than {rules.max_spend_budget_multiple:g}x the daily budget)",
-                ),
-                (numbers["spend"].where(~budget_known), spend_cap, "spend"),
-                *((numbers[c], _bound(kept.index, rules.max_count), c) for c in count_columns),
-            ]
-        ),
-    )
-    validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
-    validation.accepted = schemas.ValidatedInsights.validate(sum_campaign_day_parts(accepted))
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
+    parts = candidate[accepted].reset_index(drop=True)
+    days = sum_campaign_day_parts(parts)
+    validation.accepted_table = _checked(schemas.ValidatedInsights, validated_arrow(days))
     return validation
 
 
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """(code of each value, the distinct values sorted); codes follow the sort order."""
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
+    encoded = encoded.combine_chunks() if isinstance(encoded, pa.ChunkedArray) else encoded
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, encoded.dictionary.take(pa.array(order))
+
+
 def sum_campaign_day_parts(parts: pd.DataFrame) -> pd.DataFrame:
-    """Sum ad-set parts per campaign and day; an unknown part makes the total unknown."""
+    """Sum ad-set parts per campaign and day; an unknown part makes the total unknown.
+
+    Grouped on integer codes of (campaign, day) whose order is the (campaign_id, date) order;
+    pandas adds each group's parts in file order, with compensated summation."""
     value_columns = ["spend", "impressions", "clicks", "conversions"]
-    keys = ["campaign_id", "date"]
-    parts = parts.astype({"campaign_id": str})
-    grouped = parts.groupby(keys, sort=True)
-    totals = grouped[value_columns].sum(min_count=1)
-    any_unknown = parts[value_columns].isna().groupby([parts[k] for k in keys]).any()
+    codes, campaign_ids = _sorted_codes(parts["campaign_id"])
+    day = parts["date"].to_numpy("datetime64[ns]").view(np.int64)
+    values = parts[value_columns].reset_index(drop=True)
+    keys = [pd.Series(codes, name="c"), pd.Series(day, name="d")]
+    grouped = values.groupby(keys, sort=True)
+    totals = grouped.sum(min_count=1)
+    any_unknown = values.isna().groupby(keys, sort=True).any()
     totals = totals.mask(any_unknown.reindex(totals.index))
-    totals["n_parts"] = grouped.size().astype("int64")
-    out = totals.reset_index()
-    return out[["campaign_id", "date", *value_columns, "n_parts"]].astype(
-        {c: "float64" for c in value_columns}
+    n_parts = grouped.size().astype("int64")
+    group_codes = totals.index.get_level_values("c").to_numpy()
+    group_days = totals.index.get_level_values("d").to_numpy()
+    out = pd.DataFrame(
+        {
+            "campaign_id": pd.Series(
+                pd.arrays.ArrowExtensionArray(campaign_ids.take(pa.array(group_codes)))
+            ),
+            "date": group_days.view("datetime64[ns]"),
+            **{c: totals[c].to_numpy("float64") for c in value_columns},
+            "n_parts": n_parts.to_numpy(),
+        }
     )
+    return out
 
 
 def validate_leads(
-    raw: pd.DataFrame,
+    raw: pa.Table | pd.DataFrame,
     campaigns: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
@@ -721,67 +842,85 @@ def validate_leads(
 ) -> FileValidation:
     """Personal data (name, email, phone) is dropped here and goes no further."""
     spec = FILE_SPECS["campaign_leads"]
-    kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
-    numbers, number_failures = _number_columns(kept, ["deal_value"])
+    rows = _rows(raw, spec, ["id", "campaign_id", "lead_status", "added_date", "deal_value"])
+    failures = _Failures(rows)
+    numbers = _numbers(rows, failures, ["deal_value"])
+    status = raw_parsing.upper_text(rows.text["lead_status"])
+    added = raw_parsing.parse_timestamps_text(rows.text["added_date"])
+    added = _day(added)
     candidate = pd.DataFrame(
         {
-            "lead_id": _blank_to_none(kept["id"]),
-            "campaign_id": _blank_to_none(kept["campaign_id"]),
-            "lead_status": _blank_to_none(kept["lead_status"].str.upper()),
-            "added_date": parse_timestamps(kept["added_date"]).dt.normalize(),
+            "lead_id": rows.string("id"),
+            "campaign_id": rows.string("campaign_id"),
+            "lead_status": pd.Series(pd.arrays.ArrowExtensionArray(status)),
+            "added_date": added,
             "deal_value": numbers["deal_value"],
-        },
-        index=kept.index,
+        }
     )
-    failures = _collect(
-        _failure_rows(schemas.LeadRowContract, candidate),
-        number_failures,
-        _conflict_failures(conflict),
-        _campaign_membership(kept, campaigns),
-        _out_of_range_failures(candidate["added_date"], rules, now),
-        _implausible_failures(
-            [(numbers["deal_value"], _bound(kept.index, rules.max_amount), "deal_value")]
-        ),
+    failures.add_all(schemas.lead_row_failures(candidate))
+    failures.add("conflicting_duplicate", rows.conflict)
+    known, rejected = _keys(campaigns, "campaign_id")
+    _membership(
+        failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
     )
-    validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
-    accepted = accepted.astype({"lead_id": str, "campaign_id": str, "lead_status": str})
-    validation.accepted = schemas.ValidatedLeads.validate(accepted.reset_index(drop=True))
+    _out_of_range(failures, added, rules, now)
+    _implausible(failures, [(numbers["deal_value"], _full(rows, rules.max_amount), "deal_value")])
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
+    table = pa.table(
+        {
+            "lead_id": _arrow_column(rows.text["id"], accepted),
+            "campaign_id": _arrow_column(rows.text["campaign_id"], accepted),
+            "lead_status": _arrow_column(status, accepted),
+            "added_date": _arrow_column(added, accepted),
+            "deal_value": _arrow_column(numbers["deal_value"], accepted),
+        }
+    )
+    validation.accepted_table = _checked(schemas.ValidatedLeads, table)
     return validation
 
 
 def validate_lead_status_changes(
-    raw: pd.DataFrame,
+    raw: pa.Table | pd.DataFrame,
     leads: FileValidation,
     *,
     rules: IngestionRules = IngestionRules(),
     now: pd.Timestamp | None = None,
 ) -> FileValidation:
     spec = FILE_SPECS["lead_status_changes"]
-    kept, conflict, duplicates = _split_duplicates(raw, spec.id_column)
-    changed_at = parse_timestamps(kept["created_at"])
+    rows = _rows(raw, spec, ["id", "lead_id", "old_status", "new_status", "created_at"])
+    failures = _Failures(rows)
+    changed_at = raw_parsing.parse_timestamps_text(rows.text["created_at"])
+    new_status = raw_parsing.upper_text(rows.text["new_status"])
     candidate = pd.DataFrame(
         {
-            "change_id": _blank_to_none(kept["id"]),
-            "lead_id": _blank_to_none(kept["lead_id"]),
-            "old_status": _blank_to_none(kept["old_status"].str.upper()),
-            "new_status": _blank_to_none(kept["new_status"].str.upper()),
+            "change_id": rows.string("id"),
+            "lead_id": rows.string("lead_id"),
+            "new_status": pd.Series(pd.arrays.ArrowExtensionArray(new_status)),
             "changed_at": changed_at,
-            "date": changed_at.dt.normalize(),
-        },
-        index=kept.index,
+        }
     )
-    known = set(leads.accepted["lead_id"])
-    rejected = set(leads.quarantine["source_id"])
-    failures = _collect(
-        _failure_rows(schemas.LeadStatusChangeRowContract, candidate),
-        _conflict_failures(conflict),
-        _membership_failures(kept["lead_id"], known, rejected, "unknown_lead", "rejected_lead"),
-        _out_of_range_failures(candidate["changed_at"], rules, now),
+    failures.add_all(schemas.lead_status_change_row_failures(candidate))
+    failures.add("conflicting_duplicate", rows.conflict)
+    known, rejected = _keys(leads, "lead_id")
+    _membership(failures, rows.text["lead_id"], known, rejected, "unknown_lead", "rejected_lead")
+    _out_of_range(failures, changed_at, rules, now)
+    accepted, validation = _finish(spec, rows.raw, rows, failures)
+    old_status = _blank_is_null(raw_parsing.upper_text(rows.text["old_status"]))
+    table = pa.table(
+        {
+            "change_id": _arrow_column(_blank_is_null(rows.text["id"]), accepted),
+            "lead_id": _arrow_column(rows.text["lead_id"], accepted),
+            "old_status": _arrow_column(old_status, accepted),
+            "new_status": _arrow_column(new_status, accepted),
+            "changed_at": _arrow_column(changed_at, accepted),
+            "date": _arrow_column(_day(changed_at), accepted),
+        }
     )
-    validation, accepted = _result(spec, raw, kept, candidate, failures, duplicates)
-    accepted = accepted.astype({"lead_id": str, "new_status": str})
-    accepted = accepted.sort_values(["lead_id", "changed_at"], kind="stable").reset_index(drop=True)
-    validation.accepted = schemas.ValidatedLeadStatusChanges.validate(accepted)
+    order = pc.sort_indices(
+        table, sort_keys=[("lead_id", "ascending"), ("changed_at", "ascending")]
+    )
+    table = table.take(order)
+    validation.accepted_table = _checked(schemas.ValidatedLeadStatusChanges, table)
     return validation
 
 
@@ -822,7 +961,7 @@ def ingest_raw_dir(
 ) -> IngestionResult:
     """Read and validate the four files of a raw folder (used by tests and benchmarks)."""
     raw_dir = Location(raw_dir)
-    raws = {key: read_raw_file(raw_dir / spec.filename, spec) for key, spec in FILE_SPECS.items()}
+    raws = {key: read_raw_table(raw_dir / spec.filename, spec) for key, spec in FILE_SPECS.items()}
     bounds = {"rules": rules, "now": now}
     campaigns = validate_campaigns(raws["campaigns"], **bounds)
     insights = validate_insights(raws["insights"], campaigns, **bounds)
@@ -841,4 +980,22 @@ def ingest_raw_dir(
         lead_status_changes=changes.accepted,
         quarantine=combine_quarantine([v.quarantine for v in files.values()]),
         files=files,
+    )
+
+
+def _empty_quarantine() -> pd.DataFrame:
+    return (
+        pd.DataFrame(
+            {
+                "source_file": pd.Series(dtype=str),
+                "row_key": pd.Series(dtype=str),
+                "source_id": pd.Series(dtype=str),
+                "line_number": pd.Series(dtype="int64"),
+                "reason_code": pd.Series(dtype=str),
+                "reason": pd.Series(dtype=str),
+                "raw_values": pd.Series(dtype=str),
+            }
+        )
+        .astype(object)
+        .astype({"line_number": "int64"})
     )

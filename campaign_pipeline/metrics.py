@@ -190,8 +190,16 @@ def _first_entry_into(changes: pd.DataFrame, statuses: set[str]) -> pd.Series:
     is the DONE_DEAL change, a better estimate than added_date. A null old_status on the first
     change means "no status before" (not in the set).
     """
-    at = pd.to_datetime(changes["changed_at"]).to_numpy()
     lead_codes, lead_ids = pd.factorize(changes["lead_id"])
+    first = _first_entry_by_code(changes, statuses, lead_codes)
+    return pd.Series(first.to_numpy(), index=lead_ids[first.index], name="first_entry")
+
+
+def _first_entry_by_code(
+    changes: pd.DataFrame, statuses: set[str], lead_codes: np.ndarray
+) -> pd.Series:
+    """`_first_entry_into` keyed by each lead's integer code (-1: null lead_id)."""
+    at = pd.to_datetime(changes["changed_at"]).to_numpy()
     order = np.lexsort((at, lead_codes))  # stable: by lead, then time, ties in file order
     lead_sorted, at_sorted = lead_codes[order], at[order]
     new_in = _status_in(changes["new_status"], statuses)[order]
@@ -203,9 +211,7 @@ def _first_entry_into(changes: pd.DataFrame, statuses: set[str]) -> pd.Series:
     is_entry = new_in & (~old_in | previous_says_outside) & (lead_sorted >= 0)  # -1: null lead_id
 
     first = pd.Series(at_sorted[is_entry]).groupby(lead_sorted[is_entry]).min()
-    return pd.Series(
-        first.dt.normalize().to_numpy(), index=lead_ids[first.index], name="first_entry"
-    )
+    return first.dt.normalize()
 
 
 def lead_events(
@@ -240,10 +246,18 @@ def lead_events(
         converted_statuses = (converted_statuses,)
     converted = set(_normalize_status(pd.Series(list(converted_statuses), dtype="string")).dropna())
     is_converted = _status_in(leads["lead_status"], converted)
-    first_entry = _first_entry_into(lead_status_changes, converted)
+    # one code per lead id across both tables (a change's code is its lead's)
+    codes, _ = pd.factorize(
+        pd.concat([lead_status_changes["lead_id"], leads["lead_id"]], ignore_index=True)
+    )
+    change_codes, lead_codes = codes[: len(lead_status_changes)], codes[len(lead_status_changes) :]
+    first_entry = _first_entry_by_code(lead_status_changes, converted, change_codes)
+    size = int(codes.max()) + 2 if len(codes) else 1
+    entry_by_code = np.full(size, np.datetime64("NaT"), dtype="datetime64[ns]")
+    entry_by_code[first_entry.index.to_numpy()] = first_entry.to_numpy()  # last slot: code -1
 
     added = pd.to_datetime(leads["added_date"]).dt.normalize()
-    entry_day = pd.to_datetime(leads["lead_id"].map(first_entry))
+    entry_day = pd.Series(entry_by_code[lead_codes], index=leads.index)
     has_entry = entry_day.notna().to_numpy()
     converted_day = entry_day.where(~has_entry | (entry_day >= added), added)  # clamp to added_date
     converted_day = converted_day.where(has_entry, added).where(is_converted)
@@ -280,13 +294,35 @@ def _campaign_metadata(campaigns: pd.DataFrame, columns: Iterable[str]) -> pd.Da
     return meta.drop_duplicates("campaign_id")
 
 
-def _count_by_day(events: pd.DataFrame, date_column: str, mask, name: str, window) -> pd.Series:
-    picked = events[mask & _in_window(events[date_column], *window)]
-    return (
-        picked.groupby([picked["campaign_id"], picked[date_column].rename("date")])
-        .size()
-        .rename(name)
-    )
+def _sorted_codes(*columns: pd.Series) -> tuple[list[np.ndarray], np.ndarray]:
+    """Integer codes of the values of several columns in one code space, numbered in sorted
+    order of the values (object array of them returned too). A categorical column is coded
+    from its categories, without touching its rows' strings; null gets -1."""
+    parts = []
+    for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            parts.append((column.cat.codes.to_numpy(), column.cat.categories.to_numpy(object)))
+        else:
+            codes, values = pd.factorize(column.to_numpy(dtype=object))
+            parts.append((codes, np.asarray(values, dtype=object)))
+    uniques = pd.unique(np.concatenate([values for _, values in parts]))
+    uniques = np.asarray(sorted(uniques), dtype=object)
+    out = []
+    for codes, values in parts:
+        recode = np.append(pd.Index(uniques).get_indexer(values), -1)  # code -1 stays -1
+        out.append(recode[codes].astype(np.int64))
+    return out, uniques
+
+
+def _unique_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted (a sort and a comparison of neighbours)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def _day_numbers(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 (int64; NaT gives the minimum int64, outside any window)."""
+    return pd.to_datetime(dates).to_numpy("datetime64[D]").astype(np.int64)
 
 
 def daily_campaign_metrics(
@@ -303,49 +339,84 @@ def daily_campaign_metrics(
     a delivery day without leads has leads 0, so cpl is NaN (undefined), not 0.
     ``start``/``end`` (inclusive days, None = open) restrict the rows; every row depends only
     on its own day, so a restricted run equals the same rows of an unrestricted one.
+
+    The join runs on integer keys (campaign code x day) rather than on string indexes: every
+    campaign-day is a number, each part is placed by a sorted search, and revenue is summed
+    by one group-by over those numbers, in the events' order.
     """
     window = (_as_day(start), _as_day(end))
     ins = insights[_in_window(pd.to_datetime(insights["date"]), *window)]
-    delivery = ins.assign(date=pd.to_datetime(ins["date"]).dt.normalize()).set_index(
-        ["campaign_id", "date"]
-    )
-    delivery = delivery[list(DELIVERY_COLUMNS)].astype("float64").assign(has_delivery=True)
-
     ev = leads_events
-    true = pd.Series(True, index=ev.index)
-    parts = [
-        delivery,
-        _count_by_day(ev, "added_date", true, "leads", window),
-        _count_by_day(
-            ev, "converted_date", ev["is_converted"].astype(bool), "converted_leads", window
-        ),
-        _count_by_day(ev, "revenue_date", ev["is_won"].astype(bool), "won_leads", window),
-    ]
-    won = ev[ev["is_won"].astype(bool) & _in_window(ev["revenue_date"], *window)]
-    parts.append(
-        won.groupby([won["campaign_id"], won["revenue_date"].rename("date")])["revenue"]
-        .sum()
-        .rename("revenue")
-    )
+    added = ev["added_date"].notna() & _in_window(ev["added_date"], *window)
+    converted = ev["is_converted"].astype(bool) & ev["converted_date"].notna()
+    converted &= _in_window(ev["converted_date"], *window)
+    won = ev["is_won"].astype(bool) & ev["revenue_date"].notna()
+    won &= _in_window(ev["revenue_date"], *window)
 
-    daily = pd.concat(parts, axis=1, join="outer").reset_index()
-    daily = daily.rename(columns={"level_0": "campaign_id", "level_1": "date"})
-    daily["has_delivery"] = daily["has_delivery"].astype("boolean").fillna(False).astype(bool)
-    for column in LEAD_COUNT_COLUMNS:
-        daily[column] = daily[column].fillna(0).astype("int64")
-    daily["revenue"] = daily["revenue"].fillna(0.0).astype("float64")
+    # campaign codes in sorted order of the ids, so that sorted keys are sorted rows
+    (ins_code, ev_code), uniques = _sorted_codes(ins["campaign_id"], ev["campaign_id"])
+    days = {
+        "delivery": _day_numbers(ins["date"]),
+        "leads": _day_numbers(ev["added_date"]),
+        "converted_leads": _day_numbers(ev["converted_date"]),
+        "won_leads": _day_numbers(ev["revenue_date"]),
+    }
+    known_campaign = ev_code >= 0  # an event without a campaign is in no group (as group-by)
+    masks = {
+        "leads": added.to_numpy() & known_campaign,
+        "converted_leads": converted.to_numpy() & known_campaign,
+        "won_leads": won.to_numpy() & known_campaign,
+    }
+    known = [days["delivery"]] + [days[name][masks[name]] for name in masks]
+    first = min((d.min() for d in known if len(d)), default=0)
+    span = max((d.max() for d in known if len(d)), default=0) - first + 1
+
+    def keys(code: np.ndarray, day: np.ndarray) -> np.ndarray:
+        return code.astype(np.int64) * span + (day - first)
+
+    part_keys = {"delivery": keys(ins_code, days["delivery"])}
+    for name, mask in masks.items():
+        part_keys[name] = keys(ev_code[mask], days[name][mask])
+    all_keys = _unique_sorted(np.concatenate(list(part_keys.values())))
+    n = len(all_keys)
+    row_code = all_keys // span
+
+    columns: dict[str, np.ndarray] = {
+        "campaign_id": uniques[row_code],
+        "date": (first + all_keys % span).astype("datetime64[D]").astype("datetime64[ns]"),
+    }
+    at = np.searchsorted(all_keys, part_keys["delivery"])
+    has_delivery = np.zeros(n, bool)
+    has_delivery[at] = True
     for column in DELIVERY_COLUMNS:
-        daily[column] = daily[column].astype("float64")
-    daily["campaign_id"] = daily["campaign_id"].astype(object)
-    daily["date"] = pd.to_datetime(daily["date"])
-
-    for rate in RATES:
-        daily[rate.name] = safe_ratio(daily[rate.numerator], daily[rate.denominator], rate.scale)
-
-    daily = daily.merge(
-        _campaign_metadata(campaigns, CAMPAIGN_METADATA), on="campaign_id", how="left"
+        values = np.full(n, np.nan)
+        values[at] = ins[column].to_numpy(dtype="float64")
+        columns[column] = values
+    for name in LEAD_COUNT_COLUMNS:
+        columns[name] = np.bincount(np.searchsorted(all_keys, part_keys[name]), minlength=n).astype(
+            np.int64
+        )
+    revenue = (
+        pd.Series(ev["revenue"].to_numpy(dtype="float64")[masks["won_leads"]])
+        .groupby(part_keys["won_leads"])
+        .sum()
     )
-    return daily[DAILY_COLUMNS].sort_values(["campaign_id", "date"], ignore_index=True)
+    columns["revenue"] = np.zeros(n)
+    columns["revenue"][np.searchsorted(all_keys, revenue.index.to_numpy())] = revenue.to_numpy()
+    columns["has_delivery"] = has_delivery
+    for rate in RATES:  # safe_ratio's arithmetic on the arrays
+        numerator = columns[rate.numerator].astype("float64")
+        denominator = columns[rate.denominator].astype("float64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns[rate.name] = (
+                rate.scale * numerator / np.where(denominator > 0, denominator, np.nan)
+            )
+    meta = _campaign_metadata(campaigns, CAMPAIGN_METADATA).set_index("campaign_id")
+    at = meta.index.get_indexer(pd.Index(uniques))
+    for column in CAMPAIGN_METADATA:
+        values = np.append(meta[column].to_numpy(dtype=object), np.nan)  # -1: no metadata
+        columns[column] = values[at][row_code]
+    return pd.DataFrame({column: columns[column] for column in DAILY_COLUMNS})
 
 
 # ---------------------------------------------------------------------------------------
@@ -663,7 +734,15 @@ def campaign_period_summary(
     """
     window = (_as_day(start), _as_day(end))
     in_window = daily[_in_window(pd.to_datetime(daily["date"]), *window)]
-    summary = _aggregate_days(in_window, ["campaign_id"])
+    return _period_summary(in_window, campaigns)
+
+
+def _period_summary(
+    in_window: pd.DataFrame, campaigns: pd.DataFrame, by: list[str] | None = None
+) -> pd.DataFrame:
+    """The summary of the days given, per campaign (and per ``by`` first)."""
+    by = by or []
+    summary = _aggregate_days(in_window, [*by, "campaign_id"])
     summary = summary.rename(
         columns={
             "spend": "total_spend",
@@ -680,4 +759,63 @@ def campaign_period_summary(
     summary = summary.merge(
         _campaign_metadata(campaigns, SUMMARY_METADATA), on="campaign_id", how="left"
     )
-    return summary[SUMMARY_COLUMNS].sort_values("campaign_id", ignore_index=True)
+    return summary[[*by, *SUMMARY_COLUMNS]].sort_values([*by, "campaign_id"], ignore_index=True)
+
+
+# Daily rows summarized at once by `trailing_period_summaries` (each counted once per window
+# holding it): bounds the memory of a year of weeks to a few hundred MB.
+SUMMARY_CHUNK_ROWS = 2_000_000
+_SUMMARY_INPUTS: tuple[str, ...] = ("campaign_id", "date", "has_delivery", *SUM_COLUMNS)
+
+
+def trailing_period_summaries(
+    daily: pd.DataFrame,
+    campaigns: pd.DataFrame,
+    week_starts: Iterable,
+    window_days: int,
+    chunk_rows: int = SUMMARY_CHUNK_ROWS,
+) -> pd.DataFrame:
+    """``campaign_period_summary`` of many weeks' trailing windows at once, with ``week_start``.
+
+    Week w's window is the ``window_days`` days ending on its Sunday. Every daily row is
+    repeated once per window that holds it, in the order of ``daily``, and one group-by over
+    (week, campaign) sums them: each (week, campaign) adds exactly the rows, in exactly the
+    order, of a ``campaign_period_summary(daily, campaigns, start, end)`` call for that week,
+    so the numbers are that call's (not merely close: the same sums of the same floats).
+    Rows are ordered by week, then campaign. ``chunk_rows`` bounds the repeated rows summed at
+    once (the result does not depend on it).
+    """
+    weeks = pd.DatetimeIndex(sorted({pd.Timestamp(w).normalize() for w in week_starts}))
+    if not len(weeks) or not len(daily):
+        empty = campaign_period_summary(daily.iloc[0:0], campaigns)
+        return empty.assign(week_start=pd.Series(dtype="datetime64[ns]"))
+    frame = daily[[c for c in _SUMMARY_INPUTS if c in daily.columns]]
+    day = pd.to_datetime(frame["date"]).to_numpy("datetime64[D]")
+    ends = weeks.to_numpy("datetime64[D]") + np.timedelta64(6, "D")
+    starts = ends - np.timedelta64(window_days - 1, "D")
+    ordered = np.sort(day)
+    in_window = np.searchsorted(ordered, ends, "right") - np.searchsorted(ordered, starts)
+    per_week = int(np.ceil(window_days / 7)) + 1  # the most windows one day can fall in
+    offsets = (np.arange(per_week) * 7).astype("timedelta64[D]")
+    parts, first = [], 0
+    while first < len(weeks):
+        # consecutive weeks whose windows hold about `chunk_rows` rows in all
+        last = first + max(1, int(np.searchsorted(np.cumsum(in_window[first:]), chunk_rows)))
+        chunk = weeks[first:last].to_numpy("datetime64[D]")
+        inside = (day >= starts[first]) & (day <= ends[last - 1])
+        days = day[inside]
+        # the weeks whose window holds each day: its week and the next few
+        candidate = (days - ((days.astype("int64") - 4) % 7))[:, None] + offsets[None, :]
+        sunday = candidate + np.timedelta64(6, "D")
+        holds = (sunday >= days[:, None]) & (sunday - (window_days - 1) <= days[:, None])
+        holds &= np.isin(candidate, chunk)
+        row, which = np.nonzero(holds)
+        repeated = frame[inside].iloc[row]
+        repeated = repeated.assign(
+            week_start=pd.DatetimeIndex(candidate[row, which].astype("datetime64[ns]"))
+        )
+        # a (week, campaign) group holds its days in the order of `daily`, as a call per week
+        parts.append(_period_summary(repeated, campaigns, ["week_start"]))
+        first = last
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["week_start", "campaign_id"], ignore_index=True)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from campaign_pipeline import ingestion
 from campaign_pipeline.ingestion import (
     IngestionRules,
     RawFileError,
@@ -391,3 +392,17 @@ def test_arbitrary_dates_and_numbers_keep_accounting_finite_sums_and_bounded_wee
         assert weeks.to_period("W-SUN").nunique() <= (
             (_RUN_TIME - pd.Timestamp(rules.earliest_date)).days // 7 + 2
         )
+
+
+def test_a_pandas_text_frame_validates_like_the_same_file(tmp_path):
+    """Sources other than files (Salesforce) hand the validators pandas text frames."""
+    path = tmp_path / "campaigns.csv"
+    path.write_text("id,user_id,project_name,daily_budget\nC1,u,p,10\nC2,u,,x\n")
+    spec = ingestion.FILE_SPECS["campaigns"]
+    frame = ingestion.read_raw_file(path, spec)
+    from_frame = ingestion.validate_campaigns(frame)
+    from_table = ingestion.validate_campaigns(ingestion.read_raw_table(path, spec))
+    pd.testing.assert_frame_equal(from_frame.quarantine, from_table.quarantine)
+    assert from_frame.accepted_table.equals(from_table.accepted_table)
+    with pytest.raises(ValueError, match="_line"):
+        ingestion.text_table(frame.assign(_line=[5, 9]))

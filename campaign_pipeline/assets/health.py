@@ -75,6 +75,29 @@ def _buckets_for_week(
     )
 
 
+def _buckets_by_week(
+    daily: pd.DataFrame, campaigns: pd.DataFrame, weeks: list[str], config: HealthConfig
+) -> pd.DataFrame:
+    """The buckets of every week in ``weeks``, each over its own window: the trailing windows
+    summed and judged for all weeks at once (the numbers of a call per week, see
+    `metrics.trailing_period_summaries`), a lifetime window week by week."""
+    if config.window == "lifetime":
+        parts = [
+            _buckets_for_week(daily[daily["date"] <= week_bounds(w)[1]], campaigns, w, config)
+            for w in weeks
+        ]
+        return pd.concat(parts, ignore_index=True)
+    summaries = metrics.trailing_period_summaries(daily, campaigns, weeks, config.window_days)
+    judged = health.assign_health(summaries, config.to_rules(), by="week_start")
+    week_start = judged.pop("week_start")
+    week_end = week_start + pd.Timedelta(days=6)
+    return judged.assign(
+        week_start=week_start,
+        window_start=week_end - pd.Timedelta(days=config.window_days - 1),
+        window_end=week_end,
+    )
+
+
 @dg.asset(
     group_name="health",
     partitions_def=weekly_partitions,
@@ -111,26 +134,26 @@ def campaign_health(
         else weeks.history_start(history_weeks(config.window_days))
     )
     daily = read_weeks(storage, "daily_campaign_metrics", first, weeks.last)
+    # each week and, for its transitions, the week before it (judged on the same stored days)
+    before = shift_week(weeks.first, -1)
+    every = _buckets_by_week(daily, campaigns, [before, *weeks.keys], config)
+    in_run = every["week_start"] >= pd.Timestamp(weeks.first)
+    transitions = health.weekly_transitions(every[in_run], every)
+    current = every[in_run].merge(
+        transitions[["week_start", "campaign_id", "from_bucket", "changed"]].rename(
+            columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}
+        ),
+        on=["week_start", "campaign_id"],
+        how="left",
+    )
+    judged = CampaignHealth.validate(current.reset_index(drop=True))
     tables, newly, summaries = [], {}, []
-    for week in weeks.keys:
-        week_daily = daily[daily["date"] <= week_bounds(week)[1]] if len(daily) else daily
-        prev_daily = (
-            daily[daily["date"] <= week_bounds(shift_week(week, -1))[1]] if len(daily) else daily
-        )
-        current = _buckets_for_week(week_daily, campaigns, week, config)
-        previous = _buckets_for_week(prev_daily, campaigns, shift_week(week, -1), config)
-        transitions = health.health_transitions(current, previous)
-        current = current.merge(
-            transitions[["campaign_id", "from_bucket", "changed"]].rename(
-                columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}
-            ),
-            on="campaign_id",
-            how="left",
-        )
-        tables.append(CampaignHealth.validate(current))
-        summaries.append(health.action_summary(current).assign(week_start=pd.Timestamp(week)))
-        newly[week] = health.newly_bad_or_hero(transitions)["campaign_id"].astype(str).tolist()
-    judged = pd.concat(tables, ignore_index=True)
+    for week in weeks.keys:  # the action summary and the news of each week (a few rows each)
+        table = judged[judged["week_start"] == pd.Timestamp(week)]
+        tables.append(table)
+        summaries.append(health.action_summary(table).assign(week_start=pd.Timestamp(week)))
+        moved = transitions[transitions["week_start"] == pd.Timestamp(week)]
+        newly[week] = health.newly_bad_or_hero(moved)["campaign_id"].astype(str).tolist()
     action_summaries = pd.concat(summaries, ignore_index=True)
     counts = write_run_weeks(storage, "campaign_health", judged, weeks, "week_start")
     write_run_weeks(storage, "health_action_summary", action_summaries, weeks, "week_start")

@@ -19,7 +19,12 @@ from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.salesforce.client import SalesforceError
-from campaign_pipeline.schemas import VALIDATED_MODELS, Quarantine
+from campaign_pipeline.schemas import (
+    VALIDATED_MODELS,
+    Quarantine,
+    arrow_frame,
+    arrow_text_schema,
+)
 
 GROUP = "ingestion"
 
@@ -37,20 +42,24 @@ def _read_export_file(
     context: dg.AssetExecutionContext, storage: PipelineStorage, spec: FileSpec
 ) -> dg.MaterializeResult:
     path = storage.raw_path(spec.filename)
+    name = f"raw_{spec.key}"
     try:
-        frame = ingestion.read_raw_file(path, spec)
+        rows = storage.write_snapshot(
+            name, lambda tmp: ingestion.write_raw_snapshot(path, spec, tmp)
+        )
     except RawFileError as error:
         raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
-    storage.write_staging(f"raw_{spec.key}", frame)
-    context.log.info(f"read {len(frame):,} rows from {path}")
+    columns = storage.read_snapshot(name).column_names
+    columns += [c for c in spec.optional if c not in columns]
+    context.log.info(f"read {rows:,} rows from {path}")
     return dg.MaterializeResult(
         metadata={
             "source": "csv",
             "path": dg.MetadataValue.path(str(path)),
-            "rows_read": len(frame),
+            "rows_read": rows,
             "size_bytes": path.stat().size,
             "sha256": path.sha256(),
-            "columns": ", ".join(c for c in frame.columns if c != ingestion.LINE_COLUMN),
+            "columns": ", ".join(columns),
         }
     )
 
@@ -61,8 +70,8 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"csv"},
         description=(
-            f"`{spec.filename}` as exported, read as text (nothing coerced yet) so validation "
-            "can explain every cell it rejects."
+            f"`{spec.filename}` as exported, read once as text (nothing coerced yet) into an Arrow "
+            "snapshot, so validation can explain every cell it rejects."
         ),
     )
     def raw_file(
@@ -170,18 +179,21 @@ def _validated_asset(
         storage: PipelineStorage,
         ingestion_rules: IngestionRulesResource,
     ) -> dg.MaterializeResult:
-        raw = storage.read_staging(f"raw_{key}")
-        raw = raw.astype({c: str for c in raw.columns if c != ingestion.LINE_COLUMN})
-        context_validations = [_reload_validation(storage, dep) for dep in _UPSTREAM_KEYS[key]]
+        raw = storage.read_snapshot(f"raw_{key}")
+        upstream = [_reload_validation(storage, dep) for dep in _UPSTREAM_KEYS[key]]
         validation = validate(
-            raw, *context_validations, rules=ingestion_rules.to_rules(), now=pd.Timestamp.now()
+            raw, *upstream, rules=ingestion_rules.to_rules(), now=pd.Timestamp.now()
         )
-        storage.write_staging(name, validation.accepted)
+        storage.write_staging(name, validation.accepted_table)
         storage.write_staging(f"quarantine_{key}", validation.quarantine)
         storage.write_staging_json(
             f"accounting_{key}", validation.accounting | {"reasons": validation.reason_counts}
         )
-        stored = storage.read_staging(name)
+        # what was stored, read back as Arrow: the checks recount and re-validate it without
+        # turning its text into Python objects; the preview needs only the first rows
+        stored_table = storage.read_staging_table(name)
+        stored = arrow_frame(stored_table)
+        first_rows = stored_table.slice(0, 10).to_pandas()
         accounting = validation.accounting
         context.log.info(
             f"{spec.filename}: {accounting['rows_read']:,} read, {accounting['rows_accepted']:,} "
@@ -191,21 +203,21 @@ def _validated_asset(
         )
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": len(stored),
+                "dagster/row_count": stored_table.num_rows,
                 "rows_read": accounting["rows_read"],
                 "rows_accepted": accounting["rows_accepted"],
                 "rows_quarantined": accounting["rows_quarantined"],
                 "duplicates_removed": accounting["duplicates_removed"],
                 "quarantine_reasons": dg.MetadataValue.json(validation.reason_counts),
                 "path": dg.MetadataValue.path(str(storage.staging_path(name))),
-                "preview": dg.MetadataValue.md(markdown_preview(stored)),
-                "dagster/column_schema": table_schema(stored),
+                "preview": dg.MetadataValue.md(markdown_preview(first_rows)),
+                "dagster/column_schema": table_schema(first_rows),
             },
             check_results=[
                 _accounting_check(
-                    validation, stored, storage.read_staging(f"quarantine_{key}"), len(raw)
+                    validation, stored, storage.read_staging(f"quarantine_{key}"), raw.num_rows
                 ),
-                schema_check(model, stored),
+                schema_check(arrow_text_schema(model), stored),
             ],
         )
 
@@ -221,16 +233,23 @@ _UPSTREAM_KEYS = {
 }
 
 
+# The columns of an upstream validated table that a validator reads.
+_UPSTREAM_COLUMNS = {
+    "campaigns": ["campaign_id", "daily_budget"],
+    "campaign_leads": ["lead_id"],
+}
+
+
 def _reload_validation(storage: PipelineStorage, key: str) -> FileValidation:
     """An upstream file's accepted keys and quarantined keys, as stored by its asset."""
-    accepted = storage.read_staging(VALIDATED_NAMES[key])
+    accepted = storage.read_staging_table(VALIDATED_NAMES[key], columns=_UPSTREAM_COLUMNS[key])
     quarantine = storage.read_staging(f"quarantine_{key}")
     return FileValidation(
         source_file=FILE_SPECS[key].filename,
-        accepted=accepted,
+        accepted_table=accepted,
         quarantine=quarantine,
         rows_read=0,
-        rows_accepted=len(accepted),
+        rows_accepted=accepted.num_rows,
         rows_quarantined=len(quarantine),
         duplicates_removed=0,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from campaign_pipeline import ingestion
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.salesforce.client import SalesforceError
@@ -31,7 +32,9 @@ def materialize_from_salesforce(
         pull = _PULLS[key](client, salesforce.mapping())
     except SalesforceError as error:
         raise dg.Failure(description=str(error)) from None
-    storage.write_staging(f"raw_{key}", pull.frame)
+    storage.write_snapshot(
+        f"raw_{key}", lambda tmp: ingestion.write_text_frame_snapshot(pull.frame, tmp)
+    )
     stats = client.stats
     context.log.info(
         f"pulled {len(pull.frame):,} rows from Salesforce in {stats.pages} pages "

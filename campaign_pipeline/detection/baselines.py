@@ -194,7 +194,7 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     return shrunk_phase_factor(days)
 
 
-def shrunk_phase_factor(cycles: np.ndarray) -> np.ndarray:
+def shrunk_phase_factor(cycles: np.ndarray, phase_medians=None) -> np.ndarray:
     """Multiplicative factor of the last phase of `cycles` (n, T, n_cycles, period), shrunk by
     James-Stein.
 
@@ -203,13 +203,16 @@ def shrunk_phase_factor(cycles: np.ndarray) -> np.ndarray:
     towards 0 by how clearly the phase pattern stands out of the wander within phases
     (positive-part James-Stein): weight = 1 - (the variance of a phase median implied by the
     spread within phases) / (the spread of the phase medians). 1 where nothing is known; kept
-    within 0.2-5x (beyond 5x is a broken series, not a cycle).
+    within 0.2-5x (beyond 5x is a broken series, not a cycle). `phase_medians`: each phase's
+    median and known count, when the caller has them (`_same_phase_medians`).
     """
     n, t, n_cycles, period = cycles.shape
     overall = nan_median(cycles.reshape(n, t, n_cycles * period))
     group = np.moveaxis(cycles, 2, 3)  # (n, t, period, n_cycles)
-    group_med = nan_median(group)  # (n, t, period)
-    k = nan_count(group)
+    if phase_medians is None:
+        group_med, k = nan_median(group), nan_count(group)  # (n, t, period)
+    else:
+        group_med, k = phase_medians
     with np.errstate(invalid="ignore", divide="ignore"):
         dev = group - group_med[..., None]
         within = np.nansum(dev**2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
@@ -233,7 +236,25 @@ def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.log(np.where(values > 0, values, np.nan))
     cycles = lagged_windows(logs, 1, period * n_cycles).reshape(n, t, n_cycles, period)
-    return shrunk_phase_factor(cycles)
+    return shrunk_phase_factor(cycles, _same_phase_medians(logs, period, n_cycles))
+
+
+def _same_phase_medians(logs: np.ndarray, period: int, n_cycles: int):
+    """The median and the known count of each phase's values in `shrunk_phase_factor`'s cycles.
+
+    The phase r values at step t, (t - r - 1, t - r - 1 - period, ...), are the same as the
+    phase 0 values at step t - r, so each step's median over its `n_cycles` same-phase
+    values is computed once and read back `period` times (the same numbers as medians of
+    every cycle group, at a `period`-th of the sorting).
+    """
+    same_phase = np.concatenate(
+        [logs[..., None], lagged_windows(logs, period, n_cycles - 1)], axis=-1
+    )  # [i, tau, j] = logs[i, tau - j * period]
+    median, known = nan_median(same_phase), nan_count(same_phase).astype(float)
+    return (
+        lagged_windows(median, 1, period),  # [i, t, r] = the median at step t - r - 1
+        np.nan_to_num(lagged_windows(known, 1, period)).astype(np.int64),
+    )
 
 
 def _same_phase_sums(a: np.ndarray, period: int, n_cycles: int) -> np.ndarray:

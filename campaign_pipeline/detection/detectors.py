@@ -9,6 +9,7 @@ detector here only reports evidence.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special, stats
 
@@ -142,7 +143,11 @@ _TAIL_SHARE = 2.0 * stats.t.sf(TAIL_Z * _TAIL_SIGMA, _TAIL_DF)
 
 
 def tail_calibrated_pvalues(
-    z: np.ndarray, judged: np.ndarray, prior_points: float, prior_df: float = np.inf
+    z: np.ndarray,
+    judged: np.ndarray,
+    prior_points: float,
+    prior_df: float = np.inf,
+    scope: slice = slice(None),
 ) -> np.ndarray:
     """Two-sided p-values of robust z under the tails each series has shown so far.
 
@@ -152,6 +157,7 @@ def tail_calibrated_pvalues(
     that t. The share counts the series' earlier judged points only (causal), with
     `prior_points` pseudo-points at the normal share, so a short or calm history keeps
     normal tails. Used as a lower bound on a point's p-value (never makes it smaller).
+    Returns the p-values of the steps in ``scope`` (the tails are learned from every step).
     """
     known = judged & ~np.isnan(z)
     beyond = known & (np.abs(np.nan_to_num(z)) > TAIL_Z)
@@ -164,9 +170,10 @@ def tail_calibrated_pvalues(
     )
     share = (e_past + prior_points * prior_share) / (n_past + prior_points)
     # the share falls as df grows: interpolate on the reversed (increasing) grid
+    share = share[:, scope]
     df = np.interp(share, _TAIL_SHARE[::-1], _TAIL_DF[::-1])
     sigma = np.interp(share, _TAIL_SHARE[::-1], _TAIL_SIGMA[::-1])
-    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)) * sigma, df)
+    return 2.0 * stats.t.sf(np.abs(np.nan_to_num(z[:, scope])) * sigma, df)
 
 
 def scale_df(cnt: np.ndarray, s: DetectionSettings) -> np.ndarray:
@@ -308,16 +315,39 @@ def rate_day_noise(
 MAX_NOISE_DF = 200.0
 
 
-def trigamma_inverse(x: np.ndarray) -> np.ndarray:
-    """y with trigamma(y) = x (x > 0), by Newton's method from 0.5 + 1/x as in limma."""
+def trigamma_inverse(x: np.ndarray, segments: np.ndarray | None = None) -> np.ndarray:
+    """y with trigamma(y) = x (x > 0), by Newton's method from 0.5 + 1/x as in limma.
+
+    The iterations stop when every element has converged. With ``segments`` (a label per
+    element) each segment stops on its own, after exactly the steps it would take alone: the
+    panels of several independent calls stacked into one (`ensemble.detect_by_week`) then get
+    the values each call would have got.
+    """
     x = np.asarray(x, float)
     y = 0.5 + 1.0 / x
-    for _ in range(50):  # converges in a handful of steps; the cap only guards against NaN input
-        tri = special.polygamma(1, y)
-        dif = tri * (1.0 - tri / x) / special.polygamma(2, y)
-        y = y + dif
-        if np.nanmax(-dif / y, initial=0.0) < 1e-8:
+    if segments is None:
+        for _ in range(50):  # converges in a handful of steps; the cap guards against NaN input
+            tri = special.polygamma(1, y)
+            dif = tri * (1.0 - tri / x) / special.polygamma(2, y)
+            y = y + dif
+            if np.nanmax(-dif / y, initial=0.0) < 1e-8:
+                break
+        return y
+    codes, labels = pd.factorize(np.asarray(segments).ravel())
+    codes = codes.reshape(x.shape)
+    active = np.ones(len(labels), bool)
+    for _ in range(50):
+        rows = active[codes]
+        if not rows.any():
             break
+        ya, xa = y[rows], x[rows]
+        tri = special.polygamma(1, ya)
+        dif = tri * (1.0 - tri / xa) / special.polygamma(2, ya)
+        ya = ya + dif
+        y[rows] = ya
+        worst = np.zeros(len(labels))
+        np.fmax.at(worst, codes[rows], -dif / ya)
+        active &= ~(worst < 1e-8)
     return y
 
 
@@ -359,6 +389,8 @@ def moderate_day_noise(
     valid: np.ndarray,
     groups: np.ndarray,
     s: DetectionSettings,
+    segments: np.ndarray | None = None,
+    information=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Empirical Bayes day noise of a rate: each series' estimate pulled toward its group's.
 
@@ -368,14 +400,17 @@ def moderate_day_noise(
 
     The prior is fitted only on estimates worth `noise_prior_min_df` degrees of freedom: below
     that the estimate sits on its floor often and its log is no log chi2.
+    `information(kappa)`, when given, computes `noise_information_df` itself (from windows it
+    builds a block of series at a time) instead of from `m_w` and `known_w`.
     """
     k, n = _group_blocks(groups)
     by_group = np.where(valid, sigma2, np.nan).reshape(k, n, *sigma2.shape[1:])
     median_noise = nan_median(np.moveaxis(by_group, 1, -1))  # (groups, steps)
-    info = noise_information_df(m_w, known_w, np.repeat(np.expm1(median_noise), n, axis=0))
+    kappa = np.repeat(np.expm1(median_noise), n, axis=0)
+    info = noise_information_df(m_w, known_w, kappa) if information is None else information(kappa)
     own_d = np.where(valid, np.clip(info, 0.5, df), 0.0)
     return moderate_variances(
-        sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s
+        sigma2, df, own_d, valid, valid & (own_d >= s.noise_prior_min_df), groups, s, segments
     )
 
 
@@ -387,6 +422,7 @@ def moderate_variances(
     fit: np.ndarray,
     groups: np.ndarray,
     s: DetectionSettings,
+    segments: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Empirical Bayes variances: each series' estimate pulled toward its group's.
 
@@ -399,7 +435,8 @@ def moderate_variances(
     large and each t tail narrows toward the normal; when it differs a lot, d0 is small and
     each keeps its own estimate. A step with fewer than `noise_pool_min_series` estimates to
     fit keeps every series' own estimate and `df`. Causal: the estimates of step t come from
-    each series' trailing window.
+    each series' trailing window. ``segments`` (a label per row, constant within a group)
+    marks groups that come from independent stacked calls (`trigamma_inverse`).
     """
     k, n = _group_blocks(groups)
     shape = sigma2.shape
@@ -421,7 +458,13 @@ def moderate_variances(
     pooled = n_fit >= s.noise_pool_min_series
     d0 = np.full(e_var.shape, np.inf)
     spread = pooled & (e_var > 0)
-    d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
+    if segments is None:
+        d0[spread] = 2.0 * trigamma_inverse(e_var[spread])
+    else:
+        of_group = np.asarray(segments).reshape(k, n)[:, 0]
+        d0[spread] = 2.0 * trigamma_inverse(
+            e_var[spread], np.broadcast_to(of_group[:, None], e_var.shape)[spread]
+        )
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         s0_sq = np.where(
             np.isfinite(d0),
@@ -445,6 +488,7 @@ def moderate_scales(
     floor: np.ndarray,
     groups: np.ndarray,
     s: DetectionSettings,
+    segments: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each series' baseline scale moderated across series, with its t degrees of freedom.
 
@@ -457,9 +501,41 @@ def moderate_scales(
     ok = valid & np.isfinite(scale) & (scale > 0)
     sigma2 = np.where(ok, scale, np.nan) ** 2
     fit = ok & (df >= s.noise_prior_min_df) & (scale > floor * (1 + 1e-9))
-    post, post_df = moderate_variances(sigma2, df, np.where(ok, df, 0.0), ok, fit, groups, s)
+    post, post_df = moderate_variances(
+        sigma2, df, np.where(ok, df, 0.0), ok, fit, groups, s, segments
+    )
     with np.errstate(invalid="ignore"):
         return np.where(ok, np.maximum(np.sqrt(post), floor), scale), np.where(ok, post_df, df)
+
+
+def _by_rows(compute, n_rows: int, chunk_rows: int | None) -> tuple[np.ndarray, ...]:
+    """``compute(rows)`` (a tuple of arrays with a row per series) for blocks of rows, joined."""
+    if not chunk_rows or chunk_rows >= n_rows:
+        return compute(slice(None))
+    parts = [compute(slice(lo, lo + chunk_rows)) for lo in range(0, n_rows, chunk_rows)]
+    return tuple(np.concatenate(arrays, axis=0) for arrays in zip(*parts, strict=True))
+
+
+def _rate_baseline(numer, denom, rate, window: int, floor2: float, s: DetectionSettings):
+    """A rate's trailing baseline: the ratio of sums p0 (kept off 0 and 1 so that a first
+    conversion after zero is testable), its denominator's sum, the known days and the day
+    noise's log-variance (`rate_day_noise`)."""
+    numer_w, denom_w = trailing_windows(numer, window), trailing_windows(denom, window)
+    p0, den_sum = _ratio_of_sums(numer_w, denom_w)
+    cnt = nan_count(trailing_windows(rate, window))
+    floor = 0.5 / np.maximum(den_sum, 1.0)
+    p0 = np.clip(p0, floor, 1 - floor)
+    sigma2 = rate_day_noise_log_spread(numer_w, denom_w, p0, floor2)
+    if s.rate_noise_moments:
+        sigma2 = rate_day_noise(numer_w, denom_w, p0, sigma2, floor2)
+    return p0, den_sum, cnt, sigma2
+
+
+def _rate_information(numer, denom, p0, kappa, window: int) -> np.ndarray:
+    """`noise_information_df` of a rate's trailing windows."""
+    numer_w, denom_w = trailing_windows(numer, window), trailing_windows(denom, window)
+    known_w = ~np.isnan(numer_w) & ~np.isnan(denom_w) & (denom_w > 0)
+    return noise_information_df(denom_w * p0[..., None], known_w, kappa)
 
 
 def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -482,8 +558,11 @@ def score_panel(
     denom: np.ndarray | None = None,
     steps_per_day: int | None = None,
     pool_groups: np.ndarray | None = None,
+    pool_segments: np.ndarray | None = None,
     pool_scales: bool = False,
     phase_scale: bool = False,
+    scope: slice | None = None,
+    chunk_rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -494,45 +573,62 @@ def score_panel(
     (robust z on the raw scale, for series that can be negative). Returns arrays of shape (n, T):
     judged, expected,
     lower, upper, z, p, rel_effect, cusum_up, cusum_dn, seeds_z, seeds_iqr.
+
+    scope: the steps (a slice of the columns) whose p-values and window-shift tests are
+    wanted; elsewhere those are NaN (not judged). Every other output, and everything an
+    in-scope value depends on (the CUSUM state, each series' tails, the baselines), is
+    computed at every step, so the in-scope values are those of a panel scored whole. The
+    tests are most of the cost, and a weekly run decides only its own week. The seeds' rules
+    are evaluated only when the settings switch them on (all False otherwise).
+    chunk_rows: a rate's trailing windows are built for this many series at a time (the
+    result does not depend on it), so a large panel does not hold them all at once.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     s = settings
     x = values.astype(float)
+    cols = slice(None) if scope is None else scope
     n_cycles = max(1, window // period) if period else 1
 
     if kind == "rate":
         assert numer is not None and denom is not None
-        numer_w, denom_w = trailing_windows(numer, window), trailing_windows(denom, window)
-        p0, den_sum = _ratio_of_sums(numer_w, denom_w)
-        rate_w = trailing_windows(x, window)
-        cnt = nan_count(rate_w)
-        # keep p0 off 0 and 1 so a first conversion after zero is testable
-        floor = 0.5 / np.maximum(den_sum, 1.0)
-        p0 = np.clip(p0, floor, 1 - floor)
-        d = denom
-        judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
         # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
         # Poisson noise of its count (variance ~ 1 / expected count on the log scale).
         floor2 = np.log1p(s.relative_scale_floor) ** 2
-        sigma2 = rate_day_noise_log_spread(numer_w, denom_w, p0, floor2)
-        if s.rate_noise_moments:
-            sigma2 = rate_day_noise(numer_w, denom_w, p0, sigma2, floor2)
+        p0, den_sum, cnt, sigma2 = _by_rows(
+            lambda r: _rate_baseline(numer[r], denom[r], x[r], window, floor2, s),
+            len(x),
+            chunk_rows,
+        )
+        d = denom
+        judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
         noise_df = scale_df(cnt, s)
         if s.rate_noise_pooling and pool_groups is not None:
-            known_w = ~np.isnan(numer_w) & ~np.isnan(denom_w) & (denom_w > 0)
+
+            def information(kappa):
+                return _by_rows(
+                    lambda r: (_rate_information(numer[r], denom[r], p0[r], kappa[r], window),),
+                    len(x),
+                    chunk_rows,
+                )[0]
+
             sigma2, noise_df = moderate_day_noise(
                 sigma2,
                 noise_df,
-                denom_w * p0[..., None],
-                known_w,
+                None,
+                None,
                 cnt >= min_history,
                 pool_groups,
                 s,
+                pool_segments,
+                information=information,
             )
         mean_cnt = d * p0
-        up, lo = poisson_lognormal_pvalues(np.nan_to_num(numer), mean_cnt, np.sqrt(sigma2))
-        p = two_sided(up, lo)
+        up, lo = poisson_lognormal_pvalues(
+            np.nan_to_num(numer[:, cols]), mean_cnt[:, cols], np.sqrt(sigma2[:, cols])
+        )
+        p = np.full(x.shape, np.nan)
+        p[:, cols] = two_sided(up, lo)
         with np.errstate(invalid="ignore", divide="ignore"):
             z_sd = np.sqrt(sigma2 + 1.0 / (mean_cnt + 0.5))
             z = (np.log((numer + 0.5) / (d + 0.5)) - np.log(p0)) / z_sd
@@ -545,16 +641,18 @@ def score_panel(
                     noise_df * ((sigma2 + 1.0 / (mean_cnt + 0.5)) / sigma2) ** 2, MAX_NOISE_DF
                 )
             z_df = np.maximum(np.nan_to_num(z_df, nan=1.0), noise_df)
-        p = np.maximum(p, 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df))
+        p[:, cols] = np.maximum(
+            p[:, cols], 2.0 * stats.t.sf(np.abs(np.nan_to_num(z[:, cols])), z_df[:, cols])
+        )
         expected = p0
         if s.use_window_shift:
-            make_shift = lambda r: _rate_shift(  # noqa: E731
-                numer, denom, p0, sigma2, den_sum, cnt, r, s, noise_df
+            make_shift = lambda r, at: _rate_shift(  # noqa: E731
+                *(at(a) for a in (numer, denom, p0, sigma2, den_sum, cnt)), r, s, at(noise_df)
             )
         with np.errstate(invalid="ignore", over="ignore"):
             lower = p0 * np.exp(-s.min_robust_z * z_sd)
             upper = np.minimum(p0 * np.exp(s.min_robust_z * z_sd), 1.0)
-        base_w = rate_w
+        base_w = trailing_windows(x, window)
     else:
         f = np.ones_like(x)
         if s.use_seasonality and s.use_weekday_seasonality and steps_per_day:
@@ -609,7 +707,7 @@ def score_panel(
             residual, z_scale, z_floor = u - level, scale, scale_floor
         if pool_scales and pool_groups is not None:
             z_scale, z_df = moderate_scales(
-                z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s
+                z_scale, cnt, cnt >= min_history, z_floor, pool_groups, s, pool_segments
             )
         else:
             z_df = scale_df(cnt, s)
@@ -639,22 +737,23 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
-            make_shift = lambda r: _level_shift(  # noqa: E731
-                u,
-                level,
-                scale,
-                cnt,
+            make_shift = lambda r, at: _level_shift(  # noqa: E731
+                at(u),
+                at(level),
+                at(scale),
+                at(cnt),
                 back,
-                f,
+                at(f),
                 kind,
                 r,
                 s,
-                rho,  # noqa: E731
-                phase_factor,
+                at(rho),
+                at(phase_factor),
             )
         # t rather than normal: the scale itself is estimated from ~window points (or, pooled,
         # from the campaigns' agreement as well)
-        p = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z)), z_df)
+        p = np.full(x.shape, np.nan)
+        p[:, cols] = 2.0 * stats.t.sf(np.abs(np.nan_to_num(z[:, cols])), z_df[:, cols])
         if count_vst:
             # NB on the raw counts with a winsorized trailing mean (the median of 0,0,1,0,2 is
             # 0, which would make any lead "infinitely" surprising) and the trailing variance
@@ -667,33 +766,37 @@ def score_panel(
                     np.where(cnt > 0, np.nansum(clipped, axis=-1) / np.maximum(cnt, 1), np.nan) * f
                 )
             var = np.maximum((raw_sd * f) ** 2, mean)
-            up, lo = count_pvalues(np.nan_to_num(x), mean, var)
+            up, lo = count_pvalues(np.nan_to_num(x[:, cols]), mean[:, cols], var[:, cols])
             p_count = two_sided(up, lo)
-            small = np.maximum(mean, np.nan_to_num(x)) < s.min_expected_count
+            small = np.maximum(mean[:, cols], np.nan_to_num(x[:, cols])) < s.min_expected_count
             # both views must find it surprising: the larger p of the two is used
-            p = np.where(small, 1.0, np.maximum(p, p_count))
+            p[:, cols] = np.where(small, 1.0, np.maximum(p[:, cols], p_count))
             expected = np.where(np.isnan(mean), expected, mean)
         if kind == "log" and s.use_count_tests and numer is not None and denom is not None:
             # cost per event: at the expected cost the day's spend buys spend/expected events;
             # a few events short of a small expectation is noise, not a cost spike (Poisson)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_events = np.where(expected > 0, numer / expected, np.nan)
+            mean_events, events = mean_events[:, cols], denom[:, cols]
             up, lo = count_pvalues(
-                np.nan_to_num(denom),
+                np.nan_to_num(events),
                 np.nan_to_num(mean_events, nan=1e-9),
                 np.nan_to_num(mean_events, nan=1e-9),
             )
             small = (
-                np.maximum(np.nan_to_num(mean_events), np.nan_to_num(denom)) < s.min_expected_count
+                np.maximum(np.nan_to_num(mean_events), np.nan_to_num(events)) < s.min_expected_count
             )
-            p = np.where(small, 1.0, np.maximum(p, two_sided(up, lo)))
+            p[:, cols] = np.where(small, 1.0, np.maximum(p[:, cols], two_sided(up, lo)))
         base_w = trailing_windows(x, window)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.where(expected > 0, x / expected - 1.0, np.where(x > 0, np.inf, 0.0))
     z = np.where(judged, z, np.nan)
     if s.use_tail_calibration:
-        p = np.maximum(p, tail_calibrated_pvalues(z, judged, s.tail_prior_points, s.tail_prior_df))
+        p[:, cols] = np.maximum(
+            p[:, cols],
+            tail_calibrated_pvalues(z, judged, s.tail_prior_points, s.tail_prior_df, cols),
+        )
     p = np.where(judged, p, np.nan)
 
     out = dict(
@@ -707,15 +810,26 @@ def score_panel(
         count_var=var if (kind == "count" and s.use_count_tests) else np.full(x.shape, np.nan),
     )
     if s.use_window_shift:
+        # the tests of the steps in scope need the `max(shift_windows) - 1` steps before them
+        first, stop, _ = cols.indices(x.shape[1])
+        lo = max(0, first - (max(s.shift_windows) - 1))
+
+        def at(a):
+            return None if a is None else a[:, lo:stop]
+
         per_window = []
         for r in s.shift_windows:
-            shift = make_shift(r)
+            shift = make_shift(r, at)
             if s.use_count_tests and kind == "count":
-                shift = _count_shift_check(shift, x, mean / f, var / f**2, f, r, s)
+                shift = _count_shift_check(shift, at(x), at(mean / f), at(var / f**2), at(f), r, s)
             elif s.use_count_tests and kind == "log" and numer is not None and denom is not None:
-                shift = _cost_shift_check(shift, numer, denom, r, s)
-            per_window.append(dict(shift, shift_days=np.full(x.shape, float(r))))
-        shift = _combine_windows(per_window)
+                shift = _cost_shift_check(shift, at(numer), at(denom), r, s)
+            per_window.append(dict(shift, shift_days=np.full(shift["judged"].shape, float(r))))
+        shift = {}
+        for k, v in _combine_windows(per_window).items():
+            full = np.zeros(x.shape, bool) if v.dtype == bool else np.full(x.shape, np.nan)
+            full[:, first:stop] = v[:, first - lo :]
+            shift[k] = full
         shift_judged = judged & shift.pop("judged")
         out.update(
             {
@@ -737,12 +851,15 @@ def score_panel(
     else:
         out["cusum_up"] = out["cusum_dn"] = np.zeros_like(judged)
     # the seeds' rules, applied to the trailing window instead of the whole series
-    mean, std = nan_mean_std(base_w)
-    q1, q3 = nan_quantiles(base_w, (0.25, 0.75))
-    iqr = q3 - q1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["seeds_z"] = judged & (std > 0) & (np.abs(x - mean) / std > 3.0)
-    out["seeds_iqr"] = judged & ((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr))
+    out["seeds_z"] = out["seeds_iqr"] = np.zeros_like(judged)
+    if s.use_seeds_zscore:
+        mean, std = nan_mean_std(base_w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["seeds_z"] = judged & (std > 0) & (np.abs(x - mean) / std > 3.0)
+    if s.use_seeds_iqr:
+        q1, q3 = nan_quantiles(base_w, (0.25, 0.75))
+        iqr = q3 - q1
+        out["seeds_iqr"] = judged & ((x < q1 - 1.5 * iqr) | (x > q3 + 1.5 * iqr))
     return out
 
 

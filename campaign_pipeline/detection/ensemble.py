@@ -10,7 +10,7 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,9 @@ EVIDENCE_KEYS = (
     "count_var",
 )
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
+# The evidence the consistency rules read at every step (a tracking break is a run of days
+# that may begin before the judged ones); the rest is read at the judged steps only.
+RULE_EVIDENCE = ("judged", "z", "expected", "count_var")
 
 
 def empty_flags() -> pd.DataFrame:
@@ -141,16 +144,35 @@ def evidence(
     steps_per_day: int | None = None,
     pool_scales: bool = False,
     phase_scale: bool = False,
+    block: int | None = None,
+    scope: slice | None = None,
+    chunk_cells: int | None = None,
+    full_keys: tuple[str, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
     A rate's day noise is pooled across the series of each metric when the settings say so;
     with `pool_scales` the other kinds' baseline scales are too (`detectors.moderate_scales`).
+    `block`: the series are independent blocks of this many rows (stacked calls, see
+    `detect_by_week`), pooled each on its own; default one block of all series.
+    `scope`: the steps that will be decided (`score_panel`); a kind that pools nothing then
+    skips the series with no reading in scope (nothing of theirs can be decided there) and,
+    with `chunk_cells`, scores the rest in blocks of about that many cells, so its trailing
+    windows stay small (the result does not depend on it). With `full_keys` as well, only
+    those keys keep every step; the others (and `value`) hold the steps in scope only.
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
+    block = block or n
+    n_blocks = n // block
+    trim = scope is not None and full_keys is not None
+    width = len(range(*scope.indices(t))) if trim else t
+    kept = {k: (slice(None) if not trim or k in full_keys else scope) for k in EVIDENCE_KEYS}
     result = {
-        k: np.zeros((len(metrics), n, t), dtype=bool if k in BOOL_KEYS else float)
+        k: np.zeros(
+            (len(metrics), n, t if kept[k] == slice(None) else width),
+            dtype=bool if k in BOOL_KEYS else float,
+        )
         for k in EVIDENCE_KEYS
     }
     by_kind: dict[str, list[int]] = {}
@@ -159,7 +181,10 @@ def evidence(
     for kind, idx in by_kind.items():
         stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
         kwargs = {
-            "pool_groups": np.repeat(np.arange(len(idx)), n),
+            "pool_groups": np.repeat(np.arange(len(idx) * n_blocks), block),
+            "pool_segments": (
+                np.tile(np.repeat(np.arange(n_blocks), block), len(idx)) if n_blocks > 1 else None
+            ),
             "pool_scales": pool_scales,
             "phase_scale": phase_scale,
         }
@@ -179,19 +204,45 @@ def evidence(
             kwargs["denom"] = np.concatenate(
                 [panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0
             )
-        ev = score_panel(
-            stack,
+        score = dict(
             kind=kind,
             period=period,
             window=window,
             min_history=min_history,
             settings=settings,
             steps_per_day=steps_per_day,
-            **kwargs,
+            scope=scope,
         )
-        for k in EVIDENCE_KEYS:
-            result[k][idx] = ev[k].reshape(len(idx), n, t)
-    result["value"] = np.stack([panels[m] for m in metrics])
+        pooled = (kind == "rate" and settings.rate_noise_pooling) or (
+            kind != "rate" and pool_scales
+        )
+        # rows of the stack -> (metric position, series) in `result`
+        metric_of = np.repeat(np.asarray(idx), n)
+        series_of = np.tile(np.arange(n), len(idx))
+
+        def store(ev: dict[str, np.ndarray], rows, metric_of=metric_of, series_of=series_of):
+            for k in EVIDENCE_KEYS:
+                result[k][metric_of[rows], series_of[rows]] = ev[k][:, kept[k]]
+
+        if pooled or scope is None:
+            chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
+            store(score_panel(stack, **score, **kwargs, chunk_rows=chunk_rows), slice(None))
+        else:
+            # a series with no reading in scope cannot be decided there: the evidence of a
+            # series that is never judged (False, NaN) is all it needs
+            for k in EVIDENCE_KEYS:
+                if k not in BOOL_KEYS:
+                    result[k][idx] = np.nan
+            rows = np.flatnonzero((~np.isnan(stack[:, scope])).any(axis=1))
+            step = max(1, (chunk_cells or n * t) // t)
+            for lo in range(0, len(rows), step):
+                part = rows[lo : lo + step]
+                numer_denom = {k: v[part] for k, v in kwargs.items() if k in ("numer", "denom")}
+                store(
+                    score_panel(stack[part], **score, **numer_denom, phase_scale=phase_scale),
+                    part,
+                )
+    result["value"] = np.stack([panels[m][:, scope if trim else slice(None)] for m in metrics])
     return result
 
 
@@ -570,9 +621,10 @@ def _weeks_running(ev: dict[str, np.ndarray], s: DetectionSettings) -> np.ndarra
 
 
 def _flags_from_evidence(
-    ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label=""
+    ev, dec, metrics, keys, times, grain, in_scope, s, rules=(), baseline_label="", offsets=None
 ):
-    """Long table of fired points (only those: the table stays small)."""
+    """Long table of fired points (only those: the table stays small). `offsets`: days each
+    row's calendar lies after `times` (stacked calls, see `detect_by_week`)."""
     fired = dec["fired"]
     any_method = np.zeros(ev["z"].shape, bool)
     for mask in fired.values():
@@ -656,10 +708,12 @@ def _flags_from_evidence(
     upper = np.where(shift_only, np.nan, ev["upper"][mi, ci, ti])
     window_days = np.where(shift_only, ev["shift_days"][mi, ci, ti], np.nan)
     period_start = times[ti]
+    if offsets is not None:
+        period_start = period_start + pd.to_timedelta(offsets[ci], unit="D")
     period_end = period_start + (pd.Timedelta(days=6) if grain == "week" else pd.Timedelta(0))
     flags = pd.DataFrame(
         {
-            "campaign_id": keys.to_numpy()[ci],
+            "campaign_id": np.asarray(keys)[ci],
             "grain": grain,
             "period_start": period_start,
             "period_end": period_end,
@@ -690,6 +744,128 @@ def _flags_from_evidence(
     return flags[FLAG_COLUMNS]
 
 
+# Day cells (series x steps, padding included) judged in one stacked call of `detect_by_week`:
+# the detectors hold a few dozen arrays of this size while they score it, so this bounds the
+# memory of a long backfill, while the weeks of a few hundred campaigns still go in a few
+# calls. A week's stretch is never split (its campaigns are pooled and tested together).
+WEEK_CHUNK_CELLS = 100_000
+# Cells (series x steps) scored at once by a detector kind that pools nothing across series:
+# its trailing windows then take about 28 x 8 bytes x this (11 MB), which stays in the
+# processor's caches instead of paging through hundreds of MB per temporary array.
+SCORE_CHUNK_CELLS = 50_000
+
+
+@dataclass
+class _Panels:
+    """Daily sums of one call, or of several independent calls stacked as blocks of rows.
+
+    Rows are campaigns (one block per call, padded with empty rows to the same size), columns
+    days. Every block's columns cover the same weekdays, so one calendar (`times`, the first
+    block's) and a shift per row (`offsets`, in days) place every cell on its date.
+    """
+
+    base: dict[str, np.ndarray]  # SUM_COLUMNS -> (rows, days)
+    keys: np.ndarray  # the campaign id of each row (None for a padding row)
+    times: pd.DatetimeIndex  # the first block's days
+    budget: np.ndarray  # daily budget of each row (NaN: unknown)
+    block: int  # rows per call: pooling and multiple testing stay within a block
+    offsets: np.ndarray | None = None  # days each row's calendar lies after `times`
+
+
+def _as_slice(mask: np.ndarray) -> slice | None:
+    """The steps of a contiguous mask as a slice (None when it is empty)."""
+    at = np.flatnonzero(mask)
+    if not len(at):
+        return None
+    if at[-1] - at[0] + 1 != len(at):
+        raise ValueError("the judged steps must be contiguous")
+    return slice(int(at[0]), int(at[-1]) + 1)
+
+
+def _block_family(family: np.ndarray, n_rows: int, block: int) -> np.ndarray:
+    """A multiple-testing family per column of one call, kept apart per block of rows."""
+    if n_rows <= block:
+        return family
+    codes = pd.factorize(family)[0]
+    return (np.arange(n_rows) // block)[:, None] * (codes.max() + 1) + codes[None, :]
+
+
+def _judge(p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSettings):
+    """Day- and week-grain flags of every block for the days [start, end] of `times`."""
+    n, t = next(iter(p.base.values())).shape
+    panels = derived_panels(p.base)
+    metrics = tuple(m for m in s.metrics if m in panels)
+    in_scope_t = (p.times >= start) & (p.times <= end)
+    scope = _as_slice(in_scope_t)
+    if scope is None:
+        return empty_flags()
+    in_scope = np.broadcast_to(in_scope_t, (len(metrics), n, t))
+    family = _block_family(_family(p.times, s.correction_family), n, p.block)
+    ev = evidence(
+        panels,
+        metrics,
+        period=7 if s.use_seasonality else None,
+        window=s.baseline_days,
+        min_history=s.min_history_days,
+        settings=s,
+        pool_scales=s.pool_scales_daily,
+        block=p.block,
+        scope=scope,
+        chunk_cells=SCORE_CHUNK_CELLS,
+        full_keys=RULE_EVIDENCE,
+    )
+    rules = _rules(panels, ev, metrics, p.budget, s) if s.use_rules else []
+    # Every alert is on a step in scope, and deciding one looks back at earlier alerts only
+    # (never at steps out of scope): from here on the steps in scope are all that is kept.
+    ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items()}
+    rules = [(metric, kind, mask[:, scope], note) for metric, kind, mask, note in rules]
+    in_scope, family = in_scope[..., scope], family[..., scope]
+    dec = decide(ev, in_scope, family, s)
+    if s.require_corroboration:
+        dec = corroborate(dec, ev, s)
+    parts = [
+        _flags_from_evidence(
+            ev,
+            dec,
+            metrics,
+            p.keys,
+            p.times[scope],
+            "day",
+            in_scope,
+            s,
+            rules,
+            f"trailing {s.baseline_days}-day baseline",
+            offsets=p.offsets,
+        )
+    ]
+    del ev, dec, rules, panels
+    if s.use_weekly:
+        parts.append(_weekly_flags(p, start, end, s))
+    parts = [part for part in parts if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else empty_flags()
+
+
+def _finish(flags: pd.DataFrame) -> pd.DataFrame:
+    """Dates as dates, in the published order."""
+    if not len(flags):
+        return empty_flags()
+    flags["period_start"] = pd.to_datetime(flags["period_start"]).dt.date
+    flags["period_end"] = pd.to_datetime(flags["period_end"]).dt.date
+    return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(
+        drop=True
+    )
+
+
+def _budgets(campaigns: pd.DataFrame | None, keys) -> np.ndarray:
+    """The daily budget of each campaign in `keys` (NaN: unknown)."""
+    if campaigns is None or not len(campaigns) or "daily_budget" not in campaigns:
+        return np.full(len(keys), np.nan)
+    cid = campaigns["campaign_id"] if "campaign_id" in campaigns else campaigns["id"]
+    b = pd.Series(campaigns["daily_budget"].to_numpy(dtype=float), index=cid.astype(str))
+    b = b[~b.index.duplicated(keep="last")]
+    return b.reindex(keys).to_numpy(dtype=float)
+
+
 def detect_by_week(
     daily: pd.DataFrame,
     week_starts,
@@ -697,6 +873,7 @@ def detect_by_week(
     history_weeks: int,
     campaigns: pd.DataFrame | None = None,
     settings: DetectionSettings = DetectionSettings(),
+    chunk_cells: int = WEEK_CHUNK_CELLS,
 ) -> pd.DataFrame:
     """Flags of each week (Monday start), each judged on that week and its own `history_weeks`.
 
@@ -704,21 +881,86 @@ def detect_by_week(
     runs alone (the Monday schedule) or inside a range backfill. One call over the whole range
     would give its later weeks a longer past, and what is learned from the past (the CUSUM
     state, each series' tails) would differ from the week's own run.
+
+    The weeks are judged together, not one call after another: each week's stretch is a block
+    of rows (its campaigns, in the order one call would hold them) in one stacked panel, and
+    everything that is pooled across campaigns (day noise, weekly scales, the multiple-testing
+    family) stays within its block, so every week gets exactly the flags a call on its stretch
+    alone would give. `chunk_cells` bounds the cells judged at once (`WEEK_CHUNK_CELLS`); the
+    result does not depend on it.
     """
-    if daily is None or len(daily) == 0:
+    weeks = sorted({pd.Timestamp(w).normalize() for w in week_starts})
+    if daily is None or len(daily) == 0 or not weeks:
         return empty_flags()
-    d = daily.assign(date=pd.to_datetime(daily["date"]).dt.normalize())
-    parts = []
-    for week in sorted({pd.Timestamp(w).normalize() for w in week_starts}):  # one call per week
-        end = week + pd.Timedelta(days=6)
-        history = d[(d["date"] >= week - pd.Timedelta(weeks=history_weeks)) & (d["date"] <= end)]
-        parts.append(
-            detect_campaign_anomalies(
-                history, campaigns=campaigns, judge_start=week, judge_end=end, settings=settings
-            )
+    s = settings.effective
+    span = 7 * (history_weeks + 1)  # days of one stretch: its history and the judged week
+    first_day = weeks[0] - pd.Timedelta(weeks=history_weeks)
+    n_days = (weeks[-1] - first_day).days + 7
+    dates = pd.to_datetime(daily["date"]).dt.normalize()
+    day = ((dates - first_day) // pd.Timedelta(days=1)).to_numpy()
+    rows = (day >= 0) & (day < n_days)
+    frame = daily.loc[rows].assign(campaign_id=daily.loc[rows, "campaign_id"].astype(str))
+    frame["_day"] = day[rows]
+    frame = frame.drop_duplicates(["campaign_id", "_day"], keep="last")
+    if not len(frame):
+        return empty_flags()
+
+    # every campaign's days on one calendar; a stretch is a slice of its columns
+    keys = np.asarray(sorted(frame["campaign_id"].unique()), dtype=object)
+    ki = pd.Index(keys).get_indexer(frame["campaign_id"])
+    di = frame["_day"].to_numpy()
+    has_row = np.zeros((len(keys), n_days), bool)
+    has_row[ki, di] = True
+    delivered = np.zeros((len(keys) + 1, n_days), bool)  # a last, empty row pads the blocks
+    delivered[ki, di] = (
+        frame["has_delivery"].astype(bool) if "has_delivery" in frame else frame["spend"].notna()
+    ).to_numpy()
+    calendar = {}
+    for column in SUM_COLUMNS:
+        grid = np.full((len(keys) + 1, n_days), np.nan)
+        if column in frame:
+            grid[ki, di] = frame[column].to_numpy(dtype=float)
+        calendar[column] = grid
+    budget = np.append(_budgets(campaigns, keys), np.nan)
+    keys_padded = np.append(keys, None)
+
+    starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
+    present = [np.flatnonzero(has_row[:, a : a + span].any(axis=1)) for a in starts]
+    parts, j = [], 0
+    while j < len(weeks):  # chunks of consecutive weeks, padded to their largest stretch
+        size, k = max(len(present[j]), 1), 1
+        while j + k < len(weeks) and (k + 1) * max(size, len(present[j + k])) * span <= chunk_cells:
+            size, k = max(size, len(present[j + k])), k + 1
+        chunk = range(j, j + k)
+        j += k
+        if all(len(present[i]) == 0 for i in chunk):
+            continue
+        row = np.concatenate(
+            [
+                np.concatenate([present[i], np.full(size - len(present[i]), len(keys))])
+                for i in chunk
+            ]
+        ).astype(np.intp)
+        col = np.concatenate([np.full(size, starts[i]) for i in chunk])[:, None] + np.arange(span)
+        base = {c: grid[row[:, None], col] for c, grid in calendar.items()}
+        # days a campaign did not deliver after it had delivered in the stretch are unknown
+        # (`_blank_days_off_delivery`, per stretch)
+        shown = delivered[row[:, None], col]
+        off = np.maximum.accumulate(shown, axis=1) & ~shown
+        for grid in base.values():
+            grid[off] = np.nan
+        week = weeks[chunk[0]]
+        panels = _Panels(
+            base=base,
+            keys=keys_padded[row],
+            times=pd.date_range(week - pd.Timedelta(weeks=history_weeks), periods=span),
+            budget=budget[row],
+            block=size,
+            offsets=np.concatenate([np.full(size, starts[i] - starts[chunk[0]]) for i in chunk]),
         )
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else empty_flags()
+        parts.append(_judge(panels, week, week + pd.Timedelta(days=6), s))
+    parts = [part for part in parts if len(part)]
+    return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
 
 
 def detect_campaign_anomalies(
@@ -755,56 +997,8 @@ def detect_campaign_anomalies(
     keys = pd.Index(sorted(d["campaign_id"].unique()))
     times = pd.date_range(d["date"].min(), max(end, d["date"].min()), freq="D")
     base = _build_panels(d, "campaign_id", "date", SUM_COLUMNS, keys, times)
-    panels = derived_panels(base)
-    metrics = tuple(m for m in s.metrics if m in panels)
-    budget = np.full(len(keys), np.nan)
-    if campaigns is not None and len(campaigns) and "daily_budget" in campaigns:
-        cid = campaigns["campaign_id"] if "campaign_id" in campaigns else campaigns["id"]
-        b = pd.Series(campaigns["daily_budget"].to_numpy(dtype=float), index=cid.astype(str))
-        b = b[~b.index.duplicated(keep="last")]
-        budget = b.reindex(keys).to_numpy(dtype=float)
-
-    in_scope_t = (times >= start) & (times <= end)
-    in_scope = np.broadcast_to(in_scope_t, (len(metrics), len(keys), len(times)))
-    family = _family(times, s.correction_family)
-    ev = evidence(
-        panels,
-        metrics,
-        period=7 if s.use_seasonality else None,
-        window=s.baseline_days,
-        min_history=s.min_history_days,
-        settings=s,
-        pool_scales=s.pool_scales_daily,
-    )
-    dec = decide(ev, in_scope, family, s)
-    if s.require_corroboration:
-        dec = corroborate(dec, ev, s)
-    rules = _rules(panels, ev, metrics, budget, s) if s.use_rules else []
-    parts = [
-        _flags_from_evidence(
-            ev,
-            dec,
-            metrics,
-            keys,
-            times,
-            "day",
-            in_scope,
-            s,
-            rules,
-            f"trailing {s.baseline_days}-day baseline",
-        )
-    ]
-    if s.use_weekly:
-        parts.append(_weekly_flags(base, keys, times, start, end, s))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return empty_flags()
-    flags = pd.concat(parts, ignore_index=True)
-    flags["period_start"] = pd.to_datetime(flags["period_start"]).dt.date
-    flags["period_end"] = pd.to_datetime(flags["period_end"]).dt.date
-    return flags.sort_values(["period_start", "campaign_id", "grain", "metric"]).reset_index(
-        drop=True
-    )
+    panels = _Panels(base, keys.to_numpy(), times, _budgets(campaigns, keys), block=len(keys))
+    return _finish(_judge(panels, start, end, s))
 
 
 def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
@@ -827,19 +1021,20 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.DataFrame:
+def _weekly_flags(p: _Panels, start, end, s: DetectionSettings) -> pd.DataFrame:
     """A complete ISO week against the campaign's trailing complete weeks.
 
     No window shift here: a week is already an average of seven days, and five-week windows
     against eight lagged weeks would need half a year of history.
     """
     s = replace(s, use_window_shift=False)
+    times = p.times
     week_of = times - pd.to_timedelta(times.dayofweek, unit="D")
     weeks = pd.DatetimeIndex(sorted(week_of.unique()))
     wi = weeks.get_indexer(week_of)
-    n = len(keys)
+    n = len(p.keys)
     sums = {}
-    for c, arr in base.items():
+    for c, arr in p.base.items():
         total = np.zeros((n, len(weeks)))
         known = np.zeros((n, len(weeks)))
         np.add.at(total.T, wi, np.nan_to_num(arr).T)
@@ -848,6 +1043,9 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
         sums[c] = np.where(known == 7, total, np.nan)
     panels = derived_panels(sums)
     metrics = tuple(m for m in s.metrics if m in panels)
+    scope_w = (weeks >= start) & (weeks + pd.Timedelta(days=6) <= end)
+    if _as_slice(scope_w) is None:
+        return empty_flags()
     ev = evidence(
         panels,
         metrics,
@@ -856,23 +1054,25 @@ def _weekly_flags(base, keys, times, start, end, s: DetectionSettings) -> pd.Dat
         min_history=s.weekly_min_history_weeks,
         settings=s,
         pool_scales=s.pool_scales_weekly,
+        block=p.block,
+        scope=_as_slice(scope_w),
+        chunk_cells=SCORE_CHUNK_CELLS,
     )
-    scope_w = (weeks >= start) & (weeks + pd.Timedelta(days=6) <= end)
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
-    dec = decide(
-        ev, in_scope, _family(weeks, "week" if s.correction_family != "call" else "call"), s
-    )
+    family = _family(weeks, "week" if s.correction_family != "call" else "call")
+    dec = decide(ev, in_scope, _block_family(family, n, p.block), s)
     if s.require_corroboration and s.weekly_corroboration:
         dec = corroborate(dec, ev, s, window=s.weekly_baseline_weeks)
     return _flags_from_evidence(
         ev,
         dec,
         metrics,
-        keys,
+        p.keys,
         weeks,
         "week",
         in_scope,
         s,
         (),
         f"trailing {s.weekly_baseline_weeks} weeks",
+        offsets=p.offsets,
     )

@@ -8,7 +8,8 @@ default IO managers refuse to do for multi-partition outputs.
 Layout under ``data_dir`` (the contract's "data dir"):
 
 * ``raw/``        the exports users drop (read only)
-* ``staging/``    raw snapshots and validated tables (the validated layer; personal data stops here)
+* ``staging/``    raw snapshots (``raw_*.arrow``, the exports as text) and validated tables
+                  (the validated layer; personal data stops here)
 * ``out/``        published tables: ``<table>.parquet`` or ``<table>/<week_start>.parquet``
 
 Both dirs may be local folders or object-store URLs (``s3://bucket/prefix``; see
@@ -27,10 +28,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from campaign_pipeline.locations import Location
@@ -38,6 +46,7 @@ from campaign_pipeline.locations import Location
 DATA_DIR_ENV = "CAMPAIGN_PIPELINE_DATA_DIR"
 OUT_DIR_ENV = "CAMPAIGN_PIPELINE_OUT_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+T = TypeVar("T")
 
 
 def resolve_data_dir(configured: str | None = None) -> Location:
@@ -107,9 +116,19 @@ class PipelineStorage(dg.ConfigurableResource):
     def staging_path(self, name: str) -> Location:
         return self.staging_dir / f"{name}.parquet"
 
-    def write_staging(self, name: str, frame: pd.DataFrame) -> Location:
+    def write_staging(self, name: str, frame: pd.DataFrame | pa.Table) -> Location:
         path = self.staging_path(name)
-        path.write_atomically(_parquet_writer(frame))
+        if isinstance(frame, pa.Table):
+            path.write_atomically(lambda target: pq.write_table(frame, target))
+        else:
+            path.write_atomically(_parquet_writer(frame))
+        return path
+
+    def _existing(self, path: Location, name: str) -> Location:
+        if not path.exists():
+            raise dg.Failure(
+                description=f"{path} does not exist: materialize the asset `{name}` first",
+            )
         return path
 
     def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -120,6 +139,41 @@ class PipelineStorage(dg.ConfigurableResource):
             raise dg.Failure(
                 description=f"{path} does not exist: materialize the asset `{name}` first",
             ) from None
+
+    def read_staging_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """A staging table as Arrow (text stays in Arrow buffers)."""
+        path = self._existing(self.staging_path(name), name)
+        if path.is_local:
+            return pq.read_table(path.local_path, columns=columns)
+        return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+
+    # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
+
+    def snapshot_path(self, name: str) -> Location:
+        return self.staging_dir / f"{name}.arrow"
+
+    def write_snapshot(self, name: str, write: Callable[[str], T]) -> T:
+        """Call ``write(path)`` to write the Arrow IPC file ``name`` at a local path, published
+        atomically like every staging write (on an object store: written to a local temporary
+        file, then uploaded in one request); returns what ``write`` returns."""
+        target = self.snapshot_path(name)
+        if target.is_local:
+            result: list[T] = []
+            target.write_atomically(lambda tmp: result.append(write(tmp)))
+            return result[0]
+        with tempfile.TemporaryDirectory(prefix="snapshot-") as folder:
+            local = os.path.join(folder, target.name)
+            written = write(local)
+            with open(local, "rb") as handle:
+                target.write_atomically(lambda buffer: shutil.copyfileobj(handle, buffer))
+        return written
+
+    def read_snapshot(self, name: str) -> pa.Table:
+        """The snapshot, memory-mapped when local (columns are paged in only when used)."""
+        path = self._existing(self.snapshot_path(name), name)
+        if path.is_local:
+            return ipc.open_file(pa.memory_map(str(path.local_path), "r")).read_all()
+        return ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()
 
     def write_staging_json(self, name: str, payload: dict) -> Location:
         path = self.staging_dir / f"{name}.json"
