@@ -168,9 +168,7 @@ class _IpcFileSink:
             self.writer = None
 
 
-def write_raw_snapshot(
-    path: Path | str | Location, spec: FileSpec, destination: Path | str
-) -> int:
+def write_raw_snapshot(path: Path | str | Location, spec: FileSpec, destination: Path | str) -> int:
     """Stream one export into an Arrow IPC file of text (as ``read_raw_table`` reads it),
     block by block, so memory stays at a few blocks whatever the file's size. Returns the
     number of rows."""
