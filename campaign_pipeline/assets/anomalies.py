@@ -1,7 +1,10 @@
 """Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
 
+import os
+
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from campaign_pipeline.assets.common import (
     RunWeeks,
@@ -55,9 +58,16 @@ class AnomalyConfig(dg.Config):
     use_weekly: bool = _DEFAULTS.use_weekly
     use_seeds_zscore: bool = _DEFAULTS.use_seeds_zscore
     use_seeds_iqr: bool = _DEFAULTS.use_seeds_iqr
+    # Worker processes judging a range of weeks (a backfill, `campaign-pipeline run`); 0 means
+    # one per CPU this run may use. Flags never depend on it; a run too small to share out
+    # stays in the step's process (detection.ensemble.MIN_CHUNKS_PER_PROCESS).
+    processes: int = Field(default=0, ge=0)
 
     def to_settings(self) -> DetectionSettings:
-        return DetectionSettings(**self.model_dump())
+        return DetectionSettings(**self.model_dump(exclude={"processes"}))
+
+    def worker_processes(self) -> int:
+        return self.processes or len(os.sched_getaffinity(0))
 
 
 @dg.asset(
@@ -94,7 +104,12 @@ def anomaly_flags(
     campaigns = storage.read_staging("validated_campaigns")
     # each week on its own fixed history: a backfill publishes what the Monday run would
     flags = detect_by_week(
-        daily, list(weeks.keys), history_weeks=history, campaigns=campaigns, settings=settings
+        daily,
+        list(weeks.keys),
+        history_weeks=history,
+        campaigns=campaigns,
+        settings=settings,
+        processes=config.worker_processes(),
     )
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),

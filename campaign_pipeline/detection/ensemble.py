@@ -10,6 +10,9 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -749,6 +752,10 @@ def _flags_from_evidence(
 # memory of a long backfill, while the weeks of a few hundred campaigns still go in a few
 # calls. A week's stretch is never split (its campaigns are pooled and tested together).
 WEEK_CHUNK_CELLS = 100_000
+# Worker processes are used only when each gets at least this many chunks: starting one
+# (a fresh interpreter importing numpy, pandas and scipy) costs about a second, what judging
+# a chunk or two costs, so a run of a few weeks of a small account stays in one process.
+MIN_CHUNKS_PER_PROCESS = 4
 # Cells (series x steps) scored at once by a detector kind that pools nothing across series:
 # its trailing windows then take about 28 x 8 bytes x this (11 MB), which stays in the
 # processor's caches instead of paging through hundreds of MB per temporary array.
@@ -874,6 +881,7 @@ def detect_by_week(
     campaigns: pd.DataFrame | None = None,
     settings: DetectionSettings = DetectionSettings(),
     chunk_cells: int = WEEK_CHUNK_CELLS,
+    processes: int = 1,
 ) -> pd.DataFrame:
     """Flags of each week (Monday start), each judged on that week and its own `history_weeks`.
 
@@ -887,7 +895,9 @@ def detect_by_week(
     everything that is pooled across campaigns (day noise, weekly scales, the multiple-testing
     family) stays within its block, so every week gets exactly the flags a call on its stretch
     alone would give. `chunk_cells` bounds the cells judged at once (`WEEK_CHUNK_CELLS`); the
-    result does not depend on it.
+    result does not depend on it. The chunks share nothing, so with `processes` > 1 they are
+    judged in that many worker processes (`judge_in_processes`); the result does not depend on
+    that either.
     """
     weeks = sorted({pd.Timestamp(w).normalize() for w in week_starts})
     if daily is None or len(daily) == 0 or not weeks:
@@ -926,41 +936,78 @@ def detect_by_week(
 
     starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
     present = [np.flatnonzero(has_row[:, a : a + span].any(axis=1)) for a in starts]
-    parts, j = [], 0
+
+    plan, j = [], 0
     while j < len(weeks):  # chunks of consecutive weeks, padded to their largest stretch
         size, k = max(len(present[j]), 1), 1
         while j + k < len(weeks) and (k + 1) * max(size, len(present[j + k])) * span <= chunk_cells:
             size, k = max(size, len(present[j + k])), k + 1
         chunk = range(j, j + k)
         j += k
-        if all(len(present[i]) == 0 for i in chunk):
-            continue
-        row = np.concatenate(
-            [
-                np.concatenate([present[i], np.full(size - len(present[i]), len(keys))])
-                for i in chunk
-            ]
-        ).astype(np.intp)
-        col = np.concatenate([np.full(size, starts[i]) for i in chunk])[:, None] + np.arange(span)
-        base = {c: grid[row[:, None], col] for c, grid in calendar.items()}
-        # days a campaign did not deliver after it had delivered in the stretch are unknown
-        # (`_blank_days_off_delivery`, per stretch)
-        shown = delivered[row[:, None], col]
-        off = np.maximum.accumulate(shown, axis=1) & ~shown
-        for grid in base.values():
-            grid[off] = np.nan
-        week = weeks[chunk[0]]
-        panels = _Panels(
-            base=base,
-            keys=keys_padded[row],
-            times=pd.date_range(week - pd.Timedelta(weeks=history_weeks), periods=span),
-            budget=budget[row],
-            block=size,
-            offsets=np.concatenate([np.full(size, starts[i] - starts[chunk[0]]) for i in chunk]),
-        )
-        parts.append(_judge(panels, week, week + pd.Timedelta(days=6), s))
+        if any(len(present[i]) for i in chunk):
+            plan.append((chunk, size))
+
+    def stacked_chunks():
+        """(panels, first judged day, last judged day) of each chunk of the plan, built when
+        asked for: only the chunks being judged are in memory."""
+        for chunk, size in plan:
+            row = np.concatenate(
+                [
+                    np.concatenate([present[i], np.full(size - len(present[i]), len(keys))])
+                    for i in chunk
+                ]
+            ).astype(np.intp)
+            col = np.concatenate([np.full(size, starts[i]) for i in chunk])[:, None] + np.arange(
+                span
+            )
+            base = {c: grid[row[:, None], col] for c, grid in calendar.items()}
+            # days a campaign did not deliver after it had delivered in the stretch are unknown
+            # (`_blank_days_off_delivery`, per stretch)
+            shown = delivered[row[:, None], col]
+            off = np.maximum.accumulate(shown, axis=1) & ~shown
+            for grid in base.values():
+                grid[off] = np.nan
+            week = weeks[chunk[0]]
+            panels = _Panels(
+                base=base,
+                keys=keys_padded[row],
+                times=pd.date_range(week - pd.Timedelta(weeks=history_weeks), periods=span),
+                budget=budget[row],
+                block=size,
+                offsets=np.concatenate(
+                    [np.full(size, starts[i] - starts[chunk[0]]) for i in chunk]
+                ),
+            )
+            yield panels, week, week + pd.Timedelta(days=6)
+
+    if processes > 1 and len(plan) >= MIN_CHUNKS_PER_PROCESS * processes:
+        parts = judge_in_processes(stacked_chunks(), s, processes)
+    else:
+        parts = [_judge(panels, first, last, s) for panels, first, last in stacked_chunks()]
     parts = [part for part in parts if len(part)]
     return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
+
+
+def judge_in_processes(chunks, settings: DetectionSettings, processes: int) -> list:
+    """Judge stacked chunks in `processes` worker processes, results in the chunks' order.
+
+    The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
+    families), so where a chunk is judged cannot change its flags. Workers are spawned, not
+    forked: the caller may be a Dagster step with threads of its own, and a forked copy of a
+    lock held by one of them would never be released. At most two chunks per worker are
+    built ahead, so memory holds a few chunks, not the whole range.
+    """
+    ahead = 2 * processes
+    parts: list = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        pending: deque = deque()
+        for panels, first, last in chunks:
+            pending.append(pool.submit(_judge, panels, first, last, settings))
+            if len(pending) >= ahead:
+                parts.append(pending.popleft().result())
+        parts.extend(future.result() for future in pending)
+    return parts
 
 
 def detect_campaign_anomalies(

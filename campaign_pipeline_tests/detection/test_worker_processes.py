@@ -1,0 +1,58 @@
+"""Judging a range's weeks in worker processes must give exactly the flags of one process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from campaign_pipeline.detection import ensemble
+from campaign_pipeline.detection.ensemble import MIN_CHUNKS_PER_PROCESS, detect_by_week
+from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
+
+
+def _account_with_faults() -> pd.DataFrame:
+    """60 campaigns over 20 weeks, a few of them with a spend spike or a lead drop, so the
+    range has flags of several kinds in several weeks."""
+    df = daily_frame(n_campaigns=60, n_days=140, seed=3)
+    for campaign, day, column, factor in (
+        ("c1", "2024-04-10", "spend", 4.0),
+        ("c7", "2024-04-24", "leads", 0.0),
+        ("c12", "2024-05-08", "clicks", 3.0),
+    ):
+        hit = (df["campaign_id"] == campaign) & (df["date"] >= day)
+        df.loc[hit, column] = np.round(df.loc[hit, column] * factor, 2)
+    return add_rates(df)
+
+
+def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
+    daily = _account_with_faults()
+    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    chunk_cells = 3_000  # about one week per chunk: 11 chunks, enough to share out
+    alone = detect_by_week(daily, weeks, history_weeks=8, chunk_cells=chunk_cells)
+
+    pools = []
+    real = ensemble.judge_in_processes
+
+    def recorded(chunks, settings, processes):
+        parts = real(chunks, settings, processes)
+        pools.append((processes, len(parts)))
+        return parts
+
+    monkeypatch.setattr(ensemble, "judge_in_processes", recorded)
+    shared = detect_by_week(daily, weeks, history_weeks=8, chunk_cells=chunk_cells, processes=2)
+    assert pools and pools[0][0] == 2 and pools[0][1] >= MIN_CHUNKS_PER_PROCESS * 2
+    assert len(alone) and alone["period_start"].nunique() >= 3
+    assert {"c1", "c7", "c12"} <= set(alone["campaign_id"])
+    pd.testing.assert_frame_equal(shared, alone)
+
+
+def test_a_range_too_small_to_share_stays_in_one_process(monkeypatch):
+    daily = _account_with_faults()
+    weeks = pd.date_range("2024-04-08", "2024-04-15", freq="7D")  # two weeks: one chunk
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pool was started for a single chunk")
+
+    monkeypatch.setattr(ensemble, "judge_in_processes", refuse)
+    flags = detect_by_week(daily, weeks, history_weeks=8, processes=2)
+    pd.testing.assert_frame_equal(flags, detect_by_week(daily, weeks, history_weeks=8))
