@@ -1,7 +1,5 @@
 """Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
 
-import os
-
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -17,6 +15,7 @@ from campaign_pipeline.assets.common import (
 )
 from campaign_pipeline.detection import DetectionSettings, detect_by_week
 from campaign_pipeline.metadata import most_severe_first
+from campaign_pipeline.parallel import available_cpus
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import AnomalyFlags
@@ -67,7 +66,7 @@ class AnomalyConfig(dg.Config):
         return DetectionSettings(**self.model_dump(exclude={"processes"}))
 
     def worker_processes(self) -> int:
-        return self.processes or len(os.sched_getaffinity(0))
+        return self.processes or available_cpus()
 
 
 @dg.asset(

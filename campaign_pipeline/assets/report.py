@@ -2,13 +2,14 @@
 to ``<out>/weekly_report/<week_start>.html`` from the week's published tables."""
 
 import dagster as dg
+from pydantic import Field
 
 from campaign_pipeline.assets.common import RunWeeks, daily_history
+from campaign_pipeline.parallel import available_cpus
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.report import (
     MissingTablesError,
-    build_weekly_report,
-    load_report_tables,
+    build_weekly_reports,
     write_report_page,
 )
 from campaign_pipeline.report.files import DAILY_WEEKS_BEFORE, REPORT_FOLDER, WEEKLY_WEEKS_BEFORE
@@ -25,6 +26,13 @@ def _with_weeks_before(asset: str, weeks: int) -> dg.AssetDep:
             start_offset=-weeks, allow_nonexistent_upstream_partitions=True
         ),
     )
+
+
+class ReportConfig(dg.Config):
+    # Worker processes building a range's pages (a backfill, `campaign-pipeline run`); 0 means
+    # one per CPU this run may use. A page never depends on it; a range of fewer than
+    # report.build.MIN_PAGES_PER_PROCESS pages per process is built in the step's process.
+    processes: int = Field(default=0, ge=0)
 
 
 @dg.asset(
@@ -50,7 +58,7 @@ def _with_weeks_before(asset: str, weeks: int) -> dg.AssetDep:
     ],
 )
 def weekly_report(
-    context: dg.AssetExecutionContext, storage: PipelineStorage
+    context: dg.AssetExecutionContext, config: ReportConfig, storage: PipelineStorage
 ) -> dg.MaterializeResult:
     """One HTML page per week for campaign managers: overview (buckets, spend per action, the
     week's totals, quarantined rows), the week's anomalies with charts, a filterable campaign
@@ -61,12 +69,14 @@ def weekly_report(
     weeks = RunWeeks.of(context)
     pages, sizes, outside = {}, {}, {}
     report = None
+    reports = build_weekly_reports(
+        storage.published_dir, list(weeks.keys), config.processes or available_cpus()
+    )
     for week in weeks.keys:
         try:
-            tables = load_report_tables(storage.published_dir, week)
+            report = next(reports)
         except MissingTablesError as error:
             raise dg.Failure(description=str(error)) from error
-        report = build_weekly_report(tables)
         path = write_report_page(storage.published_dir, week, report.html)
         pages[week], sizes[week] = path, path.stat().size
         found = external_references(path.read_text(encoding="utf-8"))

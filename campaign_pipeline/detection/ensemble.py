@@ -10,9 +10,6 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,6 +25,7 @@ from campaign_pipeline.detection.settings import (
     RATE_METRICS,
     DetectionSettings,
 )
+from campaign_pipeline.parallel import map_in_processes
 
 FLAG_COLUMNS = [
     "campaign_id",
@@ -992,22 +990,10 @@ def judge_in_processes(chunks, settings: DetectionSettings, processes: int) -> l
     """Judge stacked chunks in `processes` worker processes, results in the chunks' order.
 
     The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
-    families), so where a chunk is judged cannot change its flags. Workers are spawned, not
-    forked: the caller may be a Dagster step with threads of its own, and a forked copy of a
-    lock held by one of them would never be released. At most two chunks per worker are
-    built ahead, so memory holds a few chunks, not the whole range.
+    families), so where a chunk is judged cannot change its flags.
     """
-    ahead = 2 * processes
-    parts: list = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        pending: deque = deque()
-        for panels, first, last in chunks:
-            pending.append(pool.submit(_judge, panels, first, last, settings))
-            if len(pending) >= ahead:
-                parts.append(pending.popleft().result())
-        parts.extend(future.result() for future in pending)
-    return parts
+    pieces = ((panels, first, last, settings) for panels, first, last in chunks)
+    return list(map_in_processes(_judge, pieces, processes))
 
 
 def detect_campaign_anomalies(

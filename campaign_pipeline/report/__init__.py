@@ -1,7 +1,7 @@
 """The weekly report campaign managers open: one self-contained HTML page per week, built from
 the published tables (pure code; the Dagster asset is ``assets/report.py``)."""
 
-from campaign_pipeline.report.build import WeeklyReport, build_weekly_report
+from campaign_pipeline.report.build import WeeklyReport, build_weekly_report, build_weekly_reports
 from campaign_pipeline.report.files import (
     MissingTablesError,
     ReportTables,
@@ -17,6 +17,7 @@ __all__ = [
     "ReportTables",
     "WeeklyReport",
     "build_weekly_report",
+    "build_weekly_reports",
     "check_week",
     "latest_report",
     "load_report_tables",

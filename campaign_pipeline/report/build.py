@@ -19,6 +19,7 @@ What each section reads:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +34,11 @@ from campaign_pipeline.constants import (
     RECOMMENDED_ACTIONS,
     SEVERITY_RANK,
 )
+from campaign_pipeline.locations import Location
+from campaign_pipeline.parallel import map_in_processes
 from campaign_pipeline.report import charts
 from campaign_pipeline.report import formatting as fmt
-from campaign_pipeline.report.files import ReportTables
+from campaign_pipeline.report.files import ReportTables, load_report_tables
 from campaign_pipeline.report.template import render_page
 
 TOP_SEVERITIES = ("critical", "high")
@@ -341,24 +344,20 @@ def _flag_series(tables: ReportTables, flag: pd.Series, by_campaign: dict) -> pd
     return rows[[date_column, metric]].rename(columns={date_column: "x", metric: "y"})
 
 
+def _rows_of_flagged(frame: pd.DataFrame, flags: pd.DataFrame, date_column: str) -> dict:
+    """Each flagged campaign's rows in date order; the others' are never charted, so a large
+    account's thousands of campaigns are not split up for a page's few dozen charts."""
+    if not len(frame) or not len(flags):
+        return {}
+    rows = frame[frame["campaign_id"].isin(flags["campaign_id"].unique())]
+    return {cid: part.sort_values(date_column) for cid, part in rows.groupby("campaign_id")}
+
+
 def anomaly_cards(tables: ReportTables, info: pd.DataFrame) -> list[dict]:
     flags = ordered_flags(tables.flags)
     by_campaign = {
-        "day": (
-            {cid: rows.sort_values("date") for cid, rows in tables.daily.groupby("campaign_id")}
-            if len(tables.daily)
-            else {},
-            "date",
-        ),
-        "week": (
-            {
-                cid: rows.sort_values("week_start")
-                for cid, rows in tables.weekly.groupby("campaign_id")
-            }
-            if len(tables.weekly)
-            else {},
-            "week_start",
-        ),
+        "day": (_rows_of_flagged(tables.daily, flags, "date"), "date"),
+        "week": (_rows_of_flagged(tables.weekly, flags, "week_start"), "week_start"),
     }
     cards = []
     for index, flag in flags.iterrows():
@@ -746,3 +745,30 @@ def build_weekly_report(tables: ReportTables) -> WeeklyReport:
         "page_bytes": len(html.encode("utf-8")),
     }
     return WeeklyReport(tables.week, html, summary_markdown(context), facts)
+
+
+# Weekly pages are built in worker processes only when each worker gets at least this many:
+# starting one (a fresh interpreter importing pandas and matplotlib) costs about what building
+# a page of a small account does.
+MIN_PAGES_PER_PROCESS = 4
+
+
+def _report_of_week(out_dir: str, week: str) -> WeeklyReport:
+    return build_weekly_report(load_report_tables(out_dir, week))
+
+
+def build_weekly_reports(
+    out_dir: str | Location, weeks: list[str], processes: int = 1
+) -> Iterator[WeeklyReport]:
+    """Each week's page from the tables published under ``out_dir``, in the weeks' order.
+
+    Pages share nothing, so a range of weeks is shared out to ``processes`` worker processes
+    (each reads its week's tables itself); a page does not depend on where it was built.
+    ``MissingTablesError`` names the first week without its tables.
+    """
+    where = str(Location(out_dir))
+    if processes > 1 and len(weeks) >= MIN_PAGES_PER_PROCESS * processes:
+        yield from map_in_processes(_report_of_week, ((where, week) for week in weeks), processes)
+    else:
+        for week in weeks:
+            yield _report_of_week(where, week)

@@ -369,3 +369,28 @@ def test_a_week_without_campaigns_or_flags_still_has_every_section(tables):
         page.select_one("#anomalies").text.split()
     )
     assert page.select_one("#quarantine-week")["data-rows"] == "0"
+
+
+def test_pages_built_in_worker_processes_are_the_pages_of_one_process(
+    published_sample, monkeypatch
+):
+    from campaign_pipeline.report import build as build_module
+    from campaign_pipeline.report import build_weekly_reports
+
+    weeks = list(published_sample.weeks)
+    monkeypatch.setattr(build_module, "MIN_PAGES_PER_PROCESS", 2)  # a cost rule, not a result
+    assert len(weeks) >= 2 * 2  # enough to share out to two processes
+    pools = []
+    real = build_module.map_in_processes
+
+    def recorded(work, arguments, processes):
+        pools.append(processes)
+        yield from real(work, arguments, processes)
+
+    monkeypatch.setattr(build_module, "map_in_processes", recorded)
+    shared = [r.html for r in build_weekly_reports(published_sample.out_dir, weeks, 2)]
+    assert pools == [2]
+    alone = [r.html for r in build_weekly_reports(published_sample.out_dir, weeks, 1)]
+    assert pools == [2]  # one process: no pool
+    assert shared == alone
+    assert shared == [report_path(published_sample.out_dir, w).read_text() for w in weeks]
