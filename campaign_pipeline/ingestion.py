@@ -739,6 +739,17 @@ def _campaign_budget(rows: _Rows, campaigns: FileValidation) -> np.ndarray:
     return pc.take(budgets, position).to_numpy(zero_copy_only=False)
 
 
+def _campaign_rows_rules(failures, rows, campaigns, days, rules, now) -> None:
+    """The rules every file keyed by campaign shares: a conflicting duplicate, an unknown or
+    rejected campaign, a day outside the accepted range."""
+    failures.add("conflicting_duplicate", rows.conflict)
+    known, rejected = _keys(campaigns, "campaign_id")
+    _membership(
+        failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
+    )
+    _out_of_range(failures, days, rules, now)
+
+
 def validate_insights(
     raw: pa.Table | pd.DataFrame,
     campaigns: FileValidation,
@@ -760,12 +771,7 @@ def validate_insights(
     dates = _day(timestamps)
     candidate = pd.DataFrame({"campaign_id": rows.string("campaign_id"), "date": dates, **numbers})
     failures.add_all(schemas.insight_row_failures(candidate))
-    failures.add("conflicting_duplicate", rows.conflict)
-    known, rejected = _keys(campaigns, "campaign_id")
-    _membership(
-        failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
-    )
-    _out_of_range(failures, dates, rules, now)
+    _campaign_rows_rules(failures, rows, campaigns, dates, rules, now)
     budget = _campaign_budget(rows, campaigns)
     budget_known = ~np.isnan(budget) & (budget > 0)
     spend_cap = np.where(budget_known, rules.max_spend_budget_multiple * budget, rules.max_amount)
@@ -856,12 +862,7 @@ def validate_leads(
         }
     )
     failures.add_all(schemas.lead_row_failures(candidate))
-    failures.add("conflicting_duplicate", rows.conflict)
-    known, rejected = _keys(campaigns, "campaign_id")
-    _membership(
-        failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
-    )
-    _out_of_range(failures, added, rules, now)
+    _campaign_rows_rules(failures, rows, campaigns, added, rules, now)
     _implausible(failures, [(numbers["deal_value"], _full(rows, rules.max_amount), "deal_value")])
     accepted, validation = _finish(spec, rows.raw, rows, failures)
     table = pa.table(

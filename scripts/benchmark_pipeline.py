@@ -466,15 +466,15 @@ def _mb(value) -> str:
 
 
 def print_stages(stages: list[dict], say) -> None:
-    say(f"    {'stage':<31}{'wall s':>8}{'CPU s':>8}{'peak mem':>11}{'rows/s':>13}  unit")
+    say(f"    {'stage':<31}{'wall s':>8}{'CPU s':>8}{'peak mem':>11}{'rows/s':>15}  unit")
     for row in stages:
         if row.get("absent"):
             say(f"    {row['stage']:<31}{'absent':>8}")
             continue
-        rate = (
-            f"{row['work'] / row['wall']:>13,.0f}"
-            if row.get("work") and row["wall"] > 0
-            else " " * 13
+        rate = (  # a stage shorter than 0.05 s has no meaningful rate
+            f"{row['work'] / row['wall']:>15,.0f}"
+            if row.get("work") and row["wall"] >= 0.05
+            else " " * 15
         )
         cpu = f"{row['cpu']:>8.1f}" if row.get("cpu") is not None else " " * 8
         say(
@@ -629,9 +629,9 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
         f"({args.days} days, seed {args.seed}).",
         "",
         "| size | campaigns | insights / leads / status changes (raw rows) | CSV | pipeline wall | "
-        "pipeline CPU | peak memory | ingestion | metrics | anomalies | health | "
-        "earlier-system script | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "pipeline CPU | peak memory | ingestion | metrics | anomalies | health | exports | "
+        "report | earlier-system script | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in summary:
         rows = entry["rows"]
@@ -641,7 +641,7 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
         )
         if entry.get("failed"):
             lines.append(
-                f"| {entry['size']:g}x | {entry['campaigns']:,} | {raw} | | failed |||||||||"
+                f"| {entry['size']:g}x | {entry['campaigns']:,} | {raw} | | failed |||||||||||"
             )
             continue
         by_stage = {r["stage"]: r for r in entry["stages"] if not r.get("absent")}
@@ -666,23 +666,24 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
             f"| {entry['size']:g}x | {entry['campaigns']:,} | {raw} | "
             f"{entry['csv_bytes'] / 1e6:,.0f} MB | {entry['wall']:.1f} s | {entry['cpu']:.1f} s | "
             f"{_mb(entry['peak_rss'])} | {ingestion:.1f} s | {wall('metrics')} | "
-            f"{wall('anomalies')} | {wall('health')} | {legacy} | {speed} |"
+            f"{wall('anomalies')} | {wall('health')} | {wall('exports')} | {wall('report')} | "
+            f"{legacy} | {speed} |"
         )
     if monday:
         lines.append("")
         lines.append(f"Monday run for the week of {monday['week']} over the stored year:")
         lines.append("")
-        lines.append("| job | wall | CPU | peak memory | anomaly_flags step |")
-        lines.append("|---|---|---|---|---|")
+        shown = ("validated_leads", "daily_campaign_metrics", "anomaly_flags", "weekly_report")
+        lines.append(
+            "| job | wall | CPU | peak memory | " + " | ".join(f"{s} step" for s in shown) + " |"
+        )
+        lines.append("|---|---|---|---|" + "---|" * len(shown))
         for job, measured in monday["jobs"].items():
-            anomaly = next(
-                (s["end"] - s["start"] for s in measured["steps"] if s["step"] == "anomaly_flags"),
-                None,
-            )
+            took = {s["step"]: s["end"] - s["start"] for s in measured["steps"]}
             lines.append(
                 f"| `{job}` | {measured['wall']:.1f} s | {measured['cpu']:.1f} s | "
                 f"{_mb(measured['peak_rss'])} | "
-                + (f"{anomaly:.1f} s" if anomaly is not None else "")
+                + " | ".join(f"{took[s]:.1f} s" if s in took else "not run" for s in shown)
                 + " |"
             )
     return "\n".join(lines)
