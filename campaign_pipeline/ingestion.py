@@ -154,9 +154,11 @@ class _IpcFileSink:
     def __init__(self, destination: Path):
         self.destination = destination
         self.writer = None
+        self.schema: pa.Schema | None = None
 
     def start(self, schema: pa.Schema) -> None:
         self.close()
+        self.schema = schema
         self.writer = ipc.new_file(str(self.destination), schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -168,15 +170,18 @@ class _IpcFileSink:
             self.writer = None
 
 
-def write_raw_snapshot(path: Path | str | Location, spec: FileSpec, destination: Path | str) -> int:
+def write_raw_snapshot(
+    path: Path | str | Location, spec: FileSpec, destination: Path | str
+) -> tuple[int, list[str]]:
     """Stream one export into an Arrow IPC file of text (as ``read_raw_table`` reads it),
     block by block, so memory stays at a few blocks whatever the file's size. Returns the
-    number of rows."""
+    number of rows and the snapshot's (normalised) column names."""
     sink = _IpcFileSink(Path(destination))
     try:
-        return raw_parsing.consume_text_batches(path, spec.required, sink)
+        rows = raw_parsing.consume_text_batches(path, spec.required, sink)
     finally:
         sink.close()
+    return rows, sink.schema.names
 
 
 def text_table(raw: pa.Table | pd.DataFrame) -> pa.Table:

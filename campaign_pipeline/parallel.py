@@ -19,9 +19,10 @@ from typing import TypeVar
 Result = TypeVar("Result")
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity, which a container's cpuset limits)."""
-    return len(os.sched_getaffinity(0))
+def worker_processes(configured: int) -> int:
+    """A step's ``processes`` config: the number given, or 0 for one per CPU this process may
+    run on (its affinity, which a container's cpuset limits)."""
+    return configured or len(os.sched_getaffinity(0))
 
 
 def map_in_processes(

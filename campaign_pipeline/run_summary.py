@@ -7,7 +7,7 @@ import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.ingestion import FILE_SPECS
-from campaign_pipeline.report.files import REPORT_FOLDER
+from campaign_pipeline.report.files import latest_report
 from campaign_pipeline.resources.storage import PipelineStorage
 
 
@@ -92,8 +92,8 @@ def summarize(
         else:
             kind = f"{count} weekly files"
         lines.append(f"  {name:<36}{kind}")
-    pages = (storage.published_dir / REPORT_FOLDER).files(".html")
-    if pages:
-        lines.append(f"latest weekly report: {pages[-1]}")
+    latest = latest_report(storage.published_dir)
+    if latest is not None:
+        lines.append(f"latest weekly report: {latest}")
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from campaign_pipeline.assets.common import (
 )
 from campaign_pipeline.detection import DetectionSettings, detect_by_week
 from campaign_pipeline.metadata import most_severe_first
-from campaign_pipeline.parallel import available_cpus
+from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import AnomalyFlags
@@ -65,9 +65,6 @@ class AnomalyConfig(dg.Config):
     def to_settings(self) -> DetectionSettings:
         return DetectionSettings(**self.model_dump(exclude={"processes"}))
 
-    def worker_processes(self) -> int:
-        return self.processes or available_cpus()
-
 
 @dg.asset(
     group_name="anomalies",
@@ -108,7 +105,7 @@ def anomaly_flags(
         history_weeks=history,
         campaigns=campaigns,
         settings=settings,
-        processes=config.worker_processes(),
+        processes=worker_processes(config.processes),
     )
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),

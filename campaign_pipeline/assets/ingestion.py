@@ -44,12 +44,11 @@ def _read_export_file(
     path = storage.raw_path(spec.filename)
     name = f"raw_{spec.key}"
     try:
-        rows = storage.write_snapshot(
+        rows, columns = storage.write_snapshot(
             name, lambda tmp: ingestion.write_raw_snapshot(path, spec, tmp)
         )
     except RawFileError as error:
         raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
-    columns = storage.read_snapshot(name).column_names
     columns += [c for c in spec.optional if c not in columns]
     context.log.info(f"read {rows:,} rows from {path}")
     return dg.MaterializeResult(

@@ -5,7 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from campaign_pipeline.assets.common import RunWeeks, daily_history
-from campaign_pipeline.parallel import available_cpus
+from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.report import (
     MissingTablesError,
@@ -70,7 +70,7 @@ def weekly_report(
     pages, sizes, outside = {}, {}, {}
     report = None
     reports = build_weekly_reports(
-        storage.published_dir, list(weeks.keys), config.processes or available_cpus()
+        storage.published_dir, list(weeks.keys), worker_processes(config.processes)
     )
     for week in weeks.keys:
         try:
@@ -79,7 +79,7 @@ def weekly_report(
             raise dg.Failure(description=str(error)) from error
         path = write_report_page(storage.published_dir, week, report.html)
         pages[week], sizes[week] = path, path.stat().size
-        found = external_references(path.read_text(encoding="utf-8"))
+        found = external_references(report.html)  # the page as written, not read back
         if found:
             outside[week] = found[:5]
     latest = pages[weeks.last]

@@ -124,11 +124,15 @@ class PipelineStorage(dg.ConfigurableResource):
             path.write_atomically(_parquet_writer(frame))
         return path
 
+    @staticmethod
+    def _not_materialized(path: Location, name: str) -> dg.Failure:
+        return dg.Failure(
+            description=f"{path} does not exist: materialize the asset `{name}` first"
+        )
+
     def _existing(self, path: Location, name: str) -> Location:
         if not path.exists():
-            raise dg.Failure(
-                description=f"{path} does not exist: materialize the asset `{name}` first",
-            )
+            raise self._not_materialized(path, name)
         return path
 
     def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -136,9 +140,7 @@ class PipelineStorage(dg.ConfigurableResource):
         try:
             return read_parquet(path, columns=columns)
         except FileNotFoundError:
-            raise dg.Failure(
-                description=f"{path} does not exist: materialize the asset `{name}` first",
-            ) from None
+            raise self._not_materialized(path, name) from None
 
     def read_staging_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """A staging table as Arrow (text stays in Arrow buffers)."""

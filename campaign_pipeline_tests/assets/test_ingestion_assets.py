@@ -49,6 +49,9 @@ def test_ingestion_materializes_with_passing_checks_and_accounting_metadata(stor
         meta["duplicates_removed"],
     ) == (5, 2, 2, 1)
     assert meta["dagster/row_count"] == 1  # two parts summed into one campaign-day
+    raw = _metadata(result, "raw_insights")
+    assert raw["rows_read"] == 5
+    assert raw["columns"] == "id, campaign_id, created_at, spend, impressions, clicks, conversions"
     quarantine = pd.read_parquet(storage.table_path("quarantine"))
     assert sorted(quarantine["reason_code"]) == ["negative_spend", "unknown_campaign"]
     assert not quarantine["raw_values"].str.contains("example.com").any()
