@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Where anomaly detection spends its time on a year of stored daily metrics.
+
+    python scripts/profile_detection.py WORK/c4000_d365_s7 [--campaigns 250]
+
+Reads the ``daily_campaign_metrics`` a run of ``scripts/benchmark_pipeline.py`` published
+under ``DIR/out`` (and ``DIR/staging/validated_campaigns.parquet``), keeps the first
+``--campaigns`` campaigns, judges every stored week as ``anomaly_flags`` does (one process,
+the default settings and history) under cProfile, and prints the cumulative time of the
+detectors' heaviest functions as a share of the whole call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from campaign_pipeline.assets.anomalies import detector_history_weeks
+from campaign_pipeline.detection import DetectionSettings, detect_by_week
+
+SHOWN = (
+    "score_panel",
+    "robust_level_scale",
+    "seasonal_factors_js",
+    "_rate_baseline",
+    "persistence",
+    "lag1_autocorrelation",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--campaigns", type=int, default=250)
+    args = parser.parse_args(argv)
+    files = sorted((args.run_dir / "out" / "daily_campaign_metrics").glob("*.parquet"))
+    if not files:
+        parser.error(f"{args.run_dir}/out/daily_campaign_metrics has no weekly files")
+    daily = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    kept = sorted(daily["campaign_id"].unique())[: args.campaigns]
+    daily = daily[daily["campaign_id"].isin(kept)]
+    campaigns = pd.read_parquet(args.run_dir / "staging" / "validated_campaigns.parquet")
+    weeks = [f.stem for f in files]
+    settings = DetectionSettings()
+    profile = cProfile.Profile()
+    profile.enable()
+    flags = detect_by_week(
+        daily,
+        weeks,
+        history_weeks=detector_history_weeks(settings),
+        campaigns=campaigns,
+        settings=settings,
+    )
+    profile.disable()
+    stats = pstats.Stats(profile)
+    total = stats.total_tt
+    print(
+        f"{len(kept):,} campaigns, {len(weeks)} weeks, {len(daily):,} campaign-days: "
+        f"{total:.1f} s, {len(flags):,} flags"
+    )
+    for (_, _, function), (_, calls, _, cumulative, _) in sorted(
+        stats.stats.items(), key=lambda item: -item[1][3]
+    ):
+        if function in SHOWN:
+            print(
+                f"  {function:<24}{calls:>6} calls {cumulative:>7.2f} s {cumulative / total:>6.1%}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
