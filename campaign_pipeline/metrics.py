@@ -123,6 +123,17 @@ LEAD_EVENT_COLUMNS: list[str] = [
     "revenue_date",
 ]
 
+# What daily_campaign_metrics reads of the lead events.
+DAILY_EVENT_COLUMNS: list[str] = [
+    "campaign_id",
+    "added_date",
+    "is_converted",
+    "converted_date",
+    "is_won",
+    "revenue",
+    "revenue_date",
+]
+
 
 def safe_ratio(numerator: pd.Series, denominator: pd.Series, scale: float = 1.0) -> pd.Series:
     """``scale * numerator / denominator``, NaN where the denominator is 0 or NaN (never inf).
@@ -268,10 +279,10 @@ def lead_events(
 
     out = pd.DataFrame(
         {
-            "lead_id": leads["lead_id"].to_numpy(),
-            "campaign_id": leads["campaign_id"].to_numpy(),
+            "lead_id": leads["lead_id"].array,
+            "campaign_id": leads["campaign_id"].array,
             "added_date": added.to_numpy(),
-            "lead_status": leads["lead_status"].to_numpy(),
+            "lead_status": leads["lead_status"].array,
             "is_converted": is_converted,
             "converted_date": pd.to_datetime(converted_day).to_numpy(),
             "conversion_source": source,

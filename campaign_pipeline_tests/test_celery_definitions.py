@@ -154,7 +154,8 @@ def test_a_week_through_two_celery_workers_with_tables_on_s3(tmp_path, s3_server
         finally:
             instance.dispose()
         worker_pids = {w.pid for w in workers}
-        assert len(step_pids) == 19  # every asset: raw, validated, the week, exports, report
+        # every asset: raw, validated, lead events, the week, exports, report
+        assert len(step_pids) == 20
         assert set(step_pids.values()) == worker_pids, (step_pids, worker_pids)
         assert launcher_pids and not launcher_pids & worker_pids
         assert hostnames == {"w1", "w2"}  # both workers took steps

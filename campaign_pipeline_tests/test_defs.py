@@ -25,6 +25,7 @@ ASSETS = {
         False,
         {"raw_lead_status_changes", "validated_leads"},
     ),
+    "lead_events": ("ingestion", False, {"validated_leads", "validated_lead_status_changes"}),
     "quarantine": (
         "ingestion",
         False,
@@ -38,24 +39,14 @@ ASSETS = {
     "daily_campaign_metrics": (
         "metrics",
         True,
-        {
-            "validated_campaigns",
-            "validated_insights",
-            "validated_leads",
-            "validated_lead_status_changes",
-        },
+        {"validated_campaigns", "validated_insights", "validated_leads", "lead_events"},
     ),
     "weekly_campaign_metrics": ("metrics", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "weekly_totals": ("metrics", True, {"weekly_campaign_metrics", "quarantine"}),
     "campaign_lifetime_metrics": (
         "metrics",
         False,
-        {
-            "validated_campaigns",
-            "validated_insights",
-            "validated_leads",
-            "validated_lead_status_changes",
-        },
+        {"validated_campaigns", "validated_insights", "validated_leads", "lead_events"},
     ),
     "anomaly_flags": ("anomalies", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "campaign_health": ("health", True, {"daily_campaign_metrics", "validated_campaigns"}),
@@ -95,6 +86,7 @@ CHECKS = {
         f"validated_{name}": {"row_accounting", "schema"}
         for name in ("campaigns", "insights", "leads", "lead_status_changes")
     },
+    "lead_events": {"one_row_per_lead"},
     "quarantine": {"schema", "no_personal_data", "freshness_check"},
     "daily_campaign_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
     "weekly_campaign_metrics": {"schema", "reconciles_with_daily", "freshness_check"},

@@ -81,23 +81,6 @@ class RunWeeks:
         return shift_week(self.first, -weeks_before)
 
 
-@dataclass
-class ValidatedTables:
-    campaigns: pd.DataFrame
-    insights: pd.DataFrame
-    leads: pd.DataFrame
-    lead_status_changes: pd.DataFrame
-
-
-def load_validated(storage: PipelineStorage) -> ValidatedTables:
-    return ValidatedTables(
-        campaigns=storage.read_staging("validated_campaigns"),
-        insights=storage.read_staging("validated_insights"),
-        leads=storage.read_staging("validated_leads"),
-        lead_status_changes=storage.read_staging("validated_lead_status_changes"),
-    )
-
-
 def read_weeks(
     storage: PipelineStorage, table: str, first_week: str, last_week: str
 ) -> pd.DataFrame:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
-from campaign_pipeline import ingestion
+from campaign_pipeline import ingestion, metrics
 from campaign_pipeline.assets.common import schema_check
 from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS, materialize_from_salesforce
+from campaign_pipeline.constants import CONVERTED_STATUSES
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
@@ -316,11 +317,69 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
     )
 
 
+# what metrics.lead_events reads of the validated layer
+LEAD_COLUMNS = ["lead_id", "campaign_id", "lead_status", "added_date", "deal_value"]
+CHANGE_COLUMNS = ["lead_id", "old_status", "new_status", "changed_at"]
+
+
+class LeadEventsConfig(dg.Config):
+    converted_statuses: list[str] = list(CONVERTED_STATUSES)
+    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's
+    default."""
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=["validated_leads", "validated_lead_status_changes"],
+    kinds={"pandas", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "one_row_per_lead",
+            asset="lead_events",
+            description="exactly one row for each validated lead",
+        )
+    ],
+)
+def lead_events(config: LeadEventsConfig, storage: PipelineStorage) -> dg.MaterializeResult:
+    """One row per validated lead with the days its lead, conversion and revenue count on.
+
+    Built once per ingestion (in staging, like the validated tables it comes from) because a
+    lead added months ago can convert this week: finding each lead's first conversion takes
+    the whole status history, while a week's metrics then read only the leads whose events
+    fall in that week.
+    """
+    leads = storage.read_staging("validated_leads", columns=LEAD_COLUMNS, arrow_strings=True)
+    changes = storage.read_staging(
+        "validated_lead_status_changes", columns=CHANGE_COLUMNS, arrow_strings=True
+    )
+    events = metrics.lead_events(leads, changes, tuple(config.converted_statuses))
+    path = storage.write_staging("lead_events", events)
+    by_source = events["conversion_source"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="one_row_per_lead",
+                passed=bool(len(events) == len(leads) and events["lead_id"].is_unique),
+                metadata={"leads": len(leads), "rows": len(events)},
+            )
+        ],
+        metadata={
+            "dagster/row_count": len(events),
+            "converted": int(events["is_converted"].sum()),
+            "won": int(events["is_won"].sum()),
+            "conversion_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()}),
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/column_schema": table_schema(events),
+        },
+    )
+
+
 ingestion_assets = [
     *raw_assets,
     validated_campaigns,
     validated_insights,
     validated_leads,
     validated_lead_status_changes,
+    lead_events,
     quarantine,
 ]

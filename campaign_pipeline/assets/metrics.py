@@ -2,7 +2,8 @@
 
 The weekly assets own the files of their weeks and can run for many weeks in one run
 (single-run backfill); each reads only what its weeks need, so re-running one week rewrites
-that week's rows and nothing else.
+that week's rows and nothing else, and a Monday run costs about a week's work however long the
+stored history is.
 """
 
 import dagster as dg
@@ -13,7 +14,6 @@ from campaign_pipeline.assets.common import (
     RunWeeks,
     column_total,
     daily_history,
-    load_validated,
     read_weeks,
     reconcile_check,
     schema_check,
@@ -21,65 +21,64 @@ from campaign_pipeline.assets.common import (
     weekly_result,
     write_run_weeks,
 )
-from campaign_pipeline.constants import CONVERTED_STATUSES, IMPLAUSIBLE_REASONS
+from campaign_pipeline.constants import IMPLAUSIBLE_REASONS
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
 GROUP = "metrics"
-VALIDATED = [
-    "validated_campaigns",
-    "validated_insights",
-    "validated_leads",
-    "validated_lead_status_changes",
-]
 
 
-class MetricsConfig(dg.Config):
-    converted_statuses: list[str] = list(CONVERTED_STATUSES)
-    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's
-    default."""
+def _between(column: str, start: pd.Timestamp, end: pd.Timestamp) -> list[tuple]:
+    """A pyarrow row filter: ``column`` within [start, end] (null never matches)."""
+    return [(column, ">=", start), (column, "<=", end)]
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=VALIDATED,
+    deps=["validated_campaigns", "validated_insights", "validated_leads", "lead_events"],
     kinds={"pandas", "parquet"},
     check_specs=table_checks("daily_campaign_metrics", "validated"),
 )
 def daily_campaign_metrics(
-    context: dg.AssetExecutionContext, config: MetricsConfig, storage: PipelineStorage
+    context: dg.AssetExecutionContext, storage: PipelineStorage
 ) -> dg.MaterializeResult:
     """Per campaign and day: delivery, leads and conversions joined, rates as ratios of sums.
 
     Leads count on the day they were added; conversions on the day of the lead's first change
-    into a converted status, so a week's conversions can come from leads of earlier weeks.
+    into a converted status (`lead_events`), so a week's conversions can come from leads of
+    earlier weeks. Only the run's days are read: the delivery of those days and the leads with
+    an event in them.
     """
     weeks = RunWeeks.of(context)
-    tables = load_validated(storage)
-    events = metrics.lead_events(
-        tables.leads, tables.lead_status_changes, tuple(config.converted_statuses)
+    window = (weeks.start, weeks.end)
+    insights = storage.read_staging("validated_insights", filters=_between("date", *window))
+    events = storage.read_staging(
+        "lead_events",
+        columns=metrics.DAILY_EVENT_COLUMNS,
+        filters=[
+            _between(column, *window) for column in ("added_date", "converted_date", "revenue_date")
+        ],
     )
+    campaigns = storage.read_staging("validated_campaigns")
     daily = metrics.daily_campaign_metrics(
-        tables.insights, events, tables.campaigns, start=weeks.start, end=weeks.end
+        insights, events, campaigns, start=weeks.start, end=weeks.end
     )
     daily = metric_schemas.DailyCampaignMetrics.validate(daily)
     counts = write_run_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
     stored = read_weeks(storage, "daily_campaign_metrics", weeks.first, weeks.last)
-    in_window = tables.insights["date"].between(weeks.start, weeks.end)
-    leads_in_window = tables.leads["added_date"].between(weeks.start, weeks.end)
+    leads_added = storage.read_staging(
+        "validated_leads", columns=["added_date"], filters=_between("added_date", *window)
+    )
     checks = [
         schema_check(metric_schemas.DailyCampaignMetrics, stored),
         reconcile_check(
             "reconciles_with_validated",
             {
-                "spend": (
-                    column_total(stored, "spend"),
-                    tables.insights.loc[in_window, "spend"].sum(),
-                ),
-                "leads": (column_total(stored, "leads"), int(leads_in_window.sum())),
+                "spend": (column_total(stored, "spend"), insights["spend"].sum()),
+                "leads": (column_total(stored, "leads"), len(leads_added)),
             },
         ),
     ]
@@ -172,22 +171,20 @@ def weekly_totals(
 
 @dg.asset(
     group_name=GROUP,
-    deps=VALIDATED,
+    deps=["validated_campaigns", "validated_insights", "validated_leads", "lead_events"],
     kinds={"pandas", "parquet"},
     check_specs=table_checks("campaign_lifetime_metrics", "validated"),
 )
-def campaign_lifetime_metrics(
-    config: MetricsConfig, storage: PipelineStorage
-) -> dg.MaterializeResult:
+def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
     """One row per campaign over its whole history (the seed's ``campaign_perf_4``)."""
-    tables = load_validated(storage)
-    events = metrics.lead_events(
-        tables.leads, tables.lead_status_changes, tuple(config.converted_statuses)
-    )
-    daily = metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns)
+    insights = storage.read_staging("validated_insights")
+    campaigns = storage.read_staging("validated_campaigns")
+    events = storage.read_staging("lead_events", columns=metrics.DAILY_EVENT_COLUMNS)
+    daily = metrics.daily_campaign_metrics(insights, events, campaigns)
     lifetime = metric_schemas.CampaignPeriodSummary.validate(
-        metrics.campaign_period_summary(daily, tables.campaigns)
+        metrics.campaign_period_summary(daily, campaigns)
     )
+    validated_leads = storage.read_staging_table("validated_leads", columns=["lead_id"]).num_rows
     path = storage.write_table("campaign_lifetime_metrics", lifetime)
     stored = storage.read_table("campaign_lifetime_metrics")
     return dg.MaterializeResult(
@@ -196,8 +193,8 @@ def campaign_lifetime_metrics(
             reconcile_check(
                 "reconciles_with_validated",
                 {
-                    "total_spend": (stored["total_spend"].sum(), tables.insights["spend"].sum()),
-                    "total_leads": (stored["total_leads"].sum(), len(tables.leads)),
+                    "total_spend": (stored["total_spend"].sum(), insights["spend"].sum()),
+                    "total_leads": (stored["total_leads"].sum(), validated_leads),
                 },
             ),
         ],

@@ -10,7 +10,9 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -149,6 +151,7 @@ def evidence(
     scope: slice | None = None,
     chunk_cells: int | None = None,
     full_keys: tuple[str, ...] | None = None,
+    threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
 
@@ -161,6 +164,9 @@ def evidence(
     with `chunk_cells`, scores the rest in blocks of about that many cells, so its trailing
     windows stay small (the result does not depend on it). With `full_keys` as well, only
     those keys keep every step; the others (and `value`) hold the steps in scope only.
+    `threads`: the kinds, and a kind's blocks of series, are scored in this many threads (they
+    share nothing, and numpy releases the interpreter lock inside its loops, so a one-week run
+    uses every core; the result does not depend on it).
     Returns arrays of shape (n_metrics, n_series, n_steps) in the order of `metrics`.
     """
     n, t = next(iter(panels.values())).shape
@@ -176,6 +182,7 @@ def evidence(
         )
         for k in EVIDENCE_KEYS
     }
+    tasks = []  # (score a block of series and store it), pooled kinds first: they take longest
     by_kind: dict[str, list[int]] = {}
     for i, m in enumerate(metrics):
         by_kind.setdefault(metric_kind(m), []).append(i)
@@ -221,13 +228,17 @@ def evidence(
         metric_of = np.repeat(np.asarray(idx), n)
         series_of = np.tile(np.arange(n), len(idx))
 
-        def store(ev: dict[str, np.ndarray], rows, metric_of=metric_of, series_of=series_of):
+        def scored(rows, values, metric_of=metric_of, series_of=series_of, **kwargs):
+            # each block writes its own rows of `result`, so blocks can be stored concurrently
+            ev = score_panel(values, **kwargs)
             for k in EVIDENCE_KEYS:
                 result[k][metric_of[rows], series_of[rows]] = ev[k][:, kept[k]]
 
         if pooled or scope is None:
             chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
-            store(score_panel(stack, **score, **kwargs, chunk_rows=chunk_rows), slice(None))
+            tasks.insert(
+                0, partial(scored, slice(None), stack, **score, **kwargs, chunk_rows=chunk_rows)
+            )
         else:
             # a series with no reading in scope cannot be decided there: the evidence of a
             # series that is never judged (False, NaN) is all it needs
@@ -239,10 +250,18 @@ def evidence(
             for lo in range(0, len(rows), step):
                 part = rows[lo : lo + step]
                 numer_denom = {k: v[part] for k, v in kwargs.items() if k in ("numer", "denom")}
-                store(
-                    score_panel(stack[part], **score, **numer_denom, phase_scale=phase_scale),
-                    part,
+                tasks.append(
+                    partial(
+                        scored, part, stack[part], **score, **numer_denom, phase_scale=phase_scale
+                    )
                 )
+    if threads > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
+            for done in [pool.submit(task) for task in tasks]:
+                done.result()  # raises a block's exception here
+    else:
+        for task in tasks:
+            task()
     result["value"] = np.stack([panels[m][:, scope if trim else slice(None)] for m in metrics])
     return result
 
@@ -795,8 +814,11 @@ def _block_family(family: np.ndarray, n_rows: int, block: int) -> np.ndarray:
     return (np.arange(n_rows) // block)[:, None] * (codes.max() + 1) + codes[None, :]
 
 
-def _judge(p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSettings):
-    """Day- and week-grain flags of every block for the days [start, end] of `times`."""
+def _judge(
+    p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSettings, threads: int = 1
+):
+    """Day- and week-grain flags of every block for the days [start, end] of `times`, scored
+    in `threads` threads (`evidence`)."""
     n, t = next(iter(p.base.values())).shape
     panels = derived_panels(p.base)
     metrics = tuple(m for m in s.metrics if m in panels)
@@ -818,6 +840,7 @@ def _judge(p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSetti
         scope=scope,
         chunk_cells=SCORE_CHUNK_CELLS,
         full_keys=RULE_EVIDENCE,
+        threads=threads,
     )
     rules = _rules(panels, ev, metrics, p.budget, s) if s.use_rules else []
     # Every alert is on a step in scope, and deciding one looks back at earlier alerts only
@@ -845,7 +868,7 @@ def _judge(p: _Panels, start: pd.Timestamp, end: pd.Timestamp, s: DetectionSetti
     ]
     del ev, dec, rules, panels
     if s.use_weekly:
-        parts.append(_weekly_flags(p, start, end, s))
+        parts.append(_weekly_flags(p, start, end, s, threads))
     parts = [part for part in parts if len(part)]
     return pd.concat(parts, ignore_index=True) if parts else empty_flags()
 
@@ -894,8 +917,9 @@ def detect_by_week(
     family) stays within its block, so every week gets exactly the flags a call on its stretch
     alone would give. `chunk_cells` bounds the cells judged at once (`WEEK_CHUNK_CELLS`); the
     result does not depend on it. The chunks share nothing, so with `processes` > 1 they are
-    judged in that many worker processes (`judge_in_processes`); the result does not depend on
-    that either.
+    judged in that many worker processes (`judge_in_processes`); a range with too few chunks
+    for that (one week) is judged in this process with `processes` threads instead. The result
+    depends on neither.
     """
     weeks = sorted({pd.Timestamp(w).normalize() for w in week_starts})
     if daily is None or len(daily) == 0 or not weeks:
@@ -980,8 +1004,11 @@ def detect_by_week(
 
     if processes > 1 and len(plan) >= MIN_CHUNKS_PER_PROCESS * processes:
         parts = judge_in_processes(stacked_chunks(), s, processes)
-    else:
-        parts = [_judge(panels, first, last, s) for panels, first, last in stacked_chunks()]
+    else:  # too few chunks to share out (a Monday run): each chunk's blocks share the CPUs
+        parts = [
+            _judge(panels, first, last, s, threads=processes)
+            for panels, first, last in stacked_chunks()
+        ]
     parts = [part for part in parts if len(part)]
     return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
 
@@ -1054,7 +1081,7 @@ def _blank_days_off_delivery(d: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def _weekly_flags(p: _Panels, start, end, s: DetectionSettings) -> pd.DataFrame:
+def _weekly_flags(p: _Panels, start, end, s: DetectionSettings, threads: int = 1) -> pd.DataFrame:
     """A complete ISO week against the campaign's trailing complete weeks.
 
     No window shift here: a week is already an average of seven days, and five-week windows
@@ -1090,6 +1117,7 @@ def _weekly_flags(p: _Panels, start, end, s: DetectionSettings) -> pd.DataFrame:
         block=p.block,
         scope=_as_slice(scope_w),
         chunk_cells=SCORE_CHUNK_CELLS,
+        threads=threads,
     )
     in_scope = np.broadcast_to(scope_w, ev["z"].shape)
     family = _family(weeks, "week" if s.correction_family != "call" else "call")

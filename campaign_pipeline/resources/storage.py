@@ -62,11 +62,28 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
     return Location(chosen).resolved() if chosen else data_dir / "out"
 
 
-def read_parquet(location: Location, columns: list[str] | None = None) -> pd.DataFrame:
-    """One Parquet file, local or on an object store (fetched in one request)."""
-    if location.is_local:
-        return pd.read_parquet(location.local_path, columns=columns)
-    return pd.read_parquet(io.BytesIO(location.read_bytes()), columns=columns)
+_ARROW_STRINGS = {
+    pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
+}
+
+
+def read_parquet(
+    location: Location,
+    columns: list[str] | None = None,
+    filters: list | None = None,
+    arrow_strings: bool = False,
+) -> pd.DataFrame:
+    """One Parquet file, local or on an object store (fetched in one request). ``filters``
+    (pyarrow's row filters) keep the matching rows, in the file's order, before they become
+    a DataFrame. ``arrow_strings``: text columns stay in Arrow buffers (``string[pyarrow]``)
+    instead of becoming a Python object per cell, which is most of the cost of reading
+    millions of ids."""
+    source = location.local_path if location.is_local else io.BytesIO(location.read_bytes())
+    if not arrow_strings:
+        return pd.read_parquet(source, columns=columns, filters=filters)
+    table = pq.read_table(source, columns=columns, filters=filters)
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
 
 
 def _parquet_writer(frame: pd.DataFrame):
@@ -135,10 +152,17 @@ class PipelineStorage(dg.ConfigurableResource):
             raise self._not_materialized(path, name)
         return path
 
-    def read_staging(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read_staging(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        filters: list | None = None,
+        arrow_strings: bool = False,
+    ) -> pd.DataFrame:
+        """A staging table (`read_parquet` says what the options do)."""
         path = self.staging_path(name)
         try:
-            return read_parquet(path, columns=columns)
+            return read_parquet(path, columns=columns, filters=filters, arrow_strings=arrow_strings)
         except FileNotFoundError:
             raise self._not_materialized(path, name) from None
 

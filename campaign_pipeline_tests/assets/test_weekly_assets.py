@@ -152,7 +152,6 @@ def test_single_run_backfill_over_a_range_writes_every_week(storage):
 
 def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     from campaign_pipeline import metrics
-    from campaign_pipeline.assets.common import load_validated
     from campaign_pipeline.sample_data import generate_sample
 
     generate_sample(tmp_path / "raw", seed=9, n_campaigns=60, n_days=35)
@@ -177,10 +176,16 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     published = pd.read_parquet(storage.table_path("campaign_health", weeks[-1])).set_index(
         "campaign_id"
     )
-    tables = load_validated(storage)
-    events = metrics.lead_events(tables.leads, tables.lead_status_changes)
+    campaigns = storage.read_staging("validated_campaigns")
+    events = metrics.lead_events(
+        storage.read_staging("validated_leads"),
+        storage.read_staging("validated_lead_status_changes"),
+    )
     whole = metrics.campaign_period_summary(
-        metrics.daily_campaign_metrics(tables.insights, events, tables.campaigns), tables.campaigns
+        metrics.daily_campaign_metrics(
+            storage.read_staging("validated_insights"), events, campaigns
+        ),
+        campaigns,
     )
     expected = dict(zip(whole["campaign_id"], seed_health_reference(whole)))
     assert published["health_bucket"].to_dict() == expected

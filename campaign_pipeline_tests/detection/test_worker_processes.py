@@ -56,3 +56,26 @@ def test_a_range_too_small_to_share_stays_in_one_process(monkeypatch):
     monkeypatch.setattr(ensemble, "judge_in_processes", refuse)
     flags = detect_by_week(daily, weeks, history_weeks=8, processes=2)
     pd.testing.assert_frame_equal(flags, detect_by_week(daily, weeks, history_weeks=8))
+
+
+def test_one_week_scores_its_blocks_in_threads_with_the_flags_of_one_thread(monkeypatch):
+    import threading
+
+    daily = _account_with_faults()
+    weeks = [pd.Timestamp("2024-04-08")]  # one chunk: too small for worker processes
+    # small scoring blocks: each kind's series are scored in several blocks
+    monkeypatch.setattr(ensemble, "SCORE_CHUNK_CELLS", 600)
+    alone = detect_by_week(daily, weeks, history_weeks=8)
+
+    scored_in = []
+    real = ensemble.score_panel
+
+    def recorded(*args, **kwargs):
+        scored_in.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ensemble, "score_panel", recorded)
+    threaded = detect_by_week(daily, weeks, history_weeks=8, processes=2)
+    assert len(scored_in) > 8 and not any(scored_in)  # many blocks, none in the main thread
+    assert {"c1", "c7"} & set(alone["campaign_id"])
+    pd.testing.assert_frame_equal(threaded, alone)
