@@ -12,6 +12,7 @@ from campaign_pipeline.report import (
     build_weekly_reports,
     write_report_page,
 )
+from campaign_pipeline.report.build import MAX_FLAG_CHARTS
 from campaign_pipeline.report.files import DAILY_WEEKS_BEFORE, REPORT_FOLDER, WEEKLY_WEEKS_BEFORE
 from campaign_pipeline.report.self_contained import external_references
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -33,6 +34,9 @@ class ReportConfig(dg.Config):
     # one per CPU this run may use. A page never depends on it; a range of fewer than
     # report.build.MIN_PAGES_PER_PROCESS pages per process is built in the step's process.
     processes: int = Field(default=0, ge=0)
+    # Flags drawn as a chart on a page, most severe and surest first; every flag keeps its
+    # card. report.build.MAX_FLAG_CHARTS says why 40.
+    max_flag_charts: int = Field(default=MAX_FLAG_CHARTS, ge=0)
 
 
 @dg.asset(
@@ -70,7 +74,10 @@ def weekly_report(
     pages, sizes, outside = {}, {}, {}
     report = None
     reports = build_weekly_reports(
-        storage.published_dir, list(weeks.keys), worker_processes(config.processes)
+        storage.published_dir,
+        list(weeks.keys),
+        worker_processes(config.processes),
+        config.max_flag_charts,
     )
     for week in weeks.keys:
         try:

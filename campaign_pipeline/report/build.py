@@ -353,7 +353,18 @@ def _rows_of_flagged(frame: pd.DataFrame, flags: pd.DataFrame, date_column: str)
     return {cid: part.sort_values(date_column) for cid, part in rows.groupby("campaign_id")}
 
 
-def anomaly_cards(tables: ReportTables, info: pd.DataFrame) -> list[dict]:
+# Flags drawn as a chart, most severe and surest first; the rest keep their card (value,
+# expected range, why, what to do) without one. A chart is about 50 kB of SVG and 60 ms to
+# draw: a large account's week (16,000 campaigns, 370 flags) would otherwise be a 20 MB page
+# that takes half a minute to build and long to open, while 40 charts keep it near 2 MB.
+MAX_FLAG_CHARTS = 40
+
+
+def anomaly_cards(
+    tables: ReportTables, info: pd.DataFrame, max_charts: int = MAX_FLAG_CHARTS
+) -> list[dict]:
+    """A card per flag of the week; the first `max_charts` (in `ordered_flags` order) with
+    the chart of the metric's recent values."""
     flags = ordered_flags(tables.flags)
     by_campaign = {
         "day": (_rows_of_flagged(tables.daily, flags, "date"), "date"),
@@ -373,7 +384,7 @@ def anomaly_cards(tables: ReportTables, info: pd.DataFrame) -> list[dict]:
             f"{fmt.expected(metric, flag['expected'])}"
         )
         chart = None
-        if series is not None and len(series):
+        if index < max_charts and series is not None and len(series):
             chart = charts.flag_chart(
                 charts.FlagChartInput(
                     dates=pd.to_datetime(series["x"]).reset_index(drop=True),
@@ -421,6 +432,7 @@ def anomaly_cards(tables: ReportTables, info: pd.DataFrame) -> list[dict]:
                 "explanation": _text(flag.get("explanation")),
                 "suggested_action": _text(flag.get("suggested_action")),
                 "chart": chart,
+                "chart_left_out": index >= max_charts,
                 "top": str(flag["severity"]) in TOP_SEVERITIES,
             }
         )
@@ -641,9 +653,9 @@ def scatter_panels(health: pd.DataFrame) -> tuple[list[charts.ScatterPanel], str
 # --- the page --------------------------------------------------------------------------------
 
 
-def report_context(tables: ReportTables) -> dict:
+def report_context(tables: ReportTables, max_flag_charts: int = MAX_FLAG_CHARTS) -> dict:
     info = _campaign_info(tables)
-    flags = anomaly_cards(tables, info)
+    flags = anomaly_cards(tables, info, max_flag_charts)
     flag_anchors: dict[str, list[dict]] = {}
     for card in flags:
         flag_anchors.setdefault(card["campaign_id"], []).append(
@@ -671,6 +683,7 @@ def report_context(tables: ReportTables) -> dict:
         "platforms": platform_totals(tables),
         "quarantine": quarantine_summary(tables),
         "flags": flags,
+        "max_flag_charts": max_flag_charts,
         "severity_counts": {s: int(severity_counts.get(s, 0)) for s in SEVERITY_RANK},
         "explorer": explorer(rows),
         "scatter": {"svg": scatter_svg, "note": scatter_note, "panels": panels},
@@ -729,13 +742,16 @@ def summary_markdown(context: dict, page: str = "") -> str:
     return "\n".join(lines)
 
 
-def build_weekly_report(tables: ReportTables) -> WeeklyReport:
-    """The week's page and its Markdown summary from the week's published tables."""
+def build_weekly_report(
+    tables: ReportTables, max_flag_charts: int = MAX_FLAG_CHARTS
+) -> WeeklyReport:
+    """The week's page and its Markdown summary from the week's published tables, with a
+    chart for the first `max_flag_charts` flags (`anomaly_cards`)."""
     for name in ("health", "weekly", "daily", "flags"):
         leaked = set(PII_COLUMNS) & set(getattr(tables, name).columns)
         if leaked:  # the published tables never hold them; a page must not start to
             raise ValueError(f"{name} holds personal data columns {sorted(leaked)}")
-    context = report_context(tables)
+    context = report_context(tables, max_flag_charts)
     html = render_page(context)
     facts = {
         "week": tables.week,
@@ -753,12 +769,15 @@ def build_weekly_report(tables: ReportTables) -> WeeklyReport:
 MIN_PAGES_PER_PROCESS = 4
 
 
-def _report_of_week(out_dir: str, week: str) -> WeeklyReport:
-    return build_weekly_report(load_report_tables(out_dir, week))
+def _report_of_week(out_dir: str, week: str, max_flag_charts: int) -> WeeklyReport:
+    return build_weekly_report(load_report_tables(out_dir, week), max_flag_charts)
 
 
 def build_weekly_reports(
-    out_dir: str | Location, weeks: list[str], processes: int = 1
+    out_dir: str | Location,
+    weeks: list[str],
+    processes: int = 1,
+    max_flag_charts: int = MAX_FLAG_CHARTS,
 ) -> Iterator[WeeklyReport]:
     """Each week's page from the tables published under ``out_dir``, in the weeks' order.
 
@@ -767,8 +786,9 @@ def build_weekly_reports(
     ``MissingTablesError`` names the first week without its tables.
     """
     where = str(Location(out_dir))
+    pieces = ((where, week, max_flag_charts) for week in weeks)
     if processes > 1 and len(weeks) >= MIN_PAGES_PER_PROCESS * processes:
-        yield from map_in_processes(_report_of_week, ((where, week) for week in weeks), processes)
+        yield from map_in_processes(_report_of_week, pieces, processes)
     else:
-        for week in weeks:
-            yield _report_of_week(where, week)
+        for piece in pieces:
+            yield _report_of_week(*piece)

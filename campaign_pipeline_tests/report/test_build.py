@@ -231,6 +231,21 @@ def test_anomalies_are_the_weeks_flags_most_severe_first_with_charts(tables, pag
         assert chart is not None and chart.find("path") is not None
 
 
+def test_only_the_first_flags_get_a_chart_and_every_flag_keeps_its_card(tables, page):
+    n_flags = len(tables.flags)
+    assert n_flags > 3
+    capped = soup(build_weekly_report(tables, max_flag_charts=3).html)
+    cards, full_cards = capped.select("article.flag"), page.select("article.flag")
+    assert [card["id"] for card in cards] == [card["id"] for card in full_cards]
+    drawn = [card.select_one("svg.chart") is not None for card in cards]
+    assert drawn == [True] * 3 + [False] * (n_flags - 3)  # the most severe, surest first
+    for card, full in zip(cards[:3], full_cards[:3], strict=True):
+        assert str(card.select_one("svg.chart")) == str(full.select_one("svg.chart"))
+    for card in cards[3:]:
+        assert "Not drawn: the 3 most severe, surest flags" in _words(card)
+        assert card.select("dd[data-v]")  # value and expected are still shown
+
+
 def test_scatter_draws_the_percentiles_the_health_rules_used(tables, page):
     rows = campaign_rows(tables, {})
     panels, _ = scatter_panels(rows)
