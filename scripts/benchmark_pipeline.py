@@ -74,8 +74,8 @@ STAGES = [
     ("validated_lead_status_changes", r"validated_lead_status_changes$"),
     ("quarantine", r"quarantine$"),
     (
-        "metrics",
-        r"(daily_campaign_metrics|weekly_campaign_metrics|weekly_totals|"
+        "metrics",  # lead_events (staged by the ingestion job) is the leads' part of it
+        r"(lead_events|daily_campaign_metrics|weekly_campaign_metrics|weekly_totals|"
         r"campaign_lifetime_metrics)$",
     ),  # fmt: skip
     ("anomalies", r"anomaly_flags$"),
@@ -673,7 +673,13 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
         lines.append("")
         lines.append(f"Monday run for the week of {monday['week']} over the stored year:")
         lines.append("")
-        shown = ("validated_leads", "daily_campaign_metrics", "anomaly_flags", "weekly_report")
+        shown = (
+            "validated_leads",
+            "lead_events",
+            "daily_campaign_metrics",
+            "anomaly_flags",
+            "weekly_report",
+        )
         lines.append(
             "| job | wall | CPU | peak memory | " + " | ".join(f"{s} step" for s in shown) + " |"
         )
