@@ -14,6 +14,7 @@ from campaign_pipeline.assets.common import (
     write_run_weeks,
 )
 from campaign_pipeline.detection import DetectionSettings, detect_by_week
+from campaign_pipeline.detection.ensemble import DAILY_COLUMNS
 from campaign_pipeline.metadata import most_severe_first
 from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
@@ -96,7 +97,13 @@ def anomaly_flags(
     settings = config.to_settings()
     weeks = RunWeeks.of(context)
     history = detector_history_weeks(settings)
-    daily = read_weeks(storage, "daily_campaign_metrics", weeks.history_start(history), weeks.last)
+    daily = read_weeks(
+        storage,
+        "daily_campaign_metrics",
+        weeks.history_start(history),
+        weeks.last,
+        columns=list(DAILY_COLUMNS),  # what the detectors use: 0.3 of the 0.9 GB of a 1x year
+    )
     campaigns = storage.read_staging("validated_campaigns")
     # each week on its own fixed history: a backfill publishes what the Monday run would
     flags = detect_by_week(

@@ -82,15 +82,19 @@ class RunWeeks:
 
 
 def read_weeks(
-    storage: PipelineStorage, table: str, first_week: str, last_week: str
+    storage: PipelineStorage,
+    table: str,
+    first_week: str,
+    last_week: str,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The stored weekly partitions of ``table`` from first_week to last_week (missing ones
-    skipped)."""
+    skipped), all columns or ``columns``."""
     weeks, week = [], first_week
     while week <= last_week:
         weeks.append(week)
         week = shift_week(week, 1)
-    return storage.read_table(table, weeks)
+    return storage.read_table(table, weeks, columns)
 
 
 def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:

@@ -51,6 +51,8 @@ FLAG_COLUMNS = [
     "relative_change",
 ]
 SUM_COLUMNS = ("spend", "impressions", "clicks", "conversions", "leads", "converted_leads")
+# What `detect_by_week` reads of the daily metrics (rates are derived from the sums).
+DAILY_COLUMNS = ("campaign_id", "date", "has_delivery", *SUM_COLUMNS)
 EVIDENCE_KEYS = (
     "judged",
     "expected",

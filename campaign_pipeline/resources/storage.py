@@ -223,20 +223,23 @@ class PipelineStorage(dg.ConfigurableResource):
         path.write_atomically(_parquet_writer(frame))
         return path
 
-    def read_table(self, table: str, week_starts: list[str] | None = None) -> pd.DataFrame:
-        """One table; for a weekly table, the given weeks (missing weeks are skipped) or all."""
+    def read_table(
+        self, table: str, week_starts: list[str] | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """One table; for a weekly table, the given weeks (missing weeks are skipped) or all;
+        ``columns``: only those."""
         single = self.table_path(table)
         if single.is_file():
-            return read_parquet(single)
+            return read_parquet(single, columns=columns)
         stored = self.published_dir / table
         paths = stored.files(".parquet")
         if week_starts is not None:
             wanted = set(week_starts)
             paths = [p for p in paths if p.stem in wanted]
-        frames = [read_parquet(p) for p in paths]
+        frames = [read_parquet(p, columns=columns) for p in paths]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return read_parquet(paths[0]) if paths else pd.DataFrame()
+            return read_parquet(paths[0], columns=columns) if paths else pd.DataFrame()
         return pd.concat(frames, ignore_index=True)
 
     def table_weeks(self, table: str) -> list[str]:
