@@ -33,7 +33,10 @@ def _groups(assets: list[dg.AssetsDefinition]) -> str:
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
     selection=_select(*ingestion_assets),
-    description="Read and validate the raw exports (whole files, not partitioned).",
+    description=(
+        "Read and validate the raw exports (whole files, not partitioned), then date each lead's "
+        "conversion and revenue from its whole history (lead_events)."
+    ),
 )
 
 weekly_assets_job = dg.define_asset_job(

@@ -277,9 +277,10 @@ baseline level)</span><span><i style="background:#e6e6e6"></i>this report's week
 {{ f.campaign }}</h3>
 <div class="muted">{{ f.platform }}{{ " · " if f.platform }}{{ f.period }} · {{ f.anomaly_type }}
 · confidence {{ f.confidence }}</div>
-{% if f.chart %}{{ f.chart }}{% elif f.chart_left_out %}<p class="note">Not drawn: the
-{{ max_flag_charts }} most severe, surest flags of the week have a chart.</p>{% else %}<p
-class="note">No stored series to draw for this metric.</p>{% endif %}
+{% if f.chart %}{{ f.chart }}{% elif f.chart_left_out and max_flag_charts %}<p class="note">Not
+drawn: the {{ max_flag_charts }} most severe, surest flags of the week have a chart.</p>{% elif
+f.chart_left_out %}<p class="note">Not drawn: flag charts are off (max_flag_charts 0).</p>{% else
+%}<p class="note">No stored series to draw for this metric.</p>{% endif %}
 <dl><dt>Value</dt><dd data-v="{{ f.value.raw }}">{{ f.value.text }}</dd>
 <dt>Expected</dt><dd data-v="{{ f.expected.raw }}">{{ f.expected.text }}{% if f.band
 %} (normal range {{ f.band }}){% endif %}</dd>

@@ -244,6 +244,9 @@ def test_only_the_first_flags_get_a_chart_and_every_flag_keeps_its_card(tables, 
     for card in cards[3:]:
         assert "Not drawn: the 3 most severe, surest flags" in _words(card)
         assert card.select("dd[data-v]")  # value and expected are still shown
+    no_charts = soup(build_weekly_report(tables, max_flag_charts=0).html)
+    assert not no_charts.select("article.flag svg.chart")
+    assert all("flag charts are off" in _words(c) for c in no_charts.select("article.flag"))
 
 
 def test_scatter_draws_the_percentiles_the_health_rules_used(tables, page):
