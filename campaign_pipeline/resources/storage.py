@@ -68,21 +68,25 @@ _ARROW_STRINGS = {
 }
 
 
+def _parquet_source(location: Location):
+    """What pandas and pyarrow read a Parquet file from: its path, or its bytes fetched in one
+    request from an object store."""
+    return location.local_path if location.is_local else io.BytesIO(location.read_bytes())
+
+
 def read_parquet(
     location: Location,
     columns: list[str] | None = None,
     filters: list | None = None,
     arrow_strings: bool = False,
 ) -> pd.DataFrame:
-    """One Parquet file, local or on an object store (fetched in one request). ``filters``
-    (pyarrow's row filters) keep the matching rows, in the file's order, before they become
-    a DataFrame. ``arrow_strings``: text columns stay in Arrow buffers (``string[pyarrow]``)
-    instead of becoming a Python object per cell, which is most of the cost of reading
-    millions of ids."""
-    source = location.local_path if location.is_local else io.BytesIO(location.read_bytes())
+    """One Parquet file, local or on an object store. ``filters`` (pyarrow's row filters)
+    keep the matching rows, in the file's order, before they become a DataFrame.
+    ``arrow_strings``: text columns stay in Arrow buffers (``string[pyarrow]``) instead of
+    becoming a Python object per cell, which is most of the cost of reading millions of ids."""
     if not arrow_strings:
-        return pd.read_parquet(source, columns=columns, filters=filters)
-    table = pq.read_table(source, columns=columns, filters=filters)
+        return pd.read_parquet(_parquet_source(location), columns=columns, filters=filters)
+    table = pq.read_table(_parquet_source(location), columns=columns, filters=filters)
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
 
 
@@ -169,9 +173,7 @@ class PipelineStorage(dg.ConfigurableResource):
     def read_staging_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """A staging table as Arrow (text stays in Arrow buffers)."""
         path = self._existing(self.staging_path(name), name)
-        if path.is_local:
-            return pq.read_table(path.local_path, columns=columns)
-        return pq.read_table(pa.BufferReader(path.read_bytes()), columns=columns)
+        return pq.read_table(_parquet_source(path), columns=columns)
 
     # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
 
