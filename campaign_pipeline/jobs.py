@@ -7,6 +7,7 @@ from campaign_pipeline.assets import all_assets, weekly_assets
 from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.assets.metrics import campaign_lifetime_metrics
 from campaign_pipeline.checks import freshness_checks
+from campaign_pipeline.memory import release_memory
 
 # Freshness checks judge time passing with no run (their sensor evaluates them); inside a run
 # that writes an old week they would only report that today's week is missing.
@@ -21,6 +22,21 @@ def _select(*assets) -> dg.AssetSelection:
     )
 
 
+@dg.success_hook(name="release_memory")
+def release_memory_after_step(_context: dg.HookContext) -> None:
+    """Each step hands back the memory it no longer uses (`memory.release_memory`), so the next
+    step of an in-process run does not start on top of it."""
+    release_memory()
+
+
+@dg.failure_hook(name="release_memory_after_failure")
+def release_memory_after_failure(_context: dg.HookContext) -> None:
+    release_memory()
+
+
+STEP_HOOKS = {release_memory_after_step, release_memory_after_failure}
+
+
 def _groups(assets: list[dg.AssetsDefinition]) -> str:
     names: list[str] = []
     for asset in assets:
@@ -32,6 +48,7 @@ def _groups(assets: list[dg.AssetsDefinition]) -> str:
 
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
+    hooks=STEP_HOOKS,
     selection=_select(*ingestion_assets),
     description=(
         "Read and validate the raw exports (whole files, not partitioned), then date each lead's "
@@ -41,6 +58,7 @@ ingestion_job = dg.define_asset_job(
 
 weekly_assets_job = dg.define_asset_job(
     "weekly_assets_job",
+    hooks=STEP_HOOKS,
     selection=_select(*weekly_assets),
     description=(
         f"The weekly-partitioned assets ({_groups(weekly_assets)}) of one week or of a range of "
@@ -50,12 +68,14 @@ weekly_assets_job = dg.define_asset_job(
 
 lifetime_job = dg.define_asset_job(
     "lifetime_job",
+    hooks=STEP_HOOKS,
     selection=_select(campaign_lifetime_metrics),
     description="The campaign lifetime table (whole history).",
 )
 
 weekly_pipeline_job = dg.define_asset_job(
     "weekly_pipeline_job",
+    hooks=STEP_HOOKS,
     selection=_select(*all_assets),
     description=(
         "Everything for one week: the raw exports are re-read and validated first (so each run "

@@ -202,3 +202,11 @@ def test_descriptions_name_what_the_jobs_do_and_nothing_else():
         text = defs.resolve_job_def(name).description
         weekly_groups = {ASSETS[asset][0] for asset in WEEKLY}
         assert all(group in text for group in weekly_groups), (name, text)
+
+
+def test_every_job_releases_memory_after_each_step():
+    """An in-process run's steps follow one another in one process; each hands back what it
+    freed (`memory.release_memory`) so the next does not start on top of it."""
+    for name in JOBS:
+        hooks = {hook.name for hook in defs.resolve_job_def(name).hook_defs}
+        assert hooks == {"release_memory", "release_memory_after_failure"}, name

@@ -1,0 +1,43 @@
+"""Hand memory a finished step no longer uses back to the operating system.
+
+A step's tables are freed when it returns, but the allocators keep the pages for reuse:
+Arrow's memory pool (mimalloc) holds what Parquet and CSV reads used, and glibc's heap holds
+every numpy or pandas buffer below its mmap threshold (up to 32 MB once large buffers have
+been freed). In a run of the whole pipeline in one process (`campaign-pipeline run`, the
+in-process executor) each step then starts on top of the earlier steps' leftovers: on a year
+of a large account the process held 1.7 GB after ingestion with 0.36 GB in use. Releasing at
+the end of each step makes the run's peak the largest single step's, not their sum.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Free unreachable objects, then return the free pages of Arrow's pool and glibc's heap.
+
+    Costs a few milliseconds; changes no result (only memory nothing refers to is released).
+    """
+    gc.collect()
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
