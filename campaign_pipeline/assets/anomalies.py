@@ -6,10 +6,10 @@ from pydantic import Field
 
 from campaign_pipeline.assets.common import (
     RunWeeks,
+    check_stored_weeks,
     daily_history,
     history_weeks,
     read_weeks,
-    schema_check,
     weekly_result,
     write_run_weeks,
 )
@@ -121,13 +121,13 @@ def anomaly_flags(
     counts = write_run_weeks(storage, "anomaly_flags", flags, weeks, "period_start")
     severity = flags["severity"].value_counts().to_dict() if len(flags) else {}
     shown = most_severe_first(flags) if len(flags) else flags
-    stored = read_weeks(storage, "anomaly_flags", weeks.first, weeks.last)
+    stored = check_stored_weeks(storage, "anomaly_flags", weeks, AnomalyFlags)
     return weekly_result(
         storage,
         "anomaly_flags",
         flags,
         counts,
-        check_results=[schema_check(AnomalyFlags, stored if len(stored.columns) else flags)],
+        check_results=[stored.schema],
         preview=shown[[c for c in PREVIEW_COLUMNS if c in shown.columns]],
         metadata={
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in severity.items()}),

@@ -98,8 +98,14 @@ def read_weeks(
 
 
 def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:
+    return dict(_weekly_parts(frame, date_column))
+
+
+def _weekly_parts(frame: pd.DataFrame, date_column: str):
+    """(week, rows of that week) for each week with rows, one part at a time."""
     monday = frame[date_column] - pd.to_timedelta(frame[date_column].dt.weekday, unit="D")
-    return {ts.date().isoformat(): part for ts, part in frame.groupby(monday.dt.normalize())}
+    for ts, part in frame.groupby(monday.dt.normalize()):
+        yield ts.date().isoformat(), part
 
 
 def write_run_weeks(
@@ -110,14 +116,53 @@ def write_run_weeks(
     date_column: str,
 ) -> dict[str, int]:
     """One file per week of the run, an empty one for a week without rows (so the week is
-    done and a reader can tell "no rows" from "never ran"). Returns the rows per week."""
-    parts = split_by_week(frame, date_column) if len(frame) else {}
-    counts = {}
-    for week in weeks.keys:
-        part = parts.get(week, frame.iloc[0:0])
-        storage.write_table(table, part.reset_index(drop=True), week)
-        counts[week] = len(part)
+    done and a reader can tell "no rows" from "never ran"). Returns the rows per week.
+
+    Each week's rows are written as they are split off, so a range of a year is not held
+    twice."""
+    counts = dict.fromkeys(weeks.keys, 0)
+    if len(frame):
+        for week, part in _weekly_parts(frame, date_column):
+            if week in counts:
+                storage.write_table(table, part.reset_index(drop=True), week)
+                counts[week] = len(part)
+    for week, count in counts.items():
+        if not count:
+            storage.write_table(table, frame.iloc[0:0], week)
     return counts
+
+
+@dataclass
+class StoredWeeks:
+    """What a run's weeks hold once written, read back one week at a time."""
+
+    schema: dg.AssetCheckResult  # the pandera model on every stored week
+    rows: int
+    totals: dict[str, float]  # column -> sum over the stored rows (of `totals_of`)
+
+
+def check_stored_weeks(
+    storage: PipelineStorage,
+    table: str,
+    weeks: RunWeeks,
+    model,
+    total_columns: Sequence[str] = (),
+    totals_of=None,
+) -> StoredWeeks:
+    """Re-validate the run's stored weeks and sum ``total_columns`` over them (over the rows
+    ``totals_of(frame)`` keeps, when given), one week's file at a time: the checks read what
+    was written, not what was meant to be, without holding a year's table a second time."""
+    totals = dict.fromkeys(total_columns, 0.0)
+    rows, failure = 0, None
+    for week in weeks.keys:
+        stored = storage.read_table(table, [week])
+        rows += len(stored)
+        if failure is None:
+            failure = _schema_failure(model, stored)
+        counted = totals_of(stored) if totals_of is not None and len(stored) else stored
+        for column in total_columns:
+            totals[column] += column_total(counted, column)
+    return StoredWeeks(schema=_schema_result("schema", failure, rows), rows=rows, totals=totals)
 
 
 def weekly_result(
@@ -167,23 +212,43 @@ def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.Asset
     return specs
 
 
+def _schema_failure(model, frame: pd.DataFrame) -> str | None:
+    """The first line of what the pandera model finds wrong (lazy: every failure counted), or
+    None when the frame passes."""
+    try:
+        model.validate(frame, lazy=True)
+    except Exception as error:  # pandera SchemaErrors / SchemaError
+        # a lazy run's report is a JSON-like tree; its "error" texts are what a reader needs
+        message = getattr(error, "message", None)
+        errors = [
+            item.get("error", "")
+            for by_kind in (message.values() if isinstance(message, dict) else ())
+            for items in by_kind.values()
+            for item in items
+        ]
+        return ("; ".join(e for e in errors if e) or str(error).strip())[:500]
+    return None
+
+
 def schema_check(model, stored: pd.DataFrame, check_name: str = "schema") -> dg.AssetCheckResult:
     """Re-validate what was written against its pandera model (lazy: every failure counted)."""
-    try:
-        model.validate(stored, lazy=True)
+    return _schema_result(check_name, _schema_failure(model, stored), len(stored))
+
+
+def _schema_result(check_name: str, failure: str | None, rows: int) -> dg.AssetCheckResult:
+    if failure is None:
         return dg.AssetCheckResult(
             check_name=check_name,
             passed=True,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows": len(stored)},
+            metadata={"rows": rows},
         )
-    except Exception as error:  # pandera SchemaErrors / SchemaError
-        return dg.AssetCheckResult(
-            check_name=check_name,
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=str(error).splitlines()[0][:500],
-        )
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=failure,
+    )
 
 
 def reconcile_check(

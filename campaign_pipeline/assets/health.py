@@ -10,10 +10,10 @@ import pandas as pd
 from campaign_pipeline import health, metrics
 from campaign_pipeline.assets.common import (
     RunWeeks,
+    check_stored_weeks,
     daily_history,
     history_weeks,
     read_weeks,
-    schema_check,
     shift_week,
     week_bounds,
     weekly_result,
@@ -159,13 +159,13 @@ def campaign_health(
     write_run_weeks(storage, "health_action_summary", action_summaries, weeks, "week_start")
     latest = tables[-1]
     buckets = latest["health_bucket"].value_counts().to_dict()
-    stored = read_weeks(storage, "campaign_health", weeks.first, weeks.last)
+    stored = check_stored_weeks(storage, "campaign_health", weeks, CampaignHealth)
     return weekly_result(
         storage,
         "campaign_health",
         judged,
         counts,
-        check_results=[schema_check(CampaignHealth, stored)],
+        check_results=[stored.schema],
         preview=latest[["campaign_id", "health_bucket", "recommended_action", "reason"]],
         metadata={
             "buckets_latest_week": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),

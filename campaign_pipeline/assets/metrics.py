@@ -12,6 +12,7 @@ import pandas as pd
 from campaign_pipeline import metric_schemas, metrics
 from campaign_pipeline.assets.common import (
     RunWeeks,
+    check_stored_weeks,
     column_total,
     daily_history,
     read_weeks,
@@ -27,6 +28,9 @@ from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
 GROUP = "metrics"
+# the columns whose stored totals must equal their source's (nothing lost or doubled)
+DAILY_TOTALS = ("spend", "leads")
+WEEKLY_TOTALS = ("spend", "leads", "converted_leads", "revenue")
 
 
 def _between(column: str, start: pd.Timestamp, end: pd.Timestamp) -> list[tuple]:
@@ -66,19 +70,23 @@ def daily_campaign_metrics(
     daily = metrics.daily_campaign_metrics(
         insights, events, campaigns, start=weeks.start, end=weeks.end
     )
+    validated_spend = insights["spend"].sum()
+    del insights, events  # a year of them is a large part of this step's memory
     daily = metric_schemas.DailyCampaignMetrics.validate(daily)
     counts = write_run_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
-    stored = read_weeks(storage, "daily_campaign_metrics", weeks.first, weeks.last)
-    leads_added = storage.read_staging(
-        "validated_leads", columns=["added_date"], filters=_between("added_date", *window)
+    stored = check_stored_weeks(
+        storage, "daily_campaign_metrics", weeks, metric_schemas.DailyCampaignMetrics, DAILY_TOTALS
     )
+    leads_added = storage.read_staging_table(
+        "validated_leads", columns=["added_date"], filters=_between("added_date", *window)
+    ).num_rows
     checks = [
-        schema_check(metric_schemas.DailyCampaignMetrics, stored),
+        stored.schema,
         reconcile_check(
             "reconciles_with_validated",
             {
-                "spend": (column_total(stored, "spend"), insights["spend"].sum()),
-                "leads": (column_total(stored, "leads"), len(leads_added)),
+                "spend": (stored.totals["spend"], validated_spend),
+                "leads": (stored.totals["leads"], leads_added),
             },
         ),
     ]
@@ -109,15 +117,21 @@ def weekly_campaign_metrics(
     in_run = with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks.keys)
     with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change[in_run])
     counts = write_run_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
-    stored = read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last)
+    stored = check_stored_weeks(
+        storage,
+        "weekly_campaign_metrics",
+        weeks,
+        metric_schemas.WeeklyCampaignMetrics,
+        WEEKLY_TOTALS,
+    )
     these_days = daily[daily["date"] >= weeks.start] if len(daily) else daily
     checks = [
-        schema_check(metric_schemas.WeeklyCampaignMetrics, stored),
+        stored.schema,
         reconcile_check(
             "reconciles_with_daily",
             {
-                column: (column_total(stored, column), column_total(these_days, column))
-                for column in ("spend", "leads", "converted_leads", "revenue")
+                column: (stored.totals[column], column_total(these_days, column))
+                for column in WEEKLY_TOTALS
             },
         ),
     ]
@@ -154,15 +168,22 @@ def weekly_totals(
     )
     totals = metric_schemas.WeeklyTotals.validate(metrics.with_quarantine(totals, rejected))
     counts = write_run_weeks(storage, "weekly_totals", totals, weeks, "week_start")
-    stored = read_weeks(storage, "weekly_totals", weeks.first, weeks.last)
-    portfolio = stored[stored["scope"] == "all"] if len(stored) else stored
+    portfolio_totals = ("spend", "leads", "converted_leads")
+    stored = check_stored_weeks(
+        storage,
+        "weekly_totals",
+        weeks,
+        metric_schemas.WeeklyTotals,
+        portfolio_totals,
+        totals_of=lambda week: week[week["scope"] == "all"],
+    )
     checks = [
-        schema_check(metric_schemas.WeeklyTotals, stored),
+        stored.schema,
         reconcile_check(
             "reconciles_with_weekly_campaign_metrics",
             {
-                column: (column_total(portfolio, column), column_total(weekly, column))
-                for column in ("spend", "leads", "converted_leads")
+                column: (stored.totals[column], column_total(weekly, column))
+                for column in portfolio_totals
             },
         ),
     ]

@@ -932,29 +932,33 @@ def detect_by_week(
     n_days = (weeks[-1] - first_day).days + 7
     dates = pd.to_datetime(daily["date"]).dt.normalize()
     day = ((dates - first_day) // pd.Timedelta(days=1)).to_numpy()
-    rows = (day >= 0) & (day < n_days)
-    frame = daily.loc[rows].assign(campaign_id=daily.loc[rows, "campaign_id"].astype(str))
-    frame["_day"] = day[rows]
-    frame = frame.drop_duplicates(["campaign_id", "_day"], keep="last")
-    if not len(frame):
+    rows = np.flatnonzero((day >= 0) & (day < n_days))
+    if not len(rows):
         return empty_flags()
-
-    # every campaign's days on one calendar; a stretch is a slice of its columns
-    keys = np.asarray(sorted(frame["campaign_id"].unique()), dtype=object)
-    ki = pd.Index(keys).get_indexer(frame["campaign_id"])
-    di = frame["_day"].to_numpy()
+    # every campaign's days on one calendar (a stretch is a slice of its columns), filled
+    # straight from the columns: no copy of the frame, which for a year of a large account
+    # is as large as the calendar itself
+    codes, ids = pd.factorize(daily["campaign_id"].iloc[rows].astype(str).to_numpy())
+    order = np.argsort(ids.astype(str), kind="stable")
+    keys = np.asarray(ids[order], dtype=object)
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    ki, di = rank[codes], day[rows]
+    last = ~pd.Series(ki * n_days + di).duplicated(keep="last").to_numpy()  # one row per cell
+    rows, ki, di = rows[last], ki[last], di[last]
     has_row = np.zeros((len(keys), n_days), bool)
     has_row[ki, di] = True
     delivered = np.zeros((len(keys) + 1, n_days), bool)  # a last, empty row pads the blocks
     delivered[ki, di] = (
-        frame["has_delivery"].astype(bool) if "has_delivery" in frame else frame["spend"].notna()
-    ).to_numpy()
+        daily["has_delivery"].astype(bool) if "has_delivery" in daily else daily["spend"].notna()
+    ).to_numpy()[rows]
     calendar = {}
     for column in SUM_COLUMNS:
         grid = np.full((len(keys) + 1, n_days), np.nan)
-        if column in frame:
-            grid[ki, di] = frame[column].to_numpy(dtype=float)
+        if column in daily:
+            grid[ki, di] = daily[column].to_numpy(dtype=float)[rows]
         calendar[column] = grid
+    del dates, day, rows, codes, ki, di, last
     budget = np.append(_budgets(campaigns, keys), np.nan)
     keys_padded = np.append(keys, None)
 

@@ -170,10 +170,13 @@ class PipelineStorage(dg.ConfigurableResource):
         except FileNotFoundError:
             raise self._not_materialized(path, name) from None
 
-    def read_staging_table(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        """A staging table as Arrow (text stays in Arrow buffers)."""
+    def read_staging_table(
+        self, name: str, columns: list[str] | None = None, filters: list | None = None
+    ) -> pa.Table:
+        """A staging table as Arrow (text stays in Arrow buffers); ``filters`` as in
+        `read_parquet`."""
         path = self._existing(self.staging_path(name), name)
-        return pq.read_table(_parquet_source(path), columns=columns)
+        return pq.read_table(_parquet_source(path), columns=columns, filters=filters)
 
     # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
 

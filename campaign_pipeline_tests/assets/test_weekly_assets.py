@@ -289,6 +289,37 @@ def test_reconcile_check_fails_on_a_lost_amount():
     assert not failed.passed and failed.metadata["spend_difference"].value == -1.0
 
 
+def test_stored_weeks_are_written_and_checked_one_week_at_a_time(tmp_storage):
+    """Every week of the run gets its file (an empty one for a week without rows); the check
+    re-reads them, so a week spoiled after writing fails it, and totals add up across weeks."""
+    import pandera.pandas as pa
+
+    from campaign_pipeline.assets.common import RunWeeks, check_stored_weeks, write_run_weeks
+
+    model = pa.DataFrameSchema(
+        {"day": pa.Column("datetime64[ns]"), "scope": pa.Column(str), "spend": pa.Column(float)}
+    )
+    weeks = RunWeeks(("2024-01-01", "2024-01-08", "2024-01-15"))
+    frame = pd.DataFrame(
+        {
+            "day": pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-16", "2024-01-30"]),
+            "scope": ["all", "meta", "all", "all"],
+            "spend": [1.0, 2.0, 4.0, 8.0],
+        }
+    )
+    counts = write_run_weeks(tmp_storage, "t", frame, weeks, "day")
+    assert counts == {"2024-01-01": 2, "2024-01-08": 0, "2024-01-15": 1}  # 01-30: not in the run
+    assert tmp_storage.table_weeks("t") == list(weeks.keys)
+    stored = check_stored_weeks(
+        tmp_storage, "t", weeks, model, ("spend",), totals_of=lambda w: w[w["scope"] == "all"]
+    )
+    assert stored.schema.passed and stored.rows == 3 and stored.totals == {"spend": 5.0}
+
+    tmp_storage.write_table("t", frame.iloc[2:3].assign(spend="x"), "2024-01-15")
+    failed = check_stored_weeks(tmp_storage, "t", weeks, model)
+    assert not failed.schema.passed and "spend" in failed.schema.description
+
+
 def test_freshness_checks_cover_every_published_table():
     from campaign_pipeline.definitions import defs
 
