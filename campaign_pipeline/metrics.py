@@ -776,7 +776,8 @@ def _period_summary(
 # Daily rows summarized at once by `trailing_period_summaries` (each counted once per window
 # holding it): bounds the memory of a year of weeks to a few hundred MB.
 SUMMARY_CHUNK_ROWS = 2_000_000
-_SUMMARY_INPUTS: tuple[str, ...] = ("campaign_id", "date", "has_delivery", *SUM_COLUMNS)
+SUMMARY_INPUTS: tuple[str, ...] = ("campaign_id", "date", "has_delivery", *SUM_COLUMNS)
+"""The daily columns weekly sums and period summaries read: rates are recomputed from sums."""
 
 
 def trailing_period_summaries(
@@ -800,7 +801,7 @@ def trailing_period_summaries(
     if not len(weeks) or not len(daily):
         empty = campaign_period_summary(daily.iloc[0:0], campaigns)
         return empty.assign(week_start=pd.Series(dtype="datetime64[ns]"))
-    frame = daily[[c for c in _SUMMARY_INPUTS if c in daily.columns]]
+    frame = daily[[c for c in SUMMARY_INPUTS if c in daily.columns]]
     day = pd.to_datetime(frame["date"]).to_numpy("datetime64[D]")
     ends = weeks.to_numpy("datetime64[D]") + np.timedelta64(6, "D")
     starts = ends - np.timedelta64(window_days - 1, "D")

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from campaign_pipeline.memory import release_memory
-
 Result = TypeVar("Result")
 
 
@@ -25,16 +23,6 @@ def worker_processes(configured: int) -> int:
     """A step's ``processes`` config: the number given, or 0 for one per CPU this process may
     run on (its affinity, which a container's cpuset limits)."""
     return configured or len(os.sched_getaffinity(0))
-
-
-def _work_then_release(work: Callable[..., Result], *args) -> Result:
-    """A piece's result, with the worker's freed memory handed back before it waits for the
-    next piece (`memory.release_memory`): two idle workers would otherwise each keep the pages
-    of their largest piece for the rest of the step."""
-    try:
-        return work(*args)
-    finally:
-        release_memory()
 
 
 def map_in_processes(
@@ -52,7 +40,7 @@ def map_in_processes(
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         pending: deque = deque()
         for args in arguments:
-            pending.append(pool.submit(_work_then_release, work, *args))
+            pending.append(pool.submit(work, *args))
             if len(pending) >= ahead:
                 yield pending.popleft().result()
         while pending:

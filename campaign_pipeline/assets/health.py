@@ -133,7 +133,9 @@ def campaign_health(
         if config.window == "lifetime"
         else weeks.history_start(history_weeks(config.window_days))
     )
-    daily = read_weeks(storage, "daily_campaign_metrics", first, weeks.last)
+    daily = read_weeks(
+        storage, "daily_campaign_metrics", first, weeks.last, columns=list(metrics.SUMMARY_INPUTS)
+    )
     # each week and, for its transitions, the week before it (judged on the same stored days)
     before = shift_week(weeks.first, -1)
     every = _buckets_by_week(daily, campaigns, [before, *weeks.keys], config)

@@ -110,7 +110,13 @@ def weekly_campaign_metrics(
     """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
     against the campaign's previous calendar week (read from that week's daily partition)."""
     weeks = RunWeeks.of(context)
-    daily = read_weeks(storage, "daily_campaign_metrics", weeks.history_start(1), weeks.last)
+    daily = read_weeks(
+        storage,
+        "daily_campaign_metrics",
+        weeks.history_start(1),
+        weeks.last,
+        columns=list(metrics.SUMMARY_INPUTS),
+    )
     campaigns = storage.read_staging("validated_campaigns")
     weekly = metrics.weekly_campaign_metrics(daily, campaigns)
     with_change = metrics.week_over_week(weekly)
