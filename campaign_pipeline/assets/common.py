@@ -134,7 +134,7 @@ def write_run_weeks(
 
 @dataclass
 class StoredWeeks:
-    """What a run's weeks hold once written, read back one week at a time."""
+    """What a run's weeks hold once written, as `check_stored_weeks` read them back."""
 
     schema: dg.AssetCheckResult  # the pandera model on every stored week
     rows: int
@@ -229,8 +229,8 @@ def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.Asset
 
 
 def _schema_failure(model, frame: pd.DataFrame) -> str | None:
-    """The first line of what the pandera model finds wrong (lazy: every failure counted), or
-    None when the frame passes."""
+    """What the pandera model finds wrong (lazy: every failure counted), as its error texts
+    joined, or None when the frame passes."""
     try:
         model.validate(frame, lazy=True)
     except Exception as error:  # pandera SchemaErrors / SchemaError
