@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline.metadata import markdown_preview, table_schema
-from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 
 
 def history_weeks(days: int) -> int:
@@ -160,24 +160,29 @@ def check_stored_weeks(
     `CHECK_BATCH_ROWS` rows: the checks read what was written, not what was meant to be,
     without holding a year's table a second time."""
     totals = dict.fromkeys(total_columns, 0.0)
-    rows, failure, batch = 0, None, []
+    rows, failure, batch, batch_rows = 0, None, [], 0
 
-    def check(frames: list[pd.DataFrame]) -> str | None:
+    def check(frames: list[pd.DataFrame]) -> None:
+        nonlocal failure
         frames = [frame for frame in frames if len(frame)] or frames[:1]
         stored = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         counted = totals_of(stored) if totals_of is not None and len(stored) else stored
         for column in total_columns:
             totals[column] += column_total(counted, column)
-        return _schema_failure(model, stored) if failure is None else failure
+        if failure is None:  # the first failing batch's errors are the check's description
+            failure = _schema_failure(model, stored)
 
     for week in weeks.keys:
-        stored = storage.read_table(table, [week])
+        # every week of the run has its file (write_run_weeks): read it by name, no listing
+        stored = read_parquet(storage.table_path(table, week))
         rows += len(stored)
         batch.append(stored)
-        if sum(len(frame) for frame in batch) >= CHECK_BATCH_ROWS:
-            failure, batch = check(batch), []
+        batch_rows += len(stored)
+        if batch_rows >= CHECK_BATCH_ROWS:
+            check(batch)
+            batch, batch_rows = [], 0
     if batch:
-        failure = check(batch)
+        check(batch)
     return StoredWeeks(schema=_schema_result("schema", failure, rows), rows=rows, totals=totals)
 
 
