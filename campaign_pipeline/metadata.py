@@ -17,7 +17,11 @@ def most_severe_first(flags: pd.DataFrame) -> pd.DataFrame:
     return flags.iloc[np.lexsort((-confidence, -rank))]  # positions: an index may repeat
 
 
-def markdown_preview(frame: pd.DataFrame, rows: int = 10, max_width: int = 60) -> str:
+PREVIEW_ROWS = 10
+"""Rows a Markdown preview shows."""
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, max_width: int = 60) -> str:
     """The first rows as a Markdown table (personal-data columns never shown)."""
     if frame is None or frame.empty:
         return "_no rows_"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -79,6 +79,11 @@ class RunWeeks:
     def history_start(self, weeks_before: int) -> str:
         """The first week to read for ``weeks_before`` weeks of history before the run."""
         return shift_week(self.first, -weeks_before)
+
+    def blocks(self, size: int) -> Iterator[RunWeeks]:
+        """The run's weeks in consecutive blocks of at most ``size`` weeks, in order."""
+        for first in range(0, len(self.keys), max(1, size)):
+            yield RunWeeks(self.keys[first : first + max(1, size)])
 
 
 def read_weeks(

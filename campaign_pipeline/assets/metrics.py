@@ -8,6 +8,7 @@ stored history is.
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 
 from campaign_pipeline import metric_schemas, metrics
 from campaign_pipeline.assets.common import (
@@ -23,7 +24,7 @@ from campaign_pipeline.assets.common import (
     write_run_weeks,
 )
 from campaign_pipeline.constants import IMPLAUSIBLE_REASONS
-from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.metadata import PREVIEW_ROWS, markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
@@ -33,9 +34,72 @@ DAILY_TOTALS = ("spend", "leads")
 WEEKLY_TOTALS = ("spend", "leads", "converted_leads", "revenue")
 
 
+# Weeks of daily metrics built at once. A block's delivery rows and lead events are read,
+# joined and written before the next block's are read, so a run over a year holds about this
+# many weeks of them instead of the year's (at 16,000 campaigns a year of them joined at once
+# took about 3 GB). Every daily row depends only on its own day, so no published number depends
+# on the block size; each block costs one filtered read of the validated tables.
+DAILY_BLOCK_WEEKS = 8
+
+
 def _between(column: str, start: pd.Timestamp, end: pd.Timestamp) -> list[tuple]:
     """A pyarrow row filter: ``column`` within [start, end] (null never matches)."""
     return [(column, ">=", start), (column, "<=", end)]
+
+
+def _daily_metrics_of_days(
+    storage: PipelineStorage,
+    campaigns: pd.DataFrame,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+) -> tuple[pd.DataFrame, float]:
+    """The daily metrics of the days start..end (inclusive; None and None: every day), read
+    from the validated delivery and the lead events with an event in them, and the validated
+    spend of those days."""
+    bounded = start is not None and end is not None
+    insights = storage.read_staging(
+        "validated_insights", filters=_between("date", start, end) if bounded else None
+    )
+    events = storage.read_staging(
+        "lead_events",
+        columns=metrics.DAILY_EVENT_COLUMNS,
+        filters=[
+            _between(column, start, end)
+            for column in ("added_date", "converted_date", "revenue_date")
+        ]
+        if bounded
+        else None,
+    )
+    daily = metrics.daily_campaign_metrics(insights, events, campaigns, start=start, end=end)
+    return daily, column_total(insights, "spend")
+
+
+def _history_days(storage: PipelineStorage) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last day with delivery or a lead event (None: there is neither)."""
+    days = []
+    for name, columns in (
+        ("validated_insights", ["date"]),
+        ("lead_events", ["added_date", "converted_date", "revenue_date"]),
+    ):
+        for column in storage.read_staging_table(name, columns=columns).columns:
+            bounds = pc.min_max(column)
+            if bounds["min"].is_valid:
+                days += [pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())]
+    return (min(days).normalize(), max(days).normalize()) if days else None
+
+
+def _day_blocks(storage: PipelineStorage, block_days: int) -> list[tuple]:
+    """The history's days as consecutive (first, last) blocks of ``block_days`` days; one
+    open block when the history is empty."""
+    history = _history_days(storage)
+    if history is None:
+        return [(None, None)]
+    first, last = history
+    length = pd.Timedelta(days=block_days - 1)
+    return [
+        (start, min(start + length, last))
+        for start in pd.date_range(first, last, freq=f"{block_days}D")
+    ]
 
 
 @dg.asset(
@@ -54,26 +118,21 @@ def daily_campaign_metrics(
     Leads count on the day they were added; conversions on the day of the lead's first change
     into a converted status (`lead_events`), so a week's conversions can come from leads of
     earlier weeks. Only the run's days are read: the delivery of those days and the leads with
-    an event in them.
+    an event in them, `DAILY_BLOCK_WEEKS` weeks at a time.
     """
     weeks = RunWeeks.of(context)
     window = (weeks.start, weeks.end)
-    insights = storage.read_staging("validated_insights", filters=_between("date", *window))
-    events = storage.read_staging(
-        "lead_events",
-        columns=metrics.DAILY_EVENT_COLUMNS,
-        filters=[
-            _between(column, *window) for column in ("added_date", "converted_date", "revenue_date")
-        ],
-    )
     campaigns = storage.read_staging("validated_campaigns")
-    daily = metrics.daily_campaign_metrics(
-        insights, events, campaigns, start=weeks.start, end=weeks.end
-    )
-    validated_spend = insights["spend"].sum()
-    del insights, events  # a year of them is a large part of this step's memory
-    daily = metric_schemas.DailyCampaignMetrics.validate(daily)
-    counts = write_run_weeks(storage, "daily_campaign_metrics", daily, weeks, "date")
+    counts: dict[str, int] = {}
+    validated_spend, first_rows = 0.0, None
+    for block in weeks.blocks(DAILY_BLOCK_WEEKS):
+        daily, spend = _daily_metrics_of_days(storage, campaigns, block.start, block.end)
+        daily = metric_schemas.DailyCampaignMetrics.validate(daily)
+        counts |= write_run_weeks(storage, "daily_campaign_metrics", daily, block, "date")
+        validated_spend += spend
+        if first_rows is None or (first_rows.empty and len(daily)):
+            first_rows = daily.head(PREVIEW_ROWS)
+        del daily  # before the next block is read
     stored = check_stored_weeks(
         storage, "daily_campaign_metrics", weeks, metric_schemas.DailyCampaignMetrics, DAILY_TOTALS
     )
@@ -90,7 +149,9 @@ def daily_campaign_metrics(
             },
         ),
     ]
-    return weekly_result(storage, "daily_campaign_metrics", daily, counts, check_results=checks)
+    return weekly_result(
+        storage, "daily_campaign_metrics", first_rows, counts, check_results=checks
+    )
 
 
 @dg.asset(
@@ -203,15 +264,27 @@ def weekly_totals(
     check_specs=table_checks("campaign_lifetime_metrics", "validated"),
 )
 def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
-    """One row per campaign over its whole history (the seed's ``campaign_perf_4``)."""
-    insights = storage.read_staging("validated_insights")
+    """One row per campaign over its whole history (the seed's ``campaign_perf_4``).
+
+    The history's daily metrics are built `DAILY_BLOCK_WEEKS` weeks at a time and only the
+    daily sums the summary adds up are kept, so a large account's history is never joined at
+    once. Each campaign's days still reach the sums in date order, so the sums are those of a
+    single pass over the history.
+    """
     campaigns = storage.read_staging("validated_campaigns")
-    events = storage.read_staging("lead_events", columns=metrics.DAILY_EVENT_COLUMNS)
-    daily = metrics.daily_campaign_metrics(insights, events, campaigns)
+    parts, validated_spend = [], 0.0
+    for start, end in _day_blocks(storage, DAILY_BLOCK_WEEKS * 7):
+        daily, spend = _daily_metrics_of_days(storage, campaigns, start, end)
+        parts.append(daily[list(metrics.SUMMARY_INPUTS)])
+        validated_spend += spend
+        del daily
+    daily = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    del parts
     lifetime = metric_schemas.CampaignPeriodSummary.validate(
         metrics.campaign_period_summary(daily, campaigns)
     )
-    validated_leads = storage.read_staging_table("validated_leads", columns=["lead_id"]).num_rows
+    del daily
+    validated_leads = storage.staging_rows("validated_leads")
     path = storage.write_table("campaign_lifetime_metrics", lifetime)
     stored = storage.read_table("campaign_lifetime_metrics")
     return dg.MaterializeResult(
@@ -220,7 +293,7 @@ def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
             reconcile_check(
                 "reconciles_with_validated",
                 {
-                    "total_spend": (stored["total_spend"].sum(), insights["spend"].sum()),
+                    "total_spend": (stored["total_spend"].sum(), validated_spend),
                     "total_leads": (stored["total_leads"].sum(), validated_leads),
                 },
             ),

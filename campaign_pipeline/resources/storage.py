@@ -178,6 +178,11 @@ class PipelineStorage(dg.ConfigurableResource):
         path = self._existing(self.staging_path(name), name)
         return pq.read_table(_parquet_source(path), columns=columns, filters=filters)
 
+    def staging_rows(self, name: str) -> int:
+        """The rows of a staging table, from its Parquet footer (no column is read)."""
+        path = self._existing(self.staging_path(name), name)
+        return pq.ParquetFile(_parquet_source(path)).metadata.num_rows
+
     # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
 
     def snapshot_path(self, name: str) -> Location:

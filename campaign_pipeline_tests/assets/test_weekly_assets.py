@@ -150,14 +150,24 @@ def test_single_run_backfill_over_a_range_writes_every_week(storage):
     assert len(daily) == 42
 
 
-def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
-    from campaign_pipeline import metrics
+@pytest.fixture
+def sample_storage(tmp_path) -> PipelineStorage:
+    """Five weeks of a generated account, ingested."""
     from campaign_pipeline.sample_data import generate_sample
 
     generate_sample(tmp_path / "raw", seed=9, n_campaigns=60, n_days=35)
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
-    weeks = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03"]
+    return storage
+
+
+SAMPLE_WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03"]
+
+
+def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(sample_storage):
+    from campaign_pipeline import metrics
+
+    storage, weeks = sample_storage, SAMPLE_WEEKS
     for week in weeks:
         assert dg.materialize(
             all_assets,
@@ -192,6 +202,67 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(tmp_path):
     assert len(set(expected.values())) >= 3  # a real mix of buckets, not all NEEDS_MORE_DATA
     assert published["total_spend"].to_dict() == pytest.approx(
         whole.set_index("campaign_id")["total_spend"].to_dict(), nan_ok=True
+    )
+
+
+def test_daily_metrics_built_a_week_at_a_time_equal_those_built_at_once(
+    sample_storage, tmp_path, monkeypatch
+):
+    """A range run builds its daily rows in blocks of weeks to bound its memory; a row depends
+    only on its own day, so the blocks must not show in the table or its checks."""
+    from campaign_pipeline.assets import metrics as metric_assets
+
+    at_once = PipelineStorage(data_dir=sample_storage.data_dir, out_dir=str(tmp_path / "at_once"))
+    monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", len(SAMPLE_WEEKS))
+    assert _run_range(
+        at_once, ["daily_campaign_metrics"], SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]
+    ).success
+    monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", 1)
+    blocked = _run_range(
+        sample_storage, ["daily_campaign_metrics"], SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]
+    )
+    assert blocked.success
+    checks = {e.check_name: e for e in blocked.get_asset_check_evaluations()}
+    assert checks["schema"].passed and checks["reconciles_with_validated"].passed
+    validated_spend = sample_storage.read_staging("validated_insights")["spend"].sum()
+    assert checks["reconciles_with_validated"].metadata["spend_source"].value == pytest.approx(
+        validated_spend
+    )
+    for week in SAMPLE_WEEKS:
+        expected = pd.read_parquet(at_once.table_path("daily_campaign_metrics", week))
+        assert len(expected) > 0
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(sample_storage.table_path("daily_campaign_metrics", week)), expected
+        )
+
+
+def test_lifetime_table_built_in_blocks_equals_one_pass_over_the_history(
+    sample_storage, monkeypatch
+):
+    from campaign_pipeline import metric_schemas, metrics
+    from campaign_pipeline.assets import metrics as metric_assets
+
+    monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", 1)
+    result = dg.materialize(
+        all_assets,
+        selection=["campaign_lifetime_metrics"],
+        resources=pipeline_resources(sample_storage),
+    )
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    campaigns = sample_storage.read_staging("validated_campaigns")
+    one_pass = metrics.campaign_period_summary(
+        metrics.daily_campaign_metrics(
+            sample_storage.read_staging("validated_insights"),
+            sample_storage.read_staging("lead_events"),
+            campaigns,
+        ),
+        campaigns,
+    )
+    # exactly equal, not close: each campaign's days are summed in the same order
+    pd.testing.assert_frame_equal(
+        sample_storage.read_table("campaign_lifetime_metrics"),
+        metric_schemas.CampaignPeriodSummary.validate(one_pass),
     )
 
 
