@@ -74,6 +74,11 @@ def _daily_metrics_of_days(
     return daily, column_total(insights, "spend")
 
 
+def _first_rows(shown: pd.DataFrame | None, block: pd.DataFrame) -> pd.DataFrame:
+    """What a blocked run's preview shows: the first rows of its first block with rows."""
+    return block.head(PREVIEW_ROWS) if shown is None or (shown.empty and len(block)) else shown
+
+
 def _history_days(storage: PipelineStorage) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The first and last day with delivery or a lead event (None: there is neither)."""
     days = []
@@ -130,8 +135,7 @@ def daily_campaign_metrics(
         daily = metric_schemas.DailyCampaignMetrics.validate(daily)
         counts |= write_run_weeks(storage, "daily_campaign_metrics", daily, block, "date")
         validated_spend += spend
-        if first_rows is None or (first_rows.empty and len(daily)):
-            first_rows = daily.head(PREVIEW_ROWS)
+        first_rows = _first_rows(first_rows, daily)
         del daily  # before the next block is read
     stored = check_stored_weeks(
         storage, "daily_campaign_metrics", weeks, metric_schemas.DailyCampaignMetrics, DAILY_TOTALS
@@ -169,21 +173,32 @@ def weekly_campaign_metrics(
     context: dg.AssetExecutionContext, storage: PipelineStorage
 ) -> dg.MaterializeResult:
     """Per campaign and week: sums and ratio-of-sums rates, revenue and ROAS, and the change
-    against the campaign's previous calendar week (read from that week's daily partition)."""
+    against the campaign's previous calendar week (read from that week's daily partition).
+
+    A range run reads its daily rows `DAILY_BLOCK_WEEKS` weeks at a time, each block with the
+    week before it, so it never holds a year of them."""
     weeks = RunWeeks.of(context)
-    daily = read_weeks(
-        storage,
-        "daily_campaign_metrics",
-        weeks.history_start(1),
-        weeks.last,
-        columns=list(metrics.SUMMARY_INPUTS),
-    )
     campaigns = storage.read_staging("validated_campaigns")
-    weekly = metrics.weekly_campaign_metrics(daily, campaigns)
-    with_change = metrics.week_over_week(weekly)
-    in_run = with_change["week_start"].dt.strftime("%Y-%m-%d").isin(weeks.keys)
-    with_change = metric_schemas.WeeklyCampaignMetrics.validate(with_change[in_run])
-    counts = write_run_weeks(storage, "weekly_campaign_metrics", with_change, weeks, "week_start")
+    counts: dict[str, int] = {}
+    daily_totals = dict.fromkeys(WEEKLY_TOTALS, 0.0)
+    first_rows = None
+    for block in weeks.blocks(DAILY_BLOCK_WEEKS):
+        daily = read_weeks(
+            storage,
+            "daily_campaign_metrics",
+            block.history_start(1),
+            block.last,
+            columns=list(metrics.SUMMARY_INPUTS),
+        )
+        weekly = metrics.week_over_week(metrics.weekly_campaign_metrics(daily, campaigns))
+        in_block = weekly["week_start"].dt.strftime("%Y-%m-%d").isin(block.keys)
+        weekly = metric_schemas.WeeklyCampaignMetrics.validate(weekly[in_block])
+        counts |= write_run_weeks(storage, "weekly_campaign_metrics", weekly, block, "week_start")
+        these_days = daily[daily["date"] >= block.start] if len(daily) else daily
+        for column in WEEKLY_TOTALS:
+            daily_totals[column] += column_total(these_days, column)
+        first_rows = _first_rows(first_rows, weekly)
+        del daily, weekly, these_days  # before the next block is read
     stored = check_stored_weeks(
         storage,
         "weekly_campaign_metrics",
@@ -191,19 +206,15 @@ def weekly_campaign_metrics(
         metric_schemas.WeeklyCampaignMetrics,
         WEEKLY_TOTALS,
     )
-    these_days = daily[daily["date"] >= weeks.start] if len(daily) else daily
     checks = [
         stored.schema,
         reconcile_check(
             "reconciles_with_daily",
-            {
-                column: (stored.totals[column], column_total(these_days, column))
-                for column in WEEKLY_TOTALS
-            },
+            {column: (stored.totals[column], daily_totals[column]) for column in WEEKLY_TOTALS},
         ),
     ]
     return weekly_result(
-        storage, "weekly_campaign_metrics", with_change, counts, check_results=checks
+        storage, "weekly_campaign_metrics", first_rows, counts, check_results=checks
     )
 
 

@@ -205,35 +205,39 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(sample_stora
     )
 
 
-def test_daily_metrics_built_a_week_at_a_time_equal_those_built_at_once(
+def test_daily_and_weekly_metrics_built_a_week_at_a_time_equal_those_built_at_once(
     sample_storage, tmp_path, monkeypatch
 ):
-    """A range run builds its daily rows in blocks of weeks to bound its memory; a row depends
-    only on its own day, so the blocks must not show in the table or its checks."""
+    """A range run builds its daily and weekly rows in blocks of weeks to bound its memory; a
+    daily row depends only on its own day and a weekly row on its week and the week before, so
+    the blocks must not show in the tables or their checks."""
     from campaign_pipeline.assets import metrics as metric_assets
 
     at_once = PipelineStorage(data_dir=sample_storage.data_dir, out_dir=str(tmp_path / "at_once"))
+    tables = ["daily_campaign_metrics", "weekly_campaign_metrics"]
     monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", len(SAMPLE_WEEKS))
-    assert _run_range(
-        at_once, ["daily_campaign_metrics"], SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]
-    ).success
+    assert _run_range(at_once, tables, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]).success
     monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", 1)
-    blocked = _run_range(
-        sample_storage, ["daily_campaign_metrics"], SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]
-    )
+    blocked = _run_range(sample_storage, tables, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1])
     assert blocked.success
-    checks = {e.check_name: e for e in blocked.get_asset_check_evaluations()}
-    assert checks["schema"].passed and checks["reconciles_with_validated"].passed
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in blocked.get_asset_check_evaluations()
+    }
+    assert len(checks) == 4 and all(check.passed for check in checks.values())
     validated_spend = sample_storage.read_staging("validated_insights")["spend"].sum()
-    assert checks["reconciles_with_validated"].metadata["spend_source"].value == pytest.approx(
-        validated_spend
-    )
-    for week in SAMPLE_WEEKS:
-        expected = pd.read_parquet(at_once.table_path("daily_campaign_metrics", week))
-        assert len(expected) > 0
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(sample_storage.table_path("daily_campaign_metrics", week)), expected
-        )
+    for reconciled in (
+        checks[("daily_campaign_metrics", "reconciles_with_validated")],
+        checks[("weekly_campaign_metrics", "reconciles_with_daily")],
+    ):
+        assert reconciled.metadata["spend_source"].value == pytest.approx(validated_spend)
+    for table in tables:
+        for week in SAMPLE_WEEKS:
+            expected = pd.read_parquet(at_once.table_path(table, week))
+            assert len(expected) > 0
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(sample_storage.table_path(table, week)), expected
+            )
 
 
 def test_lifetime_table_built_in_blocks_equals_one_pass_over_the_history(
