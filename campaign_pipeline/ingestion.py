@@ -333,11 +333,8 @@ def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
     conflict = np.zeros(n, dtype=bool)
     if n == 0:
         return exact, conflict
-    encoded = pc.dictionary_encode(ids)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    counts = np.bincount(codes, minlength=len(encoded.dictionary))
     has_id = _lengths(ids) > 0
-    shared = np.flatnonzero(has_id & (counts[codes] > 1))
+    shared = np.flatnonzero(has_id & raw_parsing.repeated_text(ids))
     if not len(shared):
         return exact, conflict
     rows = _text_frame(raw, shared)

@@ -279,11 +279,47 @@ def _replace_non_ascii(source: pa.Array, result: pa.Array, python_op) -> pa.Arra
     return pc.replace_with_mask(result, non_ascii, fixed)
 
 
+def repeated_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which cells hold a text value that another cell holds too (null is never repeated).
+
+    Found by sorting and comparing neighbours: Arrow's hash kernels (``value_counts``,
+    ``dictionary_encode``) build a table several times the size of a column of millions of
+    distinct ids (4.8M lead ids: 0.7 GB and 3.7 s, against 0.06 GB and 1 s sorted)."""
+    order = pc.array_sort_indices(values)
+    ordered = pc.take(values, order)
+    if isinstance(ordered, pa.ChunkedArray):
+        ordered = ordered.combine_chunks()
+    n = len(ordered)
+    same = pc.equal(ordered.slice(1), ordered.slice(0, max(n - 1, 0)))
+    same = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    repeated_in_order = np.zeros(n, dtype=bool)
+    repeated_in_order[1:] |= same
+    repeated_in_order[:-1] |= same
+    repeated = np.empty(n, dtype=bool)
+    repeated[order.to_numpy()] = repeated_in_order
+    return repeated
+
+
 def strip_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``str.strip()`` of every cell."""
+    """``str.strip()`` of every cell. A column with no ASCII whitespace at either end of a
+    cell (the usual export) is not copied a second time to trim it."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    needs_trim = any(_ascii_whitespace_at_an_end(chunk) for chunk in chunks)
     values = _contiguous(values)
-    trimmed = pc.ascii_trim(values, characters=_PY_ASCII_WHITESPACE)
+    trimmed = pc.ascii_trim(values, characters=_PY_ASCII_WHITESPACE) if needs_trim else values
     return _replace_non_ascii(values, trimmed, str.strip)
+
+
+_WHITESPACE_BYTES = np.frombuffer(_PY_ASCII_WHITESPACE.encode("ascii"), dtype=np.uint8)
+
+
+def _ascii_whitespace_at_an_end(values: pa.Array) -> bool:
+    """Whether a cell's first or last byte is ASCII whitespace (a null cell may say yes)."""
+    offsets, data = _string_buffers(values)
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    edges = np.concatenate([data[starts[filled]], data[ends[filled] - 1]])
+    return bool(np.isin(edges, _WHITESPACE_BYTES).any())
 
 
 def upper_text(values: pa.Array) -> pa.Array:

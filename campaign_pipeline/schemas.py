@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from pandera.typing import Series
 
 from campaign_pipeline.constants import PII_COLUMNS
+from campaign_pipeline.raw_parsing import repeated_text
 
 
 def _present(series: pd.Series) -> pd.Series:
@@ -332,15 +333,27 @@ class Quarantine(pa.DataFrameModel):
         coerce = False
 
 
+def _occurs_once(values: pd.Series) -> pd.Series:
+    """True where an Arrow-backed text value is not repeated in its column (null never counts
+    as repeated). pandera's own ``unique`` check makes one Python string per cell first, which
+    for 4.8M lead ids took 0.7 GB and 4 s; `repeated_text` sorts them in Arrow instead."""
+    return pd.Series(~repeated_text(pyarrow.array(values.array)), index=values.index)
+
+
+UNIQUE_TEXT = pa.Check(_occurs_once, name="unique", error="the column holds repeated values")
+
+
 @cache
 def arrow_text_schema(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
     """``model`` with its text columns typed as Arrow strings: the same checks, for a frame
-    whose text stays in Arrow buffers (``validate_arrow``)."""
+    whose text stays in Arrow buffers (``validate_arrow``); a unique text column is checked by
+    `UNIQUE_TEXT`."""
     schema = model.to_schema()
     text = pd.ArrowDtype(pyarrow.string())
     return schema.update_columns(
         {
             name: {"dtype": text}
+            | ({"unique": False, "checks": [*column.checks, UNIQUE_TEXT]} if column.unique else {})
             for name, column in schema.columns.items()
             if str(column.dtype) == "str"
         }

@@ -67,6 +67,22 @@ def test_strip_text_is_python_strip():
     assert stripped.to_pylist() == [c.strip() for c in cells]
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_strip_text_is_python_strip_on_chunked_columns_with_and_without_edges(seed):
+    """Columns with nothing to trim skip the trimming copy; either way the cells equal
+    Python's strip (nulls read as blank)."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.array(["a", "b", "é", " ", "\t", "\x1c", "\xa0", "\u2003"], dtype=object)
+    for letters in (alphabet[:3], alphabet):  # nothing to trim, then every kind of edge
+        cells = [
+            "".join(rng.choice(letters, rng.integers(0, 5))) if rng.random() > 0.1 else None
+            for _ in range(400)
+        ]
+        column = pa.chunked_array([pa.array(cells[:150]), pa.array(cells[150:])])
+        stripped = raw_parsing.strip_text(column).to_pylist()
+        assert stripped == [(cell or "").strip() for cell in cells]
+
+
 def test_upper_text_is_python_upper():
     cells = ["won", "Won", "straße", "ǆ", ""]
     assert raw_parsing.upper_text(pa.array(cells)).to_pylist() == [c.upper() for c in cells]

@@ -4,6 +4,7 @@ that pandera fails when it runs the same contracts, on random rows with every ki
 import numpy as np
 import pandas as pd
 import pandera.errors
+import pyarrow
 import pytest
 
 from campaign_pipeline import schemas
@@ -95,3 +96,36 @@ def test_every_row_contract_has_masks():
     contracts = {schemas.CampaignRowContract, schemas.InsightRowContract}
     contracts |= {schemas.LeadRowContract, schemas.LeadStatusChangeRowContract}
     assert set(schemas.ROW_RULES) == contracts
+
+
+def test_arrow_text_uniqueness_fails_on_the_values_pandera_fails():
+    """The Arrow-backed unique check fails exactly where pandera's own `unique` does."""
+    leads = pyarrow.table(
+        {
+            "lead_id": ["L2", "L1", "L3", "L1"],
+            "campaign_id": ["C1"] * 4,
+            "lead_status": ["NEW"] * 4,
+            "added_date": pd.to_datetime(["2025-01-06"] * 4),
+            "deal_value": [None, 1.0, 2.0, 3.0],
+        }
+    )
+    schemas.validate_arrow(schemas.ValidatedLeads, leads.slice(0, 3))
+    with pytest.raises(pandera.errors.SchemaErrors) as raised:
+        schemas.validate_arrow(schemas.ValidatedLeads, leads, lazy=True)
+    failures = raised.value.failure_cases
+    assert failures["column"].tolist() == ["lead_id", "lead_id"]
+    assert failures["failure_case"].tolist() == ["L1", "L1"]
+    with pytest.raises(pandera.errors.SchemaErrors) as raised:  # pandera's check on the same rows
+        schemas.ValidatedLeads.validate(leads.to_pandas(), lazy=True)
+    assert set(raised.value.failure_cases["failure_case"]) == {"L1"}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_arrow_text_occurs_once_marks_every_copy_of_a_repeated_value(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.choice(
+        np.array(["a", "b", "c", "dd", "", None], dtype=object), rng.integers(0, 60)
+    )
+    arrow = pd.Series(pd.arrays.ArrowExtensionArray(pyarrow.array(list(values), pyarrow.string())))
+    expected = ~pd.Series(values, dtype=object).duplicated(keep=False) | pd.isna(values)
+    assert schemas._occurs_once(arrow).tolist() == expected.tolist()
