@@ -546,6 +546,59 @@ def _ratio_of_sums(numer_w: np.ndarray, denom_w: np.ndarray) -> tuple[np.ndarray
         return np.where(den > 0, num / den, np.nan), den
 
 
+def rate_noise(
+    values: np.ndarray,
+    numer: np.ndarray,
+    denom: np.ndarray,
+    *,
+    window: int,
+    min_history: int,
+    settings: DetectionSettings,
+    pool_groups: np.ndarray | None = None,
+    pool_segments: np.ndarray | None = None,
+    chunk_rows: int | None = None,
+) -> tuple[np.ndarray, ...]:
+    """A rate's trailing baseline and day noise at every step: (p0, den_sum, cnt, sigma2,
+    noise_df), the day noise pooled within `pool_groups` when the settings say so.
+
+    The only part of scoring a rate that looks across series: with it computed for a whole
+    panel, `score_panel` scores the panel's series a block at a time (its ``noise``) and gives
+    each the numbers of the whole panel scored at once.
+    """
+    s = settings
+    x = values.astype(float)
+    # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
+    # Poisson noise of its count (variance ~ 1 / expected count on the log scale).
+    floor2 = np.log1p(s.relative_scale_floor) ** 2
+    p0, den_sum, cnt, sigma2 = _by_rows(
+        lambda r: _rate_baseline(numer[r], denom[r], x[r], window, floor2, s),
+        len(x),
+        chunk_rows,
+    )
+    noise_df = scale_df(cnt, s)
+    if s.rate_noise_pooling and pool_groups is not None:
+
+        def information(kappa):
+            return _by_rows(
+                lambda r: (_rate_information(numer[r], denom[r], p0[r], kappa[r], window),),
+                len(x),
+                chunk_rows,
+            )[0]
+
+        sigma2, noise_df = moderate_day_noise(
+            sigma2,
+            noise_df,
+            None,
+            None,
+            cnt >= min_history,
+            pool_groups,
+            s,
+            pool_segments,
+            information=information,
+        )
+    return p0, den_sum, cnt, sigma2, noise_df
+
+
 def score_panel(
     values: np.ndarray,
     *,
@@ -563,6 +616,7 @@ def score_panel(
     phase_scale: bool = False,
     scope: slice | None = None,
     chunk_rows: int | None = None,
+    noise: tuple[np.ndarray, ...] | None = None,
 ) -> dict[str, np.ndarray]:
     """Evidence for every point of a panel, each point from its trailing window only.
 
@@ -582,6 +636,8 @@ def score_panel(
     are evaluated only when the settings switch them on (all False otherwise).
     chunk_rows: a rate's trailing windows are built for this many series at a time (the
     result does not depend on it), so a large panel does not hold them all at once.
+    noise: a rate's `rate_noise` of these series, already computed (pooled over a larger
+    panel); without it the rate's noise is computed here, pooled over this panel's groups.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
@@ -592,37 +648,21 @@ def score_panel(
 
     if kind == "rate":
         assert numer is not None and denom is not None
-        # Day noise of a rate is multiplicative: its log varies by sigma_day on top of the
-        # Poisson noise of its count (variance ~ 1 / expected count on the log scale).
-        floor2 = np.log1p(s.relative_scale_floor) ** 2
-        p0, den_sum, cnt, sigma2 = _by_rows(
-            lambda r: _rate_baseline(numer[r], denom[r], x[r], window, floor2, s),
-            len(x),
-            chunk_rows,
-        )
+        if noise is None:
+            noise = rate_noise(
+                x,
+                numer,
+                denom,
+                window=window,
+                min_history=min_history,
+                settings=s,
+                pool_groups=pool_groups,
+                pool_segments=pool_segments,
+                chunk_rows=chunk_rows,
+            )
+        p0, den_sum, cnt, sigma2, noise_df = noise
         d = denom
         judged = (cnt >= min_history) & ~np.isnan(x) & (d > 0) & ~np.isnan(p0) & ~np.isnan(numer)
-        noise_df = scale_df(cnt, s)
-        if s.rate_noise_pooling and pool_groups is not None:
-
-            def information(kappa):
-                return _by_rows(
-                    lambda r: (_rate_information(numer[r], denom[r], p0[r], kappa[r], window),),
-                    len(x),
-                    chunk_rows,
-                )[0]
-
-            sigma2, noise_df = moderate_day_noise(
-                sigma2,
-                noise_df,
-                None,
-                None,
-                cnt >= min_history,
-                pool_groups,
-                s,
-                pool_segments,
-                information=information,
-            )
         mean_cnt = d * p0
         up, lo = poisson_lognormal_pvalues(
             np.nan_to_num(numer[:, cols]), mean_cnt[:, cols], np.sqrt(sigma2[:, cols])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from campaign_pipeline.detection import explain
-from campaign_pipeline.detection.detectors import count_pvalues, score_panel
+from campaign_pipeline.detection.detectors import count_pvalues, rate_noise, score_panel
 from campaign_pipeline.detection.multiple_testing import adjust_pvalues
 from campaign_pipeline.detection.settings import (
     CONTINUOUS_METRICS,
@@ -74,9 +74,22 @@ EVIDENCE_KEYS = (
     "count_var",
 )
 BOOL_KEYS = ("judged", "cusum_up", "cusum_dn", "seeds_z", "seeds_iqr", "shift_ok")
-# The evidence the consistency rules read at every step (a tracking break is a run of days
-# that may begin before the judged ones); the rest is read at the judged steps only.
-RULE_EVIDENCE = ("judged", "z", "expected", "count_var")
+# The evidence the consistency rules read at every step, and of which metrics (a tracking
+# break is a run of days that may begin before the judged ones); the rest is read at the
+# judged steps only.
+RULE_EVIDENCE: dict[str, tuple[str, ...]] = {
+    "judged": ("clicks", "conversions", "leads"),
+    "z": ("clicks",),
+    "expected": ("conversions", "leads"),
+    "count_var": ("conversions",),
+}
+
+
+def _every_step(ev: dict[str, np.ndarray], key: str, metric: str, metrics: tuple[str, ...]):
+    """``ev[key]`` of ``metric`` at every step: kept apart as ``key:metric`` when `evidence`
+    held the other steps in scope only (its ``full_keys``)."""
+    held = ev.get(f"{key}:{metric}")
+    return held if held is not None else ev[key][metrics.index(metric)]
 
 
 def empty_flags() -> pd.DataFrame:
@@ -152,7 +165,7 @@ def evidence(
     block: int | None = None,
     scope: slice | None = None,
     chunk_cells: int | None = None,
-    full_keys: tuple[str, ...] | None = None,
+    full_keys: dict[str, tuple[str, ...]] | None = None,
     threads: int = 1,
 ) -> dict[str, np.ndarray]:
     """Run the detectors with metrics of one kind stacked into one panel (no loop per metric).
@@ -164,8 +177,10 @@ def evidence(
     `scope`: the steps that will be decided (`score_panel`); a kind that pools nothing then
     skips the series with no reading in scope (nothing of theirs can be decided there) and,
     with `chunk_cells`, scores the rest in blocks of about that many cells, so its trailing
-    windows stay small (the result does not depend on it). With `full_keys` as well, only
-    those keys keep every step; the others (and `value`) hold the steps in scope only.
+    windows stay small (the result does not depend on it). With `full_keys` as well (evidence
+    key -> metrics), every key (and `value`) holds the steps in scope only, and each key's
+    listed metrics are kept at every step apart, as ``"key:metric"`` of shape (n_series,
+    n_steps) (`_every_step` reads them).
     `threads`: the kinds, and a kind's blocks of series, are scored in this many threads (they
     share nothing, and numpy releases the interpreter lock inside its loops, so a one-week run
     uses every core; the result does not depend on it).
@@ -176,14 +191,18 @@ def evidence(
     n_blocks = n // block
     trim = scope is not None and full_keys is not None
     width = len(range(*scope.indices(t))) if trim else t
-    kept = {k: (slice(None) if not trim or k in full_keys else scope) for k in EVIDENCE_KEYS}
+    kept = scope if trim else slice(None)
     result = {
-        k: np.zeros(
-            (len(metrics), n, t if kept[k] == slice(None) else width),
-            dtype=bool if k in BOOL_KEYS else float,
-        )
+        k: np.zeros((len(metrics), n, width), dtype=bool if k in BOOL_KEYS else float)
         for k in EVIDENCE_KEYS
     }
+    every_step = (
+        [(k, metrics.index(m)) for k, ms in (full_keys or {}).items() for m in ms if m in metrics]
+        if trim
+        else []
+    )
+    for k, i in every_step:
+        result[f"{k}:{metrics[i]}"] = np.zeros((n, t), dtype=bool if k in BOOL_KEYS else float)
     tasks = []  # (score a block of series and store it), pooled kinds first: they take longest
     by_kind: dict[str, list[int]] = {}
     for i, m in enumerate(metrics):
@@ -234,9 +253,28 @@ def evidence(
             # each block writes its own rows of `result`, so blocks can be stored concurrently
             ev = score_panel(values, **kwargs)
             for k in EVIDENCE_KEYS:
-                result[k][metric_of[rows], series_of[rows]] = ev[k][:, kept[k]]
+                result[k][metric_of[rows], series_of[rows]] = ev[k][:, kept]
+            for k, i in every_step:
+                mine = metric_of[rows] == i
+                if mine.any():
+                    result[f"{k}:{metrics[i]}"][series_of[rows][mine]] = ev[k][mine]
 
-        if pooled or scope is None:
+        if kind == "rate" and pooled and chunk_cells:
+            # only the day noise is pooled across series: with it computed for the stack, the
+            # rest is scored a block of series at a time, so the stack's evidence is never
+            # held whole before it is stored
+            tasks.insert(
+                0,
+                partial(
+                    _score_pooled_rates,
+                    scored,
+                    stack,
+                    score,
+                    kwargs,
+                    rows_per_block=max(1, chunk_cells // t),
+                ),
+            )
+        elif pooled or scope is None:
             chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
             tasks.insert(
                 0, partial(scored, slice(None), stack, **score, **kwargs, chunk_rows=chunk_rows)
@@ -266,6 +304,35 @@ def evidence(
             task()
     result["value"] = np.stack([panels[m][:, scope if trim else slice(None)] for m in metrics])
     return result
+
+
+def _score_pooled_rates(
+    scored, stack: np.ndarray, score: dict, kwargs: dict, rows_per_block: int
+) -> None:
+    """Score a stack of rates whose day noise is pooled: `rate_noise` over the whole stack,
+    then ``scored`` (score and store) one block of ``rows_per_block`` series at a time."""
+    numer, denom = kwargs["numer"], kwargs["denom"]
+    noise = rate_noise(
+        stack,
+        numer,
+        denom,
+        window=score["window"],
+        min_history=score["min_history"],
+        settings=score["settings"],
+        pool_groups=kwargs["pool_groups"],
+        pool_segments=kwargs["pool_segments"],
+        chunk_rows=rows_per_block,
+    )
+    for lo in range(0, len(stack), rows_per_block):
+        rows = slice(lo, lo + rows_per_block)
+        scored(
+            rows,
+            stack[rows],
+            **score,
+            numer=numer[rows],
+            denom=denom[rows],
+            noise=tuple(part[rows] for part in noise),
+        )
 
 
 def decide(
@@ -517,21 +584,27 @@ def _rules(
             )
         )
     if "conversions" in metrics and "clicks" in metrics:
-        ci, ki = metrics.index("conversions"), metrics.index("clicks")
         days = s.tracking_break_days
         zero = np.nan_to_num(p["conversions"], nan=-1.0) == 0
         clicks_ok = (
-            ev["judged"][ki]
-            & (np.abs(np.nan_to_num(ev["z"][ki], nan=99.0)) < s.min_robust_z)
+            _every_step(ev, "judged", "clicks", metrics)
+            & (
+                np.abs(np.nan_to_num(_every_step(ev, "z", "clicks", metrics), nan=99.0))
+                < s.min_robust_z
+            )
             & (p["clicks"] > 0)
         )
-        exp_conv = np.nan_to_num(ev["expected"][ci], nan=0.0) * ev["judged"][ci]
+        exp_conv = np.nan_to_num(
+            _every_step(ev, "expected", "conversions", metrics), nan=0.0
+        ) * _every_step(ev, "judged", "conversions", metrics)
         # -log P(0 conversions) of each day under the count test's negative binomial: size
         # log(1 + mean / size), the Poisson mean itself where the counts are not over-dispersed.
         # Over-dispersed counts (a campaign that has slow days) make zero days far likelier
         # than a Poisson of the same mean would, so the run must be longer to mean a break.
         _, p_zero = count_pvalues(
-            np.zeros_like(exp_conv), exp_conv, np.nan_to_num(ev["count_var"][ci], nan=0.0)
+            np.zeros_like(exp_conv),
+            exp_conv,
+            np.nan_to_num(_every_step(ev, "count_var", "conversions", metrics), nan=0.0),
         )
         surprise = np.where(exp_conv > 0, -np.log(np.maximum(p_zero, 1e-300)), 0.0)
         run = zero & clicks_ok
@@ -549,11 +622,10 @@ def _rules(
             )
         )
     if "leads" in metrics:
-        li = metrics.index("leads")
-        expected_leads = np.nan_to_num(ev["expected"][li], nan=np.inf)
+        expected_leads = np.nan_to_num(_every_step(ev, "expected", "leads", metrics), nan=np.inf)
         with np.errstate(invalid="ignore"):
             flood = (
-                ev["judged"][li]
+                _every_step(ev, "judged", "leads", metrics)
                 & (p["leads"] >= s.lead_flood_min_leads)
                 & (p["leads"] >= s.lead_flood_ratio * np.maximum(expected_leads, 1.0))
             )
@@ -847,7 +919,7 @@ def _judge(
     rules = _rules(panels, ev, metrics, p.budget, s) if s.use_rules else []
     # Every alert is on a step in scope, and deciding one looks back at earlier alerts only
     # (never at steps out of scope): from here on the steps in scope are all that is kept.
-    ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items()}
+    ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items() if ":" not in k}
     rules = [(metric, kind, mask[:, scope], note) for metric, kind, mask, note in rules]
     in_scope, family = in_scope[..., scope], family[..., scope]
     dec = decide(ev, in_scope, family, s)
