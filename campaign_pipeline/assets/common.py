@@ -92,14 +92,15 @@ def read_weeks(
     first_week: str,
     last_week: str,
     columns: list[str] | None = None,
+    arrow_strings: bool = False,
 ) -> pd.DataFrame:
     """The stored weekly partitions of ``table`` from first_week to last_week (missing ones
-    skipped), all columns or ``columns``."""
+    skipped), all columns or ``columns`` (``arrow_strings``: text stays in Arrow buffers)."""
     weeks, week = [], first_week
     while week <= last_week:
         weeks.append(week)
         week = shift_week(week, 1)
-    return storage.read_table(table, weeks, columns)
+    return storage.read_table(table, weeks, columns, arrow_strings=arrow_strings)
 
 
 def split_by_week(frame: pd.DataFrame, date_column: str) -> dict[str, pd.DataFrame]:

@@ -1010,7 +1010,11 @@ def detect_by_week(
     # every campaign's days on one calendar (a stretch is a slice of its columns), filled
     # straight from the columns: no copy of the frame, which for a year of a large account
     # is as large as the calendar itself
-    codes, ids = pd.factorize(daily["campaign_id"].iloc[rows].astype(str).to_numpy())
+    campaign = daily["campaign_id"].iloc[rows]
+    if not isinstance(campaign.dtype, pd.StringDtype | pd.ArrowDtype):  # text is factorized as is
+        campaign = campaign.astype(str)
+    codes, ids = pd.factorize(campaign)
+    ids = np.asarray(ids, dtype=object)
     order = np.argsort(ids.astype(str), kind="stable")
     keys = np.asarray(ids[order], dtype=object)
     rank = np.empty(len(order), dtype=np.intp)

@@ -234,22 +234,28 @@ class PipelineStorage(dg.ConfigurableResource):
         return path
 
     def read_table(
-        self, table: str, week_starts: list[str] | None = None, columns: list[str] | None = None
+        self,
+        table: str,
+        week_starts: list[str] | None = None,
+        columns: list[str] | None = None,
+        arrow_strings: bool = False,
     ) -> pd.DataFrame:
         """One table; for a weekly table, the given weeks (missing weeks are skipped) or all;
-        ``columns``: only those."""
+        ``columns``: only those; ``arrow_strings`` as in `read_parquet`."""
         single = self.table_path(table)
         if single.is_file():
-            return read_parquet(single, columns=columns)
+            return read_parquet(single, columns=columns, arrow_strings=arrow_strings)
         stored = self.published_dir / table
         paths = stored.files(".parquet")
         if week_starts is not None:
             wanted = set(week_starts)
             paths = [p for p in paths if p.stem in wanted]
-        frames = [read_parquet(p, columns=columns) for p in paths]
+        frames = [read_parquet(p, columns=columns, arrow_strings=arrow_strings) for p in paths]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return read_parquet(paths[0], columns=columns) if paths else pd.DataFrame()
+            if not paths:
+                return pd.DataFrame()
+            return read_parquet(paths[0], columns=columns, arrow_strings=arrow_strings)
         return pd.concat(frames, ignore_index=True)
 
     def table_weeks(self, table: str) -> list[str]:
