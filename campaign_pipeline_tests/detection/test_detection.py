@@ -537,3 +537,60 @@ def test_detect_series_handles_negative_and_zero_values():
     df.loc[45, "value"] = 25.0
     out = detect_series(df)
     assert out.loc[out["timestamp"] == df.loc[45, "timestamp"], "is_anomaly"].item()
+
+
+def _rate_panels(seed: int, n: int = 90, t: int = 63) -> dict[str, np.ndarray]:
+    """Clicks, impressions, conversions and leads of `n` campaigns over `t` days, with gaps."""
+    rng = np.random.default_rng(seed)
+    impressions = rng.poisson(rng.uniform(200, 5000, (n, 1)), (n, t)).astype(float)
+    clicks = rng.binomial(impressions.astype(int), rng.uniform(0.005, 0.05, (n, 1))).astype(float)
+    conversions = rng.binomial(clicks.astype(int), 0.1).astype(float)
+    for panel in (impressions, clicks, conversions):
+        panel[rng.random((n, t)) < 0.05] = np.nan
+    clicks[3, 40:] = 0.0  # a campaign whose clicks stop
+    return {
+        "spend": impressions * 0.004,
+        "impressions": impressions,
+        "clicks": clicks,
+        "conversions": conversions,
+        "leads": rng.poisson(2.0, (n, t)).astype(float),
+        "converted_leads": rng.poisson(0.5, (n, t)).astype(float),
+    }
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_evidence_in_blocks_and_trimmed_to_the_judged_week_equals_the_whole(seed):
+    """Pooled rates scored a block of series at a time, and every array but the rules' cut to
+    the judged week, hold exactly the numbers of the panel scored whole at every step."""
+    from campaign_pipeline.detection.ensemble import (
+        EVIDENCE_KEYS,
+        RULE_EVIDENCE,
+        _every_step,
+        derived_panels,
+        evidence,
+    )
+
+    settings = DetectionSettings().effective
+    panels = derived_panels(_rate_panels(seed))
+    metrics = tuple(m for m in settings.metrics if m in panels)
+    scope = slice(56, 63)
+    common = dict(
+        period=7,
+        window=settings.baseline_days,
+        min_history=settings.min_history_days,
+        settings=settings,
+        block=30,
+        scope=scope,
+    )
+    whole = evidence(panels, metrics, **common)
+    parts = evidence(panels, metrics, **common, chunk_cells=7 * 63, full_keys=RULE_EVIDENCE)
+    for key in EVIDENCE_KEYS:
+        np.testing.assert_array_equal(parts[key], whole[key][..., scope], err_msg=key)
+    for key, kept in RULE_EVIDENCE.items():
+        for metric in kept:
+            np.testing.assert_array_equal(
+                _every_step(parts, key, metric, metrics),
+                whole[key][metrics.index(metric)],
+                err_msg=f"{key} of {metric}",
+            )
+    assert np.isfinite(parts["p"][metrics.index("ctr")]).any()  # the rates were judged
