@@ -13,8 +13,8 @@ from campaign_pipeline.assets.common import (
     weekly_result,
     write_run_weeks,
 )
-from campaign_pipeline.detection import DetectionSettings, detect_by_week
-from campaign_pipeline.detection.ensemble import DAILY_COLUMNS
+from campaign_pipeline.detection import DetectionSettings
+from campaign_pipeline.detection.ensemble import DAILY_COLUMNS, judge_weeks, week_calendar
 from campaign_pipeline.metadata import most_severe_first
 from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
@@ -97,24 +97,24 @@ def anomaly_flags(
     settings = config.to_settings()
     weeks = RunWeeks.of(context)
     history = detector_history_weeks(settings)
-    daily = read_weeks(
-        storage,
-        "daily_campaign_metrics",
-        weeks.history_start(history),
-        weeks.last,
-        columns=list(DAILY_COLUMNS),  # what the detectors use: 0.3 of the 0.9 GB of a 1x year
-        arrow_strings=True,  # a year of campaign ids as Python strings would be 0.2 GB more
-    )
     campaigns = storage.read_staging("validated_campaigns")
-    # each week on its own fixed history: a backfill publishes what the Monday run would
-    flags = detect_by_week(
-        daily,
+    # the daily rows are read into the calendar and let go: only the calendar is kept while
+    # the weeks are judged
+    calendar = week_calendar(
+        read_weeks(
+            storage,
+            "daily_campaign_metrics",
+            weeks.history_start(history),
+            weeks.last,
+            columns=list(DAILY_COLUMNS),  # what the detectors use: 0.3 of the 0.9 GB of a 1x year
+            arrow_strings=True,  # a year of campaign ids as Python strings would be 0.2 GB more
+        ),
         list(weeks.keys),
         history_weeks=history,
         campaigns=campaigns,
-        settings=settings,
-        processes=worker_processes(config.processes),
     )
+    # each week on its own fixed history: a backfill publishes what the Monday run would
+    flags = judge_weeks(calendar, settings=settings, processes=worker_processes(config.processes))
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),
         period_end=pd.to_datetime(flags["period_end"]),
@@ -133,6 +133,6 @@ def anomaly_flags(
         metadata={
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in severity.items()}),
             "campaigns_flagged": int(flags["campaign_id"].nunique()) if len(flags) else 0,
-            "history_days_read": int(daily["date"].nunique()) if len(daily) else 0,
+            "history_days_read": calendar.days_with_rows if calendar is not None else 0,
         },
     )

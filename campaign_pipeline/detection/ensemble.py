@@ -993,20 +993,53 @@ def detect_by_week(
     result does not depend on it. The chunks share nothing, so with `processes` > 1 they are
     judged in that many worker processes (`judge_in_processes`); a range with too few chunks
     for that (one week) is judged in this process with `processes` threads instead. The result
-    depends on neither.
+    depends on neither. `week_calendar` then `judge_weeks` do the same in two steps, so that a
+    caller can let go of ``daily`` once the calendar holds it.
     """
+    calendar = week_calendar(daily, week_starts, history_weeks=history_weeks, campaigns=campaigns)
+    return judge_weeks(calendar, settings=settings, chunk_cells=chunk_cells, processes=processes)
+
+
+@dataclass
+class WeekCalendar:
+    """Every campaign's daily sums over a range of weeks and their histories, on one calendar
+    of days (rows: campaigns in sorted order of their ids, plus an empty last row that pads
+    the stacked blocks): what `judge_weeks` slices each week's stretch from."""
+
+    weeks: list[pd.Timestamp]
+    history_weeks: int
+    first_day: pd.Timestamp
+    keys: np.ndarray  # the campaign ids of the rows
+    has_row: np.ndarray  # (campaigns, days): a daily row exists
+    delivered: np.ndarray  # (campaigns + 1, days): the row had delivery
+    sums: dict[str, np.ndarray]  # SUM_COLUMNS -> (campaigns + 1, days), NaN without a row
+    budget: np.ndarray  # (campaigns + 1,): daily budget, NaN unknown
+
+    @property
+    def days_with_rows(self) -> int:
+        """Days of the calendar with any campaign's daily row."""
+        return int(self.has_row.any(axis=0).sum())
+
+
+def week_calendar(
+    daily: pd.DataFrame,
+    week_starts,
+    *,
+    history_weeks: int,
+    campaigns: pd.DataFrame | None = None,
+) -> WeekCalendar | None:
+    """The calendar `judge_weeks` judges the weeks of ``week_starts`` on (each with its
+    ``history_weeks`` before it), filled from ``daily``; None when no row falls in it."""
     weeks = sorted({pd.Timestamp(w).normalize() for w in week_starts})
     if daily is None or len(daily) == 0 or not weeks:
-        return empty_flags()
-    s = settings.effective
-    span = 7 * (history_weeks + 1)  # days of one stretch: its history and the judged week
+        return None
     first_day = weeks[0] - pd.Timedelta(weeks=history_weeks)
     n_days = (weeks[-1] - first_day).days + 7
     dates = pd.to_datetime(daily["date"]).dt.normalize()
     day = ((dates - first_day) // pd.Timedelta(days=1)).to_numpy()
     rows = np.flatnonzero((day >= 0) & (day < n_days))
     if not len(rows):
-        return empty_flags()
+        return None
     # every campaign's days on one calendar (a stretch is a slice of its columns), filled
     # straight from the columns: no copy of the frame, which for a year of a large account
     # is as large as the calendar itself
@@ -1028,14 +1061,44 @@ def detect_by_week(
     delivered[ki, di] = (
         daily["has_delivery"].astype(bool) if "has_delivery" in daily else daily["spend"].notna()
     ).to_numpy()[rows]
-    calendar = {}
+    sums = {}
     for column in SUM_COLUMNS:
         grid = np.full((len(keys) + 1, n_days), np.nan)
         if column in daily:
             grid[ki, di] = daily[column].to_numpy(dtype=float)[rows]
-        calendar[column] = grid
+        sums[column] = grid
     del dates, day, rows, codes, ki, di, last
-    budget = np.append(_budgets(campaigns, keys), np.nan)
+    return WeekCalendar(
+        weeks=weeks,
+        history_weeks=history_weeks,
+        first_day=first_day,
+        keys=keys,
+        has_row=has_row,
+        delivered=delivered,
+        sums=sums,
+        budget=np.append(_budgets(campaigns, keys), np.nan),
+    )
+
+
+def judge_weeks(
+    calendar: WeekCalendar | None,
+    *,
+    settings: DetectionSettings = DetectionSettings(),
+    chunk_cells: int = WEEK_CHUNK_CELLS,
+    processes: int = 1,
+) -> pd.DataFrame:
+    """The flags of every week of a `week_calendar` (see `detect_by_week`)."""
+    if calendar is None:
+        return empty_flags()
+    s = settings.effective
+    weeks, history_weeks, first_day = calendar.weeks, calendar.history_weeks, calendar.first_day
+    keys, has_row, delivered, budget = (
+        calendar.keys,
+        calendar.has_row,
+        calendar.delivered,
+        calendar.budget,
+    )
+    span = 7 * (history_weeks + 1)  # days of one stretch: its history and the judged week
     keys_padded = np.append(keys, None)
 
     starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
@@ -1064,7 +1127,7 @@ def detect_by_week(
             col = np.concatenate([np.full(size, starts[i]) for i in chunk])[:, None] + np.arange(
                 span
             )
-            base = {c: grid[row[:, None], col] for c, grid in calendar.items()}
+            base = {c: grid[row[:, None], col] for c, grid in calendar.sums.items()}
             # days a campaign did not deliver after it had delivered in the stretch are unknown
             # (`_blank_days_off_delivery`, per stretch)
             shown = delivered[row[:, None], col]

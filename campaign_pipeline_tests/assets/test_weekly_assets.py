@@ -323,6 +323,14 @@ def test_every_published_weekly_table_has_passing_schema_and_reconciliation_chec
     assert evaluations[("daily_campaign_metrics", "reconciles_with_validated")] is True
     assert evaluations[("weekly_campaign_metrics", "reconciles_with_daily")] is True
     assert evaluations[("weekly_totals", "reconciles_with_weekly_campaign_metrics")] is True
+    (flagged,) = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "anomaly_flags"
+    ]
+    # the detector's history: the 7 stored days of the week (earlier weeks never ran), not
+    # the 9 weeks of calendar it could have read
+    assert flagged.metadata["history_days_read"].value == 7
 
 
 def test_weekly_totals_count_the_weeks_quarantined_rows_and_reconcile_with_the_raw_file(tmp_path):
