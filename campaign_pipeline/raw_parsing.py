@@ -282,9 +282,11 @@ def _replace_non_ascii(source: pa.Array, result: pa.Array, python_op) -> pa.Arra
 def repeated_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Which cells hold a text value that another cell holds too (null is never repeated).
 
-    Found by sorting and comparing neighbours: Arrow's hash kernels (``value_counts``,
-    ``dictionary_encode``) build a table several times the size of a column of millions of
-    distinct ids (4.8M lead ids: 0.7 GB and 3.7 s, against 0.06 GB and 1 s sorted)."""
+    Found by sorting and comparing neighbours: Arrow's hash kernels build a table several
+    times the size of a column of millions of distinct ids (4.8M lead ids: ``value_counts``
+    0.7 GB and 3.7 s, against 0.06 GB and 1 s sorted; in the leads' validation, replacing
+    ``dictionary_encode`` with this lowered the memory held after the re-delivery check from
+    1.2 to 0.7 GB)."""
     order = pc.array_sort_indices(values)
     ordered = pc.take(values, order)
     if isinstance(ordered, pa.ChunkedArray):
