@@ -1,5 +1,7 @@
 """Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
 
+import tempfile
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
@@ -98,23 +100,30 @@ def anomaly_flags(
     weeks = RunWeeks.of(context)
     history = detector_history_weeks(settings)
     campaigns = storage.read_staging("validated_campaigns")
-    # the daily rows are read into the calendar and let go: only the calendar is kept while
-    # the weeks are judged
-    calendar = week_calendar(
-        read_weeks(
-            storage,
-            "daily_campaign_metrics",
-            weeks.history_start(history),
-            weeks.last,
-            columns=list(DAILY_COLUMNS),  # what the detectors use: 0.3 of the 0.9 GB of a 1x year
-            arrow_strings=True,  # a year of campaign ids as Python strings would be 0.2 GB more
-        ),
-        list(weeks.keys),
-        history_weeks=history,
-        campaigns=campaigns,
-    )
-    # each week on its own fixed history: a backfill publishes what the Monday run would
-    flags = judge_weeks(calendar, settings=settings, processes=worker_processes(config.processes))
+    # the daily rows are read into the calendar and let go, and the calendar's grids are kept
+    # in a temporary directory: the step's process holds the stretch being judged, never the
+    # year (0.3 GB at 16,000 campaigns), and worker processes read their own stretches
+    with tempfile.TemporaryDirectory(prefix="anomaly_flags_") as directory:
+        calendar = week_calendar(
+            read_weeks(
+                storage,
+                "daily_campaign_metrics",
+                weeks.history_start(history),
+                weeks.last,
+                columns=list(DAILY_COLUMNS),  # what the detectors use: 0.3 of 0.9 GB at 1x
+                arrow_strings=True,  # a year of campaign ids as Python strings: 0.2 GB more
+            ),
+            list(weeks.keys),
+            history_weeks=history,
+            campaigns=campaigns,
+        )
+        history_days_read = calendar.days_with_rows if calendar is not None else 0
+        if calendar is not None:
+            calendar = calendar.to_directory(directory)
+        # each week on its own fixed history: a backfill publishes what the Monday run would
+        flags = judge_weeks(
+            calendar, settings=settings, processes=worker_processes(config.processes)
+        )
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),
         period_end=pd.to_datetime(flags["period_end"]),
@@ -133,6 +142,6 @@ def anomaly_flags(
         metadata={
             "by_severity": dg.MetadataValue.json({k: int(v) for k, v in severity.items()}),
             "campaigns_flagged": int(flags["campaign_id"].nunique()) if len(flags) else 0,
-            "history_days_read": calendar.days_with_rows if calendar is not None else 0,
+            "history_days_read": history_days_read,
         },
     )

@@ -10,9 +10,11 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,7 +210,9 @@ def evidence(
     for i, m in enumerate(metrics):
         by_kind.setdefault(metric_kind(m), []).append(i)
     for kind, idx in by_kind.items():
-        stack = np.concatenate([panels[metrics[i]] for i in idx], axis=0)
+        # a kind's stack (its metrics one above the other) is built by the task that scores
+        # it, so a process scoring one kind at a time holds one kind's stack
+        parts = {"values": [panels[metrics[i]] for i in idx]}
         kwargs = {
             "pool_groups": np.repeat(np.arange(len(idx) * n_blocks), block),
             "pool_segments": (
@@ -218,21 +222,13 @@ def evidence(
             "phase_scale": phase_scale,
         }
         if kind == "rate":
-            kwargs["numer"] = np.concatenate(
-                [panels[RATE_METRICS[metrics[i]][0]] for i in idx], axis=0
-            )
-            kwargs["denom"] = np.concatenate(
-                [panels[RATE_METRICS[metrics[i]][1]] for i in idx], axis=0
-            )
+            parts["numer"] = [panels[RATE_METRICS[metrics[i]][0]] for i in idx]
+            parts["denom"] = [panels[RATE_METRICS[metrics[i]][1]] for i in idx]
         elif kind == "log" and all(
             metrics[i] in COST_METRICS and COST_METRICS[metrics[i]][1] in panels for i in idx
         ):
-            kwargs["numer"] = np.concatenate(
-                [panels[COST_METRICS[metrics[i]][0]] for i in idx], axis=0
-            )
-            kwargs["denom"] = np.concatenate(
-                [panels[COST_METRICS[metrics[i]][1]] for i in idx], axis=0
-            )
+            parts["numer"] = [panels[COST_METRICS[metrics[i]][0]] for i in idx]
+            parts["denom"] = [panels[COST_METRICS[metrics[i]][1]] for i in idx]
         score = dict(
             kind=kind,
             period=period,
@@ -259,42 +255,46 @@ def evidence(
                 if mine.any():
                     result[f"{k}:{metrics[i]}"][series_of[rows][mine]] = ev[k][mine]
 
-        if kind == "rate" and pooled and chunk_cells:
-            # only the day noise is pooled across series: with it computed for the stack, the
-            # rest is scored a block of series at a time, so the stack's evidence is never
-            # held whole before it is stored
-            tasks.insert(
-                0,
-                partial(
-                    _score_pooled_rates,
-                    scored,
-                    stack,
-                    score,
-                    kwargs,
-                    rows_per_block=max(1, chunk_cells // t),
-                ),
-            )
-        elif pooled or scope is None:
-            chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
-            tasks.insert(
-                0, partial(scored, slice(None), stack, **score, **kwargs, chunk_rows=chunk_rows)
-            )
+        if pooled or scope is None:
+
+            def whole(scored=scored, parts=parts, score=score, kwargs=kwargs, pooled_rate=False):
+                stacked = {name: np.concatenate(arrays, axis=0) for name, arrays in parts.items()}
+                values = stacked.pop("values")
+                if pooled_rate:
+                    # only the day noise is pooled across series: with it computed for the
+                    # stack, the rest is scored a block of series at a time, so the stack's
+                    # evidence is never held whole before it is stored
+                    rows_per_block = max(1, chunk_cells // t)
+                    _score_pooled_rates(
+                        scored, values, score, kwargs | stacked, rows_per_block=rows_per_block
+                    )
+                else:
+                    chunk_rows = max(1, chunk_cells // t) if chunk_cells else None
+                    scored(slice(None), values, **score, **kwargs, **stacked, chunk_rows=chunk_rows)
+
+            pooled_rate = kind == "rate" and pooled and bool(chunk_cells)
+            tasks.insert(0, partial(whole, pooled_rate=pooled_rate))
         else:
             # a series with no reading in scope cannot be decided there: the evidence of a
             # series that is never judged (False, NaN) is all it needs
             for k in EVIDENCE_KEYS:
                 if k not in BOOL_KEYS:
                     result[k][idx] = np.nan
-            rows = np.flatnonzero((~np.isnan(stack[:, scope])).any(axis=1))
+            rows = np.concatenate(
+                [
+                    np.flatnonzero((~np.isnan(values[:, scope])).any(axis=1)) + position * n
+                    for position, values in enumerate(parts["values"])
+                ]
+            )
             step = max(1, (chunk_cells or n * t) // t)
             for lo in range(0, len(rows), step):
                 part = rows[lo : lo + step]
-                numer_denom = {k: v[part] for k, v in kwargs.items() if k in ("numer", "denom")}
-                tasks.append(
-                    partial(
-                        scored, part, stack[part], **score, **numer_denom, phase_scale=phase_scale
-                    )
-                )
+
+                def block_of_rows(scored=scored, part=part, parts=parts, score=score):
+                    stacked = {name: _stacked_rows(arrays, part) for name, arrays in parts.items()}
+                    scored(part, stacked.pop("values"), **score, **stacked, phase_scale=phase_scale)
+
+                tasks.append(block_of_rows)
     if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(min(threads, len(tasks))) as pool:
             for done in [pool.submit(task) for task in tasks]:
@@ -304,6 +304,15 @@ def evidence(
             task()
     result["value"] = np.stack([panels[m][:, scope if trim else slice(None)] for m in metrics])
     return result
+
+
+def _stacked_rows(arrays: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """``np.concatenate(arrays)[rows]`` for increasing ``rows``, without the concatenation."""
+    n = len(arrays[0])
+    which = rows // n
+    return np.concatenate(
+        [arrays[i][rows[which == i] - i * n] for i in range(len(arrays)) if (which == i).any()]
+    )
 
 
 def _score_pooled_rates(
@@ -1000,25 +1009,71 @@ def detect_by_week(
     return judge_weeks(calendar, settings=settings, chunk_cells=chunk_cells, processes=processes)
 
 
+@dataclass(frozen=True)
+class GridFile:
+    """A calendar grid saved as ``.npy``: indexing it copies the cells asked for out of a
+    memory map that is closed again, so a process that judges one stretch at a time holds
+    that stretch, not the year. Pickled, it is its path: worker processes read their own
+    cells instead of receiving copies from the step's process."""
+
+    path: str
+
+    def __getitem__(self, index) -> np.ndarray:
+        grid = np.load(self.path, mmap_mode="r")
+        cells = grid[index]  # a copy already when the index is an array
+        if isinstance(cells, np.memmap):  # a view (a slice) would keep the file mapped
+            cells = np.array(cells)
+        del grid  # unmaps the file: its pages leave this process' memory
+        return cells
+
+
 @dataclass
 class WeekCalendar:
     """Every campaign's daily sums over a range of weeks and their histories, on one calendar
-    of days (rows: campaigns in sorted order of their ids, plus an empty last row that pads
-    the stacked blocks): what `judge_weeks` slices each week's stretch from."""
+    of days: what `judge_weeks` slices each week's stretch from.
+
+    Campaigns are in sorted order of their ids; the grids have one more, empty campaign that
+    pads the stacked blocks. The grids are day-major (a row per day), so a stretch of days is
+    one contiguous part of a grid, also when the grid is a file (`to_directory`).
+    """
 
     weeks: list[pd.Timestamp]
     history_weeks: int
     first_day: pd.Timestamp
-    keys: np.ndarray  # the campaign ids of the rows
+    keys: np.ndarray  # the campaign ids
     has_row: np.ndarray  # (campaigns, days): a daily row exists
-    delivered: np.ndarray  # (campaigns + 1, days): the row had delivery
-    sums: dict[str, np.ndarray]  # SUM_COLUMNS -> (campaigns + 1, days), NaN without a row
+    delivered: np.ndarray | GridFile  # (days, campaigns + 1): the row had delivery
+    sums: dict[str, np.ndarray | GridFile]  # SUM_COLUMNS -> (days, campaigns + 1), NaN: no row
     budget: np.ndarray  # (campaigns + 1,): daily budget, NaN unknown
 
     @property
     def days_with_rows(self) -> int:
         """Days of the calendar with any campaign's daily row."""
         return int(self.has_row.any(axis=0).sum())
+
+    @property
+    def in_files(self) -> bool:
+        return isinstance(self.delivered, GridFile)
+
+    def to_directory(self, directory) -> WeekCalendar:
+        """This calendar with its grids saved in ``directory`` and read from there.
+
+        Judging in worker processes needs it: each worker then reads only the stretches it
+        judges, and the step's process need not keep the grids (at 16,000 campaigns over a
+        year and its history, 0.3 GB) once it lets go of the in-memory calendar."""
+        if self.in_files:
+            return self
+
+        def saved(name: str, grid: np.ndarray) -> GridFile:
+            path = str(Path(directory) / f"{name}.npy")
+            np.save(path, grid)
+            return GridFile(path)
+
+        return replace(
+            self,
+            delivered=saved("delivered", self.delivered),
+            sums={column: saved(column, grid) for column, grid in self.sums.items()},
+        )
 
 
 def week_calendar(
@@ -1057,15 +1112,15 @@ def week_calendar(
     rows, ki, di = rows[last], ki[last], di[last]
     has_row = np.zeros((len(keys), n_days), bool)
     has_row[ki, di] = True
-    delivered = np.zeros((len(keys) + 1, n_days), bool)  # a last, empty row pads the blocks
-    delivered[ki, di] = (
+    delivered = np.zeros((n_days, len(keys) + 1), bool)  # a last, empty campaign pads blocks
+    delivered[di, ki] = (
         daily["has_delivery"].astype(bool) if "has_delivery" in daily else daily["spend"].notna()
     ).to_numpy()[rows]
     sums = {}
     for column in SUM_COLUMNS:
-        grid = np.full((len(keys) + 1, n_days), np.nan)
+        grid = np.full((n_days, len(keys) + 1), np.nan)
         if column in daily:
-            grid[ki, di] = daily[column].to_numpy(dtype=float)[rows]
+            grid[di, ki] = daily[column].to_numpy(dtype=float)[rows]
         sums[column] = grid
     del dates, day, rows, codes, ki, di, last
     return WeekCalendar(
@@ -1092,17 +1147,12 @@ def judge_weeks(
         return empty_flags()
     s = settings.effective
     weeks, history_weeks, first_day = calendar.weeks, calendar.history_weeks, calendar.first_day
-    keys, has_row, delivered, budget = (
-        calendar.keys,
-        calendar.has_row,
-        calendar.delivered,
-        calendar.budget,
-    )
     span = 7 * (history_weeks + 1)  # days of one stretch: its history and the judged week
-    keys_padded = np.append(keys, None)
+    n_keys = len(calendar.keys)
+    keys_padded = np.append(calendar.keys, None)
 
     starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
-    present = [np.flatnonzero(has_row[:, a : a + span].any(axis=1)) for a in starts]
+    present = [np.flatnonzero(calendar.has_row[:, a : a + span].any(axis=1)) for a in starts]
 
     plan, j = [], 0
     while j < len(weeks):  # chunks of consecutive weeks, padded to their largest stretch
@@ -1114,58 +1164,98 @@ def judge_weeks(
         if any(len(present[i]) for i in chunk):
             plan.append((chunk, size))
 
-    def stacked_chunks():
-        """(panels, first judged day, last judged day) of each chunk of the plan, built when
-        asked for: only the chunks being judged are in memory."""
+    def chunks():
+        """Each chunk of the plan as a `_Chunk`: its rows of the calendar, not yet its cells."""
         for chunk, size in plan:
             row = np.concatenate(
                 [
-                    np.concatenate([present[i], np.full(size - len(present[i]), len(keys))])
+                    np.concatenate([present[i], np.full(size - len(present[i]), n_keys)])
                     for i in chunk
                 ]
             ).astype(np.intp)
-            col = np.concatenate([np.full(size, starts[i]) for i in chunk])[:, None] + np.arange(
-                span
-            )
-            base = {c: grid[row[:, None], col] for c, grid in calendar.sums.items()}
-            # days a campaign did not deliver after it had delivered in the stretch are unknown
-            # (`_blank_days_off_delivery`, per stretch)
-            shown = delivered[row[:, None], col]
-            off = np.maximum.accumulate(shown, axis=1) & ~shown
-            for grid in base.values():
-                grid[off] = np.nan
+            first_days = np.concatenate([np.full(size, starts[i]) for i in chunk])
             week = weeks[chunk[0]]
-            panels = _Panels(
-                base=base,
+            yield _Chunk(
+                sums=calendar.sums,
+                delivered=calendar.delivered,
+                row=row,
+                first_days=first_days,
+                span=span,
                 keys=keys_padded[row],
                 times=pd.date_range(week - pd.Timedelta(weeks=history_weeks), periods=span),
-                budget=budget[row],
+                budget=calendar.budget[row],
                 block=size,
-                offsets=np.concatenate(
-                    [np.full(size, starts[i] - starts[chunk[0]]) for i in chunk]
-                ),
+                judged=(week, week + pd.Timedelta(days=6)),
             )
-            yield panels, week, week + pd.Timedelta(days=6)
 
     if processes > 1 and len(plan) >= MIN_CHUNKS_PER_PROCESS * processes:
-        parts = judge_in_processes(stacked_chunks(), s, processes)
+        if not calendar.in_files:  # workers read their cells from files, never from pickles
+            with tempfile.TemporaryDirectory(prefix="week_calendar_") as directory:
+                return judge_weeks(
+                    calendar.to_directory(directory),
+                    settings=settings,
+                    chunk_cells=chunk_cells,
+                    processes=processes,
+                )
+        parts = judge_in_processes(chunks(), s, processes)
     else:  # too few chunks to share out (a Monday run): each chunk's blocks share the CPUs
-        parts = [
-            _judge(panels, first, last, s, threads=processes)
-            for panels, first, last in stacked_chunks()
-        ]
+        parts = [_judge_chunk(chunk, s, threads=processes) for chunk in chunks()]
     parts = [part for part in parts if len(part)]
     return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
 
 
+@dataclass
+class _Chunk:
+    """Consecutive weeks of a `WeekCalendar` judged together, each week's stretch a block of
+    ``block`` rows (its campaigns, padded with the empty campaign). It names its cells (the
+    calendar's rows and days) and gathers them only in `panels`, so a worker process given a
+    calendar in files receives a few index arrays and reads the cells itself."""
+
+    sums: dict[str, np.ndarray | GridFile]
+    delivered: np.ndarray | GridFile
+    row: np.ndarray  # the calendar campaign of each panel row
+    first_days: np.ndarray  # the calendar day each panel row's stretch starts on
+    span: int  # days of a stretch
+    keys: np.ndarray
+    times: pd.DatetimeIndex  # the first block's days
+    budget: np.ndarray
+    block: int
+    judged: tuple[pd.Timestamp, pd.Timestamp]  # the first block's judged days
+
+    def panels(self) -> _Panels:
+        day = self.first_days[:, None] + np.arange(self.span)
+        cells = (day, self.row[:, None])  # the grids are day-major
+        base = {column: grid[cells] for column, grid in self.sums.items()}
+        # days a campaign did not deliver after it had delivered in the stretch are unknown
+        # (`_blank_days_off_delivery`, per stretch)
+        shown = self.delivered[cells]
+        off = np.maximum.accumulate(shown, axis=1) & ~shown
+        for grid in base.values():
+            grid[off] = np.nan
+        return _Panels(
+            base=base,
+            keys=self.keys,
+            times=self.times,
+            budget=self.budget,
+            block=self.block,
+            offsets=self.first_days - self.first_days[0],
+        )
+
+
+def _judge_chunk(chunk: _Chunk, settings: DetectionSettings, threads: int = 1) -> pd.DataFrame:
+    """The flags of one chunk's judged weeks (a worker process' piece of `judge_weeks`)."""
+    first, last = chunk.judged
+    return _judge(chunk.panels(), first, last, settings, threads=threads)
+
+
 def judge_in_processes(chunks, settings: DetectionSettings, processes: int) -> list:
-    """Judge stacked chunks in `processes` worker processes, results in the chunks' order.
+    """Judge `_Chunk`s in `processes` worker processes, results in the chunks' order.
 
     The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
     families), so where a chunk is judged cannot change its flags.
     """
-    pieces = ((panels, first, last, settings) for panels, first, last in chunks)
-    return list(map_in_processes(_judge, pieces, processes))
+    pieces = ((chunk, settings) for chunk in chunks)
+    return list(map_in_processes(_judge_chunk, pieces, processes))
 
 
 def detect_campaign_anomalies(

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 
 from campaign_pipeline.detection import ensemble
-from campaign_pipeline.detection.ensemble import MIN_CHUNKS_PER_PROCESS, detect_by_week
+from campaign_pipeline.detection.ensemble import (
+    MIN_CHUNKS_PER_PROCESS,
+    GridFile,
+    detect_by_week,
+    judge_weeks,
+    week_calendar,
+)
 from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
 
 
@@ -30,10 +38,14 @@ def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
     chunk_cells = 3_000  # about one week per chunk: 11 chunks, enough to share out
     alone = detect_by_week(daily, weeks, history_weeks=8, chunk_cells=chunk_cells)
 
-    pools = []
+    pools, pickled = [], []
     real = ensemble.judge_in_processes
 
     def recorded(chunks, settings, processes):
+        chunks = list(chunks)
+        pickled.extend(
+            (len(pickle.dumps(chunk)), isinstance(chunk.delivered, GridFile)) for chunk in chunks
+        )
         parts = real(chunks, settings, processes)
         pools.append((processes, len(parts)))
         return parts
@@ -44,6 +56,28 @@ def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
     assert len(alone) and alone["period_start"].nunique() >= 3
     assert {"c1", "c7", "c12"} <= set(alone["campaign_id"])
     pd.testing.assert_frame_equal(shared, alone)
+    # the workers read their cells from the calendar's files: a piece sent to one is a few
+    # index arrays, smaller than a single grid of the calendar
+    calendar = week_calendar(daily, weeks, history_weeks=8)
+    one_grid = calendar.sums["spend"].nbytes
+    assert all(in_files and size < one_grid for size, in_files in pickled)
+
+
+def test_a_calendar_in_files_reads_the_cells_of_the_one_in_memory(tmp_path):
+    daily = _account_with_faults()
+    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    calendar = week_calendar(daily, weeks, history_weeks=8)
+    in_files = calendar.to_directory(tmp_path)
+    cells = (np.array([[3, 4, 5], [10, 11, 12]]), np.array([[0], [59]]))
+    for column, grid in calendar.sums.items():
+        for index in (cells, slice(3, 9)):
+            read = in_files.sums[column][index]
+            assert type(read) is np.ndarray  # a copy: no memory map stays open
+            np.testing.assert_array_equal(read, grid[index])
+    np.testing.assert_array_equal(in_files.delivered[cells], calendar.delivered[cells])
+    pd.testing.assert_frame_equal(
+        judge_weeks(in_files, chunk_cells=3_000), judge_weeks(calendar, chunk_cells=3_000)
+    )
 
 
 def test_a_range_too_small_to_share_stays_in_one_process(monkeypatch):
