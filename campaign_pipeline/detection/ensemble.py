@@ -1017,6 +1017,7 @@ class GridFile:
     cells instead of receiving copies from the step's process."""
 
     path: str
+    dtype: np.dtype
 
     def __getitem__(self, index) -> np.ndarray:
         grid = np.load(self.path, mmap_mode="r")
@@ -1067,7 +1068,7 @@ class WeekCalendar:
         def saved(name: str, grid: np.ndarray) -> GridFile:
             path = str(Path(directory) / f"{name}.npy")
             np.save(path, grid)
-            return GridFile(path)
+            return GridFile(path, grid.dtype)
 
         return replace(
             self,
@@ -1222,13 +1223,21 @@ class _Chunk:
     block: int
     judged: tuple[pd.Timestamp, pd.Timestamp]  # the first block's judged days
 
+    def cells(self, grid: np.ndarray | GridFile) -> np.ndarray:
+        """The chunk's cells of a day-major calendar grid, a row per panel row: each block's
+        stretch of days read whole (one contiguous part of the grid), then its campaigns."""
+        out = np.empty((len(self.row), self.span), dtype=grid.dtype)
+        for lo in range(0, len(self.row), self.block):  # a block per week of the chunk
+            rows = slice(lo, lo + self.block)
+            first = int(self.first_days[lo])
+            out[rows] = grid[first : first + self.span][:, self.row[rows]].T
+        return out
+
     def panels(self) -> _Panels:
-        day = self.first_days[:, None] + np.arange(self.span)
-        cells = (day, self.row[:, None])  # the grids are day-major
-        base = {column: grid[cells] for column, grid in self.sums.items()}
+        base = {column: self.cells(grid) for column, grid in self.sums.items()}
         # days a campaign did not deliver after it had delivered in the stretch are unknown
         # (`_blank_days_off_delivery`, per stretch)
-        shown = self.delivered[cells]
+        shown = self.cells(self.delivered)
         off = np.maximum.accumulate(shown, axis=1) & ~shown
         for grid in base.values():
             grid[off] = np.nan
