@@ -19,6 +19,7 @@ from campaign_pipeline.assets.common import (
     weekly_result,
     write_run_weeks,
 )
+from campaign_pipeline.assets.metrics import DAILY_BLOCK_WEEKS
 from campaign_pipeline.health_schemas import CampaignHealth
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -98,6 +99,34 @@ def _buckets_by_week(
     )
 
 
+def _health_of_block(
+    storage: PipelineStorage, campaigns: pd.DataFrame, block: RunWeeks, config: HealthConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated buckets of a block of weeks and their transitions, from the block's
+    daily metrics and the history their windows and the week before the block need."""
+    first = (
+        weekly_partitions.get_first_partition_key()
+        if config.window == "lifetime"
+        else block.history_start(history_weeks(config.window_days))
+    )
+    daily = read_weeks(
+        storage, "daily_campaign_metrics", first, block.last, columns=list(metrics.SUMMARY_INPUTS)
+    )
+    before = shift_week(block.first, -1)
+    every = _buckets_by_week(daily, campaigns, [before, *block.keys], config)
+    del daily
+    in_block = every["week_start"] >= pd.Timestamp(block.first)
+    transitions = health.weekly_transitions(every[in_block], every)
+    current = every[in_block].merge(
+        transitions[["week_start", "campaign_id", "from_bucket", "changed"]].rename(
+            columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}
+        ),
+        on=["week_start", "campaign_id"],
+        how="left",
+    )
+    return CampaignHealth.validate(current.reset_index(drop=True)), transitions
+
+
 @dg.asset(
     group_name="health",
     partitions_def=weekly_partitions,
@@ -124,48 +153,33 @@ def campaign_health(
     a reason in plain English, judged over the trailing window ending on the week's Sunday.
 
     The previous week's bucket is recomputed from the same stored daily metrics (not read
-    from last week's output), so weeks can be materialized in any order.
+    from last week's output), so weeks can be materialized in any order. A range run judges
+    `DAILY_BLOCK_WEEKS` weeks at a time, each block with the history its windows need, so it
+    never holds a year of daily rows; a week's buckets do not depend on its block.
     """
     weeks = RunWeeks.of(context)
     campaigns = storage.read_staging("validated_campaigns")
-    first = (
-        weekly_partitions.get_first_partition_key()
-        if config.window == "lifetime"
-        else weeks.history_start(history_weeks(config.window_days))
-    )
-    daily = read_weeks(
-        storage, "daily_campaign_metrics", first, weeks.last, columns=list(metrics.SUMMARY_INPUTS)
-    )
-    # each week and, for its transitions, the week before it (judged on the same stored days)
-    before = shift_week(weeks.first, -1)
-    every = _buckets_by_week(daily, campaigns, [before, *weeks.keys], config)
-    in_run = every["week_start"] >= pd.Timestamp(weeks.first)
-    transitions = health.weekly_transitions(every[in_run], every)
-    current = every[in_run].merge(
-        transitions[["week_start", "campaign_id", "from_bucket", "changed"]].rename(
-            columns={"from_bucket": "previous_bucket", "changed": "bucket_changed"}
-        ),
-        on=["week_start", "campaign_id"],
-        how="left",
-    )
-    judged = CampaignHealth.validate(current.reset_index(drop=True))
-    tables, newly, summaries = [], {}, []
-    for week in weeks.keys:  # the action summary and the news of each week (a few rows each)
-        table = judged[judged["week_start"] == pd.Timestamp(week)]
-        tables.append(table)
-        summaries.append(health.action_summary(table).assign(week_start=pd.Timestamp(week)))
-        moved = transitions[transitions["week_start"] == pd.Timestamp(week)]
-        newly[week] = health.newly_bad_or_hero(moved)["campaign_id"].astype(str).tolist()
+    counts: dict[str, int] = {}
+    newly: dict[str, list[str]] = {}
+    summaries = []
+    for block in weeks.blocks(DAILY_BLOCK_WEEKS):
+        judged, transitions = _health_of_block(storage, campaigns, block, config)
+        counts |= write_run_weeks(storage, "campaign_health", judged, block, "week_start")
+        for week in block.keys:  # the action summary and the news of each week (a few rows)
+            table = judged[judged["week_start"] == pd.Timestamp(week)]
+            summaries.append(health.action_summary(table).assign(week_start=pd.Timestamp(week)))
+            moved = transitions[transitions["week_start"] == pd.Timestamp(week)]
+            newly[week] = health.newly_bad_or_hero(moved)["campaign_id"].astype(str).tolist()
+        del judged, transitions  # before the next block is read
     action_summaries = pd.concat(summaries, ignore_index=True)
-    counts = write_run_weeks(storage, "campaign_health", judged, weeks, "week_start")
     write_run_weeks(storage, "health_action_summary", action_summaries, weeks, "week_start")
-    latest = tables[-1]
+    latest = table  # the run's last week
     buckets = latest["health_bucket"].value_counts().to_dict()
     stored = check_stored_weeks(storage, "campaign_health", weeks, CampaignHealth)
     return weekly_result(
         storage,
         "campaign_health",
-        judged,
+        latest,
         counts,
         check_results=[stored.schema],
         preview=latest[["campaign_id", "health_bucket", "recommended_action", "reason"]],

@@ -205,26 +205,31 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(sample_stora
     )
 
 
-def test_daily_and_weekly_metrics_built_a_week_at_a_time_equal_those_built_at_once(
+def test_metrics_and_health_built_a_week_at_a_time_equal_those_built_at_once(
     sample_storage, tmp_path, monkeypatch
 ):
-    """A range run builds its daily and weekly rows in blocks of weeks to bound its memory; a
-    daily row depends only on its own day and a weekly row on its week and the week before, so
-    the blocks must not show in the tables or their checks."""
+    """A range run builds its daily and weekly rows and its health buckets in blocks of weeks
+    to bound its memory; a daily row depends only on its own day, a weekly row on its week and
+    the week before, and a week's buckets on their window and the week before, so the blocks
+    must not show in the tables or their checks."""
+    from campaign_pipeline.assets import health as health_assets
     from campaign_pipeline.assets import metrics as metric_assets
 
     at_once = PipelineStorage(data_dir=sample_storage.data_dir, out_dir=str(tmp_path / "at_once"))
-    tables = ["daily_campaign_metrics", "weekly_campaign_metrics"]
-    monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", len(SAMPLE_WEEKS))
-    assert _run_range(at_once, tables, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]).success
-    monkeypatch.setattr(metric_assets, "DAILY_BLOCK_WEEKS", 1)
-    blocked = _run_range(sample_storage, tables, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1])
+    assets = ["daily_campaign_metrics", "weekly_campaign_metrics", "campaign_health"]
+    tables = [*assets, "health_action_summary"]  # the last one written by campaign_health
+    for module in (metric_assets, health_assets):
+        monkeypatch.setattr(module, "DAILY_BLOCK_WEEKS", len(SAMPLE_WEEKS))
+    assert _run_range(at_once, assets, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1]).success
+    for module in (metric_assets, health_assets):
+        monkeypatch.setattr(module, "DAILY_BLOCK_WEEKS", 1)
+    blocked = _run_range(sample_storage, assets, SAMPLE_WEEKS[0], SAMPLE_WEEKS[-1])
     assert blocked.success
     checks = {
         (e.asset_key.to_user_string(), e.check_name): e
         for e in blocked.get_asset_check_evaluations()
     }
-    assert len(checks) == 4 and all(check.passed for check in checks.values())
+    assert len(checks) == 5 and all(check.passed for check in checks.values())
     validated_spend = sample_storage.read_staging("validated_insights")["spend"].sum()
     for reconciled in (
         checks[("daily_campaign_metrics", "reconciles_with_validated")],
