@@ -1143,7 +1143,10 @@ def judge_weeks(
     chunk_cells: int = WEEK_CHUNK_CELLS,
     processes: int = 1,
 ) -> pd.DataFrame:
-    """The flags of every week of a `week_calendar` (see `detect_by_week`)."""
+    """The flags of every week of a `week_calendar` (see `detect_by_week`).
+
+    Worker processes read their chunks' cells from the calendar's files: a calendar held in
+    memory is first saved to a temporary directory (`WeekCalendar.to_directory`)."""
     if calendar is None:
         return empty_flags()
     s = settings.effective
