@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from campaign_pipeline.constants import CONVERTED_STATUSES
+from campaign_pipeline.raw_parsing import text_codes
 
 # ---------------------------------------------------------------------------------------
 # Column groups and rate definitions
@@ -225,6 +227,48 @@ def _first_entry_by_code(
     return first.dt.normalize()
 
 
+def _lead_codes(lead_ids: pd.Series, change_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """One integer code per lead id across both tables, for each lead and each change (a
+    change's code is its lead's; -1: null id).
+
+    Found by sorting (`raw_parsing.text_codes`): factorizing both columns with a hash table
+    took 0.8 GB for the 8.7M ids of a year of 16,000 campaigns.
+    """
+    both = _arrow_ids(change_ids, lead_ids)
+    if both is None:  # ids of two types (no id of one equals an id of the other)
+        codes, _ = pd.factorize(pd.concat([change_ids, lead_ids], ignore_index=True))
+    else:
+        codes = text_codes(both)
+    return codes[len(change_ids) :], codes[: len(change_ids)]
+
+
+def _arrow_ids(*columns: pd.Series) -> pa.ChunkedArray | None:
+    """The columns one after the other as Arrow, without copying Arrow-backed text; None when
+    they hold values of two different types (a number never equals a text)."""
+    arrays = []
+    for column in columns:
+        array = column.array
+        arrays.append(
+            pa.array(array)
+            if hasattr(array, "__arrow_array__")
+            else pa.array(column, from_pandas=True)
+        )
+    known = [a.type for a in arrays if not pa.types.is_null(a.type)]
+    target = known[0] if known else pa.string()
+    text = (pa.types.is_string, pa.types.is_large_string)
+    chunks = []
+    for array in arrays:
+        if array.type != target:
+            same_kind = any(is_text(array.type) for is_text in text) and any(
+                is_text(target) for is_text in text
+            )
+            if not (same_kind or pa.types.is_null(array.type)):
+                return None
+            array = array.cast(target)
+        chunks.extend(array.chunks if isinstance(array, pa.ChunkedArray) else [array])
+    return pa.chunked_array(chunks, type=target)
+
+
 def lead_events(
     leads: pd.DataFrame,
     lead_status_changes: pd.DataFrame,
@@ -257,13 +301,9 @@ def lead_events(
         converted_statuses = (converted_statuses,)
     converted = set(_normalize_status(pd.Series(list(converted_statuses), dtype="string")).dropna())
     is_converted = _status_in(leads["lead_status"], converted)
-    # one code per lead id across both tables (a change's code is its lead's)
-    codes, _ = pd.factorize(
-        pd.concat([lead_status_changes["lead_id"], leads["lead_id"]], ignore_index=True)
-    )
-    change_codes, lead_codes = codes[: len(lead_status_changes)], codes[len(lead_status_changes) :]
+    lead_codes, change_codes = _lead_codes(leads["lead_id"], lead_status_changes["lead_id"])
     first_entry = _first_entry_by_code(lead_status_changes, converted, change_codes)
-    size = int(codes.max()) + 2 if len(codes) else 1
+    size = int(max(lead_codes.max(initial=-1), change_codes.max(initial=-1))) + 2
     entry_by_code = np.full(size, np.datetime64("NaT"), dtype="datetime64[ns]")
     entry_by_code[first_entry.index.to_numpy()] = first_entry.to_numpy()  # last slot: code -1
 
@@ -277,21 +317,20 @@ def lead_events(
     deal_value = pd.to_numeric(leads["deal_value"], errors="coerce").astype("float64")
     is_won = is_converted & deal_value.notna().to_numpy()
 
-    out = pd.DataFrame(
-        {
-            "lead_id": leads["lead_id"].array,
-            "campaign_id": leads["campaign_id"].array,
-            "added_date": added.to_numpy(),
-            "lead_status": leads["lead_status"].array,
-            "is_converted": is_converted,
-            "converted_date": pd.to_datetime(converted_day).to_numpy(),
-            "conversion_source": source,
-            "is_won": is_won,
-            "revenue": np.where(is_won, deal_value.fillna(0.0).to_numpy(), 0.0),
-            "revenue_date": pd.to_datetime(converted_day.where(is_won)).to_numpy(),
-        }
-    )
-    return out[LEAD_EVENT_COLUMNS]
+    columns = {
+        "lead_id": leads["lead_id"].array,
+        "campaign_id": leads["campaign_id"].array,
+        "added_date": added.to_numpy(),
+        "lead_status": leads["lead_status"].array,
+        "is_converted": is_converted,
+        "converted_date": pd.to_datetime(converted_day).to_numpy(),
+        "conversion_source": source,
+        "is_won": is_won,
+        "revenue": np.where(is_won, deal_value.fillna(0.0).to_numpy(), 0.0),
+        "revenue_date": pd.to_datetime(converted_day.where(is_won)).to_numpy(),
+    }
+    # the columns as they are (a 4.8M-lead table built with copies peaked 0.7 GB higher)
+    return pd.DataFrame({name: columns[name] for name in LEAD_EVENT_COLUMNS}, copy=False)
 
 
 # ---------------------------------------------------------------------------------------

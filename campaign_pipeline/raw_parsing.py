@@ -302,6 +302,28 @@ def repeated_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return repeated
 
 
+def text_codes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer code per cell, equal for equal values and distinct otherwise (-1: null), in
+    the order of the sorted values: a factorization by sorting (see `repeated_text` for why
+    not by hashing)."""
+    order = pc.array_sort_indices(values)
+    ordered = pc.take(values, order)
+    if isinstance(ordered, pa.ChunkedArray):
+        ordered = ordered.combine_chunks()
+    n = len(ordered)
+    same = pc.equal(ordered.slice(1), ordered.slice(0, max(n - 1, 0)))
+    starts = np.ones(n, dtype=np.int64)
+    starts[1:] = ~pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    del ordered, same
+    np.cumsum(starts, out=starts)
+    starts -= 1
+    codes = np.empty(n, dtype=np.int64)
+    codes[order.to_numpy()] = starts
+    if values.null_count:
+        codes[pc.is_null(values).to_numpy(zero_copy_only=False)] = -1
+    return codes
+
+
 def strip_text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``str.strip()`` of every cell. A column with no ASCII whitespace at either end of a
     cell (the usual export) is not copied a second time to trim it."""

@@ -173,6 +173,47 @@ def test_lead_events_has_one_row_per_lead():
     assert list(ev["lead_id"]) == [f"L{i}" for i in range(5)]
 
 
+def test_lead_events_equal_with_arrow_text_and_with_python_strings():
+    """Leads' and changes' ids are matched by sorting their text: Arrow-backed columns (as the
+    asset reads them) and Python strings give the same events, a change of an unknown lead
+    or without a lead id never dates a lead, and a lead id that sorts between others keeps
+    its own history."""
+    leads = make_leads(
+        [
+            ("L2", "C1", "QUALIFIED", "2024-01-02", 10.0),
+            ("L10", "C1", "DONE_DEAL", "2024-01-02", NaN),
+            ("L1", "C2", "NEW", "2024-01-03", NaN),
+            ("L3", "C2", "QUALIFIED", "2024-01-03", NaN),
+        ]
+    )
+    changes = make_changes(
+        [
+            ("L10", "NEW", "QUALIFIED", "2024-01-06 10:00"),
+            ("L2", "NEW", "QUALIFIED", "2024-01-05 10:00"),
+            ("L9", "NEW", "QUALIFIED", "2024-01-04 10:00"),  # not a lead
+            (None, "NEW", "QUALIFIED", "2024-01-03 10:00"),
+            ("L2", "QUALIFIED", "NEW", "2024-01-07 10:00"),
+            ("L2", "NEW", "QUALIFIED", "2024-01-09 10:00"),
+        ]
+    )
+    python = m.lead_events(leads, changes)
+    as_arrow = m.lead_events(
+        leads.astype({c: "string[pyarrow]" for c in ["lead_id", "campaign_id", "lead_status"]}),
+        changes.astype({c: "string[pyarrow]" for c in ["lead_id", "old_status", "new_status"]}),
+    )
+    pd.testing.assert_frame_equal(
+        as_arrow.astype({"lead_id": object, "campaign_id": object, "lead_status": object}),
+        python,
+    )
+    converted = python.set_index("lead_id")["converted_date"]
+    assert converted.to_dict() == {
+        "L2": D("2024-01-05"),
+        "L10": D("2024-01-06"),
+        "L1": pd.NaT,
+        "L3": D("2024-01-03"),  # no history of its own: its added_date
+    }
+
+
 # ---------------------------------------------------------------------------------------
 # 2. daily_campaign_metrics
 # ---------------------------------------------------------------------------------------

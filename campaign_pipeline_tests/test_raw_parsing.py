@@ -83,6 +83,24 @@ def test_strip_text_is_python_strip_on_chunked_columns_with_and_without_edges(se
         assert stripped == [(cell or "").strip() for cell in cells]
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_text_codes_partition_the_cells_as_pandas_factorize(chunked):
+    """Equal values share a code, different values never do, null is -1."""
+    rng = np.random.default_rng(5)
+    cells = [f"L{v}" if v >= 0 else None for v in rng.integers(-1, 40, 500)]
+    column = (
+        pa.chunked_array([pa.array(cells[:123]), pa.array(cells[123:])])
+        if chunked
+        else pa.array(cells)
+    )
+    codes = raw_parsing.text_codes(column)
+    expected, _ = pd.factorize(pd.Series(cells, dtype=object))
+    assert ((codes == -1) == (expected == -1)).all()
+    known = expected >= 0
+    pairs = set(zip(codes[known], expected[known], strict=True))
+    assert len(pairs) == len(set(codes[known])) == len(set(expected[known]))
+
+
 def test_upper_text_is_python_upper():
     cells = ["won", "Won", "straße", "ǆ", ""]
     assert raw_parsing.upper_text(pa.array(cells)).to_pylist() == [c.upper() for c in cells]
