@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline import ingestion
-from campaign_pipeline.assets.ingestion import ingestion_assets
+from campaign_pipeline.assets.ingestion import _unique_ids, ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests.builders import pipeline_resources, write_exports
 
@@ -77,3 +77,21 @@ def test_a_lost_row_fails_the_blocking_accounting_check(storage, monkeypatch):
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "validated_insights" in materialized
     assert "quarantine" not in materialized
+
+
+@pytest.mark.parametrize(
+    ("ids", "unique"),
+    [
+        (["L1", "L2", "L3"], True),
+        (["L1", None, "L3"], True),
+        (["L1", "L2", "L1"], False),
+        ([None, "L2", None], False),
+        ([], True),
+    ],
+)
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]"])
+def test_lead_events_check_finds_an_id_twice(ids, unique, dtype):
+    """The one_row_per_lead check's test of the ids, as pandas' is_unique would say."""
+    series = pd.Series(ids, dtype=dtype)
+    assert series.is_unique == unique  # the reference
+    assert _unique_ids(series) is unique
