@@ -223,7 +223,10 @@ def _validated_asset(
                     validation,
                     stored,
                     storage.read_staging(f"quarantine_{key}"),
-                    storage.read_snapshot(f"raw_{key}").num_rows,  # its footer, not its rows
+                    # the snapshot table's own row count (not a tally of the validator's), taken
+                    # before its rows were split; reading the snapshot again here would download
+                    # it a second time from an object store
+                    validation.rows_read,
                 ),
                 schema_check(arrow_text_schema(model), stored),
             ],
