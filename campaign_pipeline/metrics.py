@@ -245,14 +245,7 @@ def _lead_codes(lead_ids: pd.Series, change_ids: pd.Series) -> tuple[np.ndarray,
 def _arrow_ids(*columns: pd.Series) -> pa.ChunkedArray | None:
     """The columns one after the other as Arrow, without copying Arrow-backed text; None when
     they hold values of two different types (a number never equals a text)."""
-    arrays = []
-    for column in columns:
-        array = column.array
-        arrays.append(
-            pa.array(array)
-            if hasattr(array, "__arrow_array__")
-            else pa.array(column, from_pandas=True)
-        )
+    arrays = [pa.array(column, from_pandas=True) for column in columns]  # Arrow text: no copy
     known = [a.type for a in arrays if not pa.types.is_null(a.type)]
     target = known[0] if known else pa.string()
     text = (pa.types.is_string, pa.types.is_large_string)
