@@ -42,6 +42,13 @@ def release_memory() -> None:
     """
     gc.collect()
     _freeze_survivors_once()
+    return_free_pages()
+
+
+def return_free_pages() -> None:
+    """Return the free pages of Arrow's pool and glibc's heap to the operating system, without
+    a collection: for a step about to start worker processes, whose memory then adds to
+    theirs for as long as they run."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()

@@ -1,5 +1,5 @@
-"""Independent pieces of a step's work (a range's detection chunks, its weekly pages) done in
-worker processes, results in the pieces' order.
+"""Independent pieces of a step's work (a range's detection chunks, its weekly pages) shared
+between the step's process and spawned worker processes, results in the pieces' order.
 
 Workers are spawned, not forked: the caller is usually a Dagster step, which has threads of
 its own, and a forked copy of a lock one of them held would never be released. Spawning
@@ -13,8 +13,10 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
+
+from campaign_pipeline.memory import return_free_pages
 
 Result = TypeVar("Result")
 
@@ -28,20 +30,38 @@ def worker_processes(configured: int) -> int:
 def map_in_processes(
     work: Callable[..., Result], arguments: Iterable[tuple], processes: int
 ) -> Iterator[Result]:
-    """``work(*args)`` for each of ``arguments``, in ``processes`` worker processes, yielded in
-    the arguments' order.
+    """``work(*args)`` for each of ``arguments``, in ``processes`` processes, yielded in the
+    arguments' order.
 
-    ``arguments`` is consumed lazily, two pieces per worker ahead of the results, so a caller
-    that builds large pieces on demand, or writes each result as it comes, keeps only a few
-    in memory. An exception raised by a piece is raised here.
+    The caller's process is one of them: it does every ``processes``-th piece itself while
+    ``processes - 1`` spawned workers do the rest. A worker costs a fresh interpreter with
+    its imports and its own heap, on top of the caller that would otherwise only wait, so
+    this holds one process fewer for the same CPUs (at 16,000 campaigns, 0.5-0.6 GB less).
+    Before the workers start, the caller hands its free pages back (`return_free_pages`):
+    what it keeps adds to theirs for as long as they run.
+
+    ``arguments`` is consumed lazily, two pieces per process ahead of the results, so a
+    caller that builds large pieces on demand, or writes each result as it comes, keeps only
+    a few in memory. An exception raised by a piece is raised here.
     """
     ahead = 2 * processes
+    return_free_pages()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        pending: deque = deque()
-        for args in arguments:
-            pending.append(pool.submit(work, *args))
-            if len(pending) >= ahead:
+    with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context) as pool:
+        pending: deque[Future] = deque()
+        for position, args in enumerate(arguments):
+            if position % processes == processes - 1:
+                pending.append(_done(work(*args)))
+            else:
+                pending.append(pool.submit(work, *args))
+            while pending and (len(pending) >= ahead or pending[0].done()):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _done(result: Result) -> Future:
+    """A piece done in the caller's process, queued in order with the workers' futures."""
+    future: Future = Future()
+    future.set_result(result)
+    return future

@@ -60,8 +60,9 @@ class AnomalyConfig(dg.Config):
     use_weekly: bool = _DEFAULTS.use_weekly
     use_seeds_zscore: bool = _DEFAULTS.use_seeds_zscore
     use_seeds_iqr: bool = _DEFAULTS.use_seeds_iqr
-    # Worker processes judging a range of weeks (a backfill, `campaign-pipeline run`); 0 means
-    # one per CPU this run may use. Flags never depend on it; a run too small to share out
+    # Processes judging a range of weeks (a backfill, `campaign-pipeline run`): the step's own
+    # and `processes - 1` workers (parallel.map_in_processes); 0 means one per CPU this run
+    # may use. Flags never depend on it; a run too small to share out
     # stays in the step's process (detection.ensemble.MIN_CHUNKS_PER_PROCESS).
     processes: int = Field(default=0, ge=0)
 

@@ -30,8 +30,9 @@ def _with_weeks_before(asset: str, weeks: int) -> dg.AssetDep:
 
 
 class ReportConfig(dg.Config):
-    # Worker processes building a range's pages (a backfill, `campaign-pipeline run`); 0 means
-    # one per CPU this run may use. A page never depends on it; a range of fewer than
+    # Processes building a range's pages (a backfill, `campaign-pipeline run`): the step's own
+    # and `processes - 1` workers (parallel.map_in_processes); 0 means one per CPU this run
+    # may use. A page never depends on it; a range of fewer than
     # report.build.MIN_PAGES_PER_PROCESS pages per process is built in the step's process.
     processes: int = Field(default=0, ge=0)
     # Flags drawn as a chart on a page, most severe and surest first; every flag keeps its

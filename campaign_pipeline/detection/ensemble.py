@@ -1000,7 +1000,7 @@ def detect_by_week(
     family) stays within its block, so every week gets exactly the flags a call on its stretch
     alone would give. `chunk_cells` bounds the cells judged at once (`WEEK_CHUNK_CELLS`); the
     result does not depend on it. The chunks share nothing, so with `processes` > 1 they are
-    judged in that many worker processes (`judge_in_processes`); a range with too few chunks
+    judged in that many processes (`judge_in_processes`); a range with too few chunks
     for that (one week) is judged in this process with `processes` threads instead. The result
     depends on neither. `week_calendar` then `judge_weeks` do the same in two steps, so that a
     caller can let go of ``daily`` once the calendar holds it.
@@ -1261,7 +1261,8 @@ def _judge_chunk(chunk: _Chunk, settings: DetectionSettings, threads: int = 1) -
 
 
 def judge_in_processes(chunks, settings: DetectionSettings, processes: int) -> list:
-    """Judge `_Chunk`s in `processes` worker processes, results in the chunks' order.
+    """Judge `_Chunk`s in `processes` processes (this one and workers, `map_in_processes`),
+    results in the chunks' order.
 
     The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
     families), so where a chunk is judged cannot change its flags.
