@@ -146,13 +146,7 @@ def _week_rows(frame: pd.DataFrame, week: pd.Timestamp) -> pd.DataFrame:
 def data_window(tables: ReportTables) -> dict:
     week_start = pd.Timestamp(tables.week)
     week_end = week_start + pd.Timedelta(days=6)
-    daily = tables.daily
-    in_week = (
-        daily[daily["date"].between(week_start, week_end) & daily["has_delivery"].astype(bool)]
-        if len(daily)
-        else daily
-    )
-    days = sorted(pd.to_datetime(in_week["date"]).unique()) if len(in_week) else []
+    days = [day for day in tables.delivery_days if week_start <= day <= week_end]
     health = tables.health
     start = health["window_start"].min() if "window_start" in health and len(health) else None
     end = health["window_end"].max() if "window_end" in health and len(health) else None
@@ -781,7 +775,8 @@ def build_weekly_reports(
 ) -> Iterator[WeeklyReport]:
     """Each week's page from the tables published under ``out_dir``, in the weeks' order.
 
-    Pages share nothing, so a range of weeks is shared out to ``processes`` worker processes
+    Pages share nothing, so a range of weeks is shared out to ``processes`` processes (this
+    one and ``processes - 1`` workers, `map_in_processes`)
     (each reads its week's tables itself); a page does not depend on where it was built.
     ``MissingTablesError`` names the first week without its tables.
     """

@@ -25,7 +25,6 @@ else the repo's ``data/``; ``out_dir`` empty means ``$CAMPAIGN_PIPELINE_OUT_DIR`
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from campaign_pipeline.locations import Location
+from campaign_pipeline.parquet_io import parquet_source, read_parquet
 
 DATA_DIR_ENV = "CAMPAIGN_PIPELINE_DATA_DIR"
 OUT_DIR_ENV = "CAMPAIGN_PIPELINE_OUT_DIR"
@@ -60,34 +60,6 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
     ``<data dir>/out``."""
     chosen = configured or os.environ.get(OUT_DIR_ENV)
     return Location(chosen).resolved() if chosen else data_dir / "out"
-
-
-_ARROW_STRINGS = {
-    pa.string(): pd.StringDtype("pyarrow"),
-    pa.large_string(): pd.StringDtype("pyarrow"),
-}
-
-
-def _parquet_source(location: Location):
-    """What pandas and pyarrow read a Parquet file from: its path, or its bytes fetched in one
-    request from an object store."""
-    return location.local_path if location.is_local else io.BytesIO(location.read_bytes())
-
-
-def read_parquet(
-    location: Location,
-    columns: list[str] | None = None,
-    filters: list | None = None,
-    arrow_strings: bool = False,
-) -> pd.DataFrame:
-    """One Parquet file, local or on an object store. ``filters`` (pyarrow's row filters)
-    keep the matching rows, in the file's order, before they become a DataFrame.
-    ``arrow_strings``: text columns stay in Arrow buffers (``string[pyarrow]``) instead of
-    becoming a Python object per cell, which is most of the cost of reading millions of ids."""
-    if not arrow_strings:
-        return pd.read_parquet(_parquet_source(location), columns=columns, filters=filters)
-    table = pq.read_table(_parquet_source(location), columns=columns, filters=filters)
-    return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
 
 
 def _parquet_writer(frame: pd.DataFrame):
@@ -176,12 +148,12 @@ class PipelineStorage(dg.ConfigurableResource):
         """A staging table as Arrow (text stays in Arrow buffers); ``filters`` as in
         `read_parquet`."""
         path = self._existing(self.staging_path(name), name)
-        return pq.read_table(_parquet_source(path), columns=columns, filters=filters)
+        return pq.read_table(parquet_source(path), columns=columns, filters=filters)
 
     def staging_rows(self, name: str) -> int:
         """The rows of a staging table, from its Parquet footer (no column is read)."""
         path = self._existing(self.staging_path(name), name)
-        return pq.ParquetFile(_parquet_source(path)).metadata.num_rows
+        return pq.ParquetFile(parquet_source(path)).metadata.num_rows
 
     # --- raw snapshots (Arrow IPC: written once while streaming, read memory-mapped) ---
 

@@ -111,13 +111,13 @@ def test_a_partial_week_warns_that_its_changes_compare_unlike_weeks(tables):
     assert full.select_one("#data-window").text.count("delivery reported on 7 of 7 days") == 1
     assert full.select_one("#partial-week") is None
     week = pd.Timestamp(tables.week)
-    daily = tables.daily[tables.daily["date"] < week + pd.Timedelta(days=2)]
-    partial = soup(build_weekly_report(dataclasses.replace(tables, daily=daily)).html)
+    days = tables.delivery_days[:2]
+    assert days == (week, week + pd.Timedelta(days=1))
+    partial = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days)).html)
     assert "Only 2 of the week's 7 days have delivery" in _words(
         partial.select_one("#partial-week")
     )
-    daily = tables.daily[tables.daily["date"] < week + pd.Timedelta(days=1)]
-    one_day = soup(build_weekly_report(dataclasses.replace(tables, daily=daily)).html)
+    one_day = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days[:1])).html)
     assert "Only 1 of the week's 7 days has delivery" in _words(one_day.select_one("#partial-week"))
 
 
@@ -378,6 +378,7 @@ def test_a_week_without_campaigns_or_flags_still_has_every_section(tables):
         daily=tables.daily.iloc[0:0],
         flags=tables.flags.iloc[0:0],
         quarantine=pd.DataFrame(),
+        delivery_days=(),
     )
     page = soup(build_weekly_report(empty).html)
     for section in SECTIONS:
@@ -412,3 +413,38 @@ def test_pages_built_in_worker_processes_are_the_pages_of_one_process(
     assert pools == [2]  # one process: no pool
     assert shared == alone
     assert shared == [report_path(published_sample.out_dir, w).read_text() for w in weeks]
+
+
+def test_the_loader_reads_only_what_the_page_shows(published_sample, week, tables):
+    """Daily rows and earlier weeks are read for the flagged campaigns only, the week's
+    delivery days from the week's whole daily table: the page is the one built from every row
+    of the 28 days and the 9 weeks."""
+    out = published_sample.out_dir
+    flagged = set(tables.flags["campaign_id"])
+    assert 0 < len(flagged) < len(tables.health)  # some campaigns are left out of the reads
+
+    def weeks_of(table, first):
+        weeks = [shift(week, k) for k in range(first, 1)]
+        frames = [
+            week_table(out, table, w) for w in weeks if (out / table / f"{w}.parquet").exists()
+        ]
+        return pd.concat([f for f in frames if len(f)], ignore_index=True)
+
+    whole_daily = weeks_of("daily_campaign_metrics", -3)
+    whole_weekly = weeks_of("weekly_campaign_metrics", -8)
+    assert set(tables.daily["campaign_id"]) == flagged
+    pd.testing.assert_frame_equal(
+        tables.daily,
+        whole_daily[whole_daily["campaign_id"].isin(flagged)].reset_index(drop=True),
+    )
+    this_week = whole_weekly["week_start"] == pd.Timestamp(week)
+    pd.testing.assert_frame_equal(
+        tables.weekly,
+        whole_weekly[this_week | whole_weekly["campaign_id"].isin(flagged)].reset_index(drop=True),
+    )
+    delivered = whole_daily[
+        whole_daily["has_delivery"] & (whole_daily["date"] >= pd.Timestamp(week))
+    ]["date"]
+    assert list(tables.delivery_days) == sorted(delivered.unique())
+    whole = dataclasses.replace(tables, daily=whole_daily, weekly=whole_weekly)
+    assert build_weekly_report(whole).html == build_weekly_report(tables).html
