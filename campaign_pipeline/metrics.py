@@ -775,6 +775,8 @@ def campaign_period_summary(
     was reported), so its cpl and spend_per_day are NaN; ``leads_per_day`` and
     ``spend_per_day`` divide by days_active and are NaN without delivery days.
     """
+    if start is None and end is None:  # the lifetime: every row, without a copy of them all
+        return _period_summary(daily, campaigns)
     window = (_as_day(start), _as_day(end))
     in_window = daily[_in_window(pd.to_datetime(daily["date"]), *window)]
     return _period_summary(in_window, campaigns)
