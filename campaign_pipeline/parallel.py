@@ -36,7 +36,7 @@ def map_in_processes(
     The caller's process is one of them: it does every ``processes``-th piece itself while
     ``processes - 1`` spawned workers do the rest. A worker costs a fresh interpreter with
     its imports and its own heap, on top of the caller that would otherwise only wait, so
-    this holds one process fewer for the same CPUs (at 16,000 campaigns, 0.5-0.6 GB less).
+    this holds one of them fewer for the same CPUs.
     Before the workers start, the caller hands its free pages back (`return_free_pages`):
     what it keeps adds to theirs for as long as they run.
 

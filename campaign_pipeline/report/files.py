@@ -129,6 +129,19 @@ def load_report_tables(out_dir: str | Path | Location, week: str) -> ReportTable
     quarantine_path = out / "quarantine.parquet"
     flags = _read_weeks(out, "anomaly_flags", week, week)
     flagged = flags["campaign_id"] if len(flags) else pd.Series([], dtype=object)
+    # the week's daily file is read once, whole: it also gives the week's delivery days
+    daily, delivery_days = _flagged_days(
+        _read_weeks(
+            out,
+            "daily_campaign_metrics",
+            shift(week, -DAILY_WEEKS_BEFORE),
+            week,
+            campaigns=flagged,
+            whole_week=week,
+        ),
+        flagged,
+        pd.Timestamp(week),
+    )
     return ReportTables(
         week=week,
         health=_read_weeks(out, "campaign_health", week, week),
@@ -142,21 +155,22 @@ def load_report_tables(out_dir: str | Path | Location, week: str) -> ReportTable
             campaigns=flagged,
             whole_week=week,
         ),
-        daily=_read_weeks(
-            out, "daily_campaign_metrics", shift(week, -DAILY_WEEKS_BEFORE), week, flagged
-        ),
+        daily=daily,
         flags=flags,
         quarantine=read_parquet(quarantine_path) if quarantine_path.exists() else pd.DataFrame(),
-        delivery_days=_delivery_days(out, week),
+        delivery_days=delivery_days,
     )
 
 
-def _delivery_days(out_dir: Location, week: str) -> tuple[pd.Timestamp, ...]:
-    days = read_parquet(
-        _week_file(out_dir, "daily_campaign_metrics", week), columns=["date", "has_delivery"]
-    )
-    delivered = pd.to_datetime(days.loc[days["has_delivery"].astype(bool), "date"])
-    return tuple(pd.Timestamp(day) for day in sorted(delivered.unique()))
+def _flagged_days(
+    daily: pd.DataFrame, flagged: pd.Series, week: pd.Timestamp
+) -> tuple[pd.DataFrame, tuple[pd.Timestamp, ...]]:
+    """The flagged campaigns' daily rows, and the days from ``week`` on with any delivery."""
+    if not len(daily):
+        return daily, ()
+    delivered = daily.loc[(daily["date"] >= week) & daily["has_delivery"].astype(bool), "date"]
+    days = tuple(pd.Timestamp(day) for day in sorted(delivered.unique()))
+    return daily[daily["campaign_id"].isin(flagged)].reset_index(drop=True), days
 
 
 def write_report_page(out_dir: str | Path | Location, week: str, html: str) -> Location:
