@@ -606,6 +606,18 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 
 
+WEEKLY_TOTALS_INPUTS: tuple[str, ...] = (
+    "week_start",
+    "campaign_id",
+    "platform",
+    "days_active",
+    *SUM_COLUMNS,
+    *(f"{c}_complete" for c in MAYBE_UNKNOWN_COLUMNS),
+)
+"""The weekly campaign columns `weekly_totals` reads (by portfolio or by platform): rates are
+recomputed from the sums, so a year of weekly rows is read without its 40 other columns."""
+
+
 def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Totals per week across all campaigns (``by=None``) or per value of ``by`` (e.g. "platform").
 
@@ -618,7 +630,7 @@ def weekly_totals(weekly: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     ``campaign_days_active``: delivery days summed over campaigns.
     """
     keys = ["week_start"] + ([by] if by is not None else [])
-    units = weekly.copy()
+    units = weekly  # read only: every derived column is a new Series or frame
     complete = {c: units[f"{c}_complete"].astype(bool) for c in MAYBE_UNKNOWN_COLUMNS}
     known = {c: units[c].notna() & complete.get(c, True) for c in SUM_COLUMNS}
     incomplete = {c: ~complete[c] for c in MAYBE_UNKNOWN_COLUMNS}

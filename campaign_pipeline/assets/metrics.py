@@ -238,7 +238,13 @@ def weekly_totals(
     totals reconcile with the raw files.
     """
     weeks = RunWeeks.of(context)
-    weekly = read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last)
+    weekly = read_weeks(
+        storage,
+        "weekly_campaign_metrics",
+        weeks.first,
+        weeks.last,
+        columns=list(metrics.WEEKLY_TOTALS_INPUTS),
+    )
     overall = metrics.weekly_totals(weekly).assign(scope="all")
     per_platform = metrics.weekly_totals(weekly, by="platform")
     per_platform = per_platform.assign(scope=per_platform["platform"]).drop(columns=["platform"])
