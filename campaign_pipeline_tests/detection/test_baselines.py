@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 
 from campaign_pipeline.detection.baselines import (
+    _WINSOR_CONSISTENCY,
     MAD_TO_SIGMA,
+    WINSOR_C,
     lag1_autocorrelation,
     mean_variance_factor,
+    nan_count,
     nan_median,
     phase_scale_factors,
     robust_level_scale,
@@ -98,6 +101,58 @@ def test_small_count_jump_is_judged_on_the_variance_stabilizing_scale():
     z_up = np.median(score_panel(up, settings=DetectionSettings(), **kw)["z"][:, -1])
     z_down = np.median(score_panel(down, settings=DetectionSettings(), **kw)["z"][:, -1])
     assert z_up > 3 and z_down < -3 and 0.7 < abs(z_up / z_down) < 1.4
+
+
+def _awkward_windows() -> np.ndarray:
+    """Trailing windows with gaps, a start of series, ties, zeros, constant and empty rows."""
+    rng = np.random.default_rng(11)
+    x = np.log1p(rng.lognormal(size=(60, 70)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:4] = np.nan
+    x[4:8, :45] = np.nan
+    x[8:14] = 0.7
+    x[14:20, ::3] = 0.0
+    x[20:26] = np.round(x[20:26], 1)
+    return trailing_windows(x, 28)
+
+
+def test_baselines_equal_their_plain_formulas_bit_for_bit():
+    """The baselines count, sort and square in reused buffers for speed; every number must be
+    the one the plain expressions give, or a published flag could move."""
+    windows = _awkward_windows()
+    count = np.sum(~np.isnan(windows), axis=-1)
+    ordered = np.sort(windows, axis=-1)
+
+    def median(rows_sorted):
+        pos = (count - 1) * 0.5
+        lo = np.clip(np.floor(pos).astype(int), 0, rows_sorted.shape[-1] - 1)
+        hi = np.clip(np.ceil(pos).astype(int), 0, rows_sorted.shape[-1] - 1)
+        v_lo = np.take_along_axis(rows_sorted, lo[..., None], axis=-1)[..., 0]
+        v_hi = np.take_along_axis(rows_sorted, hi[..., None], axis=-1)[..., 0]
+        return np.where(count > 0, v_lo + (v_hi - v_lo) * (pos - np.floor(pos)), np.nan)
+
+    med = median(ordered)
+    sigma0 = MAD_TO_SIGMA * median(np.sort(np.abs(windows - med[..., None]), axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = WINSOR_C * sigma0[..., None]
+        clipped = np.clip(windows - med[..., None], -bound, bound)
+        var = np.nansum(clipped**2, axis=-1) / np.where(count > 1, count - 1, np.nan)
+        sigma = np.where(np.isnan(sigma0), np.nan, np.sqrt(var / _WINSOR_CONSISTENCY))
+        r = np.clip((windows - med[..., None]) / sigma[..., None], -WINSOR_C, WINSOR_C)
+    a, b = r[..., :-1], r[..., 1:]
+    pair = ~np.isnan(a) & ~np.isnan(b)
+    num = np.where(pair, a * b, 0.0).sum(axis=-1)
+    den = np.where(pair, 0.5 * (a**2 + b**2), 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where((pair.sum(axis=-1) >= 3) & (den > 0), num / den, np.nan)
+
+    assert np.array_equal(nan_count(windows), count) and nan_count(windows).dtype == count.dtype
+    assert np.array_equal(nan_median(windows), med, equal_nan=True)
+    level, scale = robust_level_scale(windows)
+    assert np.array_equal(level, med, equal_nan=True)
+    assert np.array_equal(scale, sigma, equal_nan=True)
+    assert np.array_equal(lag1_autocorrelation(windows, level, scale), rho, equal_nan=True)
+    assert np.isnan(scale[:4]).all() and (scale[8:14, 40:] == 0).all()  # the cases were there
 
 
 def test_lag1_autocorrelation_recovers_ar1_and_mean_variance_factor_follows_it():
