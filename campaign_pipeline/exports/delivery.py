@@ -4,6 +4,7 @@ would be sent. The counts become the asset's metadata and the run summary's line
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -147,8 +148,23 @@ def _skip_known(
 def _dry_file(out_dir: Path | Location, destination: str, week: str, content: dict) -> str:
     """Written whole, then published (a local rename, or one upload to an object store)."""
     path = Location(out_dir) / "exports" / destination / f"{week}.json"
-    path.write_text(json.dumps(content, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    path.write_text(dry_json(content))
     return str(path)
+
+
+def dry_json(content: dict) -> str:
+    """JSON with a field per line, and each item of a list field (a request, a refusal) on a
+    line of its own: a reader finds the request they want, and every line is written by json's
+    C encoder (an indented dump runs in pure Python: 1.8 s for a week of 16,000 campaigns)."""
+    dump = functools.partial(json.dumps, ensure_ascii=False, allow_nan=False)
+    fields = []
+    for key, value in content.items():
+        if isinstance(value, list) and value:
+            value_text = "[\n" + ",\n".join(f"  {dump(item)}" for item in value) + "\n ]"
+        else:
+            value_text = dump(value)
+        fields.append(f" {dump(key)}: {value_text}")
+    return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
 def _refusal_entries(refusals: Sequence[Refusal]) -> list[dict]:

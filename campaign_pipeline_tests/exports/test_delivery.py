@@ -160,6 +160,10 @@ def test_a_dry_run_writes_the_exact_requests_and_sends_nothing(make_ledger, tmp_
         assert report.files == [str(path)] and report.sent == 0
         written = json.loads(path.read_text())
         assert written["events"] == n and written["week_start"] == WEEK
+        # a request (or a refusal) per line, so a reader can find one
+        items = [line.strip().rstrip(",") for line in path.read_text().splitlines()]
+        items = [json.loads(line) for line in items if line.startswith("{") and line != "{"]
+        assert items == written["requests"] + written["refused"]
         assert sum(len(r["events"]) for r in written["requests"]) == n
         for body in written["requests"]:
             assert len(encode_json(body)) < (130_000 if folder == "ga4" else 1_000_000)
