@@ -13,7 +13,7 @@ shown, in order of spend.
 from __future__ import annotations
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -319,16 +319,7 @@ flags</summary><div class="flag-grid">
  data-type="{{ 'num' if c.num else 'text' }}"><button type="button">{{ c.label
 }}</button></th>{% endfor %}</tr></thead>
 <tbody>
-{% for row in explorer.rows %}<tr data-campaign="{{ row.campaign_id }}"{% for k, v in
-row.attrs.items() %} data-{{ k }}="{{ v }}"{% endfor %}>
-{%- for cell in row.cells -%}
-{%- if cell.num %}{{ num(cell) }}{% elif cell.key == "health_bucket" -%}
-<td data-v="{{ cell.raw }}">{{ chip(cell.text) }}{% if row.changed %}<br><span class="muted">was
-{{ row.previous_bucket }}</span>{% endif %}</td>
-{%- elif cell.key == "reason" %}<td class="reason" data-v="{{ cell.raw }}">{{ cell.text }}</td>
-{%- else %}<td data-v="{{ cell.raw }}">{{ cell.text }}</td>{% endif -%}
-{%- endfor %}</tr>
-{% endfor %}</tbody></table></div>
+{{ explorer_rows }}</tbody></table></div>
 </section>
 
 <section id="scatter" data-section="scatter">
@@ -387,6 +378,39 @@ _ENVIRONMENT = jinja2.Environment(
 _TEMPLATE = _ENVIRONMENT.from_string(PAGE)
 
 
+def explorer_rows(rows: list[dict], bucket_colours: dict[str, str]) -> Markup:
+    """The explorer's table rows (``build.explorer``), escaped as the template escapes.
+
+    Written here rather than by the template: a page holds a row per campaign judged (up to
+    16,000), and a Jinja macro call per cell took 3.4 of a large page's 8.3 s."""
+    html = []
+    for row in rows:
+        attrs = "".join(f' data-{escape(k)}="{escape(v)}"' for k, v in row["attrs"].items())
+        cells = []
+        for cell in row["cells"]:
+            raw, text = escape(cell["raw"]), escape(cell["text"])
+            if cell["num"]:
+                cells.append(f'<td class="num" data-v="{raw}">{text}</td>')
+            elif cell["key"] == "health_bucket":
+                colour = escape(bucket_colours[cell["text"]])
+                was = (
+                    f'<br><span class="muted">was\n{escape(row["previous_bucket"])}</span>'
+                    if row["changed"]
+                    else ""
+                )
+                cells.append(
+                    f'<td data-v="{raw}"><span class="chip" style="--c:{colour}">{text}</span>'
+                    f"{was}</td>"
+                )
+            elif cell["key"] == "reason":
+                cells.append(f'<td class="reason" data-v="{raw}">{text}</td>')
+            else:
+                cells.append(f'<td data-v="{raw}">{text}</td>')
+        campaign = escape(row["campaign_id"])
+        html.append(f'<tr data-campaign="{campaign}"{attrs}>{"".join(cells)}</tr>\n')
+    return Markup("".join(html))
+
+
 def render_page(context: dict) -> str:
     """The page for a report context (``build.report_context``); text is HTML-escaped, the
     charts (our own SVG) are not."""
@@ -397,6 +421,7 @@ def render_page(context: dict) -> str:
     }
     return _TEMPLATE.render(
         **{**context, "flags": flags, "scatter": scatter},
+        explorer_rows=explorer_rows(context["explorer"]["rows"], context["bucket_colours"]),
         csp=CSP,
         style=Markup(STYLE),
         script=Markup(SCRIPT),
