@@ -197,6 +197,19 @@ def test_explorer_has_one_row_per_campaign_with_the_tables_numbers(tables, page)
             assert row[f"data-{attribute}"] == judged.loc[campaign, name]
 
 
+def test_explorer_text_is_escaped_not_markup(tables):
+    hostile = """<b onmouseover="x()">A & B's</b>"""
+    health = tables.health.copy()
+    health.loc[health.index[0], ["project_name", "reason"]] = hostile
+    campaign = health.loc[health.index[0], "campaign_id"]
+    page = soup(build_weekly_report(dataclasses.replace(tables, health=health)).html)
+    row = page.select_one(f'#explorer-table tbody tr[data-campaign="{campaign}"]')
+    assert row["data-project"] == hostile and not row.find("b")
+    cells = row.find_all("td", recursive=False)
+    assert [c.text for c in cells if c.text == hostile] == [hostile, hostile]  # project, reason
+    assert all(c["data-v"] == hostile for c in cells if c.text == hostile)
+
+
 def test_filter_options_cover_every_value_in_the_data(tables, page):
     selects = page.select("#explorer-filters select")
     assert sorted(s["data-filter"] for s in selects) == sorted(FILTER_COLUMNS)
