@@ -160,14 +160,7 @@ PAGE = """<!DOCTYPE html>
 <title>Campaign report · week of {{ window.week_start }}</title>
 <style>{{ style }}</style>
 </head>
-<body>
-{%- macro chip(bucket) -%}
-<span class="chip" style="--c:{{ bucket_colours[bucket] }}">{{ bucket }}</span>
-{%- endmacro -%}
-{%- macro num(cell) -%}
-<td class="num" data-v="{{ cell.raw }}">{{ cell.text }}</td>
-{%- endmacro %}
-<header>
+<body><header>
 <h1>Campaign report: week of {{ window.week_start }}</h1>
 <p>Monday {{ window.week_start }} to Sunday {{ window.week_end }} ·
 {{ explorer.rows|length }} campaigns judged · {{ flags|length }} anomaly flags</p>
@@ -378,6 +371,17 @@ _ENVIRONMENT = jinja2.Environment(
 _TEMPLATE = _ENVIRONMENT.from_string(PAGE)
 
 
+def num_cell(cell: dict) -> Markup:
+    """A table cell of a shown number (``build._cell``): its text, and its raw value to sort on."""
+    return Markup(f'<td class="num" data-v="{escape(cell["raw"])}">{escape(cell["text"])}</td>')
+
+
+def chip(bucket: str, bucket_colours: dict[str, str]) -> Markup:
+    """A health bucket's name on its colour."""
+    colour = escape(bucket_colours[bucket])
+    return Markup(f'<span class="chip" style="--c:{colour}">{escape(bucket)}</span>')
+
+
 def explorer_rows(rows: list[dict], bucket_colours: dict[str, str]) -> Markup:
     """The explorer's table rows (``build.explorer``), escaped as the template escapes.
 
@@ -388,20 +392,17 @@ def explorer_rows(rows: list[dict], bucket_colours: dict[str, str]) -> Markup:
         attrs = "".join(f' data-{escape(k)}="{escape(v)}"' for k, v in row["attrs"].items())
         cells = []
         for cell in row["cells"]:
-            raw, text = escape(cell["raw"]), escape(cell["text"])
             if cell["num"]:
-                cells.append(f'<td class="num" data-v="{raw}">{text}</td>')
-            elif cell["key"] == "health_bucket":
-                colour = escape(bucket_colours[cell["text"]])
+                cells.append(num_cell(cell))
+                continue
+            raw, text = escape(cell["raw"]), escape(cell["text"])
+            if cell["key"] == "health_bucket":
                 was = (
                     f'<br><span class="muted">was\n{escape(row["previous_bucket"])}</span>'
                     if row["changed"]
                     else ""
                 )
-                cells.append(
-                    f'<td data-v="{raw}"><span class="chip" style="--c:{colour}">{text}</span>'
-                    f"{was}</td>"
-                )
+                cells.append(f'<td data-v="{raw}">{chip(cell["text"], bucket_colours)}{was}</td>')
             elif cell["key"] == "reason":
                 cells.append(f'<td class="reason" data-v="{raw}">{text}</td>')
             else:
@@ -422,6 +423,8 @@ def render_page(context: dict) -> str:
     return _TEMPLATE.render(
         **{**context, "flags": flags, "scatter": scatter},
         explorer_rows=explorer_rows(context["explorer"]["rows"], context["bucket_colours"]),
+        num=num_cell,
+        chip=lambda bucket: chip(bucket, context["bucket_colours"]),
         csp=CSP,
         style=Markup(STYLE),
         script=Markup(SCRIPT),
