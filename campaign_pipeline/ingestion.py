@@ -964,8 +964,9 @@ def combine_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return _empty_quarantine()
     out = pd.concat(frames, ignore_index=True)
-    return schemas.Quarantine.validate(
-        out.sort_values(["source_file", "line_number"], kind="stable").reset_index(drop=True)
+    return schemas.validate_frame(
+        schemas.Quarantine,
+        out.sort_values(["source_file", "line_number"], kind="stable").reset_index(drop=True),
     )
 
 

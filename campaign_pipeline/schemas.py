@@ -340,7 +340,18 @@ def _occurs_once(values: pd.Series) -> pd.Series:
     return pd.Series(~repeated_text(pyarrow.array(values.array)), index=values.index)
 
 
-UNIQUE_TEXT = pa.Check(_occurs_once, name="unique", error="the column holds repeated values")
+UNIQUE_TEXT = pa.Check(
+    _occurs_once, name="unique", error="not unique: the column holds repeated values"
+)
+
+
+ARROW_TEXT = pd.ArrowDtype(pyarrow.string())
+
+
+@cache
+def text_columns(model: type[pa.DataFrameModel]) -> tuple[str, ...]:
+    """The columns ``model`` types as text (``Series[str]``)."""
+    return tuple(name for name, c in model.to_schema().columns.items() if str(c.dtype) == "str")
 
 
 @cache
@@ -349,13 +360,12 @@ def arrow_text_schema(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
     whose text stays in Arrow buffers (``validate_arrow``); a unique text column is checked by
     `UNIQUE_TEXT`."""
     schema = model.to_schema()
-    text = pd.ArrowDtype(pyarrow.string())
     return schema.update_columns(
         {
-            name: {"dtype": text}
+            name: {"dtype": ARROW_TEXT}
             | ({"unique": False, "checks": [*column.checks, UNIQUE_TEXT]} if column.unique else {})
             for name, column in schema.columns.items()
-            if str(column.dtype) == "str"
+            if name in text_columns(model)
         }
     )
 
@@ -374,6 +384,33 @@ def validate_arrow(
 ) -> pd.DataFrame:
     """Validate an Arrow table against a validated model (text checked as Arrow strings)."""
     return arrow_text_schema(model).validate(arrow_frame(table), lazy=lazy)
+
+
+def validate_frame(
+    model: type[pa.DataFrameModel], frame: pd.DataFrame, lazy: bool = False
+) -> pd.DataFrame:
+    """``model.validate(frame, lazy=lazy)``, with the text columns checked as Arrow strings.
+
+    pandera checks that an object column holds text with a Python call per cell, and finds its
+    nulls the same way: on 420k daily rows that was 0.5 of the validation's 0.7 s, and every
+    published table is validated twice (before it is written, and as stored). When every text
+    column of ``model`` in ``frame`` holds only text or nulls, the frame is checked with those
+    columns as Arrow strings (`arrow_text_schema`: the same checks) and returned with its own
+    text columns, which the model's coercion to text would leave as they are. Otherwise it
+    goes through the model itself, so a column of the wrong type fails with pandera's own
+    error.
+    """
+    text = [name for name in text_columns(model) if name in frame.columns]
+    if not text or not all(
+        frame[name].dtype == object
+        and pd.api.types.infer_dtype(frame[name], skipna=True) in ("string", "empty")
+        for name in text
+    ):
+        return model.validate(frame, lazy=lazy)
+    as_arrow = frame.astype(dict.fromkeys(text, ARROW_TEXT))
+    checked = arrow_text_schema(model).validate(as_arrow, lazy=lazy)
+    checked[text] = frame[text]
+    return checked
 
 
 VALIDATED_MODELS = {

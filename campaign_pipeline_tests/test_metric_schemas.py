@@ -9,6 +9,7 @@ import pytest
 
 from campaign_pipeline import metric_schemas as ms
 from campaign_pipeline import metrics as m
+from campaign_pipeline.schemas import validate_frame
 from campaign_pipeline_tests.builders import (
     NO_CHANGES,
     make_campaigns,
@@ -66,6 +67,16 @@ MODELS = {
 def test_model_accepts_real_output(tables, table):
     validated = MODELS[table].validate(tables[table])
     assert len(validated) == len(tables[table]) > 0
+    # checked with its text as Arrow strings, the frame comes back as the model returns it
+    pd.testing.assert_frame_equal(validate_frame(MODELS[table], tables[table]), validated)
+
+
+@pytest.mark.parametrize("table", sorted(set(MODELS) - {"totals"}))  # totals: no text column
+def test_a_text_column_holding_numbers_goes_through_the_model_itself(tables, table):
+    frame = tables[table].assign(campaign_id=range(len(tables[table])))
+    coerced = validate_frame(MODELS[table], frame)
+    pd.testing.assert_frame_equal(coerced, MODELS[table].validate(frame))
+    assert coerced["campaign_id"].map(type).eq(str).all()  # the model's coercion to text
 
 
 def test_week_over_week_model_accepts_real_output(tables):
@@ -94,10 +105,12 @@ def _broken(frame: pd.DataFrame, row: int, **changes) -> pd.DataFrame:
 
 
 def _assert_rejected(model, frame: pd.DataFrame, check_name: str | None = None):
-    with pytest.raises(pandera.errors.SchemaErrors) as info:
-        model.validate(frame, lazy=True)
-    if check_name is not None:
-        assert check_name in str(info.value), str(info.value)[:2000]
+    """Rejected by the model, and by `validate_frame` (text checked as Arrow strings)."""
+    for validate in (model.validate, lambda f, lazy: validate_frame(model, f, lazy=lazy)):
+        with pytest.raises(pandera.errors.SchemaErrors) as info:
+            validate(frame, lazy=True)
+        if check_name is not None:
+            assert check_name in str(info.value), str(info.value)[:2000]
 
 
 # (table, row, changes, check name expected in the error)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
+from campaign_pipeline.schemas import validate_frame
 
 
 def history_weeks(days: int) -> int:
@@ -240,10 +241,13 @@ def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.Asset
 
 
 def _schema_failure(model, frame: pd.DataFrame) -> str | None:
-    """What the pandera model finds wrong (lazy: every failure counted), as its error texts
-    joined, or None when the frame passes."""
+    """What the pandera model (or schema) finds wrong (lazy: every failure counted), as its
+    error texts joined, or None when the frame passes."""
     try:
-        model.validate(frame, lazy=True)
+        if isinstance(model, type):
+            validate_frame(model, frame, lazy=True)
+        else:
+            model.validate(frame, lazy=True)
     except Exception as error:  # pandera SchemaErrors / SchemaError
         # a lazy run's report is a JSON-like tree; its "error" texts are what a reader needs
         message = getattr(error, "message", None)

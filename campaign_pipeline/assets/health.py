@@ -23,6 +23,7 @@ from campaign_pipeline.assets.metrics import DAILY_BLOCK_WEEKS
 from campaign_pipeline.health_schemas import CampaignHealth
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.schemas import validate_frame
 
 _RULES = health.HealthRules()
 DEFAULT_WINDOW_DAYS = 28
@@ -124,7 +125,7 @@ def _health_of_block(
         on=["week_start", "campaign_id"],
         how="left",
     )
-    return CampaignHealth.validate(current.reset_index(drop=True)), transitions
+    return validate_frame(CampaignHealth, current.reset_index(drop=True)), transitions
 
 
 @dg.asset(

@@ -28,6 +28,7 @@ from campaign_pipeline.memory import return_free_pages
 from campaign_pipeline.metadata import PREVIEW_ROWS, markdown_preview, table_schema
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.schemas import validate_frame
 
 GROUP = "metrics"
 # the columns whose stored totals must equal their source's (nothing lost or doubled)
@@ -134,7 +135,7 @@ def daily_campaign_metrics(
     validated_spend, first_rows = 0.0, None
     for block in weeks.blocks(DAILY_BLOCK_WEEKS):
         daily, spend = _daily_metrics_of_days(storage, campaigns, block.start, block.end)
-        daily = metric_schemas.DailyCampaignMetrics.validate(daily)
+        daily = validate_frame(metric_schemas.DailyCampaignMetrics, daily)
         counts |= write_run_weeks(storage, "daily_campaign_metrics", daily, block, "date")
         validated_spend += spend
         first_rows = _first_rows(first_rows, daily)
@@ -194,7 +195,7 @@ def weekly_campaign_metrics(
         )
         weekly = metrics.week_over_week(metrics.weekly_campaign_metrics(daily, campaigns))
         in_block = weekly["week_start"].dt.strftime("%Y-%m-%d").isin(block.keys)
-        weekly = metric_schemas.WeeklyCampaignMetrics.validate(weekly[in_block])
+        weekly = validate_frame(metric_schemas.WeeklyCampaignMetrics, weekly[in_block])
         counts |= write_run_weeks(storage, "weekly_campaign_metrics", weekly, block, "week_start")
         these_days = daily[daily["date"] >= block.start] if len(daily) else daily
         for column in WEEKLY_TOTALS:
@@ -252,7 +253,7 @@ def weekly_totals(
     rejected = metrics.quarantine_by_week(
         storage.read_table("quarantine"), excluded_spend_reasons=IMPLAUSIBLE_REASONS
     )
-    totals = metric_schemas.WeeklyTotals.validate(metrics.with_quarantine(totals, rejected))
+    totals = validate_frame(metric_schemas.WeeklyTotals, metrics.with_quarantine(totals, rejected))
     counts = write_run_weeks(storage, "weekly_totals", totals, weeks, "week_start")
     portfolio_totals = ("spend", "leads", "converted_leads")
     stored = check_stored_weeks(
@@ -302,8 +303,8 @@ def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
         return_free_pages()
     daily = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     del parts
-    lifetime = metric_schemas.CampaignPeriodSummary.validate(
-        metrics.campaign_period_summary(daily, campaigns)
+    lifetime = validate_frame(
+        metric_schemas.CampaignPeriodSummary, metrics.campaign_period_summary(daily, campaigns)
     )
     del daily
     validated_leads = storage.staging_rows("validated_leads")
