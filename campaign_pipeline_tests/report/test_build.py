@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from campaign_pipeline.report.build import (
 )
 from campaign_pipeline.report.files import shift
 from campaign_pipeline.report.self_contained import external_references
+from campaign_pipeline.report.template import _escaped
 from campaign_pipeline_tests.report._support import (
     SECTIONS,
     busiest_week,
@@ -208,6 +210,19 @@ def test_explorer_text_is_escaped_not_markup(tables):
     cells = row.find_all("td", recursive=False)
     assert [c.text for c in cells if c.text == hostile] == [hostile, hostile]  # project, reason
     assert all(c["data-v"] == hostile for c in cells if c.text == hostile)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["<b>", 'A & B\'s "x"', "", "plain", "4,406.03", "—"],
+        ["a \x1f b", "<i>"],  # holds the separator: escaped one by one
+        ["\x1f"],
+        [],
+    ],
+)
+def test_a_column_escaped_at_once_equals_its_values_escaped_one_by_one(values):
+    assert _escaped(values) == [str(markupsafe.escape(v)) for v in values]
 
 
 def test_filter_options_cover_every_value_in_the_data(tables, page):
