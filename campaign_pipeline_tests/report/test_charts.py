@@ -1,0 +1,96 @@
+"""The report's charts: a flag chart is the same bytes whatever this process drew before it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from campaign_pipeline.report import charts
+
+WEEK = pd.Timestamp("2025-03-03")
+
+
+def _days(values: list[float], grain: str = "day") -> tuple[pd.Series, pd.Series]:
+    step = pd.Timedelta(days=7 if grain == "week" else 1)
+    last = WEEK + (0 if grain == "week" else 6) * step
+    dates = pd.Series([last - (len(values) - 1 - i) * step for i in range(len(values))])
+    return dates, pd.Series(values, dtype="float64")
+
+
+def _chart_input(name: str) -> charts.FlagChartInput:
+    if name == "day_spike_with_band":
+        dates, values = _days([120.0, 131.5, 118.0, 125.0, np.nan, 122.0, 410.0] * 4)
+        return charts.FlagChartInput(
+            dates, values, dates.iloc[-1], 410.0, 124.0, 90.0, 160.0, "amount", "day", "high", WEEK
+        )
+    if name == "run_of_days_without_band":
+        dates, values = _days([0.04, 0.05, 0.045, 0.05] * 5 + [0.01] * 8)
+        return charts.FlagChartInput(
+            dates,
+            values,
+            dates.iloc[-1],
+            0.01,
+            0.047,
+            np.nan,
+            np.nan,
+            "percent",
+            "day",
+            "medium",
+            WEEK,
+        )
+    if name == "week_drop":
+        dates, values = _days([800.0, 760.0, 820.0, 790.0, 805.0, 140.0], grain="week")
+        return charts.FlagChartInput(
+            dates,
+            values,
+            dates.iloc[-1],
+            140.0,
+            795.0,
+            600.0,
+            990.0,
+            "count",
+            "week",
+            "critical",
+            WEEK,
+        )
+    if name == "unknown_value":
+        dates, values = _days([3.0, 2.5, 2.8, 3.1, 2.9, 3.0, np.nan] * 2)
+        return charts.FlagChartInput(
+            dates, values, dates.iloc[-1], np.nan, 2.9, 2.0, 3.8, "ratio", "day", "low", WEEK
+        )
+    raise KeyError(name)
+
+
+NAMES = ("day_spike_with_band", "run_of_days_without_band", "week_drop", "unknown_value")
+
+
+def _fresh(name: str) -> str:
+    """The chart drawn on new axes, as the first chart of a process is."""
+    charts._FLAG_AXES.clear()
+    return charts.flag_chart(_chart_input(name), "flag0", name)
+
+
+@pytest.fixture
+def fresh_charts():
+    drawn = {name: _fresh(name) for name in NAMES}
+    yield drawn
+    charts._FLAG_AXES.clear()
+
+
+def test_a_flag_chart_does_not_depend_on_the_charts_drawn_before_it(fresh_charts):
+    assert len(set(fresh_charts.values())) == len(NAMES)  # four different charts
+    # each drawn after every other one, in both orders, on the axes the others used
+    for order in (NAMES, NAMES[::-1]):
+        for name in order:
+            assert charts.flag_chart(_chart_input(name), "flag0", name) == fresh_charts[name], name
+
+
+def test_a_flag_chart_holds_its_own_points_only(fresh_charts):
+    charts.flag_chart(_chart_input("week_drop"), "flag0", "week_drop")
+    spike = charts.flag_chart(_chart_input("day_spike_with_band"), "flag1", "spike")
+    # 28 days drawn as one line with a marker per day, and nothing left of the weekly chart
+    assert spike.count('id="flag1-line2d_') == fresh_charts["day_spike_with_band"].count(
+        'id="flag0-line2d_'
+    )
+    assert "flag0" not in spike
