@@ -387,7 +387,7 @@ def chip(bucket: str, bucket_colours: dict[str, str]) -> Markup:
     return Markup(f'<span class="chip" style="--c:{colour}">{escape(bucket)}</span>')
 
 
-_SEPARATOR = "\x1f"  # the ASCII unit separator: no text a page shows holds it
+_SEPARATOR = "\x1f"  # the ASCII unit separator: text rarely holds it (`_escaped`)
 
 
 def _escaped(values: list[str]) -> list[str]:
