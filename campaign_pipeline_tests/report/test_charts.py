@@ -89,7 +89,7 @@ def test_a_flag_chart_does_not_depend_on_the_charts_drawn_before_it(fresh_charts
 def test_a_flag_chart_holds_its_own_points_only(fresh_charts):
     charts.flag_chart(_chart_input("week_drop"), "flag0", "week_drop")
     spike = charts.flag_chart(_chart_input("day_spike_with_band"), "flag1", "spike")
-    # 28 days drawn as one line with a marker per day, and nothing left of the weekly chart
+    # as many lines as the chart drawn on fresh axes: nothing left of the weekly chart
     assert spike.count('id="flag1-line2d_') == fresh_charts["day_spike_with_band"].count(
         'id="flag0-line2d_'
     )
