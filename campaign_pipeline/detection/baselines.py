@@ -46,11 +46,16 @@ def nan_quantiles(windows: np.ndarray, qs: tuple[float, ...]) -> tuple[np.ndarra
 
 def _quantile_of_sorted(ordered: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
     """The q quantile of each row of `ordered` (sorted, NaN last) of which `count` are known."""
+    width = ordered.shape[-1]
     pos = (count - 1) * q
-    lo = np.clip(np.floor(pos).astype(int), 0, ordered.shape[-1] - 1)
-    hi = np.clip(np.ceil(pos).astype(int), 0, ordered.shape[-1] - 1)
-    v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
-    v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
+    lo = np.clip(np.floor(pos).astype(int), 0, width - 1)
+    hi = np.clip(np.ceil(pos).astype(int), 0, width - 1)
+    # each row's cells picked by their flat position: the same cells `take_along_axis` picks,
+    # without the broadcast index arrays it builds (most of its time on short rows)
+    cells = ordered.reshape(-1)
+    first = np.arange(0, cells.size, width).reshape(count.shape)
+    v_lo = cells.take(first + lo)
+    v_hi = cells.take(first + hi)
     val = v_lo + (v_hi - v_lo) * (pos - np.floor(pos))
     return np.where(count > 0, val, np.nan)
 
@@ -120,13 +125,13 @@ def lag1_autocorrelation(
         np.clip(r, -clip, clip, out=r)
     # a pair is known where its product is (clipped residuals are finite or NaN)
     num = r[..., :-1] * r[..., 1:]
-    pair = ~np.isnan(num)
-    n_pairs = pair.sum(axis=-1)
-    num[~pair] = 0.0
+    unpaired = np.isnan(num)
+    n_pairs = nan_count(num)
+    num[unpaired] = 0.0
     np.square(r, out=r)
     den = r[..., :-1] + r[..., 1:]
     den *= 0.5
-    den[~pair] = 0.0
+    den[unpaired] = 0.0
     num, den = num.sum(axis=-1), den.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = num / den

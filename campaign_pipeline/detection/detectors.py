@@ -44,19 +44,43 @@ def count_pvalues(
     are over-dispersed (var > mean), which real ad counts nearly always are; Poisson
     otherwise. Counts are rounded: a summed count is an integer up to float noise.
     """
-    x = np.round(observed)
-    mean = np.maximum(mean, 1e-9)
+    x, mean, var = np.broadcast_arrays(np.round(observed), np.maximum(mean, 1e-9), var)
     over = var > mean * 1.0001
+    # each point under its own distribution only: the other one's value would be discarded
+    upper, lower = np.empty(x.shape), np.empty(x.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
-        size = np.where(over, mean**2 / np.where(over, var - mean, 1.0), 1.0)
-        prob = np.where(over, size / (size + mean), 0.5)
-        up_nb = stats.nbinom.sf(x - 1, size, prob)
-        lo_nb = stats.nbinom.cdf(x, size, prob)
-        up_po = stats.poisson.sf(x - 1, mean)
-        lo_po = stats.poisson.cdf(x, mean)
-    upper = np.where(over, up_nb, up_po)
-    lower = np.where(over, lo_nb, lo_po)
+        x_nb, m_nb = x[over], mean[over]
+        size = m_nb**2 / (var[over] - m_nb)
+        prob = size / (size + m_nb)
+        upper[over] = stats.nbinom.sf(x_nb - 1, size, prob)
+        lower[over] = stats.nbinom.cdf(x_nb, size, prob)
+        poisson = ~over
+        x_po, m_po = x[poisson], mean[poisson]
+        upper[poisson] = poisson_sf(x_po - 1, m_po)
+        lower[poisson] = poisson_cdf(x_po, m_po)
     return upper, lower
+
+
+def poisson_cdf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.cdf(k, mu)``, value for value (NaN for a NaN ``k`` or a ``mu``
+    that is negative or NaN), without its per-call argument handling: the p-values of a
+    week's panels call it on millions of points."""
+    k, mu = np.broadcast_arrays(k, mu)
+    with np.errstate(invalid="ignore"):
+        inside = (k >= 0) & np.isfinite(k)
+        out = np.where(inside, np.clip(special.pdtr(np.floor(k), mu), 0.0, 1.0), 0.0)
+        out = np.where(k == np.inf, 1.0, out)
+        return np.where((mu >= 0) & ~np.isnan(k), out, np.nan)
+
+
+def poisson_sf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """``scipy.stats.poisson.sf(k, mu)``, value for value (see `poisson_cdf`)."""
+    k, mu = np.broadcast_arrays(k, mu)
+    with np.errstate(invalid="ignore"):
+        inside = (k >= 0) & np.isfinite(k)
+        out = np.where(inside, np.clip(special.pdtrc(np.floor(k), mu), 0.0, 1.0), 0.0)
+        out = np.where(k < 0, 1.0, out)  # below the support, -inf included
+        return np.where((mu >= 0) & ~np.isnan(k), out, np.nan)
 
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(20)
@@ -76,8 +100,8 @@ def poisson_lognormal_pvalues(
     sig = np.maximum(np.nan_to_num(sigma), 0.0)[..., None]
     mu = np.maximum(mean, 1e-9)[..., None] * np.exp(np.sqrt(2.0) * sig * _GH_NODES - sig**2 / 2)
     w = _GH_WEIGHTS / np.sqrt(np.pi)
-    upper = (stats.poisson.sf(x - 1, mu) * w).sum(axis=-1)
-    lower = (stats.poisson.cdf(x, mu) * w).sum(axis=-1)
+    upper = (poisson_sf(x - 1, mu) * w).sum(axis=-1)
+    lower = (poisson_cdf(x, mu) * w).sum(axis=-1)
     return np.minimum(upper, 1.0), np.minimum(lower, 1.0)
 
 
@@ -255,9 +279,9 @@ def _count_vst_residual(
 def vst(v, sd):
     """Variance-stabilizing transform of a count with variance mu + sd^2 mu^2 (unit variance):
     (2 / sd) asinh(sd sqrt(v)), and 2 sqrt(v) (Anscombe) where there is no day noise."""
-    v = np.maximum(v, 0.0)
+    root = np.sqrt(np.maximum(v, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 1e-6, (2.0 / sd) * np.arcsinh(sd * np.sqrt(v)), 2.0 * np.sqrt(v))
+        return np.where(sd > 1e-6, (2.0 / sd) * np.arcsinh(sd * root), 2.0 * root)
 
 
 def rate_day_noise_log_spread(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from campaign_pipeline.constants import SEVERITIES
 from campaign_pipeline.detection import (
@@ -16,7 +19,13 @@ from campaign_pipeline.detection import (
     seeds_flags,
 )
 from campaign_pipeline.detection.baselines import nan_quantiles, seasonal_factors, trailing_windows
-from campaign_pipeline.detection.detectors import count_pvalues, cusum_alarms, score_panel
+from campaign_pipeline.detection.detectors import (
+    count_pvalues,
+    cusum_alarms,
+    poisson_cdf,
+    poisson_sf,
+    score_panel,
+)
 from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
 
 S = DetectionSettings()
@@ -58,6 +67,15 @@ def test_nan_quantiles_match_numpy():
     q1, q3 = nan_quantiles(a, (0.25, 0.75))
     assert np.allclose(q1, np.nanquantile(a, 0.25, axis=1))
     assert np.allclose(q3, np.nanquantile(a, 0.75, axis=1))
+    # windows of a panel (series x steps x window), some with few or no known values
+    w = rng.normal(size=(4, 6, 9))
+    w[rng.random(w.shape) < 0.4] = np.nan
+    w[1, 2] = np.nan
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy warns on the all-NaN window
+        for q, got in zip((0.1, 0.5, 0.9), nan_quantiles(w, (0.1, 0.5, 0.9)), strict=True):
+            assert np.allclose(got, np.nanquantile(w, q, axis=-1), equal_nan=True)
+    assert np.isnan(nan_quantiles(w, (0.5,))[0][1, 2])
 
 
 def test_seasonal_factor_learns_weekend_dip_causally():
@@ -120,6 +138,42 @@ def test_poisson_and_negative_binomial_tails():
     assert lo[1] == pytest.approx(np.exp(-8.0), rel=1e-6)  # P(X = 0 | 8), Poisson
     up_nb, _ = count_pvalues(np.array([10.0]), np.array([2.0]), np.array([8.0]))
     assert up_nb[0] > up[0]  # over-dispersion makes the same count less surprising
+
+
+def test_poisson_tails_equal_scipy_value_for_value():
+    rng = np.random.default_rng(4)
+    k = np.concatenate(
+        [rng.integers(-3, 60, 5000).astype(float), [np.nan, np.inf, -np.inf, 0, -1, 2.7, 1e300]]
+    )
+    mu = np.concatenate([rng.gamma(0.5, 20, 5000), [3, 3, 3, np.nan, -1, 0, np.inf]])
+    mu[::97] = np.nan
+    mu[::89] = 0.0
+    for ours, theirs in ((poisson_cdf, stats.poisson.cdf), (poisson_sf, stats.poisson.sf)):
+        assert np.array_equal(ours(k, mu), theirs(k, mu), equal_nan=True)
+        grid = (k[:60, None], mu[None, :40])  # broadcast
+        assert np.array_equal(ours(*grid), theirs(*grid), equal_nan=True)
+
+
+def test_count_pvalues_take_each_point_from_its_own_distribution():
+    rng = np.random.default_rng(5)
+    observed = rng.poisson(8, (60, 30)) * rng.choice([1.0, 3.0], (60, 30))
+    mean = rng.gamma(1.0, 8.0, (60, 30))
+    var = mean * rng.choice([0.5, 1.0, 1.00005, 2.0, 10.0], (60, 30))
+    mean[rng.random(mean.shape) < 0.05] = np.nan
+    var[rng.random(var.shape) < 0.05] = np.nan
+    x, m = np.round(observed), np.maximum(mean, 1e-9)
+    over = var > m * 1.0001
+    with np.errstate(invalid="ignore", divide="ignore"):
+        size = np.where(over, m**2 / (var - m), 1.0)
+        prob = np.where(over, size / (size + m), 0.5)
+        want_up = np.where(over, stats.nbinom.sf(x - 1, size, prob), stats.poisson.sf(x - 1, m))
+        want_lo = np.where(over, stats.nbinom.cdf(x, size, prob), stats.poisson.cdf(x, m))
+    assert over.any() and (~over).any()
+    up, lo = count_pvalues(observed, mean, var)
+    assert np.array_equal(up, want_up, equal_nan=True)
+    assert np.array_equal(lo, want_lo, equal_nan=True)
+    up, lo = count_pvalues(observed[:, :1], mean, var)  # one observed column, broadcast
+    assert up.shape == mean.shape and np.array_equal(up[:, 0], want_up[:, 0], equal_nan=True)
 
 
 def test_cusum_catches_a_ramp_a_point_test_misses():
