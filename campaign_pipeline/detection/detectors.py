@@ -62,24 +62,24 @@ def count_pvalues(
 
 
 def poisson_cdf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``scipy.stats.poisson.cdf(k, mu)``, value for value (NaN for a NaN ``k`` or a ``mu``
-    that is negative or NaN), without its per-call argument handling: the p-values of a
-    week's panels call it on millions of points."""
-    k, mu = np.broadcast_arrays(k, mu)
-    with np.errstate(invalid="ignore"):
-        inside = (k >= 0) & np.isfinite(k)
-        out = np.where(inside, np.clip(special.pdtr(np.floor(k), mu), 0.0, 1.0), 0.0)
-        out = np.where(k == np.inf, 1.0, out)
-        return np.where((mu >= 0) & ~np.isnan(k), out, np.nan)
+    """``scipy.stats.poisson.cdf(k, mu)``, value for value, without its per-call argument
+    handling: the p-values of a week's panels call it on millions of points."""
+    return _poisson_tail(k, mu, special.pdtr, below=0.0, above=1.0)
 
 
 def poisson_sf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """``scipy.stats.poisson.sf(k, mu)``, value for value (see `poisson_cdf`)."""
+    return _poisson_tail(k, mu, special.pdtrc, below=1.0, above=0.0)
+
+
+def _poisson_tail(k, mu, tail, *, below: float, above: float) -> np.ndarray:
+    """``tail`` at ``floor(k)`` on the support, ``below`` left of it (-inf included), ``above``
+    at +inf; NaN for a NaN ``k`` or a ``mu`` that is negative or NaN, as scipy.stats gives."""
     k, mu = np.broadcast_arrays(k, mu)
     with np.errstate(invalid="ignore"):
-        inside = (k >= 0) & np.isfinite(k)
-        out = np.where(inside, np.clip(special.pdtrc(np.floor(k), mu), 0.0, 1.0), 0.0)
-        out = np.where(k < 0, 1.0, out)  # below the support, -inf included
+        on_support = (k >= 0) & np.isfinite(k)
+        outside = np.where(k < 0, below, above)
+        out = np.where(on_support, np.clip(tail(np.floor(k), mu), 0.0, 1.0), outside)
         return np.where((mu >= 0) & ~np.isnan(k), out, np.nan)
 
 
