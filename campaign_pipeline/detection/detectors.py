@@ -56,31 +56,9 @@ def count_pvalues(
         lower[over] = stats.nbinom.cdf(x_nb, size, prob)
         poisson = ~over
         x_po, m_po = x[poisson], mean[poisson]
-        upper[poisson] = poisson_sf(x_po - 1, m_po)
-        lower[poisson] = poisson_cdf(x_po, m_po)
+        upper[poisson] = stats.poisson.sf(x_po - 1, m_po)
+        lower[poisson] = stats.poisson.cdf(x_po, m_po)
     return upper, lower
-
-
-def poisson_cdf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``scipy.stats.poisson.cdf(k, mu)``, value for value, without its per-call argument
-    handling: the p-values of a week's panels call it on millions of points."""
-    return _poisson_tail(k, mu, special.pdtr, below=0.0, above=1.0)
-
-
-def poisson_sf(k: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``scipy.stats.poisson.sf(k, mu)``, value for value (see `poisson_cdf`)."""
-    return _poisson_tail(k, mu, special.pdtrc, below=1.0, above=0.0)
-
-
-def _poisson_tail(k, mu, tail, *, below: float, above: float) -> np.ndarray:
-    """``tail`` at ``floor(k)`` on the support, ``below`` left of it (-inf included), ``above``
-    at +inf; NaN for a NaN ``k`` or a ``mu`` that is negative or NaN, as scipy.stats gives."""
-    k, mu = np.broadcast_arrays(k, mu)
-    with np.errstate(invalid="ignore"):
-        on_support = (k >= 0) & np.isfinite(k)
-        outside = np.where(k < 0, below, above)
-        out = np.where(on_support, np.clip(tail(np.floor(k), mu), 0.0, 1.0), outside)
-        return np.where((mu >= 0) & ~np.isnan(k), out, np.nan)
 
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite.hermgauss(20)
@@ -100,8 +78,8 @@ def poisson_lognormal_pvalues(
     sig = np.maximum(np.nan_to_num(sigma), 0.0)[..., None]
     mu = np.maximum(mean, 1e-9)[..., None] * np.exp(np.sqrt(2.0) * sig * _GH_NODES - sig**2 / 2)
     w = _GH_WEIGHTS / np.sqrt(np.pi)
-    upper = (poisson_sf(x - 1, mu) * w).sum(axis=-1)
-    lower = (poisson_cdf(x, mu) * w).sum(axis=-1)
+    upper = (stats.poisson.sf(x - 1, mu) * w).sum(axis=-1)
+    lower = (stats.poisson.cdf(x, mu) * w).sum(axis=-1)
     return np.minimum(upper, 1.0), np.minimum(lower, 1.0)
 
 
