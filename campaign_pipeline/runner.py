@@ -90,6 +90,20 @@ def describe_weeks(weeks: list[str]) -> str:
     return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
 
 
+def partial_week_note(weeks: list[str], last_day: pd.Timestamp) -> str | None:
+    """A note when the accepted rows end inside the last week processed: that week's figures
+    then cover a few days, and a reader comparing it with the week before should know."""
+    if not weeks:
+        return None
+    days = (pd.Timestamp(last_day).normalize() - pd.Timestamp(weeks[-1])).days + 1
+    if not 0 < days < 7:
+        return None
+    return (
+        f"note: the accepted rows end on {pd.Timestamp(last_day).date()}, so week {weeks[-1]} "
+        f"holds {days} of its 7 days: its figures are a partial week's"
+    )
+
+
 def accepted_day_range(storage) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The first and last day of any accepted row (reading only the date columns)."""
     days = []
@@ -255,6 +269,9 @@ def run_pipeline(
             f"note: {describe_weeks(summary.skipped_weeks)} not complete yet (or outside the "
             "partitions), skipped"
         )
+    partial = partial_week_note(summary.weeks, day_range[1])
+    if partial:
+        say(partial)
 
     if summary.weeks:
         say(f"weekly assets: {describe_weeks(summary.weeks)} in one run ...")

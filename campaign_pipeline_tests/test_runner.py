@@ -24,6 +24,18 @@ def test_describe_weeks_is_a_count_and_a_range_never_a_list():
     assert runner.describe_weeks([]) == "0 weeks"
 
 
+def test_a_last_week_the_data_end_inside_is_named_with_its_days():
+    weeks = ["2025-04-28", "2025-05-05"]
+    note = runner.partial_week_note(weeks, pd.Timestamp("2025-05-07"))
+    assert note == (
+        "note: the accepted rows end on 2025-05-07, so week 2025-05-05 holds 3 of its 7 days: "
+        "its figures are a partial week's"
+    )
+    assert "holds 1 of its 7 days" in runner.partial_week_note(weeks, pd.Timestamp("2025-05-05"))
+    assert runner.partial_week_note(weeks, pd.Timestamp("2025-05-11")) is None  # a whole week
+    assert runner.partial_week_note([], pd.Timestamp("2025-05-07")) is None
+
+
 @pytest.fixture
 def instance_home(tmp_path, monkeypatch):
     home = sqlite_home(tmp_path / "home")
@@ -42,6 +54,8 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
     assert run.weeks == ["2024-01-08", "2024-01-15"]
     assert run.skipped_weeks == ["2024-01-22"]
     assert any("note: 1 week (2024-01-22) not complete yet" in line for line in lines)
+    # the data go on past the last week run (a status change on 2024-01-23): not a partial week
+    assert not any("partial week" in line for line in lines)
     assert "weekly assets: 2 weeks (2024-01-08 .. 2024-01-15) in one run ..." in lines
 
     with dg.DagsterInstance.get() as instance:
@@ -62,6 +76,19 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
     assert not (out / "daily_campaign_metrics" / "2024-01-22.parquet").exists()
     # a progress line per finished step of the weekly run
     assert any(line.strip().startswith("anomaly_flags") and "done" in line for line in lines)
+
+
+def test_a_run_names_the_partial_week_the_data_end_inside(data_dir, tmp_path, instance_home):
+    lines: list[str] = []
+    # on 2024-02-05 the week of 2024-01-22 has ended, and the data end on its Tuesday
+    run = runner.run_pipeline(
+        str(data_dir), str(tmp_path / "out"), say=lines.append, today=dt.date(2024, 2, 5)
+    )
+    assert run.weeks[-1] == "2024-01-22"
+    assert (
+        "note: the accepted rows end on 2024-01-23, so week 2024-01-22 holds 2 of its 7 days: "
+        "its figures are a partial week's"
+    ) in lines
 
 
 def test_a_failed_raw_file_is_the_users_error(data_dir, tmp_path):
