@@ -95,11 +95,12 @@ def partial_week_note(weeks: list[str], last_day: pd.Timestamp) -> str | None:
     then cover a few days, and a reader comparing it with the week before should know."""
     if not weeks:
         return None
-    days = (pd.Timestamp(last_day).normalize() - pd.Timestamp(weeks[-1])).days + 1
+    last = pd.Timestamp(last_day).normalize()
+    days = (last - pd.Timestamp(weeks[-1])).days + 1
     if not 0 < days < 7:
         return None
     return (
-        f"note: the accepted rows end on {pd.Timestamp(last_day).date()}, so week {weeks[-1]} "
+        f"note: the accepted rows end on {last.date()}, so week {weeks[-1]} "
         f"holds {days} of its 7 days: its figures are a partial week's"
     )
 
