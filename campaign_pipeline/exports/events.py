@@ -110,6 +110,48 @@ def _clean(properties: dict) -> dict:
     return {k: v for k, v in properties.items() if v is not None}
 
 
+# the published columns each kind of event reads (absent ones read as missing)
+_SUMMARY_COLUMNS = (
+    "campaign_id",
+    "platform",
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "leads",
+    "converted_leads",
+    "revenue",
+    "cpl",
+    "roas",
+)
+_ANOMALY_COLUMNS = (
+    "campaign_id",
+    "grain",
+    "period_start",
+    "period_end",
+    "metric",
+    "anomaly_type",
+    "severity",
+    "confidence",
+    "value",
+    "expected",
+    "suggested_action",
+    "explanation",
+)
+_HEALTH_CHANGE_COLUMNS = (
+    "campaign_id",
+    "platform",
+    "previous_bucket",
+    "health_bucket",
+    "recommended_action",
+    "reason",
+)
+
+
+def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    return frame[[name for name in names if name in frame.columns]]
+
+
 def _platforms(campaigns: pd.DataFrame | None) -> dict[str, str]:
     if campaigns is None or not len(campaigns) or "platform" not in campaigns:
         return {}
@@ -124,7 +166,10 @@ def summary_events(
     with its health bucket and action from the same week's health table."""
     if not len(weekly):
         return []
-    week = weekly.assign(campaign_id=weekly["campaign_id"].astype(str))
+    # only the columns a summary reads: a row dict of the whole table (60-odd columns) would
+    # cost most of the time of building a large account's events
+    week = _columns(weekly, _SUMMARY_COLUMNS)
+    week = week.assign(campaign_id=week["campaign_id"].astype(str))
     judged = (
         health.assign(campaign_id=health["campaign_id"].astype(str))[
             ["campaign_id", "health_bucket", "recommended_action"]
@@ -166,7 +211,7 @@ def anomaly_events(
     period start, metric) is the event's detail."""
     if not len(flags):
         return []
-    kept = flags[severity_at_least(flags["severity"], min_severity)]
+    kept = _columns(flags, _ANOMALY_COLUMNS)[severity_at_least(flags["severity"], min_severity)]
     kept = kept.assign(campaign_id=kept["campaign_id"].astype(str)).sort_values(
         ["campaign_id", "grain", "period_start", "metric"]
     )
@@ -205,7 +250,9 @@ def health_change_events(
     this week has no bucket to change from, so it gets none)."""
     if not len(health) or "bucket_changed" not in health:
         return []
-    changed = health[health["bucket_changed"].fillna(False).astype(bool)]
+    changed = _columns(health, _HEALTH_CHANGE_COLUMNS)[
+        health["bucket_changed"].fillna(False).astype(bool)
+    ]
     changed = changed.assign(campaign_id=changed["campaign_id"].astype(str)).sort_values(
         "campaign_id"
     )

@@ -15,6 +15,7 @@ params. Nothing is back-dated, so nothing is moved or dropped.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -72,12 +73,14 @@ def client_id(campaign_id: str) -> str:
     return f"{int(digest[:8], 16)}.{int(digest[8:16], 16)}"
 
 
+@functools.lru_cache(maxsize=256)  # a week's events share it: parsed once, not per event
 def session_id(week_start: str) -> int:
     """One session per campaign and week: the week's Monday in Unix seconds (a numeric
     timestamp, as gtag's session ids are), the same on every run."""
     return int(pd.Timestamp(week_start).tz_localize("UTC").timestamp())
 
 
+@functools.lru_cache(maxsize=1024)  # the same few dozen names, checked on every event
 def name_problem(name: str, what: str) -> str | None:
     if len(name) > MAX_NAME_LENGTH:
         return f"{what} {name!r} is {len(name)} characters (at most {MAX_NAME_LENGTH})"
