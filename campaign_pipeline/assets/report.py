@@ -14,7 +14,6 @@ from campaign_pipeline.report import (
 )
 from campaign_pipeline.report.build import MAX_FLAG_CHARTS
 from campaign_pipeline.report.files import DAILY_WEEKS_BEFORE, REPORT_FOLDER, WEEKLY_WEEKS_BEFORE
-from campaign_pipeline.report.self_contained import external_references
 from campaign_pipeline.resources.storage import PipelineStorage
 
 
@@ -87,9 +86,8 @@ def weekly_report(
             raise dg.Failure(description=str(error)) from error
         path = write_report_page(storage.published_dir, week, report.html)
         pages[week], sizes[week] = path, path.stat().size
-        found = external_references(report.html)  # the page as written, not read back
-        if found:
-            outside[week] = found[:5]
+        if report.outside_references:  # found in the text just written, not read back
+            outside[week] = report.outside_references[:5]
     latest = pages[weeks.last]
     return dg.MaterializeResult(
         check_results=[

@@ -39,6 +39,7 @@ from campaign_pipeline.parallel import map_in_processes
 from campaign_pipeline.report import charts
 from campaign_pipeline.report import formatting as fmt
 from campaign_pipeline.report.files import ReportTables, load_report_tables
+from campaign_pipeline.report.self_contained import external_references
 from campaign_pipeline.report.template import render_page
 
 TOP_SEVERITIES = ("critical", "high")
@@ -91,6 +92,9 @@ class WeeklyReport:
     html: str
     summary_markdown: str
     facts: dict = field(default_factory=dict)  # the headline numbers, for asset metadata
+    # what in `html` would make a browser fetch something (`external_references`): found where
+    # the page is built, so a range's pages are checked in the processes that build them
+    outside_references: list[str] = field(default_factory=list)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -764,7 +768,9 @@ def build_weekly_report(
         "buckets": {b["bucket"]: b["current"] for b in context["buckets"]},
         "page_bytes": len(html.encode("utf-8")),
     }
-    return WeeklyReport(tables.week, html, summary_markdown(context), facts)
+    return WeeklyReport(
+        tables.week, html, summary_markdown(context), facts, external_references(html)
+    )
 
 
 # Weekly pages are built in worker processes only when each worker gets at least this many:

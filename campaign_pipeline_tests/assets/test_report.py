@@ -1,6 +1,6 @@
 """The weekly_report asset through Dagster: it writes each week's page where the data contract
 says, the page is the pure builder's for that week's tables, and the materialization carries
-the Markdown summary and a passing self-contained check."""
+the Markdown summary and a self-contained check, which fails naming what a page would fetch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from campaign_pipeline.assets.report import weekly_report
 from campaign_pipeline.definitions import defs
-from campaign_pipeline.report import build_weekly_report, load_report_tables, report_path
+from campaign_pipeline.report import build, build_weekly_report, load_report_tables, report_path
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests.report._support import busiest_week
 
@@ -67,6 +67,23 @@ def test_one_week_materialized_attaches_its_summary_and_passes_self_contained(
     assert metadata["latest_page_kb"].value == round(path.stat().size / 1024, 1)
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "self_contained" and check.passed
+
+
+def test_a_page_that_reaches_outside_fails_self_contained_naming_what(
+    published_sample, published_copy, monkeypatch
+):
+    fetching = '<img src="https://cdn.example.com/pixel.gif">'
+    render = build.render_page
+    monkeypatch.setattr(build, "render_page", lambda context: render(context) + fetching)
+    week = published_sample.weeks[-1]
+    result = dg.materialize(
+        [weekly_report], partition_key=week, resources={"storage": published_copy}
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "self_contained" and not check.passed
+    assert check.metadata["outside_references"].value == {
+        week: ['src="https://cdn.example.com/pixel.gif"']
+    }
 
 
 def test_a_week_without_published_tables_fails_naming_them(published_copy):
