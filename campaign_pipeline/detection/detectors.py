@@ -778,7 +778,11 @@ def score_panel(
         if s.use_window_shift:
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
-            rho = persistence(u_w, level, scale, cnt, window, s) if s.use_autocorrelation else None
+            rho = (
+                persistence(u_w, level, scale, cnt, window, s, _shift_steps(cols, x.shape[1], s))
+                if s.use_autocorrelation
+                else None
+            )
             make_shift = lambda r, at: _level_shift(  # noqa: E731
                 at(u),
                 at(level),
@@ -852,9 +856,8 @@ def score_panel(
         count_var=var if (kind == "count" and s.use_count_tests) else np.full(x.shape, np.nan),
     )
     if s.use_window_shift:
-        # the tests of the steps in scope need the `max(shift_windows) - 1` steps before them
-        first, stop, _ = cols.indices(x.shape[1])
-        lo = max(0, first - (max(s.shift_windows) - 1))
+        first = cols.indices(x.shape[1])[0]
+        lo, stop, _ = _shift_steps(cols, x.shape[1], s).indices(x.shape[1])
 
         def at(a):
             return None if a is None else a[:, lo:stop]
@@ -934,20 +937,34 @@ def _shift_pvalue(window_z: np.ndarray, cnt_ref: np.ndarray, s: DetectionSetting
     return 2.0 * stats.t.sf(np.abs(np.nan_to_num(window_z)), scale_df(np.nan_to_num(cnt_ref), s))
 
 
-def persistence(u_w, level, scale, cnt, window: int, s: DetectionSettings) -> np.ndarray:
-    """The lag-1 autocorrelation the window-shift test allows for at each step.
+def persistence(
+    u_w, level, scale, cnt, window: int, s: DetectionSettings, steps: slice = slice(None)
+) -> np.ndarray:
+    """The lag-1 autocorrelation the window-shift test allows for at each step of `steps`
+    (NaN at the others).
 
     One baseline's estimate is noisy (sd ~ 1/sqrt(n - 1): 0.19 from 28 days) and reads an
     event or a ramp inside the baseline as persistence, which silences the next shift. So
     the estimate is lowered by `autocorrelation_margin` standard errors (only persistence
     the data clearly show is discounted) and replaced by the median of the estimates over
     the last `autocorrelation_baselines` baselines (one event sways a minority of them).
+    That median (56 estimates by default) is taken at `steps` only: the shift tests read
+    a few steps, and sorting its windows at every step was most of this function's time.
     """
     rho = lag1_autocorrelation(u_w, level, scale)
     rho = rho - s.autocorrelation_margin / np.sqrt(np.maximum(cnt - 1, 1))
     if s.autocorrelation_baselines > 0:
-        rho = nan_median(trailing_windows(rho, s.autocorrelation_baselines * window))
+        history = trailing_windows(rho, s.autocorrelation_baselines * window)
+        rho = np.full(rho.shape, np.nan)
+        rho[:, steps] = nan_median(history[:, steps])
     return np.minimum(rho, s.max_autocorrelation)
+
+
+def _shift_steps(cols: slice, n_steps: int, s: DetectionSettings) -> slice:
+    """The steps the window-shift tests of the steps in `cols` read: those steps and the
+    `max(shift_windows) - 1` before them."""
+    first, stop, _ = cols.indices(n_steps)
+    return slice(max(0, first - (max(s.shift_windows) - 1)), stop)
 
 
 def _level_shift(

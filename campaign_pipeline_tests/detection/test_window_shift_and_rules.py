@@ -286,6 +286,26 @@ def test_one_event_in_the_baseline_is_not_taken_for_persistence():
     np.testing.assert_allclose(unsmoothed, np.minimum(raw, 0.9))
 
 
+def test_persistence_at_some_steps_is_its_value_at_those_steps():
+    from campaign_pipeline.detection.baselines import (
+        nan_count,
+        robust_level_scale,
+        trailing_windows,
+    )
+    from campaign_pipeline.detection.detectors import persistence
+
+    rng = np.random.default_rng(5)
+    u = rng.normal(0, 1, (20, 63))
+    u[rng.random(u.shape) < 0.2] = np.nan
+    u_w = trailing_windows(u, 28)
+    level, scale = robust_level_scale(u_w)
+    s = DetectionSettings()
+    every = persistence(u_w, level, scale, nan_count(u_w), 28, s)
+    some = persistence(u_w, level, scale, nan_count(u_w), 28, s, slice(52, 63))
+    np.testing.assert_array_equal(some[:, 52:], every[:, 52:])
+    assert np.isfinite(some[:, 52:]).any() and np.isnan(some[:, :52]).all()
+
+
 def test_autocorrelation_settings_are_checked():
     for bad in (
         dict(max_autocorrelation=1.0),
