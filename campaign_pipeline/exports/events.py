@@ -110,7 +110,8 @@ def _clean(properties: dict) -> dict:
     return {k: v for k, v in properties.items() if v is not None}
 
 
-# the published columns each kind of event reads (absent ones read as missing)
+# the published columns each kind of event reads: its rows hold these and only these (an
+# absent one as missing), so a property read from a column not listed here fails at once
 _SUMMARY_COLUMNS = (
     "campaign_id",
     "platform",
@@ -149,7 +150,7 @@ _HEALTH_CHANGE_COLUMNS = (
 
 
 def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
-    return frame[[name for name in names if name in frame.columns]]
+    return frame.reindex(columns=list(names))
 
 
 def _platforms(campaigns: pd.DataFrame | None) -> dict[str, str]:
@@ -185,20 +186,20 @@ def summary_events(
         campaign = row["campaign_id"]
         properties = {
             "campaign_id": campaign,
-            "source": _text(row.get("platform")) or platforms.get(campaign),
+            "source": _text(row["platform"]) or platforms.get(campaign),
             "week_start": week_start,
             "week_end": week_end,
-            "spend": _money(row.get("spend")),
-            "impressions": _count(row.get("impressions")),
-            "clicks": _count(row.get("clicks")),
-            "conversions": _count(row.get("conversions")),
-            "leads": _count(row.get("leads")),
-            "converted_leads": _count(row.get("converted_leads")),
-            "revenue": _money(row.get("revenue")),
-            "cpl": _ratio(row.get("cpl")),
-            "roas": _ratio(row.get("roas")),
-            "health_bucket": _text(row.get("health_bucket")),
-            "recommended_action": _text(row.get("recommended_action")),
+            "spend": _money(row["spend"]),
+            "impressions": _count(row["impressions"]),
+            "clicks": _count(row["clicks"]),
+            "conversions": _count(row["conversions"]),
+            "leads": _count(row["leads"]),
+            "converted_leads": _count(row["converted_leads"]),
+            "revenue": _money(row["revenue"]),
+            "cpl": _ratio(row["cpl"]),
+            "roas": _ratio(row["roas"]),
+            "health_bucket": _text(row["health_bucket"]),
+            "recommended_action": _text(row["recommended_action"]),
         }
         events.append(CampaignEvent(SUMMARY, week_start, campaign, "", time_ms, _clean(properties)))
     return events
@@ -223,18 +224,18 @@ def anomaly_events(
             "campaign_id": campaign,
             "source": platforms.get(campaign),
             "week_start": week_start,
-            "grain": _text(row.get("grain")),
+            "grain": _text(row["grain"]),
             "period_start": start,
             "period_end": end,
-            "metric": _text(row.get("metric")),
-            "anomaly_type": _text(row.get("anomaly_type")),
-            "severity": _text(row.get("severity")),
-            "confidence": _ratio(row.get("confidence")),
+            "metric": _text(row["metric"]),
+            "anomaly_type": _text(row["anomaly_type"]),
+            "severity": _text(row["severity"]),
+            "confidence": _ratio(row["confidence"]),
             # not "value": GA4 reads a "value" param as money (with "currency")
-            "metric_value": _ratio(row.get("value")),
-            "expected_value": _ratio(row.get("expected")),
-            "suggested_action": _text(row.get("suggested_action")),
-            "explanation": _text(row.get("explanation")),
+            "metric_value": _ratio(row["value"]),
+            "expected_value": _ratio(row["expected"]),
+            "suggested_action": _text(row["suggested_action"]),
+            "explanation": _text(row["explanation"]),
         }
         detail = f"{row['grain']}|{start}|{row['metric']}"
         events.append(
@@ -262,12 +263,12 @@ def health_change_events(
         campaign = row["campaign_id"]
         properties = {
             "campaign_id": campaign,
-            "source": _text(row.get("platform")) or platforms.get(campaign),
+            "source": _text(row["platform"]) or platforms.get(campaign),
             "week_start": week_start,
-            "from_bucket": _text(row.get("previous_bucket")),
-            "to_bucket": _text(row.get("health_bucket")),
-            "recommended_action": _text(row.get("recommended_action")),
-            "reason": _text(row.get("reason")),
+            "from_bucket": _text(row["previous_bucket"]),
+            "to_bucket": _text(row["health_bucket"]),
+            "recommended_action": _text(row["recommended_action"]),
+            "reason": _text(row["reason"]),
         }
         events.append(
             CampaignEvent(

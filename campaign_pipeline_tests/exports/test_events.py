@@ -49,6 +49,21 @@ def test_summary_carries_the_weeks_figures_with_nulls_left_out():
     assert summary.time_ms == int(pd.Timestamp("2025-03-10", tz="UTC").timestamp() * 1000) - 1
 
 
+def test_a_column_the_tables_lack_is_a_missing_property():
+    tables = week_tables(n_campaigns=3)
+    tables["weekly"] = tables["weekly"].drop(columns=["platform", "revenue", "roas"])
+    tables["flags"] = tables["flags"].drop(columns=["explanation"])
+    events = events_for(tables)
+    summaries = [e.properties for e in events if e.kind == SUMMARY]
+    assert len(summaries) == 3 and not any("revenue" in p or "roas" in p for p in summaries)
+    # no platform column: the source is the campaign's platform in the campaigns table
+    platform_of = dict(zip(tables["campaigns"]["campaign_id"], tables["campaigns"]["platform"]))
+    assert all(p["source"] == platform_of[p["campaign_id"]] for p in summaries)
+    assert all("spend" in p for p in summaries)
+    flags = [e.properties for e in events if e.kind == ANOMALY]
+    assert flags and not any("explanation" in p for p in flags)
+
+
 def test_keys_are_deterministic_distinct_and_per_destination():
     tables = week_tables()
     first, again = events_for(tables), events_for(week_tables())
