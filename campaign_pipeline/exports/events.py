@@ -125,7 +125,7 @@ _SUMMARY_COLUMNS = (
     "cpl",
     "roas",
 )
-_ANOMALY_COLUMNS = (
+_ANOMALY_COLUMNS = (  # the first five identify a flag's event
     "campaign_id",
     "grain",
     "period_start",
@@ -149,7 +149,12 @@ _HEALTH_CHANGE_COLUMNS = (
 )
 
 
-def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+def _columns(frame: pd.DataFrame, names: tuple[str, ...], keys: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with ``names`` as its columns; ``keys`` (what identifies an event) must be
+    there, any other may be absent (missing)."""
+    absent = [key for key in keys if key not in frame.columns]
+    if absent:
+        raise KeyError(f"the table has no {', '.join(absent)} column")
     return frame.reindex(columns=list(names))
 
 
@@ -169,7 +174,7 @@ def summary_events(
         return []
     # only the columns a summary reads: a row dict of the whole table (60-odd columns) would
     # cost most of the time of building a large account's events
-    week = _columns(weekly, _SUMMARY_COLUMNS)
+    week = _columns(weekly, _SUMMARY_COLUMNS, ("campaign_id",))
     week = week.assign(campaign_id=week["campaign_id"].astype(str))
     judged = (
         health.assign(campaign_id=health["campaign_id"].astype(str))[
@@ -212,7 +217,9 @@ def anomaly_events(
     period start, metric) is the event's detail."""
     if not len(flags):
         return []
-    kept = _columns(flags, _ANOMALY_COLUMNS)[severity_at_least(flags["severity"], min_severity)]
+    kept = _columns(flags, _ANOMALY_COLUMNS, _ANOMALY_COLUMNS[:5])[
+        severity_at_least(flags["severity"], min_severity)
+    ]
     kept = kept.assign(campaign_id=kept["campaign_id"].astype(str)).sort_values(
         ["campaign_id", "grain", "period_start", "metric"]
     )
@@ -251,7 +258,7 @@ def health_change_events(
     this week has no bucket to change from, so it gets none)."""
     if not len(health) or "bucket_changed" not in health:
         return []
-    changed = _columns(health, _HEALTH_CHANGE_COLUMNS)[
+    changed = _columns(health, _HEALTH_CHANGE_COLUMNS, ("campaign_id",))[
         health["bucket_changed"].fillna(False).astype(bool)
     ]
     changed = changed.assign(campaign_id=changed["campaign_id"].astype(str)).sort_values(

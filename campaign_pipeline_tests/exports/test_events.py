@@ -62,6 +62,10 @@ def test_a_column_the_tables_lack_is_a_missing_property():
     assert all("spend" in p for p in summaries)
     flags = [e.properties for e in events if e.kind == ANOMALY]
     assert flags and not any("explanation" in p for p in flags)
+    # what identifies an event cannot be missing
+    without_grain = tables["flags"].drop(columns=["grain"])
+    with pytest.raises(KeyError, match="no grain column"):
+        week_events(WEEK, tables["weekly"], tables["health"], without_grain)
 
 
 def test_keys_are_deterministic_distinct_and_per_destination():
