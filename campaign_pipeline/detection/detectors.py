@@ -646,6 +646,8 @@ def score_panel(
     s = settings
     x = values.astype(float)
     cols = slice(None) if scope is None else scope
+    # the steps the window-shift tests of the steps in scope read (`_shift_steps`)
+    shift_steps = _shift_steps(cols, x.shape[1], s) if s.use_window_shift else None
     n_cycles = max(1, window // period) if period else 1
 
     if kind == "rate":
@@ -779,7 +781,7 @@ def score_panel(
             # neighbouring steps that move together (hourly readings, a drifting level) make a
             # run of high values less surprising than the same run of independent ones
             rho = (
-                persistence(u_w, level, scale, cnt, window, s, _shift_steps(cols, x.shape[1], s))
+                persistence(u_w, level, scale, cnt, window, s, shift_steps)
                 if s.use_autocorrelation
                 else None
             )
@@ -857,7 +859,7 @@ def score_panel(
     )
     if s.use_window_shift:
         first = cols.indices(x.shape[1])[0]
-        lo, stop, _ = _shift_steps(cols, x.shape[1], s).indices(x.shape[1])
+        lo, stop = shift_steps.start, shift_steps.stop
 
         def at(a):
             return None if a is None else a[:, lo:stop]

@@ -125,12 +125,9 @@ _SUMMARY_COLUMNS = (
     "cpl",
     "roas",
 )
-_ANOMALY_COLUMNS = (  # the first five identify a flag's event
-    "campaign_id",
-    "grain",
-    "period_start",
-    "period_end",
-    "metric",
+_ANOMALY_KEYS = ("campaign_id", "grain", "period_start", "period_end", "metric")
+_ANOMALY_COLUMNS = (
+    *_ANOMALY_KEYS,
     "anomaly_type",
     "severity",
     "confidence",
@@ -217,7 +214,7 @@ def anomaly_events(
     period start, metric) is the event's detail."""
     if not len(flags):
         return []
-    kept = _columns(flags, _ANOMALY_COLUMNS, _ANOMALY_COLUMNS[:5])[
+    kept = _columns(flags, _ANOMALY_COLUMNS, _ANOMALY_KEYS)[
         severity_at_least(flags["severity"], min_severity)
     ]
     kept = kept.assign(campaign_id=kept["campaign_id"].astype(str)).sort_values(
