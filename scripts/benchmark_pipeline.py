@@ -20,8 +20,11 @@ For each size (a multiple of ``--campaigns``, all over ``--days`` days) it
 
 With ``--monday`` it then times a Monday: with the year of history the largest size's run
 materialized, ``weekly_pipeline_job`` (the schedule's job: the raw exports re-read and
-validated, then the last complete week's assets and the whole tables) for the last week, and
-``weekly_assets_job`` for that week alone (the week's assets on the stored validated layer).
+validated, then the week's assets and the whole tables) and ``weekly_assets_job`` (the week's
+assets alone, on the stored validated layer), each for two weeks: the last complete week of
+the data (what the Monday after it judges; the generator's accounts wind down towards the
+year's end, so it is a light week) and the week with the most campaign-days (the heaviest
+Monday of the year). A last week that holds only some of its days is never the one timed.
 
 How the stages are measured. The measured process runs the CLI in-process with the default
 ephemeral Dagster instance and the in-process executor, so the steps run one at a time in
@@ -293,8 +296,29 @@ def child_run(data_dir: str, out_dir: str, result_path: str) -> int:
     return 0
 
 
+def monday_weeks(days) -> list[dict]:
+    """The weeks a Monday run is timed on, from the stored daily rows' dates: the last week
+    whose 7 days the data covers, and the week with the most campaign-days (rows)."""
+    import pandas as pd
+
+    day = pd.to_datetime(days).dt.normalize()
+    week = day - pd.to_timedelta(day.dt.weekday, unit="D")
+    rows = week.value_counts().sort_index()
+    complete = rows[(rows.index >= day.min()) & (rows.index + pd.Timedelta(days=6) <= day.max())]
+    if complete.empty:
+        return []
+    picked: dict = {}
+    for start, why in ((complete.index[-1], "last complete week"),
+                       (complete.idxmax(), "most campaign-days")):  # fmt: skip
+        picked[start] = f"{picked[start]}, {why}" if start in picked else why
+    return [
+        {"week": str(start.date()), "why": why, "campaign_days": int(rows[start])}
+        for start, why in picked.items()
+    ]
+
+
 def child_monday(data_dir: str, out_dir: str, result_path: str) -> int:
-    """The schedule's job for the last stored week, then the week's assets alone."""
+    """The schedule's job, then the week's assets alone, for each of `monday_weeks`."""
     sampler = Sampler()
     sampler.start()
     import dagster as dg
@@ -303,37 +327,37 @@ def child_monday(data_dir: str, out_dir: str, result_path: str) -> int:
     from campaign_pipeline.resources.storage import PipelineStorage
     from campaign_pipeline.runner import storage_run_config
 
-    week = PipelineStorage(data_dir=data_dir, out_dir=out_dir).table_weeks(
-        "daily_campaign_metrics"
-    )[-1]
+    stored = PipelineStorage(data_dir=data_dir, out_dir=out_dir)
+    weeks = monday_weeks(stored.read_table("daily_campaign_metrics", columns=["date"])["date"])
     config = storage_run_config(data_dir, out_dir) | {
         "loggers": {"console": {"config": {"log_level": "WARNING"}}}
     }
-    out = {"week": week, "jobs": {}}
-    for job_name in ("weekly_pipeline_job", "weekly_assets_job"):
-        instance = dg.DagsterInstance.ephemeral()
-        t0, cpu0 = time.time(), sum(os.times()[:4])
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            partition_key=week,
-            run_config=config,
-            instance=instance,
-            raise_on_error=False,
-            tags={"campaign_pipeline/trigger": "weekly_schedule"},
-        )
-        t1, cpu1 = time.time(), sum(os.times()[:4])
-        steps = _steps([instance])
-        for step in steps:
-            step["peak_rss"], step["cpu"] = sampler.window(step["start"], step["end"])
-        peak, _ = sampler.window(t0, t1)
-        out["jobs"][job_name] = {
-            "ok": result.success,
-            "wall": t1 - t0,
-            "cpu": cpu1 - cpu0,
-            "peak_rss": peak,
-            "steps": steps,
-        }
+    for monday in weeks:
+        monday["jobs"] = {}
+        for job_name in ("weekly_pipeline_job", "weekly_assets_job"):
+            instance = dg.DagsterInstance.ephemeral()
+            t0, cpu0 = time.time(), sum(os.times()[:4])
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                partition_key=monday["week"],
+                run_config=config,
+                instance=instance,
+                raise_on_error=False,
+                tags={"campaign_pipeline/trigger": "weekly_schedule"},
+            )
+            t1, cpu1 = time.time(), sum(os.times()[:4])
+            steps = _steps([instance])
+            for step in steps:
+                step["peak_rss"], step["cpu"] = sampler.window(step["start"], step["end"])
+            peak, _ = sampler.window(t0, t1)
+            monday["jobs"][job_name] = {
+                "ok": result.success,
+                "wall": t1 - t0,
+                "cpu": cpu1 - cpu0,
+                "peak_rss": peak,
+                "steps": steps,
+            }
     sampler.stop()
-    out["peak_rss"] = max(_peak_rss_of_process(), sampler.peak())
+    out = {"weeks": weeks, "peak_rss": max(_peak_rss_of_process(), sampler.peak())}
     Path(result_path).write_text(json.dumps(out))
     return 0
 
@@ -600,17 +624,22 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         if code == 0 and result_path.exists():
             monday = json.loads(result_path.read_text())
-            for job, measured in monday["jobs"].items():
-                say(
-                    f"  {job} for {monday['week']}: {measured['wall']:.1f} s wall, "
-                    f"{measured['cpu']:.1f} s CPU, peak {_mb(measured['peak_rss'])}"
-                    + ("" if measured["ok"] else " (FAILED)")
-                )
-                for step in measured["steps"]:
+            if not monday["weeks"]:
+                say("  no week of the stored data holds all its 7 days: nothing timed")
+            for week in monday["weeks"]:
+                days = f"{week['campaign_days']:,} campaign-days"
+                say(f"  week {week['week']} ({week['why']}, {days})")
+                for job, measured in week["jobs"].items():
                     say(
-                        f"    {step['step']:<31}{step['end'] - step['start']:>8.1f}"
-                        f"{step['cpu']:>8.1f}{_mb(step['peak_rss']):>11}"
+                        f"  {job}: {measured['wall']:.1f} s wall, "
+                        f"{measured['cpu']:.1f} s CPU, peak {_mb(measured['peak_rss'])}"
+                        + ("" if measured["ok"] else " (FAILED)")
                     )
+                    for step in measured["steps"]:
+                        say(
+                            f"    {step['step']:<31}{step['end'] - step['start']:>8.1f}"
+                            f"{step['cpu']:>8.1f}{_mb(step['peak_rss']):>11}"
+                        )
         else:
             say(f"  Monday run FAILED (exit {code}); see {data_dir / 'monday.log'}")
 
@@ -671,7 +700,7 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
         )
     if monday:
         lines.append("")
-        lines.append(f"Monday run for the week of {monday['week']} over the stored year:")
+        lines.append("Monday runs over the stored year:")
         lines.append("")
         shown = (
             "validated_leads",
@@ -681,17 +710,21 @@ def markdown(summary: list[dict], monday: dict | None, args) -> str:
             "weekly_report",
         )
         lines.append(
-            "| job | wall | CPU | peak memory | " + " | ".join(f"{s} step" for s in shown) + " |"
+            "| week | campaign-days | job | wall | CPU | peak memory | "
+            + " | ".join(f"{s} step" for s in shown)
+            + " |"
         )
-        lines.append("|---|---|---|---|" + "---|" * len(shown))
-        for job, measured in monday["jobs"].items():
-            took = {s["step"]: s["end"] - s["start"] for s in measured["steps"]}
-            lines.append(
-                f"| `{job}` | {measured['wall']:.1f} s | {measured['cpu']:.1f} s | "
-                f"{_mb(measured['peak_rss'])} | "
-                + " | ".join(f"{took[s]:.1f} s" if s in took else "not run" for s in shown)
-                + " |"
-            )
+        lines.append("|---|---|---|---|---|---|" + "---|" * len(shown))
+        for week in monday["weeks"]:
+            for job, measured in week["jobs"].items():
+                took = {s["step"]: s["end"] - s["start"] for s in measured["steps"]}
+                lines.append(
+                    f"| {week['week']} ({week['why']}) | {week['campaign_days']:,} | `{job}` | "
+                    f"{measured['wall']:.1f} s{'' if measured['ok'] else ' (failed)'} | "
+                    f"{measured['cpu']:.1f} s | {_mb(measured['peak_rss'])} | "
+                    + " | ".join(f"{took[s]:.1f} s" if s in took else "not run" for s in shown)
+                    + " |"
+                )
     return "\n".join(lines)
 
 
