@@ -3,7 +3,7 @@
 generated accounts of growing size, against a script in the style of the earlier system.
 
     python scripts/benchmark_pipeline.py [--sizes 0.25 0.5 1] [--campaigns 16000] [--days 365]
-        [--seed 7] [--work DIR] [--monday] [--no-legacy] [--markdown FILE]
+        [--seed 7] [--work DIR] [--monday | --monday-only] [--no-legacy] [--markdown FILE]
 
 For each size (a multiple of ``--campaigns``, all over ``--days`` days) it
 
@@ -25,6 +25,8 @@ assets alone, on the stored validated layer), each for two weeks: the last compl
 the data (what the Monday after it judges; the generator's accounts wind down towards the
 year's end, so it is a light week) and the week with the most campaign-days (the heaviest
 Monday of the year). A last week that holds only some of its days is never the one timed.
+Each job runs in a fresh process, as the schedule's run launcher starts it. ``--monday-only``
+times just those runs, over the year an earlier invocation stored.
 
 How the stages are measured. The measured process runs the CLI in-process with the default
 ephemeral Dagster instance and the in-process executor, so the steps run one at a time in
@@ -317,48 +319,36 @@ def monday_weeks(days) -> list[dict]:
     ]
 
 
-def child_monday(data_dir: str, out_dir: str, result_path: str) -> int:
-    """The schedule's job, then the week's assets alone, for each of `monday_weeks`."""
+def child_monday(data_dir: str, out_dir: str, result_path: str, week: str, job: str) -> int:
+    """One Monday job for one week, in this fresh process as the schedule's run launcher would
+    start it (a run after another in one process would begin on the first one's memory)."""
     sampler = Sampler()
     sampler.start()
     import dagster as dg
 
     from campaign_pipeline.definitions import defs
-    from campaign_pipeline.resources.storage import PipelineStorage
     from campaign_pipeline.runner import storage_run_config
 
-    stored = PipelineStorage(data_dir=data_dir, out_dir=out_dir)
-    weeks = monday_weeks(stored.read_table("daily_campaign_metrics", columns=["date"])["date"])
     config = storage_run_config(data_dir, out_dir) | {
         "loggers": {"console": {"config": {"log_level": "WARNING"}}}
     }
-    for monday in weeks:
-        monday["jobs"] = {}
-        for job_name in ("weekly_pipeline_job", "weekly_assets_job"):
-            instance = dg.DagsterInstance.ephemeral()
-            t0, cpu0 = time.time(), sum(os.times()[:4])
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                partition_key=monday["week"],
-                run_config=config,
-                instance=instance,
-                raise_on_error=False,
-                tags={"campaign_pipeline/trigger": "weekly_schedule"},
-            )
-            t1, cpu1 = time.time(), sum(os.times()[:4])
-            steps = _steps([instance])
-            for step in steps:
-                step["peak_rss"], step["cpu"] = sampler.window(step["start"], step["end"])
-            peak, _ = sampler.window(t0, t1)
-            monday["jobs"][job_name] = {
-                "ok": result.success,
-                "wall": t1 - t0,
-                "cpu": cpu1 - cpu0,
-                "peak_rss": peak,
-                "steps": steps,
-            }
+    instance = dg.DagsterInstance.ephemeral()
+    t0, cpu0 = time.time(), sum(os.times()[:4])
+    result = defs.resolve_job_def(job).execute_in_process(
+        partition_key=week,
+        run_config=config,
+        instance=instance,
+        raise_on_error=False,
+        tags={"campaign_pipeline/trigger": "weekly_schedule"},
+    )
+    t1, cpu1 = time.time(), sum(os.times()[:4])
+    steps = _steps([instance])
+    for step in steps:
+        step["peak_rss"], step["cpu"] = sampler.window(step["start"], step["end"])
+    peak, _ = sampler.window(t0, t1)
     sampler.stop()
-    out = {"weeks": weeks, "peak_rss": max(_peak_rss_of_process(), sampler.peak())}
-    Path(result_path).write_text(json.dumps(out))
+    measured = {"ok": result.success, "wall": t1 - t0, "cpu": cpu1 - cpu0, "peak_rss": peak}
+    Path(result_path).write_text(json.dumps(measured | {"steps": steps}))
     return 0
 
 
@@ -535,14 +525,24 @@ def main(argv: list[str] | None = None) -> int:
         help="where the generated data and the outputs go (kept between invocations)",
     )
     parser.add_argument("--monday", action="store_true", help="also time a Monday run")
+    parser.add_argument(
+        "--monday-only",
+        action="store_true",
+        help="time only the Monday runs, over the year an earlier invocation stored for the "
+        "largest --sizes",
+    )
     parser.add_argument("--no-legacy", action="store_true", help="skip the earlier-system script")
     parser.add_argument("--markdown", help="also write the summary table to this file")
     parser.add_argument("--child", nargs=4, metavar=("MODE", "DATA", "OUT", "RESULT"),
                         help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--week", help=argparse.SUPPRESS)  # the Monday child's week and job
+    parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         mode, data, out, result = args.child
-        return {"run": child_run, "monday": child_monday}[mode](data, out, result)
+        if mode == "monday":
+            return child_monday(data, out, result, args.week, args.job)
+        return child_run(data, out, result)
 
     def say(line: str = "") -> None:
         print(line, flush=True)
@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     say(f"benchmark_pipeline: commit {commit()}, {os.cpu_count()} CPUs, work dir {work}")
     summary = []
-    for size in args.sizes:
+    for size in [] if args.monday_only else args.sizes:
         campaigns = max(1, round(args.campaigns * size))
         data_dir = work / f"c{campaigns}_d{args.days}_s{args.seed}"
         say(f"\nsize {size:g}x: {campaigns:,} campaigns x {args.days} days")
@@ -612,36 +612,53 @@ def main(argv: list[str] | None = None) -> int:
         summary.append(entry)
 
     monday = None
-    if args.monday and summary and not summary[-1].get("failed"):
+    if args.monday_only:
+        size = max(args.sizes)
+        last = {"size": size, "campaigns": max(1, round(args.campaigns * size))}
+        stored = work / f"c{last['campaigns']}_d{args.days}_s{args.seed}" / "out"
+        if not (stored / "daily_campaign_metrics").is_dir():
+            say(f"--monday-only: no stored year at {stored}; run with --sizes {size:g} first")
+            return 2
+    elif args.monday and summary and not summary[-1].get("failed"):
         last = summary[-1]
+    if args.monday_only or (args.monday and summary and not summary[-1].get("failed")):
         data_dir = work / f"c{last['campaigns']}_d{args.days}_s{args.seed}"
-        say(f"\nMonday run over the stored year of the {last['size']:g}x size ...")
-        result_path = data_dir / "monday_result.json"
-        code, wall, cpu, peak = _run_measured(
-            [sys.executable, __file__, "--child", "monday", str(data_dir), str(data_dir / "out"),
-             str(result_path)],
-            data_dir / "monday.log",
-        )  # fmt: skip
-        if code == 0 and result_path.exists():
-            monday = json.loads(result_path.read_text())
-            if not monday["weeks"]:
-                say("  no week of the stored data holds all its 7 days: nothing timed")
-            for week in monday["weeks"]:
-                days = f"{week['campaign_days']:,} campaign-days"
-                say(f"  week {week['week']} ({week['why']}, {days})")
-                for job, measured in week["jobs"].items():
+        say(f"\nMonday runs over the stored year of the {last['size']:g}x size ...")
+        import pandas as pd
+
+        days = pd.read_parquet(data_dir / "out" / "daily_campaign_metrics", columns=["date"])
+        monday = {"weeks": monday_weeks(days["date"])}
+        if not monday["weeks"]:
+            say("  no week of the stored data holds all its 7 days: nothing timed")
+        for week in monday["weeks"]:
+            say(f"  week {week['week']} ({week['why']}, {week['campaign_days']:,} campaign-days)")
+            week["jobs"] = {}
+            for job in ("weekly_pipeline_job", "weekly_assets_job"):
+                result_path = data_dir / f"monday_{week['week']}_{job}.json"
+                result_path.unlink(missing_ok=True)
+                log = data_dir / f"monday_{week['week']}_{job}.log"
+                code, *_ = _run_measured(
+                    [sys.executable, __file__, "--child", "monday", str(data_dir),
+                     str(data_dir / "out"), str(result_path), "--week", week["week"],
+                     "--job", job],
+                    log,
+                )  # fmt: skip
+                if code != 0 or not result_path.exists():
+                    say(f"  {job} FAILED (exit {code}); see {log}")
+                    week["jobs"][job] = {"ok": False, "wall": float("nan"), "cpu": float("nan"),
+                                         "peak_rss": 0, "steps": []}  # fmt: skip
+                    continue
+                measured = week["jobs"][job] = json.loads(result_path.read_text())
+                say(
+                    f"  {job}: {measured['wall']:.1f} s wall, "
+                    f"{measured['cpu']:.1f} s CPU, peak {_mb(measured['peak_rss'])}"
+                    + ("" if measured["ok"] else " (FAILED)")
+                )
+                for step in measured["steps"]:
                     say(
-                        f"  {job}: {measured['wall']:.1f} s wall, "
-                        f"{measured['cpu']:.1f} s CPU, peak {_mb(measured['peak_rss'])}"
-                        + ("" if measured["ok"] else " (FAILED)")
+                        f"    {step['step']:<31}{step['end'] - step['start']:>8.1f}"
+                        f"{step['cpu']:>8.1f}{_mb(step['peak_rss']):>11}"
                     )
-                    for step in measured["steps"]:
-                        say(
-                            f"    {step['step']:<31}{step['end'] - step['start']:>8.1f}"
-                            f"{step['cpu']:>8.1f}{_mb(step['peak_rss']):>11}"
-                        )
-        else:
-            say(f"  Monday run FAILED (exit {code}); see {data_dir / 'monday.log'}")
 
     table = markdown(summary, monday, args)
     say("\n" + table)
@@ -651,17 +668,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(summary: list[dict], monday: dict | None, args) -> str:
-    sizes = " ".join(f"{entry['size']:g}" for entry in summary)
+    if args.monday_only:
+        flags = f"--sizes {max(args.sizes):g} --monday-only"
+    else:
+        flags = "--sizes " + " ".join(f"{entry['size']:g}" for entry in summary)
+        flags += " --monday" if monday else ""
     lines = [
-        f"Measured with `python scripts/benchmark_pipeline.py --sizes {sizes}"
-        f"{' --monday' if monday else ''}` at commit {commit()} on {os.cpu_count()} CPUs "
-        f"({args.days} days, seed {args.seed}).",
-        "",
-        "| size | campaigns | insights / leads / status changes (raw rows) | CSV | pipeline wall | "
-        "pipeline CPU | peak memory | ingestion | metrics | anomalies | health | exports | "
-        "report | earlier-system script | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Measured with `python scripts/benchmark_pipeline.py {flags}` at commit {commit()} "
+        f"on {os.cpu_count()} CPUs ({args.days} days, seed {args.seed}).",
     ]
+    if summary:
+        lines += [
+            "",
+            "| size | campaigns | insights / leads / status changes (raw rows) | CSV | "
+            "pipeline wall | pipeline CPU | peak memory | ingestion | metrics | anomalies | "
+            "health | exports | report | earlier-system script | speed-up |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for entry in summary:
         rows = entry["rows"]
         raw = (
