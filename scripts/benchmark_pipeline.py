@@ -611,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  legacy FAILED (exit {code}); see {data_dir / 'legacy.log'}")
         summary.append(entry)
 
-    monday = None
+    monday, last = None, None  # `last`: the size whose stored year the Monday runs read
     if args.monday_only:
         size = max(args.sizes)
         last = {"size": size, "campaigns": max(1, round(args.campaigns * size))}
@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     elif args.monday and summary and not summary[-1].get("failed"):
         last = summary[-1]
-    if args.monday_only or (args.monday and summary and not summary[-1].get("failed")):
+    if last is not None:
         data_dir = work / f"c{last['campaigns']}_d{args.days}_s{args.seed}"
         say(f"\nMonday runs over the stored year of the {last['size']:g}x size ...")
         import pandas as pd
