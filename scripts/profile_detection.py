@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Where anomaly detection spends its time on a year of stored daily metrics.
 
-    python scripts/profile_detection.py WORK/c4000_d365_s7 [--campaigns 250]
+    python scripts/profile_detection.py WORK/c4000_d365_s7 [--campaigns 250] [--week MONDAY]
 
 Reads the ``daily_campaign_metrics`` a run of ``scripts/benchmark_pipeline.py`` published
 under ``DIR/out`` (and ``DIR/staging/validated_campaigns.parquet``), keeps the first
-``--campaigns`` campaigns, judges every stored week as ``anomaly_flags`` does (one process,
-the default settings and history) under cProfile, and prints the cumulative time of the
-detectors' heaviest functions as a share of the whole call.
+``--campaigns`` campaigns (0: all), judges every stored week as ``anomaly_flags`` does (one
+process, the default settings and history) under cProfile, and prints the cumulative time of
+the detectors' heaviest functions as a share of the whole call. With ``--week`` it judges that
+week alone, on its history, as a Monday run does (in one thread: the profile is of the work,
+not of how it is shared out).
 """
 
 from __future__ import annotations
@@ -36,17 +38,27 @@ SHOWN = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--campaigns", type=int, default=250)
+    parser.add_argument("--campaigns", type=int, default=250, help="0: all")
+    parser.add_argument("--week", help="judge only this week (its Monday, YYYY-MM-DD)")
     args = parser.parse_args(argv)
     files = sorted((args.run_dir / "out" / "daily_campaign_metrics").glob("*.parquet"))
     if not files:
         parser.error(f"{args.run_dir}/out/daily_campaign_metrics has no weekly files")
     daily = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    kept = sorted(daily["campaign_id"].unique())[: args.campaigns]
+    kept = sorted(daily["campaign_id"].unique())[: args.campaigns or None]
     daily = daily[daily["campaign_id"].isin(kept)]
     campaigns = pd.read_parquet(args.run_dir / "staging" / "validated_campaigns.parquet")
     weeks = [f.stem for f in files]
     settings = DetectionSettings()
+    if args.week:
+        if args.week not in weeks:
+            parser.error(f"no stored week {args.week} (stored: {weeks[0]} .. {weeks[-1]})")
+        weeks = [args.week]
+        # the days its judgement reads: the week and the history before it
+        first = pd.Timestamp(args.week) - pd.Timedelta(weeks=detector_history_weeks(settings))
+        days = pd.to_datetime(daily["date"])
+        daily = daily[(days >= first) & (days < pd.Timestamp(args.week) + pd.Timedelta(days=7))]
+        kept = daily["campaign_id"].unique()
     profile = cProfile.Profile()
     profile.enable()
     flags = detect_by_week(
@@ -60,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     stats = pstats.Stats(profile)
     total = stats.total_tt
     print(
-        f"{len(kept):,} campaigns, {len(weeks)} weeks, {len(daily):,} campaign-days: "
+        f"{len(kept):,} campaigns, {len(weeks)} week{'s' * (len(weeks) != 1)}, "
+        f"{len(daily):,} campaign-days: "
         f"{total:.1f} s, {len(flags):,} flags"
     )
     for (_, _, function), (_, calls, _, cumulative, _) in sorted(
