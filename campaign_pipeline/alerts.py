@@ -197,6 +197,8 @@ def build_run_failure_message(
 ) -> dict:
     """A message for a failed run: which job and week, which steps, the first error line.
 
+    ``partition`` is the run's week, or "FIRST to LAST" for a run of a range of weeks.
+
     Only the first line of the error is sent (bounded): stack traces and cell values
     stay in the run's logs, which are behind the UI's access control.
     """
@@ -204,7 +206,7 @@ def build_run_failure_message(
     first_line = text.splitlines()[0] if text else "no error message"
     if len(first_line) > max_error_chars:
         first_line = first_line[: max_error_chars - 1] + "…"
-    where = f" for week {partition}" if partition else ""
+    where = f" for {'weeks' if ' to ' in partition else 'week'} {partition}" if partition else ""
     title = f"Run failed: {job_name}{where}"
     lines = [f"*{_escape(title)}*", f"run `{_escape(run_id)}`"]
     if step_keys:

@@ -350,13 +350,35 @@ def scan_raw_dir(raw_dir: Path | str | Location, previous: Mapping[str, FileStat
     return RawDirScan(files=files, changes=tuple(changes))
 
 
-def run_key_for_week(week: str, changes: Iterable[FileChange]) -> str:
-    """A run key naming the week and the file transitions (old -> new content) behind it.
+def consecutive_weeks(weeks: Iterable[str]) -> list[tuple[str, ...]]:
+    """The weeks (Monday starts, YYYY-MM-DD) in runs of consecutive Mondays, in order.
+
+    Each run becomes one Dagster run of its range: the whole pipeline job reads and validates
+    every raw file before any week, so one run per week would repeat that once per week (a
+    first tick touches every stored week). A week that did not change is never added to fill a
+    gap: its run would repeat detection for nothing.
+    """
+    runs: list[list[str]] = []
+    previous = None
+    for week in sorted(set(weeks)):
+        monday = pd.Timestamp(week)
+        if previous is not None and monday - previous == pd.Timedelta(days=7):
+            runs[-1].append(week)
+        else:
+            runs.append([week])
+        previous = monday
+    return [tuple(run) for run in runs]
+
+
+def run_key_for_weeks(weeks: tuple[str, ...], changes: Iterable[FileChange]) -> str:
+    """A run key naming the weeks (one, or the first and last of a range) and the file
+    transitions (old -> new content) behind them.
 
     The same transition seen again (a reset cursor re-reading the same files) gives the
     same key, so Dagster skips the run; a file restored to an earlier content is a new
     transition and does run.
     """
-    transitions = sorted((c.name, c.old_sha256 or "", c.new_sha256 or "") for c in changes)
+    transitions = sorted({(c.name, c.old_sha256 or "", c.new_sha256 or "") for c in changes})
     digest = hashlib.sha256(json.dumps(transitions).encode()).hexdigest()[:DIGEST_HEX_CHARS]
-    return f"raw:{week}:{digest}"
+    span = weeks[0] if len(weeks) == 1 else f"{weeks[0]}..{weeks[-1]}"
+    return f"raw:{span}:{digest}"

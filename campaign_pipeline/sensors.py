@@ -13,10 +13,14 @@ The logic lives in pure modules: ``raw_files`` (what changed, which weeks) and `
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from campaign_pipeline import alerts, raw_files
 from campaign_pipeline.locations import Location
@@ -37,7 +41,8 @@ def build_raw_file_sensor(
     minimum_interval_seconds: int = 60,  # exports land a few times a day; a minute is prompt enough
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
-    """Requests one run of ``job`` per week that a new or replaced raw file touches.
+    """Requests runs of ``job`` for the weeks that a new or replaced raw file touches: one run
+    per stretch of consecutive touched weeks (a single week, or a range in one run).
 
     The cursor is the folder's fingerprint (per file: size, mtime, SHA-256 and one digest
     per week, see ``raw_files``). Weeks that are not (yet) partitions, such as the
@@ -51,7 +56,8 @@ def build_raw_file_sensor(
         default_status=default_status,
         description=(
             "Watches <data dir>/raw for new or replaced exports and runs only the weeks whose "
-            "rows changed; run keys carry the file contents so a file is never processed twice."
+            "rows changed, consecutive weeks as one run; run keys carry the file contents so a "
+            "file is never processed twice."
         ),
     )
     def raw_file_sensor(
@@ -86,16 +92,8 @@ def build_raw_file_sensor(
                 "schedule covers new weeks"
             )
         requests = [
-            dg.RunRequest(
-                run_key=raw_files.run_key_for_week(week, changes),
-                partition_key=week,
-                tags={
-                    "campaign_pipeline/trigger": "raw_file_sensor",
-                    "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes})),
-                },
-            )
-            for week, changes in touched.items()
-            if week in valid
+            _run_request(weeks, [c for week in weeks for c in touched[week]])
+            for weeks in raw_files.consecutive_weeks(w for w in touched if w in valid)
         ]
         if not requests:
             return dg.SensorResult(
@@ -107,6 +105,31 @@ def build_raw_file_sensor(
         return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return raw_file_sensor
+
+
+def _run_request(weeks: tuple[str, ...], changes: Sequence[raw_files.FileChange]) -> dg.RunRequest:
+    """One run for a week, or for a range of consecutive weeks (the weekly assets' single-run
+    backfill policy), so the raw files are read and validated once for the whole range."""
+    tags = {
+        "campaign_pipeline/trigger": "raw_file_sensor",
+        "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes})),
+    }
+    key = raw_files.run_key_for_weeks(weeks, changes)
+    if len(weeks) == 1:
+        return dg.RunRequest(run_key=key, partition_key=weeks[0], tags=tags)
+    range_tags = {
+        ASSET_PARTITION_RANGE_START_TAG: weeks[0],
+        ASSET_PARTITION_RANGE_END_TAG: weeks[-1],
+    }
+    return dg.RunRequest(run_key=key, tags={**tags, **range_tags})
+
+
+def run_weeks(tags: Mapping[str, str]) -> str | None:
+    """The week a run's tags name, or its range of weeks ("FIRST to LAST"); None for neither."""
+    if tags.get("dagster/partition"):
+        return tags["dagster/partition"]
+    first, last = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{first} to {last}" if first and last else None
 
 
 # --- anomaly alerts ------------------------------------------------------------------------
@@ -272,7 +295,7 @@ def build_run_failure_alert_sensor(
             run.job_name,
             run.run_id,
             context.failure_event.message,
-            partition=run.tags.get("dagster/partition"),
+            partition=run_weeks(run.tags),
             step_keys=steps,
             ui_base_url=os.environ.get(UI_URL_ENV) or None,
         )

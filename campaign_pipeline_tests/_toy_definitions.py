@@ -85,8 +85,8 @@ def anomaly_flags(
     context: dg.AssetExecutionContext, storage: PipelineStorage
 ) -> dg.MaterializeResult:
     _busy()
-    week = context.partition_key
-    path = storage.write_table("anomaly_flags", toy_flags(week), week)
+    for week in context.partition_keys:
+        path = storage.write_table("anomaly_flags", toy_flags(week), week)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path.parent))})
 
 

@@ -73,6 +73,13 @@ def test_run_failure_message_sends_first_error_line_only():
     assert "<http://127.0.0.1:3000/runs/run-123|open the run>" in text
 
 
+def test_run_failure_message_names_a_range_runs_weeks():
+    payload = alerts.build_run_failure_message(
+        "weekly_pipeline_job", "run-124", "Boom", partition="2024-01-08 to 2024-01-22"
+    )
+    assert "weekly_pipeline_job for weeks 2024-01-08 to 2024-01-22" in payload["text"]
+
+
 def test_redact_url_keeps_host_and_drops_token():
     url = "https://hooks.example.com/services/T000/B000/SECRETTOKEN"
     assert alerts.redact_url(url) == "https://hooks.example.com/…"

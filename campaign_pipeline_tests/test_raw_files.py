@@ -168,17 +168,29 @@ def test_run_key_names_the_transition(raw_dir):
     replace_file(raw_dir / "insights.csv", original)
     third = _scan_again(raw_dir, second)  # restored: a new transition, so it runs again
 
-    week = "2024-01-15"
-    key_first = raw_files.run_key_for_week(week, first.touched_weeks[week])
-    key_second = raw_files.run_key_for_week(week, second.touched_weeks[week])
-    key_third = raw_files.run_key_for_week(week, third.touched_weeks[week])
+    week = ("2024-01-15",)
+    key_first = raw_files.run_key_for_weeks(week, first.touched_weeks[week[0]])
+    key_second = raw_files.run_key_for_weeks(week, second.touched_weeks[week[0]])
+    key_third = raw_files.run_key_for_weeks(week, third.touched_weeks[week[0]])
     assert len({key_first, key_second, key_third}) == 3
     # the same transition seen again (a reset cursor) gives the same key, so Dagster skips it
-    assert (
-        raw_files.run_key_for_week(week, raw_files.scan_raw_dir(raw_dir, {}).touched_weeks[week])
-        == key_first
+    again = raw_files.scan_raw_dir(raw_dir, {}).touched_weeks[week[0]]
+    assert raw_files.run_key_for_weeks(week, again) == key_first
+    assert key_first.startswith("raw:2024-01-15:")
+    # a range's key names both ends; the files behind several of its weeks count once
+    weeks = ("2024-01-08", "2024-01-15")
+    changes = [c for w in weeks for c in first.touched_weeks[w]]
+    assert raw_files.run_key_for_weeks(weeks, changes) == raw_files.run_key_for_weeks(
+        weeks, list(dict.fromkeys(changes))
     )
-    assert key_first.startswith(f"raw:{week}:")
+    assert raw_files.run_key_for_weeks(weeks, changes).startswith("raw:2024-01-08..2024-01-15:")
+
+
+def test_consecutive_weeks_are_grouped_and_gaps_are_not_filled():
+    assert raw_files.consecutive_weeks(
+        ["2024-01-22", "2024-01-08", "2024-01-15", "2024-02-12", "2024-01-15", "2024-03-04"]
+    ) == [("2024-01-08", "2024-01-15", "2024-01-22"), ("2024-02-12",), ("2024-03-04",)]
+    assert raw_files.consecutive_weeks([]) == []
 
 
 def test_leads_file_with_bom_and_crlf_gives_the_same_weeks(tmp_path):

@@ -11,6 +11,7 @@ from campaign_pipeline.sensors import (
     build_anomaly_alert_sensor,
     build_raw_file_sensor,
     build_run_failure_alert_sensor,
+    run_weeks,
 )
 from campaign_pipeline_tests import _toy_definitions as toy
 from campaign_pipeline_tests._orchestration_support import (
@@ -51,15 +52,18 @@ def _tick(sensor, instance, storage, cursor=None):
 
 
 def test_raw_file_sensor_requests_exactly_the_touched_weeks_then_nothing(instance, storage):
+    """The first tick touches every stored week: consecutive weeks are one run of their range,
+    so the raw files are validated once, not once per week."""
     sensor = build_raw_file_sensor(toy.toy_weekly_job)
     first = _tick(sensor, instance, storage)
-    assert sorted(r.partition_key for r in first.run_requests) == [
-        "2024-01-08",
-        "2024-01-15",
-        "2024-01-22",
-    ]
-    assert len({r.run_key for r in first.run_requests}) == 3
-    assert all(r.tags["campaign_pipeline/trigger"] == "raw_file_sensor" for r in first.run_requests)
+    (request,) = first.run_requests
+    assert request.partition_key is None
+    assert run_weeks(request.tags) == "2024-01-08 to 2024-01-22"
+    assert request.run_key.startswith("raw:2024-01-08..2024-01-22:")
+    assert request.tags["campaign_pipeline/trigger"] == "raw_file_sensor"
+    assert request.tags["campaign_pipeline/raw_files"] == (
+        "campaign_leads.csv,campaigns.csv,insights.csv,lead_status_changes.csv"
+    )
 
     again = _tick(sensor, instance, storage, cursor=first.cursor)
     assert again.run_requests == []
@@ -76,6 +80,18 @@ def test_raw_file_sensor_replaced_file_runs_only_the_changed_week(instance, stor
     assert [r.partition_key for r in second.run_requests] == ["2024-01-15"]
     assert second.run_requests[0].tags["campaign_pipeline/raw_files"] == "insights.csv"
     assert second.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
+
+
+def test_raw_file_sensor_runs_weeks_apart_separately_without_the_weeks_between(instance, storage):
+    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    first = _tick(sensor, instance, storage)
+    replace_file(
+        storage.raw_dir / "insights.csv",
+        INSIGHTS.replace("2024-01-09,12,", "2024-01-09,13,") + "5,c1,2024-01-30,4,400,4,0\n",
+    )
+    second = _tick(sensor, instance, storage, cursor=first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["2024-01-08", "2024-01-29"]
+    assert all(run_weeks(r.tags) == r.partition_key for r in second.run_requests)
 
 
 def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
@@ -102,13 +118,18 @@ def test_raw_file_sensor_run_keys_make_dagster_skip_a_reprocessed_file(instance,
     )
     first = _tick(sensor, instance, storage)
     job = defs.resolve_job_def("toy_weekly_job")
-    request = first.run_requests[0]
+    (request,) = first.run_requests
     result = job.execute_in_process(
         instance=instance,
-        partition_key=request.partition_key,
-        tags={"dagster/run_key": request.run_key, "dagster/sensor_name": sensor.name},
+        tags={**request.tags, "dagster/run_key": request.run_key},
     )
     assert result.success
+    # the run wrote every week of its range
+    assert instance.get_materialized_partitions(dg.AssetKey("anomaly_flags")) == {
+        "2024-01-08",
+        "2024-01-15",
+        "2024-01-22",
+    }
     reset = _tick(sensor, instance, storage, cursor=None)
     assert {r.run_key for r in reset.run_requests} == {r.run_key for r in first.run_requests}
 
@@ -252,14 +273,34 @@ def test_both_data_sensors_work_on_an_s3_data_dir(instance, data_dir, s3_prefix,
     for path in sorted((data_dir / "raw").iterdir()):
         (storage.raw_dir / path.name).write_bytes(path.read_bytes())
     raw = _tick(build_raw_file_sensor(toy.toy_weekly_job), instance, storage)
-    assert sorted(r.partition_key for r in raw.run_requests) == [
-        "2024-01-08",
-        "2024-01-15",
-        "2024-01-22",
-    ]
+    assert [run_weeks(r.tags) for r in raw.run_requests] == ["2024-01-08 to 2024-01-22"]
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
         _materialize_weeks(instance, storage, "2024-01-08")
         assert Location(f"{s3_prefix}/out/anomaly_flags/2024-01-08.parquet").is_file()
         _tick(build_anomaly_alert_sensor(), instance, storage)
     assert len(_posted_flags(hook.bodies)) == 3  # as on a local folder: 2 high + 1 critical
+
+
+def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_week(
+    instance, data_dir, tmp_path
+):
+    """The code location's sensor, ticked on the tiny exports, asks for one run of its range;
+    that run of `weekly_pipeline_job` validates each raw file once and writes every week."""
+    from campaign_pipeline.definitions import defs
+
+    storage = PipelineStorage(data_dir=str(data_dir), out_dir=str(tmp_path / "out"))
+    context = dg.build_sensor_context(
+        instance=instance, resources={"storage": storage}, definitions=defs
+    )
+    (request,) = defs.resolve_sensor_def("raw_file_sensor").evaluate_tick(context).run_requests
+    result = defs.resolve_job_def("weekly_pipeline_job").execute_in_process(
+        instance=instance, tags=request.tags, resources={"storage": storage}
+    )
+    assert result.success
+    weeks = {"2024-01-08", "2024-01-15", "2024-01-22"}
+    for table in ("daily_campaign_metrics", "anomaly_flags", "campaign_health"):
+        assert instance.get_materialized_partitions(dg.AssetKey(table)) == weeks
+        assert {p.stem for p in (tmp_path / "out" / table).glob("*.parquet")} == weeks
+    materialized = [e.asset_key.path[-1] for e in result.get_asset_materialization_events()]
+    assert materialized.count("validated_insights") == 1
