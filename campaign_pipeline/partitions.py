@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Mapping
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 # Ad platforms and CRMs of interest post-date 2000; anything older is a typo (1900-01-01 is a
 # spreadsheet's zero date). The first partition is the Monday of this date's week.
@@ -49,3 +54,17 @@ def week_window(partition_key: str) -> tuple[dt.date, dt.date]:
     """The inclusive Monday..Sunday dates of a weekly partition key."""
     start = dt.date.fromisoformat(partition_key)
     return start, start + dt.timedelta(days=6)
+
+
+def range_run_tags(first: str, last: str) -> dict[str, str]:
+    """Tags of one run over the weeks ``first`` .. ``last``: the weekly assets declare a
+    single-run backfill policy, so a range is one run, not a run per week."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def run_weeks(tags: Mapping[str, str]) -> str | None:
+    """The week a run's tags name, or its range of weeks ("FIRST to LAST"); None for neither."""
+    if tags.get("dagster/partition"):
+        return tags["dagster/partition"]
+    first, last = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return f"{first} to {last}" if first and last else None

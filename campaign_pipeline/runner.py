@@ -231,13 +231,9 @@ def run_pipeline(
     export stage); ``today`` decides which weeks are complete (default: the current date).
     """
     import dagster as dg
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
 
     from campaign_pipeline.definitions import defs
-    from campaign_pipeline.partitions import weekly_partitions
+    from campaign_pipeline.partitions import range_run_tags, weekly_partitions
     from campaign_pipeline.resources.storage import PipelineStorage
 
     started = time.perf_counter()
@@ -281,10 +277,7 @@ def run_pipeline(
             instance,
             run_config,
             say,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: summary.weeks[0],
-                ASSET_PARTITION_RANGE_END_TAG: summary.weeks[-1],
-            },
+            tags=range_run_tags(summary.weeks[0], summary.weeks[-1]),
         )
         failures, user_error = _failures(weekly)
         summary.exports = _export_reports(weekly)

@@ -13,18 +13,14 @@ The logic lives in pure modules: ``raw_files`` (what changed, which weeks) and `
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from campaign_pipeline import alerts, raw_files
 from campaign_pipeline.locations import Location
-from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.partitions import range_run_tags, run_weeks, weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 
 ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
@@ -117,19 +113,7 @@ def _run_request(weeks: tuple[str, ...], changes: Sequence[raw_files.FileChange]
     key = raw_files.run_key_for_weeks(weeks, changes)
     if len(weeks) == 1:
         return dg.RunRequest(run_key=key, partition_key=weeks[0], tags=tags)
-    range_tags = {
-        ASSET_PARTITION_RANGE_START_TAG: weeks[0],
-        ASSET_PARTITION_RANGE_END_TAG: weeks[-1],
-    }
-    return dg.RunRequest(run_key=key, tags={**tags, **range_tags})
-
-
-def run_weeks(tags: Mapping[str, str]) -> str | None:
-    """The week a run's tags name, or its range of weeks ("FIRST to LAST"); None for neither."""
-    if tags.get("dagster/partition"):
-        return tags["dagster/partition"]
-    first, last = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    return f"{first} to {last}" if first and last else None
+    return dg.RunRequest(run_key=key, tags={**tags, **range_run_tags(weeks[0], weeks[-1])})
 
 
 # --- anomaly alerts ------------------------------------------------------------------------

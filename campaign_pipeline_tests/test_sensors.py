@@ -6,12 +6,12 @@ import dagster as dg
 import pytest
 
 from campaign_pipeline import alerts
+from campaign_pipeline.partitions import run_weeks
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.sensors import (
     build_anomaly_alert_sensor,
     build_raw_file_sensor,
     build_run_failure_alert_sensor,
-    run_weeks,
 )
 from campaign_pipeline_tests import _toy_definitions as toy
 from campaign_pipeline_tests._orchestration_support import (
