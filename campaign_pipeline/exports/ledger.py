@@ -23,6 +23,7 @@ SQLAlchemy; the table is created on first use. Times are UTC from the exporting 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -94,12 +95,33 @@ def _table(name: str) -> tuple[sa.MetaData, sa.Table]:
     return metadata, table
 
 
+# How long a new connection keeps asking for WAL while another connection holds the write lock
+# (two runs opening a new ledger together): about as long as the busy timeout.
+_WAL_SWITCH_WAIT_SECONDS = 60.0
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets readers run beside the one writer; the busy timeout makes a second run wait
-    for the lock instead of failing."""
+    for the lock instead of failing.
+
+    The switch to WAL does not wait for the busy timeout: while another connection holds the
+    write lock of a file still in rollback mode (the other run creating the table), SQLite
+    refuses it at once with "database is locked". The mode is stored in the file, so the
+    connection asks again until the writer is done, and fails only after the busy timeout.
+    """
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
     cursor.close()
 
 

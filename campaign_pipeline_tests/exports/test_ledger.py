@@ -1,11 +1,14 @@
 """The ledger on SQLite and on the real PostgreSQL: claims are exclusive (also between runs
 claiming at the same moment), answers are marked, failed and stale claims go again."""
 
+import sqlite3
 import threading
 import time
 
+import sqlalchemy as sa
+
 from campaign_pipeline.exports.events import Outgoing, Refusal
-from campaign_pipeline.exports.ledger import ExportLedgerTable
+from campaign_pipeline.exports.ledger import ExportLedgerTable, Ledger
 from campaign_pipeline.exports.transport import Result
 
 
@@ -101,3 +104,28 @@ def test_two_runs_claiming_the_same_events_at_once_split_them_without_overlap(ma
         assert not set(owned[0]) & set(owned[1])
         assert set(owned[0]) | set(owned[1]) == {e.key for e in batch}
     assert len(ledgers[0].rows()) == 1800
+
+
+def test_a_new_sqlite_ledger_waits_while_another_run_holds_its_write_lock(tmp_path):
+    """Two runs opening a new SQLite ledger together: while one holds the write lock of the file,
+    still in rollback mode, SQLite refuses the other's switch to WAL at once ("database is
+    locked"), without its busy timeout. The second run waits for the first instead of failing."""
+    path = tmp_path / "ledger.sqlite"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("CREATE TABLE other_run (a)")
+    first.execute("BEGIN IMMEDIATE")  # the write lock, as the other run creating the table
+    release = threading.Timer(0.5, lambda: first.execute("COMMIT"))
+    release.start()
+    second = Ledger.sqlite(path)
+    try:
+        started = time.monotonic()
+        second.ensure()
+        assert time.monotonic() - started >= 0.4  # it waited for the lock, and then got it
+        assert second.exists() and second.rows().empty
+        journal = sa.text("PRAGMA journal_mode")
+        with second.engine.connect() as connection:
+            assert connection.execute(journal).scalar() == "wal"
+    finally:
+        release.join()
+        second.dispose()
+        first.close()
