@@ -90,3 +90,17 @@ def s3_prefix(s3_server, monkeypatch) -> str:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return f"s3://{s3_server.new_bucket()}/campaigns"
+
+
+@pytest.fixture(autouse=True)
+def _no_dagster_state_storage_left_behind():
+    """Each test ends with Dagster's current definitions-state storage as it began.
+
+    A test instance sets it when entered; one left set after its instance is disposed makes a
+    later test's first load of a code location fail ("Attempted to resolve undefined
+    DagsterInstance weakref"), depending on which tests ran before."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    before = _current_storage.get()
+    yield
+    _current_storage.set(before)
