@@ -56,6 +56,19 @@ def week_window(partition_key: str) -> tuple[dt.date, dt.date]:
     return start, start + dt.timedelta(days=6)
 
 
+def last_complete_week(when: dt.datetime) -> str | None:
+    """The key of the last week that ended by ``when`` (a time in the partitions' timezone):
+    on a Monday, the Monday..Sunday just ended. None before the first partition ends."""
+    week = monday_of(when.date()) - dt.timedelta(days=7)
+    return week.isoformat() if week >= PARTITION_START else None
+
+
+# The digest of the raw files (`raw_files.contents_digest`) a run was asked for with: set by the
+# raw-file sensor and the weekly schedule, read by the schedule to skip a week already run from
+# the same files.
+RAW_CONTENTS_TAG = "campaign_pipeline/raw_contents"
+
+
 def range_run_tags(first: str, last: str) -> dict[str, str]:
     """Tags of one run over the weeks ``first`` .. ``last``: the weekly assets declare a
     single-run backfill policy, so a range is one run, not a run per week."""
@@ -68,3 +81,11 @@ def run_weeks(tags: Mapping[str, str]) -> str | None:
         return tags["dagster/partition"]
     first, last = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
     return f"{first} to {last}" if first and last else None
+
+
+def run_covers(tags: Mapping[str, str], week: str) -> bool:
+    """Whether a run with these tags materialized ``week``: its partition, or a range holding it."""
+    if tags.get("dagster/partition"):
+        return tags["dagster/partition"] == week
+    first, last = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return bool(first and last) and first <= week <= last

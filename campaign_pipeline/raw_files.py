@@ -54,6 +54,8 @@ STATE_VERSION = 1
 # collisions out of reach for any realistic number of weeks while the cursor stays small.
 DIGEST_HEX_CHARS = 16
 
+_WATCHED = frozenset(RAW_FILES.values())  # the contract's file names; nothing else counts
+
 
 @dataclass(frozen=True)
 class FileState:
@@ -146,6 +148,32 @@ def dump_state(scan: RawDirScan) -> str:
 
 def sha256_of_file(path: Path | str | Location) -> str:
     return Location(path).sha256()
+
+
+def contents_digest(sha256_by_name: Mapping[str, str]) -> str:
+    """One digest of the folder's contents: which contract files are there and what each holds.
+    Two scans give the same digest exactly when every raw file is byte for byte the same."""
+    pairs = sorted((name, sha) for name, sha in sha256_by_name.items() if name in _WATCHED)
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:DIGEST_HEX_CHARS]
+
+
+def scanned_contents_digest(scan: RawDirScan) -> str:
+    """`contents_digest` of the files as a sensor scan found them (no file is read again)."""
+    return contents_digest({name: state.sha256 for name, state in scan.files.items()})
+
+
+def current_contents_digest(raw_dir: Path | str | Location) -> str:
+    """`contents_digest` of the folder as it is now: every contract file present is read and
+    hashed, once a week for the schedule's tick (a stat is not enough: a copy can keep the
+    source's modification time)."""
+    raw_dir = Location(raw_dir)
+    return contents_digest(
+        {
+            name: sha256_of_file(raw_dir / name)
+            for name in _WATCHED
+            if (raw_dir / name).stat() is not None
+        }
+    )
 
 
 def week_start(dates: pd.Series) -> pd.Series:

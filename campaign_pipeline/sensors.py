@@ -20,7 +20,12 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from campaign_pipeline import alerts, raw_files
 from campaign_pipeline.locations import Location
-from campaign_pipeline.partitions import range_run_tags, run_weeks, weekly_partitions
+from campaign_pipeline.partitions import (
+    RAW_CONTENTS_TAG,
+    range_run_tags,
+    run_weeks,
+    weekly_partitions,
+)
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 
 ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
@@ -87,8 +92,9 @@ def build_raw_file_sensor(
                 f"({', '.join(outside[:5])}{'…' if len(outside) > 5 else ''}); the weekly "
                 "schedule covers new weeks"
             )
+        contents = raw_files.scanned_contents_digest(scan)
         requests = [
-            _run_request(weeks, [c for week in weeks for c in touched[week]])
+            _run_request(weeks, [c for week in weeks for c in touched[week]], contents)
             for weeks in raw_files.consecutive_weeks(w for w in touched if w in valid)
         ]
         if not requests:
@@ -103,12 +109,16 @@ def build_raw_file_sensor(
     return raw_file_sensor
 
 
-def _run_request(weeks: tuple[str, ...], changes: Sequence[raw_files.FileChange]) -> dg.RunRequest:
+def _run_request(
+    weeks: tuple[str, ...], changes: Sequence[raw_files.FileChange], contents: str
+) -> dg.RunRequest:
     """One run for a week, or for a range of consecutive weeks (the weekly assets' single-run
-    backfill policy), so the raw files are read and validated once for the whole range."""
+    backfill policy), so the raw files are read and validated once for the whole range. Its
+    ``contents`` tag lets the weekly schedule skip a week this run covered from the same files."""
     tags = {
         "campaign_pipeline/trigger": "raw_file_sensor",
         "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes})),
+        RAW_CONTENTS_TAG: contents,
     }
     key = raw_files.run_key_for_weeks(weeks, changes)
     if len(weeks) == 1:

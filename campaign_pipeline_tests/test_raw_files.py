@@ -147,6 +147,23 @@ def test_other_files_in_the_folder_are_ignored(raw_dir):
     assert "notes.txt" not in scan.files
 
 
+def test_contents_digest_is_the_same_from_a_scan_and_from_the_files_until_one_changes(raw_dir):
+    """The sensor tags its runs with the digest of what it scanned; the schedule hashes the
+    folder and compares: equal exactly when every contract file is byte for byte the same."""
+    scan = raw_files.scan_raw_dir(raw_dir, {})
+    digest = raw_files.scanned_contents_digest(scan)
+    assert raw_files.current_contents_digest(raw_dir) == digest
+    (raw_dir / "notes.txt").write_text("not an export")  # not a contract file: no change
+    os.utime(raw_dir / "insights.csv", ns=(1, 1))  # a new time alone: no change
+    assert raw_files.current_contents_digest(raw_dir) == digest
+    replace_file(raw_dir / "insights.csv", INSIGHTS.replace("1100", "1101"))
+    changed = raw_files.current_contents_digest(raw_dir)
+    assert changed != digest
+    assert raw_files.scanned_contents_digest(_scan_again(raw_dir, scan)) == changed
+    (raw_dir / "campaigns.csv").unlink()  # a file gone changes the contents too
+    assert raw_files.current_contents_digest(raw_dir) not in (digest, changed)
+
+
 def test_cursor_holds_no_cell_values(raw_dir):
     state = raw_files.dump_state(raw_files.scan_raw_dir(raw_dir, {}))
     # values that cannot occur by chance in a hash, a size or an mtime

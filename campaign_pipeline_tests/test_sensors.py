@@ -1,5 +1,6 @@
 """Sensors evaluated with Dagster's own sensor contexts, around the toy pipeline."""
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -7,6 +8,7 @@ import pytest
 
 from campaign_pipeline import alerts
 from campaign_pipeline.partitions import run_weeks
+from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.sensors import (
     build_anomaly_alert_sensor,
@@ -304,3 +306,15 @@ def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_we
         assert {p.stem for p in (tmp_path / "out" / table).glob("*.parquet")} == weeks
     materialized = [e.asset_key.path[-1] for e in result.get_asset_materialization_events()]
     assert materialized.count("validated_insights") == 1
+
+    # the next Monday's schedule tick finds its week (2024-01-22) covered by that run from the
+    # same files, so it does not validate the exports and judge the week again
+    tick = defs.resolve_schedule_def("weekly_pipeline_schedule").evaluate_tick(
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2024, 1, 29, 6, 0, tzinfo=dt.UTC),
+            resources={"storage": storage, "salesforce": SalesforceSource()},
+            repository_def=defs.get_repository_def(),
+        )
+    )
+    assert not tick.run_requests and result.run_id in tick.skip_message
