@@ -30,6 +30,7 @@ from campaign_pipeline.partitions import (
 )
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.salesforce.client import SalesforceConfigError
 
 # 06:00 on Monday: after the nightly exports, before the teams' Monday review.
 SCHEDULE_HOUR = 6
@@ -57,7 +58,7 @@ def latest_run_covering(
 def _salesforce_on(salesforce: SalesforceSource) -> bool:
     try:
         return salesforce.is_configured
-    except Exception:  # half set: the run reports it, so it must run
+    except SalesforceConfigError:  # half set: the run reports it, so it must run
         return True
 
 

@@ -227,3 +227,7 @@ def test_with_the_salesforce_source_on_the_monday_run_always_runs(storage):
         assert _run_toy_job(instance, storage, tags)
         (request,) = _evaluate(instance, MONDAY_AFTER, storage, salesforce).run_requests
         assert request.partition_key == WEEK
+        # half set: the run reports the missing variable, so it must run too
+        half = SalesforceSource(instance_url="https://example.my.salesforce.com")
+        assert _evaluate(instance, MONDAY_AFTER, storage, half).run_requests
+        assert not _evaluate(instance, MONDAY_AFTER, storage).run_requests  # off: skipped
