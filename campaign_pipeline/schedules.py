@@ -39,7 +39,9 @@ MONDAY = 1  # cron day of week
 TRIGGER_TAGS = {"campaign_pipeline/trigger": "weekly_schedule"}
 
 
-# how many of the job's latest successful runs a tick looks through for the week's last run
+# How many of the job's latest successful runs a tick looks through for the week's last run.
+# The week ended hours before the tick, so a run that covered it is among the last few; 200 is
+# weeks of the sensor's runs, and not finding one only means the week is run (never skipped).
 RUNS_LOOKED_AT = 200
 
 
