@@ -38,8 +38,8 @@ def _resolved(schedule, resources=None):
 
 
 # The toy code location, loaded once at import, outside any test instance (as a deployment
-# loads its code location before any run): loading it inside a test after a run there made
-# Dagster resolve a disposed instance's definitions-state storage now and then.
+# loads its code location before any run): loaded inside a test after a run there, it failed
+# now and then with Dagster's "Attempted to resolve undefined DagsterInstance weakref".
 TOY_REPOSITORY = _resolved(build_weekly_schedule(toy.toy_weekly_job))[0].get_repository_def()
 
 
