@@ -63,6 +63,10 @@ def last_complete_week(when: dt.datetime) -> str | None:
     return week.isoformat() if week >= PARTITION_START else None
 
 
+# What started a run ("raw_file_sensor", "weekly_schedule"): set by the sensor and the schedule,
+# named by the schedule when it skips a week that run covered.
+TRIGGER_TAG = "campaign_pipeline/trigger"
+
 # The digest of the raw files (`raw_files.contents_digest`) a run was asked for with: set by the
 # raw-file sensor and the weekly schedule, read by the schedule to skip a week already run from
 # the same files.

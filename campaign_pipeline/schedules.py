@@ -24,6 +24,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from campaign_pipeline import raw_files
 from campaign_pipeline.partitions import (
     RAW_CONTENTS_TAG,
+    TRIGGER_TAG,
     last_complete_week,
     run_covers,
     weekly_partitions,
@@ -36,7 +37,6 @@ from campaign_pipeline.salesforce.client import SalesforceConfigError
 SCHEDULE_HOUR = 6
 SCHEDULE_MINUTE = 0
 MONDAY = 1  # cron day of week
-TRIGGER_TAGS = {"campaign_pipeline/trigger": "weekly_schedule"}
 
 
 # How many of the job's latest successful runs a tick looks through for the week's last run.
@@ -110,12 +110,15 @@ def build_weekly_schedule(
         if contents is not None and not _salesforce_on(salesforce):
             done = latest_run_covering(context.instance, job.name, week)
             if done is not None and done.tags.get(RAW_CONTENTS_TAG) == contents:
-                trigger = done.tags.get("campaign_pipeline/trigger")
+                trigger = done.tags.get(TRIGGER_TAG)
                 return dg.SkipReason(
                     f"week {week} was already run from the raw files as they are now "
                     f"(run {done.run_id}{f', by {trigger}' if trigger else ''})"
                 )
-        tags = {**TRIGGER_TAGS, **({RAW_CONTENTS_TAG: contents} if contents else {})}
+        tags = {
+            TRIGGER_TAG: "weekly_schedule",
+            **({RAW_CONTENTS_TAG: contents} if contents else {}),
+        }
         return dg.RunRequest(run_key=week, partition_key=week, tags=tags)
 
     return weekly_schedule

@@ -22,6 +22,7 @@ from campaign_pipeline import alerts, raw_files
 from campaign_pipeline.locations import Location
 from campaign_pipeline.partitions import (
     RAW_CONTENTS_TAG,
+    TRIGGER_TAG,
     range_run_tags,
     run_weeks,
     weekly_partitions,
@@ -116,7 +117,7 @@ def _run_request(
     backfill policy), so the raw files are read and validated once for the whole range. Its
     ``contents`` tag lets the weekly schedule skip a week this run covered from the same files."""
     tags = {
-        "campaign_pipeline/trigger": "raw_file_sensor",
+        TRIGGER_TAG: "raw_file_sensor",
         "campaign_pipeline/raw_files": ",".join(sorted({c.name for c in changes})),
         RAW_CONTENTS_TAG: contents,
     }
