@@ -62,8 +62,28 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
     (None, None): the lead files are read."""
     import os
 
+    from campaign_pipeline.salesforce.client import (
+        ACCESS_TOKEN_ENV,
+        INSTANCE_URL_ENV,
+        SalesforceError,
+        source_configured,
+    )
+
+    instance_url, access_token = os.environ.get(INSTANCE_URL_ENV), os.environ.get(ACCESS_TOKEN_ENV)
+    try:
+        configured = source_configured(instance_url, access_token)
+    except SalesforceError as error:
+        raise UserError(str(error)) from None
+    if not configured:
+        if settings_file:
+            raise UserError(
+                f"--salesforce-settings given but {INSTANCE_URL_ENV} and {ACCESS_TOKEN_ENV} "
+                "are not set"
+            )
+        return None, None
+    # Dagster's resource only now: with the lead files, a mistake in the raw folder is
+    # reported before the seconds of Dagster's imports
     from campaign_pipeline.resources import salesforce as sf
-    from campaign_pipeline.salesforce.client import SalesforceError
     from campaign_pipeline.salesforce.leads import check_queries
 
     settings = {}
@@ -72,19 +92,8 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
             settings = sf.load_settings_file(Path(settings_file))
         except ValueError as error:
             raise UserError(str(error)) from None
-    source = sf.SalesforceSource(
-        instance_url=os.environ.get(sf.INSTANCE_URL_ENV) or None,
-        access_token=os.environ.get(sf.ACCESS_TOKEN_ENV) or None,
-        **settings,
-    )
+    source = sf.SalesforceSource(instance_url=instance_url, access_token=access_token, **settings)
     try:
-        if not source.is_configured:
-            if settings_file:
-                raise UserError(
-                    f"--salesforce-settings given but {sf.INSTANCE_URL_ENV} and "
-                    f"{sf.ACCESS_TOKEN_ENV} are not set"
-                )
-            return None, None
         client = source.client()
         checked = check_queries(client, source.mapping())
     except SalesforceError as error:
@@ -98,8 +107,8 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
 
 def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline import runner
-    from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS
     from campaign_pipeline.locations import StorageUnavailable
+    from campaign_pipeline.salesforce.leads import SALESFORCE_KEYS
 
     try:
         storage = runner.resolve_storage(args.data_dir, args.out)

@@ -67,6 +67,39 @@ def test_missing_raw_folder_exits_2(tmp_path):
     )
 
 
+def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
+    """The preflight reads headers only, so a typo in a path or a renamed column is answered in
+    about a second, before the run imports the asset definitions and their libraries (seconds
+    more); a half-set Salesforce source too, since checking the two variables needs no Dagster."""
+    raw = write_exports(tmp_path)
+    (raw / "insights.csv").unlink()
+    probe = (
+        "import sys\n"
+        "from campaign_pipeline.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = ('campaign_pipeline.assets', 'campaign_pipeline.definitions', 'scipy', "
+        "'matplotlib')\n"
+        "print(code, *[m for m in heavy if m in sys.modules])\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CAMPAIGN_PIPELINE_", "SALESFORCE_"))
+    }
+    for extra_env in ({}, {"SALESFORCE_INSTANCE_URL": "https://example.my.salesforce.com"}):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, "run", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra_env},
+            cwd=REPO,
+        )
+        assert proc.stdout.split() == ["2"], (proc.stdout, proc.stderr)
+        expected = "SALESFORCE_ACCESS_TOKEN is not" if extra_env else "insights.csv"
+        assert expected in proc.stderr
+
+
 def test_detect_missing_column_exits_2(tmp_path):
     path = tmp_path / "series.csv"
     pd.DataFrame({"series": ["a"], "time": ["2025-01-01"], "value": [1.0]}).to_csv(

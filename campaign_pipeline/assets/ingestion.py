@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from campaign_pipeline import ingestion, metrics
 from campaign_pipeline.assets.common import schema_check
-from campaign_pipeline.assets.salesforce import SALESFORCE_KEYS, materialize_from_salesforce
+from campaign_pipeline.assets.salesforce import materialize_from_salesforce
 from campaign_pipeline.constants import CONVERTED_STATUSES
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
 from campaign_pipeline.metadata import markdown_preview, table_schema
@@ -22,6 +22,7 @@ from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.salesforce.client import SalesforceError
+from campaign_pipeline.salesforce.leads import SALESFORCE_KEYS
 from campaign_pipeline.schemas import (
     VALIDATED_MODELS,
     Quarantine,

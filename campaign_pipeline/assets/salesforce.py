@@ -16,8 +16,6 @@ from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.salesforce.client import SalesforceError
 from campaign_pipeline.salesforce.leads import pull_campaign_leads, pull_lead_status_changes
 
-# The raw files a configured Salesforce source replaces.
-SALESFORCE_KEYS = ("campaign_leads", "lead_status_changes")
 _PULLS = {"campaign_leads": pull_campaign_leads, "lead_status_changes": pull_lead_status_changes}
 
 

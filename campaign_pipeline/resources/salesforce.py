@@ -22,14 +22,14 @@ import dagster as dg
 from pydantic import Field, ValidationError
 
 from campaign_pipeline.salesforce.client import (
+    ACCESS_TOKEN_ENV,
+    INSTANCE_URL_ENV,
     ClientSettings,
     SalesforceClient,
     SalesforceConfigError,
+    source_configured,
 )
 from campaign_pipeline.salesforce.leads import DEFAULT_STATUS_MAP, SalesforceMapping
-
-INSTANCE_URL_ENV = "SALESFORCE_INSTANCE_URL"
-ACCESS_TOKEN_ENV = "SALESFORCE_ACCESS_TOKEN"
 
 _CLIENT = ClientSettings()
 _MAPPING = SalesforceMapping()
@@ -91,21 +91,7 @@ class SalesforceSource(dg.ConfigurableResource):
     @property
     def is_configured(self) -> bool:
         """True when both the URL and the token are set; raises when only one of them is."""
-        url, token = (
-            bool((self.instance_url or "").strip()),
-            bool((self.access_token or "").strip()),
-        )
-        if url != token:
-            have, missing = (
-                (INSTANCE_URL_ENV, ACCESS_TOKEN_ENV)
-                if url
-                else (ACCESS_TOKEN_ENV, INSTANCE_URL_ENV)
-            )
-            raise SalesforceConfigError(
-                f"{have} is set but {missing} is not: set both to read leads from Salesforce, "
-                "or neither to read the CSV files"
-            )
-        return url
+        return source_configured(self.instance_url, self.access_token)
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(

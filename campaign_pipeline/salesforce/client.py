@@ -32,12 +32,16 @@ from urllib.parse import urlsplit
 
 import requests
 
+# the two variables that turn the source on; both set, or neither
+INSTANCE_URL_ENV = "SALESFORCE_INSTANCE_URL"
+ACCESS_TOKEN_ENV = "SALESFORCE_ACCESS_TOKEN"
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MIN_BATCH_SIZE, MAX_BATCH_SIZE = 200, 2000  # Salesforce clamps batchSize to this range
 
 AUTH_MESSAGE = (
     "Salesforce: the access token is expired or revoked (401 INVALID_SESSION_ID); "
-    "set a fresh SALESFORCE_ACCESS_TOKEN"
+    f"set a fresh {ACCESS_TOKEN_ENV}"
 )
 
 _API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
@@ -71,6 +75,21 @@ class SalesforceError(Exception):
 
 class SalesforceConfigError(SalesforceError):
     """The settings cannot work (instance URL, API version, batch size): fix them."""
+
+
+def source_configured(instance_url: str | None, access_token: str | None) -> bool:
+    """True when both the URL and the token are set, False when neither is; one without the
+    other is an error naming the missing variable, never a silent fall back to stale files."""
+    url, token = bool((instance_url or "").strip()), bool((access_token or "").strip())
+    if url != token:
+        have, missing = (
+            (INSTANCE_URL_ENV, ACCESS_TOKEN_ENV) if url else (ACCESS_TOKEN_ENV, INSTANCE_URL_ENV)
+        )
+        raise SalesforceConfigError(
+            f"{have} is set but {missing} is not: set both to read leads from Salesforce, "
+            "or neither to read the CSV files"
+        )
+    return url
 
 
 class SalesforceAuthError(SalesforceError):

@@ -48,6 +48,9 @@ from campaign_pipeline.salesforce.client import (
     sobject_of,
 )
 
+# The raw files (FILE_SPECS keys) the source replaces when it is on.
+SALESFORCE_KEYS = ("campaign_leads", "lead_status_changes")
+
 LEAD_COLUMNS = (
     "id",
     "campaign_id",
