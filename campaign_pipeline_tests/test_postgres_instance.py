@@ -9,12 +9,14 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import uuid
 
 import dagster as dg
 import pytest
 import yaml
 
 from campaign_pipeline.instance import InstanceChoiceError, postgres_settings
+from campaign_pipeline.partitions import TRIGGER_TAG
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests._orchestration_support import (
     CODE_MODULE,
@@ -37,6 +39,53 @@ def test_dagster_yaml_chooses_the_storage_from_the_environment():
     local = yaml.safe_load((REPO_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
     assert "storage" not in local
     assert local["run_coordinator"] == config["run_coordinator"]
+
+
+def test_the_run_queue_starts_one_sensor_or_schedule_run_at_a_time(tmp_path):
+    """Dagster's own queue daemon, on an instance with the repo's run coordinator: a run the
+    raw-file sensor or the schedule asked for waits while another such run is in progress (each
+    rewrites the one validated layer), and a run launched by hand is not held back."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
+        QueuedRunCoordinatorDaemon,
+    )
+
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    # where the daemon would launch them from (the queue reads only the runs' tags and statuses)
+    origin = RemoteRepositoryOrigin(
+        RegisteredCodeLocationOrigin(CODE_MODULE), "__repository__"
+    ).get_job_origin(PIPELINE_JOB)
+    sensor, schedule = {TRIGGER_TAG: "raw_file_sensor"}, {TRIGGER_TAG: "weekly_pipeline_schedule"}
+
+    def dequeued(*runs: tuple[dg.DagsterRunStatus, dict]) -> list[int]:
+        with dg.instance_for_test(
+            overrides={"run_coordinator": config["run_coordinator"]}, temp_dir=str(tmp_path)
+        ) as instance:
+            ids = [
+                instance.add_run(
+                    dg.DagsterRun(
+                        job_name=PIPELINE_JOB,
+                        run_id=str(uuid.uuid4()),
+                        status=status,
+                        tags=tags,
+                        remote_job_origin=origin,
+                    )
+                ).run_id
+                for status, tags in runs
+            ]
+            chosen = QueuedRunCoordinatorDaemon(interval_seconds=1)._get_runs_to_dequeue(
+                instance, instance.get_concurrency_config(), fixed_iteration_time=None
+            )
+            for run_id in ids:
+                instance.delete_run(run_id)
+            return [ids.index(run.run_id) for run in chosen]
+
+    queued, started = dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED
+    # two stretches from one sensor tick and a run by hand: the second stretch waits
+    assert dequeued((queued, sensor), (queued, sensor), (queued, {})) == [0, 2]
+    # the schedule's Monday run waits for a sensor run still going
+    assert dequeued((started, sensor), (queued, schedule), (queued, {})) == [2]
+    assert dequeued((started, {}), (queued, schedule)) == [1]
 
 
 def test_postgres_settings_need_every_variable_or_none():
