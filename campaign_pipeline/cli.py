@@ -81,8 +81,7 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
                 "are not set"
             )
         return None, None
-    # Dagster's resource only now: with the lead files, a mistake in the raw folder is
-    # reported before the seconds of Dagster's imports
+    # the source is on: its resource checks the token, the version and the fields
     from campaign_pipeline.resources import salesforce as sf
     from campaign_pipeline.salesforce.leads import check_queries
 

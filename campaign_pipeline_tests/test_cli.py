@@ -68,9 +68,9 @@ def test_missing_raw_folder_exits_2(tmp_path):
 
 
 def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
-    """The preflight reads headers only, so a typo in a path or a renamed column is answered in
-    about a second, before the run imports the asset definitions and their libraries (seconds
-    more); a half-set Salesforce source too, since checking the two variables needs no Dagster."""
+    """The preflight reads headers only, so a typo in a path or a renamed column is answered
+    before the run imports the asset definitions and their libraries (seconds of imports); a
+    half-set Salesforce source too."""
     raw = write_exports(tmp_path)
     (raw / "insights.csv").unlink()
     probe = (
