@@ -37,6 +37,17 @@ def release_memory_after_failure(_context: dg.HookContext) -> None:
 STEP_HOOKS = {release_memory_after_step, release_memory_after_failure}
 
 
+# On every run of the jobs that rewrite the unpartitioned validated layer (ingestion_job,
+# weekly_pipeline_job), whoever starts it: the raw-file sensor, the schedule, the launchpad,
+# `dagster job launch`, a backfill of the job. The run queue of dagster.yaml starts one such run
+# at a time (tag_concurrency_limits), so two of them never rewrite the layer at once, and
+# neither reads it while the other rewrites it. A job tag, not a run tag alone: Dagster's
+# sensor and schedule daemons give a run the job's run tags, but the launchpad, `dagster job
+# launch` and job backfills give it the job's tags, and `tags` sets both.
+REWRITES_VALIDATED_LAYER_TAG = "campaign_pipeline/rewrites_validated_layer"
+_REWRITES_VALIDATED_LAYER = {REWRITES_VALIDATED_LAYER_TAG: "true"}
+
+
 def _groups(assets: list[dg.AssetsDefinition]) -> str:
     names: list[str] = []
     for asset in assets:
@@ -49,6 +60,7 @@ def _groups(assets: list[dg.AssetsDefinition]) -> str:
 ingestion_job = dg.define_asset_job(
     "ingestion_job",
     hooks=STEP_HOOKS,
+    tags=_REWRITES_VALIDATED_LAYER,
     selection=_select(*ingestion_assets),
     description=(
         "Read and validate the raw exports (whole files, not partitioned), then date each lead's "
@@ -76,6 +88,7 @@ lifetime_job = dg.define_asset_job(
 weekly_pipeline_job = dg.define_asset_job(
     "weekly_pipeline_job",
     hooks=STEP_HOOKS,
+    tags=_REWRITES_VALIDATED_LAYER,
     selection=_select(*all_assets),
     description=(
         "Everything for one week: the raw exports are re-read and validated first (so each run "

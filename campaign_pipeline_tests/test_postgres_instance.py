@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from campaign_pipeline import jobs
 from campaign_pipeline.instance import InstanceChoiceError, postgres_settings
 from campaign_pipeline.partitions import TRIGGER_TAG
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -41,10 +42,12 @@ def test_dagster_yaml_chooses_the_storage_from_the_environment():
     assert local["run_coordinator"] == config["run_coordinator"]
 
 
-def test_the_run_queue_starts_one_sensor_or_schedule_run_at_a_time(tmp_path):
-    """Dagster's own queue daemon, on an instance with the repo's run coordinator: a run the
-    raw-file sensor or the schedule asked for waits while another such run is in progress (each
-    rewrites the one validated layer), and a run launched by hand is not held back."""
+def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_time(tmp_path):
+    """Dagster's own queue daemon, on an instance with the repo's run coordinator: a run of a job
+    that rewrites the validated layer (weekly_pipeline_job, whether the sensor, the schedule or
+    the launchpad asked for it; ingestion_job) waits while another such run is in progress, and
+    runs of the jobs that do not (the week's assets alone, the lifetime table) are not held
+    back. Each run carries its job's run tags, as Dagster gives them to the job's runs."""
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
@@ -52,26 +55,23 @@ def test_the_run_queue_starts_one_sensor_or_schedule_run_at_a_time(tmp_path):
 
     config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
     # where the daemon would launch them from (the queue reads only the runs' tags and statuses)
-    origin = RemoteRepositoryOrigin(
-        RegisteredCodeLocationOrigin(CODE_MODULE), "__repository__"
-    ).get_job_origin(PIPELINE_JOB)
-    sensor, schedule = {TRIGGER_TAG: "raw_file_sensor"}, {TRIGGER_TAG: "weekly_pipeline_schedule"}
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(CODE_MODULE), "__repository__")
 
-    def dequeued(*runs: tuple[dg.DagsterRunStatus, dict]) -> list[int]:
+    def dequeued(*runs: tuple[dg.DagsterRunStatus, object, dict]) -> list[int]:
         with dg.instance_for_test(
             overrides={"run_coordinator": config["run_coordinator"]}, temp_dir=str(tmp_path)
         ) as instance:
             ids = [
                 instance.add_run(
                     dg.DagsterRun(
-                        job_name=PIPELINE_JOB,
+                        job_name=job.name,
                         run_id=str(uuid.uuid4()),
                         status=status,
-                        tags=tags,
-                        remote_job_origin=origin,
+                        tags={**(job.run_tags or {}), **tags},
+                        remote_job_origin=repository.get_job_origin(job.name),
                     )
                 ).run_id
-                for status, tags in runs
+                for status, job, tags in runs
             ]
             chosen = QueuedRunCoordinatorDaemon(interval_seconds=1)._get_runs_to_dequeue(
                 instance, instance.get_concurrency_config(), fixed_iteration_time=None
@@ -81,11 +81,23 @@ def test_the_run_queue_starts_one_sensor_or_schedule_run_at_a_time(tmp_path):
             return [ids.index(run.run_id) for run in chosen]
 
     queued, started = dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED
-    # two stretches from one sensor tick and a run by hand: the second stretch waits
-    assert dequeued((queued, sensor), (queued, sensor), (queued, {})) == [0, 2]
-    # the schedule's Monday run waits for a sensor run still going
-    assert dequeued((started, sensor), (queued, schedule), (queued, {})) == [2]
-    assert dequeued((started, {}), (queued, schedule)) == [1]
+    sensor, schedule = {TRIGGER_TAG: "raw_file_sensor"}, {TRIGGER_TAG: "weekly_schedule"}
+    pipeline = jobs.weekly_pipeline_job
+    # two stretches from one sensor tick, and the week's assets alone: the second stretch waits
+    assert dequeued(
+        (queued, pipeline, sensor), (queued, pipeline, sensor), (queued, jobs.weekly_assets_job, {})
+    ) == [0, 2]
+    # a sensor run still going: the schedule's Monday run and a launchpad ingestion wait, the
+    # lifetime table goes
+    assert dequeued(
+        (started, pipeline, sensor),
+        (queued, pipeline, schedule),
+        (queued, jobs.ingestion_job, {}),
+        (queued, jobs.lifetime_job, {}),
+    ) == [3]
+    # a launchpad run of the pipeline holds the sensor's back too
+    assert dequeued((started, pipeline, {}), (queued, pipeline, sensor)) == []
+    assert dequeued((started, jobs.weekly_assets_job, {}), (queued, pipeline, schedule)) == [1]
 
 
 def test_postgres_settings_need_every_variable_or_none():

@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from campaign_pipeline import alerts
+from campaign_pipeline.jobs import REWRITES_VALIDATED_LAYER_TAG
 from campaign_pipeline.partitions import run_weeks
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -306,6 +307,8 @@ def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_we
         assert {p.stem for p in (tmp_path / "out" / table).glob("*.parquet")} == weeks
     materialized = [e.asset_key.path[-1] for e in result.get_asset_materialization_events()]
     assert materialized.count("validated_insights") == 1
+    # the job's own run tag, which dagster.yaml's run queue limits to one run at a time
+    assert instance.get_run_by_id(result.run_id).tags[REWRITES_VALIDATED_LAYER_TAG] == "true"
 
     # the next Monday's schedule tick finds its week (2024-01-22) covered by that run from the
     # same files, so it does not validate the exports and judge the week again
