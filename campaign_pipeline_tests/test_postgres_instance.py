@@ -80,6 +80,10 @@ def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_tim
                 instance.delete_run(run_id)
             return [ids.index(run.run_id) for run in chosen]
 
+    # the sensor and schedule daemons give a run its job's run tags; the launchpad, `dagster
+    # job launch` and job backfills its job's tags: both must hold the tag
+    for job in (jobs.weekly_pipeline_job, jobs.ingestion_job):
+        assert job.tags == job.run_tags == {jobs.REWRITES_VALIDATED_LAYER_TAG: "true"}
     queued, started = dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED
     sensor, schedule = {TRIGGER_TAG: "raw_file_sensor"}, {TRIGGER_TAG: "weekly_schedule"}
     pipeline = jobs.weekly_pipeline_job
