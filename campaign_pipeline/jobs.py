@@ -40,7 +40,7 @@ STEP_HOOKS = {release_memory_after_step, release_memory_after_failure}
 # On every run of the jobs that rewrite the unpartitioned validated layer (ingestion_job,
 # weekly_pipeline_job), whoever starts it: the raw-file sensor, the schedule, the launchpad,
 # `dagster job launch`, a backfill of the job. The run queue of dagster.yaml starts one such run
-# at a time (tag_concurrency_limits), so two of them never rewrite the layer at once, and
+# at a time (tag_concurrency_limits), so two queued runs never rewrite the layer at once, and
 # neither reads it while the other rewrites it. A job tag, not a run tag alone: Dagster's
 # sensor and schedule daemons give a run the job's run tags, but the launchpad, `dagster job
 # launch` and job backfills give it the job's tags, and `tags` sets both.
