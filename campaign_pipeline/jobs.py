@@ -43,7 +43,8 @@ STEP_HOOKS = {release_memory_after_step, release_memory_after_failure}
 # at a time (tag_concurrency_limits), so two queued runs never rewrite the layer at once, and
 # neither reads it while the other rewrites it. A job tag, not a run tag alone: Dagster's
 # sensor and schedule daemons give a run the job's run tags, but the launchpad, `dagster job
-# launch` and job backfills give it the job's tags, and `tags` sets both.
+# launch` and job backfills give it the job's tags, and `tags` sets both. Runs from the asset
+# graph carry no job tag: the ingestion assets' pool holds those back (assets/ingestion.py).
 REWRITES_VALIDATED_LAYER_TAG = "campaign_pipeline/rewrites_validated_layer"
 _REWRITES_VALIDATED_LAYER = {REWRITES_VALIDATED_LAYER_TAG: "true"}
 

@@ -40,44 +40,77 @@ def test_dagster_yaml_chooses_the_storage_from_the_environment():
     local = yaml.safe_load((REPO_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
     assert "storage" not in local
     assert local["run_coordinator"] == config["run_coordinator"]
+    assert local["concurrency"] == config["concurrency"]
 
 
-def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_time(tmp_path):
-    """Dagster's own queue daemon, on an instance with the repo's run coordinator: a run of a job
-    that rewrites the validated layer (weekly_pipeline_job, whether the sensor, the schedule or
-    the launchpad asked for it; ingestion_job) waits while another such run is in progress, and
-    runs of the jobs that do not (the week's assets alone, the lifetime table) are not held
-    back. Each run carries its job's run tags, as Dagster gives them to the job's runs."""
+def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_time():
+    """Dagster's own queue daemon, on an instance with the repo's run queue: a run that rewrites
+    the validated layer waits while another such run is in progress, whoever launched either:
+    weekly_pipeline_job from the sensor, the schedule or the launchpad, ingestion_job, or
+    ingestion assets picked in the asset graph. Runs of the week's assets alone and of the
+    lifetime table are not held back. Each run carries the tags and the pools Dagster gives it:
+    its job's tags, and the pools of the steps in its execution plan."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.op_concurrency_limits_counter import (
+        compute_run_op_concurrency_info_for_snapshot,
+    )
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+    from dagster._core.snap import snapshot_from_execution_plan
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
         QueuedRunCoordinatorDaemon,
     )
 
-    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
-    # where the daemon would launch them from (the queue reads only the runs' tags and statuses)
-    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(CODE_MODULE), "__repository__")
+    from campaign_pipeline.assets.ingestion import INGESTION_POOL
+    from campaign_pipeline.definitions import defs
 
-    def dequeued(*runs: tuple[dg.DagsterRunStatus, object, dict]) -> list[int]:
-        with dg.instance_for_test(
-            overrides={"run_coordinator": config["run_coordinator"]}, temp_dir=str(tmp_path)
-        ) as instance:
-            ids = [
-                instance.add_run(
-                    dg.DagsterRun(
-                        job_name=job.name,
-                        run_id=str(uuid.uuid4()),
-                        status=status,
-                        tags={**(job.run_tags or {}), **tags},
-                        remote_job_origin=repository.get_job_origin(job.name),
-                    )
-                ).run_id
-                for status, job, tags in runs
-            ]
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    queue = {key: config[key] for key in ("run_coordinator", "concurrency")}
+    # where the daemon would launch them from (the queue reads the runs' tags, pools, statuses)
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(CODE_MODULE), "__repository__")
+    asset_graph = defs.resolve_implicit_global_asset_job_def()
+
+    pools = {}  # job name, picked assets -> (job, its run's pools): each worked out once
+
+    def run_of(instance, status, job, tags=None, assets=None):
+        picked = tuple(assets or ())
+        name = job.name if job is not None else None
+        if (name, picked) not in pools:
+            if assets is not None:  # picked in the asset graph: a subset of the implicit asset job
+                resolved = asset_graph.get_subset(asset_selection={dg.AssetKey(a) for a in picked})
+            else:
+                resolved = defs.resolve_job_def(name)
+            # the pools of the run's steps, as Dagster works them out when it creates a run
+            plan = snapshot_from_execution_plan(
+                create_execution_plan(resolved), resolved.get_job_snapshot_id()
+            )
+            pools[name, picked] = resolved, compute_run_op_concurrency_info_for_snapshot(plan)
+        resolved, run_op_concurrency = pools[name, picked]
+        # a weekly run is of one week (or a range), as every launcher asks
+        week = {"dagster/partition": TEST_PARTITION} if resolved.partitions_def else {}
+        return instance.add_run(
+            dg.DagsterRun(
+                job_name=resolved.name,
+                run_id=str(uuid.uuid4()),
+                status=status,
+                tags={**(resolved.tags or {}), **week, **(tags or {})},
+                asset_selection={dg.AssetKey(a) for a in picked} or None,
+                run_op_concurrency=run_op_concurrency,
+                remote_job_origin=repository.get_job_origin(resolved.name),
+            )
+        ).run_id
+
+    def dequeued(*runs, pool_seen: bool = True) -> list[int]:
+        # a fresh instance each time: the pool's stored limit outlives the runs
+        with dg.instance_for_test(overrides=queue) as instance:
+            if pool_seen:
+                # what Dagster's queue writes the first time it sees a queued run in the pool
+                instance.event_log_storage.initialize_concurrency_limit_to_default(INGESTION_POOL)
+            ids = [run_of(instance, *run) for run in runs]
             chosen = QueuedRunCoordinatorDaemon(interval_seconds=1)._get_runs_to_dequeue(
                 instance, instance.get_concurrency_config(), fixed_iteration_time=None
             )
-            for run_id in ids:
-                instance.delete_run(run_id)
+            # stored by now, first pass or not: default_limit
+            assert instance.event_log_storage.get_concurrency_info(INGESTION_POOL).limit == 1
             return [ids.index(run.run_id) for run in chosen]
 
     # the sensor and schedule daemons give a run its job's run tags; the launchpad, `dagster
@@ -86,22 +119,35 @@ def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_tim
         assert job.tags == job.run_tags == {jobs.REWRITES_VALIDATED_LAYER_TAG: "true"}
     queued, started = dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTED
     sensor, schedule = {TRIGGER_TAG: "raw_file_sensor"}, {TRIGGER_TAG: "weekly_schedule"}
-    pipeline = jobs.weekly_pipeline_job
-    # two stretches from one sensor tick, and the week's assets alone: the second stretch waits
-    assert dequeued(
-        (queued, pipeline, sensor), (queued, pipeline, sensor), (queued, jobs.weekly_assets_job, {})
-    ) == [0, 2]
+    pipeline, week_alone = jobs.weekly_pipeline_job, jobs.weekly_assets_job
+    # two stretches from one sensor tick, and the week's assets alone: the second stretch waits,
+    # also in the queue's first pass over the pool (the jobs' tag)
+    for pool_seen in (True, False):
+        assert dequeued(
+            (queued, pipeline, sensor),
+            (queued, pipeline, sensor),
+            (queued, week_alone),
+            pool_seen=pool_seen,
+        ) == [0, 2]
     # a sensor run still going: the schedule's Monday run and a launchpad ingestion wait, the
     # lifetime table goes
     assert dequeued(
         (started, pipeline, sensor),
         (queued, pipeline, schedule),
-        (queued, jobs.ingestion_job, {}),
-        (queued, jobs.lifetime_job, {}),
+        (queued, jobs.ingestion_job),
+        (queued, jobs.lifetime_job),
     ) == [3]
     # a launchpad run of the pipeline holds the sensor's back too
-    assert dequeued((started, pipeline, {}), (queued, pipeline, sensor)) == []
-    assert dequeued((started, jobs.weekly_assets_job, {}), (queued, pipeline, schedule)) == [1]
+    assert dequeued((started, pipeline), (queued, pipeline, sensor)) == []
+    assert dequeued((started, week_alone), (queued, pipeline, schedule)) == [1]
+    # the asset graph: one validated table re-materialized holds the pipeline back, and waits
+    # for it in turn; weekly assets picked there do not
+    assert dequeued(
+        (started, None, None, ["validated_insights"]),
+        (queued, pipeline, sensor),
+        (queued, None, None, ["weekly_campaign_metrics", "anomaly_flags"]),
+    ) == [2]
+    assert dequeued((started, pipeline, schedule), (queued, None, None, ["lead_events"])) == []
 
 
 def test_postgres_settings_need_every_variable_or_none():

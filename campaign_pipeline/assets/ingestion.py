@@ -31,6 +31,10 @@ from campaign_pipeline.schemas import (
 )
 
 GROUP = "ingestion"
+# Every asset here rewrites a table of the one unpartitioned ingestion layer that the weekly
+# assets read. dagster.yaml limits this pool to one run at a time (`concurrency.pools`, run
+# granularity), whoever launched the run: a job, a backfill, the asset graph in the UI.
+INGESTION_POOL = "campaign_pipeline_ingestion"
 
 # The validated asset of each raw file, and which validated assets it needs to know
 # (an insight of an unknown campaign is quarantined, so insights wait for campaigns).
@@ -71,6 +75,7 @@ def _raw_asset(spec: FileSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"raw_{spec.key}",
         group_name=GROUP,
+        pool=INGESTION_POOL,
         kinds={"csv"},
         description=(
             f"`{spec.filename}` as exported, read once as text (nothing coerced yet) into an Arrow "
@@ -92,6 +97,7 @@ def _raw_lead_asset(spec: FileSpec) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"raw_{spec.key}",
         group_name=GROUP,
+        pool=INGESTION_POOL,
         kinds={"csv", "salesforce"},
         description=(
             f"`{spec.filename}` as exported, or the same rows pulled from Salesforce when "
@@ -156,6 +162,7 @@ def _validated_asset(
     @dg.asset(
         name=name,
         group_name=GROUP,
+        pool=INGESTION_POOL,
         kinds={"pandas", "parquet"},
         deps=[f"raw_{key}", *upstream],
         check_specs=[
@@ -286,6 +293,7 @@ validated_lead_status_changes = _validated_asset(
 
 @dg.asset(
     group_name=GROUP,
+    pool=INGESTION_POOL,
     kinds={"pandas", "parquet"},
     deps=list(VALIDATED_NAMES.values()),
     check_specs=[
@@ -351,6 +359,7 @@ def _unique_ids(ids: pd.Series) -> bool:
 
 @dg.asset(
     group_name=GROUP,
+    pool=INGESTION_POOL,
     deps=["validated_leads", "validated_lead_status_changes"],
     kinds={"pandas", "parquet"},
     check_specs=[
