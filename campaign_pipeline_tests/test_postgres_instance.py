@@ -46,7 +46,7 @@ def test_dagster_yaml_chooses_the_storage_from_the_environment():
 
 @pytest.mark.parametrize("server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_time(
-    server, tmp_path, monkeypatch
+    server, tmp_path, monkeypatch, request
 ):
     """Dagster's own queue daemon, on an instance with the repo's dagster.yaml (its storage, on
     SQLite or on the PostgreSQL server, and its run queue): a run that rewrites the validated
@@ -107,40 +107,48 @@ def test_the_run_queue_starts_one_run_that_rewrites_the_validated_layer_at_a_tim
             )
         ).run_id
 
+    open_instances = contextlib.ExitStack()
+    request.addfinalizer(open_instances.close)
+    shared = []  # one instance for every case but the first-pass one
+
+    def instance_for(fresh: bool):
+        if shared and not fresh:
+            return shared[0]
+        with monkeypatch.context() as env:  # the storage is chosen when the instance is made
+            if server == "sqlite":
+                for name in PG_ENV:
+                    env.delenv(name, raising=False)
+                # the folder the storage class takes before its configured one
+                env.setenv(RESOLVED_DIR_ENV, str(tmp_path / str(uuid.uuid4())))
+            instance = open_instances.enter_context(dg.instance_for_test(overrides=instance_config))
+        # the repo's storage class, on the server asked for
+        assert instance.get_ref().storage_data.class_name == "EnvironmentChosenStorage"
+        assert ("Postgres" in type(instance.event_log_storage).__name__) == (server == "postgres")
+        if not fresh:
+            shared.append(instance)
+        return instance
+
     def dequeued(*runs, pool_seen: bool = True) -> list[int]:
-        # on SQLite a fresh instance each time (the pool's stored limit outlives the runs); the
-        # PostgreSQL server's database is shared, so the runs are deleted at the end
+        # the first pass over the pool needs an instance that never stored it (on SQLite: the
+        # pool's stored limit outlives the runs); each case deletes its runs at the end
+        instance = instance_for(fresh=not pool_seen)
         ids = []
-        with contextlib.ExitStack() as stack:
-            with monkeypatch.context() as env:  # the storage is chosen when the instance is made
-                if server == "sqlite":
-                    for name in PG_ENV:
-                        env.delenv(name, raising=False)
-                    # the folder the storage class takes before its configured one
-                    env.setenv(RESOLVED_DIR_ENV, str(tmp_path / str(uuid.uuid4())))
-                instance = stack.enter_context(dg.instance_for_test(overrides=instance_config))
-            # the repo's storage class, on the server asked for
-            assert instance.get_ref().storage_data.class_name == "EnvironmentChosenStorage"
-            on_postgres = "Postgres" in type(instance.event_log_storage).__name__
-            assert on_postgres == (server == "postgres")
-            try:
-                stored = instance.event_log_storage.get_concurrency_keys()
-                if pool_seen and INGESTION_POOL not in stored:
-                    # what Dagster's queue writes the first time it sees a queued run in the pool
-                    # (only then: on PostgreSQL a second write fails, dagster#33552)
-                    instance.event_log_storage.initialize_concurrency_limit_to_default(
-                        INGESTION_POOL
-                    )
-                ids += [run_of(instance, *run) for run in runs]
-                chosen = QueuedRunCoordinatorDaemon(interval_seconds=1)._get_runs_to_dequeue(
-                    instance, instance.get_concurrency_config(), fixed_iteration_time=None
-                )
-                # stored by now, first pass or not: default_limit
-                assert instance.event_log_storage.get_concurrency_info(INGESTION_POOL).limit == 1
-                return [ids.index(run.run_id) for run in chosen]
-            finally:
-                for run_id in ids:
-                    instance.delete_run(run_id)
+        try:
+            stored = instance.event_log_storage.get_concurrency_keys()
+            if pool_seen and INGESTION_POOL not in stored:
+                # what Dagster's queue writes the first time it sees a queued run in the pool
+                # (only then: on PostgreSQL a second write fails, dagster#33552)
+                instance.event_log_storage.initialize_concurrency_limit_to_default(INGESTION_POOL)
+            ids += [run_of(instance, *run) for run in runs]
+            chosen = QueuedRunCoordinatorDaemon(interval_seconds=1)._get_runs_to_dequeue(
+                instance, instance.get_concurrency_config(), fixed_iteration_time=None
+            )
+            # stored by now, first pass or not: default_limit
+            assert instance.event_log_storage.get_concurrency_info(INGESTION_POOL).limit == 1
+            return [ids.index(run.run_id) for run in chosen]
+        finally:
+            for run_id in ids:
+                instance.delete_run(run_id)
 
     # the sensor and schedule daemons give a run its job's run tags; the launchpad, `dagster
     # job launch` and job backfills its job's tags: both must hold the tag
