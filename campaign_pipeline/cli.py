@@ -154,20 +154,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild one week's page from the published tables (nothing is recomputed)."""
-    from campaign_pipeline import runner
-    from campaign_pipeline.report import (
+    from campaign_pipeline.report.files import (
         MissingTablesError,
-        build_weekly_report,
         check_week,
         load_report_tables,
         write_report_page,
     )
 
+    try:  # before the storage and the page builder are imported: a typo is answered at once
+        week = check_week(args.week)
+    except ValueError as error:
+        raise UserError(f"report: {error}") from None
+    from campaign_pipeline import runner
+
     out_dir = runner.resolve_storage(args.data_dir, args.out).published_dir
     try:
-        tables = load_report_tables(out_dir, check_week(args.week))
+        tables = load_report_tables(out_dir, week)
     except (ValueError, MissingTablesError) as error:
         raise UserError(f"report: {error}") from None
+    from campaign_pipeline.report.build import build_weekly_report
+
     report = build_weekly_report(tables)
     path = write_report_page(out_dir, tables.week, report.html)
     _print(

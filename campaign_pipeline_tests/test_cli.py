@@ -67,37 +67,72 @@ def test_missing_raw_folder_exits_2(tmp_path):
     )
 
 
-def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
-    """The preflight reads headers only, so a typo in a path or a renamed column is answered
-    before the run imports the asset definitions and their libraries (seconds of imports); a
-    half-set Salesforce source too."""
-    raw = write_exports(tmp_path)
-    (raw / "insights.csv").unlink()
+_HEAVY_IMPORTS = (
+    "campaign_pipeline.assets",
+    "campaign_pipeline.definitions",
+    "dagster",
+    "scipy",
+    "matplotlib",
+)
+
+
+def _code_and_heavy_imports(*args: str, env: dict[str, str] | None = None) -> tuple[list, str]:
+    """The CLI's exit code, then which of `_HEAVY_IMPORTS` it had imported when it returned;
+    and its stderr."""
     probe = (
         "import sys\n"
         "from campaign_pipeline.cli import main\n"
         "code = main(sys.argv[1:])\n"
-        "heavy = ('campaign_pipeline.assets', 'campaign_pipeline.definitions', 'scipy', "
-        "'matplotlib')\n"
-        "print(code, *[m for m in heavy if m in sys.modules])\n"
+        f"print(code, *[m for m in {_HEAVY_IMPORTS!r} if m in sys.modules])\n"
     )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
+    return proc.stdout.split(), proc.stderr
+
+
+def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
+    """The preflight reads headers only, so a typo in a path or a renamed column is answered
+    before the run imports the asset definitions and their libraries (seconds of imports); a
+    half-set Salesforce source too. (Resolving the storage has imported Dagster by then.)"""
+    raw = write_exports(tmp_path)
+    (raw / "insights.csv").unlink()
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CAMPAIGN_PIPELINE_", "SALESFORCE_"))
     }
     for extra_env in ({}, {"SALESFORCE_INSTANCE_URL": "https://example.my.salesforce.com"}):
-        proc = subprocess.run(
-            [sys.executable, "-c", probe, "run", "--data-dir", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**env, **extra_env},
-            cwd=REPO,
+        code, stderr = _code_and_heavy_imports(
+            "run", "--data-dir", str(tmp_path), env={**env, **extra_env}
         )
-        assert proc.stdout.split() == ["2"], (proc.stdout, proc.stderr)
+        assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
         expected = "SALESFORCE_ACCESS_TOKEN is not" if extra_env else "insights.csv"
-        assert expected in proc.stderr
+        assert expected in stderr
+
+
+def test_report_and_detect_answer_a_bad_argument_before_the_heavy_imports(tmp_path):
+    """A week that is not a Monday, or a detection setting with a typo, is one line and exit 2
+    before Dagster, scipy or matplotlib are imported."""
+    code, stderr = _code_and_heavy_imports("report", "--week", "2025-01-08", "--out", str(tmp_path))
+    assert code == ["2"], (code, stderr)
+    assert "2025-01-08 is a Wednesday" in stderr
+    missing = str(tmp_path / "nowhere.csv")
+    out = str(tmp_path / "flags.csv")
+    code, stderr = _code_and_heavy_imports(
+        "detect", missing, "--out", out, "--set", "min_relative_efect=10"
+    )
+    assert code == ["2"], (code, stderr)
+    assert "min_relative_efect=10" in stderr
+    # a good setting and a missing file: still before scipy
+    code, stderr = _code_and_heavy_imports("detect", missing, "--out", out)
+    assert code == ["2"], (code, stderr)
+    assert "file not found" in stderr
 
 
 def test_detect_missing_column_exits_2(tmp_path):

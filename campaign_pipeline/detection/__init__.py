@@ -11,24 +11,22 @@ Public API:
 - adjust_pvalues: Benjamini-Hochberg / Bonferroni within families.
 """
 
-from campaign_pipeline.detection.ensemble import (
-    FLAG_COLUMNS,
-    detect_by_week,
-    detect_campaign_anomalies,
-)
-from campaign_pipeline.detection.multiple_testing import adjust_pvalues
-from campaign_pipeline.detection.seeds import seeds_flags, seeds_series_flags
-from campaign_pipeline.detection.series import SERIES_COLUMNS, detect_series
-from campaign_pipeline.detection.settings import DetectionSettings
+from campaign_pipeline.lazy import lazy_exports
 
-__all__ = [
-    "DetectionSettings",
-    "FLAG_COLUMNS",
-    "SERIES_COLUMNS",
-    "adjust_pvalues",
-    "detect_by_week",
-    "detect_campaign_anomalies",
-    "detect_series",
-    "seeds_flags",
-    "seeds_series_flags",
-]
+# Each public name and the module that defines it, imported on first use, so that
+# ``detection.settings`` (the CLI's check of `--set` values) does not wait for scipy.
+_EXPORTS = {
+    "DetectionSettings": "settings",
+    "FLAG_COLUMNS": "ensemble",
+    "SERIES_COLUMNS": "series",
+    "adjust_pvalues": "multiple_testing",
+    "detect_by_week": "ensemble",
+    "detect_campaign_anomalies": "ensemble",
+    "detect_series": "series",
+    "seeds_flags": "seeds",
+    "seeds_series_flags": "seeds",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
