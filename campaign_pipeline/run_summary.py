@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
+from campaign_pipeline.health import action_summary
 from campaign_pipeline.ingestion import FILE_SPECS
 from campaign_pipeline.report.files import latest_report
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -19,6 +20,31 @@ def _accounting(storage: PipelineStorage) -> pd.DataFrame:
         except FileNotFoundError:
             continue
     return pd.DataFrame(rows)
+
+
+def action_lines(latest_health: pd.DataFrame) -> list[str]:
+    """A line per recommended action that some campaign got, most campaigns first.
+
+    Spend and its share come from `health.action_summary`, the published
+    `health_action_summary`, so the run's closing lines say what that table says: a share is
+    shown only when the portfolio reported spend, and an action whose campaigns reported none
+    (no delivery rows in the window) says so instead of showing 0.00.
+    """
+    summary = action_summary(latest_health)
+    summary = summary[summary["n_campaigns"] > 0].sort_values(
+        "n_campaigns", ascending=False, kind="stable"
+    )
+    lines = []
+    for row in summary.itertuples():
+        if row.n_spend_unknown == row.n_campaigns:
+            spend = f"{'none reported':>14}"
+        else:
+            spend = f"{row.total_spend:>14,.2f}"
+        share = "" if pd.isna(row.share_of_spend) else f"  ({row.share_of_spend:.1%})"
+        lines.append(
+            f"  {row.recommended_action:<45}{row.n_campaigns:>5} campaigns  spend {spend}{share}"
+        )
+    return lines
 
 
 def summarize(
@@ -63,18 +89,8 @@ def summarize(
             f"health buckets, week {week}: "
             + ", ".join(f"{b} {int(counts.get(b, 0))}" for b in HEALTH_BUCKETS)
         )
-        spend = latest.groupby("recommended_action")[
-            "total_spend"
-        ].sum()  # NaN spend (no delivery) adds 0
-        n = latest["recommended_action"].value_counts()
-        total = spend.sum()
         lines.append("action summary (trailing window of that week):")
-        for action in n.index:
-            share = spend.get(action, 0.0) / total if total else float("nan")
-            lines.append(
-                f"  {action:<45}{int(n[action]):>5} campaigns  spend "
-                f"{spend.get(action, 0.0):>14,.2f}  ({share:.1%})"
-            )
+        lines += action_lines(latest)
 
     if exports:
         from campaign_pipeline.exports.delivery import summary_lines

@@ -1,0 +1,68 @@
+"""The closing summary of `campaign-pipeline run`: its lines say what the published tables say."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from campaign_pipeline.health import action_summary
+from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.run_summary import action_lines, summarize
+
+
+def latest_health(rows) -> pd.DataFrame:
+    """rows: (campaign_id, recommended_action, total_spend)."""
+    frame = pd.DataFrame(rows, columns=["campaign_id", "recommended_action", "total_spend"])
+    return frame.assign(total_leads=10.0, converted_leads=1.0)
+
+
+def test_action_lines_most_campaigns_first_with_each_actions_share_of_spend():
+    lines = action_lines(
+        latest_health(
+            [
+                ("A", "Scale Up", 300.0),
+                ("B", "Keep Monitoring", 50.0),
+                ("C", "Keep Monitoring", np.nan),  # no delivery in the window
+                ("D", "Keep Monitoring", 50.0),
+            ]
+        )
+    )
+    assert [line.split("  ")[1] for line in lines] == ["Keep Monitoring", "Scale Up"]
+    assert re.fullmatch(r"  Keep Monitoring +3 campaigns  spend +100\.00  \(25\.0%\)", lines[0])
+    assert re.fullmatch(r"  Scale Up +1 campaigns  spend +300\.00  \(75\.0%\)", lines[1])
+
+
+def test_action_lines_say_when_no_spend_was_reported_instead_of_a_share_of_nothing():
+    # a week whose insights export held no rows: every campaign's spend is unknown
+    lines = action_lines(
+        latest_health([("A", "Keep Monitoring", np.nan), ("B", "Keep Monitoring", np.nan)])
+    )
+    assert len(lines) == 1
+    assert re.fullmatch(r"  Keep Monitoring +2 campaigns  spend +none reported", lines[0])
+    # reported spend of zero is a figure, not an unknown; its share of a zero total is not
+    lines = action_lines(latest_health([("A", "Stop / Reallocate", 0.0)]))
+    assert re.fullmatch(r"  Stop / Reallocate +1 campaigns  spend +0\.00", lines[0])
+    assert not [line for line in lines if "nan" in line.lower()]
+
+
+def test_the_summary_of_a_published_run_matches_its_tables(published_sample):
+    storage = PipelineStorage(
+        data_dir=str(published_sample.data_dir), out_dir=str(published_sample.out_dir)
+    )
+    text = summarize(storage, published_sample.weeks, seconds=12.34)
+    week = published_sample.weeks[-1]
+    health = storage.read_table("campaign_health")
+    latest = health[health["week_start"] == pd.Timestamp(week)]
+    assert f"health buckets, week {week}: " in text
+    shown = text.split("action summary (trailing window of that week):\n")[1].splitlines()
+    published = action_summary(latest).query("n_campaigns > 0")
+    for row in published.itertuples():
+        line = next(line for line in shown if line.startswith(f"  {row.recommended_action} "))
+        assert f"{row.n_campaigns} campaigns" in line
+        assert re.search(rf"spend +{row.total_spend:,.2f}  \({row.share_of_spend:.1%}\)$", line)
+    assert len(published) >= 2
+    first = published_sample.weeks[0]
+    assert f"weeks processed: {len(published_sample.weeks)} ({first} .. {week})" in text
+    assert text.endswith("done in 12.3s")
