@@ -61,6 +61,49 @@ class RawFileError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_FOREIGN_SEPARATORS = (";", "\t", "|")
+
+
+def _not_utf8(path: Location) -> RawFileError:
+    """Where the first byte that is not UTF-8 is, as a line and a byte offset of the file.
+
+    A decoder's own position is relative to whatever buffer it was handed (pandas reads a
+    file in blocks), so the file is streamed again, a block at a time, to find it. A file that
+    begins with a UTF-16 byte-order mark is named as such: spreadsheet programs write exports
+    that way, and the fix is to save them as UTF-8.
+    """
+    block_size = 1 << 20
+    with path.open_stream() as stream:
+        data = stream.read(block_size)
+        if data.startswith(_UTF16_BOMS):
+            return RawFileError(
+                path, "UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+            )
+        offset, line = 0, 1  # of data[0] in the file
+        while data:
+            more = stream.read(block_size)
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # a character cut at the block's end is completed by the next block
+                if not (more and exc.reason == "unexpected end of data"):
+                    line += data.count(b"\n", 0, exc.start)
+                    return RawFileError(
+                        path,
+                        f"not UTF-8 text ({exc.reason} on line {line:,}, at byte offset "
+                        f"{offset + exc.start:,}); save it as UTF-8",
+                    )
+                line += data.count(b"\n", 0, exc.start)
+                offset += exc.start
+                data = data[exc.start :] + more
+                continue
+            line += data.count(b"\n")
+            offset += len(data)
+            data = more
+    return RawFileError(path, "not UTF-8 text")
+
+
 class _NotPlainCsv(Exception):
     """The Arrow reader refused the file; pandas reads it instead."""
 
@@ -88,7 +131,16 @@ def _normalised_names(path: Location, names: list[str]) -> list[str]:
 def check_columns(path: Location, columns: list[str], required: tuple[str, ...]) -> None:
     for column in required:
         if column not in columns:
-            raise RawFileError(path, "required column missing", column=column)
+            message = "required column missing"
+            if len(columns) == 1:
+                # a whole header in one cell: the file is separated by something else
+                used = [sep for sep in _FOREIGN_SEPARATORS if sep in columns[0]]
+                if used:
+                    message += (
+                        f" (the header is one cell; the file looks {used[0]!r}-separated, and"
+                        " the exports must be comma-separated)"
+                    )
+            raise RawFileError(path, message, column=column)
 
 
 def read_header(path: Path | str | Location) -> list[str]:
@@ -104,7 +156,7 @@ def read_header(path: Path | str | Location) -> list[str]:
         ):
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
-        raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise _not_utf8(path) from exc
     except csv.Error as exc:
         raise RawFileError(path, f"not a readable CSV: {exc}") from exc
     except OSError as exc:
@@ -199,7 +251,7 @@ def _pandas_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Re
             chunk.columns = schema.names
             yield pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=False)
     except UnicodeDecodeError as exc:
-        raise RawFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise _not_utf8(path) from exc
     except pd.errors.EmptyDataError as exc:
         raise RawFileError(path, "file is empty (no header row)") from exc
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:

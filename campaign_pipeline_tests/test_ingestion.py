@@ -243,7 +243,10 @@ def test_missing_required_column_names_file_and_column(tmp_path):
 def test_unreadable_file(tmp_path):
     raw = write_exports(tmp_path)
     (raw / "campaign_leads.csv").write_bytes(b"\xff\xfe\x00\x01garbage\x00\xff")
-    with pytest.raises(RawFileError, match=r"campaign_leads\.csv: not UTF-8"):
+    with pytest.raises(RawFileError, match=r"campaign_leads\.csv: UTF-16 text .*save it as UTF-8"):
+        ingest_raw_dir(raw)
+    (raw / "campaign_leads.csv").write_bytes(b"id,campaign_id\n\x00\x01garbage\x00\xff")
+    with pytest.raises(RawFileError, match=r"campaign_leads\.csv: not UTF-8 text \(.* line 2,"):
         ingest_raw_dir(raw)
 
 

@@ -182,5 +182,53 @@ def test_missing_and_non_utf8_files_fail_in_one_line(tmp_path):
         raw_parsing.read_text_table(tmp_path / "absent.csv", ("id",))
     path = tmp_path / "latin1.csv"
     path.write_bytes("id,name\n1,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(raw_parsing.RawFileError, match="not UTF-8 text"):
+    with pytest.raises(raw_parsing.RawFileError) as caught:
         raw_parsing.read_text_table(path, ("id",))
+    assert str(caught.value).endswith(
+        "latin1.csv: not UTF-8 text (invalid continuation byte on line 2, at byte offset 13);"
+        " save it as UTF-8"
+    )
+
+
+def test_a_byte_that_is_not_utf8_deep_in_a_file_is_named_by_its_line_and_offset(tmp_path):
+    # far past the readers' buffers, whose own positions are relative to a block; and a
+    # two-byte character cut by the locator's 1 MiB block boundary is still UTF-8
+    header = b"id,name\n"
+    row = b"1,caf\xc3\xa9\n"  # 8 bytes, the accent in UTF-8
+    before = (1 << 20) - 6  # the row's accent starts 1 byte before the block boundary
+    k = (before - len(header) - 3) // 6 - 1
+    rows = header + b"1,abc\n" * k
+    rows += b"1," + b"x" * (before - len(rows) - 3) + b"\n"
+    assert len(rows) == before
+    rows += row + b"1,abc\n" * 300_000
+    bad_offset = len(rows) + len(b"1,caf")
+    rows += b"1,caf\xe9\n" + b"1,abc\n" * 10
+    path = tmp_path / "deep.csv"
+    path.write_bytes(rows)
+    with pytest.raises(raw_parsing.RawFileError) as caught:
+        raw_parsing.read_text_table(path, ("id",))
+    line = rows[:bad_offset].count(b"\n") + 1
+    assert f"(invalid continuation byte on line {line:,}, at byte offset {bad_offset:,})" in str(
+        caught.value
+    )
+    assert line > 300_000
+
+
+def test_utf16_and_other_separators_are_named(tmp_path):
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("id,name\n1,a\n".encode("utf-16"))
+    with pytest.raises(raw_parsing.RawFileError, match="UTF-16 text .*; save it as UTF-8$"):
+        raw_parsing.read_text_table(path, ("id",))
+    for separator in (";", "\t"):
+        path = tmp_path / "other.csv"
+        path.write_text(f"id{separator}name\n1{separator}a\n")
+        with pytest.raises(raw_parsing.RawFileError) as caught:
+            raw_parsing.read_text_table(path, ("id",))
+        assert str(caught.value).endswith(
+            f"column 'id': required column missing (the header is one cell; the file looks "
+            f"{separator!r}-separated, and the exports must be comma-separated)"
+        )
+    path.write_text("name\na\n")  # one column, nothing else in it: no guess
+    with pytest.raises(raw_parsing.RawFileError) as caught:
+        raw_parsing.read_text_table(path, ("id",))
+    assert str(caught.value).endswith("column 'id': required column missing")
