@@ -205,18 +205,22 @@ def _detect_progress(t0: float, every: float = 1.0):
 
 def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
     """The value column as numbers, saying what the detector will do with cells it cannot take
-    as they are instead of doing it silently: a value that is not a number is a missing reading
-    (never judged, never a baseline point), and readings that share a (series, timestamp) are
-    averaged into one."""
+    as they are instead of doing it silently: a value that is not a finite number (text, inf)
+    is a missing reading (never judged, never a baseline point), and readings that share a
+    (series, timestamp) are averaged into one."""
     raw = frame["value"]
-    numbers = pd.to_numeric(raw, errors="coerce")
+    numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
     text = raw.astype("string").str.strip()
-    not_number = numbers.isna() & raw.notna() & (text != "") & (text.str.lower() != "nan")
+    infinite = numbers.abs() == float("inf")  # no reading: a window holding it has no median
+    not_number = infinite | (
+        numbers.isna() & raw.notna() & (text != "") & (text.str.lower() != "nan")
+    )
+    numbers = numbers.mask(infinite)
     if not_number.any():
         first = int(not_number.to_numpy().argmax())
         _print(
             f"detect: note: {path}, column 'value': {int(not_number.sum()):,} value(s) are not "
-            "numbers "
+            "finite numbers "
             f"(the first in data row {first + 1}: {str(raw.iloc[first])!r}); treated as missing"
         )
     repeated = frame.duplicated(["series", "timestamp"], keep=False)
@@ -285,7 +289,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     flags.to_csv(out, index=False)
     n_series = frame["series"].nunique()
     _print(
-        f"detect: {len(frame):,} points in {n_series} series -> "
+        f"detect: {len(flags):,} points in {n_series} series -> "  # repeated readings are one
         f"{int(flags['is_anomaly'].sum()):,} anomalies "
         f"written to {out} ({time.perf_counter() - t0:.1f}s)"
     )

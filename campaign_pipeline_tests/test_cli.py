@@ -187,23 +187,28 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
         ("a", days[5], "14"),
         ("a", days[6], "12,5"),
         ("a", days[7], ""),
+        ("a", days[8], "inf"),  # infinite: no reading either
+        ("a", days[9], "-inf"),
     ]
     path = tmp_path / "series.csv"
     pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
     proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
     assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr, proc.stderr
     notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
     assert len(notes) == 2
     assert (
-        "1 value(s) are not numbers (the first in data row 42: '12,5'); treated as missing"
+        "3 value(s) are not finite numbers (the first in data row 42: '12,5'); treated as missing"
         in notes[0]
     )
     assert (
-        "3 (series, timestamp) pair(s) appear more than once (3 extra row(s)); their values are "
+        "5 (series, timestamp) pair(s) appear more than once (5 extra row(s)); their values are "
         "averaged" in notes[1]
     )
     flags = pd.read_csv(tmp_path / "f.csv")
     assert len(flags) == 40  # one row per distinct timestamp
+    assert flags["value"].between(10, 12).all()  # the pairs' finite readings, averaged
+    assert proc.stdout.splitlines()[-1].startswith("detect: 40 points in 1 series -> ")
     # a clean file gets no notes
     pd.DataFrame({"series": "a", "timestamp": days, "value": 10.0}).to_csv(path, index=False)
     assert "note:" not in run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
