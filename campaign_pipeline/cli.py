@@ -31,6 +31,24 @@ def _print(message: str = "") -> None:
 # ---------------------------------------------------------------------------------------
 
 
+def _require_writable(role: str, folder) -> None:
+    """A local folder the run writes to can be created and written, checked before the run
+    rather than found by the first step that writes there (an object store is left to its
+    first write: a probe would cost a request and need delete rights)."""
+    import tempfile
+
+    if not folder.is_local:
+        return
+    path = folder.local_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = _os_reason(error, path)
+        raise UserError(f"{path}: the {role} folder cannot be written ({reason})") from None
+
+
 def _preflight(storage, skip: tuple[str, ...] = ()) -> None:
     """Before Dagster starts: the dirs' stores are reachable with what is installed, and each
     raw file exists and has its required columns (header only; the rows are parsed once, by the
@@ -46,6 +64,8 @@ def _preflight(storage, skip: tuple[str, ...] = ()) -> None:
     raw_dir = storage.raw_dir
     if not raw_dir.is_dir():
         raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
+    for role, folder in (("out", storage.published_dir), ("staging", storage.staging_dir)):
+        _require_writable(role, folder)
     for key, spec in FILE_SPECS.items():
         if key in skip:
             continue
@@ -234,6 +254,15 @@ def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
     return numbers
 
 
+def _os_reason(error: OSError, path: Path) -> str:
+    """The system's reason, naming the path it concerns when that is not ``path`` itself (a
+    parent folder that is a file)."""
+    reason = error.strerror or type(error).__name__
+    if error.filename and Path(error.filename) != path:
+        reason += f": {error.filename}"
+    return reason
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     from campaign_pipeline.detection.settings import settings_from_overrides
 
@@ -244,6 +273,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
+    out = Path(args.out)
+    try:  # a folder, or a parent that cannot be made: said before the input is read
+        if out.is_dir():
+            raise IsADirectoryError(0, "is a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{out}: cannot write the flags there ({_os_reason(error, out)})") from None
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -284,9 +320,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     flags = detect_series(
         frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0)
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    flags.to_csv(out, index=False)
+    try:
+        flags.to_csv(out, index=False)
+    except OSError as error:
+        raise UserError(f"{out}: cannot write the flags there ({_os_reason(error, out)})") from None
     n_series = frame["series"].nunique()
     _print(
         f"detect: {len(flags):,} points in {n_series} series -> "  # repeated readings are one
@@ -315,6 +352,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     )
     _print(f"sample data written to {Path(args.out) / 'raw'}: {manifest}")
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    """A count of campaigns or days: the generator would otherwise round 0 or -3 up to 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,9 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")
     sample.add_argument("--out", required=True, help="data dir to create (files go to OUT/raw)")
     sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--campaigns", type=int, default=200)
-    sample.add_argument("--days", type=int, default=120)
-    sample.add_argument("--scale", type=float, default=1.0)
+    sample.add_argument("--campaigns", type=_at_least_one, default=200)
+    sample.add_argument("--days", type=_at_least_one, default=120)
+    sample.add_argument(
+        "--scale", type=_positive_number, default=1.0, help="multiplies --campaigns"
+    )
     sample.add_argument("--anomalies", action="store_true", help="inject labelled anomalies")
     sample.add_argument("--defects", action="store_true", help="inject labelled contract defects")
     sample.set_defaults(func=cmd_sample)

@@ -128,6 +128,17 @@ def _materializations(result) -> dict[str, dict]:
 _FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 
 
+def _cause(error):
+    """The exception the step's code raised, not Dagster's wrapper around it (whose message is
+    only 'Error occurred while executing op ...')."""
+    while error.cause is not None and error.cls_name in _DAGSTER_WRAPPERS:
+        error = error.cause
+    return error
+
+
+_DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
 def _failures(result) -> tuple[list[str], bool]:
     """One line per distinct failure: steps that failed for the same reason (both raw lead
     assets on an expired Salesforce token) share a line naming them all."""
@@ -140,7 +151,7 @@ def _failures(result) -> tuple[list[str], bool]:
             text = (
                 (
                     (failure.description if failure and failure.description else None)
-                    or (error.message if error else "step failed")
+                    or (_cause(error).message if error else "step failed")
                 )
                 .strip()
                 .splitlines()[0]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from campaign_pipeline_tests.builders import write_exports
 
@@ -114,6 +115,16 @@ def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
         assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
         expected = "SALESFORCE_ACCESS_TOKEN is not" if extra_env else "insights.csv"
         assert expected in stderr
+    # every file there, but the out dir is a file: named before the run, not by its first write
+    write_exports(tmp_path)
+    (tmp_path / "published").write_text("")
+    code, stderr = _code_and_heavy_imports(
+        "run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "published"), env=env
+    )
+    assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
+    assert stderr.strip() == (
+        f"error: {tmp_path / 'published'}: the out folder cannot be written (File exists)"
+    )
 
 
 def test_report_and_detect_answer_a_bad_argument_before_the_heavy_imports(tmp_path):
@@ -133,6 +144,18 @@ def test_report_and_detect_answer_a_bad_argument_before_the_heavy_imports(tmp_pa
     code, stderr = _code_and_heavy_imports("detect", missing, "--out", out)
     assert code == ["2"], (code, stderr)
     assert "file not found" in stderr
+    # an output that cannot be written is named before the input is read
+    series = tmp_path / "series.csv"
+    pd.DataFrame({"series": ["a"], "timestamp": ["2025-01-01"], "value": [1.0]}).to_csv(series)
+    for unwritable, reason in (
+        (tmp_path, "(is a folder)"),
+        (series / "f.csv", f"exists: {series})"),
+    ):
+        code, stderr = _code_and_heavy_imports("detect", str(series), "--out", str(unwritable))
+        assert code == ["2"], (code, stderr)
+        assert stderr.startswith(f"error: {unwritable}: cannot write the flags there (") and (
+            reason in stderr
+        ), stderr
 
 
 def test_detect_missing_column_exits_2(tmp_path):
@@ -515,3 +538,23 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
     assert not (off / "exports").exists() and not (off / "export_ledger.sqlite").exists()
     assert re.search(r"^  ga4 +off \(export mode off\)$", proc.stdout, re.M)
     assert re.search(r"^  amplitude +off \(export mode off\)$", proc.stdout, re.M)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--campaigns", "0"], "argument --campaigns: 0 is below 1"),
+        (["--days", "-3"], "argument --days: -3 is below 1"),
+        (["--days", "2.5"], "argument --days: '2.5' is not a whole number"),
+        (["--scale", "0"], "argument --scale: 0 is not above 0"),
+        (["--scale", "nan"], "argument --scale: nan is not above 0"),
+    ],
+)
+def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_path, capsys):
+    from campaign_pipeline.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["sample", "--out", str(tmp_path / "data"), *args])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+    assert not (tmp_path / "data").exists()

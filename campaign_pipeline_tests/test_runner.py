@@ -101,3 +101,19 @@ def test_a_failed_raw_file_is_the_users_error(data_dir, tmp_path):
         runner.run_pipeline(str(data_dir), str(tmp_path / "out"), say=lambda _: None)
     assert failed.value.user_error
     assert any("insights.csv" in line for line in failed.value.lines)
+
+
+def test_a_failed_step_is_reported_by_the_error_its_code_raised(data_dir, tmp_path):
+    """Not by Dagster's wrapper around it ('Error occurred while executing op ...'), which
+    names no cause. Here the out dir is a file, so the first step that publishes fails."""
+    out = tmp_path / "out"
+    out.write_text("not a folder")
+    with pytest.raises(runner.RunFailed) as failed:
+        runner.run_pipeline(str(data_dir), str(out), say=lambda _: None)
+    assert not failed.value.user_error
+    assert failed.value.lines, failed.value
+    for line in failed.value.lines:
+        assert "Error occurred while executing" not in line, line
+    assert any(str(out) in line and "Error: " in line for line in failed.value.lines), (
+        failed.value.lines
+    )
