@@ -8,8 +8,9 @@ import pandas as pd
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.health import action_summary
 from campaign_pipeline.ingestion import FILE_SPECS
-from campaign_pipeline.report.files import latest_report
+from campaign_pipeline.report.files import report_path
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.runner import describe_weeks
 
 
 def _accounting(storage: PipelineStorage) -> pd.DataFrame:
@@ -68,7 +69,9 @@ def summarize(
     span = f" ({weeks[0]} .. {weeks[-1]})" if weeks else ""
     lines.append(f"weeks processed: {len(weeks)}{span}")
 
-    flags = storage.read_table("anomaly_flags")
+    # the weeks this run published: an out dir may also hold other weeks (an earlier run's,
+    # on exports that reached further), which are not this run's to report
+    flags = storage.read_table("anomaly_flags", week_starts=weeks)
     if len(flags):
         by_severity = flags["severity"].value_counts()
         sev = ", ".join(f"{s} {int(by_severity.get(s, 0))}" for s in reversed(SEVERITIES))
@@ -80,7 +83,7 @@ def summarize(
     else:
         lines.append("anomaly flags: 0")
 
-    health = storage.read_table("campaign_health")
+    health = storage.read_table("campaign_health", week_starts=weeks)
     if len(health):
         latest = health[health["week_start"] == health["week_start"].max()]
         week = pd.Timestamp(latest["week_start"].iloc[0]).date().isoformat()
@@ -108,8 +111,15 @@ def summarize(
         else:
             kind = f"{count} weekly files"
         lines.append(f"  {name:<36}{kind}")
-    latest = latest_report(storage.published_dir)
-    if latest is not None:
-        lines.append(f"latest weekly report: {latest}")
+    page = report_path(storage.published_dir, weeks[-1]) if weeks else None
+    if page is not None and page.is_file():
+        lines.append(f"latest weekly report: {page}")
+    others = sorted(set(storage.table_weeks("campaign_health")) - set(weeks))
+    if others:
+        lines.append(
+            f"note: {storage.published_dir} also holds the tables and pages of "
+            f"{describe_weeks(others)} that these raw files do not cover; this run left them as "
+            "an earlier run published them"
+        )
     lines.append(f"done in {seconds:.1f}s")
     return "\n".join(lines)

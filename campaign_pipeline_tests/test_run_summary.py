@@ -66,3 +66,27 @@ def test_the_summary_of_a_published_run_matches_its_tables(published_sample):
     first = published_sample.weeks[0]
     assert f"weeks processed: {len(published_sample.weeks)} ({first} .. {week})" in text
     assert text.endswith("done in 12.3s")
+
+
+def test_weeks_the_run_did_not_publish_are_named_not_reported(published_sample):
+    """An out dir that also holds weeks these raw files do not cover (an earlier run on exports
+    that reached further): the summary reports the run's weeks and names the others."""
+    storage = PipelineStorage(
+        data_dir=str(published_sample.data_dir), out_dir=str(published_sample.out_dir)
+    )
+    weeks = published_sample.weeks[:-2]  # as if the exports now ended two weeks earlier
+    text = summarize(storage, weeks, seconds=1.0)
+    flags = storage.read_table("anomaly_flags", week_starts=weeks)
+    assert len(flags) < len(storage.read_table("anomaly_flags"))
+    assert re.search(rf"^anomaly flags: {len(flags)} \(", text, re.M)
+    assert f"health buckets, week {weeks[-1]}: " in text
+    page = published_sample.out_dir / "weekly_report" / f"{weeks[-1]}.html"
+    assert f"latest weekly report: {page}\n" in text
+    later = published_sample.weeks[-2:]
+    assert (
+        f"note: {published_sample.out_dir} also holds the tables and pages of 2 weeks "
+        f"({later[0]} .. {later[1]}) that these raw files do not cover; this run left them as "
+        "an earlier run published them"
+    ) in text
+    # a run that published every stored week has no such note
+    assert "also holds" not in summarize(storage, published_sample.weeks, seconds=1.0)
