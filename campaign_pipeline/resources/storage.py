@@ -63,7 +63,20 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
 
 
 def _parquet_writer(frame: pd.DataFrame):
-    return lambda target: frame.to_parquet(target, index=False)
+    """Writes ``frame`` with a text column typed as text even when it holds no value.
+
+    Arrow types an object column with no value (a week without flags, the first week's
+    previous_bucket) as null. The folder of a weekly table would then hold files whose schemas
+    disagree, and pandas and pyarrow refuse to read the folder as one table ("Unsupported cast
+    from string to null"). The object columns of these tables hold text, so such a column is
+    written as string.
+    """
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(schema):
+        if pa.types.is_null(field.type):
+            schema = schema.set(i, field.with_type(pa.string()))
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    return lambda target: pq.write_table(table, target)
 
 
 class PipelineStorage(dg.ConfigurableResource):

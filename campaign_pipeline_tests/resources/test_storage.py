@@ -94,3 +94,25 @@ def test_empty_dirs_are_resolved_where_the_step_runs(monkeypatch, tmp_path):
     assert storage.table_path("anomaly_flags", "2024-01-08") == Location(
         tmp_path / "published" / "anomaly_flags" / "2024-01-08.parquet"
     )
+
+
+def test_a_weekly_tables_folder_reads_as_one_table_when_a_week_has_no_text(storage):
+    """A week without rows (or with a text column all null) keeps its text columns typed as
+    text, so the folder's files agree and a reader can take the folder whole, as analysts do
+    (`pd.read_parquet(folder)`) and as the report's filtered reads do."""
+    import pyarrow.parquet as pq
+
+    storage.write_table("anomaly_flags", _week("2024-01-08", 2).iloc[0:0], "2024-01-08")
+    storage.write_table("anomaly_flags", _week("2024-01-15", 2), "2024-01-15")
+    nothing = _week("2024-01-22", 2).assign(campaign_id=None)
+    storage.write_table("anomaly_flags", nothing, "2024-01-22")
+    for week in ("2024-01-08", "2024-01-15", "2024-01-22"):
+        source = storage.table_path("anomaly_flags", week)
+        with source.open() as handle:
+            assert str(pq.read_schema(handle).field("campaign_id").type) == "string", week
+    folder = storage.published_dir / "anomaly_flags"
+    whole = pq.read_table(folder.url if not folder.is_local else folder.local_path)
+    assert whole.num_rows == 4
+    assert sorted(whole.column("campaign_id").drop_null().to_pylist()) == ["c0", "c1"]
+    # read back, a null text column is the same frame as before
+    pd.testing.assert_frame_equal(storage.read_table("anomaly_flags", ["2024-01-22"]), nothing)
