@@ -13,7 +13,8 @@ from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.runner import describe_weeks
 
 
-def _accounting(storage: PipelineStorage) -> pd.DataFrame:
+def accounting(storage: PipelineStorage) -> pd.DataFrame:
+    """Rows read, accepted, quarantined and removed as duplicates, a row per raw file read."""
     rows = []
     for key in FILE_SPECS:
         try:
@@ -56,12 +57,12 @@ def summarize(
     export_mode: str = "",
 ) -> str:
     lines = ["Summary", "-------"]
-    accounting = _accounting(storage)
-    if len(accounting):
+    accounting_rows = accounting(storage)
+    if len(accounting_rows):
         lines.append(
             f"{'file':<26}{'read':>10}{'accepted':>10}{'quarantined':>13}{'duplicates':>12}"
         )
-        for row in accounting.itertuples():
+        for row in accounting_rows.itertuples():
             lines.append(
                 f"{row.source_file:<26}{row.rows_read:>10,}{row.rows_accepted:>10,}"
                 f"{row.rows_quarantined:>13,}{row.duplicates_removed:>12,}"

@@ -266,7 +266,20 @@ def run_pipeline(
 
     day_range = accepted_day_range(storage)
     if day_range is None:
-        raise RunFailed(["no accepted row has a date, so there is no week to process"], True)
+        from campaign_pipeline.run_summary import accounting
+
+        accepted = ", ".join(
+            f"{row.source_file} {row.rows_accepted:,} of {row.rows_read:,}"
+            for row in accounting(storage).itertuples()
+        )
+        raise RunFailed(
+            [
+                f"no accepted row has a date, so there is no week to process (rows accepted: "
+                f"{accepted}; {storage.table_path('quarantine')} gives each set-aside row's "
+                "reason)"
+            ],
+            True,
+        )
     weeks = weeks_between(*day_range)
     now = dt.datetime.combine(today, dt.time()) if today else None
     complete = set(weekly_partitions.get_partition_keys(current_time=now))

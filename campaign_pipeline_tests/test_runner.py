@@ -117,3 +117,18 @@ def test_a_failed_step_is_reported_by_the_error_its_code_raised(data_dir, tmp_pa
     assert any(str(out) in line and "Error: " in line for line in failed.value.lines), (
         failed.value.lines
     )
+
+
+def test_exports_with_no_accepted_row_say_what_was_accepted_and_where_the_reasons_are(
+    data_dir, tmp_path
+):
+    campaigns = data_dir / "raw" / "campaigns.csv"
+    campaigns.write_text(campaigns.read_text().splitlines()[0] + "\n")  # header only
+    with pytest.raises(runner.RunFailed) as failed:
+        runner.run_pipeline(str(data_dir), str(tmp_path / "out"), say=lambda _: None)
+    assert failed.value.user_error
+    [line] = failed.value.lines
+    assert line.startswith("no accepted row has a date, so there is no week to process")
+    assert "campaigns.csv 0 of 0, insights.csv 0 of " in line
+    assert f"{tmp_path / 'out' / 'quarantine.parquet'} gives each set-aside row's reason" in line
+    assert (tmp_path / "out" / "quarantine.parquet").is_file()
