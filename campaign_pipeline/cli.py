@@ -63,7 +63,13 @@ def _preflight(storage, skip: tuple[str, ...] = ()) -> None:
         raise UserError(str(error)) from None
     raw_dir = storage.raw_dir
     if not raw_dir.is_dir():
-        raise UserError(f"{raw_dir}: raw folder not found (expected the four export files there)")
+        hint = ""
+        if (storage.data_location / FILE_SPECS["campaigns"].filename).is_file():
+            # the common slip: the raw folder itself given as the data dir
+            hint = f"; {storage.data_location} holds the exports itself: pass its parent folder"
+        raise UserError(
+            f"{raw_dir}: raw folder not found (expected the four export files there){hint}"
+        )
     for role, folder in (("out", storage.published_dir), ("staging", storage.staging_dir)):
         _require_writable(role, folder)
     for key, spec in FILE_SPECS.items():

@@ -553,3 +553,17 @@ def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_pat
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
     assert not (tmp_path / "data").exists()
+
+
+def test_the_raw_folder_given_as_the_data_dir_is_named_as_that_slip(tmp_path, capsys):
+    from campaign_pipeline.cli import main
+
+    raw = write_exports(tmp_path)
+    assert main(["run", "--data-dir", str(raw), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {raw / 'raw'}: raw folder not found (expected the four export files there); "
+        f"{raw} holds the exports itself: pass its parent folder"
+    )
+    # a folder with no exports anywhere gets no guess
+    assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip().endswith("(expected the four export files there)")
