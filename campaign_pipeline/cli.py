@@ -307,7 +307,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
         .str.strip()
         .str.contains(r"(?:[+-]\d{2}:?\d{2}|Z)$", na=False)
     )
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], errors="coerce", utc=bool(offset.any()))
+    written = frame["timestamp"]
+    utc = bool(offset.any())
+    frame["timestamp"] = pd.to_datetime(written, errors="coerce", utc=utc)
+    unread = frame["timestamp"].isna() & written.notna()
+    if unread.any():
+        # pandas takes the format of the first value: ISO 8601 dates and date-times mixed in
+        # one file (2025-01-01 and 2025-01-02 10:00) are read each as written
+        frame["timestamp"] = frame["timestamp"].fillna(
+            pd.to_datetime(written.where(unread), errors="coerce", utc=utc, format="ISO8601")
+        )
     if offset.any():
         _print(
             f"detect: note: {path}, column 'timestamp': {int(offset.sum()):,} timestamp(s) carry "
@@ -317,8 +326,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
             "cycles are UTC's and the output's timestamps are in UTC"
         )
     if frame["timestamp"].isna().any():
-        bad = int(frame["timestamp"].isna().sum())
-        raise UserError(f"{path}, column 'timestamp': {bad} value(s) are not timestamps")
+        bad = frame["timestamp"].isna().to_numpy()
+        first = int(bad.argmax())
+        shown = "blank" if pd.isna(written.iloc[first]) else repr(str(written.iloc[first]))
+        raise UserError(
+            f"{path}, column 'timestamp': {int(bad.sum()):,} value(s) are not timestamps (the "
+            f"first in data row {first + 1}: {shown}); write them as "
+            "YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or any one format pandas reads"
+        )
+    blank = frame["series"].isna().to_numpy() | (
+        frame["series"].astype("string").str.strip() == ""
+    ).to_numpy(dtype=bool, na_value=True)
+    if blank.any():
+        raise UserError(
+            f"{path}, column 'series': {int(blank.sum()):,} value(s) are blank (the first in data "
+            f"row {int(blank.argmax()) + 1}); every reading needs the name of its series"
+        )
     frame["value"] = _detect_values(path, frame)
     from campaign_pipeline.detection import detect_series
 

@@ -168,6 +168,46 @@ def test_detect_missing_column_exits_2(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [("a", "2025-01-01"), ("a", "01/02/2025"), ("a", "2025-01-03")],
+            "column 'timestamp': 1 value(s) are not timestamps (the first in data row 2: "
+            "'01/02/2025'); write them as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or any one format",
+        ),
+        (
+            [("a", "2025-01-01"), ("a", ""), ("a", "2025-01-03")],
+            "column 'timestamp': 1 value(s) are not timestamps (the first in data row 2: blank)",
+        ),
+        (
+            [("a", "2025-01-01"), (" ", "2025-01-02"), ("", "2025-01-03")],
+            "column 'series': 2 value(s) are blank (the first in data row 2); every reading needs "
+            "the name of its series",
+        ),
+    ],
+)
+def test_detect_names_the_first_row_it_cannot_take(rows, message, tmp_path, capsys):
+    from campaign_pipeline.cli import main
+
+    path = tmp_path / "series.csv"
+    path.write_text("series,timestamp,value\n" + "".join(f"{s},{t},1\n" for s, t in rows))
+    assert main(["detect", str(path), "--out", str(tmp_path / "f.csv")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {path}, {message}")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_detect_reads_iso_dates_and_date_times_mixed_in_one_file(tmp_path):
+    path = tmp_path / "series.csv"
+    path.write_text("series,timestamp,value\na,2025-01-01,1\na,2025-01-02 10:00,2\n")
+    proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(tmp_path / "f.csv")["timestamp"].tolist() == [
+        "2025-01-01 00:00:00",
+        "2025-01-02 10:00:00",
+    ]
+
+
 def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading(tmp_path):
     rng = np.random.default_rng(5)
     ts = pd.date_range("2025-03-03", periods=24 * 20, freq="h")
