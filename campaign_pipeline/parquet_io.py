@@ -10,6 +10,7 @@ import io
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from campaign_pipeline.locations import Location
@@ -40,3 +41,27 @@ def read_parquet(
         return pd.read_parquet(parquet_source(location), columns=columns, filters=filters)
     table = pq.read_table(parquet_source(location), columns=columns, filters=filters)
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+
+
+def column_range(location: Location, column: str) -> tuple[object, object] | None:
+    """The smallest and largest non-null value of ``column`` (None when it has none), from the
+    statistics in the file's footer: a few kB read, not millions of values. A row group
+    written without statistics has its column read instead."""
+    with location.open_stream() as handle:
+        parquet = pq.ParquetFile(handle)
+        index = parquet.schema_arrow.get_field_index(column)
+        lows, highs = [], []
+        for group in range(parquet.metadata.num_row_groups):
+            chunk = parquet.metadata.row_group(group).column(index)
+            stats = chunk.statistics
+            if stats is not None and stats.has_min_max:
+                lows.append(stats.min)
+                highs.append(stats.max)
+            elif stats is None or stats.null_count != chunk.num_values:
+                values = parquet.read_row_group(group, columns=[column]).column(0).drop_null()
+                if len(values):
+                    lows.append(pc.min(values).as_py())
+                    highs.append(pc.max(values).as_py())
+    if not lows:
+        return None
+    return min(lows), max(highs)

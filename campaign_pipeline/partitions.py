@@ -56,6 +56,28 @@ def week_window(partition_key: str) -> tuple[dt.date, dt.date]:
     return start, start + dt.timedelta(days=6)
 
 
+def describe_weeks(weeks: list[str]) -> str:
+    """A list of weeks as a count and a range (never thousands of dates)."""
+    if not weeks:
+        return "0 weeks"
+    if len(weeks) == 1:
+        return f"1 week ({weeks[0]})"
+    return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
+
+
+def missing_weeks(stored: list[str], first: str, last: str, data_first_day: dt.date) -> list[str]:
+    """The weeks from ``first`` to ``last`` (keys) that hold accepted data, from the week of
+    ``data_first_day`` on, and have no stored partition: the history a run reads that was never
+    materialized. Weeks before the data begins have nothing to store."""
+    week = max(dt.date.fromisoformat(first), monday_of(data_first_day))
+    end, stored_weeks, missing = dt.date.fromisoformat(last), set(stored), []
+    while week <= end:
+        if week.isoformat() not in stored_weeks:
+            missing.append(week.isoformat())
+        week += dt.timedelta(days=7)
+    return missing
+
+
 def last_complete_week(when: dt.datetime) -> str | None:
     """The key of the last week that ended by ``when`` (a time in the partitions' timezone):
     on a Monday, the Monday..Sunday just ended. None before the first partition ends."""

@@ -8,9 +8,9 @@ import pandas as pd
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.health import action_summary
 from campaign_pipeline.ingestion import FILE_SPECS
+from campaign_pipeline.partitions import describe_weeks
 from campaign_pipeline.report.files import report_path
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline.runner import describe_weeks
 
 
 def accounting(storage: PipelineStorage) -> pd.DataFrame:

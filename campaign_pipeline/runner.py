@@ -20,15 +20,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from campaign_pipeline.partitions import describe_weeks
+
 if TYPE_CHECKING:
     from campaign_pipeline.resources.storage import PipelineStorage
 
-# The dated column of each validated table: the weeks a run covers come from accepted rows.
-DATED_TABLES = {
-    "validated_insights": "date",
-    "validated_leads": "added_date",
-    "validated_lead_status_changes": "date",
-}
 WEEKLY_JOB = "weekly_assets_job"
 
 
@@ -81,15 +77,6 @@ def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
     return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
 
 
-def describe_weeks(weeks: list[str]) -> str:
-    """A list of weeks as a count and a range (never thousands of dates)."""
-    if not weeks:
-        return "0 weeks"
-    if len(weeks) == 1:
-        return f"1 week ({weeks[0]})"
-    return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
-
-
 def partial_week_note(weeks: list[str], last_day: pd.Timestamp) -> str | None:
     """A note when the accepted rows end inside the last week processed: that week's figures
     then cover a few days, and a reader comparing it with the week before should know."""
@@ -103,18 +90,6 @@ def partial_week_note(weeks: list[str], last_day: pd.Timestamp) -> str | None:
         f"note: the accepted rows end on {last.date()}, so week {weeks[-1]} "
         f"holds {days} of its 7 days: its figures are a partial week's"
     )
-
-
-def accepted_day_range(storage) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """The first and last day of any accepted row (reading only the date columns)."""
-    days = []
-    for table, column in DATED_TABLES.items():
-        dates = storage.read_staging(table, columns=[column])[column].dropna()
-        if len(dates):
-            days += [dates.min(), dates.max()]
-    if not days:
-        return None
-    return pd.Timestamp(min(days)).normalize(), pd.Timestamp(max(days)).normalize()
 
 
 def _materializations(result) -> dict[str, dict]:
@@ -264,7 +239,7 @@ def run_pipeline(
     if not ingestion.success or failures:
         raise RunFailed(failures or ["ingestion failed"], user_error=user_error)
 
-    day_range = accepted_day_range(storage)
+    day_range = storage.accepted_day_range()
     if day_range is None:
         from campaign_pipeline.run_summary import accounting
 

@@ -16,14 +16,6 @@ def test_weeks_between_includes_empty_weeks_and_starts_on_mondays():
     assert weeks == ["2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29", "2024-02-05"]
 
 
-def test_describe_weeks_is_a_count_and_a_range_never_a_list():
-    weeks = [d.date().isoformat() for d in pd.date_range("2026-01-05", periods=5123, freq="7D")]
-    text = runner.describe_weeks(weeks)
-    assert text == f"5123 weeks (2026-01-05 .. {weeks[-1]})"
-    assert runner.describe_weeks(["2024-01-08"]) == "1 week (2024-01-08)"
-    assert runner.describe_weeks([]) == "0 weeks"
-
-
 def test_a_last_week_the_data_end_inside_is_named_with_its_days():
     weeks = ["2025-04-28", "2025-05-05"]
     note = runner.partial_week_note(weeks, pd.Timestamp("2025-05-07"))

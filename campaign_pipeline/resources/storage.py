@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from campaign_pipeline.locations import Location
-from campaign_pipeline.parquet_io import parquet_source, read_parquet
+from campaign_pipeline.parquet_io import column_range, parquet_source, read_parquet
 
 DATA_DIR_ENV = "CAMPAIGN_PIPELINE_DATA_DIR"
 OUT_DIR_ENV = "CAMPAIGN_PIPELINE_OUT_DIR"
@@ -60,6 +60,14 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
     ``<data dir>/out``."""
     chosen = configured or os.environ.get(OUT_DIR_ENV)
     return Location(chosen).resolved() if chosen else data_dir / "out"
+
+
+# the validated tables' date columns: together they give the days the accepted rows cover
+DATED_TABLES = {
+    "validated_insights": "date",
+    "validated_leads": "added_date",
+    "validated_lead_status_changes": "date",
+}
 
 
 def _parquet_writer(frame: pd.DataFrame):
@@ -154,6 +162,18 @@ class PipelineStorage(dg.ConfigurableResource):
             return read_parquet(path, columns=columns, filters=filters, arrow_strings=arrow_strings)
         except FileNotFoundError:
             raise self._not_materialized(path, name) from None
+
+    def accepted_day_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and last day of any accepted row, from the validated tables' Parquet
+        statistics of their date columns (their footers, not millions of dates)."""
+        days = []
+        for table, column in DATED_TABLES.items():
+            found = column_range(self._existing(self.staging_path(table), table), column)
+            if found is not None:
+                days += [pd.Timestamp(day) for day in found]
+        if not days:
+            return None
+        return min(days).normalize(), max(days).normalize()
 
     def read_staging_table(
         self, name: str, columns: list[str] | None = None, filters: list | None = None

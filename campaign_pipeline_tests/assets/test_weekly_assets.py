@@ -467,3 +467,42 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
     assert sum(map(len, alone.values())) >= 10  # real flags to compare, not empty tables
     for week in judged:
         pd.testing.assert_frame_equal(in_range[week], alone[week])
+
+
+def _history_warnings_and_gaps(storage, week) -> tuple[list[str], int]:
+    """Materialize ``week``'s weekly assets; anomaly_flags' warnings about unstored history
+    weeks, and the count its metadata gives."""
+    import logging
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            all_assets,
+            selection=WEEKLY,
+            partition_key=week,
+            resources=pipeline_resources(storage),
+            instance=instance,
+        )
+        assert result.success
+        warnings = [
+            entry.user_message
+            for entry in instance.all_logs(result.run_id)
+            if entry.step_key == "anomaly_flags" and entry.level == logging.WARNING
+        ]
+    [materialization] = result.asset_materializations_for_node("anomaly_flags")
+    return warnings, materialization.metadata["history_weeks_never_materialized"].value
+
+
+def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
+    """One week picked alone on a fresh store: the two weeks of data before it were never
+    materialized, so it is judged on less history than its Monday run had."""
+    warnings, gaps = _history_warnings_and_gaps(storage, WEEKS[2])
+    assert gaps == 2
+    [warning] = warnings
+    assert "daily_campaign_metrics has never been materialized for 2 weeks (2025-01-06 .. " in (
+        warning
+    )
+    assert "though the accepted data begins 2025-01-06" in warning
+    # with the weeks before it stored, nothing is missing: the weeks before the data are not
+    for week in WEEKS[:2]:
+        assert _materialize_week(storage, week).success
+    assert _history_warnings_and_gaps(storage, WEEKS[2]) == ([], 0)

@@ -1,0 +1,32 @@
+"""Week keys: how a list of weeks is named, and which weeks of a stretch were never stored."""
+
+import datetime as dt
+
+import pandas as pd
+
+from campaign_pipeline.partitions import describe_weeks, missing_weeks
+
+
+def test_describe_weeks_is_a_count_and_a_range_never_a_list():
+    weeks = [d.date().isoformat() for d in pd.date_range("2026-01-05", periods=5123, freq="7D")]
+    text = describe_weeks(weeks)
+    assert text == f"5123 weeks (2026-01-05 .. {weeks[-1]})"
+    assert describe_weeks(["2024-01-08"]) == "1 week (2024-01-08)"
+    assert describe_weeks([]) == "0 weeks"
+
+
+def test_missing_weeks_are_the_unstored_weeks_of_the_stretch_that_hold_data():
+    stored = ["2025-01-06", "2025-01-20", "2025-02-03"]
+    # the data begins on a Wednesday: its week counts, the weeks before it do not
+    assert missing_weeks(stored, "2024-12-02", "2025-02-03", dt.date(2025, 1, 8)) == [
+        "2025-01-13",
+        "2025-01-27",
+    ]
+    assert missing_weeks(stored, "2025-01-20", "2025-01-20", dt.date(2025, 1, 8)) == []
+    assert missing_weeks([], "2025-01-06", "2025-01-20", dt.date(2024, 6, 1)) == [
+        "2025-01-06",
+        "2025-01-13",
+        "2025-01-20",
+    ]
+    # a stretch that ends before the data begins has nothing missing
+    assert missing_weeks([], "2024-01-01", "2024-02-05", dt.date(2025, 1, 6)) == []
