@@ -7,9 +7,12 @@ with one line naming the file and column and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -86,8 +89,6 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
     SALESFORCE_INSTANCE_URL and SALESFORCE_ACCESS_TOKEN are set (after checking, in a few
     LIMIT 1 queries, that the token, the version and every configured field work); else
     (None, None): the lead files are read."""
-    import os
-
     from campaign_pipeline.salesforce.client import (
         ACCESS_TOKEN_ENV,
         INSTANCE_URL_ENV,
@@ -130,6 +131,31 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
     return sf.salesforce_run_config(settings), described
 
 
+@contextmanager
+def _one_run_per_data_dir(data_dir):
+    """Holds an exclusive lock on a local data dir for the run: two runs on one data dir would
+    rewrite its validated layer under each other (each file is replaced whole, but a run could
+    compute its weeks from the other's exports). The lock is the folder's own (flock), so
+    nothing is left behind and a killed run releases it. Runs the Dagster daemon launches are
+    held apart by the run queue instead (docs/orchestration.md); an object store has no lock.
+    """
+    if not data_dir.is_local:
+        yield
+        return
+    folder = os.open(data_dir.local_path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"{data_dir}: another `campaign-pipeline run` is using this data dir; wait for "
+                "it to end, or give this run a copy of the exports in another data dir"
+            ) from None
+        yield
+    finally:
+        os.close(folder)  # closing the last descriptor releases the lock
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from campaign_pipeline import runner
     from campaign_pipeline.locations import StorageUnavailable
@@ -141,36 +167,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
     _preflight(storage, skip=SALESFORCE_KEYS if salesforce_config else ())
-    data_dir, out_dir = storage.data_location, storage.published_dir
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
-    _print(f"instance: {runner.instance_description()}")
-    if leads_from:
-        _print(leads_from)
-    from campaign_pipeline.resources.exports import export_run_config
+    with _one_run_per_data_dir(storage.data_location):
+        data_dir, out_dir = storage.data_location, storage.published_dir
+        logging.getLogger("dagster").setLevel(logging.WARNING)
+        _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
+        _print(f"instance: {runner.instance_description()}")
+        if leads_from:
+            _print(leads_from)
+        from campaign_pipeline.resources.exports import export_run_config
 
-    _print(
-        f"exports: {args.export}"
-        + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
-    )
-    extra_run_config = runner.merge_run_config(
-        export_run_config(args.export, args.ga4_validate), salesforce_config or {}
-    )
-    try:
-        run = runner.run_pipeline(
-            str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
+        _print(
+            f"exports: {args.export}"
+            + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
         )
-    except runner.RunFailed as failed:
-        for line in failed.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_USAGE if failed.user_error else EXIT_FAILED
-    from campaign_pipeline.run_summary import summarize
+        extra_run_config = runner.merge_run_config(
+            export_run_config(args.export, args.ga4_validate), salesforce_config or {}
+        )
+        try:
+            run = runner.run_pipeline(
+                str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
+            )
+        except runner.RunFailed as failed:
+            for line in failed.lines:
+                print(f"error: {line}", file=sys.stderr)
+            return EXIT_USAGE if failed.user_error else EXIT_FAILED
+        from campaign_pipeline.run_summary import summarize
 
-    _print("")
-    _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
-    for line in run.export_failures:
-        print(f"error: {line}", file=sys.stderr)
-    return EXIT_FAILED if run.export_failures else 0
+        _print("")
+        _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
+        for line in run.export_failures:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_FAILED if run.export_failures else 0
 
 
 # ---------------------------------------------------------------------------------------

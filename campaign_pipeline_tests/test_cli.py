@@ -607,3 +607,41 @@ def test_the_raw_folder_given_as_the_data_dir_is_named_as_that_slip(tmp_path, ca
     # a folder with no exports anywhere gets no guess
     assert main(["run", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip().endswith("(expected the four export files there)")
+
+
+def test_a_second_run_on_a_data_dir_in_use_ends_at_once_naming_it(tmp_path, capsys):
+    """Two runs on one data dir would rewrite its validated layer under each other."""
+    from campaign_pipeline.cli import main
+
+    write_exports(tmp_path)
+    holder = subprocess.Popen(  # a run in progress, as far as the lock goes
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"folder = os.open({str(tmp_path)!r}, os.O_RDONLY)\n"
+            "fcntl.flock(folder, fcntl.LOCK_EX)\n"
+            "print('holding', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert main(["run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: {tmp_path}: another `campaign-pipeline run` is using this data dir; wait "
+            "for it to end, or give this run a copy of the exports in another data dir"
+        )
+        assert not (tmp_path / "out" / "quarantine.parquet").exists()
+    finally:
+        holder.communicate("")
+    # released when the holder ends (it never unlocked): the next run takes the data dir
+    from campaign_pipeline.cli import _one_run_per_data_dir
+    from campaign_pipeline.locations import Location
+
+    for _ in range(2):
+        with _one_run_per_data_dir(Location(tmp_path)):
+            pass
