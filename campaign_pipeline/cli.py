@@ -137,7 +137,8 @@ def _one_run_per_data_dir(data_dir):
     rewrite its validated layer under each other (each file is replaced whole, but a run could
     compute its weeks from the other's exports). The lock is the folder's own (flock), so
     nothing is left behind and a killed run releases it. Runs the Dagster daemon launches are
-    held apart by the run queue instead (docs/orchestration.md); an object store has no lock.
+    held apart from each other by the run queue (docs/orchestration.md), not from this lock; an
+    object store has no lock.
     """
     if not data_dir.is_local:
         yield
