@@ -17,7 +17,7 @@ import warnings
 import dagster as dg
 
 from campaign_pipeline.assets import weekly_assets, whole_table_assets
-from campaign_pipeline.partitions import partition_timezone
+from campaign_pipeline.constants import partition_timezone
 
 # The schedule runs Mondays 06:00; by 09:00 last week's partition should exist. Three hours
 # is a full run on the sample several hundred times over, yet still before people read reports.

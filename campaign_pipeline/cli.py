@@ -158,6 +158,12 @@ def _one_run_per_data_dir(data_dir):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from campaign_pipeline.constants import partition_timezone
+
+    try:  # read when the definitions load; a bad value is one line here, not a traceback
+        partition_timezone()
+    except ValueError as error:
+        raise UserError(str(error)) from None
     from campaign_pipeline import runner
     from campaign_pipeline.locations import StorageUnavailable
     from campaign_pipeline.salesforce.leads import SALESFORCE_KEYS

@@ -6,6 +6,9 @@ design repo) fixes them: tests, benchmarks and outside readers rely on the spell
 
 from __future__ import annotations
 
+import os
+import zoneinfo
+
 # A lead counts as converted when its (trimmed, upper-cased) status is one of these.
 # Configurable through the pipeline settings; this is the contract's default.
 CONVERTED_STATUSES: tuple[str, ...] = (
@@ -43,3 +46,21 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 SEVERITY_RANK: dict[str, int] = {
     name: rank for rank, name in enumerate(SEVERITIES)
 }  # higher = more severe
+
+# The deployment's time zone: the weekly partitions' weeks, the schedule's "Monday 06:00" and
+# the freshness deadlines are in it. Read when the code location loads.
+PARTITION_TIMEZONE_ENV = "CAMPAIGN_PIPELINE_TIMEZONE"
+
+
+def partition_timezone() -> str:
+    """``$CAMPAIGN_PIPELINE_TIMEZONE``; UTC when unset or empty. A value that is no IANA time
+    zone is a ValueError naming the variable, not zoneinfo's traceback from inside Dagster."""
+    name = os.environ.get(PARTITION_TIMEZONE_ENV) or "UTC"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{PARTITION_TIMEZONE_ENV}={name!r} is not a time zone: give an IANA name such as "
+            "Europe/Berlin or America/New_York, or UTC"
+        ) from None
+    return name

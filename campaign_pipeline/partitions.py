@@ -17,7 +17,6 @@ freshness deadlines are in it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 
 import dagster as dg
@@ -26,10 +25,11 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from campaign_pipeline.constants import partition_timezone
+
 # Ad platforms and CRMs of interest post-date 2000; anything older is a typo (1900-01-01 is a
 # spreadsheet's zero date). The first partition is the Monday of this date's week.
 EARLIEST_DATE = dt.date(2000, 1, 1)
-PARTITION_TIMEZONE_ENV = "CAMPAIGN_PIPELINE_TIMEZONE"
 
 
 def monday_of(day: dt.date) -> dt.date:
@@ -37,10 +37,6 @@ def monday_of(day: dt.date) -> dt.date:
 
 
 PARTITION_START = monday_of(EARLIEST_DATE)
-
-
-def partition_timezone() -> str:
-    return os.environ.get(PARTITION_TIMEZONE_ENV, "UTC")
 
 
 weekly_partitions = dg.WeeklyPartitionsDefinition(

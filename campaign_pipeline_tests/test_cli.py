@@ -645,3 +645,19 @@ def test_a_second_run_on_a_data_dir_in_use_ends_at_once_naming_it(tmp_path, caps
     for _ in range(2):
         with _one_run_per_data_dir(Location(tmp_path)):
             pass
+
+
+def test_a_time_zone_setting_that_is_no_time_zone_is_one_line(tmp_path, capsys, monkeypatch):
+    from campaign_pipeline.cli import main
+    from campaign_pipeline.constants import partition_timezone
+
+    monkeypatch.setenv("CAMPAIGN_PIPELINE_TIMEZONE", "Mars/Phobos")
+    assert main(["run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: CAMPAIGN_PIPELINE_TIMEZONE='Mars/Phobos' is not a time zone: give an IANA name "
+        "such as Europe/Berlin or America/New_York, or UTC"
+    )
+    monkeypatch.setenv("CAMPAIGN_PIPELINE_TIMEZONE", "")  # set but empty: the default
+    assert partition_timezone() == "UTC"
+    monkeypatch.setenv("CAMPAIGN_PIPELINE_TIMEZONE", "Europe/Berlin")
+    assert partition_timezone() == "Europe/Berlin"
