@@ -14,7 +14,12 @@ from pydantic import Field, PrivateAttr
 from campaign_pipeline.exports import amplitude
 from campaign_pipeline.exports.events import encode_json
 from campaign_pipeline.exports.transport import Answer, RetryPolicy
-from campaign_pipeline.resources.http_client import base_url, post_json, public_base
+from campaign_pipeline.resources.http_client import (
+    base_url,
+    endpoint_problem,
+    post_json,
+    public_base,
+)
 
 AMPLITUDE_BASE_URLS = {"us": "https://api2.amplitude.com", "eu": "https://api.eu.amplitude.com"}
 KEY_PLACEHOLDER = "<AMPLITUDE_API_KEY>"
@@ -62,7 +67,7 @@ class AmplitudeHTTP(dg.ConfigurableResource):
     def config_problem(self) -> str | None:
         if self.region.strip().lower() not in AMPLITUDE_BASE_URLS:
             return f"AMPLITUDE_REGION {self.region!r} is neither us nor eu"
-        return None
+        return endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -17,7 +17,12 @@ from pydantic import Field, PrivateAttr
 
 from campaign_pipeline.exports.ga4 import VALIDATE_MODES
 from campaign_pipeline.exports.transport import Answer, RetryPolicy
-from campaign_pipeline.resources.http_client import base_url, post_json, public_base
+from campaign_pipeline.resources.http_client import (
+    base_url,
+    endpoint_problem,
+    post_json,
+    public_base,
+)
 
 GA4_BASE_URL = "https://www.google-analytics.com"
 GA4_EU_BASE_URL = "https://region1.google-analytics.com"
@@ -75,6 +80,8 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
         """A configuration GA4 would accept and silently drop (D1.2): say so before sending."""
         if self.missing():
             return None
+        if problem := endpoint_problem("GA4_ENDPOINT", self.endpoint):
+            return problem
         if not self.measurement_id.strip().startswith("G-"):
             return (
                 f"GA4_MEASUREMENT_ID {self.measurement_id.strip()!r} is not a web stream's "

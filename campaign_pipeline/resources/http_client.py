@@ -24,6 +24,17 @@ def public_base(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+def endpoint_problem(variable: str, endpoint: str | None) -> str | None:
+    """What is wrong with an endpoint override, before a request goes to it: it must be an
+    http(s) URL with a host (``notaurl`` would fail every request as a broken connection)."""
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{variable} {endpoint!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8080)"
+    return None
+
+
 def base_url(endpoint: str | None, default: str) -> str:
     """The scheme, host and port to use: ``endpoint`` (an override for tests and proxies)
     replaces the vendor's, and the API paths are appended as documented."""

@@ -114,6 +114,25 @@ def test_urls_shown_never_hold_a_secret_and_config_problems_are_named():
     )
     with pytest.raises(ValueError):
         AmplitudeHTTP(max_events_per_request=2000)  # the API's limit is below 2,000
+    # an endpoint override that is no http(s) URL with a host is named before any request
+    for endpoint in ("notaurl", "ftp://127.0.0.1:21", "http://", "127.0.0.1:8080"):
+        configured = GA4MeasurementProtocol(measurement_id="G-1", api_secret="s", endpoint=endpoint)
+        assert configured.config_problem() == (
+            f"GA4_ENDPOINT {endpoint!r} is not an http(s) URL with a host "
+            "(e.g. http://127.0.0.1:8080)"
+        )
+        assert (
+            AmplitudeHTTP(api_key="k", endpoint=endpoint)
+            .config_problem()
+            .startswith(f"AMPLITUDE_ENDPOINT {endpoint!r} is not an http(s) URL")
+        )
+    assert (
+        GA4MeasurementProtocol(
+            measurement_id="G-1", api_secret="s", endpoint="https://proxy.example:8443"
+        ).config_problem()
+        is None
+    )
+    assert AmplitudeHTTP(api_key="k", endpoint="http://127.0.0.1:8080/").config_problem() is None
 
 
 def test_no_default_sqlite_ledger_on_an_object_store(s3_prefix):
