@@ -175,36 +175,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
     _preflight(storage, skip=SALESFORCE_KEYS if salesforce_config else ())
     with _one_run_per_data_dir(storage.data_location):
-        data_dir, out_dir = storage.data_location, storage.published_dir
-        logging.getLogger("dagster").setLevel(logging.WARNING)
-        _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
-        _print(f"instance: {runner.instance_description()}")
-        if leads_from:
-            _print(leads_from)
-        from campaign_pipeline.resources.exports import export_run_config
+        return _run_and_summarize(args, storage, salesforce_config, leads_from)
 
-        _print(
-            f"exports: {args.export}"
-            + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
-        )
-        extra_run_config = runner.merge_run_config(
-            export_run_config(args.export, args.ga4_validate), salesforce_config or {}
-        )
-        try:
-            run = runner.run_pipeline(
-                str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
-            )
-        except runner.RunFailed as failed:
-            for line in failed.lines:
-                print(f"error: {line}", file=sys.stderr)
-            return EXIT_USAGE if failed.user_error else EXIT_FAILED
-        from campaign_pipeline.run_summary import summarize
 
-        _print("")
-        _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
-        for line in run.export_failures:
+def _run_and_summarize(
+    args, storage, salesforce_config: dict | None, leads_from: str | None
+) -> int:
+    """The run through Dagster and its summary, once the checks have passed."""
+    from campaign_pipeline import runner
+
+    data_dir, out_dir = storage.data_location, storage.published_dir
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    _print(f"campaign-pipeline: data {data_dir} -> {out_dir}")
+    _print(f"instance: {runner.instance_description()}")
+    if leads_from:
+        _print(leads_from)
+    from campaign_pipeline.resources.exports import export_run_config
+
+    _print(
+        f"exports: {args.export}"
+        + (f", GA4 validation {args.ga4_validate}" if args.ga4_validate else "")
+    )
+    extra_run_config = runner.merge_run_config(
+        export_run_config(args.export, args.ga4_validate), salesforce_config or {}
+    )
+    try:
+        run = runner.run_pipeline(
+            str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
+        )
+    except runner.RunFailed as failed:
+        for line in failed.lines:
             print(f"error: {line}", file=sys.stderr)
-        return EXIT_FAILED if run.export_failures else 0
+        return EXIT_USAGE if failed.user_error else EXIT_FAILED
+    from campaign_pipeline.run_summary import summarize
+
+    _print("")
+    _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
+    for line in run.export_failures:
+        print(f"error: {line}", file=sys.stderr)
+    return EXIT_FAILED if run.export_failures else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -313,10 +322,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
-    out = Path(args.out)
-    try:  # a folder, or a parent that cannot be made: said before the input is read
-        if out.is_dir():
-            raise IsADirectoryError(0, "is a folder")
+    out = Path(args.out)  # a folder, or a parent that cannot be made: said before reading
+    if out.is_dir():
+        raise UserError(f"{out}: cannot write the flags there (it is a folder)")
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"{out}: cannot write the flags there ({_os_reason(error, out)})") from None
@@ -434,7 +443,7 @@ def _positive_number(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number above 0")
     return value
 
 

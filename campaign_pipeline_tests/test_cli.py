@@ -148,7 +148,7 @@ def test_report_and_detect_answer_a_bad_argument_before_the_heavy_imports(tmp_pa
     series = tmp_path / "series.csv"
     pd.DataFrame({"series": ["a"], "timestamp": ["2025-01-01"], "value": [1.0]}).to_csv(series)
     for unwritable, reason in (
-        (tmp_path, "(is a folder)"),
+        (tmp_path, "(it is a folder)"),
         (series / "f.csv", f"exists: {series})"),
     ):
         code, stderr = _code_and_heavy_imports("detect", str(series), "--out", str(unwritable))
@@ -581,8 +581,8 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
         (["--campaigns", "0"], "argument --campaigns: 0 is below 1"),
         (["--days", "-3"], "argument --days: -3 is below 1"),
         (["--days", "2.5"], "argument --days: '2.5' is not a whole number"),
-        (["--scale", "0"], "argument --scale: 0 is not above 0"),
-        (["--scale", "nan"], "argument --scale: nan is not above 0"),
+        (["--scale", "0"], "argument --scale: 0 is not a finite number above 0"),
+        (["--scale", "nan"], "argument --scale: nan is not a finite number above 0"),
     ],
 )
 def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_path, capsys):
