@@ -103,15 +103,15 @@ def _materializations(result) -> dict[str, dict]:
 _FAILURE_PREFIX = "dagster._core.definitions.events.Failure: "
 
 
+_DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
 def _cause(error):
     """The exception the step's code raised, not Dagster's wrapper around it (whose message is
     only 'Error occurred while executing op ...')."""
     while error.cause is not None and error.cls_name in _DAGSTER_WRAPPERS:
         error = error.cause
     return error
-
-
-_DAGSTER_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 
 
 def _failures(result) -> tuple[list[str], bool]:

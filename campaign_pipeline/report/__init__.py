@@ -12,7 +12,6 @@ _EXPORTS = {
     "build_weekly_report": "build",
     "build_weekly_reports": "build",
     "check_week": "files",
-    "latest_report": "files",
     "load_report_tables": "files",
     "report_path": "files",
     "write_report_page": "files",

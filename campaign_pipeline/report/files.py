@@ -78,11 +78,6 @@ def report_path(out_dir: str | Path | Location, week: str) -> Location:
     return Location(out_dir) / REPORT_FOLDER / f"{week}.html"
 
 
-def latest_report(out_dir: str | Path | Location) -> Location | None:
-    pages = (Location(out_dir) / REPORT_FOLDER).files(".html")
-    return pages[-1] if pages else None
-
-
 def _week_file(out_dir: Location, table: str, week: str) -> Location:
     return out_dir / table / f"{week}.parquet"
 
