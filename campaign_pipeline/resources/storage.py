@@ -79,11 +79,11 @@ def _parquet_writer(frame: pd.DataFrame):
     from string to null"). The object columns of these tables hold text, so such a column is
     written as string.
     """
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    for i, field in enumerate(schema):
-        if pa.types.is_null(field.type):
-            schema = schema.set(i, field.with_type(pa.string()))
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):  # all null: the same nulls, typed
+            column = pa.nulls(table.num_rows, pa.string())
+            table = table.set_column(i, field.with_type(pa.string()), column)
     return lambda target: pq.write_table(table, target)
 
 
