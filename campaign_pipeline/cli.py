@@ -513,11 +513,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")
     sample.add_argument("--out", required=True, help="data dir to create (files go to OUT/raw)")
-    sample.add_argument("--seed", type=int, default=7)
-    sample.add_argument("--campaigns", type=_at_least_one, default=200)
-    sample.add_argument("--days", type=_at_least_one, default=120)
+    sample.add_argument("--seed", type=int, default=7, help="the same seed, the same files (7)")
     sample.add_argument(
-        "--scale", type=_positive_number, default=1.0, help="multiplies --campaigns"
+        "--campaigns", type=_at_least_one, default=200, help="campaigns (200; at least 1)"
+    )
+    sample.add_argument(
+        "--days", type=_at_least_one, default=120, help="days of exports (120; at least 1)"
+    )
+    sample.add_argument(
+        "--scale", type=_positive_number, default=1.0, help="multiplies --campaigns (1.0)"
     )
     sample.add_argument("--anomalies", action="store_true", help="inject labelled anomalies")
     sample.add_argument("--defects", action="store_true", help="inject labelled contract defects")
