@@ -302,6 +302,20 @@ def _moved(old: FileState, st: FileStat) -> bool:
     return old.size != st.size or old.mtime_ns != st.mtime_ns or old.etag != st.etag
 
 
+def unsettled_files(
+    raw_dir: Path | str | Location, settle_seconds: float, now: float
+) -> list[tuple[str, float]]:
+    """The watched files modified less than ``settle_seconds`` before ``now`` (epoch
+    seconds), with their age: a file still being copied in would be read half-written."""
+    raw_dir = Location(raw_dir)
+    young = []
+    for name in RAW_FILES.values():
+        st = (raw_dir / name).stat()
+        if st is not None and now - st.mtime_ns / 1e9 < settle_seconds:
+            young.append((name, max(0.0, now - st.mtime_ns / 1e9)))
+    return young
+
+
 def scan_raw_dir(raw_dir: Path | str | Location, previous: Mapping[str, FileState]) -> RawDirScan:
     """Compare the folder (local or on an object store) with ``previous`` (from the cursor)
     and say what changed.

@@ -30,6 +30,12 @@ from campaign_pipeline.partitions import (
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 
 ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
+# A raw file modified less than this long ago may still be being copied in: a tick then waits
+# for the next one rather than run weeks on a half-written export (whose missing rows would
+# read as a collapse of delivery and post false alerts). A minute covers copying the scale
+# benchmark's 0.9 GB of exports on a local disk many times over; dropping files in by a rename
+# (copy to a name the sensor does not watch, then `mv`) needs no wait at all.
+RAW_FILE_SETTLE_SECONDS = 60
 UI_URL_ENV = "CAMPAIGN_PIPELINE_UI_URL"  # optional: failure alerts then link to the run
 
 # --- raw file arrival ----------------------------------------------------------------------
@@ -42,6 +48,7 @@ def build_raw_file_sensor(
     partitions_def: dg.PartitionsDefinition = weekly_partitions,
     minimum_interval_seconds: int = 60,  # exports land a few times a day; a minute is prompt enough
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    settle_seconds: float = RAW_FILE_SETTLE_SECONDS,
 ) -> dg.SensorDefinition:
     """Requests runs of ``job`` for the weeks that a new or replaced raw file touches: one run
     per stretch of consecutive touched weeks (a single week, or a range in one run).
@@ -65,6 +72,16 @@ def build_raw_file_sensor(
     def raw_file_sensor(
         context: dg.SensorEvaluationContext, storage: PipelineStorage
     ) -> dg.SensorResult:
+        young = raw_files.unsettled_files(storage.raw_dir, settle_seconds, time.time())
+        if young:  # the cursor stays: the next tick looks again
+            named = ", ".join(f"{name} ({age:.0f} s ago)" for name, age in young)
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason(
+                    f"{named} modified less than {settle_seconds:g} s ago, maybe still being "
+                    "copied in: waiting for it to settle"
+                ),
+                cursor=context.cursor,
+            )
         previous = raw_files.load_state(context.cursor)
         scan = raw_files.scan_raw_dir(storage.raw_dir, previous)
         cursor = raw_files.dump_state(scan)

@@ -246,3 +246,17 @@ def test_a_raw_folder_on_s3_is_scanned_the_same_way(s3_prefix, monkeypatch):
     again = _scan_again(raw, first)
     assert [(c.name, c.kind) for c in again.changes] == [("insights.csv", "replaced")]
     assert list(again.touched_weeks) == ["2024-01-15"]
+
+
+def test_files_modified_within_the_settle_window_are_named_with_their_age(raw_dir):
+    import os
+    import time
+
+    now = time.time()
+    for path in raw_dir.iterdir():
+        os.utime(path, (now - 300, now - 300))
+    assert raw_files.unsettled_files(raw_dir, 60, now) == []
+    os.utime(raw_dir / "insights.csv", (now - 5, now - 5))  # still being copied in, maybe
+    [(name, age)] = raw_files.unsettled_files(raw_dir, 60, now)
+    assert name == "insights.csv" and 4.9 < age < 5.1
+    assert raw_files.unsettled_files(raw_dir, 0, now) == []  # no window: nothing waits

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import json
+import os
+import time
 
 import dagster as dg
 import pytest
@@ -57,7 +59,7 @@ def _tick(sensor, instance, storage, cursor=None):
 def test_raw_file_sensor_requests_exactly_the_touched_weeks_then_nothing(instance, storage):
     """The first tick touches every stored week: consecutive weeks are one run of their range,
     so the raw files are validated once, not once per week."""
-    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    sensor = build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0)
     first = _tick(sensor, instance, storage)
     (request,) = first.run_requests
     assert request.partition_key is None
@@ -74,7 +76,7 @@ def test_raw_file_sensor_requests_exactly_the_touched_weeks_then_nothing(instanc
 
 
 def test_raw_file_sensor_replaced_file_runs_only_the_changed_week(instance, storage):
-    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    sensor = build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0)
     first = _tick(sensor, instance, storage)
     replace_file(
         storage.raw_dir / "insights.csv", INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,")
@@ -86,7 +88,7 @@ def test_raw_file_sensor_replaced_file_runs_only_the_changed_week(instance, stor
 
 
 def test_raw_file_sensor_runs_weeks_apart_separately_without_the_weeks_between(instance, storage):
-    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    sensor = build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0)
     first = _tick(sensor, instance, storage)
     replace_file(
         storage.raw_dir / "insights.csv",
@@ -98,7 +100,7 @@ def test_raw_file_sensor_runs_weeks_apart_separately_without_the_weeks_between(i
 
 
 def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
-    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    sensor = build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0)
     first = _tick(sensor, instance, storage)
     # before the first partition (1999-12-27) and far in the future: not partitions
     replace_file(
@@ -112,7 +114,7 @@ def test_raw_file_sensor_skips_weeks_that_are_not_partitions(instance, storage):
 
 def test_raw_file_sensor_run_keys_make_dagster_skip_a_reprocessed_file(instance, storage):
     """A lost cursor re-reads the same files; the run keys are the same, so no run repeats."""
-    sensor = build_raw_file_sensor(toy.toy_weekly_job)
+    sensor = build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0)
     defs = dg.Definitions(
         assets=toy.toy_assets,
         jobs=[toy.toy_weekly_job],
@@ -275,7 +277,7 @@ def test_both_data_sensors_work_on_an_s3_data_dir(instance, data_dir, s3_prefix,
     storage = PipelineStorage(data_dir=f"{s3_prefix}/data", out_dir=f"{s3_prefix}/out")
     for path in sorted((data_dir / "raw").iterdir()):
         (storage.raw_dir / path.name).write_bytes(path.read_bytes())
-    raw = _tick(build_raw_file_sensor(toy.toy_weekly_job), instance, storage)
+    raw = _tick(build_raw_file_sensor(toy.toy_weekly_job, settle_seconds=0), instance, storage)
     assert [run_weeks(r.tags) for r in raw.run_requests] == ["2024-01-08 to 2024-01-22"]
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
@@ -296,7 +298,15 @@ def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_we
     context = dg.build_sensor_context(
         instance=instance, resources={"storage": storage}, definitions=defs
     )
-    (request,) = defs.resolve_sensor_def("raw_file_sensor").evaluate_tick(context).run_requests
+    sensor = defs.resolve_sensor_def("raw_file_sensor")
+    # the exports were written a moment ago: they may still be being copied in
+    waiting = sensor.evaluate_tick(context)
+    assert not waiting.run_requests and waiting.cursor is None
+    assert "modified less than 60 s ago, maybe still being copied in" in waiting.skip_message
+    a_while_ago = time.time() - 61
+    for path in (data_dir / "raw").iterdir():
+        os.utime(path, (a_while_ago, a_while_ago))
+    (request,) = sensor.evaluate_tick(context).run_requests
     result = defs.resolve_job_def("weekly_pipeline_job").execute_in_process(
         instance=instance, tags=request.tags, resources={"storage": storage}
     )
