@@ -33,8 +33,8 @@ ANOMALY_FLAGS_KEY = dg.AssetKey("anomaly_flags")
 # A raw file modified less than this long ago may still be being copied in: a tick then waits
 # for the next one rather than run weeks on a half-written export (whose missing rows would
 # read as a collapse of delivery and post false alerts). A minute covers copying the scale
-# benchmark's 0.9 GB of exports on a local disk many times over; dropping files in by a rename
-# (copy to a name the sensor does not watch, then `mv`) needs no wait at all.
+# benchmark's 0.9 GB of exports on a local disk many times over, and delays a run by at most
+# about one tick (`minimum_interval_seconds`).
 RAW_FILE_SETTLE_SECONDS = 60
 UI_URL_ENV = "CAMPAIGN_PIPELINE_UI_URL"  # optional: failure alerts then link to the run
 
