@@ -306,13 +306,15 @@ def unsettled_files(
     raw_dir: Path | str | Location, settle_seconds: float, now: float
 ) -> list[tuple[str, float]]:
     """The watched files modified less than ``settle_seconds`` before ``now`` (epoch
-    seconds), with their age: a file still being copied in would be read half-written."""
+    seconds), with their age: a file still being copied in would be read half-written. A
+    modification time further in the future than that is a clock set apart (a file server's),
+    not a copy in progress, and does not hold the file back."""
     raw_dir = Location(raw_dir)
     young = []
     for name in RAW_FILES.values():
         st = (raw_dir / name).stat()
-        if st is not None and now - st.mtime_ns / 1e9 < settle_seconds:
-            young.append((name, max(0.0, now - st.mtime_ns / 1e9)))
+        if st is not None and abs(age := now - st.mtime_ns / 1e9) < settle_seconds:
+            young.append((name, max(0.0, age)))
     return young
 
 
