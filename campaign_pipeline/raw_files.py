@@ -302,31 +302,41 @@ def _moved(old: FileState, st: FileStat) -> bool:
     return old.size != st.size or old.mtime_ns != st.mtime_ns or old.etag != st.etag
 
 
-def unsettled_files(
-    raw_dir: Path | str | Location, settle_seconds: float, now: float
-) -> list[tuple[str, float]]:
-    """The watched files modified less than ``settle_seconds`` before ``now`` (epoch
-    seconds), with their age: a file still being copied in would be read half-written. A
-    modification time further in the future than that is a clock set apart (a file server's),
-    not a copy in progress, and does not hold the file back."""
+def watched_stats(raw_dir: Path | str | Location) -> dict[str, FileStat | None]:
+    """Size and modification time of each watched file (None when absent): one stat each,
+    which a sensor tick reads once for its settle check and its scan."""
     raw_dir = Location(raw_dir)
+    return {name: (raw_dir / name).stat() for name in RAW_FILES.values()}
+
+
+def unsettled_files(
+    stats: Mapping[str, FileStat | None], settle_seconds: float, now: float
+) -> list[tuple[str, float]]:
+    """The files (of `watched_stats`) modified less than ``settle_seconds`` before ``now``
+    (epoch seconds), with their age: a file still being copied in would be read half-written.
+    A modification time further in the future than that is a clock set apart (a file
+    server's), not a copy in progress, and does not hold the file back."""
     young = []
-    for name in RAW_FILES.values():
-        st = (raw_dir / name).stat()
+    for name, st in stats.items():
         if st is not None and abs(age := now - st.mtime_ns / 1e9) < settle_seconds:
             young.append((name, max(0.0, age)))
     return young
 
 
-def scan_raw_dir(raw_dir: Path | str | Location, previous: Mapping[str, FileState]) -> RawDirScan:
+def scan_raw_dir(
+    raw_dir: Path | str | Location,
+    previous: Mapping[str, FileState],
+    stats: Mapping[str, FileStat | None] | None = None,
+) -> RawDirScan:
     """Compare the folder (local or on an object store) with ``previous`` (from the cursor)
     and say what changed.
 
     Only the contract's four file names are watched; anything else in the folder is
-    ignored. The returned state is what the cursor should hold after this tick.
+    ignored. The returned state is what the cursor should hold after this tick. ``stats``:
+    the files' `watched_stats` if already read this tick.
     """
     raw_dir = Location(raw_dir)
-    stats = {name: (raw_dir / name).stat() for name in RAW_FILES.values()}
+    stats = watched_stats(raw_dir) if stats is None else stats
     present = {name: st for name, st in stats.items() if st is not None}
 
     # Cheap pass: size and mtime. Unchanged files keep their state without being read.

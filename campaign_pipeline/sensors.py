@@ -72,7 +72,8 @@ def build_raw_file_sensor(
     def raw_file_sensor(
         context: dg.SensorEvaluationContext, storage: PipelineStorage
     ) -> dg.SensorResult:
-        young = raw_files.unsettled_files(storage.raw_dir, settle_seconds, time.time())
+        stats = raw_files.watched_stats(storage.raw_dir)
+        young = raw_files.unsettled_files(stats, settle_seconds, time.time())
         if young:  # the cursor stays: the next tick looks again
             named = ", ".join(f"{name} ({age:.0f} s ago)" for name, age in young)
             return dg.SensorResult(
@@ -83,7 +84,7 @@ def build_raw_file_sensor(
                 cursor=context.cursor,
             )
         previous = raw_files.load_state(context.cursor)
-        scan = raw_files.scan_raw_dir(storage.raw_dir, previous)
+        scan = raw_files.scan_raw_dir(storage.raw_dir, previous, stats)
         cursor = raw_files.dump_state(scan)
         if not scan.changes:
             return dg.SensorResult(

@@ -255,11 +255,12 @@ def test_files_modified_within_the_settle_window_are_named_with_their_age(raw_di
     now = time.time()
     for path in raw_dir.iterdir():
         os.utime(path, (now - 300, now - 300))
-    assert raw_files.unsettled_files(raw_dir, 60, now) == []
+    assert raw_files.unsettled_files(raw_files.watched_stats(raw_dir), 60, now) == []
     os.utime(raw_dir / "insights.csv", (now - 5, now - 5))  # still being copied in, maybe
-    [(name, age)] = raw_files.unsettled_files(raw_dir, 60, now)
+    [(name, age)] = raw_files.unsettled_files(raw_files.watched_stats(raw_dir), 60, now)
     assert name == "insights.csv" and 4.9 < age < 5.1
-    assert raw_files.unsettled_files(raw_dir, 0, now) == []  # no window: nothing waits
+    # no window: nothing waits
+    assert raw_files.unsettled_files(raw_files.watched_stats(raw_dir), 0, now) == []
     # an hour ahead of this clock: another machine's clock, not a copy; it waits no hour
     os.utime(raw_dir / "insights.csv", (now + 3600, now + 3600))
-    assert raw_files.unsettled_files(raw_dir, 60, now) == []
+    assert raw_files.unsettled_files(raw_files.watched_stats(raw_dir), 60, now) == []
