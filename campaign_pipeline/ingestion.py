@@ -462,7 +462,11 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
         return templates[code]()
     if code.startswith("not_a_number_"):
         column = code.removeprefix("not_a_number_")
-        return f"{column} is not a number: '" + _fmt(r[column]) + "'"
+        cells = _fmt(r[column])
+        hint = cells.str.contains(",", regex=False).map(
+            {True: " (a comma is read only as a thousands separator, as in 1,234.50)", False: ""}
+        )
+        return f"{column} is not a number: '" + cells + "'" + hint
     if code.startswith("missing_"):
         return pd.Series(f"{code.removeprefix('missing_')} is blank (required)", index=r.index)
     return pd.Series(code.replace("_", " "), index=r.index)

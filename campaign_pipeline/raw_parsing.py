@@ -45,6 +45,10 @@ _FAST_NUMBER = r"^[0-9]+(\.[0-9]+)?$"
 # Up to 15 digits a decimal string is an exact integer over an exact power of ten, so its
 # double is one correctly rounded division in pandas' parser and in Arrow's alike.
 _FAST_NUMBER_MAX_LENGTH = 15
+# A comma is read as a thousands separator only where it groups digits by three before any
+# decimal point ("1,234.50"). Anywhere else it is no number: "12,50" is a decimal comma, and
+# dropping it would read the spend a hundred times too large, without a word.
+_GROUPED_NUMBER = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$"
 
 
 class RawFileError(Exception):
@@ -498,19 +502,30 @@ def parse_timestamps_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def pandas_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """pandas' reading of numbers: (values, not_a_number); blank -> NaN and is fine."""
-    text = text.astype("string").str.strip().str.replace(",", "", regex=False)
+    """pandas' reading of numbers: (values, not_a_number); blank -> NaN and is fine; a comma
+    only as a thousands separator (`_GROUPED_NUMBER`)."""
+    text = text.astype("string").str.strip()
+    misplaced_comma = (
+        text.str.contains(",", regex=False) & ~text.str.match(_GROUPED_NUMBER)
+    ).fillna(False)
+    text = text.str.replace(",", "", regex=False)
     blank = text.isna() | (text == "")
     values = pd.to_numeric(text.where(~blank), errors="coerce").astype("float64")
-    bad = ~blank & (values.isna() | np.isinf(values))
-    return values.where(~bad), bad
+    bad = ~blank & (values.isna() | np.isinf(values) | misplaced_comma)
+    return values.where(~bad), bad.astype(bool)
 
 
 def parse_numbers_text(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """Stripped text cells -> (float64 values, not_a_number); thousands separators dropped,
-    blank is NaN (and fine), text or infinity is NaN and flagged."""
+    blank is NaN (and fine), text, infinity or a comma that groups no thousands (`_GROUPED_NUMBER`)
+    is NaN and flagged."""
     values = _contiguous(values)
-    if pc.any(pc.match_substring(values, ",")).as_py():
+    misplaced_comma = None
+    has_comma = pc.match_substring(values, ",")
+    if pc.any(has_comma).as_py():
+        misplaced_comma = pc.and_(
+            has_comma, pc.invert(pc.match_substring_regex(values, _GROUPED_NUMBER))
+        ).to_numpy(zero_copy_only=False)
         values = pc.replace_substring(values, ",", "")
     lengths = pc.binary_length(values).to_numpy(zero_copy_only=False)
     fast = pc.match_substring_regex(values, _FAST_NUMBER).to_numpy(zero_copy_only=False)
@@ -525,4 +540,7 @@ def parse_numbers_text(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, 
         parsed, bad = pandas_numbers(odd)
         numbers[rest] = parsed.to_numpy()
         not_a_number[rest] = bad.to_numpy()
+    if misplaced_comma is not None:
+        numbers[misplaced_comma] = np.nan
+        not_a_number |= misplaced_comma
     return numbers, not_a_number

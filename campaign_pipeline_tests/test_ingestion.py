@@ -53,6 +53,7 @@ def assert_balanced(result):
         ("I1,C9,2025-01-07,1,50,10,1", "unknown_campaign", "'C9'"),
         ("I1,,2025-01-07,1,50,10,1", "missing_key", "campaign_id is blank"),
         ("I1,C1,2025-01-07,abc,50,10,1", "not_a_number_spend", "'abc'"),
+        ('I1,C1,2025-01-07,"12,50",50,10,1', "not_a_number_spend", "'12,50' (a comma is read"),
         ("I1,C1,2025-01-07,,50,10,1", "missing_spend", "spend is blank"),
         ("I1,C1,2025-01-07,3,50.5,10,1", "fractional_count", "50.5"),
     ],

@@ -34,6 +34,9 @@ ODD_NUMBERS = [
     "12",
     "1234.5",
     "1,234.5",
+    "1,234,567.25",
+    "12,50",
+    "1,23",
     "0.1",
     "-5",
     "1e3",
@@ -123,6 +126,33 @@ def test_numbers_equal_pandas_on_random_and_odd_cells():
     np.testing.assert_array_equal(values, expected.to_numpy())
     np.testing.assert_array_equal(bad, expected_bad.to_numpy())
     assert bad[-len(ODD_NUMBERS) :].any() and not bad[:3000].any()
+
+
+@pytest.mark.parametrize(
+    "cell, value",
+    [
+        ("1,234.50", 1234.5),
+        ("1,234,567", 1234567.0),
+        ("-1,234", -1234.0),
+        ("999,000.", 999000.0),
+        ("12,50", None),  # a decimal comma: read as 1250 it would be 100 times too large
+        ("1,23", None),
+        ("1,2345", None),
+        (",5", None),
+        ("1,,234", None),
+        ("1234,567", None),
+    ],
+)
+def test_a_comma_is_only_a_thousands_separator(cell, value):
+    values, bad = raw_parsing.parse_numbers_text(pa.array(["7", cell]))
+    pandas_values, pandas_bad = raw_parsing.pandas_numbers(pd.Series(["7", cell], dtype=object))
+    assert values[0] == 7.0 and not bad[0]
+    if value is None:
+        assert bad[1] and np.isnan(values[1])
+    else:
+        assert not bad[1] and values[1] == value
+    np.testing.assert_array_equal(pandas_values.to_numpy(), values)
+    np.testing.assert_array_equal(pandas_bad.to_numpy(), bad)
 
 
 def _pandas_text(path) -> pd.DataFrame:
