@@ -239,7 +239,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out_dir = runner.resolve_storage(args.data_dir, args.out).published_dir
     try:
         tables = load_report_tables(out_dir, week)
-    except (ValueError, MissingTablesError) as error:
+    except MissingTablesError as error:
+        hint = "run `campaign-pipeline run` for that week first, or pass the right --out"
+        raise UserError(f"report: {error.with_hint(hint)}") from None
+    except ValueError as error:
         raise UserError(f"report: {error}") from None
     from campaign_pipeline.report.build import build_weekly_report
 

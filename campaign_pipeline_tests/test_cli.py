@@ -511,7 +511,11 @@ def test_report_rebuilds_a_weeks_page_from_the_published_tables_alone(published_
 def test_report_for_a_week_without_tables_exits_2_naming_them(tmp_path):
     proc = run_cli("report", "--week", "2025-01-06", "--out", str(tmp_path / "out"))
     assert_one_line_error(
-        proc, "report:", str(tmp_path / "out"), "week 2025-01-06 has no published campaign_health"
+        proc,
+        "report:",
+        str(tmp_path / "out"),
+        "week 2025-01-06 has no published campaign_health",
+        "run `campaign-pipeline run` for that week first",
     )
 
 

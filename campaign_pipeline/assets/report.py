@@ -83,7 +83,8 @@ def weekly_report(
         try:
             report = next(reports)
         except MissingTablesError as error:
-            raise dg.Failure(description=str(error)) from error
+            hint = "materialize them for that week first: weekly_report with its upstream assets"
+            raise dg.Failure(description=error.with_hint(hint)) from None
         path = write_report_page(storage.published_dir, week, report.html)
         pages[week], sizes[week] = path, path.stat().size
         if report.outside_references:  # found in the text just written, not read back

@@ -34,7 +34,14 @@ WEEKLY_WEEKS_BEFORE = 8
 
 
 class MissingTablesError(Exception):
-    """The week's published tables are not there (never run, or another out dir)."""
+    """The week's published tables are not there (never run, or another out dir).
+
+    The message names them; each caller adds what its user can do about it (`hint`), since a
+    command-line user and someone materializing one asset in the Dagster UI act differently.
+    """
+
+    def with_hint(self, hint: str) -> str:
+        return f"{self} ({hint})"
 
 
 @dataclass(frozen=True)
@@ -118,10 +125,7 @@ def load_report_tables(out_dir: str | Path | Location, week: str) -> ReportTable
     week = check_week(week)
     missing = [t for t in REQUIRED_WEEK_TABLES if not _week_file(out, t, week).exists()]
     if missing:
-        raise MissingTablesError(
-            f"{out}: week {week} has no published {', '.join(missing)} "
-            "(run `campaign-pipeline run` for that week first, or pass the right --out)"
-        )
+        raise MissingTablesError(f"{out}: week {week} has no published {', '.join(missing)}")
     quarantine_path = out / "quarantine.parquet"
     flags = _read_weeks(out, "anomaly_flags", week, week)
     flagged = flags["campaign_id"] if len(flags) else pd.Series([], dtype=object)

@@ -97,3 +97,6 @@ def test_a_week_without_published_tables_fails_naming_them(published_copy):
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.event_specific_data.error.message
     assert "week 2024-06-03 has no published campaign_health" in message
+    # the advice is the UI's (materialize), not the command line's (`campaign-pipeline run`)
+    assert "materialize them for that week first" in message
+    assert "campaign-pipeline" not in message and "--out" not in message
