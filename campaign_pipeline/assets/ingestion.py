@@ -262,7 +262,7 @@ _UPSTREAM_COLUMNS = {
 def _reload_validation(storage: PipelineStorage, key: str) -> FileValidation:
     """An upstream file's accepted keys and quarantined keys, as stored by its asset."""
     accepted = storage.read_staging_table(VALIDATED_NAMES[key], columns=_UPSTREAM_COLUMNS[key])
-    quarantine = storage.read_staging(f"quarantine_{key}")
+    quarantine = storage.read_staging(f"quarantine_{key}", asset=VALIDATED_NAMES[key])
     return FileValidation(
         source_file=FILE_SPECS[key].filename,
         accepted_table=accepted,
@@ -309,7 +309,9 @@ validated_lead_status_changes = _validated_asset(
 )
 def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
     """Every rejected raw row with its file, key and reason: nothing is dropped silently."""
-    parts = [storage.read_staging(f"quarantine_{key}") for key in FILE_SPECS]
+    parts = [
+        storage.read_staging(f"quarantine_{key}", asset=VALIDATED_NAMES[key]) for key in FILE_SPECS
+    ]
     table = ingestion.combine_quarantine(parts)
     path = storage.write_table("quarantine", table)
     by_file = table.groupby("source_file").size().to_dict() if len(table) else {}

@@ -155,13 +155,15 @@ class PipelineStorage(dg.ConfigurableResource):
         columns: list[str] | None = None,
         filters: list | None = None,
         arrow_strings: bool = False,
+        asset: str | None = None,
     ) -> pd.DataFrame:
-        """A staging table (`read_parquet` says what the options do)."""
+        """A staging table (`read_parquet` says what the options do); ``asset``: the asset that
+        writes it, when the table is not named after one (a file's quarantine)."""
         path = self.staging_path(name)
         try:
             return read_parquet(path, columns=columns, filters=filters, arrow_strings=arrow_strings)
         except FileNotFoundError:
-            raise self._not_materialized(path, name) from None
+            raise self._not_materialized(path, asset or name) from None
 
     def accepted_day_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """The first and last day of any accepted row, from the validated tables' Parquet

@@ -95,3 +95,19 @@ def test_lead_events_check_finds_an_id_twice(ids, unique, dtype):
     series = pd.Series(ids, dtype=dtype)
     assert series.is_unique == unique  # the reference
     assert _unique_ids(series) is unique
+
+
+def test_quarantine_picked_alone_names_the_asset_to_materialize_first(storage):
+    """The files' rejects are staged by the validated_* assets: the failure names one of
+    them, not the staging file (there is no asset called quarantine_campaigns)."""
+    result = dg.materialize(
+        ingestion_assets,
+        selection=["quarantine"],
+        resources=pipeline_resources(storage),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert "materialize the asset `validated_campaigns` first" in message
+    assert "quarantine_campaigns.parquet does not exist" in message
