@@ -12,6 +12,7 @@ from campaign_pipeline.assets.common import (
     daily_history,
     history_weeks,
     read_weeks,
+    require_run_weeks,
     weekly_result,
     write_run_weeks,
 )
@@ -126,6 +127,7 @@ def anomaly_flags(
     """
     settings = config.to_settings()
     weeks = RunWeeks.of(context)
+    require_run_weeks(storage, weeks, "daily_campaign_metrics")
     history = detector_history_weeks(settings)
     campaigns = storage.read_staging("validated_campaigns")
     unread = _history_never_materialized(context, storage, weeks, history)

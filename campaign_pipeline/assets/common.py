@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 
 from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.partitions import describe_weeks
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 from campaign_pipeline.schemas import validate_frame
 
@@ -38,6 +39,25 @@ def daily_history(weeks_before: int) -> dg.AssetDep:
             start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True
         ),
     )
+
+
+def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -> None:
+    """Fail, naming them, when a table an asset reads for its own weeks was never materialized
+    for some of them (one asset picked alone in the UI).
+
+    History weeks may be missing (`daily_history`); a run's own week may not: the asset would
+    publish that week from nothing, as if it had been judged (no flags, no buckets, nothing to
+    send), or fail on a table without columns.
+    """
+    for table in tables:
+        stored = set(storage.table_weeks(table))
+        missing = [week for week in weeks.keys if week not in stored]
+        if missing:
+            raise dg.Failure(
+                description=f"{table} has never been materialized for {describe_weeks(missing)} "
+                "of this run: materialize it for the run's weeks first (this asset with its "
+                "upstream assets)"
+            )
 
 
 def week_bounds(week_start: str) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -13,6 +13,7 @@ import pandas as pd
 from campaign_pipeline.assets.common import (
     RunWeeks,
     read_weeks,
+    require_run_weeks,
     schema_check,
     split_by_week,
     weekly_result,
@@ -109,6 +110,7 @@ def _run_export(
             "than one batch's longest retry schedule: a slow batch's claim could be taken over "
             "by another run"
         )
+    require_run_weeks(storage, weeks, *SOURCES)
     events = load_week_events(storage, weeks, exports.min_severity)
     ledger = store.open(storage.published_dir)
     live = mode == "live"

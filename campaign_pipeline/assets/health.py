@@ -14,6 +14,7 @@ from campaign_pipeline.assets.common import (
     daily_history,
     history_weeks,
     read_weeks,
+    require_run_weeks,
     shift_week,
     week_bounds,
     weekly_result,
@@ -159,6 +160,7 @@ def campaign_health(
     never holds a year of daily rows; a week's buckets do not depend on its block.
     """
     weeks = RunWeeks.of(context)
+    require_run_weeks(storage, weeks, "daily_campaign_metrics")
     campaigns = storage.read_staging("validated_campaigns")
     counts: dict[str, int] = {}
     newly: dict[str, list[str]] = {}

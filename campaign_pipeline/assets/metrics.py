@@ -18,6 +18,7 @@ from campaign_pipeline.assets.common import (
     daily_history,
     read_weeks,
     reconcile_check,
+    require_run_weeks,
     schema_check,
     table_checks,
     weekly_result,
@@ -181,6 +182,7 @@ def weekly_campaign_metrics(
     A range run reads its daily rows `DAILY_BLOCK_WEEKS` weeks at a time, each block with the
     week before it, so it never holds a year of them."""
     weeks = RunWeeks.of(context)
+    require_run_weeks(storage, weeks, "daily_campaign_metrics")
     campaigns = storage.read_staging("validated_campaigns")
     counts: dict[str, int] = {}
     daily_totals = dict.fromkeys(WEEKLY_TOTALS, 0.0)
@@ -239,6 +241,7 @@ def weekly_totals(
     totals reconcile with the raw files.
     """
     weeks = RunWeeks.of(context)
+    require_run_weeks(storage, weeks, "weekly_campaign_metrics")
     weekly = read_weeks(
         storage,
         "weekly_campaign_metrics",

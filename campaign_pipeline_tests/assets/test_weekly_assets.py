@@ -506,3 +506,38 @@ def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
     for week in WEEKS[:2]:
         assert _materialize_week(storage, week).success
     assert _history_warnings_and_gaps(storage, WEEKS[2]) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("asset", "upstream"),
+    [
+        ("weekly_campaign_metrics", "daily_campaign_metrics"),
+        ("anomaly_flags", "daily_campaign_metrics"),
+        ("campaign_health", "daily_campaign_metrics"),
+        ("weekly_totals", "weekly_campaign_metrics"),
+        ("ga4_export", "weekly_campaign_metrics"),
+    ],
+)
+def test_an_asset_picked_alone_fails_naming_the_upstream_week_never_materialized(
+    storage, asset, upstream
+):
+    """One asset picked alone in the UI, for a week its upstream table never had: a clear
+    failure, and no file for the week (an empty one would read as "judged: nothing found")."""
+    result = dg.materialize(
+        all_assets,
+        selection=[asset],
+        partition_key=WEEKS[1],
+        resources=pipeline_resources(storage),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert f"{upstream} has never been materialized for 1 week ({WEEKS[1]}) of this run" in message
+    assert "KeyError" not in message
+    assert not storage.table_weeks(asset if asset != "ga4_export" else "export_ledger")
+    # the same asset runs once its upstream weeks are there
+    assert _materialize_week(storage, WEEKS[1]).success
+    assert dg.materialize(
+        all_assets, selection=[asset], partition_key=WEEKS[1], resources=pipeline_resources(storage)
+    ).success
