@@ -61,12 +61,15 @@ def describe_weeks(weeks: list[str]) -> str:
     return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
 
 
-def missing_weeks(stored: list[str], first: str, last: str, data_first_day: dt.date) -> list[str]:
-    """The weeks from ``first`` to ``last`` (keys) that hold accepted data, from the week of
-    ``data_first_day`` on, and have no stored partition: the history a run reads that was never
-    materialized. Weeks before the data begins have nothing to store."""
-    week = max(dt.date.fromisoformat(first), monday_of(data_first_day))
-    end, stored_weeks, missing = dt.date.fromisoformat(last), set(stored), []
+def missing_weeks(
+    stored: list[str], first: str, last: str, data_days: tuple[dt.date, dt.date]
+) -> list[str]:
+    """The weeks from ``first`` to ``last`` (keys) within the accepted data's first and last
+    day (``data_days``) that have no stored partition: the history a run reads that was never
+    materialized. Weeks before the data begins or after it ends have nothing to store."""
+    week = max(dt.date.fromisoformat(first), monday_of(data_days[0]))
+    end = min(dt.date.fromisoformat(last), monday_of(data_days[1]))
+    stored_weeks, missing = set(stored), []
     while week <= end:
         if week.isoformat() not in stored_weeks:
             missing.append(week.isoformat())

@@ -85,12 +85,13 @@ def _history_never_materialized(
         storage.table_weeks("daily_campaign_metrics"),
         weeks.history_start(history),
         weeks.last,
-        accepted[0].date(),
+        (accepted[0].date(), accepted[1].date()),
     )
     if missing:
         context.log.warning(
             f"daily_campaign_metrics has never been materialized for {describe_weeks(missing)}, "
-            f"though the accepted data begins {accepted[0].date()}: the weeks of this run are "
+            f"though the accepted data covers them ({accepted[0].date()} .. "
+            f"{accepted[1].date()}): the weeks of this run are "
             f"judged without them ({history} weeks of history each). Materialize "
             "daily_campaign_metrics for those weeks, then anomaly_flags again, for the flags "
             "their Monday runs give."

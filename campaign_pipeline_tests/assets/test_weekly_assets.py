@@ -501,11 +501,13 @@ def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
     assert "daily_campaign_metrics has never been materialized for 2 weeks (2025-01-06 .. " in (
         warning
     )
-    assert "though the accepted data begins 2025-01-06" in warning
+    assert "though the accepted data covers them (2025-01-06 .. 2025-01-26)" in warning
     # with the weeks before it stored, nothing is missing: the weeks before the data are not
     for week in WEEKS[:2]:
         assert _materialize_week(storage, week).success
     assert _history_warnings_and_gaps(storage, WEEKS[2]) == ([], 0)
+    # nor are the weeks after the data ends: a week picked past the data is not warned of them
+    assert _history_warnings_and_gaps(storage, "2025-03-10") == ([], 0)
 
 
 @pytest.mark.parametrize(
