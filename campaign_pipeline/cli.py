@@ -414,10 +414,19 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from campaign_pipeline.constants import RAW_FILES
+
+    raw = Path(args.out) / "raw"
+    present = [name for name in RAW_FILES.values() if (raw / name).exists()]
+    if present and not args.force:  # a data dir's real exports are not overwritten by a typo
+        raise UserError(
+            f"sample: {raw} already holds {', '.join(present)}; the sample would replace "
+            f"{'it' if len(present) == 1 else 'them'}: choose another --out, or pass --force"
+        )
     from campaign_pipeline.sample_data import generate_sample
 
     manifest = generate_sample(
-        Path(args.out) / "raw",
+        raw,
         seed=args.seed,
         n_campaigns=args.campaigns,
         n_days=args.days,
@@ -425,7 +434,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         defects=args.defects,
         scale=args.scale,
     )
-    _print(f"sample data written to {Path(args.out) / 'raw'}: {manifest}")
+    _print(f"sample data written to {raw}: {manifest}")
     return 0
 
 
@@ -528,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--anomalies", action="store_true", help="inject labelled anomalies")
     sample.add_argument("--defects", action="store_true", help="inject labelled contract defects")
+    sample.add_argument(
+        "--force", action="store_true", help="replace export files already in OUT/raw"
+    )
     sample.set_defaults(func=cmd_sample)
     return parser
 

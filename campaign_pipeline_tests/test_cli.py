@@ -599,6 +599,23 @@ def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_pat
     assert not (tmp_path / "data").exists()
 
 
+def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
+    from campaign_pipeline.cli import main
+
+    raw = write_exports(tmp_path)
+    before = {path.name: path.read_bytes() for path in raw.glob("*.csv")}
+    assert main(["sample", "--out", str(tmp_path), "--campaigns", "2", "--days", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: sample: {raw} already holds campaigns.csv, insights.csv, campaign_leads.csv, "
+        "lead_status_changes.csv; the sample would replace them: choose another --out, or pass "
+        "--force"
+    )
+    assert {path.name: path.read_bytes() for path in raw.glob("*.csv")} == before
+    args = ["sample", "--out", str(tmp_path), "--campaigns", "2", "--days", "3", "--force"]
+    assert main(args) == 0
+    assert (raw / "campaigns.csv").read_bytes() != before["campaigns.csv"]
+
+
 def test_the_raw_folder_given_as_the_data_dir_is_named_as_that_slip(tmp_path, capsys):
     from campaign_pipeline.cli import main
 

@@ -399,6 +399,7 @@ def generate(data_dir: Path, campaigns: int, days: int, seed: int, say) -> dict:
             str(seed),
             "--anomalies",
             "--defects",
+            "--force",  # the work dir is the benchmark's own: another size's files are replaced
         ],  # fmt: skip
         check=True,
         cwd=REPO,
