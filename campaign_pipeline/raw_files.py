@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,9 @@ class FileState:
     week_digests: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None  # the file could not be read as its contract says
     etag: str | None = None  # an object store's entity tag (local files have none)
+    # gone from the folder since it was reported removed; kept so that the file coming back
+    # (a replacement copied in after a delete) is compared with what it was, week by week
+    removed: bool = False
 
     def to_json(self) -> dict:
         payload = {
@@ -77,7 +80,11 @@ class FileState:
             "weeks": dict(self.week_digests),
             "error": self.error,
         }
-        return payload | ({"etag": self.etag} if self.etag else {})
+        return (
+            payload
+            | ({"etag": self.etag} if self.etag else {})
+            | ({"removed": True} if self.removed else {})
+        )
 
     @classmethod
     def from_json(cls, name: str, payload: Mapping) -> FileState:
@@ -89,6 +96,7 @@ class FileState:
             week_digests=dict(payload.get("weeks", {})),
             error=payload.get("error"),
             etag=payload.get("etag"),
+            removed=bool(payload.get("removed", False)),
         )
 
 
@@ -159,7 +167,9 @@ def contents_digest(sha256_by_name: Mapping[str, str]) -> str:
 
 def scanned_contents_digest(scan: RawDirScan) -> str:
     """`contents_digest` of the files as a sensor scan found them (no file is read again)."""
-    return contents_digest({name: state.sha256 for name, state in scan.files.items()})
+    return contents_digest(
+        {name: state.sha256 for name, state in scan.files.items() if not state.removed}
+    )
 
 
 def current_contents_digest(raw_dir: Path | str | Location) -> str:
@@ -333,7 +343,9 @@ def scan_raw_dir(
 
     Only the contract's four file names are watched; anything else in the folder is
     ignored. The returned state is what the cursor should hold after this tick. ``stats``:
-    the files' `watched_stats` if already read this tick.
+    the files' `watched_stats` if already read this tick. A removed file is reported once and
+    its state kept (marked removed): when it comes back, only the weeks whose rows differ from
+    what it held are touched, and the same file restored touches none.
     """
     raw_dir = Location(raw_dir)
     stats = watched_stats(raw_dir) if stats is None else stats
@@ -341,16 +353,23 @@ def scan_raw_dir(
 
     # Cheap pass: size and mtime. Unchanged files keep their state without being read.
     moved = {
-        name for name, st in present.items() if name not in previous or _moved(previous[name], st)
+        name
+        for name, st in present.items()
+        if name not in previous or previous[name].removed or _moved(previous[name], st)
     }
-    removed = sorted(set(previous) - set(present))
+    gone = {
+        name: replace(state, removed=True)
+        for name, state in previous.items()
+        if name not in present
+    }
+    removed = sorted(name for name in gone if not previous[name].removed)
     hashes = {name: sha256_of_file(raw_dir / name) for name in moved}
     content_changed = {
         name for name in moved if name not in previous or previous[name].sha256 != hashes[name]
     }
 
     if not content_changed and not removed:
-        files = {
+        files = gone | {
             name: (
                 FileState(
                     name,
@@ -369,7 +388,7 @@ def scan_raw_dir(
         return RawDirScan(files=files, changes=())
 
     digests, errors = compute_week_digests(raw_dir)
-    files: dict[str, FileState] = {}
+    files: dict[str, FileState] = dict(gone)
     changes: list[FileChange] = []
     for name, st in sorted(present.items()):
         sha = hashes.get(name) or previous[name].sha256

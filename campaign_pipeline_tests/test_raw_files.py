@@ -126,7 +126,33 @@ def test_removed_file_is_reported_and_touches_no_week(raw_dir):
     again = _scan_again(raw_dir, first)
     assert [(c.name, c.kind) for c in again.changes] == [("lead_status_changes.csv", "removed")]
     assert again.touched_weeks == {}
-    assert "lead_status_changes.csv" not in again.files
+    assert again.files["lead_status_changes.csv"].removed  # kept, to compare if it comes back
+
+
+def test_a_file_removed_then_copied_back_touches_only_the_weeks_it_changed(raw_dir):
+    """A replacement done as delete, then a copy that outlasts a tick: the file is reported
+    removed once, and coming back it is compared with what it held, not run as new."""
+    first = raw_files.scan_raw_dir(raw_dir, {})
+    path = raw_dir / "insights.csv"
+    original = path.read_text()
+    path.unlink()
+    gone = _scan_again(raw_dir, first)
+    assert [(c.name, c.kind) for c in gone.changes] == [("insights.csv", "removed")]
+    assert raw_files.scanned_contents_digest(gone) == raw_files.current_contents_digest(raw_dir)
+    still_gone = _scan_again(raw_dir, gone)
+    assert still_gone.changes == ()  # reported once
+    # the same file back: nothing to run
+    path.write_text(original)
+    restored = _scan_again(raw_dir, still_gone)
+    assert restored.changes == () and restored.touched_weeks == {}
+    assert raw_files.scanned_contents_digest(restored) == raw_files.scanned_contents_digest(first)
+    # removed again, and back with one row changed: that row's week only, as a replacement
+    path.unlink()
+    gone = _scan_again(raw_dir, restored)
+    path.write_text(INSIGHTS.replace("01/16/2024,9,", "01/16/2024,19,"))
+    back = _scan_again(raw_dir, gone)
+    assert [(c.name, c.kind) for c in back.changes] == [("insights.csv", "replaced")]
+    assert list(back.touched_weeks) == ["2024-01-15"]
 
 
 def test_file_breaking_the_layout_is_reported_with_no_weeks(raw_dir):
