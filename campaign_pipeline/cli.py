@@ -131,6 +131,40 @@ def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str |
     return sf.salesforce_run_config(settings), described
 
 
+def _postgres_preflight() -> None:
+    """The server DAGSTER_PG_* name answers, before Dagster starts. It holds the instance
+    (under DAGSTER_HOME) and the export ledger (unless EXPORT_LEDGER_URL names another); down,
+    Dagster's storage retries for about 15 s and ends in a page of traceback."""
+    from campaign_pipeline.instance import InstanceChoiceError, postgres_settings
+
+    try:
+        settings = postgres_settings()
+    except InstanceChoiceError as error:
+        raise UserError(str(error)) from None
+    if settings is None or (
+        not os.environ.get("DAGSTER_HOME") and os.environ.get("EXPORT_LEDGER_URL", "").strip()
+    ):
+        return
+    import psycopg2
+
+    try:
+        psycopg2.connect(
+            host=settings["hostname"],
+            port=settings["port"],
+            user=settings["username"],
+            password=settings["password"],
+            dbname=settings["db_name"],
+            connect_timeout=5,
+        ).close()
+    except psycopg2.Error as error:  # its text names host, port, user or database, not secrets
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(
+            f"PostgreSQL {settings['username']}@{settings['hostname']}:{settings['port']}/"
+            f"{settings['db_name']} (DAGSTER_PG_*) cannot be reached: {reason}; start it, or "
+            "unset DAGSTER_PG_* for embedded SQLite"
+        ) from None
+
+
 @contextmanager
 def _one_run_per_data_dir(data_dir):
     """Holds an exclusive lock on a local data dir for the run: two runs on one data dir would
@@ -174,6 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
     _preflight(storage, skip=SALESFORCE_KEYS if salesforce_config else ())
+    _postgres_preflight()
     with _one_run_per_data_dir(storage.data_location):
         return _run_and_summarize(args, storage, salesforce_config, leads_from)
 

@@ -49,9 +49,12 @@ def postgres_settings(environ: os._Environ | dict = os.environ) -> dict | None:
             f"PostgreSQL instance half configured: {', '.join(missing)} unset "
             f"(set all of {', '.join(PG_VARIABLES)}, or none for embedded SQLite)"
         )
+    port = present["DAGSTER_PG_PORT"].strip()
+    if not port.isdigit():
+        raise InstanceChoiceError(f"DAGSTER_PG_PORT {port!r} is not a port number")
     return {
         "hostname": present["DAGSTER_PG_HOST"],
-        "port": int(present["DAGSTER_PG_PORT"]),
+        "port": int(port),
         "username": present["DAGSTER_PG_USER"],
         "password": present["DAGSTER_PG_PASSWORD"],
         "db_name": present["DAGSTER_PG_DB"],

@@ -599,6 +599,47 @@ def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_pat
     assert not (tmp_path / "data").exists()
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+@pytest.mark.parametrize(
+    ("port", "fragments"),
+    [
+        (
+            "closed",
+            (
+                "PostgreSQL someone@127.0.0.1:",
+                "/pipeline (DAGSTER_PG_*) cannot be reached: connection to server at",
+                "start it, or unset DAGSTER_PG_* for embedded SQLite",
+            ),
+        ),
+        ("5432x", ("DAGSTER_PG_PORT '5432x' is not a port number",)),
+    ],
+)
+def test_run_with_an_unreachable_postgres_ends_in_one_line_before_dagster_starts(
+    tmp_path, port, fragments
+):
+    """Otherwise Dagster's storage retries for about 15 s and prints a page of traceback."""
+    raw = write_exports(tmp_path)
+    env = {
+        "DAGSTER_HOME": str(REPO),
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(_closed_port()) if port == "closed" else port,
+        "DAGSTER_PG_USER": "someone",
+        "DAGSTER_PG_PASSWORD": "not-to-be-printed",
+        "DAGSTER_PG_DB": "pipeline",
+    }
+    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    assert_one_line_error(proc, *fragments)
+    assert "not-to-be-printed" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
     from campaign_pipeline.cli import main
 

@@ -203,6 +203,19 @@ def test_postgres_settings_need_every_variable_or_none():
     assert "DAGSTER_PG_PORT, DAGSTER_PG_USER, DAGSTER_PG_PASSWORD unset" in str(error.value)
 
 
+def test_run_naming_a_database_the_server_lacks_ends_in_one_line(tmp_path):
+    pg = require_postgres()
+    from campaign_pipeline_tests.builders import write_exports
+    from campaign_pipeline_tests.test_cli import REPO, assert_one_line_error, run_cli
+
+    raw = write_exports(tmp_path)
+    env = {**pg, "DAGSTER_PG_DB": "no_such_database", "DAGSTER_HOME": str(REPO)}
+    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    assert_one_line_error(
+        proc, "/no_such_database (DAGSTER_PG_*) cannot be reached:", '"no_such_database"'
+    )
+
+
 def _repo_copy(tmp_path):
     """The files a fresh clone has (tracked or new, not ignored): no .venv, no data/out, no home."""
     listed = (
