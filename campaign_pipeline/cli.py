@@ -208,6 +208,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     salesforce_config, leads_from = _salesforce_preflight(args.salesforce_settings)
     _preflight(storage, skip=SALESFORCE_KEYS if salesforce_config else ())
+    from campaign_pipeline.resources.exports import live_config_problems
+
+    if problems := live_config_problems(args.export):
+        raise UserError("; ".join(problems))
     _postgres_preflight()
     with _one_run_per_data_dir(storage.data_location):
         return _run_and_summarize(args, storage, salesforce_config, leads_from)

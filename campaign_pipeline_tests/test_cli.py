@@ -599,6 +599,19 @@ def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_pat
     assert not (tmp_path / "data").exists()
 
 
+def test_run_with_a_live_export_misconfigured_ends_before_any_step(tmp_path):
+    """A region that is no region used to fail the export step at the end of the run, minutes
+    later on a large account, after every table had been rewritten."""
+    raw = write_exports(tmp_path)
+    env = {"AMPLITUDE_API_KEY": "k3y-not-printed", "AMPLITUDE_REGION": "mars"}
+    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    assert_one_line_error(
+        proc, "error: amplitude: not exported: AMPLITUDE_REGION 'mars' is neither us nor eu"
+    )
+    assert "k3y-not-printed" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def _closed_port() -> int:
     import socket
 

@@ -10,6 +10,7 @@ value itself is read at run time and never stored in the definitions or the run 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from campaign_pipeline.constants import SEVERITIES
+from campaign_pipeline.exports.delivery import resolve_mode
 from campaign_pipeline.exports.events import DEFAULT_MIN_SEVERITY
 from campaign_pipeline.exports.ledger import (
     DEFAULT_LEASE_MINUTES,
@@ -30,6 +32,17 @@ from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
 
 LEDGER_FILE = "export_ledger.sqlite"
+# Each destination resource's fields read from the environment, and their variables.
+GA4_VARIABLES = {
+    "measurement_id": "GA4_MEASUREMENT_ID",
+    "api_secret": "GA4_API_SECRET",
+    "endpoint": "GA4_ENDPOINT",
+}
+AMPLITUDE_VARIABLES = {
+    "api_key": "AMPLITUDE_API_KEY",
+    "endpoint": "AMPLITUDE_ENDPOINT",
+    "region": "AMPLITUDE_REGION",
+}
 PG_VARIABLES = {
     "postgres_host": "DAGSTER_PG_HOST",
     "postgres_port": "DAGSTER_PG_PORT",
@@ -142,16 +155,8 @@ def _env(name: str) -> dg.EnvVar | None:
 
 def export_resources() -> dict[str, dg.ConfigurableResource]:
     """The export resources of the code location, credentials from the environment."""
-    ga4 = {
-        "measurement_id": _env("GA4_MEASUREMENT_ID"),
-        "api_secret": _env("GA4_API_SECRET"),
-        "endpoint": _env("GA4_ENDPOINT"),
-    }
-    amplitude = {
-        "api_key": _env("AMPLITUDE_API_KEY"),
-        "endpoint": _env("AMPLITUDE_ENDPOINT"),
-        "region": _env("AMPLITUDE_REGION"),
-    }
+    ga4 = {field: _env(variable) for field, variable in GA4_VARIABLES.items()}
+    amplitude = {field: _env(variable) for field, variable in AMPLITUDE_VARIABLES.items()}
     ledger = {"url": _env("EXPORT_LEDGER_URL")}
     if all(os.environ.get(v, "").strip() for v in PG_VARIABLES.values()):
         ledger |= {field: dg.EnvVar(var) for field, var in PG_VARIABLES.items()}
@@ -163,6 +168,27 @@ def export_resources() -> dict[str, dg.ConfigurableResource]:
             **{k: v for k, v in ledger.items() if v is not None}
         ),
     }
+
+
+def live_config_problems(mode: str, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """What would stop a live export under ``mode``, from the environment as the code location
+    reads it (a region that is no region, an endpoint that is no URL, a GA4 id that is no web
+    stream's): `campaign-pipeline run` says it before a run that can take minutes, not when the
+    export step reaches it. The same check fails the export assets (`config_problem`)."""
+
+    def settings(variables: dict[str, str]) -> dict[str, str]:
+        return {f: environ[v] for f, v in variables.items() if environ.get(v, "").strip()}
+
+    problems = []
+    for name, resource in (
+        ("ga4", GA4MeasurementProtocol(**settings(GA4_VARIABLES))),
+        ("amplitude", AmplitudeHTTP(**settings(AMPLITUDE_VARIABLES))),
+    ):
+        if resolve_mode(mode, resource.missing())[0] == "live" and (
+            problem := resource.config_problem()
+        ):
+            problems.append(f"{name}: not exported: {problem}")
+    return problems
 
 
 def export_run_config(mode: str, ga4_validate: str | None = None) -> dict:

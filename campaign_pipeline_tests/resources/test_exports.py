@@ -96,6 +96,29 @@ def test_the_cli_mode_is_run_config_merged_with_the_storage_resource():
     assert merged["resources"]["ga4"] == {"config": {"validate_mode": "only"}}
 
 
+def test_live_config_problems_are_those_of_the_destinations_that_would_go_live():
+    from campaign_pipeline.resources.exports import live_config_problems
+
+    broken = {
+        "GA4_MEASUREMENT_ID": "UA-123",
+        "GA4_API_SECRET": "s3cret",
+        "AMPLITUDE_API_KEY": "k3y",
+        "AMPLITUDE_REGION": "mars",
+    }
+    assert live_config_problems("auto", broken) == [
+        "ga4: not exported: GA4_MEASUREMENT_ID 'UA-123' is not a web stream's measurement id "
+        "(G-...): GA4 would accept every request and keep nothing",
+        "amplitude: not exported: AMPLITUDE_REGION 'mars' is neither us nor eu",
+    ]
+    # dry runs and an export turned off send nothing: nothing to stop
+    assert live_config_problems("dry-run", broken) == live_config_problems("off", broken) == []
+    # a destination without its credentials runs dry under auto
+    no_keys = {"AMPLITUDE_REGION": "mars", "GA4_ENDPOINT": "notaurl"}
+    assert live_config_problems("auto", no_keys) == []
+    fine = {**broken, "GA4_MEASUREMENT_ID": "G-1", "AMPLITUDE_REGION": "eu"}
+    assert live_config_problems("auto", fine) == []
+
+
 def test_urls_shown_never_hold_a_secret_and_config_problems_are_named():
     ga4 = GA4MeasurementProtocol(measurement_id="UA-123", api_secret="s3cret", endpoint=None)
     assert ga4.display_url("/mp/collect") == (
