@@ -236,6 +236,7 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
         run_cli("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
         "min_relative_efect=10",
         "DetectionSettings field",
+        "(did you mean min_relative_effect?)",
     )
     assert_one_line_error(
         run_cli("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),

@@ -8,6 +8,7 @@ can trade alerts for recall with one knob instead of ten.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, fields, replace
 
 SENSITIVITIES = ("low", "medium", "high")
@@ -436,8 +437,10 @@ def settings_from_overrides(pairs: list[str], **base) -> DetectionSettings:
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or name not in names:
+            close = difflib.get_close_matches(name.strip(), sorted(names), n=1)
             raise ValueError(
                 f"--set expects NAME=VALUE with a DetectionSettings field, got {pair!r}"
+                + (f" (did you mean {close[0]}?)" if close else "")
             )
         default = getattr(defaults, name)
         try:
