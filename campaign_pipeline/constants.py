@@ -20,6 +20,10 @@ CONVERTED_STATUSES: tuple[str, ...] = (
     "QUALIFIED",
 )
 
+# A step's progress lines start with this: `campaign-pipeline run` prints them under the step
+# (runner._step_progress); the UI shows them in the step's log like any other line.
+PROGRESS_PREFIX = "progress: "
+
 # Raw file names in <data dir>/raw/.
 RAW_FILES: dict[str, str] = {
     "campaigns": "campaigns.csv",

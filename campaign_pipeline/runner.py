@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.partitions import describe_weeks
 
 if TYPE_CHECKING:
@@ -163,14 +164,20 @@ def _export_reports(result) -> dict[str, dict]:
 
 
 def _step_progress(say: Callable[[str], None]) -> Callable:
-    """An event listener printing one line per finished step: its rows and its time."""
+    """An event listener printing one line per finished step (its rows and its time) and a
+    long step's progress lines (`assets.common.progress_logger`) as they come."""
     started: dict[str, float] = {}
     rows: dict[str, int] = {}
     lock = threading.Lock()
 
     def listen(record) -> None:
         event = record.dagster_event
-        if event is None or event.step_key is None:
+        if event is None:
+            message = record.user_message or ""
+            if record.step_key and message.startswith(PROGRESS_PREFIX):
+                say(f"  {record.step_key}: {message.removeprefix(PROGRESS_PREFIX)}")
+            return
+        if event.step_key is None:
             return
         with lock:
             if event.is_step_start:

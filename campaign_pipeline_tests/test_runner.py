@@ -70,6 +70,26 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
     assert any(line.strip().startswith("anomaly_flags") and "done" in line for line in lines)
 
 
+def test_a_long_steps_progress_lines_are_printed_under_it(
+    data_dir, tmp_path, instance_home, monkeypatch
+):
+    """A year's anomaly step runs for minutes at a large account: its progress lines
+    (`progress_logger`, every 30 s by default; every piece here) are printed as they come."""
+    from campaign_pipeline.assets import common
+
+    monkeypatch.setattr(common, "PROGRESS_EVERY_SECONDS", 0.0)
+    lines: list[str] = []
+    runner.run_pipeline(
+        str(data_dir), str(tmp_path / "out"), say=lines.append, today=dt.date(2024, 1, 24)
+    )
+    report_done = next(
+        i for i, line in enumerate(lines) if line.startswith("  weekly_report ") and "done" in line
+    )
+    # two pages: the first is reported, the last is the step's own "done" line
+    assert lines.index("  weekly_report: 1 of 2 pages built (0 s)") < report_done
+    assert not any("2 of 2 pages" in line for line in lines)
+
+
 def test_a_run_names_the_partial_week_the_data_end_inside(data_dir, tmp_path, instance_home):
     lines: list[str] = []
     # on 2024-02-05 the week of 2024-01-22 has ended, and the data end on its Tuesday

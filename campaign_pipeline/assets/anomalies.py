@@ -11,6 +11,7 @@ from campaign_pipeline.assets.common import (
     check_stored_weeks,
     daily_history,
     history_weeks,
+    progress_logger,
     read_weeks,
     require_run_weeks,
     weekly_result,
@@ -154,7 +155,10 @@ def anomaly_flags(
             calendar = calendar.to_directory(directory)
         # each week on its own fixed history: a backfill publishes what the Monday run would
         flags = judge_weeks(
-            calendar, settings=settings, processes=worker_processes(config.processes)
+            calendar,
+            settings=settings,
+            processes=worker_processes(config.processes),
+            progress=progress_logger(context, "weeks judged"),
         )
     flags = flags.assign(
         period_start=pd.to_datetime(flags["period_start"]),

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
+from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.partitions import describe_weeks
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
@@ -39,6 +41,30 @@ def daily_history(weeks_before: int) -> dg.AssetDep:
             start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True
         ),
     )
+
+
+# How often a long step says how far it is: often enough that a run of minutes is not silent,
+# seldom enough that a year's run logs a few dozen lines, not one per week.
+PROGRESS_EVERY_SECONDS = 30.0
+
+
+def progress_logger(context: dg.AssetExecutionContext, what: str) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback for a long step: it logs
+    ``progress: 12 of 53 weeks judged (95 s)`` at most every `PROGRESS_EVERY_SECONDS`, and
+    never for the last piece (the step's end says that)."""
+    every = PROGRESS_EVERY_SECONDS
+    started = last = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last >= every:
+            last = now
+            context.log.info(
+                f"{PROGRESS_PREFIX}{done:,} of {total:,} {what} ({now - started:.0f} s)"
+            )
+
+    return report
 
 
 def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -> None:

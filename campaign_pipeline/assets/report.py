@@ -4,7 +4,7 @@ to ``<out>/weekly_report/<week_start>.html`` from the week's published tables.""
 import dagster as dg
 from pydantic import Field
 
-from campaign_pipeline.assets.common import RunWeeks, daily_history
+from campaign_pipeline.assets.common import RunWeeks, daily_history, progress_logger
 from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.report import (
@@ -79,7 +79,8 @@ def weekly_report(
         worker_processes(config.processes),
         config.max_flag_charts,
     )
-    for week in weeks.keys:
+    progress = progress_logger(context, "pages built")
+    for done, week in enumerate(weeks.keys, start=1):
         try:
             report = next(reports)
         except MissingTablesError as error:
@@ -89,6 +90,7 @@ def weekly_report(
         pages[week], sizes[week] = path, path.stat().size
         if report.outside_references:  # found in the text just written, not read back
             outside[week] = report.outside_references[:5]
+        progress(done, len(weeks.keys))
     latest = pages[weeks.last]
     return dg.MaterializeResult(
         check_results=[

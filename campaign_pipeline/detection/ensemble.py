@@ -11,6 +11,7 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -1142,11 +1143,14 @@ def judge_weeks(
     settings: DetectionSettings = DetectionSettings(),
     chunk_cells: int = WEEK_CHUNK_CELLS,
     processes: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """The flags of every week of a `week_calendar` (see `detect_by_week`).
 
     Worker processes read their chunks' cells from the calendar's files: a calendar held in
-    memory is first saved to a temporary directory (`WeekCalendar.to_directory`)."""
+    memory is first saved to a temporary directory (`WeekCalendar.to_directory`).
+    ``progress(weeks_judged, weeks_to_judge)`` is called as each chunk's weeks are judged, in
+    order (weeks without a row in their stretch are not counted: nothing is judged there)."""
     if calendar is None:
         return empty_flags()
     s = settings.effective
@@ -1200,11 +1204,18 @@ def judge_weeks(
                     settings=settings,
                     chunk_cells=chunk_cells,
                     processes=processes,
+                    progress=progress,
                 )
-        parts = judge_in_processes(chunks(), s, processes)
+        judged = judge_in_processes(chunks(), s, processes)
     else:  # too few chunks to share out (a Monday run): each chunk's blocks share the CPUs
-        parts = [_judge_chunk(chunk, s, threads=processes) for chunk in chunks()]
-    parts = [part for part in parts if len(part)]
+        judged = (_judge_chunk(chunk, s, threads=processes) for chunk in chunks())
+    parts, done, total = [], 0, sum(len(chunk) for chunk, _ in plan)
+    for part, (chunk, _) in zip(judged, plan, strict=True):
+        if len(part):
+            parts.append(part)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
     return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
 
 
@@ -1260,15 +1271,17 @@ def _judge_chunk(chunk: _Chunk, settings: DetectionSettings, threads: int = 1) -
     return _judge(chunk.panels(), first, last, settings, threads=threads)
 
 
-def judge_in_processes(chunks, settings: DetectionSettings, processes: int) -> list:
+def judge_in_processes(
+    chunks, settings: DetectionSettings, processes: int
+) -> Iterator[pd.DataFrame]:
     """Judge `_Chunk`s in `processes` processes (this one and workers, `map_in_processes`),
-    results in the chunks' order.
+    results in the chunks' order, each as it is ready.
 
     The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
     families), so where a chunk is judged cannot change its flags.
     """
     pieces = ((chunk, settings) for chunk in chunks)
-    return list(map_in_processes(_judge_chunk, pieces, processes))
+    return map_in_processes(_judge_chunk, pieces, processes)
 
 
 def detect_campaign_anomalies(

@@ -46,7 +46,7 @@ def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
         pickled.extend(
             (len(pickle.dumps(chunk)), isinstance(chunk.delivered, GridFile)) for chunk in chunks
         )
-        parts = real(chunks, settings, processes)
+        parts = list(real(chunks, settings, processes))
         pools.append((processes, len(parts)))
         return parts
 
@@ -113,3 +113,22 @@ def test_one_week_scores_its_blocks_in_threads_with_the_flags_of_one_thread(monk
     assert len(scored_in) > 8 and not any(scored_in)  # many blocks, none in the main thread
     assert {"c1", "c7"} & set(alone["campaign_id"])
     pd.testing.assert_frame_equal(threaded, alone)
+
+
+def test_judging_a_range_reports_its_progress_in_order_in_one_process_and_in_several(tmp_path):
+    daily = _account_with_faults()
+    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    calendar = week_calendar(daily, weeks, history_weeks=8).to_directory(tmp_path)
+    for processes in (1, 2):
+        seen: list[tuple[int, int]] = []
+        flags = judge_weeks(
+            calendar,
+            chunk_cells=3_000,
+            processes=processes,
+            progress=lambda done, total, seen=seen: seen.append((done, total)),
+        )
+        assert len(seen) > 3  # a call per chunk, several chunks
+        done = [d for d, _ in seen]
+        assert done == sorted(done) and len(set(done)) == len(done)
+        assert {total for _, total in seen} == {len(weeks)} and done[-1] == len(weeks)
+        pd.testing.assert_frame_equal(flags, judge_weeks(calendar, chunk_cells=3_000))
