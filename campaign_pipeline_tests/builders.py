@@ -164,3 +164,15 @@ def pipeline_resources(storage, **overrides) -> dict:
         "salesforce": SalesforceSource(),  # off: the raw lead files are read
         **overrides,
     }
+
+
+def failed_alone(assets, selection: list[str], resources: dict, **kwargs) -> str:
+    """Materialize ``selection`` expecting its one step to fail; that failure's message."""
+    import dagster as dg
+
+    result = dg.materialize(
+        assets, selection=selection, resources=resources, raise_on_error=False, **kwargs
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    return failure.event_specific_data.error.message

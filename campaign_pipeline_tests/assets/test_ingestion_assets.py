@@ -9,7 +9,7 @@ import pytest
 from campaign_pipeline import ingestion
 from campaign_pipeline.assets.ingestion import _unique_ids, ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline_tests.builders import pipeline_resources, write_exports
+from campaign_pipeline_tests.builders import failed_alone, pipeline_resources, write_exports
 
 INSIGHTS = (
     "I1,C1,2025-01-06,10,1000,10,1\n"
@@ -100,14 +100,6 @@ def test_lead_events_check_finds_an_id_twice(ids, unique, dtype):
 def test_quarantine_picked_alone_names_the_asset_to_materialize_first(storage):
     """The files' rejects are staged by the validated_* assets: the failure names one of
     them, not the staging file (there is no asset called quarantine_campaigns)."""
-    result = dg.materialize(
-        ingestion_assets,
-        selection=["quarantine"],
-        resources=pipeline_resources(storage),
-        raise_on_error=False,
-    )
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    message = failure.event_specific_data.error.message
+    message = failed_alone(ingestion_assets, ["quarantine"], pipeline_resources(storage))
     assert "materialize the asset `validated_campaigns` first" in message
     assert "quarantine_campaigns.parquet does not exist" in message

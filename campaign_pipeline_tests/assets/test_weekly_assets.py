@@ -13,6 +13,7 @@ from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests.builders import (
     CAMPAIGNS,
+    failed_alone,
     pipeline_resources,
     seed_health_reference,
     write_exports,
@@ -525,16 +526,7 @@ def test_an_asset_picked_alone_fails_naming_the_upstream_week_never_materialized
 ):
     """One asset picked alone in the UI, for a week its upstream table never had: a clear
     failure, and no file for the week (an empty one would read as "judged: nothing found")."""
-    result = dg.materialize(
-        all_assets,
-        selection=[asset],
-        partition_key=WEEKS[1],
-        resources=pipeline_resources(storage),
-        raise_on_error=False,
-    )
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    message = failure.event_specific_data.error.message
+    message = failed_alone(all_assets, [asset], pipeline_resources(storage), partition_key=WEEKS[1])
     assert f"{upstream} has never been materialized for 1 week ({WEEKS[1]}) of this run" in message
     assert "KeyError" not in message
     assert not storage.table_weeks(asset if asset != "ga4_export" else "export_ledger")
