@@ -634,7 +634,9 @@ def action_summary(health: pd.DataFrame) -> pd.DataFrame:
 
     All five actions in the contract's order, zeros where no campaign got one. total_spend is
     the reported spend (unknown spend adds nothing; n_spend_unknown says how many campaigns had
-    none), and share_of_spend is null when the whole portfolio reported no spend.
+    none), null when none of the action's campaigns reported any, as a period's sum is null when
+    nothing was reported (not 0, which would read as campaigns that spent nothing);
+    share_of_spend is null there too, and everywhere when the whole portfolio reported no spend.
     """
     frame = health.assign(
         _spend=health["total_spend"].astype("float64"),
@@ -652,6 +654,10 @@ def action_summary(health: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"unknown recommended actions {sorted(unexpected)}")
     grouped = grouped.reindex(list(RECOMMENDED_ACTIONS), fill_value=0)
     grouped.index.name = "recommended_action"
+    nothing_reported = (grouped["n_campaigns"] > 0) & (
+        grouped["n_spend_unknown"] == grouped["n_campaigns"]
+    )
+    grouped["total_spend"] = grouped["total_spend"].mask(nothing_reported)
     total = grouped["total_spend"].sum()
     grouped["share_of_spend"] = grouped["total_spend"] / total if total > 0 else np.nan
     grouped = grouped.reset_index()

@@ -488,6 +488,18 @@ def test_action_summary_lists_all_actions_in_order_with_spend_shares():
 def test_action_summary_without_spend_or_campaigns():
     no_spend = action_summary(assign_health(summary([("A", 5, 0, 0.0, 10)])))
     assert no_spend["share_of_spend"].isna().all()  # 0 / 0 is unknown, not 0
+    assert no_spend["total_spend"].tolist() == [0.0] * 5  # A reported a spend of 0
+    # an action whose campaigns all reported no spend: its spend is unknown, not 0
+    unknown = action_summary(
+        assign_health(summary([("B", 5, 0, np.nan, 10), ("C", 5, 0, 250.0, 10)]))
+    ).set_index("recommended_action")
+    monitoring = unknown.loc["Keep Monitoring"]
+    assert (monitoring["n_campaigns"], monitoring["n_spend_unknown"]) == (2, 1)
+    assert monitoring["total_spend"] == 250.0 and monitoring["share_of_spend"] == 1.0
+    alone = action_summary(assign_health(summary([("B", 5, 0, np.nan, 10)])))
+    alone = alone.set_index("recommended_action").loc["Keep Monitoring"]
+    assert np.isnan(alone["total_spend"]) and np.isnan(alone["share_of_spend"])
+    assert alone["n_spend_unknown"] == 1
     empty = action_summary(assign_health(summary([])))
     assert (
         len(empty) == 5
