@@ -1,7 +1,9 @@
-"""pandera model of the published `campaign_health` table (data contract).
+"""pandera models of the published `campaign_health` table (data contract) and of
+`health_action_summary`.
 
-Only the contract's columns are pinned; the extra columns of ``assign_health`` (percentiles,
-universe size, previous bucket, ...) pass through (``strict = False``).
+For `campaign_health` only the contract's columns are pinned; the extra columns of
+``assign_health`` (percentiles, universe size, previous bucket, ...) pass through
+(``strict = False``).
 """
 
 import pandas as pd
@@ -46,4 +48,39 @@ class CampaignHealth(pa.DataFrameModel):
 
     class Config:
         strict = False
+        coerce = True
+
+
+class HealthActionSummary(pa.DataFrameModel):
+    """A week's campaigns, spend and leads per recommended action (`health.action_summary`)."""
+
+    week_start: Series[pa.DateTime]
+    recommended_action: Series[str] = pa.Field(isin=list(RECOMMENDED_ACTIONS))
+    health_bucket: Series[str] = pa.Field(isin=list(HEALTH_BUCKETS))
+    n_campaigns: Series[int] = pa.Field(ge=0)
+    total_spend: Series[float] = pa.Field(nullable=True, ge=0)
+    share_of_spend: Series[float] = pa.Field(nullable=True, ge=0, le=1)
+    n_spend_unknown: Series[int] = pa.Field(ge=0)
+    total_leads: Series[float] = pa.Field(ge=0)
+    converted_leads: Series[float] = pa.Field(ge=0)
+
+    @pa.dataframe_check(name="every_action_once_a_week")
+    def _actions(cls, df: pd.DataFrame) -> bool:
+        per_week = df.groupby("week_start")["recommended_action"]
+        return (
+            bool((per_week.nunique() == len(RECOMMENDED_ACTIONS)).all())
+            and not df.duplicated(["week_start", "recommended_action"]).any()
+        )
+
+    @pa.dataframe_check(name="unknown_spend_counts_within_the_campaigns")
+    def _unknown(cls, df: pd.DataFrame) -> pd.Series:
+        return df["n_spend_unknown"] <= df["n_campaigns"]
+
+    @pa.dataframe_check(name="spend_null_exactly_when_none_was_reported")
+    def _null_spend(cls, df: pd.DataFrame) -> pd.Series:
+        none_reported = (df["n_campaigns"] > 0) & (df["n_spend_unknown"] == df["n_campaigns"])
+        return df["total_spend"].isna() == none_reported
+
+    class Config:
+        strict = True
         coerce = True

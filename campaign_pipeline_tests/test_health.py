@@ -19,7 +19,7 @@ from campaign_pipeline.health import (
     health_transitions,
     newly_bad_or_hero,
 )
-from campaign_pipeline.health_schemas import CampaignHealth
+from campaign_pipeline.health_schemas import CampaignHealth, HealthActionSummary
 from campaign_pipeline_tests.builders import seed_health_reference
 
 
@@ -530,6 +530,30 @@ def test_schema_accepts_the_output_and_rejects_broken_rows():
     for name, frame in broken.items():
         with pytest.raises(pandera.errors.SchemaError):
             CampaignHealth.validate(frame)
+        assert name
+
+
+def test_action_summary_schema_accepts_the_output_and_rejects_broken_rows():
+    week = pd.Timestamp("2025-01-06")
+    rows = BASE + [("E", 5, 0, np.nan, 10)]
+    good = action_summary(assign_health(summary(rows))).assign(week_start=week)
+    HealthActionSummary.validate(good)
+    all_unknown = action_summary(assign_health(summary([("B", 5, 0, np.nan, 10)])))
+    HealthActionSummary.validate(all_unknown.assign(week_start=week))
+    monitoring = good["recommended_action"] == "Keep Monitoring"
+    broken = {
+        "an action missing": good[~monitoring],
+        "an action twice": pd.concat([good, good[monitoring]]),
+        "more unknown than campaigns": good.assign(n_spend_unknown=good["n_campaigns"] + 1),
+        "0 for spend nobody reported": all_unknown.fillna({"total_spend": 0.0}).assign(
+            week_start=week
+        ),
+        "a share above 1": good.assign(share_of_spend=1.5),
+        "an extra column": good.assign(email="a@example.com"),
+    }
+    for name, frame in broken.items():
+        with pytest.raises((pandera.errors.SchemaError, pandera.errors.SchemaErrors)):
+            HealthActionSummary.validate(frame)
         assert name
 
 

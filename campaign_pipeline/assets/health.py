@@ -21,7 +21,7 @@ from campaign_pipeline.assets.common import (
     write_run_weeks,
 )
 from campaign_pipeline.assets.metrics import DAILY_BLOCK_WEEKS
-from campaign_pipeline.health_schemas import CampaignHealth
+from campaign_pipeline.health_schemas import CampaignHealth, HealthActionSummary
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import validate_frame
@@ -174,7 +174,7 @@ def campaign_health(
             moved = transitions[transitions["week_start"] == pd.Timestamp(week)]
             newly[week] = health.newly_bad_or_hero(moved)["campaign_id"].astype(str).tolist()
         del judged, transitions  # before the next block is read
-    action_summaries = pd.concat(summaries, ignore_index=True)
+    action_summaries = validate_frame(HealthActionSummary, pd.concat(summaries, ignore_index=True))
     write_run_weeks(storage, "health_action_summary", action_summaries, weeks, "week_start")
     latest = table  # the run's last week
     buckets = latest["health_bucket"].value_counts().to_dict()
