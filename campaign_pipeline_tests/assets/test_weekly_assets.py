@@ -337,6 +337,17 @@ def test_every_published_weekly_table_has_passing_schema_and_reconciliation_chec
     # the detector's history: the 7 stored days of the week (earlier weeks never ran), not
     # the 9 weeks of calendar it could have read
     assert flagged.metadata["history_days_read"].value == 7
+    # every weekly table stores its week the same way, so tables join on it as read
+    import pyarrow.parquet as pq
+
+    week_types = {
+        table: str(
+            pq.read_schema(storage.table_path(table, WEEKS[0]).local_path).field("week_start").type
+        )
+        for table in [*WEEKLY, "health_action_summary"]
+        if table not in ("daily_campaign_metrics", "anomaly_flags")  # keyed by day / period
+    }
+    assert set(week_types.values()) == {"timestamp[ns]"}, week_types
 
 
 def test_weekly_totals_count_the_weeks_quarantined_rows_and_reconcile_with_the_raw_file(tmp_path):
