@@ -146,16 +146,10 @@ def _postgres_preflight() -> None:
     ):
         return
     import psycopg2
+    from dagster_postgres.utils import get_conn_string
 
-    try:
-        psycopg2.connect(
-            host=settings["hostname"],
-            port=settings["port"],
-            user=settings["username"],
-            password=settings["password"],
-            dbname=settings["db_name"],
-            connect_timeout=5,
-        ).close()
+    try:  # the URL the instance's storage opens (campaign_pipeline.instance), so the same server
+        psycopg2.connect(get_conn_string(**settings), connect_timeout=5).close()
     except psycopg2.Error as error:  # its text names host, port, user or database, not secrets
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UserError(
