@@ -38,7 +38,7 @@ def action_lines(latest_health: pd.DataFrame) -> list[str]:
     )
     lines = []
     for row in summary.itertuples():
-        if row.n_spend_unknown == row.n_campaigns:
+        if pd.isna(row.total_spend):  # none of its campaigns reported spend
             spend = f"{'none reported':>14}"
         else:
             spend = f"{row.total_spend:>14,.2f}"
