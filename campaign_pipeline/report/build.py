@@ -66,7 +66,7 @@ EXPLORER_COLUMNS = (
     ("total_spend", "Spend (window)", "amount"),
     ("total_leads", "Leads (window)", "count"),
     ("converted_leads", "Converted (window)", "count"),
-    ("conversion_rate", "Conv. rate (window)", "percent"),
+    ("conversion_rate", "Lead conv. rate (window)", "percent"),
     ("cpl", "CPL (window)", "amount"),
     ("roas", "ROAS (window)", "ratio"),
     ("days_active", "Days active", "count"),
@@ -540,13 +540,13 @@ def campaign_cards(rows: pd.DataFrame, flag_anchors: dict[str, list[dict]]) -> l
         cpl, conv = row.get("cpl"), row.get("conversion_rate")
         p25, p50, p75, c75 = (row.get(c) for c in THRESHOLD_COLUMNS)
         if fmt.is_missing(conv):
-            conv_check = f"Conversion rate unknown (no leads); the P75 is {fmt.percent(c75)}"
+            conv_check = f"Lead conversion rate unknown (no leads); the P75 is {fmt.percent(c75)}"
         elif fmt.is_missing(c75):
-            conv_check = f"Conversion rate {fmt.percent(conv)}; no P75 (an empty universe)"
+            conv_check = f"Lead conversion rate {fmt.percent(conv)}; no P75 (an empty universe)"
         else:
             side = "at or above" if conv >= c75 else "below"
             conv_check = (
-                f"Conversion rate {fmt.percent(conv)} is {side} the P75 of {fmt.percent(c75)}"
+                f"Lead conversion rate {fmt.percent(conv)} is {side} the P75 of {fmt.percent(c75)}"
             )
         percentiles = f"P25 {fmt.amount(p25)} · P50 {fmt.amount(p50)} · P75 {fmt.amount(p75)}"
         if fmt.is_missing(cpl):
@@ -558,7 +558,7 @@ def campaign_cards(rows: pd.DataFrame, flag_anchors: dict[str, list[dict]]) -> l
         stats = [
             ("Leads", _cell(row.get("total_leads"), "count")),
             ("Converted", _cell(row.get("converted_leads"), "count")),
-            ("Conv. rate", _cell(conv, "percent")),
+            ("Lead conv. rate", _cell(conv, "percent")),
             ("CPL", _cell(cpl, "amount")),
             ("Spend", _cell(row.get("total_spend"), "amount")),
             ("ROAS", _cell(row.get("roas"), "ratio")),

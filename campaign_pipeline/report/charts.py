@@ -296,7 +296,8 @@ def _draw_panel(ax, panel: ScatterPanel, log_x: bool) -> None:
     )
     ax.set_xlabel("CPL over the window (spend / leads)" + (", log scale" if log_x else ""))
     ax.set_ylabel("Conversion rate\n(converted / leads)")
-    ax.set_title(panel.title, loc="left")
+    # a segment's name is text, not a formula: matplotlib reads "$5 to $10" as mathtext
+    ax.set_title(panel.title.replace("$", r"\$"), loc="left")
 
 
 def _legend_handles(panels: list[ScatterPanel]) -> list[Line2D]:

@@ -59,7 +59,8 @@ th{background:#f8f9fb;font-weight:600}
 .sev-medium{background:#6a5c9c}.sev-low{background:#666}
 .flag-grid,.campaign-grid{display:grid;gap:12px;
   grid-template-columns:repeat(auto-fill,minmax(min(100%,360px),1fr))}
-.flag,.campaign{border:1px solid var(--line);border-radius:6px;padding:8px 12px}
+.flag,.campaign{border:1px solid var(--line);border-radius:6px;padding:8px 12px;
+  overflow-wrap:anywhere}
 .flag h3,.campaign h3{margin:.2em 0 .3em;font-size:1em}
 .flag dl{display:grid;grid-template-columns:auto 1fr;gap:1px 10px;margin:.4em 0;font-size:.9em}
 .flag dt{color:var(--muted)}.flag dd{margin:0}
@@ -71,10 +72,11 @@ svg.chart{width:100%;height:auto;display:block}
 #explorer-filters select,#explorer-filters input{font:inherit;font-size:.95em;padding:3px;
   max-width:16em}
 #explorer-table th button{all:unset;cursor:pointer}
+#explorer-table th button:focus-visible{outline:2px solid #24508a;outline-offset:2px}
 #explorer-table th[aria-sort=ascending] button::after{content:" ▲"}
 #explorer-table th[aria-sort=descending] button::after{content:" ▼"}
 #explorer-table td.reason{min-width:30em;white-space:normal}
-#explorer-table td:first-child{min-width:11em}
+#explorer-table td:first-child{min-width:11em;width:16em;overflow-wrap:anywhere}
 #explorer-table tbody tr:hover{background:#f3f7fc}
 .explorer-scroll{max-height:70vh;overflow:auto}
 .explorer-scroll thead th{position:sticky;top:0;z-index:1}
@@ -193,14 +195,16 @@ delivery: the changes below compare a partial week with the week before.</p>{% e
 <div class="label">{{ card.label }}</div>
 <div class="value">{{ card.value.text }}</div>
 <div class="change">{% if card.direction == "up" %}▲ {% elif card.direction == "down" %}▼ {% endif
-%}{{ card.change_text }} vs last week ({{ card.previous.text }})</div>
+%}{% if card.previous.raw == "" %}no figure for last week{% else %}{{ card.change_text }} vs last
+week ({{ card.previous.text }}){% endif %}</div>
 </div>
 {% endfor %}
 </div>
 {% if platforms %}
 <div class="table-wrap"><table id="platform-totals">
 <thead><tr><th>Platform</th><th class="num">Spend</th><th class="num">Leads</th>
-<th class="num">CPL</th><th class="num">Conv. rate</th><th class="num">ROAS</th></tr></thead>
+<th class="num">CPL</th><th class="num">Conv. rate (conv. / clicks)</th><th class="num">ROAS</th>
+</tr></thead>
 <tbody>
 {% for row in platforms %}<tr><td>{{ row.platform }}</td>{{ num(row.spend) }}{{ num(row.leads)
 }}{{ num(row.cpl) }}{{ num(row.conversion_rate) }}{{ num(row.roas) }}</tr>
@@ -254,8 +258,8 @@ quarantine.undated_rows }} of them in no week (campaign rows, or a date that can
 
 <section id="anomalies" data-section="anomalies">
 <h2>Anomalies</h2>
-<p>{{ flags|length }} flags this week:
-{% for sev, n in severity_counts|dictsort(by="value", reverse=True) if n %}{{ n }} {{ sev
+<p>{{ flags|length }} flag{{ "" if flags|length == 1 else "s" }} this week:
+{% for sev, n in severity_counts.items()|reverse if n %}{{ n }} {{ sev
 }}{{ ", " if not loop.last }}{% endfor %}{% if not flags %}none{% endif %}.
 Critical and high first, surest first.</p>
 <p class="legend note"><span><i style="background:#33506B"></i>the metric's recent values</span>

@@ -21,6 +21,7 @@ from campaign_pipeline.report.build import (
     quarantine_summary,
     scatter_panels,
 )
+from campaign_pipeline.report.charts import scatter_chart
 from campaign_pipeline.report.files import shift
 from campaign_pipeline.report.self_contained import external_references
 from campaign_pipeline.report.template import _escaped
@@ -181,7 +182,7 @@ def test_explorer_has_one_row_per_campaign_with_the_tables_numbers(tables, page)
         "Spend (window)": "total_spend",
         "Leads (window)": "total_leads",
         "Converted (window)": "converted_leads",
-        "Conv. rate (window)": "conversion_rate",
+        "Lead conv. rate (window)": "conversion_rate",
         "CPL (window)": "cpl",
         "ROAS (window)": "roas",
         "Days active": "days_active",
@@ -290,7 +291,8 @@ def test_scatter_draws_the_percentiles_the_health_rules_used(tables, page):
     assert f"P75 conversion {judged['conv_p75'].iloc[0] * 100:.1f}%" in text
 
 
-def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds():
+def _per_platform_judged(platforms=("TikTok", "Facebook")) -> pd.DataFrame:
+    """Thirty campaigns judged against their own platform's benchmark, a third on the first."""
     rng = np.random.default_rng(3)
     n = 30
     leads = rng.integers(10, 60, n).astype(float)
@@ -299,7 +301,7 @@ def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds()
     summary = pd.DataFrame(
         {
             "campaign_id": [f"C{i}" for i in range(n)],
-            "platform": np.where(np.arange(n) % 3 == 0, "TikTok", "Facebook"),
+            "platform": np.where(np.arange(n) % 3 == 0, *platforms),
             "user_id": "U1",
             "project_name": "P1",
             "total_spend": spend,
@@ -310,7 +312,11 @@ def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds()
             "days_active": 20.0,
         }
     )
-    judged = health.assign_health(summary, health.HealthRules(benchmark_scope="platform"))
+    return health.assign_health(summary, health.HealthRules(benchmark_scope="platform"))
+
+
+def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds():
+    judged = _per_platform_judged()
     panels, _ = scatter_panels(judged)
     assert len(panels) == 2
     for panel in panels:
@@ -323,6 +329,33 @@ def test_scatter_with_a_per_platform_benchmark_draws_each_platforms_thresholds()
             own["conv_p75"],
         )
         assert set(panel.points["platform"]) == {platform}
+
+
+def test_a_segment_name_with_dollar_signs_is_drawn_as_written():
+    """Matplotlib reads text between two "$" as a formula: "$5 to $10" lost its dollars."""
+    panels, _ = scatter_panels(_per_platform_judged(("Spend $5 to $10", "Facebook")))
+    svg = scatter_chart(panels, "scatter", "CPL against conversion rate")
+    titles = [" ".join(text.text.split()) for text in soup(svg).select("text")]
+    assert any("Spend $5 to $10" in title for title in titles), titles
+
+
+def test_the_flag_count_reads_most_severe_first_whatever_the_counts(tables):
+    flags = tables.flags.iloc[:4].assign(severity=["low", "low", "low", "critical"])
+    page = soup(build_weekly_report(dataclasses.replace(tables, flags=flags)).html)
+    counts = " ".join(page.select_one("#anomalies p").text.split())
+    assert counts.startswith("4 flags this week: 1 critical, 3 low."), counts
+    one = flags.iloc[3:]
+    page = soup(build_weekly_report(dataclasses.replace(tables, flags=one)).html)
+    counts = " ".join(page.select_one("#anomalies p").text.split())
+    assert counts.startswith("1 flag this week: 1 critical."), counts
+
+
+def test_a_week_without_a_published_week_before_says_so_on_each_card(tables, week):
+    this_week = tables.totals[pd.to_datetime(tables.totals["week_start"]) == pd.Timestamp(week)]
+    assert 0 < len(this_week) < len(tables.totals)
+    page = soup(build_weekly_report(dataclasses.replace(tables, totals=this_week)).html)
+    for card in page.select("#week-totals .card"):
+        assert _words(card.select_one(".change")) == "no figure for last week"
 
 
 def test_single_campaigns_are_bad_hero_and_changed_ones_with_their_reason(tables, page):
@@ -341,7 +374,7 @@ def test_single_campaigns_are_bad_hero_and_changed_ones_with_their_reason(tables
             for div in card.select(".stats div")
         }
         assert same(stats["Leads"], row["total_leads"]) and same(stats["CPL"], row["cpl"])
-        assert same(stats["Conv. rate"], row["conversion_rate"])
+        assert same(stats["Lead conv. rate"], row["conversion_rate"])
 
 
 def test_a_campaign_without_leads_or_delivery_says_so_instead_of_comparing_unknowns(tables):
@@ -351,7 +384,7 @@ def test_a_campaign_without_leads_or_delivery_says_so_instead_of_comparing_unkno
     (card,) = campaign_cards(rows, {})
     conv_check, cpl_check, _ = card["checks"]
     p75 = f"{rows['conv_p75'].iloc[0] * 100:.1f}%"
-    assert conv_check == f"Conversion rate unknown (no leads); the P75 is {p75}"
+    assert conv_check == f"Lead conversion rate unknown (no leads); the P75 is {p75}"
     assert cpl_check.startswith("CPL unknown (no leads or no spend); P25 ")
     assert card["week"] == "This week: no delivery reported"
     rows["week_leads"] = 3.0

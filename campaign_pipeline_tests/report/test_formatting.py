@@ -17,6 +17,8 @@ def test_each_metric_in_its_own_format():
     assert fmt.metric("spend", 4406.0312) == "4,406.03"
     assert fmt.metric("leads", 1234.0) == "1,234"
     assert fmt.metric("conversion_rate", 0.0471) == "4.7%"
+    assert fmt.metric("ctr", 0.0048) == "0.48%"  # below 1%: a second decimal
+    assert fmt.metric("ctr", 0.0087) == "0.87%" and fmt.metric("ctr", 0.0) == "0.00%"
     assert fmt.metric("roas", 0.5512) == "0.55×"
     assert fmt.expected("conversions", 0.14) == "0.1"  # an expected count below 100 keeps a decimal
     assert fmt.expected("conversions", 140.4) == "140"

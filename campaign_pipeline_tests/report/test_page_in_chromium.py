@@ -11,6 +11,7 @@ where.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import shutil
@@ -18,9 +19,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from campaign_pipeline.report import report_path
+from campaign_pipeline.report import build_weekly_report, load_report_tables, report_path
 from campaign_pipeline_tests._orchestration_support import REPO_ROOT, chromium_binary, require
 from campaign_pipeline_tests.report._support import SECTIONS, busiest_week, week_table
 
@@ -195,6 +197,51 @@ def test_sorting_a_column_orders_the_rows_unknown_last(opened):
     page.get_by_role("button", name="CPL (window)").click()
     cpl = health.loc[_visible_campaigns(page), "cpl"].to_numpy()
     assert (np.diff(cpl[~np.isnan(cpl)]) <= 0).all()
+
+
+def test_a_long_unbroken_name_wraps_and_a_focused_sort_button_shows_it(opened, tmp_path):
+    """Ad platforms' campaign names are often one long token; a keyboard user must see which
+    column heading has the focus."""
+    tables = load_report_tables(opened.out_dir, opened.week)
+    renamed = tables.flags["campaign_id"].iloc[0]
+    long_name = "FB_Prospecting_" + "LAL_1pct_US_25-54_Video_Retargeting_" * 5
+
+    def rename(frame: pd.DataFrame) -> pd.DataFrame:
+        if "campaign_name" not in frame.columns:
+            return frame
+        name = frame["campaign_name"].mask(frame["campaign_id"] == renamed, long_name)
+        return frame.assign(campaign_name=name)
+
+    tables = dataclasses.replace(
+        tables,
+        health=rename(tables.health),
+        weekly=rename(tables.weekly),
+        daily=rename(tables.daily),
+    )
+    path = tmp_path / "long_name.html"
+    path.write_text(build_weekly_report(tables).html, encoding="utf-8")
+    page = opened.context.new_page()
+    try:
+        page.goto(path.as_uri(), wait_until="load")
+        assert (
+            long_name in page.locator(f'#explorer-table tr[data-campaign="{renamed}"]').inner_text()
+        )
+        table = page.locator("#explorer-table").bounding_box()
+        name_column = page.locator("#explorer-table thead th").first.bounding_box()
+        assert name_column["width"] < 0.3 * table["width"], (name_column, table)
+        page.set_viewport_size(PHONE)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page is {width}px wide on a {PHONE['width']}px phone"
+        page.set_viewport_size(LAPTOP)
+        page.focus("#explorer-reset")
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const e = document.activeElement; return [e.tagName, e.closest('th') !== null,"
+            " getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]; }"
+        )
+        assert focused[:2] == ["BUTTON", True] and focused[2] != "none", focused
+    finally:
+        page.close()
 
 
 def test_readable_on_a_phone_and_screenshots_saved(opened):
