@@ -276,7 +276,17 @@ class Ledger:
                                 sa.and_(t.c.status == "claimed", t.c.claimed_at < now - self.lease),
                             ),
                         )
-                        .values(status="claimed", claim_token=claim.token, claimed_at=now)
+                        .values(
+                            status="claimed",
+                            claim_token=claim.token,
+                            claimed_at=now,
+                            # the payload this run sends: it may differ from the failed one's
+                            payload_sha256=sa.case(
+                                {e.key: e.payload_sha256 for e in part},
+                                value=t.c.event_key,
+                                else_=t.c.payload_sha256,
+                            ),
+                        )
                     )
                     query = sa.select(t.c.event_key, t.c.status, t.c.claim_token).where(
                         t.c.destination == destination, t.c.event_key.in_(keys)

@@ -101,9 +101,13 @@ class AmplitudeHTTP(dg.ConfigurableResource):
             raise RuntimeError("Amplitude is not configured (AMPLITUDE_API_KEY unset)")
         if self._session is None:
             self._session = requests.Session()
-        body = encode_json(amplitude.request_body(self.api_key.strip(), payloads))
+        key = self.api_key.strip()
         return post_json(
-            self._session, f"{self.base}{amplitude.PATH}", body, timeout=self.timeout_seconds
+            self._session,
+            f"{self.base}{amplitude.PATH}",
+            encode_json(amplitude.request_body(key, payloads)),
+            timeout=self.timeout_seconds,
+            secrets={KEY_PLACEHOLDER: key},
         )
 
     def teardown_after_execution(self, context) -> None:

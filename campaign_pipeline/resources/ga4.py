@@ -114,15 +114,14 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
             raise RuntimeError(f"GA4 is not configured ({', '.join(self.missing())} unset)")
         if self._session is None:
             self._session = requests.Session()
+        secret = self.api_secret.strip()
         return post_json(
             self._session,
             f"{self.base}{path}",
             body,
-            params={
-                "measurement_id": self.measurement_id.strip(),
-                "api_secret": self.api_secret.strip(),
-            },
+            params={"measurement_id": self.measurement_id.strip(), "api_secret": secret},
             timeout=self.timeout_seconds,
+            secrets={SECRET_PLACEHOLDER: secret},
         )
 
     def teardown_after_execution(self, context) -> None:

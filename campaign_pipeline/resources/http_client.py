@@ -3,6 +3,10 @@
 ``requests`` puts the whole URL, query string included, into its exception messages (GA4's
 ``api_secret`` travels in the query string), so a failure here is turned into a short text
 built from the host and the kind of failure only, and the original exception is dropped.
+An answer's body can hold the secret too: Amplitude answers a bad key with
+``{"error": "Invalid API key: <the key>"}``, and a proxy's error page may repeat the request
+line. Every text of the body has the request's secrets replaced by their placeholders before
+it leaves here, so nothing downstream (the ledger, a log line, an exception) can hold one.
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ def post_json(
     *,
     params: dict[str, str] | None = None,
     timeout: float,
+    secrets: dict[str, str] | None = None,
 ) -> Answer:
+    """``secrets``: placeholder -> value of each secret the request carries."""
     where = public_base(url)
     try:
         response = session.post(
@@ -89,5 +95,22 @@ def post_json(
         try:
             parsed = json.loads(response.content)
         except ValueError:
-            parsed = {"error": response.text[:200]}
+            parsed = {"error": _scrubbed(response.text, secrets)[:200]}
+    parsed = _scrubbed(parsed, secrets)
     return Answer(response.status_code, parsed if isinstance(parsed, dict) else None)
+
+
+def _scrubbed(value, secrets: dict[str, str] | None):
+    """``value`` (parsed JSON) with every secret in its texts and keys replaced."""
+    secrets = {placeholder: s for placeholder, s in (secrets or {}).items() if s}
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for placeholder, secret in secrets.items():
+            value = value.replace(secret, placeholder)
+        return value
+    if isinstance(value, dict):
+        return {_scrubbed(k, secrets): _scrubbed(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, secrets) for v in value]
+    return value

@@ -432,7 +432,9 @@ class FakeAmplitude(_FakeServer):
                     "missing_field": name,
                 }
         if body["api_key"] != self.api_key:
-            return 400, {"code": 400, "error": "Invalid API key: " + str(body["api_key"])[:8]}
+            # the whole key, as Amplitude answers (its SDKs' issues quote the answer:
+            # amplitude/Amplitude-Kotlin#215, amplitude/Amplitude-Swift#260)
+            return 400, {"code": 400, "error": "Invalid API key: " + str(body["api_key"])}
         events = body["events"]
         if len(raw) >= self.max_body or len(events) >= AMP_MAX_EVENTS:
             with self.lock:

@@ -171,11 +171,15 @@ def test_a_400_names_the_bad_events_which_are_refused_and_the_rest_go_again(fake
     assert len(fake_amplitude.ingested) == len(events) - 1
 
 
-def test_an_invalid_api_key_stops_the_export_without_retrying(fake_amplitude):
+def test_an_invalid_api_key_stops_the_export_without_retrying_or_repeating_the_key(
+    fake_amplitude,
+):
     events = ready_events(n_campaigns=4)
-    with pytest.raises(FatalExportError, match="Invalid API key.*check AMPLITUDE_API_KEY"):
+    with pytest.raises(FatalExportError, match="Invalid API key.*check AMPLITUDE_API_KEY") as e:
         deliver(fake_amplitude, events, api_key="wrong-key-123")
     assert fake_amplitude.answers == {400: 1} and fake_amplitude.ingested == []
+    # Amplitude's answer names the whole key it got; the message keeps the placeholder only
+    assert "wrong-key-123" not in str(e.value) and "<AMPLITUDE_API_KEY>" in str(e.value)
 
 
 def test_5xx_and_dead_servers_are_retried_a_bounded_number_of_times(fake_amplitude):

@@ -123,6 +123,17 @@ def test_a_4xx_is_not_retried_and_a_dead_server_fails_without_leaking_the_secret
     assert GA4_SECRET not in repr(outcome) and GA4_SECRET not in repr(dead)
 
 
+def test_an_answer_that_repeats_the_secret_reaches_no_result(fake_ga4):
+    """A proxy's error page may quote the request line, query string and all."""
+    ready, _ = ga4.prepare(events_for(week_tables(n_campaigns=1)))
+    echo = f"bad request: POST /mp/collect?measurement_id=G-X&api_secret={GA4_SECRET}"
+    fake_ga4.inject(400, {"error": echo, GA4_SECRET: [GA4_SECRET]})
+    outcome = ga4.send_request(ready, resource(fake_ga4).post, FAST)
+    assert {(r.status, r.response_code) for r in outcome.results} == {("failed", 400)}
+    assert GA4_SECRET not in repr(outcome)
+    assert "api_secret=<GA4_API_SECRET>" in outcome.results[0].detail
+
+
 def test_a_request_whose_answer_never_comes_is_not_sent_again(fake_ga4):
     ready, _ = ga4.prepare(events_for(week_tables(n_campaigns=1)))
     fake_ga4.latency = 0.5

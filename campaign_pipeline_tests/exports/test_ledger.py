@@ -4,6 +4,7 @@ claiming at the same moment), answers are marked, failed and stale claims go aga
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 
 import sqlalchemy as sa
 
@@ -67,6 +68,18 @@ def test_a_stale_claim_is_taken_over_and_its_first_owner_can_no_longer_mark_it(m
     assert rerun.owned == [e.key for e in events]
     assert ledger.mark("amplitude", dead_run.token, [Result(events[0].key, "sent", 200, 1)]) == 0
     assert ledger.mark("amplitude", rerun.token, [Result(events[0].key, "sent", 200, 1)]) == 1
+
+
+def test_a_failed_event_sent_again_with_other_figures_records_the_payload_sent(make_ledger):
+    ledger = make_ledger()
+    events = outgoing(2)
+    first = ledger.claim("ga4", events)
+    ledger.mark("ga4", first.token, [Result(e.key, "failed", 503, 5) for e in events])
+    corrected = [events[0], replace(events[1], payload={"i": 1, "spend": 461.37})]
+    assert corrected[1].payload_sha256 != events[1].payload_sha256
+    assert ledger.claim("ga4", corrected).owned == [e.key for e in events]
+    stored = ledger.rows().set_index("event_key")["payload_sha256"]
+    assert stored.to_dict() == {e.key: e.payload_sha256 for e in corrected}
 
 
 def test_refusals_are_recorded_once_with_their_reason(make_ledger):
