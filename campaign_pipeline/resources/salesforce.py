@@ -165,6 +165,10 @@ def load_settings_file(path: Path) -> dict:
             raise ValueError(f"{path}: {name} comes from the environment ({env}), not a file")
         if name not in SalesforceSource.model_fields:
             raise ValueError(f"{path}: unknown Salesforce setting '{name}'")
+    version = settings.get("api_version")
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        # YAML and JSON read an unquoted 66.0 (or 66) as a number: it means the version "66.0"
+        settings["api_version"] = f"{float(version):.1f}"
     try:
         SalesforceSource(**settings).mapping()
         SalesforceSource(**settings).client_settings()

@@ -72,8 +72,12 @@ def test_a_settings_file_is_checked_naming_file_and_setting(tmp_path):
         "campaign_key_field": "Ad_Campaign_Id__c",
         "status_map": {"Hot": "QUALIFIED"},
     }
+    for text in ("api_version: 66.0\n", '{"api_version": 66}', "api_version: '66.0'\n"):
+        path.write_text(text)  # a version written as a number is the version it reads as
+        assert load_settings_file(path) == {"api_version": "66.0"}
     cases = {
         "campain_key_field: X\n": "unknown Salesforce setting 'campain_key_field'",
+        "api_version: true\n": "setting 'api_version'",
         "access_token: abc\n": f"access_token comes from the environment ({ACCESS_TOKEN_ENV})",
         "lead_status_field: 'Status, Email'\n": "lead_status_field",
         "batch_size: 50\n": "batch_size 50",
