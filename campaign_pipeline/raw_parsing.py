@@ -12,9 +12,11 @@ Why it is built this way:
   (``2025-03-04 10:00:00``, ``2025-03-04``, ``03/04/2025``; ``1234.5``), where the result is
   computed exactly, and hands every other cell to pandas' own parser. Most files never leave
   the fast path; a file full of odd cells is as slow as pandas, never different from it.
-* The same holds for whole files: the streaming Arrow reader takes well-formed CSV; a file it
-  refuses (a short row, a whitespace-only line, invalid UTF-8, a header after blank lines)
-  is read again by pandas in chunks, which pads, skips or explains exactly as before.
+* The same holds for whole files: the streaming Arrow reader takes well-formed CSV and skips
+  whitespace-only lines; a file it refuses (invalid UTF-8, a header after blank lines) is read
+  again by pandas in chunks, which skips or explains exactly as before. A row whose field count
+  is not the header's is refused by both, naming the row: no reader can tell which of its cells
+  is missing.
 """
 
 from __future__ import annotations
@@ -112,6 +114,39 @@ class _NotPlainCsv(Exception):
     """The Arrow reader refused the file; pandas reads it instead."""
 
 
+def _check_field_counts(path: Location) -> None:
+    """Refuse a file with a row whose cells do not line up with the header, naming its line.
+
+    No reader can tell which cell of such a row is missing or extra: pandas pads a short row
+    with blanks (a dropped spend cell moves the impressions into spend) and, when the first row
+    has one field too many, takes the first column for an index and shifts every row. Blank and
+    whitespace-only lines are skipped, as both readers skip them; lines are counted as an
+    editor counts them.
+    """
+    with path.open_stream() as raw, io.TextIOWrapper(raw, "utf-8-sig", newline="") as text:
+        rows = csv.reader(text)
+        expected = None
+        for fields in rows:
+            if len(fields) <= 1 and not "".join(fields).strip(_PY_ASCII_WHITESPACE):
+                continue
+            if expected is None:
+                expected = len(fields)
+            elif len(fields) != expected:
+                if len(fields) < expected:
+                    what = (
+                        "a cell is missing, or the line was cut off (a file still being written?)"
+                    )
+                else:
+                    what = (
+                        "a cell too many (a comma at the end of the line, or in an unquoted value)"
+                    )
+                raise RawFileError(
+                    path,
+                    f"line {rows.line_num:,} has {len(fields)} fields where the header has "
+                    f"{expected}: {what}",
+                )
+
+
 # ---------------------------------------------------------------------------------------
 # Header
 # ---------------------------------------------------------------------------------------
@@ -204,6 +239,12 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
     check_columns(path, names, required)
     schema = pa.schema([(n, pa.string()) for n in names])
     positional = [f"c{i}" for i in range(len(raw_names))]
+
+    def on_invalid_row(row) -> str:
+        # a whitespace-only line is skipped, as pandas skips it; any other row whose field
+        # count is not the header's goes to the pandas path, which names it
+        return "skip" if not row.text.strip(_PY_ASCII_WHITESPACE) else "error"
+
     source = _source(path)
     try:
         reader = pcsv.open_csv(
@@ -214,7 +255,9 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
                 block_size=_BLOCK_SIZE,
                 use_threads=False,
             ),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            parse_options=pcsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=on_invalid_row
+            ),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in positional},
                 strings_can_be_null=False,
@@ -231,13 +274,16 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
 
 
 def _pandas_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-    """pandas' text reading, in chunks: short rows padded with blanks, blank and
-    whitespace-only lines skipped, and its own one-line error for what it cannot read."""
+    """pandas' text reading, in chunks: blank and whitespace-only lines skipped, and its own
+    one-line error for what it cannot read. Every row's field count is checked first (pandas
+    would pad a short row, or shift every row after a long first one)."""
     source = _source(path)
     try:
+        _check_field_counts(path)
         chunks = pd.read_csv(
             source,
             dtype=str,
+            index_col=False,
             keep_default_na=False,
             na_values=[],
             encoding="utf-8-sig",

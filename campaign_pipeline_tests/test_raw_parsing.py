@@ -166,7 +166,6 @@ def _pandas_text(path) -> pd.DataFrame:
     [
         "\ufeffId , Name\n1,a\n2, b \n",  # BOM, header spaces and case
         'id,name\n1,"multi\nline"\n2,"quoted, comma"\n',
-        "id,name\n1,a\n2\n3,c\n",  # short row: Arrow refuses, pandas pads with blanks
         "\n\nid,name\n1,a\n",  # blank lines before the header
         "id,name\n1,a\n   \n2,b\n",  # whitespace-only line
     ],
@@ -178,6 +177,37 @@ def test_text_table_reads_as_pandas(tmp_path, body):
     expected = _pandas_text(path)
     assert table.column_names == list(expected.columns)
     pd.testing.assert_frame_equal(table.to_pandas(), expected.reset_index(drop=True))
+
+
+MISSING_CELL = "a cell is missing, or the line was cut off (a file still being written?)"
+CELL_TOO_MANY = "a cell too many (a comma at the end of the line, or in an unquoted value)"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "fields", "why"),
+    [
+        # a spend cell dropped: pandas padded the row and read the impressions as spend
+        ("id,spend,impressions\n1,2.5,10\n2,5787\n3,1.0,4\n", 3, 2, MISSING_CELL),
+        ("id,spend,impressions\n1,2.5,10\n2,1", 3, 2, MISSING_CELL),  # the last line cut off
+        # one trailing comma on the first row: pandas took the ids for an index, shifting all
+        ("id,spend,impressions\n1,2.5,10,\n2,1.0,4\n", 2, 4, CELL_TOO_MANY),
+        ("id,spend,impressions\n1,2.5,10\n2,1.0,4,\n", 3, 4, CELL_TOO_MANY),
+        # lines as an editor counts them: blank lines and a quoted line break included
+        ('id,spend,impressions\n1,"2\n5",10\n\n   \n3,1.0\n', 6, 2, MISSING_CELL),
+        ("\nid,spend,impressions\n1,2.5,10\n2,1.0\n", 4, 2, MISSING_CELL),  # pandas' path
+    ],
+)
+def test_a_row_whose_cells_do_not_line_up_with_the_header_is_refused_by_line(
+    tmp_path, body, line, fields, why
+):
+    path = tmp_path / "f.csv"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(raw_parsing.RawFileError) as refused:
+        raw_parsing.read_text_table(path, ("id",))
+    assert (
+        str(refused.value)
+        == f"{path}: line {line} has {fields} fields where the header has 3: {why}"
+    )
 
 
 def test_text_table_large_file_streams_in_blocks(tmp_path, monkeypatch):
