@@ -318,7 +318,11 @@ class Quarantine(pa.DataFrameModel):
     source_file: Series[str]
     row_key: Series[str] = pa.Field(description="the row's id, or 'line N' when it has none")
     source_id: Series[str] = pa.Field(description="the raw `id` cell ('' when blank)")
-    line_number: Series[int] = pa.Field(ge=2, description="line in the file; the header is line 1")
+    line_number: Series[int] = pa.Field(
+        ge=2,
+        description="the row's number in the file, the header being 1 (blank lines and line "
+        "breaks inside quoted cells not counted)",
+    )
     reason_code: Series[str]
     reason: Series[str] = pa.Field(str_length={"min_value": 1})
     raw_values: Series[str] = pa.Field(description="the row as JSON, personal data removed")
