@@ -105,7 +105,10 @@ def summarize(
     lines.append(f"tables written to {storage.published_dir}:")
     for name, count in storage.published_tables().items():
         if name == "exports" and count is not None:
-            payloads = sum(len(d.files(".json")) for d in (storage.published_dir / name).iterdir())
+            # the files this run wrote: the folder may hold an earlier dry run's as well
+            payloads = sum(len(report.get("files", [])) for report in (exports or {}).values())
+            if not payloads:
+                continue
             kind = f"{payloads} payload files (dry run)"
         elif count is None:
             name, kind = f"{name}.parquet", "1 file"

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from campaign_pipeline.exports.delivery import DestinationReport
 from campaign_pipeline.health import action_summary
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.run_summary import action_lines, summarize
@@ -90,3 +91,23 @@ def test_weeks_the_run_did_not_publish_are_named_not_reported(published_sample):
     ) in text
     # a run that published every stored week has no such note
     assert "also holds" not in summarize(storage, published_sample.weeks, seconds=1.0)
+
+
+def test_payload_files_are_listed_only_when_this_run_wrote_them(tmp_path):
+    """An out dir keeps an earlier dry run's payload files; a run with --export off wrote
+    none of them."""
+    out = tmp_path / "out"
+    for destination in ("ga4", "amplitude"):
+        folder = out / "exports" / destination
+        folder.mkdir(parents=True)
+        for week in ("2025-01-06", "2025-01-13"):
+            (folder / f"{week}.json").write_text("{}\n")
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(out))
+    assert "payload files" not in summarize(storage, [], seconds=1.0, export_mode="off")
+    dry = {
+        d: DestinationReport(d, "dry-run", files=[f"{out}/exports/{d}/2025-01-13.json"])
+        for d in ("ga4", "amplitude")
+    }
+    exports = {d: report.to_metadata() for d, report in dry.items()}
+    text = summarize(storage, [], seconds=1.0, exports=exports, export_mode="dry-run")
+    assert re.search(r"^  exports +2 payload files \(dry run\)$", text, re.M), text
