@@ -78,19 +78,37 @@ def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
     return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
 
 
-def partial_week_note(weeks: list[str], last_day: pd.Timestamp) -> str | None:
-    """A note when the accepted rows end inside the last week processed: that week's figures
-    then cover a few days, and a reader comparing it with the week before should know."""
+def partial_week_notes(
+    weeks: list[str], first_day: pd.Timestamp, last_day: pd.Timestamp
+) -> list[str]:
+    """Notes for the weeks processed that the accepted rows begin or end inside: such a week's
+    figures cover a few days, and a reader comparing it with its neighbour should know (the
+    week after a partial first week shows its changes against a few days)."""
     if not weeks:
-        return None
-    last = pd.Timestamp(last_day).normalize()
-    days = (last - pd.Timestamp(weeks[-1])).days + 1
-    if not 0 < days < 7:
-        return None
-    return (
-        f"note: the accepted rows end on {last.date()}, so week {weeks[-1]} "
-        f"holds {days} of its 7 days: its figures are a partial week's"
-    )
+        return []
+    first, last = pd.Timestamp(first_day).normalize(), pd.Timestamp(last_day).normalize()
+    start, end = pd.Timestamp(weeks[0]), pd.Timestamp(weeks[-1])
+    head = (start + pd.Timedelta(days=6) - first).days + 1  # days of the first week held
+    tail = (last - end).days + 1
+    if len(weeks) == 1 and (head < 7 or tail < 7):
+        days = (min(last, end + pd.Timedelta(days=6)) - max(first, start)).days + 1
+        return [
+            f"note: the accepted rows run from {first.date()} to {last.date()}, so week "
+            f"{weeks[0]} holds {days} of its 7 days: its figures are a partial week's"
+        ]
+    notes = []
+    if 0 < head < 7:
+        notes.append(
+            f"note: the accepted rows begin on {first.date()}, so week {weeks[0]} holds {head} "
+            "of its 7 days: its figures are a partial week's, and the next week's changes "
+            "compare with them"
+        )
+    if 0 < tail < 7:
+        notes.append(
+            f"note: the accepted rows end on {last.date()}, so week {weeks[-1]} holds {tail} "
+            "of its 7 days: its figures are a partial week's"
+        )
+    return notes
 
 
 def _materializations(result) -> dict[str, dict]:
@@ -272,9 +290,8 @@ def run_pipeline(
             f"note: {describe_weeks(summary.skipped_weeks)} not complete yet (or outside the "
             "partitions), skipped"
         )
-    partial = partial_week_note(summary.weeks, day_range[1])
-    if partial:
-        say(partial)
+    for note in partial_week_notes(summary.weeks, *day_range):
+        say(note)
 
     if summary.weeks:
         say(f"weekly assets: {describe_weeks(summary.weeks)} in one run ...")

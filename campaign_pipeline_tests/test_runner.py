@@ -16,16 +16,34 @@ def test_weeks_between_includes_empty_weeks_and_starts_on_mondays():
     assert weeks == ["2024-01-08", "2024-01-15", "2024-01-22", "2024-01-29", "2024-02-05"]
 
 
-def test_a_last_week_the_data_end_inside_is_named_with_its_days():
+def test_a_first_or_last_week_the_data_begin_or_end_inside_is_named_with_its_days():
     weeks = ["2025-04-28", "2025-05-05"]
-    note = runner.partial_week_note(weeks, pd.Timestamp("2025-05-07"))
-    assert note == (
+    monday = pd.Timestamp("2025-04-28")
+    notes = runner.partial_week_notes(weeks, monday, pd.Timestamp("2025-05-07"))
+    assert notes == [
         "note: the accepted rows end on 2025-05-07, so week 2025-05-05 holds 3 of its 7 days: "
         "its figures are a partial week's"
+    ]
+    notes = runner.partial_week_notes(weeks, monday, pd.Timestamp("2025-05-05"))
+    assert len(notes) == 1 and "holds 1 of its 7 days" in notes[0]
+    assert runner.partial_week_notes(weeks, monday, pd.Timestamp("2025-05-11")) == []
+    assert runner.partial_week_notes([], monday, pd.Timestamp("2025-05-07")) == []
+    # the data begin on a Sunday: the first week holds one day, the next compares with it
+    sunday = pd.Timestamp("2025-05-04 23:59:59")
+    notes = runner.partial_week_notes(weeks, sunday, pd.Timestamp("2025-05-11"))
+    assert notes == [
+        "note: the accepted rows begin on 2025-05-04, so week 2025-04-28 holds 1 of its 7 days: "
+        "its figures are a partial week's, and the next week's changes compare with them"
+    ]
+    assert len(runner.partial_week_notes(weeks, sunday, pd.Timestamp("2025-05-06"))) == 2
+    # one week that the rows both begin and end inside: one note with the days it holds
+    notes = runner.partial_week_notes(
+        ["2025-05-05"], pd.Timestamp("2025-05-07"), pd.Timestamp("2025-05-09")
     )
-    assert "holds 1 of its 7 days" in runner.partial_week_note(weeks, pd.Timestamp("2025-05-05"))
-    assert runner.partial_week_note(weeks, pd.Timestamp("2025-05-11")) is None  # a whole week
-    assert runner.partial_week_note([], pd.Timestamp("2025-05-07")) is None
+    assert notes == [
+        "note: the accepted rows run from 2025-05-07 to 2025-05-09, so week 2025-05-05 holds "
+        "3 of its 7 days: its figures are a partial week's"
+    ]
 
 
 @pytest.fixture
