@@ -571,7 +571,10 @@ def _rules(
     budget: np.ndarray,
     s: DetectionSettings,
 ) -> list[tuple[str, str, np.ndarray, str]]:
-    """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note template)."""
+    """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note, per-campaign
+    numbers or None). A note with ``{}`` names a number of the campaign's own (the budget a
+    spend broke): a reader must see the limit that fired, not only the statistical band, which
+    may well hold the flagged value."""
     out = []
     with np.errstate(invalid="ignore"):
         # conversions above clicks is not a rule: platforms count view-through conversions and
@@ -582,6 +585,7 @@ def _rules(
                 "tracking_error",
                 (p["spend"] > 0) & (p["impressions"] == 0),
                 "spend was recorded without a single impression",
+                None,
             )
         )
         cap = s.budget_overspend_ratio * budget[:, None]
@@ -590,7 +594,8 @@ def _rules(
                 "spend",
                 "budget_overspend",
                 (budget[:, None] > 0) & (p["spend"] > cap),
-                f"spend is above {s.budget_overspend_ratio:g}x the daily budget",
+                f"spend is above {s.budget_overspend_ratio:g}x the daily budget of {{}}",
+                budget,
             )
         )
     if "conversions" in metrics and "clicks" in metrics:
@@ -629,6 +634,7 @@ def _rules(
                 run & (length >= days) & (total >= s.tracking_break_min_expected),
                 "no conversions for several days while clicks were normal, where the baseline "
                 f"expected at least {s.tracking_break_min_expected:g}",
+                None,
             )
         )
     if "leads" in metrics:
@@ -645,6 +651,7 @@ def _rules(
                 "lead_flood",
                 flood,
                 f"at least {s.lead_flood_ratio:g}x the expected leads in one day",
+                None,
             )
         )
     return out
@@ -734,13 +741,13 @@ def _flags_from_evidence(
     for mask in fired.values():
         any_method |= mask
     rule_masks = {}
-    for metric, atype, mask, note in rules:
+    for metric, atype, mask, note, numbers in rules:
         if metric not in metrics:
             continue
         i = metrics.index(metric)
         full = np.zeros(ev["z"].shape, bool)
         full[i] = mask & in_scope[i]
-        rule_masks[(metric, atype, note)] = full
+        rule_masks[(metric, atype, note)] = (full, numbers)
         any_method |= full
     mi, ci, ti = np.nonzero(any_method)
     if len(mi) == 0:
@@ -750,10 +757,16 @@ def _flags_from_evidence(
     rule_hit = np.zeros(len(mi), bool)
     rule_type = np.full(len(mi), None, dtype=object)
     rule_note = np.full(len(mi), "", dtype=object)
-    for (_metric, atype, note), full in rule_masks.items():
+    for (metric, atype, note), (full, numbers) in rule_masks.items():
         hit = full[mi, ci, ti]
         rule_type = np.where(hit & (rule_type == None), atype, rule_type)  # noqa: E711
-        rule_note = np.where(hit & (rule_note == ""), note, rule_note)
+        noted = np.flatnonzero(hit & (rule_note == ""))
+        if numbers is None:
+            rule_note[noted] = note
+        else:  # a few flags: formatted one by one
+            rule_note[noted] = [
+                note.format(explain.format_value(metric, numbers[c])) for c in ci[noted]
+            ]
         rule_hit |= hit
     method_hits["rule"] = rule_hit
     methods = np.full(len(mi), "", dtype=object)
@@ -930,7 +943,7 @@ def _judge(
     # Every alert is on a step in scope, and deciding one looks back at earlier alerts only
     # (never at steps out of scope): from here on the steps in scope are all that is kept.
     ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items() if ":" not in k}
-    rules = [(metric, kind, mask[:, scope], note) for metric, kind, mask, note in rules]
+    rules = [(metric, kind, mask[:, scope], *rest) for metric, kind, mask, *rest in rules]
     in_scope, family = in_scope[..., scope], family[..., scope]
     dec = decide(ev, in_scope, family, s)
     if s.require_corroboration:

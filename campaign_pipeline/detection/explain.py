@@ -127,7 +127,8 @@ DIRECTION_ACTIONS = {
 }
 
 
-def _fmt(metric: str, v: float) -> str:
+def format_value(metric: str, v: float) -> str:
+    """A metric's value as the explanations write it (a rate in %, money with two decimals)."""
     if v is None or not np.isfinite(v):
         return "n/a"
     if metric in RATE_METRICS:
@@ -298,21 +299,21 @@ def explanations(
             # a window-shift flag: the run of recent days against the baseline before them
             parts = [
                 f"{head}: the last {window:.0f} {step_word} average "
-                f"{_fmt(r.metric, r.expected * (1 + r.rel_effect))} "
-                f"against {_fmt(r.metric, r.expected)} in the "
+                f"{format_value(r.metric, r.expected * (1 + r.rel_effect))} "
+                f"against {format_value(r.metric, r.expected)} in the "
                 f"{baseline_label.replace('trailing ', '')} before "
                 f"them ({r.rel_effect:+.0%}; that {step_word.removesuffix('s')} "
-                f"{_fmt(r.metric, r.value)})"
+                f"{format_value(r.metric, r.value)})"
             ]
         else:
             parts = [
-                f"{head}: {_fmt(r.metric, r.value)} against an expected "
-                f"{_fmt(r.metric, r.expected)}"
+                f"{head}: {format_value(r.metric, r.value)} against an expected "
+                f"{format_value(r.metric, r.expected)}"
             ]
             if np.isfinite(r.expected_lower) and np.isfinite(r.expected_upper):
                 parts.append(
-                    f" (normal range {_fmt(r.metric, r.expected_lower)} to "
-                    f"{_fmt(r.metric, r.expected_upper)})"
+                    f" (normal range {format_value(r.metric, r.expected_lower)} to "
+                    f"{format_value(r.metric, r.expected_upper)})"
                 )
             if np.isfinite(r.rel_effect):
                 parts.append(

@@ -296,6 +296,14 @@ def test_detector_switches_and_rules(base):
     )
     types = set(flags[flags["methods"].str.contains("rule")]["anomaly_type"])
     assert {"tracking_error", "budget_overspend"} <= types
+    # the budget a spend broke is named: the statistical band may well hold the value
+    overspend = flags[flags["anomaly_type"] == "budget_overspend"]
+    assert set(overspend["campaign_id"]) == {"c2"}
+    assert (
+        overspend["explanation"]
+        .str.contains("; spend is above 2.5x the daily budget of 1.00.", regex=False)
+        .all()
+    )
     no_rules = detect_campaign_anomalies(
         df,
         campaigns=camps,

@@ -377,7 +377,7 @@ def test_tracking_break_needs_a_longer_zero_run_when_conversions_are_overdispers
         }
         masks = [
             m
-            for metric, kind, m, _ in _rules(
+            for metric, kind, m, *_ in _rules(
                 panels, ev, metrics, np.array([np.nan]), DetectionSettings()
             )
             if metric == "conversions" and kind == "tracking_error"
