@@ -312,6 +312,7 @@ class _Rows:
     text: dict[str, pa.Array]
     conflict: np.ndarray
     duplicates_removed: int
+    conflict_columns: np.ndarray  # the columns a conflicting row's group differs in ("" else)
 
     def __len__(self) -> int:
         return len(self.number)
@@ -325,40 +326,64 @@ class _Rows:
 
 
 def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
-    """(exact repeat mask, conflict mask, repeats) over all rows. Only rows whose id occurs
-    more than once can be either; those few are compared cell by cell in pandas, every column
-    included (personal data too: a changed e-mail is a different row)."""
+    """(exact repeat mask, conflict mask, the columns each conflict differs in) over all
+    rows. Only rows whose id occurs more than once can be either; those few are compared cell
+    by cell in pandas, every column included (personal data too: a changed e-mail is a
+    different row; an extra column of the export too, so a reason names the columns, and a
+    user can tell an export's own timestamp column from a changed spend)."""
     n = raw.num_rows
     exact = np.zeros(n, dtype=bool)
     conflict = np.zeros(n, dtype=bool)
+    differs = np.full(n, "", dtype=object)
     if n == 0:
-        return exact, conflict
+        return exact, conflict, differs
     has_id = _lengths(ids) > 0
     shared = np.flatnonzero(has_id & raw_parsing.repeated_text(ids))
     if not len(shared):
-        return exact, conflict
+        return exact, conflict, differs
     rows = _text_frame(raw, shared)
     content = [c for c in rows.columns if c != LINE_COLUMN]
     repeat = rows.duplicated(subset=content, keep="first").to_numpy()
     exact[shared[repeat]] = True
     kept = rows[~repeat]
     clash = kept[id_column].duplicated(keep=False).to_numpy()
-    conflict[kept.index.to_numpy()[clash]] = True
-    return exact, conflict
+    clashing = kept[clash]
+    conflict[clashing.index.to_numpy()] = True
+    if len(clashing):
+        varies = clashing[content].groupby(clashing[id_column]).transform("nunique") > 1
+        names = np.asarray(content, dtype=object)
+        differs[clashing.index.to_numpy()] = [", ".join(names[row]) for row in varies.to_numpy()]
+    return exact, conflict, differs
+
+
+def _add_conflicts(failures: _Failures, rows: _Rows, spec: FileSpec) -> None:
+    """Rows sharing an id with different values: none is kept, and the reason says in which
+    columns they differ."""
+    ids = rows.text[spec.id_column]
+
+    def reasons(positions: np.ndarray) -> list[str]:
+        shown = ids.take(pa.array(positions)).to_pylist()
+        return [
+            f"conflicting duplicate: several rows share id '{key}' with different "
+            f"{rows.conflict_columns[i]} (none kept)"
+            for key, i in zip(shown, positions, strict=True)
+        ]
+
+    failures.add("conflicting_duplicate", rows.conflict, reasons)
 
 
 def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _Rows:
     raw = _with_optional_columns(text_table(raw), spec)
     text = {c: raw_parsing.strip_text(raw.column(c)) for c in columns}
-    exact, conflict = _exact_and_conflicting(raw, text[spec.id_column], spec.id_column)
+    exact, conflict, differs = _exact_and_conflicting(raw, text[spec.id_column], spec.id_column)
     number = np.arange(raw.num_rows, dtype=np.int64)
     repeats = int(exact.sum())
     if repeats:
         keep = ~exact
         mask = pa.array(keep)
         text = {c: v.filter(mask) for c, v in text.items()}
-        number, conflict = number[keep], conflict[keep]
-    return _Rows(raw, number, text, conflict, repeats)
+        number, conflict, differs = number[keep], conflict[keep], differs[keep]
+    return _Rows(raw, number, text, conflict, repeats, differs)
 
 
 class _Failures:
@@ -451,11 +476,6 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
         ),
         "rejected_lead": lambda: (
             "lead_id '" + _fmt(r["lead_id"]) + "' was quarantined in campaign_leads.csv"
-        ),
-        "conflicting_duplicate": lambda: (
-            "conflicting duplicate: several rows share id '"
-            + _fmt(r[spec.id_column or "id"])
-            + "' with different values (none kept)"
         ),
     }
     if code in templates:
@@ -716,7 +736,7 @@ def validate_campaigns(
         }
     )
     failures.add_all(schemas.campaign_row_failures(candidate))
-    failures.add("conflicting_duplicate", rows.conflict)
+    _add_conflicts(failures, rows, spec)
     # created_at is optional: blank is fine, but text that is not a date is a defect
     failures.add("unparseable_date", ~rows.blank("created_at") & np.isnat(created_at))
     _implausible(
@@ -751,10 +771,10 @@ def _campaign_budget(rows: _Rows, campaigns: FileValidation) -> np.ndarray:
     return pc.take(budgets, position).to_numpy(zero_copy_only=False)
 
 
-def _campaign_rows_rules(failures, rows, campaigns, days, rules, now) -> None:
+def _campaign_rows_rules(failures, rows, spec, campaigns, days, rules, now) -> None:
     """The rules every file keyed by campaign shares: a conflicting duplicate, an unknown or
     rejected campaign, a day outside the accepted range."""
-    failures.add("conflicting_duplicate", rows.conflict)
+    _add_conflicts(failures, rows, spec)
     known, rejected = _keys(campaigns, "campaign_id")
     _membership(
         failures, rows.text["campaign_id"], known, rejected, "unknown_campaign", "rejected_campaign"
@@ -784,7 +804,7 @@ def validate_insights(
     dates = _day(timestamps)
     candidate = pd.DataFrame({"campaign_id": rows.string("campaign_id"), "date": dates, **numbers})
     failures.add_all(schemas.insight_row_failures(candidate))
-    _campaign_rows_rules(failures, rows, campaigns, dates, rules, now)
+    _campaign_rows_rules(failures, rows, spec, campaigns, dates, rules, now)
     budget = _campaign_budget(rows, campaigns)
     budget_known = ~np.isnan(budget) & (budget > 0)
     spend_cap = np.where(budget_known, rules.max_spend_budget_multiple * budget, rules.max_amount)
@@ -878,7 +898,7 @@ def validate_leads(
         }
     )
     failures.add_all(schemas.lead_row_failures(candidate))
-    _campaign_rows_rules(failures, rows, campaigns, added, rules, now)
+    _campaign_rows_rules(failures, rows, spec, campaigns, added, rules, now)
     _implausible(failures, [(numbers["deal_value"], _full(rows, rules.max_amount), "deal_value")])
     accepted, validation = _finish(spec, rows, failures)
     del candidate, failures
@@ -918,7 +938,7 @@ def validate_lead_status_changes(
         }
     )
     failures.add_all(schemas.lead_status_change_row_failures(candidate))
-    failures.add("conflicting_duplicate", rows.conflict)
+    _add_conflicts(failures, rows, spec)
     known, rejected = _keys(leads, "lead_id")
     _membership(failures, rows.text["lead_id"], known, rejected, "unknown_lead", "rejected_lead")
     _out_of_range(failures, changed_at, rules, now)

@@ -137,6 +137,10 @@ def test_conflicting_duplicate_campaign_ids_quarantine_both_and_their_rows(tmp_p
     q = quarantined(result, "campaigns.csv")
     assert sorted(q.index) == ["C3 (line 4)", "C3 (line 5)"]
     assert set(q["reason_code"]) == {"conflicting_duplicate"}
+    assert set(q["reason"]) == {  # the columns they differ in, no value (a name may be personal)
+        "conflicting duplicate: several rows share id 'C3' with different daily_budget, name "
+        "(none kept)"
+    }
     assert "C3" not in set(result.campaigns["campaign_id"])
     qi = quarantined(result, "insights.csv")
     assert qi.loc["I1", "reason_code"] == "rejected_campaign"
@@ -160,6 +164,9 @@ def test_conflicting_duplicate_insight_id_is_quarantined_not_summed(tmp_path):
     result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
     assert result.insights.empty
     assert set(quarantined(result, "insights.csv")["reason_code"]) == {"conflicting_duplicate"}
+    assert set(quarantined(result, "insights.csv")["reason"]) == {
+        "conflicting duplicate: several rows share id 'I1' with different spend (none kept)"
+    }
 
 
 def test_blank_numeric_cells_stay_null_and_make_the_day_total_unknown(tmp_path):
