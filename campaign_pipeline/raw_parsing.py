@@ -179,7 +179,15 @@ def check_columns(path: Location, columns: list[str], required: tuple[str, ...])
                         f" (the header is one cell; the file looks {used[0]!r}-separated, and"
                         " the exports must be comma-separated)"
                     )
+            near = [c for c in columns if _squeezed(c) == _squeezed(column)]
+            if near:  # "Campaign ID", "campaign-id": the contract's name, written otherwise
+                message += f" (the header has '{near[0]}': name it {column})"
             raise RawFileError(path, message, column=column)
+
+
+def _squeezed(name: str) -> str:
+    """A column name without separators, to recognise one written another way."""
+    return "".join(ch for ch in name if ch.isalnum())
 
 
 def read_header(path: Path | str | Location) -> list[str]:

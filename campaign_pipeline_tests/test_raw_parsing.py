@@ -237,6 +237,18 @@ def test_unusable_files_fail_in_one_line(tmp_path, body, message):
     assert "\n" not in str(caught.value)
 
 
+def test_a_required_column_written_another_way_is_named_in_the_error(tmp_path):
+    path = tmp_path / "f.csv"
+    for header in ("Campaign ID", "campaign-id", "CampaignId"):
+        path.write_text(f"id,{header}\n1,C1\n")
+        with pytest.raises(raw_parsing.RawFileError) as caught:
+            raw_parsing.read_text_table(path, ("id", "campaign_id"))
+        assert str(caught.value) == (
+            f"{path}, column 'campaign_id': required column missing (the header has "
+            f"'{header.lower()}': name it campaign_id)"
+        )
+
+
 def test_missing_and_non_utf8_files_fail_in_one_line(tmp_path):
     with pytest.raises(raw_parsing.RawFileError, match="file not found"):
         raw_parsing.read_text_table(tmp_path / "absent.csv", ("id",))
