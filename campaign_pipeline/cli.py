@@ -303,9 +303,15 @@ def _detect_progress(t0: float, every: float = 1.0):
         now = time.perf_counter()
         if (done < total and now - last >= every) or (done == total and shown):
             _print(f"detect: scored {done:,} / {total:,} series ({now - t0:.1f}s)")
+            if done == total:  # the multiple-testing control and the flags' sentences follow
+                _print("detect: deciding the flags across series and explaining them ...")
             last, shown = now, True
 
     return report
+
+
+def _header_name(cell) -> str:
+    return str(cell).replace("\ufeff", "").strip().lower()
 
 
 def _detect_values(path: Path, frame: pd.DataFrame) -> pd.Series:
@@ -366,18 +372,29 @@ def cmd_detect(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UserError(f"{out}: cannot write the flags there ({_os_reason(error, out)})") from None
     try:
-        frame = pd.read_csv(path)
+        # series names are text: read as numbers, "01" and "1" would be one series
+        header = pd.read_csv(path, nrows=0).columns
+        names = [c for c in header if _header_name(c) == "series"]
+        frame = pd.read_csv(path, dtype=dict.fromkeys(names, str))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise UserError(
             f"{path}: not a readable CSV "
             f"({str(error).splitlines()[0] if str(error) else type(error).__name__})"
         ) from error
-    frame.columns = [str(c).replace("\ufeff", "").strip().lower() for c in frame.columns]
+    frame.columns = [_header_name(c) for c in frame.columns]
     for column in ("series", "timestamp", "value"):
         if column not in frame.columns:
+            separator = [s for s in (";", "\t", "|") if len(frame.columns) == 1 and s in header[0]]
             raise UserError(
                 f"{path}, column '{column}': required column missing (need series, timestamp, "
-                "value)"
+                "value"
+                + (
+                    f"; the header is one cell: the file looks {separator[0]!r}-separated, and it "
+                    "must be comma-separated"
+                    if separator
+                    else ""
+                )
+                + ")"
             )
     # a timestamp with a UTC offset (+02:00, Z) is an instant: all are then read as UTC
     offset = (
@@ -426,7 +443,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     flags = detect_series(
-        frame[["series", "timestamp", "value"]], settings=settings, progress=_detect_progress(t0)
+        frame[["series", "timestamp", "value"]],
+        settings=settings,
+        progress=_detect_progress(t0),
+        note=lambda text: _print(f"detect: note: {path}: {text}"),
     )
     try:
         flags.to_csv(out, index=False)

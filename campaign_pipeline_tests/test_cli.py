@@ -278,6 +278,48 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
     assert "note:" not in run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
 
 
+def test_detect_keeps_series_names_as_text_and_notes_readings_that_share_a_step(tmp_path):
+    hours = pd.date_range("2025-01-01", periods=24 * 10, freq="h")
+    rows = [("1", t, 10.0) for t in hours] + [("01", t, 20.0) for t in hours]
+    rows += [("007", t, 5.0) for t in hours] + [("1", hours[100] + pd.Timedelta(minutes=20), 99.0)]
+    path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
+    pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
+    proc = run_cli("detect", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    flags = pd.read_csv(out, dtype={"series": str})
+    # "1" and "01" are two series (read as numbers they were one, averaged), "007" stays "007"
+    assert sorted(flags["series"].unique()) == ["007", "01", "1"]
+    assert flags.groupby("series")["value"].max().to_dict() == {"007": 5.0, "01": 20.0, "1": 54.5}
+    assert (
+        "detect: note: "
+        f"{path}: 1 reading(s) fall on a step of their series' grid that an earlier reading holds "
+        "(the first: series '1' at 2025-01-05 04:20:00, spacing 1 h); each step's readings are "
+        "averaged into one"
+    ) in proc.stdout.splitlines()
+
+
+def test_detect_names_a_grid_far_longer_than_its_readings(tmp_path):
+    hours = pd.date_range("2025-01-01", periods=200, freq="h")
+    rows = [("a", t, 10.0) for t in hours] + [("a", pd.Timestamp("2027-01-01"), 10.0)]
+    path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
+    pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
+    proc = run_cli("detect", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "1 series has a grid over 10x longer than its readings (the first: 'a', 201 readings "
+        "over 17,521 steps from 2025-01-01 00:00:00 to 2027-01-01 00:00:00): a stray timestamp?"
+    ) in proc.stdout
+
+
+def test_detect_names_a_file_separated_by_something_else(tmp_path):
+    path = tmp_path / "series.csv"
+    path.write_text("series;timestamp;value\na;2025-01-01;1\n")
+    assert_one_line_error(
+        run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")),
+        "the file looks ';'-separated",
+    )
+
+
 def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
     # Berlin local time across the change to summer time (+01:00, then +02:00): protects
     # against a traceback on offset timestamps and an hour lost or merged at the change; one

@@ -86,6 +86,7 @@ def detect_series(
     *,
     chunk_cells: int = CHUNK_CELLS,
     progress: Callable[[int, int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Flag each point of each series using only the points before it.
 
@@ -98,7 +99,9 @@ def detect_series(
     clock and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
-    on it. progress(series_done, series_total) is called after each chunk.
+    on it. progress(series_done, series_total) is called after each chunk. note(text) is told
+    what is done to the input that its user should know: readings of a series that fall on one
+    step of its grid (averaged into one), a series whose grid is far longer than its readings.
     """
     s = settings.effective
     df = frame[["series", "timestamp", "value"]].copy()
@@ -116,6 +119,8 @@ def detect_series(
     df["step"] = df["series"].map(step)
     first = df.groupby("series")["timestamp"].transform("min")
     df["k"] = np.round((df["timestamp"] - first) / df["step"]).astype(np.int64)
+    if note is not None:
+        _note_grid(df, note)
     df["kind"] = _kinds_so_far(df)
     out_parts = []
     done, total = 0, df["series"].nunique()
@@ -134,6 +139,57 @@ def detect_series(
     if zone is not None:
         out["timestamp"] = out["timestamp"].dt.tz_localize("UTC").dt.tz_convert(zone)
     return out
+
+
+# A grid this many times longer than its series' readings (and longer than SPARSE_GRID_MIN_STEPS)
+# is named in a note: scoring costs time and memory per step, and one stray timestamp (a year
+# typed 2099) makes a 1,600-reading hourly series 657,000 steps long (a minute and 2 GB instead
+# of half a second). A note, not a limit: a sparse series may be meant.
+SPARSE_GRID_RATIO = 10
+SPARSE_GRID_MIN_STEPS = 10_000
+
+
+def _note_grid(df: pd.DataFrame, note: Callable[[str], None]) -> None:
+    """Tell ``note`` of readings that share a grid step and of sparse grids. df: one row per
+    distinct (series, timestamp), with its ``step`` and grid position ``k``."""
+    shared = df.duplicated(["series", "k"], keep="first")
+    if shared.any():
+        first = df.loc[shared.to_numpy().argmax()]
+        note(
+            f"{int(shared.sum()):,} reading(s) fall on a step of their series' grid that an "
+            f"earlier reading holds (the first: series {first['series']!r} at "
+            f"{first['timestamp']}, spacing {_spacing(first['step'])}); each step's readings "
+            "are averaged into one"
+        )
+    grid = df.groupby("series").agg(steps=("k", "max"), readings=("k", "size"))
+    grid["steps"] += 1
+    sparse = grid[
+        (grid["steps"] > SPARSE_GRID_RATIO * grid["readings"])
+        & (grid["steps"] > SPARSE_GRID_MIN_STEPS)
+    ]
+    if len(sparse):
+        name, row = next(iter(sparse.iterrows()))
+        span = df.loc[df["series"] == name, "timestamp"]
+        note(
+            f"{len(sparse):,} series {'has' if len(sparse) == 1 else 'have'} a grid over "
+            f"{SPARSE_GRID_RATIO}x longer than its readings "
+            f"(the first: {name!r}, {int(row['readings']):,} readings over "
+            f"{int(row['steps']):,} steps from {span.min()} to {span.max()}): a stray "
+            "timestamp? Scoring takes time and memory per step"
+        )
+
+
+def _spacing(step: pd.Timedelta) -> str:
+    """A grid's spacing as a person writes it ("1 h", "1 day", "15 min")."""
+    for unit, size in (
+        ("day", DAY),
+        ("h", pd.Timedelta(hours=1)),
+        ("min", pd.Timedelta(minutes=1)),
+    ):
+        if step >= size and step % size == pd.Timedelta(0):
+            n = step // size
+            return f"{n} {unit}" + ("s" if unit == "day" and n != 1 else "")
+    return f"{step.total_seconds():g} s"
 
 
 def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
