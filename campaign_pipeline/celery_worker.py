@@ -38,7 +38,8 @@ app = make_app(
         # the code location, imported when the worker starts rather than by its first step
         "include": ["campaign_pipeline.celery_definitions"],
         # a step is acknowledged when it finished, so a worker that dies mid-step hands the
-        # message back to the broker; one message at a time, so a long step blocks no other
+        # message back to the broker (with Redis, after its visibility timeout: one hour by
+        # default); one message at a time, so a long step blocks no other
         "config_source": {"task_acks_late": True, "worker_prefetch_multiplier": 1},
     }
 )

@@ -65,23 +65,53 @@ def _preflight(storage, skip: tuple[str, ...] = ()) -> None:
     except StorageUnavailable as error:
         raise UserError(str(error)) from None
     raw_dir = storage.raw_dir
-    if not raw_dir.is_dir():
-        hint = ""
-        if (storage.data_location / FILE_SPECS["campaigns"].filename).is_file():
-            # the common slip: the raw folder itself given as the data dir
-            hint = f"; {storage.data_location} holds the exports itself: pass its parent folder"
-        raise UserError(
-            f"{raw_dir}: raw folder not found (expected the four export files there){hint}"
-        )
+    with _reading_store(storage.data_location):
+        if not raw_dir.is_dir():
+            raise UserError(_no_raw_folder(storage))
     for role, folder in (("out", storage.published_dir), ("staging", storage.staging_dir)):
         _require_writable(role, folder)
     for key, spec in FILE_SPECS.items():
         if key in skip:
             continue
         try:
-            check_raw_file(storage.raw_path(spec.filename), spec)
+            with _reading_store(storage.data_location):
+                check_raw_file(storage.raw_path(spec.filename), spec)
         except RawFileError as error:
             raise UserError(str(error)) from error
+
+
+def _no_raw_folder(storage) -> str:
+    from campaign_pipeline.ingestion import FILE_SPECS
+
+    raw_dir, data = storage.raw_dir, storage.data_location
+    hint = ""
+    if (data / FILE_SPECS["campaigns"].filename).is_file():
+        # the common slip: the raw folder itself given as the data dir
+        hint = f"; {data} holds the exports itself: pass its parent folder"
+    elif not data.is_local:
+        bucket = str(data).split("://", 1)[1].split("/", 1)[0]
+        if not data.fs.exists(bucket):
+            hint = f"; the bucket {bucket!r} does not exist (or these credentials cannot see it)"
+    return f"{raw_dir}: raw folder not found (expected the four export files there){hint}"
+
+
+@contextmanager
+def _reading_store(location):
+    """An object store that cannot be reached or refuses the credentials ends the command with
+    one line, not the client library's traceback (a local folder's errors are this code's to
+    show)."""
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if location.is_local:
+            raise
+        text = str(error).strip().splitlines()
+        raise UserError(
+            f"{location}: the object store cannot be read ({type(error).__name__}: "
+            f"{text[0] if text else 'no detail'}); check AWS_ENDPOINT_URL and the credentials"
+        ) from None
 
 
 def _salesforce_preflight(settings_file: str | None) -> tuple[dict | None, str | None]:
@@ -268,10 +298,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UserError(f"report: {error}") from None
     from campaign_pipeline import runner
+    from campaign_pipeline.locations import StorageUnavailable
 
     out_dir = runner.resolve_storage(args.data_dir, args.out).published_dir
     try:
-        tables = load_report_tables(out_dir, week)
+        out_dir.require_backend()
+        with _reading_store(out_dir):
+            tables = load_report_tables(out_dir, week)
+    except StorageUnavailable as error:
+        raise UserError(f"report: {error}") from None
     except MissingTablesError as error:
         hint = "run `campaign-pipeline run` for that week first, or pass the right --out"
         raise UserError(f"report: {error.with_hint(hint)}") from None

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline.locations import Location
-from campaign_pipeline_tests._object_store_support import S3_SECRET_KEY
+from campaign_pipeline_tests._object_store_support import S3_SECRET_KEY, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,6 +103,7 @@ def test_run_on_s3_equals_a_run_on_local_folders(tmp_path, s3_server, s3_prefix)
         ("gs://bucket/data", ["gs:// needs gcsfs", "pip install gcsfs"]),
         ("s3://KEYID:hunter2secret@bucket/data", ["credentials in it", "AWS_ACCESS_KEY_ID"]),
         ("{s3_prefix}/nothing", ["{s3_prefix}/nothing/raw: raw folder not found"]),
+        ("s3://no-such-bucket/data", ["raw folder not found", "bucket 'no-such-bucket' does not"]),
     ],
 )
 def test_a_store_that_cannot_be_used_is_one_line_and_exit_2(
@@ -116,3 +117,19 @@ def test_a_store_that_cannot_be_used_is_one_line_and_exit_2(
     for fragment in fragments:
         assert fragment.format(s3_prefix=s3_prefix) in lines[0]
     assert "hunter2secret" not in proc.stdout + proc.stderr
+
+
+def test_a_store_that_cannot_be_reached_is_one_line_for_run_and_report(s3_server, s3_prefix):
+    """botocore's connection error, or a refused key, used to end in its 50-140-line traceback."""
+    dead = s3_server.env | {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    dead["AWS_MAX_ATTEMPTS"] = "1"  # botocore's retries only make the test slower
+    for args in (
+        ("run", "--data-dir", s3_prefix),
+        ("report", "--week", "2025-05-05", "--out", f"{s3_prefix}/out"),
+    ):
+        proc = _cli(*args, env=dead)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert "the object store cannot be read (EndpointConnectionError" in lines[0], lines
+        assert "check AWS_ENDPOINT_URL and the credentials" in lines[0]
+        assert S3_SECRET_KEY not in proc.stdout + proc.stderr
