@@ -40,7 +40,14 @@ def _require_writable(role: str, folder) -> None:
     first write: a probe would cost a request and need delete rights)."""
     import tempfile
 
-    if not folder.is_local:
+    if not folder.is_local:  # a prefix needs no making; a bucket does
+        bucket = _bucket(folder)
+        with _reading_store(folder):
+            if not folder.fs.exists(bucket):
+                raise UserError(
+                    f"{folder}: the {role} folder's bucket {bucket!r} does not exist (or these "
+                    "credentials cannot see it)"
+                )
         return
     path = folder.local_path
     try:
@@ -89,10 +96,14 @@ def _no_raw_folder(storage) -> str:
         # the common slip: the raw folder itself given as the data dir
         hint = f"; {data} holds the exports itself: pass its parent folder"
     elif not data.is_local:
-        bucket = str(data).split("://", 1)[1].split("/", 1)[0]
+        bucket = _bucket(data)
         if not data.fs.exists(bucket):
             hint = f"; the bucket {bucket!r} does not exist (or these credentials cannot see it)"
     return f"{raw_dir}: raw folder not found (expected the four export files there){hint}"
+
+
+def _bucket(location) -> str:
+    return str(location).split("://", 1)[1].split("/", 1)[0]
 
 
 @contextmanager

@@ -133,3 +133,19 @@ def test_a_store_that_cannot_be_reached_is_one_line_for_run_and_report(s3_server
         assert "the object store cannot be read (EndpointConnectionError" in lines[0], lines
         assert "check AWS_ENDPOINT_URL and the credentials" in lines[0]
         assert S3_SECRET_KEY not in proc.stdout + proc.stderr
+
+
+def test_an_out_dir_in_a_bucket_that_does_not_exist_is_named_before_the_run(s3_server, s3_prefix):
+    raw = Location(f"{s3_prefix}/raw")
+    for path in sorted((REPO / "data" / "raw").glob("*.csv")):
+        (raw / path.name).write_bytes(path.read_bytes())
+    proc = _cli(
+        "run", "--data-dir", s3_prefix, "--out", "s3://no-such-bucket/out", env=s3_server.env
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0] == (
+        "error: s3://no-such-bucket/out: the out folder's bucket 'no-such-bucket' does not exist "
+        "(or these credentials cannot see it)"
+    )
+    assert "raw_campaigns" not in proc.stdout  # nothing ran
