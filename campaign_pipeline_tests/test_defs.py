@@ -74,13 +74,6 @@ ASSETS = {
 }
 
 # Weeks of daily metrics before the judged week each weekly asset reads.
-DAILY_HISTORY_WEEKS = {
-    "weekly_campaign_metrics": 1,
-    "anomaly_flags": 8,
-    "campaign_health": 4,
-    "weekly_report": 3,  # the anomaly charts' 28 days
-}
-
 CHECKS = {
     **{
         f"validated_{name}": {"row_accounting", "schema"}
@@ -147,12 +140,35 @@ def test_weekly_partitions_start_monday_and_cover_the_earliest_accepted_date(gra
         assert partitions.cron_schedule.endswith(" * * 1")  # weeks start on Mondays
 
 
-def test_history_windows_of_the_weekly_assets(graph):
-    daily = dg.AssetKey("daily_campaign_metrics")
-    for name, weeks in DAILY_HISTORY_WEEKS.items():
-        mapping = graph.get_partition_mapping(dg.AssetKey(name), daily)
-        assert isinstance(mapping, dg.TimeWindowPartitionMapping), name
-        assert (mapping.start_offset, mapping.end_offset) == (-weeks, 0), name
+def test_a_backfill_of_weeks_picked_in_the_ui_targets_those_weeks_and_no_other(graph):
+    """The UI's Materialize > partition range over the weekly assets. A history window declared
+    as a partition mapping (anomaly_flags on 8 weeks of daily metrics) made the backfill also
+    target the 8 weeks after the range, in several runs: every weekly asset depends on the
+    same week of its upstreams, and reads their history itself."""
+    import time
+
+    from dagster._core.execution.asset_backfill import AssetBackfillData
+
+    weekly = [dg.AssetKey(name) for name in WEEKLY]
+    for key in weekly:
+        for upstream in graph.get(key).parent_keys:
+            if graph.get(upstream).partitions_def is not None:
+                mapping = graph.get_partition_mapping(key, upstream)
+                assert isinstance(mapping, dg.TimeWindowPartitionMapping), (key, upstream)
+                assert (mapping.start_offset, mapping.end_offset) == (0, 0), (key, upstream)
+    weeks = ["2025-03-03", "2025-03-10", "2025-03-17"]
+    with dg.instance_for_test() as instance:
+        backfill = AssetBackfillData.from_asset_partitions(
+            asset_graph=graph,
+            partition_names=weeks,
+            asset_selection=weekly,
+            dynamic_partitions_store=instance,
+            backfill_start_timestamp=time.time(),
+            all_partitions=False,
+        )
+    for key in weekly:
+        targeted = backfill.target_subset.get_partitions_subset(key).get_partition_keys()
+        assert sorted(targeted) == weeks, key.to_user_string()
 
 
 def test_asset_checks_and_which_block(graph):

@@ -9,7 +9,6 @@ from pydantic import Field
 from campaign_pipeline.assets.common import (
     RunWeeks,
     check_stored_weeks,
-    daily_history,
     history_weeks,
     progress_logger,
     read_weeks,
@@ -105,7 +104,7 @@ def _history_never_materialized(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        daily_history(detector_history_weeks(_DEFAULTS)),
+        "daily_campaign_metrics",
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},

@@ -29,18 +29,13 @@ def history_weeks(days: int) -> int:
     return math.ceil(days / 7)
 
 
-def daily_history(weeks_before: int) -> dg.AssetDep:
-    """Depend on the same week's daily metrics and ``weeks_before`` earlier weeks.
-
-    Weeks never materialized are allowed: they only shorten the history a detector or a
-    trailing window sees, which the readers handle (fewer judgements, never false alarms).
-    """
-    return dg.AssetDep(
-        "daily_campaign_metrics",
-        partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-weeks_before, allow_nonexistent_upstream_partitions=True
-        ),
-    )
+# A weekly asset reads history of its upstream tables (anomaly_flags 8 weeks of daily metrics,
+# campaign_health 4, the report last week's buckets and totals), but declares a dependency on
+# the same week only. A history window declared as a partition mapping (start_offset=-8) makes
+# Dagster's asset backfill of weeks A..B also target every later week that reads them as
+# history: a range picked in the UI grew by 8 weeks, split into several runs, and failed on, or
+# would silently recompute and export, weeks nobody picked. The readers handle history weeks
+# that were never materialized themselves (fewer judgements, and a warning naming them).
 
 
 # How often a long step says how far it is: often enough that a run of minutes is not silent,

@@ -11,7 +11,6 @@ from campaign_pipeline import health, metrics
 from campaign_pipeline.assets.common import (
     RunWeeks,
     check_stored_weeks,
-    daily_history,
     history_weeks,
     read_weeks,
     require_run_weeks,
@@ -134,7 +133,7 @@ def _health_of_block(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        daily_history(history_weeks(DEFAULT_WINDOW_DAYS)),
+        "daily_campaign_metrics",
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},

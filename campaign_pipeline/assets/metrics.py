@@ -15,7 +15,6 @@ from campaign_pipeline.assets.common import (
     RunWeeks,
     check_stored_weeks,
     column_total,
-    daily_history,
     read_weeks,
     reconcile_check,
     require_run_weeks,
@@ -167,7 +166,7 @@ def daily_campaign_metrics(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        daily_history(1),
+        "daily_campaign_metrics",
         "validated_campaigns",
     ],
     kinds={"pandas", "parquet"},

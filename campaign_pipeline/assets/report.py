@@ -4,7 +4,7 @@ to ``<out>/weekly_report/<week_start>.html`` from the week's published tables.""
 import dagster as dg
 from pydantic import Field
 
-from campaign_pipeline.assets.common import RunWeeks, daily_history, progress_logger
+from campaign_pipeline.assets.common import RunWeeks, progress_logger
 from campaign_pipeline.parallel import worker_processes
 from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.report import (
@@ -13,19 +13,8 @@ from campaign_pipeline.report import (
     write_report_page,
 )
 from campaign_pipeline.report.build import MAX_FLAG_CHARTS
-from campaign_pipeline.report.files import DAILY_WEEKS_BEFORE, REPORT_FOLDER, WEEKLY_WEEKS_BEFORE
+from campaign_pipeline.report.files import REPORT_FOLDER
 from campaign_pipeline.resources.storage import PipelineStorage
-
-
-def _with_weeks_before(asset: str, weeks: int) -> dg.AssetDep:
-    """The same week of ``asset`` and ``weeks`` weeks before it (missing ones allowed: the
-    first week has no week before it)."""
-    return dg.AssetDep(
-        asset,
-        partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-weeks, allow_nonexistent_upstream_partitions=True
-        ),
-    )
 
 
 class ReportConfig(dg.Config):
@@ -44,11 +33,13 @@ class ReportConfig(dg.Config):
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[
-        _with_weeks_before("campaign_health", 1),  # last week's buckets, for the change
+        # each also read for earlier weeks (last week's buckets and totals, the charts' history:
+        # report.files), declared for the same week only (assets/common.py says why)
+        "campaign_health",
         "anomaly_flags",
-        _with_weeks_before("weekly_totals", 1),  # last week's totals, for week over week
-        _with_weeks_before("weekly_campaign_metrics", WEEKLY_WEEKS_BEFORE),  # week-flag charts
-        daily_history(DAILY_WEEKS_BEFORE),  # day-flag charts: the 28 days to the week's end
+        "weekly_totals",
+        "weekly_campaign_metrics",
+        "daily_campaign_metrics",
         "quarantine",
     ],
     kinds={"html"},

@@ -10,7 +10,6 @@ import dagster as dg
 import pytest
 
 from campaign_pipeline.assets.report import weekly_report
-from campaign_pipeline.definitions import defs
 from campaign_pipeline.report import build, build_weekly_report, load_report_tables, report_path
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests.builders import failed_alone
@@ -26,20 +25,6 @@ def test_the_pipeline_wrote_every_weeks_page_as_the_builder_builds_it(published_
     for week in (published_sample.weeks[0], busiest_week(out)):
         written = report_path(out, week).read_text(encoding="utf-8")
         assert written == build_weekly_report(load_report_tables(out, week)).html, week
-
-
-def test_the_report_reads_last_weeks_buckets_and_totals_and_the_charts_history():
-    graph = defs.resolve_asset_graph()
-    key = dg.AssetKey("weekly_report")
-    for upstream, weeks in {
-        "campaign_health": 1,
-        "weekly_totals": 1,
-        "weekly_campaign_metrics": 8,
-        "daily_campaign_metrics": 3,
-    }.items():
-        mapping = graph.get_partition_mapping(key, dg.AssetKey(upstream))
-        assert isinstance(mapping, dg.TimeWindowPartitionMapping), upstream
-        assert (mapping.start_offset, mapping.end_offset) == (-weeks, 0), upstream
 
 
 @pytest.fixture
