@@ -226,3 +226,21 @@ def test_every_job_releases_memory_after_each_step():
     for name in JOBS:
         hooks = {hook.name for hook in defs.resolve_job_def(name).hook_defs}
         assert hooks == {"release_memory", "release_memory_after_failure"}, name
+
+
+def test_the_launchpad_refuses_a_detection_choice_that_is_not_one():
+    """A sensitivity of 'extreme' used to launch, then fail inside the step."""
+    from typing import get_args
+
+    from campaign_pipeline.assets.anomalies import AnomalyConfig
+    from campaign_pipeline.detection.settings import MULTIPLE_TESTING, SENSITIVITIES
+
+    fields = AnomalyConfig.model_fields
+    assert get_args(fields["sensitivity"].annotation) == SENSITIVITIES
+    assert get_args(fields["multiple_testing"].annotation) == MULTIPLE_TESTING
+    job = defs.resolve_job_def("weekly_assets_job")
+    config = {"ops": {"anomaly_flags": {"config": {"sensitivity": "high"}}}}
+    dg.validate_run_config(job, config)
+    config["ops"]["anomaly_flags"]["config"]["sensitivity"] = "extreme"
+    with pytest.raises(dg.DagsterInvalidConfigError, match="not in enum type"):
+        dg.validate_run_config(job, config)

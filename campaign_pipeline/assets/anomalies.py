@@ -1,6 +1,7 @@
 """Anomaly flags per week, judged causally on the trailing history of stored daily metrics."""
 
 import tempfile
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
@@ -48,8 +49,9 @@ def detector_history_weeks(settings: DetectionSettings) -> int:
 class AnomalyConfig(dg.Config):
     """The knobs users change most; every other threshold keeps DetectionSettings' default."""
 
-    sensitivity: str = _DEFAULTS.sensitivity
-    multiple_testing: str = _DEFAULTS.multiple_testing
+    # choices, not free text: the launchpad refuses another value before the run starts
+    sensitivity: Literal["low", "medium", "high"] = _DEFAULTS.sensitivity
+    multiple_testing: Literal["bh", "bonferroni", "none"] = _DEFAULTS.multiple_testing
     fdr: float = _DEFAULTS.fdr
     min_history_days: int = _DEFAULTS.min_history_days
     baseline_days: int = _DEFAULTS.baseline_days
