@@ -34,7 +34,24 @@ def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, max_width: i
     return shown.to_markdown(index=False)
 
 
-def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
+def table_schema(frame: pd.DataFrame, model=None) -> dg.TableSchema:
+    """The columns as stored, for the UI's Columns tab: a text column is ``string`` (pandas
+    holds it as ``object``; the Parquet files store strings), and each column has the
+    description of the pandera ``model`` the table is validated with, when given."""
+    described = {}
+    if model is not None:
+        described = {name: column.description for name, column in model.to_schema().columns.items()}
+
+    def kind(column: str, dtype) -> str:
+        if pd.api.types.is_object_dtype(dtype) and (
+            pd.api.types.infer_dtype(frame[column], skipna=True) == "string"
+        ):
+            return "string"
+        return str(dtype)
+
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+        columns=[
+            dg.TableColumn(name=str(c), type=kind(c, t), description=described.get(c))
+            for c, t in frame.dtypes.items()
+        ]
     )

@@ -44,3 +44,23 @@ def test_preview_never_shows_personal_data():
     assert (
         "Ann" not in shown and "example.com" not in shown and "555" not in shown and "NEW" in shown
     )
+
+
+def test_the_column_schema_names_text_as_string_and_describes_each_column():
+    """The UI's Columns tab showed pandas' 'object' for text and no descriptions."""
+    from campaign_pipeline.metadata import table_schema
+    from campaign_pipeline.metric_schemas import WeeklyTotals
+
+    frame = pd.DataFrame(
+        {"scope": ["all", None], "n_campaigns": [1.0, 2.0], "mixed": ["a", 1]}, dtype=object
+    ).astype({"n_campaigns": "float64"})
+    columns = {c.name: c for c in table_schema(frame, WeeklyTotals).columns}
+    assert [columns[c].type for c in ("scope", "n_campaigns", "mixed")] == [
+        "string",
+        "float64",
+        "object",
+    ]
+    described = WeeklyTotals.to_schema().columns
+    assert columns["n_campaigns"].description == described["n_campaigns"].description
+    assert columns["n_campaigns"].description  # the model describes it
+    assert columns["mixed"].description is None  # not a column of the model

@@ -182,4 +182,5 @@ def anomaly_flags(
             "history_days_read": history_days_read,
             "history_weeks_never_materialized": len(unread),
         },
+        model=AnomalyFlags,
     )

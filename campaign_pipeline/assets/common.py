@@ -243,9 +243,11 @@ def weekly_result(
     check_results: Sequence[dg.AssetCheckResult] = (),
     preview: pd.DataFrame | None = None,
     metadata: Mapping[str, object] | None = None,
+    model=None,
 ) -> dg.MaterializeResult:
     """What every weekly asset reports: rows in total and per week, where the files are, a
-    Markdown preview (``preview``, else the first rows of ``frame``) and the column schema."""
+    Markdown preview (``preview``, else the first rows of ``frame``) and the column schema
+    (described by the pandera ``model`` the table is validated with)."""
     return dg.MaterializeResult(
         check_results=list(check_results),
         metadata={
@@ -253,7 +255,7 @@ def weekly_result(
             "rows_per_week": dg.MetadataValue.json(dict(counts)),
             "path": dg.MetadataValue.path(str(storage.published_dir / table)),
             "preview": dg.MetadataValue.md(markdown_preview(frame if preview is None else preview)),
-            "dagster/column_schema": table_schema(frame),
+            "dagster/column_schema": table_schema(frame, model),
             **(metadata or {}),
         },
     )

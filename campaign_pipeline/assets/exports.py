@@ -247,6 +247,7 @@ def export_ledger(
                 {f"{d} {s}": int(n) for (d, s), n in by_status.items()}
             ),
         },
+        model=ExportLedgerTable,
     )
 
 

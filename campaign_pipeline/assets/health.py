@@ -190,4 +190,5 @@ def campaign_health(
             "became_bad_or_hero": dg.MetadataValue.json(newly),
             "action_summary": dg.MetadataValue.md(summaries[-1].to_markdown(index=False)),
         },
+        model=CampaignHealth,
     )

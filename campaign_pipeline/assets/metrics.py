@@ -157,7 +157,12 @@ def daily_campaign_metrics(
         ),
     ]
     return weekly_result(
-        storage, "daily_campaign_metrics", first_rows, counts, check_results=checks
+        storage,
+        "daily_campaign_metrics",
+        first_rows,
+        counts,
+        check_results=checks,
+        model=metric_schemas.DailyCampaignMetrics,
     )
 
 
@@ -218,7 +223,12 @@ def weekly_campaign_metrics(
         ),
     ]
     return weekly_result(
-        storage, "weekly_campaign_metrics", first_rows, counts, check_results=checks
+        storage,
+        "weekly_campaign_metrics",
+        first_rows,
+        counts,
+        check_results=checks,
+        model=metric_schemas.WeeklyCampaignMetrics,
     )
 
 
@@ -276,7 +286,14 @@ def weekly_totals(
             },
         ),
     ]
-    return weekly_result(storage, "weekly_totals", totals, counts, check_results=checks)
+    return weekly_result(
+        storage,
+        "weekly_totals",
+        totals,
+        counts,
+        check_results=checks,
+        model=metric_schemas.WeeklyTotals,
+    )
 
 
 @dg.asset(
