@@ -136,8 +136,9 @@ class Location:
         elif "@" in self._path.split("/", 1)[0]:
             # never echo the URL: it is printed, logged and stored in run config
             raise StorageUnavailable(
-                f"a {self.protocol}:// URL with credentials in it: give the store's credentials "
-                "in environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)"
+                f"an object-store URL ({self.protocol}://) with credentials in it: give the "
+                "store's credentials in environment variables (AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, ...)"
             )
 
     # --- naming ------------------------------------------------------------------------
