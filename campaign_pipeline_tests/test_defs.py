@@ -244,3 +244,15 @@ def test_the_launchpad_refuses_a_detection_choice_that_is_not_one():
     config["ops"]["anomaly_flags"]["config"]["sensitivity"] = "extreme"
     with pytest.raises(dg.DagsterInvalidConfigError, match="not in enum type"):
         dg.validate_run_config(job, config)
+
+
+def test_a_health_window_of_no_days_is_refused():
+    """window_days 0 or below judged nothing and wrote the week's campaign_health empty."""
+    import pydantic
+
+    from campaign_pipeline.assets.health import HealthConfig
+
+    assert HealthConfig(window_days=1).window_days == 1
+    for days in (0, -5):
+        with pytest.raises(pydantic.ValidationError, match="greater than or equal to 1"):
+            HealthConfig(window_days=days)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from campaign_pipeline import health, metrics
 from campaign_pipeline.assets.common import (
@@ -33,9 +34,10 @@ class HealthConfig(dg.Config):
     """Which window the buckets judge, the benchmark scope and the seed's thresholds."""
 
     window: Literal["trailing", "lifetime"] = "trailing"
-    window_days: int = DEFAULT_WINDOW_DAYS
+    window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1)
     """Trailing days ending on the week's Sunday: four weeks smooths a single odd week while
-    still reacting within a month."""
+    still reacting within a month. At least 1: a window of no days judged nothing and wrote the
+    week empty."""
     benchmark_scope: str = _RULES.benchmark_scope
     """platform_wide, or platform / user_id / project_name: whom a campaign is compared with."""
     # The seed's thresholds; the reason of each default is on ``health.HealthRules``.
