@@ -238,6 +238,30 @@ def _fmt_percent(v: np.ndarray) -> np.ndarray:
     return text.where(known, "unknown").to_numpy(dtype=object)
 
 
+def _apart(kind: str, value: pd.Series, *thresholds: pd.Series) -> list[pd.Series]:
+    """Texts of a number and of the thresholds it is compared with, each in its usual rounding
+    (``kind`` "percent" or "amount"), with more decimals on the rows where that rounding would
+    print a number and a different threshold alike ("14.9% below the P75 of 14.9%")."""
+    fmt = _fmt_percent if kind == "percent" else _fmt_amount
+    texts = [fmt(s) for s in (value, *thresholds)]
+    alike = np.zeros(len(value), dtype=bool)
+    for threshold, text in zip(thresholds, texts[1:], strict=True):
+        differ = (threshold != value) & np.isfinite(threshold) & np.isfinite(value)
+        alike |= ((text == texts[0]) & differ).to_numpy(dtype=bool)
+    for row in np.flatnonzero(alike):  # rare: a few rows of a year
+        numbers = [float(s.iloc[row]) for s in (value, *thresholds)]
+        for decimals in range(2, 10):
+            shown = [
+                f"{100 * x:,.{decimals}f}%" if kind == "percent" else f"{x:,.{decimals}f}"
+                for x in numbers
+            ]
+            if all(shown[0] != t or numbers[0] == x for t, x in zip(shown[1:], numbers[1:])):
+                break
+        for text, one in zip(texts, shown, strict=True):
+            text.iloc[row] = one
+    return texts
+
+
 @_each_distinct
 def _fmt_count(v: np.ndarray) -> np.ndarray:
     """A count as a whole number ("1,250"); "unknown" for NaN."""
@@ -383,16 +407,17 @@ def _bad_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
     relation = pd.Series(
         np.where(n["cpl"] > n["p75"], " above the ", " at the "), index=n.index, dtype=object
     )
+    cpl, p75 = _apart("amount", n["cpl"], n["p75"])
     return (
         _fmt_count(n["leads"])
         + " leads, "
         + _fmt_count(n["converted"])
         + " converted, CPL "
-        + _fmt_amount(n["cpl"])
+        + cpl
         + relation
         + _level_name(rules.bad_cpl_quantile)
         + " of "
-        + _fmt_amount(n["p75"])
+        + p75
     )
 
 
@@ -410,19 +435,21 @@ def _top_converter_reason(
         index=n.index,
         dtype=object,
     )
+    conv, c75 = _apart("percent", n["conv"], n["c75"])
+    cpl, limit = _apart("amount", n["cpl"], n[cpl_column])
     return (
         "conversion rate "
-        + _fmt_percent(n["conv"])
+        + conv
         + " >= "
         + top
         + " of "
-        + _fmt_percent(n["c75"])
+        + c75
         + " and CPL "
-        + _fmt_amount(n["cpl"])
+        + cpl
         + " <= "
         + _level_name(cpl_level)
         + " of "
-        + _fmt_amount(n[cpl_column]),
+        + limit,
         note,
     )
 
@@ -439,13 +466,14 @@ def _good_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
         + " (above the "
         + _level_name(rules.hero_cpl_quantile)
         + " of "
-        + _fmt_amount(n["p25"])
+        + _apart("amount", n["cpl"], n["p25"])[1]
         + ")"
         + note
     )
 
 
 def _mixed_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
+    cpl, p50 = _apart("amount", n["cpl"], n["p50"])
     return (
         "converting ("
         + _fmt_count(n["converted"])
@@ -454,11 +482,11 @@ def _mixed_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
         + " leads, "
         + _fmt_percent(n["conv"])
         + ") but CPL "
-        + _fmt_amount(n["cpl"])
+        + cpl
         + " above the "
         + _level_name(rules.median_cpl_quantile)
         + " of "
-        + _fmt_amount(n["p50"])
+        + p50
     )
 
 
@@ -468,7 +496,8 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
         n[c].to_numpy() for c in ("leads", "conv", "cpl", "p50", "p75", "c75")
     )
     unknown = "CPL, conversion rate or benchmark unknown"
-    p50_s = _fmt_amount(n["p50"])
+    cpl_s, p75_s, p50_s = _apart("amount", n["cpl"], n["p75"], n["p50"])
+    conv_s, c75_s = _apart("percent", n["conv"], n["c75"])
     with np.errstate(invalid="ignore"):
         missing = np.isnan(cpl) | np.isnan(conv) | np.isnan(p50)
         not_bad = _first(
@@ -485,10 +514,7 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
                 ),
                 (
                     ~(cpl >= p75),
-                    "CPL below the "
-                    + _level_name(rules.bad_cpl_quantile)
-                    + " of "
-                    + _fmt_amount(n["p75"]),
+                    "CPL below the " + _level_name(rules.bad_cpl_quantile) + " of " + p75_s,
                 ),
             ],
         )
@@ -501,7 +527,7 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
                     "conversion rate below the "
                     + _level_name(rules.top_conversion_quantile)
                     + " of "
-                    + _fmt_percent(n["c75"]),
+                    + c75_s,
                 ),
                 (
                     ~(cpl <= p50),
@@ -534,9 +560,9 @@ def _no_rule_reason(n: pd.DataFrame, rules: HealthRules) -> pd.Series:
         + " leads, "
         + _fmt_count(n["converted"])
         + " converted ("
-        + _fmt_percent(n["conv"])
+        + conv_s
         + "), CPL "
-        + _fmt_amount(n["cpl"])
+        + cpl_s
         + ": not BAD ("
         + not_bad
         + "), not HERO/GOOD ("

@@ -640,3 +640,19 @@ quantile_level = st.one_of(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.floa
 )
 def test_matches_row_by_row_reference_under_any_configuration(rows, rules):
     assert_matches_reference(frame_of(rows), rules)
+
+
+def test_a_number_and_a_different_threshold_never_print_alike():
+    """A conversion rate of 14.8936% 'below the P75 of' 14.9076% printed both as 14.9%."""
+    from campaign_pipeline.health import _apart
+
+    conv = pd.Series([0.148936, 0.2, 0.149076, np.nan])
+    c75 = pd.Series([0.149076, 0.149076, 0.149076, 0.149076])
+    conv_text, c75_text = _apart("percent", conv, c75)
+    assert list(conv_text) == ["14.89%", "20.0%", "14.9%", "unknown"]
+    assert list(c75_text) == ["14.91%", "14.9%", "14.9%", "14.9%"]  # equal values print alike
+    cpl, p75, p50 = _apart(
+        "amount", pd.Series([1433.4, 17.5]), pd.Series([1433.2, 18.0]), pd.Series([900.0, 17.5])
+    )
+    assert list(cpl) == ["1,433.40", "17.5"] and list(p75) == ["1,433.20", "18"]
+    assert list(p50) == ["900.00", "17.5"]
