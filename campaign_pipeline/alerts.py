@@ -54,6 +54,11 @@ class AlertSettings:
     # Slack truncates long section text (3000 chars); explanations are cut well before.
     max_explanation_chars: int = 600
 
+    def worst_case_seconds(self) -> float:
+        """The longest one post can take: every attempt timing out, with the pauses between."""
+        pauses = sum(min(self.max_backoff_seconds, 2**k) for k in range(self.retries))
+        return (self.retries + 1) * self.timeout_seconds + pauses
+
     def __post_init__(self) -> None:
         if self.min_severity not in SEVERITY_RANK:
             raise ValueError(f"min_severity must be one of {SEVERITIES}, not {self.min_severity!r}")
@@ -63,6 +68,12 @@ class AlertSettings:
 
 class AlertPostError(RuntimeError):
     """A webhook post failed; the message names the host only, never the full URL."""
+
+
+class AlertUnconfirmed(AlertPostError):
+    """The webhook took the request but gave no answer in time: the message may have arrived,
+    so it is not sent again (a webhook slower than the timeout would get every message once
+    per attempt, tick after tick)."""
 
 
 def webhook_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
@@ -231,7 +242,8 @@ def post_json(
     """POST ``payload`` as JSON; return the status code of the accepted answer (2xx).
 
     Retries 429, 5xx and connection errors ``settings.retries`` times; anything else, or
-    the last failure, raises ``AlertPostError`` naming the host only.
+    the last failure, raises ``AlertPostError`` naming the host only. A request sent whose
+    answer did not come within the timeout raises ``AlertUnconfirmed`` at once.
     """
     http = session or requests.Session()
     where = redact_url(url)
@@ -239,6 +251,11 @@ def post_json(
     for attempt in range(1, attempts + 1):
         try:
             response = http.post(url, json=payload, timeout=settings.timeout_seconds)
+        except requests.exceptions.ReadTimeout:
+            raise AlertUnconfirmed(
+                f"no answer from {where} within {settings.timeout_seconds:g} s; the message may "
+                "have arrived, so it is not sent again"
+            ) from None
         except requests.RequestException as error:  # its text contains the URL: do not pass it on
             reason = f"{type(error).__name__} posting to {where}"
             if attempt == attempts:

@@ -178,9 +178,12 @@ def build_anomaly_alert_sensor(
     # A sensor turned on for the first time looks back this far, so an old backlog of
     # flags does not flood the channel; flags older than that are in the table anyway.
     first_tick_lookback_seconds: float = 7 * 24 * 3600,
-    # Bounds the posts per tick so a tick stays well inside Dagster's 60 s tick limit;
-    # whatever is left is posted on the next tick.
+    # Bounds the posts per tick; whatever is left is posted on the next tick.
     max_messages_per_tick: int = 10,
+    # A post starts only if it can end, at its worst (settings.worst_case_seconds: every try
+    # timing out), this many seconds into the tick: Dagster ends a tick at 60 s and then keeps
+    # none of its cursor, so every message the tick had posted would be posted again.
+    tick_budget_seconds: float = 50.0,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
     """Posts high and critical anomaly flags to ALERT_WEBHOOK_URL, each flag once.
@@ -234,6 +237,7 @@ def build_anomaly_alert_sensor(
 
         messages_sent = flags_sent = 0
         last_done = after
+        started = time.monotonic()
         for record in records:
             path = _flags_path(record, storage)
             if path is None or not path.is_file():
@@ -242,17 +246,26 @@ def build_anomaly_alert_sensor(
                 )
                 last_done = record.storage_id
                 continue
-            flags = alerts.alertable_flags(read_parquet(path), settings.min_severity)
+            try:
+                flags = alerts.alertable_flags(read_parquet(path), settings.min_severity)
+            except Exception as error:  # an unreadable file or a store error: keep what was posted
+                save(last_done)
+                reason = f"{path} cannot be read ({type(error).__name__}); retried next tick"
+                context.log.warning(reason)
+                return dg.SkipReason(f"posted {flags_sent} flag(s), then: {reason}")
             pending = flags.loc[~flags["flag_key"].isin(posted)]
             week = record.partition_key or "unpartitioned"
             for keys, payload in alerts.build_flag_messages(
                 pending, settings, context=f"week {week}"
             ):
-                if messages_sent >= max_messages_per_tick:
+                late = time.monotonic() - started + settings.worst_case_seconds()
+                if messages_sent >= max_messages_per_tick or late > tick_budget_seconds:
                     save(last_done)
                     return dg.SkipReason(f"posted {flags_sent} flag(s); more next tick")
                 try:
                     alerts.post_json(url, payload, settings)
+                except alerts.AlertUnconfirmed as error:
+                    context.log.warning(f"counted as posted: {error}")
                 except alerts.AlertPostError as error:
                     save(last_done)
                     context.log.warning(f"alert post failed, retried next tick: {error}")
@@ -301,19 +314,40 @@ def build_run_failure_alert_sensor(
                 "not posted"
             )
         run = context.dagster_run
-        steps = sorted(
-            {event.step_key for event in context.get_step_failure_events() if event.step_key}
-        )
+        failures = context.get_step_failure_events()
+        steps = sorted({event.step_key for event in failures if event.step_key})
         payload = alerts.build_run_failure_message(
             run.job_name,
             run.run_id,
-            context.failure_event.message,
+            _first_step_error(failures) or context.failure_event.message,
             partition=run_weeks(run.tags),
             step_keys=steps,
             ui_base_url=os.environ.get(UI_URL_ENV) or None,
         )
-        # An AlertPostError fails this tick; Dagster evaluates the same failure again next tick.
+        # An AlertPostError fails this tick, and Dagster records it there, but moves past the
+        # run all the same: a failure whose every try failed is not posted again.
         alerts.post_json(url, payload, settings)
         return None
 
     return run_failure_alert_sensor
+
+
+def _first_step_error(failures) -> str | None:
+    """The error the first failed step raised ("insights.csv, column 'spend': required column
+    missing"), not the run's own line ("Execution of run ... failed. Steps failed: [...]"),
+    which says nothing an on-call person can act on. Dagster wraps an asset's exception
+    ("Error occurred while executing op ..."); the exception itself is its cause."""
+    for event in failures:
+        error = event.step_failure_data.error if event.step_failure_data else None
+        while (
+            error is not None
+            and error.cause is not None
+            and (error.cls_name == "DagsterExecutionStepExecutionError")
+        ):
+            error = error.cause
+        if error is not None:
+            # the message starts with the exception's dotted class path: keep its name only
+            head, sep, rest = error.message.strip().partition(": ")
+            name = head.rsplit(".", 1)[-1] if sep and " " not in head else None
+            return f"{event.step_key}: " + (f"{name}: {rest}" if name else error.message.strip())
+    return None

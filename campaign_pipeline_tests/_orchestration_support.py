@@ -110,13 +110,14 @@ class WebhookListener:
     """An HTTP server on 127.0.0.1 (ephemeral port) that records JSON bodies it receives.
 
     ``statuses`` are answered first, in order (e.g. [503] to make the first post fail);
-    after that every post gets 200.
+    after that every post gets 200. ``delay``: seconds before each answer (a slow webhook).
     """
 
-    def __init__(self, statuses: list[int] | None = None):
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0):
         import http.server
         import json
         import threading
+        import time
 
         self.bodies: list[dict] = []
         self.paths: list[str] = []
@@ -130,6 +131,7 @@ class WebhookListener:
                 status = listener._statuses.pop(0) if listener._statuses else 200
                 listener.bodies.append(body)
                 listener.paths.append(self.path)
+                time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()

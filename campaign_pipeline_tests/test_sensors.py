@@ -226,6 +226,63 @@ def test_alert_sensor_bounds_messages_per_tick(instance, storage, monkeypatch):
     assert len(hook.bodies) == 3 and len(set(map(tuple, _posted_flags(hook.bodies)))) == 3
 
 
+def test_alert_sensor_never_posts_again_what_a_slow_webhook_took(instance, storage, monkeypatch):
+    """A webhook that answers after the timeout got each message once per attempt (3 a
+    tick), tick after tick; a request sent without an answer is now counted as posted."""
+    sensor = build_anomaly_alert_sensor(settings=alerts.AlertSettings(timeout_seconds=0.2))
+    _materialize_weeks(instance, storage, "2024-01-08")
+    with WebhookListener(delay=0.6) as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        first = _tick(sensor, instance, storage)
+        second = _tick(sensor, instance, storage, cursor=first.cursor)
+        time.sleep(0.7)  # the listener records a body before its delay
+    assert len(hook.bodies) == 1 and len(_posted_flags(hook.bodies)) == 3
+    assert len(json.loads(first.cursor)["posted"]) == 3
+    assert "no new high-or-worse flag" in second.skip_message
+
+
+def test_alert_sensor_ends_its_tick_in_time_and_posts_the_rest_next_tick(
+    instance, storage, monkeypatch
+):
+    """Dagster ends a tick at 60 s and keeps none of its cursor: a tick that ran over posted
+    its messages again on every following tick. A post starts only if it can end in time."""
+    settings = alerts.AlertSettings(max_flags_per_message=1, timeout_seconds=0.5, retries=0)
+    sensor = build_anomaly_alert_sensor(settings=settings, tick_budget_seconds=0.9)
+    _materialize_weeks(instance, storage, "2024-01-08")
+    with WebhookListener(delay=0.3) as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        cursor, posted_per_tick = None, []
+        for _ in range(4):
+            result = _tick(sensor, instance, storage, cursor=cursor)
+            cursor = result.cursor
+            posted_per_tick.append(len(hook.bodies) - sum(posted_per_tick))
+    assert 1 <= posted_per_tick[0] < 3  # the third post could not have ended in 0.9 s
+    flags = _posted_flags(hook.bodies)
+    assert len(flags) == len(set(flags)) == 3
+
+
+def test_alert_sensor_keeps_what_it_posted_when_a_weeks_file_cannot_be_read(
+    instance, storage, monkeypatch
+):
+    """An unreadable file raised out of the tick, so its cursor was lost and the weeks
+    before it were posted again on every tick."""
+    sensor = build_anomaly_alert_sensor()
+    _materialize_weeks(instance, storage, "2024-01-08", "2024-01-15")
+    broken = storage.table_path("anomaly_flags", "2024-01-15")
+    good = broken.read_bytes()
+    broken.write_bytes(b"not parquet")
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        first = _tick(sensor, instance, storage)
+        assert "cannot be read (ArrowInvalid); retried next tick" in first.skip_message
+        second = _tick(sensor, instance, storage, cursor=first.cursor)
+        assert len(_posted_flags(hook.bodies)) == 3  # the first week's, once
+        broken.write_bytes(good)
+        _tick(sensor, instance, storage, cursor=second.cursor)
+    flags = _posted_flags(hook.bodies)
+    assert len(flags) == len(set(flags)) == 6
+
+
 # --- failed runs ---------------------------------------------------------------------------
 
 
@@ -251,6 +308,11 @@ def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
     text = body["blocks"][0]["text"]["text"]
     assert "toy_failing_job" in body["text"]
     assert result.run_id in text and "`toy_failing`" in text
+    # the step's own error, not Dagster's 'Execution of run ... failed. Steps failed: [...]'
+    error_line = next(line for line in text.splitlines() if line.startswith("error: "))
+    assert error_line == (
+        "error: toy_failing: Failure: toy failure: the export endpoint refused the batch"
+    ), error_line
 
 
 def test_run_failure_sensor_without_webhook_skips(instance, monkeypatch):
@@ -331,3 +393,19 @@ def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_we
         )
     )
     assert not tick.run_requests and result.run_id in tick.skip_message
+
+
+def test_a_failure_alert_names_the_exception_an_asset_raised(instance):
+    """Dagster wraps an asset's exception; the alert shows the exception, not the wrapper."""
+    from campaign_pipeline.sensors import _first_step_error
+
+    @dg.asset
+    def validated_insights_probe():
+        raise ValueError("insights.csv, column 'spend': required column missing")
+
+    result = dg.materialize([validated_insights_probe], instance=instance, raise_on_error=False)
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert _first_step_error(failures) == (
+        "validated_insights_probe: ValueError: insights.csv, column 'spend': required column "
+        "missing"
+    )
