@@ -66,6 +66,17 @@ class AlertSettings:
             raise ValueError("max_flags_per_message must be at least 1")
 
 
+def _listed(names: list[str], limit: int) -> str:
+    """Names joined by commas within about ``limit`` characters, cut between names, never in
+    one ("c1, c2, and 7 more")."""
+    shown: list[str] = []
+    for name in names:
+        if len(", ".join([*shown, name])) > limit:
+            return ", ".join(shown) + f", and {len(names) - len(shown)} more"
+        shown.append(name)
+    return ", ".join(shown)
+
+
 class AlertPostError(RuntimeError):
     """A webhook post failed; the message names the host only, never the full URL."""
 
@@ -191,7 +202,7 @@ def build_flag_messages(
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(context)}]}
             )
         blocks.extend(flag_block(record, settings) for record in chunk)
-        fallback = f"{title} ({', '.join(sorted({str(r['campaign_id']) for r in chunk}))[:200]})"
+        fallback = f"{title} ({_listed(sorted({str(r['campaign_id']) for r in chunk}), 200)})"
         messages.append(([str(r["flag_key"]) for r in chunk], {"text": fallback, "blocks": blocks}))
     return messages
 

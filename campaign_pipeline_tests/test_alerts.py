@@ -53,6 +53,21 @@ def test_messages_are_slack_blocks_split_by_size_and_escaped():
     json.dumps(payload)  # serialisable as is
 
 
+def test_the_text_fallback_lists_campaigns_without_cutting_an_id():
+    flags = toy_flags("2024-01-15")
+    many = pd.concat(
+        [flags.assign(campaign_id=f"CMP{i:06d}", severity="critical") for i in range(30)],
+        ignore_index=True,
+    )
+    (_, payload), *_ = alerts.build_flag_messages(
+        alerts.alertable_flags(many), alerts.AlertSettings()
+    )
+    listed = payload["text"].split(" (", 1)[1].rstrip(")")
+    *ids, rest = listed.split(", ")
+    assert all(len(i) == 9 and i.startswith("CMP") for i in ids), ids
+    assert rest.startswith("and ") and rest.endswith(" more")
+
+
 def test_settings_reject_unknown_severity():
     with pytest.raises(ValueError):
         alerts.AlertSettings(min_severity="urgent")
