@@ -545,16 +545,14 @@ def campaign_cards(rows: pd.DataFrame, flag_anchors: dict[str, list[dict]]) -> l
             conv_check = f"Lead conversion rate {fmt.percent(conv)}; no P75 (an empty universe)"
         else:
             side = "at or above" if conv >= c75 else "below"
-            conv_check = (
-                f"Lead conversion rate {fmt.percent(conv)} is {side} the P75 of {fmt.percent(c75)}"
-            )
-        percentiles = f"P25 {fmt.amount(p25)} · P50 {fmt.amount(p50)} · P75 {fmt.amount(p75)}"
+            conv_text, c75_text = fmt.apart("percent", conv, c75)
+            conv_check = f"Lead conversion rate {conv_text} is {side} the P75 of {c75_text}"
+        cpl_text, p25_text, p50_text, p75_text = fmt.apart("amount", cpl, p25, p50, p75)
+        percentiles = f"P25 {p25_text} · P50 {p50_text} · P75 {p75_text}"
         if fmt.is_missing(cpl):
             cpl_check = f"CPL unknown (no leads or no spend); {percentiles}"
         else:
-            cpl_check = (
-                f"CPL {fmt.amount(cpl)} is {_cpl_position(cpl, p25, p50, p75)} ({percentiles})"
-            )
+            cpl_check = f"CPL {cpl_text} is {_cpl_position(cpl, p25, p50, p75)} ({percentiles})"
         stats = [
             ("Leads", _cell(row.get("total_leads"), "count")),
             ("Converted", _cell(row.get("converted_leads"), "count")),

@@ -82,6 +82,31 @@ def ratio(value) -> str:
     return MISSING if is_missing(value) else f"{float(value):,.2f}×"
 
 
+def apart(kind: str, value, *thresholds) -> list[str]:
+    """``value`` and the thresholds it is compared with ("percent" or "amount"), each in its
+    usual format, with more decimals for all of them when that format would print the value
+    and a different threshold alike ("14.9% is below the P75 of 14.9%")."""
+    numbers = [float(x) if not is_missing(x) else None for x in (value, *thresholds)]
+    texts = [of_kind(kind, x) for x in (value, *thresholds)]
+
+    def alike(shown: list[str]) -> bool:
+        first = numbers[0]
+        return first is not None and any(
+            x is not None and x != first and t == shown[0] for x, t in zip(numbers[1:], shown[1:])
+        )
+
+    decimals = 2
+    while alike(texts) and decimals < 10:
+        texts = [
+            MISSING
+            if x is None
+            else (f"{x * 100:,.{decimals}f}%" if kind == "percent" else f"{x:,.{decimals}f}")
+            for x in numbers
+        ]
+        decimals += 1
+    return texts
+
+
 def relative_change(value) -> str:
     """A published week-over-week change held as a fraction ("+12.5%")."""
     return MISSING if is_missing(value) else f"{_signed(float(value) * 100)}%"

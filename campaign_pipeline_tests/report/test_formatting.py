@@ -38,3 +38,11 @@ def test_the_unrounded_value_is_kept():
     assert fmt.raw(4406.0312) == "4406.0312"
     assert fmt.raw(12.0) == "12"
     assert float(fmt.raw(1 / 3)) == 1 / 3
+
+
+def test_a_value_and_a_different_threshold_never_read_alike():
+    assert fmt.apart("percent", 0.148936, 0.149076) == ["14.89%", "14.91%"]
+    assert fmt.apart("percent", 0.2, 0.149076) == ["20.0%", "14.9%"]
+    assert fmt.apart("percent", 0.149076, 0.149076) == ["14.9%", "14.9%"]  # equal: alike
+    assert fmt.apart("amount", 1433.404, 1433.401, 90.0) == ["1,433.404", "1,433.401", "90.000"]
+    assert fmt.apart("amount", None, 12.0) == [fmt.MISSING, "12.00"]
