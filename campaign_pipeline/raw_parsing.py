@@ -12,11 +12,12 @@ Why it is built this way:
   (``2025-03-04 10:00:00``, ``2025-03-04``, ``03/04/2025``; ``1234.5``), where the result is
   computed exactly, and hands every other cell to pandas' own parser. Most files never leave
   the fast path; a file full of odd cells is as slow as pandas, never different from it.
-* The same holds for whole files: the streaming Arrow reader takes well-formed CSV and skips
-  whitespace-only lines; a file it refuses (invalid UTF-8, a header after blank lines) is read
-  again by pandas in chunks, which skips or explains exactly as before. A row whose field count
-  is not the header's is refused by both, naming the row: no reader can tell which of its cells
-  is missing.
+* The same holds for whole files: the streaming Arrow reader takes well-formed CSV; a file it
+  refuses (a whitespace-only line, invalid UTF-8, a header after blank lines, a row whose
+  field count is not the header's) is read again by pandas in chunks, which skips or explains
+  exactly as before, after checking every row's field count: a row that does not line up with
+  the header is refused, naming its line, since no reader can tell which of its cells is
+  missing.
 """
 
 from __future__ import annotations
@@ -247,12 +248,6 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
     check_columns(path, names, required)
     schema = pa.schema([(n, pa.string()) for n in names])
     positional = [f"c{i}" for i in range(len(raw_names))]
-
-    def on_invalid_row(row) -> str:
-        # a whitespace-only line is skipped, as pandas skips it; any other row whose field
-        # count is not the header's goes to the pandas path, which names it
-        return "skip" if not row.text.strip(_PY_ASCII_WHITESPACE) else "error"
-
     source = _source(path)
     try:
         reader = pcsv.open_csv(
@@ -263,9 +258,7 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
                 block_size=_BLOCK_SIZE,
                 use_threads=False,
             ),
-            parse_options=pcsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=on_invalid_row
-            ),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in positional},
                 strings_can_be_null=False,

@@ -304,3 +304,18 @@ def test_utf16_and_other_separators_are_named(tmp_path):
     with pytest.raises(raw_parsing.RawFileError) as caught:
         raw_parsing.read_text_table(path, ("id",))
     assert str(caught.value).endswith("column 'id': required column missing")
+
+
+def test_a_short_row_that_is_not_utf8_is_named_as_not_utf8_in_one_line(tmp_path, monkeypatch):
+    """A Python callback for Arrow's invalid rows got their text decoded first, and printed
+    a UnicodeDecodeError traceback before the one line."""
+    import sys
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    path = tmp_path / "f.csv"
+    rows = b"".join(b"%d,name %d\n" % (i, i) for i in range(1000))  # past the header's bytes
+    path.write_bytes(b"id,name\n" + rows + b"\xff\n")
+    with pytest.raises(raw_parsing.RawFileError, match="not UTF-8 text .* on line 1,002"):
+        raw_parsing.read_text_table(path, ("id",))
+    assert unraisable == []  # no exception printed on the way
