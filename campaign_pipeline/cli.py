@@ -524,17 +524,36 @@ def cmd_sample(args: argparse.Namespace) -> int:
         )
     from campaign_pipeline.sample_data import generate_sample
 
-    manifest = generate_sample(
-        raw,
-        seed=args.seed,
-        n_campaigns=args.campaigns,
-        n_days=args.days,
-        anomalies=args.anomalies,
-        defects=args.defects,
-        scale=args.scale,
-    )
+    if raw.exists() and not raw.is_dir():
+        raise UserError(f"sample: {raw} is a file, not a folder: choose another --out")
+    # a replaced set takes its labels with it: another set's labels would score this one
+    for name, wanted in (("anomaly_labels.csv", args.anomalies), ("defects.csv", args.defects)):
+        if not wanted and (raw / name).is_file() and present:
+            (raw / name).unlink()
+    try:
+        manifest = generate_sample(
+            raw,
+            seed=args.seed,
+            n_campaigns=args.campaigns,
+            n_days=args.days,
+            anomalies=args.anomalies,
+            defects=args.defects,
+            scale=args.scale,
+        )
+    except OSError as error:
+        raise UserError(f"sample: cannot write to {raw} ({_os_reason(error, raw)})") from None
     _print(f"sample data written to {raw}: {manifest}")
     return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
 
 
 def _at_least_one(text: str) -> int:
@@ -624,7 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")
     sample.add_argument("--out", required=True, help="data dir to create (files go to OUT/raw)")
-    sample.add_argument("--seed", type=int, default=7, help="the same seed, the same files (7)")
+    sample.add_argument(
+        "--seed", type=_seed, default=7, help="the same seed, the same files (7; at least 0)"
+    )
     sample.add_argument(
         "--campaigns", type=_at_least_one, default=200, help="campaigns (200; at least 1)"
     )

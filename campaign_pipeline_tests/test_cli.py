@@ -630,6 +630,7 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
         (["--days", "2.5"], "argument --days: '2.5' is not a whole number"),
         (["--scale", "0"], "argument --scale: 0 is not a finite number above 0"),
         (["--scale", "nan"], "argument --scale: nan is not a finite number above 0"),
+        (["--seed", "-1"], "argument --seed: -1 is below 0"),  # numpy's traceback before
     ],
 )
 def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_path, capsys):
@@ -711,6 +712,26 @@ def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
     args = ["sample", "--out", str(tmp_path), "--campaigns", "2", "--days", "3", "--force"]
     assert main(args) == 0
     assert (raw / "campaigns.csv").read_bytes() != before["campaigns.csv"]
+
+
+def test_sample_replacing_a_labelled_set_takes_its_labels_and_names_a_file_in_the_way(
+    tmp_path, capsys
+):
+    from campaign_pipeline.cli import main
+
+    out, raw = tmp_path / "data", tmp_path / "data" / "raw"
+    small = ["--campaigns", "5", "--days", "30"]
+    assert main(["sample", "--out", str(out), *small, "--anomalies", "--defects"]) == 0
+    assert (raw / "anomaly_labels.csv").is_file() and (raw / "defects.csv").is_file()
+    # labels of the old set would score the new one: they go with it
+    assert main(["sample", "--out", str(out), *small, "--seed", "8", "--force"]) == 0
+    assert not (raw / "anomaly_labels.csv").exists() and not (raw / "defects.csv").exists()
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("hi")
+    assert main(["sample", "--out", str(tmp_path / "afile"), *small]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: sample: cannot write to {tmp_path / 'afile' / 'raw'} (Not a directory)"
+    )
 
 
 def test_the_raw_folder_given_as_the_data_dir_is_named_as_that_slip(tmp_path, capsys):

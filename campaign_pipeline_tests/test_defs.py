@@ -256,3 +256,18 @@ def test_a_health_window_of_no_days_is_refused():
     for days in (0, -5):
         with pytest.raises(pydantic.ValidationError, match="greater than or equal to 1"):
             HealthConfig(window_days=days)
+
+
+def test_settings_that_would_publish_nothing_true_are_refused():
+    """No converted status published every lead unconverted; an ISO week date passed the
+    check and failed later in pandas without naming the setting."""
+    import pydantic
+
+    from campaign_pipeline.assets.ingestion import LeadEventsConfig
+    from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
+
+    with pytest.raises(pydantic.ValidationError, match="at least 1 item"):
+        LeadEventsConfig(converted_statuses=[])
+    with pytest.raises(pydantic.ValidationError, match="not a date written YYYY-MM-DD"):
+        IngestionRulesResource(earliest_date="2020-W10-1")
+    assert IngestionRulesResource(earliest_date="2020-01-06").earliest_date == "2020-01-06"

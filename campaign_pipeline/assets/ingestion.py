@@ -10,6 +10,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from pydantic import Field
 
 from campaign_pipeline import ingestion, metrics
 from campaign_pipeline.assets.common import schema_check
@@ -345,9 +346,9 @@ CHANGE_COLUMNS = ["lead_id", "old_status", "new_status", "changed_at"]
 
 
 class LeadEventsConfig(dg.Config):
-    converted_statuses: list[str] = list(CONVERTED_STATUSES)
+    converted_statuses: list[str] = Field(default=list(CONVERTED_STATUSES), min_length=1)
     """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's
-    default."""
+    default. At least one: none would publish every lead unconverted, without a word."""
 
 
 def _unique_ids(ids: pd.Series) -> bool:

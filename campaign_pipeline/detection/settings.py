@@ -394,6 +394,30 @@ class DetectionSettings:
                 "need 0 <= max_autocorrelation < 1, autocorrelation_margin >= 0 and "
                 "autocorrelation_baselines >= 0"
             )
+        # bounds outside which a threshold means nothing or turns the rule around (a negative
+        # effect or z passes every point; severity_effects out of order inverts the ladder)
+        for name, low, strict in (
+            ("min_relative_effect", 0.0, False),
+            ("min_robust_z", 0.0, False),
+            ("strong_single_factor", 1.0, False),
+            ("cusum_k", 0.0, False),
+            ("cusum_h", 0.0, True),
+            ("min_expected_count", 0.0, False),
+            ("budget_overspend_ratio", 0.0, True),
+            ("lead_flood_ratio", 1.0, True),
+            ("tracking_break_days", 1, False),
+            ("weekly_min_history_weeks", 1, False),
+        ):
+            value = getattr(self, name)
+            if value < low or (strict and value == low):
+                raise ValueError(f"need {name} {'>' if strict else '>='} {low:g}, got {value:g}")
+        if self.weekly_baseline_weeks < self.weekly_min_history_weeks:
+            raise ValueError("need weekly_baseline_weeks >= weekly_min_history_weeks")
+        effects = tuple(self.severity_effects)
+        if len(effects) != 3 or not 0 < effects[0] < effects[1] < effects[2]:
+            raise ValueError(
+                f"severity_effects must be three increasing positive effects, got {effects}"
+            )
 
     @property
     def shift_windows(self) -> tuple[int, ...]:

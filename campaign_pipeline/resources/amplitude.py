@@ -64,10 +64,13 @@ class AmplitudeHTTP(dg.ConfigurableResource):
     def missing(self) -> list[str]:
         return [] if (self.api_key or "").strip() else ["AMPLITUDE_API_KEY"]
 
-    def config_problem(self) -> str | None:
+    def region_problem(self) -> str | None:
         if self.region.strip().lower() not in AMPLITUDE_BASE_URLS:
             return f"AMPLITUDE_REGION {self.region!r} is neither us nor eu"
-        return endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
+        return None
+
+    def config_problem(self) -> str | None:
+        return self.region_problem() or endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -184,10 +184,14 @@ def live_config_problems(mode: str, environ: Mapping[str, str] = os.environ) -> 
         ("ga4", GA4MeasurementProtocol(**settings(GA4_VARIABLES))),
         ("amplitude", AmplitudeHTTP(**settings(AMPLITUDE_VARIABLES))),
     ):
-        if resolve_mode(mode, resource.missing())[0] == "live" and (
-            problem := resource.config_problem()
-        ):
+        resolved = resolve_mode(mode, resource.missing())[0]
+        if resolved == "live" and (problem := resource.config_problem()):
             problems.append(f"{name}: not exported: {problem}")
+        elif (
+            resolved == "dry-run" and name == "amplitude" and (problem := resource.region_problem())
+        ):
+            # a dry run writes the request's URL, which the region picks
+            problems.append(f"{name}: no dry run: {problem}")
     return problems
 
 

@@ -3,6 +3,7 @@ judge with the same bounds and a deployment sets them once (launchpad, run confi
 definitions). The defaults and their reasons are on `ingestion.IngestionRules`."""
 
 import datetime as dt
+import re
 
 import dagster as dg
 from pydantic import field_validator
@@ -24,6 +25,9 @@ class IngestionRulesResource(dg.ConfigurableResource):
     @field_validator("earliest_date")
     @classmethod
     def _on_or_after_the_first_partition(cls, value: str) -> str:
+        # YYYY-MM-DD only: Python also reads ISO week dates ("2020-W10-1"), pandas does not
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            raise ValueError(f"earliest_date {value!r} is not a date written YYYY-MM-DD")
         day = dt.date.fromisoformat(value)  # a ValueError names the bad value
         if day < PARTITION_START:
             raise ValueError(

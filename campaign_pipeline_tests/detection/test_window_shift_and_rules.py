@@ -1103,3 +1103,25 @@ def test_moderation_pools_within_each_metric_block_only():
     assert np.median(both[:n]) < 0.06 < np.median(both[n:])
     with pytest.raises(ValueError, match="contiguous"):
         moderate_variances(est, df, df, ok, ok, np.tile([0, 1], n), settings)
+
+
+def test_thresholds_outside_their_meaning_are_refused_naming_the_setting():
+    """A negative minimum effect passed every point; severity_effects out of order made a
+    +50 % spike critical; a lead-flood ratio of 0 flagged ordinary days."""
+    from campaign_pipeline.detection.settings import settings_from_overrides
+
+    for override, message in (
+        ("min_relative_effect=-5", "need min_relative_effect >= 0"),
+        ("min_robust_z=-3", "need min_robust_z >= 0"),
+        ("cusum_h=0", "need cusum_h > 0"),
+        ("lead_flood_ratio=1", "need lead_flood_ratio > 1"),
+        ("budget_overspend_ratio=-1", "need budget_overspend_ratio > 0"),
+        ("tracking_break_days=0", "need tracking_break_days >= 1"),
+        ("weekly_baseline_weeks=0", "need weekly_baseline_weeks >= weekly_min_history_weeks"),
+        ("severity_effects=3,1,0.5", "severity_effects must be three increasing positive"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            settings_from_overrides([override])
+    for sensitivity in ("low", "medium", "high"):  # every preset keeps within the bounds
+        effective = settings_from_overrides([], sensitivity=sensitivity).effective
+        assert effective.min_relative_effect > 0 and effective.min_robust_z > 0

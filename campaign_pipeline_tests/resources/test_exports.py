@@ -110,11 +110,14 @@ def test_live_config_problems_are_those_of_the_destinations_that_would_go_live()
         "(G-...): GA4 would accept every request and keep nothing",
         "amplitude: not exported: AMPLITUDE_REGION 'mars' is neither us nor eu",
     ]
-    # dry runs and an export turned off send nothing: nothing to stop
-    assert live_config_problems("dry-run", broken) == live_config_problems("off", broken) == []
+    # a dry run sends nothing, but writes Amplitude's URL, which the region picks (it failed
+    # at the export step, after every other step had run); an export turned off needs nothing
+    region = ["amplitude: no dry run: AMPLITUDE_REGION 'mars' is neither us nor eu"]
+    assert live_config_problems("dry-run", broken) == region
+    assert live_config_problems("off", broken) == []
     # a destination without its credentials runs dry under auto
     no_keys = {"AMPLITUDE_REGION": "mars", "GA4_ENDPOINT": "notaurl"}
-    assert live_config_problems("auto", no_keys) == []
+    assert live_config_problems("auto", no_keys) == region
     fine = {**broken, "GA4_MEASUREMENT_ID": "G-1", "AMPLITUDE_REGION": "eu"}
     assert live_config_problems("auto", fine) == []
 
