@@ -546,25 +546,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0")
-    return value
+def _whole_number(low: int):
+    """An argparse type: a whole number of at least ``low`` (a count of campaigns or days,
+    which the generator would otherwise round up to 1; a seed, which numpy refuses below 0)."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
 
-def _at_least_one(text: str) -> int:
-    """A count of campaigns or days: the generator would otherwise round 0 or -3 up to 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
+    return parse
 
 
 def _positive_number(text: str) -> float:
@@ -644,13 +639,16 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write deterministic synthetic Leadsmart exports")
     sample.add_argument("--out", required=True, help="data dir to create (files go to OUT/raw)")
     sample.add_argument(
-        "--seed", type=_seed, default=7, help="the same seed, the same files (7; at least 0)"
+        "--seed",
+        type=_whole_number(0),
+        default=7,
+        help="the same seed, the same files (7; at least 0)",
     )
     sample.add_argument(
-        "--campaigns", type=_at_least_one, default=200, help="campaigns (200; at least 1)"
+        "--campaigns", type=_whole_number(1), default=200, help="campaigns (200; at least 1)"
     )
     sample.add_argument(
-        "--days", type=_at_least_one, default=120, help="days of exports (120; at least 1)"
+        "--days", type=_whole_number(1), default=120, help="days of exports (120; at least 1)"
     )
     sample.add_argument(
         "--scale", type=_positive_number, default=1.0, help="multiplies --campaigns (1.0)"
