@@ -41,13 +41,8 @@ def _require_writable(role: str, folder) -> None:
     import tempfile
 
     if not folder.is_local:  # a prefix needs no making; a bucket does
-        bucket = _bucket(folder)
-        with _reading_store(folder):
-            if not folder.fs.exists(bucket):
-                raise UserError(
-                    f"{folder}: the {role} folder's bucket {bucket!r} does not exist (or these "
-                    "credentials cannot see it)"
-                )
+        if bucket := _missing_bucket(folder):
+            raise UserError(f"{folder}: the {role} folder's {bucket}")
         return
     path = folder.local_path
     try:
@@ -95,15 +90,19 @@ def _no_raw_folder(storage) -> str:
     if (data / FILE_SPECS["campaigns"].filename).is_file():
         # the common slip: the raw folder itself given as the data dir
         hint = f"; {data} holds the exports itself: pass its parent folder"
-    elif not data.is_local:
-        bucket = _bucket(data)
-        if not data.fs.exists(bucket):
-            hint = f"; the bucket {bucket!r} does not exist (or these credentials cannot see it)"
+    elif not data.is_local and (bucket := _missing_bucket(data)):
+        hint = f"; the {bucket}"
     return f"{raw_dir}: raw folder not found (expected the four export files there){hint}"
 
 
-def _bucket(location) -> str:
-    return str(location).split("://", 1)[1].split("/", 1)[0]
+def _missing_bucket(location) -> str | None:
+    """ "bucket 'name' does not exist ..." when the bucket of an object-store URL is not there
+    (one request), else None."""
+    bucket = str(location).split("://", 1)[1].split("/", 1)[0]
+    with _reading_store(location):
+        if location.fs.exists(bucket):
+            return None
+    return f"bucket {bucket!r} does not exist (or these credentials cannot see it)"
 
 
 @contextmanager
@@ -430,12 +429,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
     frame.columns = [_header_name(c) for c in frame.columns]
     for column in ("series", "timestamp", "value"):
         if column not in frame.columns:
-            separator = [s for s in (";", "\t", "|") if len(frame.columns) == 1 and s in header[0]]
+            from campaign_pipeline.raw_parsing import foreign_separator
+
+            separator = foreign_separator(list(header))
             raise UserError(
                 f"{path}, column '{column}': required column missing (need series, timestamp, "
                 "value"
                 + (
-                    f"; the header is one cell: the file looks {separator[0]!r}-separated, and it "
+                    f"; the header is one cell: the file looks {separator!r}-separated, and it "
                     "must be comma-separated"
                     if separator
                     else ""

@@ -168,18 +168,23 @@ def _normalised_names(path: Location, names: list[str]) -> list[str]:
     return out
 
 
+def foreign_separator(header: list[str]) -> str | None:
+    """The separator a header of one cell holding ``;``, a tab or ``|`` shows the file uses
+    instead of commas (a spreadsheet's export in another locale); None otherwise."""
+    if len(header) != 1:
+        return None
+    return next((sep for sep in _FOREIGN_SEPARATORS if sep in str(header[0])), None)
+
+
 def check_columns(path: Location, columns: list[str], required: tuple[str, ...]) -> None:
     for column in required:
         if column not in columns:
             message = "required column missing"
-            if len(columns) == 1:
-                # a whole header in one cell: the file is separated by something else
-                used = [sep for sep in _FOREIGN_SEPARATORS if sep in columns[0]]
-                if used:
-                    message += (
-                        f" (the header is one cell; the file looks {used[0]!r}-separated, and"
-                        " the exports must be comma-separated)"
-                    )
+            if used := foreign_separator(columns):
+                message += (
+                    f" (the header is one cell; the file looks {used!r}-separated, and"
+                    " the exports must be comma-separated)"
+                )
             near = [c for c in columns if _squeezed(c) == _squeezed(column)]
             if near:  # "Campaign ID", "campaign-id": the contract's name, written otherwise
                 message += f" (the header has '{near[0]}': name it {column})"
