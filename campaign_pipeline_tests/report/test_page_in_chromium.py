@@ -204,7 +204,8 @@ def test_a_long_unbroken_name_wraps_and_a_focused_sort_button_shows_it(opened, t
     column heading has the focus."""
     tables = load_report_tables(opened.out_dir, opened.week)
     renamed = tables.flags["campaign_id"].iloc[0]
-    long_name = "FB_Prospecting_" + "LAL_1pct_US_25-54_Video_Retargeting_" * 5
+    # one token, no hyphen or space to break at (a hyphen lets the old layout wrap too)
+    long_name = "FB_Prospecting_" + "LAL_1pct_US_2554_Video_Retargeting_" * 5
 
     def rename(frame: pd.DataFrame) -> pd.DataFrame:
         if "campaign_name" not in frame.columns:
