@@ -28,6 +28,7 @@ so in words, so nobody scales a campaign without reading why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,10 +239,34 @@ def _fmt_percent(v: np.ndarray) -> np.ndarray:
     return text.where(known, "unknown").to_numpy(dtype=object)
 
 
+def distinct_texts(kind: str, numbers: list[float], texts: list[str]) -> list[str]:
+    """``texts`` of a number and the thresholds it is compared with (``numbers``, NaN when
+    unknown; ``kind`` "percent" or "amount"), with more decimals for all the known ones when
+    the number and a different threshold read alike ("14.9% below the P75 of 14.9%"). Used by
+    the reasons here and by the report's campaign cards, each in its own usual format."""
+
+    def alike(shown: list[str]) -> bool:
+        first = numbers[0]
+        return math.isfinite(first) and any(
+            math.isfinite(x) and x != first and t == shown[0]
+            for x, t in zip(numbers[1:], shown[1:], strict=True)
+        )
+
+    decimals = 2
+    while alike(texts) and decimals < 10:
+        texts = [
+            text
+            if not math.isfinite(x)
+            else (f"{100 * x:,.{decimals}f}%" if kind == "percent" else f"{x:,.{decimals}f}")
+            for x, text in zip(numbers, texts, strict=True)
+        ]
+        decimals += 1
+    return texts
+
+
 def _apart(kind: str, value: pd.Series, *thresholds: pd.Series) -> list[pd.Series]:
-    """Texts of a number and of the thresholds it is compared with, each in its usual rounding
-    (``kind`` "percent" or "amount"), with more decimals on the rows where that rounding would
-    print a number and a different threshold alike ("14.9% below the P75 of 14.9%")."""
+    """Texts of a number and of the thresholds it is compared with, each in its usual rounding,
+    told apart where they would read alike (`distinct_texts`, on those few rows only)."""
     fmt = _fmt_percent if kind == "percent" else _fmt_amount
     texts = [fmt(s) for s in (value, *thresholds)]
     alike = np.zeros(len(value), dtype=bool)
@@ -250,13 +275,7 @@ def _apart(kind: str, value: pd.Series, *thresholds: pd.Series) -> list[pd.Serie
         alike |= ((text == texts[0]) & differ).to_numpy(dtype=bool)
     for row in np.flatnonzero(alike):  # rare: a few rows of a year
         numbers = [float(s.iloc[row]) for s in (value, *thresholds)]
-        for decimals in range(2, 10):
-            shown = [
-                f"{100 * x:,.{decimals}f}%" if kind == "percent" else f"{x:,.{decimals}f}"
-                for x in numbers
-            ]
-            if all(shown[0] != t or numbers[0] == x for t, x in zip(shown[1:], numbers[1:])):
-                break
+        shown = distinct_texts(kind, numbers, [text.iloc[row] for text in texts])
         for text, one in zip(texts, shown, strict=True):
             text.iloc[row] = one
     return texts

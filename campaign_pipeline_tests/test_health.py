@@ -656,3 +656,6 @@ def test_a_number_and_a_different_threshold_never_print_alike():
     )
     assert list(cpl) == ["1,433.40", "17.5"] and list(p75) == ["1,433.20", "18"]
     assert list(p50) == ["900.00", "17.5"]
+    # an unknown threshold keeps its word while the others gain decimals
+    cpl, p75, p50 = _apart("amount", pd.Series([1433.4]), pd.Series([1433.2]), pd.Series([np.nan]))
+    assert (list(cpl), list(p75), list(p50)) == (["1,433.40"], ["1,433.20"], ["unknown"])

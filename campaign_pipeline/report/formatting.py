@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from campaign_pipeline.health import distinct_texts
+
 MISSING = "–"  # a null (zero denominator, nothing reported): never shown as 0
 
 # How each metric of the published tables reads: money, a count, a rate shown in %, a ratio.
@@ -84,27 +86,9 @@ def ratio(value) -> str:
 
 def apart(kind: str, value, *thresholds) -> list[str]:
     """``value`` and the thresholds it is compared with ("percent" or "amount"), each in its
-    usual format, with more decimals for all of them when that format would print the value
-    and a different threshold alike ("14.9% is below the P75 of 14.9%")."""
-    numbers = [float(x) if not is_missing(x) else None for x in (value, *thresholds)]
-    texts = [of_kind(kind, x) for x in (value, *thresholds)]
-
-    def alike(shown: list[str]) -> bool:
-        first = numbers[0]
-        return first is not None and any(
-            x is not None and x != first and t == shown[0] for x, t in zip(numbers[1:], shown[1:])
-        )
-
-    decimals = 2
-    while alike(texts) and decimals < 10:
-        texts = [
-            MISSING
-            if x is None
-            else (f"{x * 100:,.{decimals}f}%" if kind == "percent" else f"{x:,.{decimals}f}")
-            for x in numbers
-        ]
-        decimals += 1
-    return texts
+    usual format, told apart where they would read alike (`health.distinct_texts`)."""
+    numbers = [math.nan if is_missing(x) else float(x) for x in (value, *thresholds)]
+    return distinct_texts(kind, numbers, [of_kind(kind, x) for x in (value, *thresholds)])
 
 
 def relative_change(value) -> str:
