@@ -312,7 +312,9 @@ class _Rows:
     text: dict[str, pa.Array]
     conflict: np.ndarray
     duplicates_removed: int
-    conflict_columns: np.ndarray  # the columns a conflicting row's group differs in ("" else)
+    # the columns a conflicting row's group differs in, by the row's position in the file
+    # (a few rows: no array as long as the file)
+    conflict_columns: dict[int, str]
 
     def __len__(self) -> int:
         return len(self.number)
@@ -326,15 +328,15 @@ class _Rows:
 
 
 def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
-    """(exact repeat mask, conflict mask, the columns each conflict differs in) over all
-    rows. Only rows whose id occurs more than once can be either; those few are compared cell
-    by cell in pandas, every column included (personal data too: a changed e-mail is a
-    different row; an extra column of the export too, so a reason names the columns, and a
-    user can tell an export's own timestamp column from a changed spend)."""
+    """(exact repeat mask, conflict mask over all rows, and the columns each conflicting row
+    differs in, by row position). Only rows whose id occurs more than once can be either;
+    those few are compared cell by cell in pandas, every column included (personal data too:
+    a changed e-mail is a different row; an extra column of the export too, so a reason names
+    the columns, and a user can tell an export's own timestamp column from a changed spend)."""
     n = raw.num_rows
     exact = np.zeros(n, dtype=bool)
     conflict = np.zeros(n, dtype=bool)
-    differs = np.full(n, "", dtype=object)
+    differs: dict[int, str] = {}
     if n == 0:
         return exact, conflict, differs
     has_id = _lengths(ids) > 0
@@ -352,7 +354,10 @@ def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
     if len(clashing):
         varies = clashing[content].groupby(clashing[id_column]).transform("nunique") > 1
         names = np.asarray(content, dtype=object)
-        differs[clashing.index.to_numpy()] = [", ".join(names[row]) for row in varies.to_numpy()]
+        differs = {
+            int(row): ", ".join(names[columns])
+            for row, columns in zip(clashing.index, varies.to_numpy(), strict=True)
+        }
     return exact, conflict, differs
 
 
@@ -365,8 +370,8 @@ def _add_conflicts(failures: _Failures, rows: _Rows, spec: FileSpec) -> None:
         shown = ids.take(pa.array(positions)).to_pylist()
         return [
             f"conflicting duplicate: several rows share id '{key}' with different "
-            f"{rows.conflict_columns[i]} (none kept)"
-            for key, i in zip(shown, positions, strict=True)
+            f"{rows.conflict_columns[int(row)]} (none kept)"
+            for key, row in zip(shown, rows.number[positions], strict=True)
         ]
 
     failures.add("conflicting_duplicate", rows.conflict, reasons)
@@ -382,7 +387,7 @@ def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _
         keep = ~exact
         mask = pa.array(keep)
         text = {c: v.filter(mask) for c, v in text.items()}
-        number, conflict, differs = number[keep], conflict[keep], differs[keep]
+        number, conflict = number[keep], conflict[keep]
     return _Rows(raw, number, text, conflict, repeats, differs)
 
 
