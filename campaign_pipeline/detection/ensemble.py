@@ -570,7 +570,7 @@ def _rules(
     metrics: tuple[str, ...],
     budget: np.ndarray,
     s: DetectionSettings,
-) -> list[tuple[str, str, np.ndarray, str]]:
+) -> list[tuple[str, str, np.ndarray, str, np.ndarray | None]]:
     """Consistency rules -> list of (metric, anomaly_type, mask (n, T), note, per-campaign
     numbers or None). A note with ``{}`` names a number of the campaign's own (the budget a
     spend broke): a reader must see the limit that fired, not only the statistical band, which
