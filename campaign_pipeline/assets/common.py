@@ -66,9 +66,9 @@ def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -
     """Fail, naming them, when a table an asset reads for its own weeks was never materialized
     for some of them (one asset picked alone in the UI).
 
-    History weeks may be missing (`daily_history`); a run's own week may not: the asset would
-    publish that week from nothing, as if it had been judged (no flags, no buckets, nothing to
-    send), or fail on a table without columns.
+    History weeks may be missing (the readers judge on less and warn); a run's own week may
+    not: the asset would publish that week from nothing, as if it had been judged (no flags,
+    no buckets, nothing to send), or fail on a table without columns.
     """
     for table in tables:
         stored = set(storage.table_weeks(table))
