@@ -64,13 +64,14 @@ class AmplitudeHTTP(dg.ConfigurableResource):
     def missing(self) -> list[str]:
         return [] if (self.api_key or "").strip() else ["AMPLITUDE_API_KEY"]
 
-    def region_problem(self) -> str | None:
+    def dry_run_problem(self) -> str | None:
+        """What stops even a dry run: its payload files hold the URL the region picks."""
         if self.region.strip().lower() not in AMPLITUDE_BASE_URLS:
             return f"AMPLITUDE_REGION {self.region!r} is neither us nor eu"
         return None
 
     def config_problem(self) -> str | None:
-        return self.region_problem() or endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
+        return self.dry_run_problem() or endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -83,10 +84,9 @@ class AmplitudeHTTP(dg.ConfigurableResource):
 
     @property
     def base(self) -> str:
-        region = self.region.strip().lower()
-        if region not in AMPLITUDE_BASE_URLS:
-            raise ValueError(f"AMPLITUDE_REGION {self.region!r} is neither us nor eu")
-        return base_url(self.endpoint, AMPLITUDE_BASE_URLS[region])
+        if problem := self.dry_run_problem():
+            raise ValueError(problem)
+        return base_url(self.endpoint, AMPLITUDE_BASE_URLS[self.region.strip().lower()])
 
     @property
     def overhead_bytes(self) -> int:

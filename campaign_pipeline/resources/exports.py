@@ -187,10 +187,7 @@ def live_config_problems(mode: str, environ: Mapping[str, str] = os.environ) -> 
         resolved = resolve_mode(mode, resource.missing())[0]
         if resolved == "live" and (problem := resource.config_problem()):
             problems.append(f"{name}: not exported: {problem}")
-        elif (
-            resolved == "dry-run" and name == "amplitude" and (problem := resource.region_problem())
-        ):
-            # a dry run writes the request's URL, which the region picks
+        elif resolved == "dry-run" and (problem := resource.dry_run_problem()):
             problems.append(f"{name}: no dry run: {problem}")
     return problems
 

@@ -76,6 +76,10 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
             if not (value or "").strip()
         ]
 
+    def dry_run_problem(self) -> str | None:
+        """Nothing stops a dry run: its payload files show the endpoint as it is set."""
+        return None
+
     def config_problem(self) -> str | None:
         """A configuration GA4 would accept and silently drop (D1.2): say so before sending."""
         if self.missing():
