@@ -5,7 +5,8 @@ by default (an older date is an export mistake, quarantined as ``date_out_of_ran
 partitions definition must have a fixed start when the code location loads, and Dagster
 offers no way to move it at run time; a fixed start that every plausible export lies after
 keeps the definition the same in the UI, the daemon and every run process, whatever data a
-run finds. The weeks a run actually covers come from the accepted rows (the CLI) or from the
+run finds. The weeks a run actually covers come from the accepted rows' delivery, lead and
+conversion days (the CLI; `PipelineStorage.accepted_day_range`) or from the
 partition a user, the schedule or a sensor picks; weeks before a dataset's first row simply
 stay unmaterialized.
 

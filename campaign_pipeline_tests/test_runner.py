@@ -57,16 +57,16 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
     data_dir, tmp_path, instance_home
 ):
     lines: list[str] = []
-    # the tiny exports have rows in the weeks of 2024-01-08 and 2024-01-15 (and a status change
-    # on 2024-01-23); on 2024-01-24 only the first two weeks are complete
+    # the tiny exports have rows in the weeks of 2024-01-08 and 2024-01-15 (the last on
+    # 2024-01-17); on 2024-01-20 only the first is complete
     out = tmp_path / "out"
-    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 1, 24))
-    assert run.weeks == ["2024-01-08", "2024-01-15"]
-    assert run.skipped_weeks == ["2024-01-22"]
-    assert any("note: 1 week (2024-01-22) not complete yet" in line for line in lines)
-    # the data go on past the last week run (a status change on 2024-01-23): not a partial week
+    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 1, 20))
+    assert run.weeks == ["2024-01-08"]
+    assert run.skipped_weeks == ["2024-01-15"]
+    assert any("note: 1 week (2024-01-15) not complete yet" in line for line in lines)
+    # the data go on past the last week run: not a partial week
     assert not any("partial week" in line for line in lines)
-    assert "weekly assets: 2 weeks (2024-01-08 .. 2024-01-15) in one run ..." in lines
+    assert "weekly assets: 1 week (2024-01-08) in one run ..." in lines
 
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
@@ -80,12 +80,31 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
     }
     tags = by_job["weekly_assets_job"][0].tags
     assert tags["dagster/asset_partition_range_start"] == "2024-01-08"
-    assert tags["dagster/asset_partition_range_end"] == "2024-01-15"
+    assert tags["dagster/asset_partition_range_end"] == "2024-01-08"
     for week in run.weeks:
         assert (out / "daily_campaign_metrics" / f"{week}.parquet").exists()
-    assert not (out / "daily_campaign_metrics" / "2024-01-22.parquet").exists()
+    assert not (out / "daily_campaign_metrics" / "2024-01-15.parquet").exists()
     # a progress line per finished step of the weekly run
     assert any(line.strip().startswith("anomaly_flags") and "done" in line for line in lines)
+
+
+def test_status_changes_that_date_no_figure_open_no_week(data_dir, tmp_path, instance_home):
+    """A run covers the days a figure can fall on: a status change before its lead was added
+    counts on the added day, and one that converts nothing counts nowhere, so neither opens
+    empty weeks (one such cell dated years back opened a week per year's 52)."""
+    changes = data_dir / "raw" / "lead_status_changes.csv"
+    changes.write_text(
+        changes.read_text()
+        + "s2,l2,NEW,DONE_DEAL,2023-12-20 10:00:00\n"  # l2 was added on 2024-01-17
+        + "s3,l1,QUALIFIED,NEW,2024-02-14 10:00:00\n"  # l1 converts nothing
+    )
+    lines: list[str] = []
+    out = tmp_path / "out"
+    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 6, 3))
+    assert run.weeks == ["2024-01-08", "2024-01-15"] and run.skipped_weeks == []
+    # l2's conversion still counts, on the day it was added
+    weekly = pd.read_parquet(out / "weekly_campaign_metrics" / "2024-01-15.parquet")
+    assert weekly.set_index("campaign_id").loc["c2", "converted_leads"] == 1
 
 
 def test_a_long_steps_progress_lines_are_printed_under_it(
@@ -104,19 +123,22 @@ def test_a_long_steps_progress_lines_are_printed_under_it(
         i for i, line in enumerate(lines) if line.startswith("  weekly_report ") and "done" in line
     )
     # two pages: the first is reported, the last is the step's own "done" line
-    assert lines.index("  weekly_report: 1 of 2 pages built (0 s)") < report_done
+    first_page = next(
+        i for i, line in enumerate(lines) if line.startswith("  weekly_report: 1 of 2 pages built (")
+    )
+    assert first_page < report_done
     assert not any("2 of 2 pages" in line for line in lines)
 
 
 def test_a_run_names_the_partial_week_the_data_end_inside(data_dir, tmp_path, instance_home):
     lines: list[str] = []
-    # on 2024-02-05 the week of 2024-01-22 has ended, and the data end on its Tuesday
+    # on 2024-02-05 the week of 2024-01-15 has ended, and the data end on its Wednesday
     run = runner.run_pipeline(
         str(data_dir), str(tmp_path / "out"), say=lines.append, today=dt.date(2024, 2, 5)
     )
-    assert run.weeks[-1] == "2024-01-22"
+    assert run.weeks[-1] == "2024-01-15"
     assert (
-        "note: the accepted rows end on 2024-01-23, so week 2024-01-22 holds 2 of its 7 days: "
+        "note: the accepted rows end on 2024-01-17, so week 2024-01-15 holds 3 of its 7 days: "
         "its figures are a partial week's, and its flags may change when its other days arrive"
     ) in lines
 

@@ -63,10 +63,14 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
 
 
 # the validated tables' date columns: together they give the days the accepted rows cover
+# The days a published figure can fall on: a delivery day, a lead's added day, a conversion
+# day (`lead_events`: a lead's first change into a converted status, never before the lead was
+# added). A status change itself dates nothing: one that converts nothing, or one dated before
+# its lead was added, must not open weeks that hold no figure.
 DATED_TABLES = {
     "validated_insights": "date",
     "validated_leads": "added_date",
-    "validated_lead_status_changes": "date",
+    "lead_events": "converted_date",
 }
 
 
@@ -166,8 +170,8 @@ class PipelineStorage(dg.ConfigurableResource):
             raise self._not_materialized(path, asset or name) from None
 
     def accepted_day_range(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-        """The first and last day of any accepted row, from the validated tables' Parquet
-        statistics of their date columns (their footers, not millions of dates)."""
+        """The first and last day a published figure can fall on (`DATED_TABLES`), from the
+        Parquet statistics of the tables' date columns (their footers, not millions of dates)."""
         days = []
         for table, column in DATED_TABLES.items():
             found = column_range(self._existing(self.staging_path(table), table), column)
