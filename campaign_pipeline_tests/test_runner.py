@@ -123,9 +123,8 @@ def test_a_long_steps_progress_lines_are_printed_under_it(
         i for i, line in enumerate(lines) if line.startswith("  weekly_report ") and "done" in line
     )
     # two pages: the first is reported, the last is the step's own "done" line
-    first_page = next(
-        i for i, line in enumerate(lines) if line.startswith("  weekly_report: 1 of 2 pages built (")
-    )
+    first = "  weekly_report: 1 of 2 pages built ("
+    first_page = next(i for i, line in enumerate(lines) if line.startswith(first))
     assert first_page < report_done
     assert not any("2 of 2 pages" in line for line in lines)
 
