@@ -69,10 +69,18 @@ def _to_svg(fig: Figure, chart_id: str, label: str) -> str:
     svg = _REF.sub(lambda m: f"{m.group(1)}{chart_id}-{m.group(2)}", svg)
     # the viewBox keeps the proportions; CSS sets the width, so the chart follows the screen
     label = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    # a function, not a template: a label holds campaign ids and names, free text in which a
+    # backslash would read as a group reference or a bad escape
     svg = _SIZE.sub(
-        rf'<svg\1 class="chart" role="img" aria-label="{label}" id="{chart_id}"', svg, count=1
+        lambda m: f'<svg{m.group(1)} class="chart" role="img" aria-label="{label}" id="{chart_id}"',
+        svg,
+        count=1,
     )
     return svg.strip()
+
+
+# an axis of amounts reads 2.5B, not 2500M or 1e+06M (amounts go up to the ingestion bound, 1e12)
+COMPACT_UNITS = (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3))
 
 
 def _value_formatter(kind: str) -> ticker.Formatter:
@@ -83,10 +91,9 @@ def _value_formatter(kind: str) -> ticker.Formatter:
 
     def compact(v, _):
         size = abs(v)
-        if size >= 1e6:
-            return f"{v / 1e6:g}M"
-        if size >= 1e3:
-            return f"{v / 1e3:g}k"
+        for unit, scale in COMPACT_UNITS:
+            if size >= scale:
+                return f"{v / scale:g}{unit}"
         return f"{v:g}"
 
     return ticker.FuncFormatter(compact)

@@ -94,3 +94,17 @@ def test_a_flag_chart_holds_its_own_points_only(fresh_charts):
         'id="flag0-line2d_'
     )
     assert "flag0" not in spike
+
+
+def test_a_label_with_backslashes_is_written_as_it_is():
+    """Campaign ids and names are free text: `CMP100013\\x` in a label raised "bad escape"
+    and failed the week's report; `\\g<0>` would have pasted the SVG's own tag into it."""
+    for label in ["CMP100013\\x spend", "a \\g<0> b", "c\\1"]:
+        svg = charts.flag_chart(_chart_input("day_spike_with_band"), "flag0", label)
+        assert 'aria-label="{}"'.format(label.replace("<", "&lt;")) in svg
+
+
+def test_large_amounts_read_in_thousands_millions_billions_and_trillions():
+    compact = charts._value_formatter("amount")
+    ticks = [compact(v, None) for v in (950, 2500, 5e8, 2.5e9, 1e12, 1.6e13, -3e6)]
+    assert ticks == ["950", "2.5k", "500M", "2.5B", "1T", "16T", "-3M"]
