@@ -520,6 +520,21 @@ _CODE_PRIORITY = [
 ]
 
 
+def _joined_reasons(failures: pd.DataFrame) -> pd.DataFrame:
+    """One row per failed row (`index`, sorted): the first failure's code and every failure's
+    text joined by "; ", in the order given. Built a column per failure position, not by a
+    Python call per row: a file of 200,000 rows quarantined spent 40 s in a groupby lambda."""
+    position = failures.groupby("index", sort=False).cumcount().to_numpy()
+    wide = failures.assign(position=position).pivot(
+        index="index", columns="position", values=["code", "text"]
+    )
+    reason = wide[("text", 0)].astype(object)
+    for k in range(1, int(position.max(initial=0)) + 1):
+        more = wide[("text", k)]
+        reason = reason.where(more.isna(), reason + "; " + more)
+    return pd.DataFrame({"reason_code": wide[("code", 0)], "reason": reason}).sort_index()
+
+
 def _assemble(
     spec: FileSpec, failures: pd.DataFrame, raw_bad: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -551,9 +566,7 @@ def _assemble(
     generic = pd.concat(texts).reindex(failures.index)
     # a failure found with its own context (a bound, the run's date) carries its own text
     failures["text"] = failures["detail"].where(failures["detail"].notna(), generic)
-    per_row = failures.groupby("index", sort=True).agg(
-        reason_code=("code", "first"), reason=("text", lambda t: "; ".join(t))
-    )
+    per_row = _joined_reasons(failures)
     bad = raw_bad.loc[per_row.index]
     id_values = bad[spec.id_column] if spec.id_column else pd.Series("", index=bad.index)
     row_key = id_values.where(id_values != "", "line " + bad[LINE_COLUMN].astype(str))

@@ -417,3 +417,24 @@ def test_a_pandas_text_frame_validates_like_the_same_file(tmp_path):
     assert from_frame.accepted_table.equals(from_table.accepted_table)
     with pytest.raises(ValueError, match="_line"):
         ingestion.text_table(frame.assign(_line=[5, 9]))
+
+
+def test_a_rows_reasons_are_joined_in_order_and_its_first_code_kept():
+    """The quarantine's reason lists every failure of a row; built by columns, it must match
+    the plain per-row join on any mix of rows with one, two or three failures."""
+    from campaign_pipeline.ingestion import _joined_reasons
+
+    rng = np.random.default_rng(3)
+    rows = rng.permutation(np.repeat(np.arange(500), rng.integers(1, 4, 500)))
+    failures = pd.DataFrame(
+        {"index": rows, "code": [f"c{i % 7}" for i in range(len(rows))]}
+    ).assign(text=lambda f: f["code"] + " of row " + f["index"].astype(str))
+    failures = failures.sort_values("index", kind="stable")
+    expected = failures.groupby("index").agg(
+        reason_code=("code", "first"), reason=("text", "; ".join)
+    )
+    got = _joined_reasons(failures)
+    assert got["reason"].tolist() == expected["reason"].tolist()
+    assert got["reason_code"].tolist() == expected["reason_code"].tolist()
+    assert got.index.tolist() == expected.index.tolist()
+    assert got["reason"].str.count("; ").max() == 2
