@@ -699,11 +699,15 @@ def score_panel(
         base_w = trailing_windows(x, window)
     else:
         f = np.ones_like(x)
-        if s.use_seasonality and s.use_weekday_seasonality and steps_per_day:
+        # the weekday and hour profiles are factors: a series that can be negative or near zero
+        # (kind "linear") has no level for a factor to scale (a factor learned from its
+        # positive readings turned N(0, 1) noise into "drops" of -30,000 % in half its weeks)
+        seasonal = s.use_seasonality and kind != "linear"
+        if seasonal and s.use_weekday_seasonality and steps_per_day:
             # a sub-daily series: the day-of-week level first (whole-day medians, which the
             # hour-of-day profile does not move), then the hour-of-day profile on top of it
             f = weekday_factors(x, steps_per_day, s.weekday_seasonal_weeks)
-        if s.use_seasonality and period:
+        if seasonal and period:
             if s.weekday_james_stein and not steps_per_day:
                 # the weekday profile of a daily series: shrunk by how clearly it stands out
                 # of the wander, not by a fixed count (a LinkedIn weekend at 55 % of the week
