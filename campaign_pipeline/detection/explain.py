@@ -142,7 +142,9 @@ def severity(
     rel_effect: np.ndarray, anomaly_type: np.ndarray, settings: DetectionSettings
 ) -> np.ndarray:
     """Severity from the size of the change: what matters to a budget is magnitude."""
-    a = np.abs(np.nan_to_num(rel_effect, nan=0.0, posinf=1e9))
+    # to a millionth: a blip to 150 over a level the estimator put at 100.00000001 is the
+    # +50 % the explanation prints, so medium, not low by a float's last digits
+    a = np.round(np.abs(np.nan_to_num(rel_effect, nan=0.0, posinf=1e9)), 6)
     m, h, c = settings.severity_effects
     sev = np.select([a >= c, a >= h, a >= m], ["critical", "high", "medium"], "low").astype(object)
     forced_high = np.isin(

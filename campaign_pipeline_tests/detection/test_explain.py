@@ -209,3 +209,12 @@ def test_fit_recovers_known_coefficients_and_auc_counts_pairs():
         fit_confidence.auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True]))
         == 0.75
     )
+
+
+def test_a_change_that_prints_as_a_threshold_has_that_thresholds_severity():
+    """+50 % over an expected value off by a float's last digits is medium, as printed."""
+    from campaign_pipeline.detection.explain import severity
+
+    rel = np.array([150 / 100.00000001 - 1, 200 / 100.00000001 - 1, 0.4999, 4 / 1.0000000001 - 1])
+    got = severity(rel, np.array(["spike"] * 4), S)
+    assert got.tolist() == ["medium", "high", "low", "critical"]
