@@ -671,7 +671,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            "interrupted: what finished is kept; run the same command again to finish",
+            file=sys.stderr,
+        )
         return 130
 
 

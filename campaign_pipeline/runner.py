@@ -220,13 +220,34 @@ def _execute(job, instance, run_config: dict, say, *, tags: dict | None = None):
 
     run_id = make_new_run_id()
     instance.add_event_listener(run_id, _step_progress(say))
-    return job.execute_in_process(
+    result = job.execute_in_process(
         instance=instance,
         run_config=_quiet(run_config),
         raise_on_error=False,
         run_id=run_id,
         tags=tags,
     )
+    if interrupted(result):
+        raise KeyboardInterrupt
+    return result
+
+
+# How Ctrl-C reaches a step: Dagster turns the signal into the step's failure
+# (DagsterExecutionInterruptedError), and a KeyboardInterrupt raised in a step is one too.
+INTERRUPTIONS = ("KeyboardInterrupt", "DagsterExecutionInterruptedError")
+
+
+def interrupted(result) -> bool:
+    """Whether a step of the run failed because the run was interrupted. Such a run must end
+    as interrupted: read as a step's error, an interrupted export let the run carry on to the
+    lifetime table and a summary without the weeks' totals, ledger or report."""
+    for event in result.all_events:
+        error = event.event_specific_data.error if event.is_step_failure else None
+        while error is not None:
+            if error.cls_name in INTERRUPTIONS:
+                return True
+            error = error.cause
+    return False
 
 
 def run_pipeline(

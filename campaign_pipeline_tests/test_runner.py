@@ -183,3 +183,32 @@ def test_exports_with_no_accepted_row_say_what_was_accepted_and_where_the_reason
     assert "campaigns.csv 0 of 0, insights.csv 0 of " in line
     assert f"{tmp_path / 'out' / 'quarantine.parquet'} gives each set-aside row's reason" in line
     assert (tmp_path / "out" / "quarantine.parquet").is_file()
+
+
+def test_a_step_ended_by_ctrl_c_ends_the_run_as_interrupted():
+    """Dagster turns Ctrl-C into the running step's failure. Read as a step's error, an
+    interrupted export let the run carry on to the lifetime table and print a summary of a run
+    whose totals, ledger and report were never built; it must end as interrupted (the CLI's
+    exit 130), while any other failure stays a failure."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    def job_raising(error: BaseException) -> dg.JobDefinition:
+        @dg.op(name="step")
+        def step():
+            raise error
+
+        @dg.job(name="toy")
+        def toy():
+            step()
+
+        return toy
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        for error in (
+            KeyboardInterrupt(),
+            DagsterExecutionInterruptedError("Execution interrupted"),
+        ):
+            with pytest.raises(KeyboardInterrupt):
+                runner._execute(job_raising(error), instance, {}, lambda _: None)
+        result = runner._execute(job_raising(ValueError("bad cell")), instance, {}, lambda _: None)
+        assert not result.success and not runner.interrupted(result)
