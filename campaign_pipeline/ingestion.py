@@ -69,6 +69,10 @@ class FileSpec:
     required: tuple[str, ...]
     optional: tuple[str, ...]
     id_column: str | None  # rows sharing it are one row delivered twice (or a conflict)
+    # the columns validation parses as numbers and as timestamps: rows sharing an id compare
+    # these by their parsed value (``5.00`` is ``5.0``), every other column as trimmed text
+    numbers: tuple[str, ...] = ()
+    timestamps: tuple[str, ...] = ()
 
 
 FILE_SPECS: dict[str, FileSpec] = {
@@ -78,6 +82,8 @@ FILE_SPECS: dict[str, FileSpec] = {
         required=("id", "user_id", "project_name", "daily_budget"),
         optional=("platform", "name", "created_at"),
         id_column="id",
+        numbers=("daily_budget",),
+        timestamps=("created_at",),
     ),
     "insights": FileSpec(
         "insights",
@@ -85,6 +91,8 @@ FILE_SPECS: dict[str, FileSpec] = {
         required=("campaign_id", "created_at", "spend"),
         optional=("id", "impressions", "clicks", "conversions"),
         id_column="id",
+        numbers=("spend", "impressions", "clicks", "conversions"),
+        timestamps=("created_at",),
     ),
     "campaign_leads": FileSpec(
         "campaign_leads",
@@ -92,6 +100,8 @@ FILE_SPECS: dict[str, FileSpec] = {
         required=("id", "campaign_id", "lead_status", "added_date"),
         optional=("name", "email", "phone", "deal_value"),
         id_column="id",
+        numbers=("deal_value",),
+        timestamps=("added_date",),
     ),
     "lead_status_changes": FileSpec(
         "lead_status_changes",
@@ -99,6 +109,7 @@ FILE_SPECS: dict[str, FileSpec] = {
         required=("lead_id", "new_status", "created_at"),
         optional=("id", "old_status"),
         id_column="id",
+        timestamps=("created_at",),
     ),
 }
 
@@ -327,12 +338,37 @@ class _Rows:
         return _lengths(self.text[column]) == 0
 
 
-def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
+def _compared_cells(rows: pd.DataFrame, spec: FileSpec) -> pd.DataFrame:
+    """``rows`` (the text of rows sharing an id, a frame of the caller's own, changed in place)
+    as they are compared: a number or a timestamp cell by the value validation reads from it,
+    every other cell (and one that does not parse) by its trimmed text. A re-export writes one
+    value in several ways (``5.00`` and ``5.0``, ``2025-03-03`` and ``03/03/2025``): compared
+    as text, such twins would be a conflict and the delivery would be lost. A timestamp is
+    compared whole, not by its day: one id at ``09:00:00`` and at ``17:00:00`` is an export at
+    odds with itself, and keeping either row would be a guess."""
+    for column in spec.numbers + spec.timestamps:
+        if column not in rows.columns:
+            continue
+        text = pa.array(rows[column].to_numpy(dtype=object), pa.string(), from_pandas=True)
+        if column in spec.numbers:
+            values, not_a_number = raw_parsing.parse_numbers_text(text)
+            parsed = ~not_a_number & ~np.isnan(values)
+        else:
+            values = raw_parsing.parse_timestamps_text(text).view(np.int64)
+            parsed = values != np.iinfo(np.int64).min  # NaT
+        cells = rows[column].to_numpy(dtype=object).copy()
+        cells[parsed] = values[parsed]
+        rows[column] = cells
+    return rows
+
+
+def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, spec: FileSpec):
     """(exact repeat mask, conflict mask over all rows, and the columns each conflicting row
     differs in, by row position). Only rows whose id occurs more than once can be either;
-    those few are compared cell by cell in pandas, every column included (personal data too:
-    a changed e-mail is a different row; an extra column of the export too, so a reason names
-    the columns, and a user can tell an export's own timestamp column from a changed spend)."""
+    those few are compared cell by cell in pandas (``_compared_cells``), every column included
+    (personal data too: a changed e-mail is a different row; an extra column of the export too,
+    so a reason names the columns, and a user can tell an export's own timestamp column from a
+    changed spend)."""
     n = raw.num_rows
     exact = np.zeros(n, dtype=bool)
     conflict = np.zeros(n, dtype=bool)
@@ -345,14 +381,15 @@ def _exact_and_conflicting(raw: pa.Table, ids: pa.Array, id_column: str):
         return exact, conflict, differs
     rows = _text_frame(raw, shared)
     content = [c for c in rows.columns if c != LINE_COLUMN]
-    repeat = rows.duplicated(subset=content, keep="first").to_numpy()
+    rows = _compared_cells(rows.drop(columns=LINE_COLUMN), spec)
+    repeat = rows.duplicated(keep="first").to_numpy()
     exact[shared[repeat]] = True
     kept = rows[~repeat]
-    clash = kept[id_column].duplicated(keep=False).to_numpy()
+    clash = kept[spec.id_column].duplicated(keep=False).to_numpy()
     clashing = kept[clash]
     conflict[clashing.index.to_numpy()] = True
     if len(clashing):
-        varies = clashing[content].groupby(clashing[id_column]).transform("nunique") > 1
+        varies = clashing.groupby(clashing[spec.id_column].to_numpy()).transform("nunique") > 1
         names = np.asarray(content, dtype=object)
         differs = {
             int(row): ", ".join(names[columns])
@@ -380,7 +417,7 @@ def _add_conflicts(failures: _Failures, rows: _Rows, spec: FileSpec) -> None:
 def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _Rows:
     raw = _with_optional_columns(text_table(raw), spec)
     text = {c: raw_parsing.strip_text(raw.column(c)) for c in columns}
-    exact, conflict, differs = _exact_and_conflicting(raw, text[spec.id_column], spec.id_column)
+    exact, conflict, differs = _exact_and_conflicting(raw, text[spec.id_column], spec)
     number = np.arange(raw.num_rows, dtype=np.int64)
     repeats = int(exact.sum())
     if repeats:

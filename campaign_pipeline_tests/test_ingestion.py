@@ -169,6 +169,61 @@ def test_conflicting_duplicate_insight_id_is_quarantined_not_summed(tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("I1,C1,2025-01-09,5.00,100,1,0", "I1,C1,2025-01-09,5.0,100,1,0"),
+        ("I1,C1,2025-03-03,5,100,1,0", "I1,C1,03/03/2025,5,100,1,0"),
+        ("I1,C1,2025-03-04,5,100,1,0", "I1,C1,2025-03-04 00:00:00,5,100,1,0"),
+        ("I1,C1,2025-01-09,5,1000,1,0", 'I1,C1,2025-01-09,5,"1,000",1,0'),
+        ("I1,C1,2025-01-09,n/a,100,1,0", "I1,C1,2025-01-09, n/a ,100,1,0"),  # text: trimmed
+    ],
+)
+def test_redelivered_row_written_differently_is_kept_once(tmp_path, first, second):
+    insights = f"{first}\n{second}\nI2,C1,2025-01-09,1,10,1,0\n"
+    result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
+    v = result.files["insights"]
+    assert v.duplicates_removed == 1
+    assert "conflicting_duplicate" not in set(result.quarantine["reason_code"])
+    assert v.rows_accepted + v.rows_quarantined == 2  # I1 once (accepted or not) and I2
+    assert_balanced(result)
+
+
+def test_redelivered_lead_and_campaign_written_differently_are_kept_once(tmp_path):
+    campaigns = (
+        CAMPAIGNS
+        + "C3,U2,P2,50,TikTok,Camp 3,2025-01-01\nC3,U2,P2,50.00,TikTok,Camp 3,01/01/2025\n"
+    )
+    leads = LEADS + (
+        'L3,C1,Cy,cy@example.com,1,NEW,2025-01-07,"1,250.50"\n'
+        "L3,C1,Cy,cy@example.com,1,NEW,01/07/2025 ,1250.5\n"
+    )
+    result = ingest_raw_dir(write_exports(tmp_path, campaigns=campaigns, leads=leads))
+    assert result.quarantine.empty
+    assert result.files["campaigns"].duplicates_removed == 1
+    assert result.files["campaign_leads"].duplicates_removed == 1
+    lead = result.leads.set_index("lead_id").loc["L3"]
+    assert lead["deal_value"] == 1250.5 and lead["added_date"] == pd.Timestamp("2025-01-07")
+    assert_balanced(result)
+
+
+def test_same_day_at_other_times_or_another_parsed_value_is_still_a_conflict(tmp_path):
+    # one id at 09:00 and 17:00 of one day: the export disagrees with itself, so neither is kept
+    insights = (
+        "I1,C1,2025-03-04 09:00:00,5,100,1,0\nI1,C1,2025-03-04 17:00:00,5,100,1,0\n"
+        "I2,C1,2025-03-04,5.00,100,1,0\nI2,C1,2025-03-04,5.0,100,2,0\n"
+    )
+    result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
+    q = quarantined(result, "insights.csv")
+    assert set(q["reason_code"]) == {"conflicting_duplicate"} and len(q) == 4
+    assert set(q["reason"]) == {  # each names only what differs once parsed
+        "conflicting duplicate: several rows share id 'I1' with different created_at (none kept)",
+        "conflicting duplicate: several rows share id 'I2' with different clicks (none kept)",
+    }
+    assert result.files["insights"].duplicates_removed == 0
+    assert_balanced(result)
+
+
 def test_blank_numeric_cells_stay_null_and_make_the_day_total_unknown(tmp_path):
     insights = "I1,C1,2025-01-06,10,,10,\nI2,C1,2025-01-06,5,500,5,0\nI3,C2,2025-01-06,5,,,\n"
     result = ingest_raw_dir(write_exports(tmp_path, insights=insights))
