@@ -7,12 +7,17 @@ An answer's body can hold the secret too: Amplitude answers a bad key with
 ``{"error": "Invalid API key: <the key>"}``, and a proxy's error page may repeat the request
 line. Every text of the body has the request's secrets replaced by their placeholders before
 it leaves here, so nothing downstream (the ledger, a log line, an exception) can hold one.
+A secret is replaced in every form an answer can repeat it in: as written, percent-encoded as
+in a query string (``requests`` sends ``a/b+c`` as ``a%2Fb%2Bc``), and HTML-escaped as in
+an error page; replacing only the written form would let a secret with ``/``, ``+``, ``=`` or
+``&`` through whenever the server quotes the request line.
 """
 
 from __future__ import annotations
 
+import html
 import json
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -100,17 +105,44 @@ def post_json(
     return Answer(response.status_code, parsed if isinstance(parsed, dict) else None)
 
 
+def _secret_forms(secret: str) -> set[str]:
+    """The texts an answer may repeat ``secret`` as: a query string's encodings (``quote`` with
+    and without ``/`` kept, ``quote_plus`` as ``requests`` sends params) and an HTML page's
+    escapes (with and without quotes escaped)."""
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        html.escape(secret),
+        html.escape(secret, quote=False),
+    }
+
+
 def _scrubbed(value, secrets: dict[str, str] | None):
-    """``value`` (parsed JSON) with every secret in its texts and keys replaced."""
-    secrets = {placeholder: s for placeholder, s in (secrets or {}).items() if s}
-    if not secrets:
+    """``value`` (parsed JSON) with every form of every secret in its texts and keys replaced.
+
+    Longest form first, so that a form holding a shorter one (of another secret, say) is
+    replaced whole rather than cut by the shorter one's replacement, leaving its rest behind.
+    """
+    forms = [
+        (form, placeholder)
+        for placeholder, secret in (secrets or {}).items()
+        if secret
+        for form in _secret_forms(secret)
+    ]
+    if not forms:
         return value
+    return _replaced(value, sorted(forms, key=lambda pair: len(pair[0]), reverse=True))
+
+
+def _replaced(value, forms: list[tuple[str, str]]):
     if isinstance(value, str):
-        for placeholder, secret in secrets.items():
-            value = value.replace(secret, placeholder)
+        for form, placeholder in forms:
+            value = value.replace(form, placeholder)
         return value
     if isinstance(value, dict):
-        return {_scrubbed(k, secrets): _scrubbed(v, secrets) for k, v in value.items()}
+        return {_replaced(k, forms): _replaced(v, forms) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrubbed(v, secrets) for v in value]
+        return [_replaced(v, forms) for v in value]
     return value
