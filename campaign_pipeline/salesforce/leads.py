@@ -24,7 +24,8 @@ What is read, and why (every object field name is a setting of ``SalesforceMappi
   ``OldValue``, ``NewValue``, ``CreatedDate``); they exist only where field history tracking is
   on for the lead status. Only changes of campaign leads are kept (the others are counted).
 * Names, emails and phones are never queried: those columns stay blank, so personal data
-  never enters the pipeline from Salesforce at all.
+  never enters the pipeline from Salesforce at all. A setting that would put one of Lead's
+  personal fields into a query is refused, whatever column it would fill.
 * A cell Salesforce sends in an unexpected form (a date that does not parse, an amount that is
   not a number) is passed on as text, so validation quarantines it with a reason instead of it
   being dropped or guessed here.
@@ -108,6 +109,15 @@ class SalesforceMapping:
                     f"Salesforce setting {setting} '{value}' is not a field API name "
                     "(letters, digits and underscores, like Status or Ad_Campaign_Id__c)"
                 )
+        for setting in _LEAD_FIELD_SETTINGS:
+            value = getattr(self, setting)
+            if value is not None and value.lower() in _PERSONAL_LEAD_FIELDS:
+                default = self.__dataclass_fields__[setting].default
+                raise SalesforceConfigError(
+                    f"Salesforce setting {setting} '{value}' is a personal field of Lead, and "
+                    "no name, email, phone, company or address is read from Salesforce; "
+                    "set another field" + (f" (default {default})" if default else "")
+                )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -137,6 +147,24 @@ _SETTING_OBJECTS = {
     "opportunity_amount_field": "Opportunity",
     "opportunity_won_field": "Opportunity",
 }
+
+
+# The settings naming a Lead field (LeadHistory's Field holds a Lead field's name too).
+_LEAD_FIELD_SETTINGS = (
+    *(setting for setting, sobject in _SETTING_OBJECTS.items() if sobject == "Lead"),
+    "history_status_field",
+)
+# Lead's standard fields about the person (lower case: API names are case-insensitive). A
+# setting naming one would select names, emails or addresses into a raw column and on into the
+# validated tables and the asset metadata, which the data contract forbids.
+_PERSONAL_LEAD_FIELDS = frozenset(
+    name.lower()
+    for name in (
+        "Name", "FirstName", "LastName", "MiddleName", "Suffix", "Salutation", "Email",
+        "Phone", "MobilePhone", "Fax", "Company", "Street", "City", "PostalCode", "Address",
+        "Title",
+    )
+)  # fmt: skip
 
 
 @dataclass

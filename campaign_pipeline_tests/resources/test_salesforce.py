@@ -91,3 +91,28 @@ def test_a_settings_file_is_checked_naming_file_and_setting(tmp_path):
             load_settings_file(path)
         message = str(caught.value)
         assert message.startswith(str(path)) and fragment in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "setting, field",
+    [
+        ("lead_status_field", "Email"),
+        ("lead_created_field", "phone"),
+        ("lead_converted_opportunity_field", "FirstName"),
+        ("lead_converted_date_field", "MobilePhone"),
+        ("lead_campaign_field", "COMPANY"),
+        ("history_status_field", "Street"),
+    ],
+)
+def test_a_lead_setting_naming_a_personal_field_is_refused(tmp_path, setting, field):
+    """A query would select the person's data into a raw column, and on into the tables."""
+    path = tmp_path / "salesforce.yaml"
+    path.write_text(f"{setting}: {field}\n")
+    with pytest.raises(ValueError) as caught:
+        load_settings_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: Salesforce setting {setting} '{field}' is a personal")
+    assert "\n" not in message
+    # the same word is no personal data on another object, nor as part of a custom field
+    path.write_text(f"campaign_key_field: Name\n{setting}: {field}_Source__c\n")
+    assert load_settings_file(path)[setting] == f"{field}_Source__c"
