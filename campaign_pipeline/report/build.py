@@ -274,11 +274,13 @@ def quarantine_summary(tables: ReportTables) -> dict:
 
     ``weekly_totals`` carries the week's figures when it has the columns; otherwise they are
     counted from the quarantine table with ``metrics.quarantine_by_week``, the same function
-    that fills those columns.
+    that fills those columns. Without the quarantine table in the out dir its figures are
+    unknown (dashes, ``published`` False), not the zeros of a clean quarantine.
     """
     week = pd.Timestamp(tables.week)
     portfolio = _portfolio_row(tables.totals, week)
-    quarantine = tables.quarantine
+    published = tables.quarantine is not None
+    quarantine = tables.quarantine if published else pd.DataFrame()
     by_week = metrics.quarantine_by_week(
         quarantine if len(quarantine) else None, excluded_spend_reasons=IMPLAUSIBLE_REASONS
     )
@@ -289,11 +291,13 @@ def quarantine_summary(tables: ReportTables) -> dict:
     ):
         rows, spend = portfolio["quarantined_rows"], portfolio["quarantined_spend"]
         source = "weekly_totals"
-    else:
+    elif published:
         mine = by_week[by_week["week_start"] == week]
         rows = int(mine["quarantined_rows"].sum())
         spend = float(mine["quarantined_spend"].sum())
         source = "quarantine"
+    else:
+        rows, spend, source = None, None, "none"
     by_reason = []
     if len(quarantine):
         grouped = quarantine.groupby(["source_file", "reason_code"]).size().sort_index()
@@ -306,8 +310,9 @@ def quarantine_summary(tables: ReportTables) -> dict:
         "week_rows": _cell(rows, "count"),
         "week_spend": _cell(spend, "amount"),
         "source": source,
-        "total_rows": total,
-        "undated_rows": int(total - by_week["quarantined_rows"].sum()),
+        "published": published,
+        "total_rows": total if published else None,
+        "undated_rows": int(total - by_week["quarantined_rows"].sum()) if published else None,
         "by_reason": by_reason,
     }
 

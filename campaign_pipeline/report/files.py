@@ -57,7 +57,9 @@ class ReportTables:
     # daily_campaign_metrics of the flagged campaigns, the 28 days ending on the week's Sunday
     daily: pd.DataFrame
     flags: pd.DataFrame  # anomaly_flags of the week
-    quarantine: pd.DataFrame  # the whole quarantine table (empty if not published)
+    # the whole quarantine table; None when quarantine.parquet is not in the out dir (an out
+    # dir copied without it), which the page must not show as a clean, empty quarantine
+    quarantine: pd.DataFrame | None
     # the week's days on which any campaign delivered (daily_campaign_metrics.has_delivery)
     delivery_days: tuple[pd.Timestamp, ...]
 
@@ -157,7 +159,7 @@ def load_report_tables(out_dir: str | Path | Location, week: str) -> ReportTable
         ),
         daily=daily,
         flags=flags,
-        quarantine=read_parquet(quarantine_path) if quarantine_path.exists() else pd.DataFrame(),
+        quarantine=read_parquet(quarantine_path) if quarantine_path.exists() else None,
         delivery_days=delivery_days,
     )
 

@@ -245,8 +245,11 @@ num(a.leads) }}{{ num(a.converted) }}</tr>
 Rows dated in this week that broke the data contract and were set aside:
 <strong>{{ quarantine.week_rows.text }}</strong>, with <strong>{{ quarantine.week_spend.text
 }}</strong> of spend not counted in the totals above (the raw files' spend for the week is the
-totals' spend plus this). The whole quarantine holds {{ quarantine.total_rows }} rows, {{
-quarantine.undated_rows }} of them in no week (campaign rows, or a date that cannot be read).
+totals' spend plus this). {% if quarantine.published %}The whole quarantine holds {{
+quarantine.total_rows }} rows, {{ quarantine.undated_rows }} of them in no week (campaign rows,
+or a date that cannot be read).{% else %}<span id="quarantine-missing">The quarantine table
+(<code>quarantine.parquet</code>) is not in this out dir, so the whole quarantine and its rows
+by file and reason are unknown here.</span>{% endif %}
 </p>
 {% if quarantine.by_reason %}<details><summary>Quarantine by file and reason</summary>
 <div class="table-wrap"><table id="quarantine-reasons"><thead><tr><th>File</th><th>Reason</th>

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 
 import markupsafe
 import numpy as np
@@ -168,6 +169,46 @@ def test_without_quarantine_columns_the_week_is_counted_from_the_quarantine_tabl
     assert float(derived["week_spend"]["raw"]) == pytest.approx(
         float(published["week_spend"]["raw"])
     )
+
+
+def test_an_out_dir_without_the_quarantine_table_says_so_instead_of_an_empty_quarantine(
+    published_sample, week, tmp_path
+):
+    """An out dir copied without quarantine.parquet: the week's figures still come from
+    weekly_totals, the whole quarantine is named as missing, not shown as 0 rows."""
+    from campaign_pipeline.cli import main
+
+    out = tmp_path / "out"
+    shutil.copytree(
+        published_sample.out_dir,
+        out,
+        ignore=shutil.ignore_patterns("quarantine.parquet", "weekly_report", "*.sqlite"),
+    )
+    assert main(["report", "--week", week, "--out", str(out)]) == 0
+    page = soup(report_path(out, week).read_text(encoding="utf-8"))
+    shown = page.select_one("#quarantine-week")
+    said = " ".join(shown.text.split())
+    assert "The quarantine table (quarantine.parquet) is not in this out dir" in said
+    assert "The whole quarantine holds" not in said
+    assert page.select("#quarantine-reasons") == []
+    now = _portfolio(published_sample.out_dir, week)
+    assert float(shown["data-rows"]) == now["quarantined_rows"] > 0
+    assert shown["data-source"] == "weekly_totals"
+
+
+def test_without_the_quarantine_table_or_its_columns_the_weeks_figures_are_unknown(tables):
+    neither = dataclasses.replace(
+        tables,
+        totals=tables.totals.drop(columns=["quarantined_rows", "quarantined_spend"]),
+        quarantine=None,
+    )
+    summary = quarantine_summary(neither)
+    assert (summary["source"], summary["published"]) == ("none", False)
+    assert summary["week_rows"]["raw"] == summary["week_spend"]["raw"] == ""  # dashes, not 0
+    assert summary["total_rows"] is None and summary["by_reason"] == []
+    page = soup(build_weekly_report(neither).html)
+    assert page.select_one("#quarantine-week")["data-rows"] == ""
+    assert page.select_one("#quarantine-missing") is not None
 
 
 def test_explorer_has_one_row_per_campaign_with_the_tables_numbers(tables, page):
