@@ -18,7 +18,7 @@ freshness deadlines are in it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -63,19 +63,14 @@ def describe_weeks(weeks: list[str]) -> str:
 
 
 def missing_weeks(
-    stored: list[str], first: str, last: str, data_days: tuple[dt.date, dt.date]
+    stored: Iterable[str], first: str, last: str, data_weeks: Iterable[str]
 ) -> list[str]:
-    """The weeks from ``first`` to ``last`` (keys) within the accepted data's first and last
-    day (``data_days``) that have no stored partition: the history a run reads that was never
-    materialized. Weeks before the data begins or after it ends have nothing to store."""
-    week = max(dt.date.fromisoformat(first), monday_of(data_days[0]))
-    end = min(dt.date.fromisoformat(last), monday_of(data_days[1]))
-    stored_weeks, missing = set(stored), []
-    while week <= end:
-        if week.isoformat() not in stored_weeks:
-            missing.append(week.isoformat())
-        week += dt.timedelta(days=7)
-    return missing
+    """The weeks from ``first`` to ``last`` (keys) that hold accepted data (``data_weeks``)
+    and have no stored partition, in order: the history a run reads that was never
+    materialized. A week without data would give no rows stored or not, whether it lies
+    before the data, after it or in a gap of it, so naming it would only mislead."""
+    # ISO dates order as text
+    return sorted(week for week in set(data_weeks).difference(stored) if first <= week <= last)
 
 
 def last_complete_week(when: dt.datetime) -> str | None:

@@ -1,7 +1,5 @@
 """Week keys: how a list of weeks is named, and which weeks of a stretch were never stored."""
 
-import datetime as dt
-
 import pandas as pd
 
 from campaign_pipeline.partitions import describe_weeks, missing_weeks
@@ -17,20 +15,15 @@ def test_describe_weeks_is_a_count_and_a_range_never_a_list():
 
 def test_missing_weeks_are_the_unstored_weeks_of_the_stretch_that_hold_data():
     stored = ["2025-01-06", "2025-01-20", "2025-02-03"]
-    # the data begins on a Wednesday: its week counts, the weeks before it do not
-    data = (dt.date(2025, 1, 8), dt.date(2025, 6, 1))
+    data = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03", "2025-05-26"]
     assert missing_weeks(stored, "2024-12-02", "2025-02-03", data) == ["2025-01-13", "2025-01-27"]
     assert missing_weeks(stored, "2025-01-20", "2025-01-20", data) == []
-    assert missing_weeks([], "2025-01-06", "2025-01-20", (dt.date(2024, 6, 1), data[1])) == [
-        "2025-01-06",
-        "2025-01-13",
-        "2025-01-20",
-    ]
-    # a stretch that ends before the data begins has nothing missing
+    # a stretch that ends before the data begins has nothing missing, nor one after it ends
     assert missing_weeks([], "2024-01-01", "2024-02-05", data) == []
-    # nor one that begins after it ends: the data ends on a Wednesday, whose week counts
     assert missing_weeks([], "2025-06-02", "2025-07-07", data) == []
-    assert missing_weeks([], "2025-05-19", "2025-07-07", (data[0], dt.date(2025, 5, 28))) == [
-        "2025-05-19",
+    # nor do the weeks of a gap in the data: only the weeks holding data are named
+    assert missing_weeks([], "2025-01-27", "2025-07-07", data) == [
+        "2025-01-27",
+        "2025-02-03",
         "2025-05-26",
     ]

@@ -10,6 +10,7 @@ from pydantic import Field
 from campaign_pipeline.assets.common import (
     RunWeeks,
     check_stored_weeks,
+    history_never_materialized,
     history_weeks,
     progress_logger,
     read_weeks,
@@ -21,7 +22,7 @@ from campaign_pipeline.detection import DetectionSettings
 from campaign_pipeline.detection.ensemble import DAILY_COLUMNS, judge_weeks, week_calendar
 from campaign_pipeline.metadata import most_severe_first
 from campaign_pipeline.parallel import worker_processes
-from campaign_pipeline.partitions import describe_weeks, missing_weeks, weekly_partitions
+from campaign_pipeline.partitions import weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import AnomalyFlags
 
@@ -73,34 +74,6 @@ class AnomalyConfig(dg.Config):
         return DetectionSettings(**self.model_dump(exclude={"processes"}))
 
 
-def _history_never_materialized(
-    context: dg.AssetExecutionContext, storage: PipelineStorage, weeks: RunWeeks, history: int
-) -> list[str]:
-    """The weeks of daily metrics the run's judgement reads that hold accepted data but were
-    never materialized, said in a warning: the run then judges its weeks on less history than
-    their Monday runs did or will (fewer judgements, not false alarms), so its flags can differ
-    from theirs, e.g. one week picked alone in the UI on a fresh instance."""
-    accepted = storage.accepted_day_range()
-    if accepted is None:
-        return []
-    missing = missing_weeks(
-        storage.table_weeks("daily_campaign_metrics"),
-        weeks.history_start(history),
-        weeks.last,
-        (accepted[0].date(), accepted[1].date()),
-    )
-    if missing:
-        context.log.warning(
-            f"daily_campaign_metrics has never been materialized for {describe_weeks(missing)}, "
-            f"though the accepted data covers them ({accepted[0].date()} .. "
-            f"{accepted[1].date()}): the weeks of this run are "
-            f"judged without them ({history} weeks of history each). Materialize "
-            "daily_campaign_metrics for those weeks, then anomaly_flags again, for the flags "
-            "their Monday runs give."
-        )
-    return missing
-
-
 @dg.asset(
     group_name="anomalies",
     partitions_def=weekly_partitions,
@@ -133,7 +106,17 @@ def anomaly_flags(
     require_run_weeks(storage, weeks, "daily_campaign_metrics")
     history = detector_history_weeks(settings)
     campaigns = storage.read_staging("validated_campaigns")
-    unread = _history_never_materialized(context, storage, weeks, history)
+    unread = history_never_materialized(
+        context,
+        storage,
+        "daily_campaign_metrics",
+        weeks.history_start(history),
+        weeks.last,
+        f"the weeks of this run are judged without them ({history} weeks of history each, "
+        "so fewer judgements and flags that can differ from their Monday runs'). Materialize "
+        "daily_campaign_metrics for those weeks, then anomaly_flags again, for the flags "
+        "their Monday runs give.",
+    )
     # the daily rows are read into the calendar and let go, and the calendar's grids are kept
     # in a temporary directory: the step's process holds the stretch being judged, never the
     # year (0.3 GB at 16,000 campaigns), and worker processes read their own stretches

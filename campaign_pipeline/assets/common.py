@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 
 from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.metadata import markdown_preview, table_schema
-from campaign_pipeline.partitions import describe_weeks
+from campaign_pipeline.partitions import describe_weeks, missing_weeks
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 from campaign_pipeline.schemas import validate_frame
 
@@ -79,6 +80,49 @@ def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -
                 "of this run: materialize it for the run's weeks first (this asset with its "
                 "upstream assets)"
             )
+
+
+# The staging date columns a week of daily metrics is built from (assets/metrics.py): a week
+# holds daily rows when one of them has a day in it.
+DAILY_SOURCE_DATES = {
+    "validated_insights": ["date"],
+    "lead_events": ["added_date", "converted_date", "revenue_date"],
+}
+
+
+def data_weeks(storage: PipelineStorage) -> set[str]:
+    """The weeks (Monday keys) with accepted delivery or a lead event: those whose daily
+    metrics hold rows. Only the date columns are read, and reduced to their distinct days
+    before any is converted, so millions of rows cost one column scan each."""
+    days = []
+    for name, columns in DAILY_SOURCE_DATES.items():
+        for column in storage.read_staging_table(name, columns=columns).columns:
+            days.append(pd.to_datetime(pd.Series(pc.unique(column.drop_null()).to_pandas())))
+    found = pd.concat(days, ignore_index=True) if days else pd.Series([], dtype="datetime64[ns]")
+    mondays = (found - pd.to_timedelta(found.dt.weekday, unit="D")).dt.normalize()
+    return set(mondays.dt.strftime("%Y-%m-%d"))
+
+
+def history_never_materialized(
+    context: dg.AssetExecutionContext,
+    storage: PipelineStorage,
+    table: str,
+    first_week: str,
+    last_week: str,
+    consequence: str,
+) -> list[str]:
+    """The weeks first_week..last_week of ``table`` that a run reads as history, that hold
+    accepted data, but were never materialized, said in a warning ending with
+    ``consequence`` (what the run publishes without them, and how to get what the Monday runs
+    give). A reader skips such weeks: one week picked alone in the UI on a fresh instance
+    would otherwise publish numbers judged on less history with nothing to say so."""
+    missing = missing_weeks(storage.table_weeks(table), first_week, last_week, data_weeks(storage))
+    if missing:
+        context.log.warning(
+            f"{table} has never been materialized for {describe_weeks(missing)}, though they "
+            f"hold accepted delivery or lead events: {consequence}"
+        )
+    return missing
 
 
 def week_bounds(week_start: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -261,13 +305,16 @@ def weekly_result(
     )
 
 
-def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.AssetCheckSpec]:
+def table_checks(
+    asset: str, reconcile_with: str | None = None, weekly: bool = True
+) -> list[dg.AssetCheckSpec]:
     """The checks of a published table: its pandera model, and totals that reconcile with the
-    layer below when it has one."""
+    layer below when it has one; ``weekly``: the table is stored per week (the checks judge
+    the run's weeks), else it is one file of the whole history."""
+    stored = "the stored weeks pass" if weekly else "the stored table passes"
+    scope = "for the same weeks" if weekly else "over the whole history"
     specs = [
-        dg.AssetCheckSpec(
-            "schema", asset=asset, description="the stored weeks pass the table's pandera model"
-        )
+        dg.AssetCheckSpec("schema", asset=asset, description=f"{stored} the table's pandera model")
     ]
     if reconcile_with:
         specs.append(
@@ -275,8 +322,7 @@ def table_checks(asset: str, reconcile_with: str | None = None) -> list[dg.Asset
                 f"reconciles_with_{reconcile_with}",
                 asset=asset,
                 description=(
-                    f"totals equal those of {reconcile_with} for the same weeks "
-                    "(nothing lost or doubled)"
+                    f"totals equal those of {reconcile_with} {scope} (nothing lost or doubled)"
                 ),
             )
         )

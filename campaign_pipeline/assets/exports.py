@@ -22,7 +22,7 @@ from campaign_pipeline.assets.common import (
 from campaign_pipeline.exports import delivery
 from campaign_pipeline.exports.events import CampaignEvent, week_events
 from campaign_pipeline.exports.ledger import ExportLedgerTable, Ledger, LedgerError
-from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.partitions import describe_weeks, weekly_partitions
 from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.exports import ExportLedgerStore, ExportSettings
 from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
@@ -202,11 +202,43 @@ def amplitude_export(
     return _run_export(context, "amplitude", amplitude, storage, exports, export_ledger_store)
 
 
+LEDGER_SOURCES = ("ga4_export", "amplitude_export")
+
+
+def require_an_export(context: dg.AssetExecutionContext, weeks: RunWeeks) -> None:
+    """Fail, naming them, when neither export was ever materialized for some of the run's
+    weeks (export_ledger picked alone in the UI).
+
+    Nothing marks such a week in the out dir (an export in mode off writes nothing, a dry run
+    no ledger row), so the run records of the instance say it; without this, the week's
+    ledger file would be published empty, as if its events had been sent and none were.
+    """
+    exported: set[str] = set()
+    for name in LEDGER_SOURCES:
+        records_filter = dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(name), asset_partitions=list(weeks.keys)
+        )
+        cursor, more = None, True
+        while more:
+            found = context.instance.fetch_materializations(
+                records_filter, limit=1000, cursor=cursor
+            )
+            exported.update(record.partition_key for record in found.records)
+            cursor, more = found.cursor, found.has_more
+    missing = [week for week in weeks.keys if week not in exported]
+    if missing:
+        raise dg.Failure(
+            description=f"neither {' nor '.join(LEDGER_SOURCES)} has ever been materialized for "
+            f"{describe_weeks(missing)} of this run: materialize them for the run's weeks first "
+            "(this asset with its upstream assets)"
+        )
+
+
 @dg.asset(
     group_name="exports",
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["ga4_export", "amplitude_export"],
+    deps=list(LEDGER_SOURCES),
     kinds={"sqlite", "postgres", "parquet"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -225,6 +257,7 @@ def export_ledger(
     refused, failed, or claimed by a run still sending), the answer's code, the tries and when
     it was accepted. Published from the ledger store as Parquet, per week."""
     weeks = RunWeeks.of(context)
+    require_an_export(context, weeks)
     ledger = export_ledger_store.open(storage.published_dir)
     try:
         counts = publish_ledger(storage, ledger, weeks)

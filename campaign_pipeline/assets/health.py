@@ -12,6 +12,7 @@ from campaign_pipeline import health, metrics
 from campaign_pipeline.assets.common import (
     RunWeeks,
     check_stored_weeks,
+    history_never_materialized,
     history_weeks,
     read_weeks,
     require_run_weeks,
@@ -102,18 +103,25 @@ def _buckets_by_week(
     )
 
 
+def _first_week_read(weeks: RunWeeks, config: HealthConfig) -> str:
+    """The first week of daily metrics the windows of ``weeks`` and of the week before them
+    read."""
+    if config.window == "lifetime":
+        return weekly_partitions.get_first_partition_key()
+    return weeks.history_start(history_weeks(config.window_days))
+
+
 def _health_of_block(
     storage: PipelineStorage, campaigns: pd.DataFrame, block: RunWeeks, config: HealthConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The validated buckets of a block of weeks and their transitions, from the block's
     daily metrics and the history their windows and the week before the block need."""
-    first = (
-        weekly_partitions.get_first_partition_key()
-        if config.window == "lifetime"
-        else block.history_start(history_weeks(config.window_days))
-    )
     daily = read_weeks(
-        storage, "daily_campaign_metrics", first, block.last, columns=list(metrics.SUMMARY_INPUTS)
+        storage,
+        "daily_campaign_metrics",
+        _first_week_read(block, config),
+        block.last,
+        columns=list(metrics.SUMMARY_INPUTS),
     )
     before = shift_week(block.first, -1)
     every = _buckets_by_week(daily, campaigns, [before, *block.keys], config)
@@ -163,6 +171,18 @@ def campaign_health(
     weeks = RunWeeks.of(context)
     require_run_weeks(storage, weeks, "daily_campaign_metrics")
     campaigns = storage.read_staging("validated_campaigns")
+    window = "the whole history" if config.window == "lifetime" else f"{config.window_days} days"
+    unread = history_never_materialized(
+        context,
+        storage,
+        "daily_campaign_metrics",
+        _first_week_read(weeks, config),
+        weeks.last,
+        f"the buckets of this run are judged without them, on fewer days than the window "
+        f"their rows name ({window}), and previous_bucket / bucket_changed likewise, so they "
+        "can differ from their Monday runs'. Materialize daily_campaign_metrics for those "
+        "weeks, then campaign_health again, for the buckets their Monday runs give.",
+    )
     counts: dict[str, int] = {}
     newly: dict[str, list[str]] = {}
     summaries = []
@@ -191,6 +211,7 @@ def campaign_health(
             "buckets_latest_week": dg.MetadataValue.json({k: int(v) for k, v in buckets.items()}),
             "became_bad_or_hero": dg.MetadataValue.json(newly),
             "action_summary": dg.MetadataValue.md(summaries[-1].to_markdown(index=False)),
+            "history_weeks_never_materialized": len(unread),
         },
         model=CampaignHealth,
     )

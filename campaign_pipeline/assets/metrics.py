@@ -300,7 +300,7 @@ def weekly_totals(
     group_name=GROUP,
     deps=["validated_campaigns", "validated_insights", "validated_leads", "lead_events"],
     kinds={"pandas", "parquet"},
-    check_specs=table_checks("campaign_lifetime_metrics", "validated"),
+    check_specs=table_checks("campaign_lifetime_metrics", "validated", weekly=False),
 )
 def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
     """One row per campaign over its whole history (the seed's ``campaign_perf_4``).

@@ -481,8 +481,8 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
         pd.testing.assert_frame_equal(in_range[week], alone[week])
 
 
-def _history_warnings_and_gaps(storage, week) -> tuple[list[str], int]:
-    """Materialize ``week``'s weekly assets; anomaly_flags' warnings about unstored history
+def _history_warnings_and_gaps(storage, week, asset="anomaly_flags") -> tuple[list[str], int]:
+    """Materialize ``week``'s weekly assets; ``asset``'s warnings about unstored history
     weeks, and the count its metadata gives."""
     import logging
 
@@ -498,9 +498,9 @@ def _history_warnings_and_gaps(storage, week) -> tuple[list[str], int]:
         warnings = [
             entry.user_message
             for entry in instance.all_logs(result.run_id)
-            if entry.step_key == "anomaly_flags" and entry.level == logging.WARNING
+            if entry.step_key == asset and entry.level == logging.WARNING
         ]
-    [materialization] = result.asset_materializations_for_node("anomaly_flags")
+    [materialization] = result.asset_materializations_for_node(asset)
     return warnings, materialization.metadata["history_weeks_never_materialized"].value
 
 
@@ -513,13 +513,59 @@ def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
     assert "daily_campaign_metrics has never been materialized for 2 weeks (2025-01-06 .. " in (
         warning
     )
-    assert "though the accepted data covers them (2025-01-06 .. 2025-01-26)" in warning
+    assert "though they hold accepted delivery or lead events" in warning
+    assert "(8 weeks of history each" in warning
     # with the weeks before it stored, nothing is missing: the weeks before the data are not
     for week in WEEKS[:2]:
         assert _materialize_week(storage, week).success
     assert _history_warnings_and_gaps(storage, WEEKS[2]) == ([], 0)
     # nor are the weeks after the data ends: a week picked past the data is not warned of them
     assert _history_warnings_and_gaps(storage, "2025-03-10") == ([], 0)
+
+
+def test_buckets_judged_without_stored_window_weeks_are_warned_of(storage):
+    """The same for campaign_health: its 28-day window of the week picked alone (and of the
+    week before, for previous_bucket) reaches into two weeks of data never materialized, so
+    its buckets are judged on 7 of the 28 days their rows name."""
+    warnings, gaps = _history_warnings_and_gaps(storage, WEEKS[2], "campaign_health")
+    assert gaps == 2
+    [warning] = warnings
+    assert warning.startswith(
+        "daily_campaign_metrics has never been materialized for 2 weeks (2025-01-06 .. "
+        "2025-01-13), though they hold accepted delivery or lead events: the buckets of this "
+        "run are judged without them, on fewer days than the window their rows name (28 days)"
+    )
+    assert "then campaign_health again" in warning
+    for week in WEEKS[:2]:
+        assert _materialize_week(storage, week).success
+    assert _history_warnings_and_gaps(storage, WEEKS[2], "campaign_health") == ([], 0)
+
+
+def test_weeks_of_a_gap_in_the_data_are_not_named_never_materialized(tmp_path):
+    """Data in 2025-01-06 .. 01-19 and 2025-03-03 .. 03-09, the week 2025-03-03 picked alone:
+    of the weeks the detector and the buckets read before it, only the two holding data were
+    never materialized; the six of the gap hold nothing, stored or not."""
+    rows = [
+        f"I{i},C1,{day:%Y-%m-%d},100,1000,20,1"
+        for i, day in enumerate(
+            [*pd.date_range("2025-01-06", "2025-01-19"), *pd.date_range("2025-03-03", "2025-03-09")]
+        )
+    ]
+    write_exports(
+        tmp_path,
+        campaigns=CAMPAIGNS,
+        insights="\n".join(rows) + "\n",
+        leads=LEADS,
+        changes=CHANGES,
+    )
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
+    warnings, gaps = _history_warnings_and_gaps(storage, "2025-03-03")
+    assert gaps == 2
+    [warning] = warnings
+    assert "never been materialized for 2 weeks (2025-01-06 .. 2025-01-13)" in warning
+    # the buckets' 4 weeks before 2025-03-03 all lie in the gap
+    assert _history_warnings_and_gaps(storage, "2025-03-03", "campaign_health") == ([], 0)
 
 
 @pytest.mark.parametrize(
@@ -546,3 +592,44 @@ def test_an_asset_picked_alone_fails_naming_the_upstream_week_never_materialized
     assert dg.materialize(
         all_assets, selection=[asset], partition_key=WEEKS[1], resources=pipeline_resources(storage)
     ).success
+
+
+def test_the_ledger_picked_alone_for_a_week_no_export_ran_fails_and_writes_nothing(storage):
+    """export_ledger for a week neither export ran: a clear failure, not an empty ledger file
+    that reads as "sent nothing"; once an export ran for the week, the ledger publishes it."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert _materialize_week(storage, WEEKS[1]).success
+        message = failed_alone(
+            all_assets,
+            ["export_ledger"],
+            pipeline_resources(storage),
+            partition_key=WEEKS[1],
+            instance=instance,
+        )
+        assert (
+            f"neither ga4_export nor amplitude_export has ever been materialized for 1 week "
+            f"({WEEKS[1]}) of this run: materialize them" in message
+        )
+        assert not storage.table_weeks("export_ledger")
+        for selection in (["ga4_export"], ["export_ledger"]):
+            assert dg.materialize(
+                all_assets,
+                selection=selection,
+                partition_key=WEEKS[1],
+                resources=pipeline_resources(storage),
+                instance=instance,
+            ).success
+    assert storage.table_weeks("export_ledger") == [WEEKS[1]]
+
+
+def test_the_lifetime_table_checks_describe_the_whole_history():
+    """campaign_lifetime_metrics is one file of the whole history, not weeks."""
+    from campaign_pipeline.assets.metrics import campaign_lifetime_metrics
+
+    specs = {spec.name: spec.description for spec in campaign_lifetime_metrics.check_specs}
+    assert specs == {
+        "schema": "the stored table passes the table's pandera model",
+        "reconciles_with_validated": (
+            "totals equal those of validated over the whole history (nothing lost or doubled)"
+        ),
+    }
