@@ -83,7 +83,10 @@ class _Sums(_MetricTable):
         ge=0, description="converted leads with a deal_value (by conversion day)"
     )
     revenue: Series[float] = pa.Field(
-        ge=0, description="deal_value of won leads (by conversion day); 0 when none"
+        nullable=True,
+        ge=0,
+        description="deal_value of won leads (by conversion day); 0 when none; "
+        "null: the leads file has no deal_value column",
     )
     ctr: Series[float] = pa.Field(nullable=True, ge=0, le=1, description="clicks / impressions")
     cpc: Series[float] = pa.Field(nullable=True, ge=0, description="spend / clicks")
@@ -241,7 +244,7 @@ class WeeklyTotals(_MetricTable):
     leads: Series[int] = pa.Field(ge=0)
     converted_leads: Series[int] = pa.Field(ge=0)
     won_leads: Series[int] = pa.Field(ge=0)
-    revenue: Series[float] = pa.Field(ge=0)
+    revenue: Series[float] = pa.Field(nullable=True, ge=0)
     ctr: Series[float] = pa.Field(
         nullable=True, ge=0, le=1, description="over campaign-weeks fully reporting both"
     )
@@ -302,7 +305,11 @@ class CampaignPeriodSummary(_MetricTable):
     spend_per_day: Series[float] = pa.Field(
         nullable=True, ge=0, description="total_spend / days_active"
     )
-    revenue: Series[float] = pa.Field(ge=0, description="deal_value of leads won in the window")
+    revenue: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description="deal_value of leads won in the window; null: no deal_value column",
+    )
     roas: Series[float] = pa.Field(nullable=True, ge=0, description="revenue / total_spend")
     user_id: Series[str]
     project_name: Series[str]

@@ -17,6 +17,10 @@ Rules every function here follows, and why:
   denominator over the same days. Spend is always known on a delivery day, so CPL, ROAS and
   lead_conversion_rate are plain ratios of the period's sums. ``<col>_complete`` tells whether
   every delivery day of the period reported ``<col>``.
+* **Revenue is known only where deal values are reported.** A leads file without a deal_value
+  column says nothing about revenue, so every revenue (and ROAS) is NaN, as impressions are for
+  an insights file without that column; with the column, a lead that is not won adds 0. Either
+  way a period's revenue is known on all its days or on none, so ROAS needs no pairing.
 * **Lead events count on their own day**: a lead counts on its added_date, a conversion on the
   day of the lead's first change into a converted status, revenue on that same day. So a
   week's converted_leads can come from leads added in earlier weeks, and
@@ -101,8 +105,12 @@ WOW_METRICS: tuple[str, ...] = (
 )
 """Metrics week_over_week compares with the previous calendar week."""
 
-EVENT_SUMS: tuple[str, ...] = ("leads", "converted_leads", "won_leads", "revenue")
-"""Sums that are 0 (not unknown) for a period without rows: we hold every lead."""
+EVENT_SUMS: tuple[str, ...] = ("leads", "converted_leads", "won_leads")
+"""Sums that are 0 (not unknown) for a period without rows: we hold every lead. Revenue is 0
+for such a period only when the leads report deal values (see `lead_events`)."""
+
+DEAL_VALUE = "deal_value"
+"""The optional leads column revenue comes from; without it revenue is unknown."""
 
 DAILY_COLUMNS: list[str] = [
     "campaign_id",
@@ -287,8 +295,11 @@ def lead_events(
       exists, and counting it earlier would put a conversion in a week without its lead.
     * ``is_won``: converted AND deal_value present (a recorded 0 is a won deal worth 0). A
       deal_value on a non-converted lead is not revenue (the deal was not closed as won).
-    * ``revenue``: deal_value of won leads, 0.0 otherwise (so sums need no NaN handling);
-      ``revenue_date`` = converted_date for won leads, NaT otherwise.
+    * ``revenue``: deal_value of won leads, 0.0 otherwise (a lead that is not won adds
+      nothing); ``revenue_date`` = converted_date for won leads, NaT otherwise.
+    * ``leads`` without a ``deal_value`` column (the file has none): revenue is NaN for every
+      lead and no lead is won. Revenue is then unknown, and 0 would publish a ROAS of 0 for
+      campaigns whose deals were never reported.
     """
     if isinstance(converted_statuses, str):  # one status, not its characters
         converted_statuses = (converted_statuses,)
@@ -307,7 +318,12 @@ def lead_events(
     converted_day = converted_day.where(has_entry, added).where(is_converted)
 
     source = np.where(is_converted, np.where(has_entry, "status_change", "added_date"), None)
-    deal_value = pd.to_numeric(leads["deal_value"], errors="coerce").astype("float64")
+    reported = DEAL_VALUE in leads.columns
+    deal_value = (
+        pd.to_numeric(leads[DEAL_VALUE], errors="coerce").astype("float64")
+        if reported
+        else pd.Series(np.nan, index=leads.index)
+    )
     is_won = is_converted & deal_value.notna().to_numpy()
 
     columns = {
@@ -319,7 +335,7 @@ def lead_events(
         "converted_date": pd.to_datetime(converted_day).to_numpy(),
         "conversion_source": source,
         "is_won": is_won,
-        "revenue": np.where(is_won, deal_value.fillna(0.0).to_numpy(), 0.0),
+        "revenue": np.where(is_won, deal_value.fillna(0.0).to_numpy(), 0.0 if reported else np.nan),
         "revenue_date": pd.to_datetime(converted_day.where(is_won)).to_numpy(),
     }
     # the columns as they are (a 4.8M-lead table built with copies peaked 0.7 GB higher)
@@ -374,6 +390,7 @@ def daily_campaign_metrics(
     campaigns: pd.DataFrame,
     start=None,
     end=None,
+    revenue_reported: bool = True,
 ) -> pd.DataFrame:
     """One row per (campaign_id, date) with any delivery or lead event, rates of that day.
 
@@ -382,6 +399,9 @@ def daily_campaign_metrics(
     a delivery day without leads has leads 0, so cpl is NaN (undefined), not 0.
     ``start``/``end`` (inclusive days, None = open) restrict the rows; every row depends only
     on its own day, so a restricted run equals the same rows of an unrestricted one.
+    ``revenue_reported``: whether the leads file has a deal_value column. It is passed rather
+    than read from ``leads_events`` because a block of days may hold no lead event at all;
+    without it every revenue (and ROAS) is NaN, never 0.
 
     The join runs on integer keys (campaign code x day) rather than on string indexes: every
     campaign-day is a number, each part is placed by a sorted search, and revenue is summed
@@ -444,7 +464,7 @@ def daily_campaign_metrics(
         .groupby(part_keys["won_leads"])
         .sum()
     )
-    columns["revenue"] = np.zeros(n)
+    columns["revenue"] = np.zeros(n) if revenue_reported else np.full(n, np.nan)
     columns["revenue"][np.searchsorted(all_keys, revenue.index.to_numpy())] = revenue.to_numpy()
     columns["has_delivery"] = has_delivery
     for rate in RATES:  # safe_ratio's arithmetic on the arrays
@@ -566,8 +586,9 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
     * ``present``: the campaign has a row that week.
     * ``no_activity``: the week lies inside the weeks ``weekly`` covers (between its first and
       last week_start) but the campaign has no row: nothing was delivered and no lead event
-      happened. Its values are what an empty week aggregates to: lead counts and revenue 0,
-      delivery sums NaN (nothing reported, as for any week without insights rows), rates NaN.
+      happened. Its values are what an empty week aggregates to: lead counts 0, revenue 0
+      where deal values are reported (NaN where they are not), delivery sums NaN (nothing
+      reported, as for any week without insights rows), rates NaN.
     * ``unknown``: the week is before the first week in ``weekly`` (not loaded): all prev NaN.
 
     ``<m>_wow_abs`` = current - prev; ``<m>_wow_pct`` = (current - prev) / prev as a fraction
@@ -594,6 +615,8 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
     for metric in metrics:
         if metric in EVENT_SUMS:
             out.loc[no_activity, f"{metric}_prev"] = 0.0
+        elif metric == "revenue":  # 0 where revenue is reported (known this week), else unknown
+            out.loc[no_activity & out[metric].notna(), f"{metric}_prev"] = 0.0
         prev = out[f"{metric}_prev"].astype("float64")
         out[f"{metric}_prev"] = prev
         out[f"{metric}_wow_abs"] = out[metric].astype("float64") - prev

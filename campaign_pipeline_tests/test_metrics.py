@@ -155,6 +155,22 @@ def test_won_and_revenue_rule():
     assert ev.loc["NOVALUE", "revenue_date"] is pd.NaT
 
 
+def test_leads_without_a_deal_value_column_have_unknown_revenue_not_zero():
+    leads = make_leads(
+        [
+            ("WON", "C1", "DONE_DEAL", "2024-01-02", 1200.0),
+            ("NEW", "C1", "NEW", "2024-01-02", NaN),
+        ]
+    )
+    ev = events_by_lead(leads.drop(columns="deal_value"), NO_CHANGES)
+    assert ev["revenue"].isna().all()  # old code: KeyError 'deal_value'
+    assert not ev["is_won"].any() and ev["revenue_date"].isna().all()
+    assert ev.loc["WON", "is_converted"]  # conversion does not depend on deal values
+    # with the column, a converted lead with a blank deal_value is not won and adds 0
+    blank = events_by_lead(leads.assign(deal_value=NaN), NO_CHANGES)
+    assert blank["revenue"].to_dict() == {"WON": 0.0, "NEW": 0.0}
+
+
 def test_converted_statuses_are_configurable_and_normalized():
     leads = make_leads(
         [
@@ -643,6 +659,64 @@ def test_weekly_totals_overall_and_per_platform():
     assert ga["ctr"] == pytest.approx(5 / 500) and ga["cpc"] == pytest.approx(70 / 9)
     assert ga["cpl"] == pytest.approx(70 / 2) and ga["roas"] == pytest.approx(10.0)
     assert fb["impressions_complete"] and not ga["impressions_complete"]
+
+
+def _unreported_revenue_tables():
+    """Two weeks of C1 from leads without a deal_value column; C2 only delivers in week 2."""
+    insights = make_insights(
+        [
+            ("C1", "2024-01-02", 100.0, 1000, 10, 1),
+            ("C1", "2024-01-09", 50.0, 1000, 10, 1),
+            ("C2", "2024-01-10", 30.0, 500, 5, 0),  # a delivery-only day: no lead event
+        ]
+    )
+    leads = make_leads(
+        [
+            ("L1", "C1", "DONE_DEAL", "2024-01-02", NaN),
+            ("L2", "C1", "NEW", "2024-01-09", NaN),
+        ]
+    ).drop(columns="deal_value")
+    campaigns = make_campaigns("C1", "C2")
+    events = m.lead_events(leads, NO_CHANGES)
+    daily = m.daily_campaign_metrics(insights, events, campaigns, revenue_reported=False)
+    return daily, campaigns
+
+
+def test_unreported_revenue_is_null_in_every_table_not_zero():
+    daily, campaigns = _unreported_revenue_tables()
+    assert daily["spend"].gt(0).all()
+    assert daily["revenue"].isna().all() and daily["roas"].isna().all()
+
+    weekly = m.week_over_week(m.weekly_campaign_metrics(daily, campaigns))
+    assert weekly["revenue"].isna().all() and weekly["roas"].isna().all()
+    assert one(weekly, campaign_id="C1", week_start=W1)["converted_leads"] == 1
+    assert weekly["revenue_prev"].isna().all() and weekly["roas_prev"].isna().all()
+
+    for totals in (m.weekly_totals(weekly), m.weekly_totals(weekly, by="platform")):
+        assert totals["spend"].gt(0).all()
+        assert totals["revenue"].isna().all() and totals["roas"].isna().all()
+
+    lifetime = m.campaign_period_summary(daily, campaigns)
+    assert lifetime["total_spend"].gt(0).all()
+    assert lifetime["revenue"].isna().all() and lifetime["roas"].isna().all()
+
+
+def test_reported_revenue_of_a_week_without_activity_is_zero_and_unreported_unknown():
+    rows = [("C1", "2024-01-02", 10.0, 100, 1, 0), ("C1", "2024-01-16", 10.0, 100, 1, 0)]
+    rows += [("C2", "2024-01-09", 10.0, 100, 1, 0)]  # makes W2 a covered week
+    insights = make_insights(rows)
+    campaigns = make_campaigns("C1", "C2")
+    events = m.lead_events(make_leads([]), NO_CHANGES)
+    for reported, expected in ((True, 0.0), (False, None)):
+        daily = m.daily_campaign_metrics(insights, events, campaigns, revenue_reported=reported)
+        weekly = m.week_over_week(m.weekly_campaign_metrics(daily, campaigns))
+        w3 = one(weekly, campaign_id="C1", week_start=W3)
+        assert w3["prev_week_status"] == "no_activity"
+        if expected is None:
+            assert is_nan(w3["revenue_prev"]) and is_nan(w3["revenue"])
+        else:
+            assert w3["revenue_prev"] == expected and w3["revenue"] == 0.0
+            assert w3["roas"] == 0.0  # known: nothing won on 10 spent
 
 
 def test_weekly_totals_sums_match_daily_on_random_data():

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.metadata import markdown_preview, table_schema
+from campaign_pipeline.metrics import DEAL_VALUE
 from campaign_pipeline.partitions import describe_weeks, missing_weeks
 from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
 from campaign_pipeline.schemas import validate_frame
@@ -388,6 +389,13 @@ def reconcile_check(
         | {f"{name}_source": float(s) for name, (_, s) in totals.items()}
         | {f"{name}_difference": d for name, d in differences.items()},
     )
+
+
+def revenue_reported(storage: PipelineStorage) -> bool:
+    """Whether the staged leads (the file's header, or the Salesforce pull) have a deal_value
+    column. The validated table has one either way, blank when the file has none, and a blank
+    there means "not won"; only the snapshot tells that revenue was never reported at all."""
+    return DEAL_VALUE in storage.snapshot_columns("raw_campaign_leads")
 
 
 def column_total(frame: pd.DataFrame, column: str) -> float:

@@ -13,7 +13,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from campaign_pipeline import ingestion, metrics
-from campaign_pipeline.assets.common import schema_check
+from campaign_pipeline.assets.common import revenue_reported, schema_check
 from campaign_pipeline.assets.salesforce import materialize_from_salesforce
 from campaign_pipeline.constants import CONVERTED_STATUSES
 from campaign_pipeline.ingestion import FILE_SPECS, FileSpec, FileValidation, RawFileError
@@ -381,7 +381,10 @@ def lead_events(config: LeadEventsConfig, storage: PipelineStorage) -> dg.Materi
     the whole status history, while a week's metrics then read only the leads whose events
     fall in that week.
     """
-    leads = storage.read_staging("validated_leads", columns=LEAD_COLUMNS, arrow_strings=True)
+    # without a deal_value column in the file, the leads go without one: revenue is unknown
+    reported = revenue_reported(storage)
+    columns = [c for c in LEAD_COLUMNS if reported or c != metrics.DEAL_VALUE]
+    leads = storage.read_staging("validated_leads", columns=columns, arrow_strings=True)
     changes = storage.read_staging(
         "validated_lead_status_changes", columns=CHANGE_COLUMNS, arrow_strings=True
     )

@@ -18,6 +18,7 @@ from campaign_pipeline.assets.common import (
     read_weeks,
     reconcile_check,
     require_run_weeks,
+    revenue_reported,
     schema_check,
     table_checks,
     weekly_result,
@@ -73,7 +74,10 @@ def _daily_metrics_of_days(
         if bounded
         else None,
     )
-    daily = metrics.daily_campaign_metrics(insights, events, campaigns, start=start, end=end)
+    reported = revenue_reported(storage)
+    daily = metrics.daily_campaign_metrics(
+        insights, events, campaigns, start=start, end=end, revenue_reported=reported
+    )
     return daily, column_total(insights, "spend")
 
 

@@ -215,6 +215,13 @@ class PipelineStorage(dg.ConfigurableResource):
                 target.write_atomically(lambda buffer: shutil.copyfileobj(handle, buffer))
         return written
 
+    def snapshot_columns(self, name: str) -> list[str]:
+        """A snapshot's column names, from its schema alone: an object-store snapshot is not
+        downloaded whole to learn whether an optional column was exported."""
+        path = self._existing(self.snapshot_path(name), name)
+        with path.open_stream() as handle:
+            return ipc.open_file(handle).schema.names
+
     def read_snapshot(self, name: str) -> pa.Table:
         """The snapshot, memory-mapped when local (columns are paged in only when used)."""
         path = self._existing(self.snapshot_path(name), name)

@@ -17,6 +17,8 @@ from dagster._serdes import serialize_value
 
 from campaign_pipeline.assets.ingestion import ingestion_assets
 from campaign_pipeline.definitions import all_assets
+from campaign_pipeline.exports.amplitude import EVENT_TYPES
+from campaign_pipeline.exports.events import SUMMARY
 from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
 from campaign_pipeline.resources.storage import PipelineStorage
@@ -61,6 +63,11 @@ LEADS = "id,campaign_id,name,email,phone,lead_status,added_date,deal_value\n" + 
     for i in range(40)
 )
 CHANGES = "id,lead_id,old_status,new_status,created_at\n"
+# the same leads in a file that has no deal_value column (nor personal data)
+LEADS_WITHOUT_DEAL_VALUE = "id,campaign_id,lead_status,added_date\n" + "".join(
+    f"L{i},C{1 + i % 2},{'DONE_DEAL' if i % 3 == 0 else 'NEW'},2025-01-{6 + i % 20:02d}\n"
+    for i in range(40)
+)
 
 
 @pytest.fixture
@@ -215,3 +222,36 @@ def test_a_failed_export_fails_its_asset_alone_and_the_next_run_sends_only_what_
     ledger = storage.read_table("export_ledger", [week])
     assert set(ledger["status"]) == {"sent"}
     assert ledger.loc[ledger["destination"] == "amplitude", "attempts"].eq(3).all()
+
+
+def test_leads_without_a_deal_value_column_publish_and_send_no_revenue_and_no_roas(
+    tmp_path, monkeypatch, fakes
+):
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    write_exports(tmp_path, insights=_insights(), leads=LEADS_WITHOUT_DEAL_VALUE, changes=CHANGES)
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    ga4, amp = fakes
+    resources = _resources(storage, ga4, amp)
+    assert dg.materialize(ingestion_assets, resources=resources).success
+    assert _run_range(storage, ga4, amp, WEEKLY, dg.DagsterInstance.ephemeral()).success
+    selection = ["campaign_lifetime_metrics"]
+    assert dg.materialize(all_assets, selection=selection, resources=resources).success
+
+    weekly = storage.read_table("weekly_campaign_metrics")
+    assert weekly["spend"].gt(0).all() and weekly["converted_leads"].sum() == 14
+    assert weekly["revenue"].isna().all() and weekly["roas"].isna().all()  # old code: 0.0
+    totals = storage.read_table("weekly_totals")
+    assert totals["revenue"].isna().all() and totals["roas"].isna().all()
+    per_campaign = storage.read_table("campaign_lifetime_metrics")
+    assert per_campaign["revenue"].isna().all() and per_campaign["roas"].isna().all()
+
+    summaries = [e for e in amp.ingested if e["event_type"] == EVENT_TYPES[SUMMARY]]
+    assert len(summaries) == 2 * len(WEEKS)
+    for event in summaries:
+        properties = event["event_properties"]
+        assert "spend" in properties and "cpl" in properties  # the summary was filled
+        assert "roas" not in properties and "revenue" not in properties
+    ga4_summaries = [e for e in ga4.events if e["name"] == SUMMARY]
+    assert len(ga4_summaries) == 2 * len(WEEKS)
+    assert all("roas" not in e["params"] and "revenue" not in e["params"] for e in ga4_summaries)
