@@ -24,6 +24,74 @@ def accounting(storage: PipelineStorage) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def accepted_counts(table: pd.DataFrame) -> str:
+    """``campaigns.csv 3 of 3, insights.csv 0 of 21, ...``: what each file gave the weeks."""
+    return ", ".join(
+        f"{row.source_file} {row.rows_accepted:,} of {row.rows_read:,}"
+        for row in table.itertuples()
+    )
+
+
+def files_with_none_accepted(table: pd.DataFrame) -> list[tuple[str, str | None, int]]:
+    """(file, its most common quarantine reason code, that code's row count) of each file that
+    has rows and none of them accepted (``table``: `accounting`, with its ``reasons``).
+
+    Such a file is a mistake in the whole export (a date format the contract lacks, a renamed
+    campaign), not a few bad rows: the weeks built without it would publish, and export, their
+    facts without its figures (leads but no spend), and the export ledger keys facts, so those
+    weeks would not be sent again once the file is corrected. A file with no rows at all (an
+    account without leads) is an export of nothing, not a mistake."""
+    found = []
+    for row in table[(table["rows_read"] > 0) & (table["rows_accepted"] == 0)].itertuples():
+        reasons = getattr(row, "reasons", None)
+        reasons = reasons if isinstance(reasons, dict) and reasons else {None: 0}
+        code, count = min(reasons.items(), key=lambda item: (-item[1], str(item[0])))
+        found.append((row.source_file, code, int(count)))
+    return found
+
+
+def quarantine_example(storage: PipelineStorage, source_file: str, reason_code: str) -> str:
+    """The first quarantined row of ``source_file`` with ``reason_code``, as ``line N: <its
+    reason>``: the reason quotes the offending cell, and never a lead's name, email or phone
+    (the quarantine drops them)."""
+    key = next(k for k, spec in FILE_SPECS.items() if spec.filename == source_file)
+    rows = storage.read_staging(
+        f"quarantine_{key}",
+        columns=["line_number", "reason"],
+        filters=[("reason_code", "==", reason_code)],
+        arrow_strings=True,
+    )
+    if not len(rows):
+        return ""
+    first = rows.loc[rows["line_number"].idxmin()]
+    return f"line {int(first['line_number'])}: {first['reason']}"
+
+
+def none_accepted_line(
+    table: pd.DataFrame,
+    found: list[tuple[str, str | None, int]],
+    examples: dict[str, str],
+    quarantine: str,
+) -> str:
+    """The one line that stops a run on the files `files_with_none_accepted` found."""
+    read = table.set_index("source_file")
+    parts = []
+    for source_file, code, count in found:
+        quarantined = int(read.loc[source_file, "rows_quarantined"])
+        why = f"{code}: {count:,} of {quarantined:,} quarantined" if code else "none quarantined"
+        example = examples.get(source_file)
+        parts.append(
+            f"{source_file}: none of its {int(read.loc[source_file, 'rows_read']):,} rows was "
+            f"accepted ({why}{'; e.g. ' + example if example else ''})"
+        )
+    return (
+        "; ".join(parts) + "; no week is processed without "
+        f"{'its' if len(found) == 1 else 'their'} rows: correct the "
+        f"{'file' if len(found) == 1 else 'files'} and run again (rows accepted: "
+        f"{accepted_counts(table)}; {quarantine} gives each set-aside row's reason)"
+    )
+
+
 def action_lines(latest_health: pd.DataFrame) -> list[str]:
     """A line per recommended action that some campaign got, most campaigns first.
 

@@ -286,19 +286,16 @@ def run_pipeline(
     if not ingestion.success or failures:
         raise RunFailed(failures or ["ingestion failed"], user_error=user_error)
 
+    _stop_on_files_with_none_accepted(storage)
     day_range = storage.accepted_day_range()
     if day_range is None:
-        from campaign_pipeline.run_summary import accounting
+        from campaign_pipeline.run_summary import accepted_counts, accounting
 
-        accepted = ", ".join(
-            f"{row.source_file} {row.rows_accepted:,} of {row.rows_read:,}"
-            for row in accounting(storage).itertuples()
-        )
         raise RunFailed(
             [
                 f"no accepted row has a date, so there is no week to process (rows accepted: "
-                f"{accepted}; {storage.table_path('quarantine')} gives each set-aside row's "
-                "reason)"
+                f"{accepted_counts(accounting(storage))}; {storage.table_path('quarantine')} "
+                "gives each set-aside row's reason)"
             ],
             True,
         )
@@ -342,6 +339,29 @@ def run_pipeline(
         raise RunFailed(failures or ["lifetime table failed"], user_error=user_error)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _stop_on_files_with_none_accepted(storage: PipelineStorage) -> None:
+    """Ends the run before any weekly asset when a raw file has rows and none accepted
+    (`run_summary.files_with_none_accepted` says why that is the input's mistake)."""
+    from campaign_pipeline.run_summary import (
+        accounting,
+        files_with_none_accepted,
+        none_accepted_line,
+        quarantine_example,
+    )
+
+    table = accounting(storage)
+    found = files_with_none_accepted(table) if len(table) else []
+    if not found:
+        return
+    examples = {
+        source_file: quarantine_example(storage, source_file, code)
+        for source_file, code, _ in found
+        if code
+    }
+    quarantine = str(storage.table_path("quarantine"))
+    raise RunFailed([none_accepted_line(table, found, examples, quarantine)], True)
 
 
 def instance_description() -> str:

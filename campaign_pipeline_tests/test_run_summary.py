@@ -10,7 +10,12 @@ import pandas as pd
 from campaign_pipeline.exports.delivery import DestinationReport
 from campaign_pipeline.health import action_summary
 from campaign_pipeline.resources.storage import PipelineStorage
-from campaign_pipeline.run_summary import action_lines, summarize
+from campaign_pipeline.run_summary import (
+    action_lines,
+    files_with_none_accepted,
+    none_accepted_line,
+    summarize,
+)
 
 
 def latest_health(rows) -> pd.DataFrame:
@@ -111,3 +116,44 @@ def test_payload_files_are_listed_only_when_this_run_wrote_them(tmp_path):
     exports = {d: report.to_metadata() for d, report in dry.items()}
     text = summarize(storage, [], seconds=1.0, exports=exports, export_mode="dry-run")
     assert re.search(r"^  exports +2 payload files \(dry run\)$", text, re.M), text
+
+
+def _accounting(*rows: tuple) -> pd.DataFrame:
+    """rows: (file, read, accepted, quarantined, duplicates, reasons)."""
+    columns = ["source_file", "rows_read", "rows_accepted", "rows_quarantined"]
+    return pd.DataFrame(
+        [dict(zip([*columns, "duplicates_removed", "reasons"], row)) for row in rows]
+    )
+
+
+def test_files_with_rows_and_none_accepted_are_named_with_their_most_common_reason():
+    table = _accounting(
+        ("campaigns.csv", 3, 3, 0, 0, {}),
+        ("insights.csv", 22, 0, 21, 1, {"negative_spend": 1, "unparseable_date": 20}),
+        ("campaign_leads.csv", 0, 0, 0, 0, {}),  # header only: an account without leads
+        ("lead_status_changes.csv", 4, 0, 4, 0, {"unknown_lead": 2, "rejected_lead": 2}),
+    )
+    found = files_with_none_accepted(table)
+    # a tie goes to the code first in alphabetical order, so the line is the same every run
+    assert found == [
+        ("insights.csv", "unparseable_date", 20),
+        ("lead_status_changes.csv", "rejected_lead", 2),
+    ]
+    line = none_accepted_line(
+        table,
+        found,
+        {"insights.csv": "line 2: unparseable date: '2025-03-03T12:00:00Z' is not ..."},
+        "/out/quarantine.parquet",
+    )
+    assert line == (
+        "insights.csv: none of its 22 rows was accepted (unparseable_date: 20 of 21 "
+        "quarantined; e.g. line 2: unparseable date: '2025-03-03T12:00:00Z' is not ...); "
+        "lead_status_changes.csv: none of its 4 rows was accepted (rejected_lead: 2 of 4 "
+        "quarantined); no week is processed without their rows: correct the files and run "
+        "again (rows accepted: campaigns.csv 3 of 3, insights.csv 0 of 22, campaign_leads.csv "
+        "0 of 0, lead_status_changes.csv 0 of 4; /out/quarantine.parquet gives each set-aside "
+        "row's reason)"
+    )
+    # one accepted row is a file with bad rows, for the quarantine to hold, not a stop
+    table.loc[table["source_file"] != "campaign_leads.csv", "rows_accepted"] = 1
+    assert files_with_none_accepted(table) == []

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from campaign_pipeline import runner
-from campaign_pipeline_tests._orchestration_support import sqlite_home
+from campaign_pipeline_tests._orchestration_support import RAW_EXPORTS, sqlite_home
 
 
 def test_weeks_between_includes_empty_weeks_and_starts_on_mondays():
@@ -173,14 +173,15 @@ def test_a_failed_step_is_reported_by_the_error_its_code_raised(data_dir, tmp_pa
 def test_exports_with_no_accepted_row_say_what_was_accepted_and_where_the_reasons_are(
     data_dir, tmp_path
 ):
-    campaigns = data_dir / "raw" / "campaigns.csv"
-    campaigns.write_text(campaigns.read_text().splitlines()[0] + "\n")  # header only
+    for name in RAW_EXPORTS:  # header only: an export of nothing, every file
+        path = data_dir / "raw" / name
+        path.write_text(path.read_text().splitlines()[0] + "\n")
     with pytest.raises(runner.RunFailed) as failed:
         runner.run_pipeline(str(data_dir), str(tmp_path / "out"), say=lambda _: None)
     assert failed.value.user_error
     [line] = failed.value.lines
     assert line.startswith("no accepted row has a date, so there is no week to process")
-    assert "campaigns.csv 0 of 0, insights.csv 0 of " in line
+    assert "campaigns.csv 0 of 0, insights.csv 0 of 0, " in line
     assert f"{tmp_path / 'out' / 'quarantine.parquet'} gives each set-aside row's reason" in line
     assert (tmp_path / "out" / "quarantine.parquet").is_file()
 
@@ -212,3 +213,64 @@ def test_a_step_ended_by_ctrl_c_ends_the_run_as_interrupted():
                 runner._execute(job_raising(error), instance, {}, lambda _: None)
         result = runner._execute(job_raising(ValueError("bad cell")), instance, {}, lambda _: None)
         assert not result.success and not runner.interrupted(result)
+
+
+def test_a_file_with_rows_and_none_accepted_stops_the_run_before_any_weekly_asset(
+    data_dir, tmp_path
+):
+    """Insights dated as ISO instants (2024-01-08T10:00:00Z, a format the contract lacks) are
+    all quarantined: weeks built from the leads alone would publish and export leads without
+    spend, and the ledger would never send those weeks again once the file is corrected."""
+    insights = data_dir / "raw" / "insights.csv"
+    insights.write_text(
+        "id,campaign_id,created_at,spend,impressions,clicks,conversions\n"
+        "1,c1,2024-01-08T10:00:00Z,10,1000,10,1\n"
+        "2,c1,2024-01-09T10:00:00Z,12,1100,12,1\n"
+        "3,c2,2024-01-17T10:00:00Z,5,500,5,1\n"
+    )
+    out = tmp_path / "out"
+    lines: list[str] = []
+    with pytest.raises(runner.RunFailed) as failed:
+        runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 1, 24))
+    assert failed.value.user_error
+    assert failed.value.lines == [
+        "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; "
+        "e.g. line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
+        "MM/DD/YYYY); no week is processed without its rows: correct the file and run again "
+        "(rows accepted: campaigns.csv 2 of 2, insights.csv 0 of 3, campaign_leads.csv 2 of 2, "
+        f"lead_status_changes.csv 1 of 1; {out / 'quarantine.parquet'} gives each set-aside "
+        "row's reason)"
+    ]
+    assert (out / "quarantine.parquet").is_file()
+    assert not any(line.startswith("weekly assets") for line in lines)
+    assert not (out / "daily_campaign_metrics").exists() and not (out / "exports").exists()
+
+
+def test_a_lead_file_none_accepted_is_named_without_personal_data_and_an_empty_one_is_not(
+    data_dir, tmp_path
+):
+    """Every lead's date is unparseable: the line quotes a date, never a name, an email or a
+    phone. The status changes file is header only (an account whose leads never moved): an
+    export of nothing, not a mistake."""
+    raw = data_dir / "raw"
+    (raw / "campaign_leads.csv").write_text(
+        "id,campaign_id,name,email,phone,lead_status,added_date,deal_value\n"
+        "l1,c1,Ann,ann@example.com,+1 202-555-0143,NEW,2024-01-09T08:00:00Z,\n"
+        "l2,c2,Bob,bob@example.com,+1 202-555-0178,DONE_DEAL,2024-01-17T08:00:00Z,120\n"
+    )
+    (raw / "lead_status_changes.csv").write_text("id,lead_id,old_status,new_status,created_at\n")
+    with pytest.raises(runner.RunFailed) as failed:
+        runner.run_pipeline(
+            str(data_dir), str(tmp_path / "out"), say=lambda _: None, today=dt.date(2024, 1, 24)
+        )
+    [line] = failed.value.lines
+    assert line.startswith(
+        "campaign_leads.csv: none of its 2 rows was accepted (unparseable_date: 2 of 2 "
+        "quarantined; e.g. line 2: unparseable date: '2024-01-09T08:00:00Z' is not "
+    ), line
+    assert "lead_status_changes.csv 0 of 0" in line
+    assert (
+        not line.startswith("lead_status_changes.csv") and "; lead_status_changes.csv:" not in line
+    )
+    for personal in ("Ann", "Bob", "ann@example.com", "bob@example.com", "202-555"):
+        assert personal not in line
