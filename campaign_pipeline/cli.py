@@ -246,6 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if problems := live_config_problems(args.export):
         raise UserError("; ".join(problems))
+    if problem := runner.dagster_home_problem(os.environ.get("DAGSTER_HOME")):
+        raise UserError(problem)
     _postgres_preflight()
     with _one_run_per_data_dir(storage.data_location):
         return _run_and_summarize(args, storage, salesforce_config, leads_from)

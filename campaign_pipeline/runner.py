@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -362,6 +363,24 @@ def _stop_on_files_with_none_accepted(storage: PipelineStorage) -> None:
     }
     quarantine = str(storage.table_path("quarantine"))
     raise RunFailed([none_accepted_line(table, found, examples, quarantine)], True)
+
+
+def dagster_home_problem(home: str | None) -> str | None:
+    """Why ``DAGSTER_HOME`` cannot hold the instance `run_pipeline` opens from it, or None
+    (unset or empty: the ephemeral instance). Dagster's own refusal (an absolute path to an
+    existing folder, ``~`` expanded) is a traceback when the run begins; `campaign-pipeline run`
+    says it in one line before the run."""
+    if not home:
+        return None
+    path = Path(home).expanduser()
+    instead = "or unset DAGSTER_HOME for an ephemeral in-memory instance"
+    if not path.is_absolute():
+        return f"DAGSTER_HOME={home} is not an absolute path: give one, {instead}"
+    if path.is_dir():
+        return None
+    shown = home if str(path) == home else f"{home} ({path})"
+    what = "is a file, not a folder" if path.exists() else "does not exist"
+    return f"DAGSTER_HOME={shown} {what}: create the folder (mkdir -p {path}), {instead}"
 
 
 def instance_description() -> str:

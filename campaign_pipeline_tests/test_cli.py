@@ -697,6 +697,29 @@ def test_run_with_an_unreachable_postgres_ends_in_one_line_before_dagster_starts
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_run_with_a_dagster_home_that_does_not_exist_ends_in_one_line_before_dagster_starts(
+    tmp_path,
+):
+    """Dagster refuses it when the run opens the instance, in a page of traceback (exit 1)."""
+    raw = write_exports(tmp_path)
+    home = tmp_path / "no" / "home"
+    proc = run_cli(
+        "run",
+        "--data-dir",
+        str(raw.parent),
+        "--out",
+        str(tmp_path / "out"),
+        env={"DAGSTER_HOME": str(home)},
+    )
+    assert_one_line_error(
+        proc,
+        f"error: DAGSTER_HOME={home} does not exist: create the folder (mkdir -p {home}), or "
+        "unset DAGSTER_HOME for an ephemeral in-memory instance",
+    )
+    assert not home.exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
     from campaign_pipeline.cli import main
 

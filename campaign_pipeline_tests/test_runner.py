@@ -274,3 +274,22 @@ def test_a_lead_file_none_accepted_is_named_without_personal_data_and_an_empty_o
     )
     for personal in ("Ann", "Bob", "ann@example.com", "bob@example.com", "202-555"):
         assert personal not in line
+
+
+def test_a_dagster_home_dagster_would_refuse_is_named_with_what_to_do(tmp_path):
+    assert runner.dagster_home_problem(None) is None  # unset: the ephemeral instance
+    assert runner.dagster_home_problem("") is None
+    assert runner.dagster_home_problem(str(tmp_path)) is None
+    missing = tmp_path / "home"
+    assert runner.dagster_home_problem(str(missing)) == (
+        f"DAGSTER_HOME={missing} does not exist: create the folder (mkdir -p {missing}), or "
+        "unset DAGSTER_HOME for an ephemeral in-memory instance"
+    )
+    missing.write_text("")
+    assert f"DAGSTER_HOME={missing} is a file, not a folder: " in runner.dagster_home_problem(
+        str(missing)
+    )
+    assert runner.dagster_home_problem("dagster_home") == (
+        "DAGSTER_HOME=dagster_home is not an absolute path: give one, or unset DAGSTER_HOME for "
+        "an ephemeral in-memory instance"
+    )
