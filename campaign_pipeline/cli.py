@@ -199,6 +199,38 @@ def _postgres_preflight() -> None:
         ) from None
 
 
+def _export_ledger_preflight() -> None:
+    """EXPORT_LEDGER_URL can open the ledger, before the run whose export steps open it last;
+    a PostgreSQL server it names must answer (a 5 s connection attempt, as for DAGSTER_PG_*).
+    A SQLite file is left to the export, which makes it."""
+    from campaign_pipeline.resources.exports import LEDGER_URL_VARIABLE, ledger_url_problem
+
+    text = os.environ.get(LEDGER_URL_VARIABLE, "")
+    if not text.strip():  # blank is unset, as the code location reads it
+        return
+    if problem := ledger_url_problem(text):
+        raise UserError(problem)
+    import sqlalchemy as sa
+
+    url = sa.make_url(text)
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
+        return
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as error:  # psycopg2's text names host, port, user, database
+        cause = getattr(error, "orig", None) or error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise UserError(
+            f"{LEDGER_URL_VARIABLE} ({url.render_as_string(hide_password=True)}) cannot be "
+            f"reached: {reason}; start the server, or unset {LEDGER_URL_VARIABLE} for the "
+            "default ledger"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def _one_run_per_data_dir(data_dir):
     """Holds an exclusive lock on a local data dir for the run: two runs on one data dir would
@@ -249,6 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem := runner.dagster_home_problem(os.environ.get("DAGSTER_HOME")):
         raise UserError(problem)
     _postgres_preflight()
+    _export_ledger_preflight()
     with _one_run_per_data_dir(storage.data_location):
         return _run_and_summarize(args, storage, salesforce_config, leads_from)
 

@@ -720,6 +720,38 @@ def test_run_with_a_dagster_home_that_does_not_exist_ends_in_one_line_before_dag
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize(
+    ("url", "fragments"),
+    [
+        ("not a url", ("error: EXPORT_LEDGER_URL is not a SQLAlchemy URL",)),
+        (
+            "postgresql+psycopg2://ledger:s3cret-pw@127.0.0.1:notaport/ledger",
+            ("error: EXPORT_LEDGER_URL: the port 'notaport' is not a port number",),
+        ),
+        (
+            "postgresql+psycopg2://ledger:s3cret-pw@127.0.0.1:{closed}/ledger",
+            (
+                "error: EXPORT_LEDGER_URL (postgresql+psycopg2://ledger:***@127.0.0.1:{closed}/"
+                "ledger) cannot be reached: connection to server at",
+                "start the server, or unset EXPORT_LEDGER_URL for the default ledger",
+            ),
+        ),
+    ],
+)
+def test_run_with_an_export_ledger_url_that_cannot_open_the_ledger_ends_before_any_step(
+    tmp_path, url, fragments
+):
+    """SQLAlchemy's own errors name no variable, and both export steps raised them at the end
+    of a whole run."""
+    raw = write_exports(tmp_path)
+    closed = str(_closed_port())
+    env = {"EXPORT_LEDGER_URL": url.replace("{closed}", closed)}
+    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    assert_one_line_error(proc, *(f.replace("{closed}", closed) for f in fragments))
+    assert "s3cret-pw" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
     from campaign_pipeline.cli import main
 

@@ -10,6 +10,7 @@ value itself is read at run time and never stored in the definitions or the run 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -190,6 +191,47 @@ def live_config_problems(mode: str, environ: Mapping[str, str] = os.environ) -> 
         elif resolved == "dry-run" and (problem := resource.dry_run_problem()):
             problems.append(f"{name}: no dry run: {problem}")
     return problems
+
+
+LEDGER_URL_VARIABLE = "EXPORT_LEDGER_URL"
+# How sqlalchemy.make_url splits a URL (its own pattern, host and port only): the password ends
+# at the first '@', so a port read by it holds no piece of a password unless it holds an '@'.
+_URL_PARTS = re.compile(
+    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:(?P<host>\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?)?"
+)
+
+
+def ledger_url_problem(text: str) -> str | None:
+    """Why ``text`` (EXPORT_LEDGER_URL) cannot open a ledger, never quoting its password, or
+    None. Both export steps and the ledger's own step open it at the end of a run, and
+    SQLAlchemy's own errors ("Could not parse SQLAlchemy URL", "invalid literal for int()")
+    name no variable, so `campaign-pipeline run` asks this before the run."""
+    name, instead = LEDGER_URL_VARIABLE, "correct it, or unset it for the default ledger"
+    parts = _URL_PARTS.match(text)
+    host_and_port = f"{parts['host'] or ''}{parts['port'] or ''}" if parts else ""
+    if "@" in host_and_port:  # the password ended at its first '@': the rest is a piece of it
+        return (
+            f"{name}: its user:password@host part holds more than one '@' (an '@' inside the "
+            f"password is written %40); {instead}"
+        )
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        spaces = " (it has spaces around it)" if text != text.strip() else ""
+        return (
+            f"{name} is not a SQLAlchemy URL{spaces} (dialect+driver://user:password@host:port/"
+            f"database, e.g. postgresql+psycopg2://...); {instead}"
+        )
+    except ValueError:  # the port did not read as a whole number
+        return f"{name}: the port {parts['port']!r} is not a port number; {instead}"
+    if url.port is not None and not 0 < url.port < 65536:
+        return f"{name}: the port {url.port} is not a port number (1 to 65535); {instead}"
+    try:
+        url.get_dialect().import_dbapi()
+    except (sa.exc.NoSuchModuleError, ImportError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return f"{name}: {url.drivername!r} cannot be loaded here ({reason}); {instead}"
+    return None
 
 
 def export_run_config(mode: str, ga4_validate: str | None = None) -> dict:

@@ -14,6 +14,7 @@ from campaign_pipeline.resources.exports import (
     ExportLedgerStore,
     export_resources,
     export_run_config,
+    ledger_url_problem,
 )
 from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
 from campaign_pipeline.runner import merge_run_config, storage_run_config
@@ -173,3 +174,28 @@ def test_no_default_sqlite_ledger_on_an_object_store(s3_prefix):
     assert "EXPORT_LEDGER_URL" in str(refused.value) and "DAGSTER_PG_" in str(refused.value)
     assert "\n" not in str(refused.value)
     assert Location(s3_prefix).iterdir() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sqlite:///ledger.sqlite", None),
+        ("postgresql+psycopg2://ledger:pw@db.internal:5432/ledger", None),
+        ("ledger.sqlite", "EXPORT_LEDGER_URL is not a SQLAlchemy URL (dialect+driver://"),
+        (" sqlite:///l.sqlite", "EXPORT_LEDGER_URL is not a SQLAlchemy URL (it has spaces"),
+        ("postgresql://ledger:pw@db:notaport/l", "EXPORT_LEDGER_URL: the port 'notaport' is not"),
+        ("postgresql://ledger:pw@db:99999/l", "EXPORT_LEDGER_URL: the port 99999 is not a port"),
+        # an unescaped '@' in the password: what follows it would be read as host and port
+        ("postgresql://ledger:pw@SECRET@db:5432/l", "EXPORT_LEDGER_URL: its user:password@host"),
+        ("postgresql://ledger:pw@SECRET:x@db/l", "EXPORT_LEDGER_URL: its user:password@host"),
+        ("nosuchdialect://db/l", "EXPORT_LEDGER_URL: 'nosuchdialect' cannot be loaded here ("),
+    ],
+)
+def test_a_ledger_url_that_cannot_open_a_ledger_is_named_without_its_password(url, problem):
+    found = ledger_url_problem(url)
+    if problem is None:
+        assert found is None
+        return
+    assert found.startswith(problem), found
+    assert found.endswith("; correct it, or unset it for the default ledger")
+    assert "pw" not in found and "SECRET" not in found
