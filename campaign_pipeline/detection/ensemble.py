@@ -683,11 +683,13 @@ def _classify(
     outage = np.zeros(len(m), bool) if delivery_collapsed is None else delivery_collapsed
     flat = np.zeros(len(m), bool) if clicks_flat is None else clicks_flat
     conversion_jump = np.isin(m, ["conversions", "conversion_rate"]) & up & (rel >= 1.0)
-    # a collapse names its cause before "it lasted" does: the third day of an outage is still an
-    # outage (critical, with the delivery action), not a "new level"
+    # a collapse names its cause before "it lasted" or "it crept" does: the third day of an
+    # outage is still an outage (critical, with the delivery action), not a "new level", and
+    # the leads that stopped with delivery are the outage's even when only the slow detectors
+    # (CUSUM, the window shift) were past their bar that day
     conds = [
-        (~methods_test) & methods_cusum,
         collapsed & (np.isin(m, DELIVERY_METRICS) | outage),
+        (~methods_test) & methods_cusum,
         np.isin(m, ["conversions", "conversion_rate"]) & collapsed,
         sustained,
         (m == "spend") & up,
@@ -698,8 +700,8 @@ def _classify(
         up,
     ]
     choices = [
-        "drift",
         "delivery_outage",
+        "drift",
         "tracking_error",
         "level_shift",
         "spend_spike",
