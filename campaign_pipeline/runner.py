@@ -107,8 +107,8 @@ def partial_week_notes(
     if 0 < tail < 7:
         notes.append(
             f"note: the accepted rows end on {last.date()}, so week {weeks[-1]} holds {tail} "
-            "of its 7 days: its figures are a partial week's, and its flags may change when its "
-            "other days arrive"
+            "of its 7 days: its figures are a partial week's, and its week-grain flags come when "
+            "its other days do"
         )
     return notes
 

@@ -22,7 +22,7 @@ def test_a_first_or_last_week_the_data_begin_or_end_inside_is_named_with_its_day
     notes = runner.partial_week_notes(weeks, monday, pd.Timestamp("2025-05-07"))
     assert notes == [
         "note: the accepted rows end on 2025-05-07, so week 2025-05-05 holds 3 of its 7 days: "
-        "its figures are a partial week's, and its flags may change when its other days arrive"
+        "its figures are a partial week's, and its week-grain flags come when its other days do"
     ]
     notes = runner.partial_week_notes(weeks, monday, pd.Timestamp("2025-05-05"))
     assert len(notes) == 1 and "holds 1 of its 7 days" in notes[0]
@@ -138,7 +138,7 @@ def test_a_run_names_the_partial_week_the_data_end_inside(data_dir, tmp_path, in
     assert run.weeks[-1] == "2024-01-15"
     assert (
         "note: the accepted rows end on 2024-01-17, so week 2024-01-15 holds 3 of its 7 days: "
-        "its figures are a partial week's, and its flags may change when its other days arrive"
+        "its figures are a partial week's, and its week-grain flags come when its other days do"
     ) in lines
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from campaign_pipeline.detection import explain
 from campaign_pipeline.detection.detectors import count_pvalues, rate_noise, score_panel
-from campaign_pipeline.detection.multiple_testing import adjust_pvalues
+from campaign_pipeline.detection.multiple_testing import adjust_pvalues, split_level
 from campaign_pipeline.detection.settings import (
     CONTINUOUS_METRICS,
     COST_METRICS,
@@ -346,9 +346,17 @@ def _score_pooled_rates(
 
 
 def decide(
-    ev: dict[str, np.ndarray], in_scope: np.ndarray, family: np.ndarray, s: DetectionSettings
+    ev: dict[str, np.ndarray],
+    in_scope: np.ndarray,
+    family: np.ndarray,
+    s: DetectionSettings,
+    steps: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Which detectors fire at each point (arrays like ev['z']); s must be `effective`."""
+    """Which detectors fire at each point (arrays like ev['z']); s must be `effective`.
+
+    ``family`` groups the tests corrected together; with ``steps`` > 1 each group is one time
+    step of a larger family that spends its level over that many steps, so the step's
+    adjusted p-values are multiplied by it (`multiple_testing.split_level`)."""
     p = np.where(in_scope & ev["judged"], ev["p"], np.nan)
     fam = np.broadcast_to(family, p.shape).ravel()
     if s.use_window_shift:
@@ -368,6 +376,7 @@ def decide(
     else:
         q = adjust_pvalues(p.ravel(), fam, s.multiple_testing).reshape(p.shape)
         q_shift = np.full(p.shape, np.nan)
+    q, q_shift = split_level(q, steps), split_level(q_shift, steps)
     level = s.fdr if s.multiple_testing == "bh" else s.alpha
     z, rel = _sizes(ev, "z", "rel_effect")
     big = rel >= s.min_relative_effect
@@ -536,6 +545,17 @@ def _family(dates: pd.DatetimeIndex, how: str) -> np.ndarray:
     if how == "day":
         return dates.asi8
     return (dates - pd.to_timedelta(dates.dayofweek, unit="D")).asi8
+
+
+def _daily_family(dates: pd.DatetimeIndex, s: DetectionSettings) -> tuple[np.ndarray, int]:
+    """The groups a day grain's tests are corrected in, and the steps each group's family
+    spends its level over (`causal_correction`: a day of a week family is one of 7)."""
+    if s.causal_correction and s.correction_family != "call":
+        return dates.asi8, STEPS_PER_FAMILY_DAY[s.correction_family]
+    return _family(dates, s.correction_family), 1
+
+
+STEPS_PER_FAMILY_DAY = {"week": 7, "day": 1}
 
 
 def _to_day(x) -> pd.Timestamp:
@@ -926,7 +946,8 @@ def _judge(
     if scope is None:
         return empty_flags()
     in_scope = np.broadcast_to(in_scope_t, (len(metrics), n, t))
-    family = _block_family(_family(p.times, s.correction_family), n, p.block)
+    family, steps = _daily_family(p.times, s)
+    family = _block_family(family, n, p.block)
     ev = evidence(
         panels,
         metrics,
@@ -947,7 +968,7 @@ def _judge(
     ev = {k: v[..., scope] if v.shape[-1] == t else v for k, v in ev.items() if ":" not in k}
     rules = [(metric, kind, mask[:, scope], *rest) for metric, kind, mask, *rest in rules]
     in_scope, family = in_scope[..., scope], family[..., scope]
-    dec = decide(ev, in_scope, family, s)
+    dec = decide(ev, in_scope, family, s, steps)
     if s.require_corroboration:
         dec = corroborate(dec, ev, s)
     parts = [
@@ -1314,8 +1335,9 @@ def detect_campaign_anomalies(
     judge_start (at least `baseline_days`, and `weekly_baseline_weeks` weeks for the weekly
     grain). Each judged day uses only rows dated up to that day; rows after judge_end are
     ignored. Missing days are unknown (never zero). Multiple testing runs over all campaign
-    x metric tests of a family (`correction_family`, default one ISO week), so a past week's
-    flags do not change when later weeks are appended. `weekly` is accepted for interface
+    x metric tests of a family (`correction_family`, default one ISO week), each day decided
+    on its own at a seventh of the level (`causal_correction`), so a day's flags do not
+    change when later days are appended. `weekly` is accepted for interface
     symmetry; week sums are recomputed from `daily` so that incomplete weeks can be skipped.
     """
     s = settings.effective

@@ -41,3 +41,14 @@ def adjust_pvalues(
     frame["q"] = frame.iloc[::-1].groupby("g")["raw"].cummin().iloc[::-1]
     out[frame["pos"].to_numpy()] = np.minimum(1.0, frame["q"].to_numpy())
     return out
+
+
+def split_level(q: np.ndarray, steps: int) -> np.ndarray:
+    """Adjusted p-values of one time step of a family that spends its level evenly over
+    ``steps`` steps: q x steps (at most 1), so q <= level means the step's own correction
+    rejects at level / steps. Each step then reads only its own tests, and the family's share
+    of false alerts stays within the level: a step's false alerts over all the family's
+    alerts are at most its false alerts over its own, whose expectation is level / steps."""
+    if steps == 1:
+        return q
+    return np.minimum(1.0, q * steps)

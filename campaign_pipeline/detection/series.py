@@ -11,6 +11,7 @@ becomes 4 seasonal cycles (4 weeks daily, 4 days hourly) - see `_grid_params`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -51,8 +52,26 @@ KINDS = ("log", "count", "log1p", "linear")
 # cells: the trailing windows are materialized per chunk, so memory stays about flat in the
 # number of series instead of growing by ~6 MB per hourly series of 1,600 points (one chunk is
 # 25 such series, ~140 MB at the peak). Only the per-point evidence of all series is kept:
-# the multiple-testing family spans every series of a week, so decisions wait for all chunks.
+# the multiple-testing family spans every series at a time step, so decisions wait for all
+# chunks.
 CHUNK_CELLS = 4_000_000
+
+
+def _wall_clock_family(
+    wall: pd.DatetimeIndex, step: pd.Timedelta, s: DetectionSettings
+) -> tuple[np.ndarray, int]:
+    """Each reading's multiple-testing group, and the steps its family spends its level over:
+    with `causal_correction` a group is one wall-clock instant, one of the at most
+    ceil(period / step) steps of its week's (or day's) family."""
+    if s.correction_family == "call":
+        return np.zeros(len(wall), np.int64), 1
+    period = pd.Timedelta(days=7 if s.correction_family == "week" else 1)
+    if s.causal_correction:
+        return wall.asi8, max(1, math.ceil(period / step))
+    day = wall.normalize()
+    if s.correction_family == "week":
+        day = day - pd.to_timedelta(wall.dayofweek, unit="D")
+    return day.asi8, 1
 
 
 def infer_step(timestamps: pd.Series, series: pd.Series) -> pd.Series:
@@ -317,19 +336,14 @@ def _detect_group(
         steps_per_day=period if step < DAY else None,
         phase_scale=s.use_phase_scale if step < DAY else s.use_phase_scale_daily,
     )
-    # family for multiple testing: every series' tests of one ISO week of wall-clock time
+    # family for multiple testing (`correction_family`): every series' tests of one ISO week
+    # (or day) of wall-clock time, decided a time step at a time (`causal_correction`)
     origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)
     wall_idx = pd.DatetimeIndex(wall.ravel())
-    week = (wall_idx.normalize() - pd.to_timedelta(wall_idx.dayofweek, unit="D")).asi8.reshape(
-        wall.shape
-    )
-    if s.correction_family == "call":
-        week = np.zeros_like(week)
-    elif s.correction_family == "day":
-        week = wall_idx.normalize().asi8.reshape(wall.shape)
+    family, steps = _wall_clock_family(wall_idx, step, s)
     in_scope = np.ones(values.shape, bool)[None]
-    dec = decide(ev, in_scope, week[None], s)
+    dec = decide(ev, in_scope, family.reshape(wall.shape)[None], s, steps)
     if s.require_corroboration:
         # one metric per series: nothing can corroborate, so an alert must be strong alone,
         # the rule a lone metric of a campaign-day meets in the campaign pipeline, except that

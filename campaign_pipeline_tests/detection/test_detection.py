@@ -234,6 +234,36 @@ def test_week_w_flags_do_not_change_when_three_weeks_are_appended(base):
     pd.testing.assert_frame_equal(pick(a), pick(b))
 
 
+def test_a_days_flags_do_not_change_when_the_rest_of_its_week_arrives(base):
+    """The contract: a day's flag uses only data up to that day. A Wednesday run publishes
+    Monday to Wednesday; Sunday's run must publish the same flags for them, q-values and
+    confidence included. BH over the whole week at once breaks this (below), since a
+    day's q-value then weighs the later days' tests."""
+    df = _set(base.copy(), "c0", "2024-02-14", spend=lambda v: v * 6, clicks=lambda v: v * 3)
+    df = _set(df, "c1", "2024-02-17", clicks=lambda v: v * 4, spend=lambda v: v * 4)
+    wednesday, sunday = pd.Timestamp("2024-02-14"), pd.Timestamp("2024-02-18")
+
+    def up_to_wednesday(settings, judge_end):
+        flags = detect_campaign_anomalies(
+            df[df["date"] <= judge_end],
+            judge_start="2024-01-15",
+            judge_end=judge_end,
+            settings=settings,
+        )
+        days = flags[
+            (flags["grain"] == "day") & (pd.to_datetime(flags["period_start"]) <= wednesday)
+        ]
+        return days.reset_index(drop=True)
+
+    causal = DetectionSettings()
+    cut = up_to_wednesday(causal, wednesday)
+    assert "c0" in set(cut["campaign_id"])
+    pd.testing.assert_frame_equal(cut, up_to_wednesday(causal, sunday))
+    at_once = DetectionSettings(causal_correction=False)
+    cut, full = up_to_wednesday(at_once, wednesday), up_to_wednesday(at_once, sunday)
+    assert not np.allclose(cut["q_value"], full["q_value"])
+
+
 def test_min_history_not_judged(base):
     df = base[base["date"] >= pd.Timestamp("2024-02-01")].copy()
     df = _set(df, "c3", "2024-02-10", spend=lambda v: v * 10, clicks=lambda v: v * 10)  # day 10
@@ -440,8 +470,8 @@ def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_we
             value
         )
     before, after = detect_series(frame), detect_series(changed)
-    first_15_weeks = before["timestamp"] < days[105]  # the last week's BH family holds day 108
-    pd.testing.assert_frame_equal(before[first_15_weeks], after[first_15_weeks])
+    earlier = before["timestamp"] < days[108]  # each step is decided on its own tests
+    pd.testing.assert_frame_equal(before[earlier], after[earlier])
     # the zero itself, on the scale the zero brought, is a drop of the cost series
     assert after.loc[
         (after["series"] == "costs_then_zero") & (after["timestamp"] == days[108]), "is_anomaly"
