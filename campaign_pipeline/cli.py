@@ -191,12 +191,17 @@ def _postgres_preflight() -> None:
     try:  # the URL the instance's storage opens (campaign_pipeline.instance), so the same server
         psycopg2.connect(get_conn_string(**settings), connect_timeout=5).close()
     except psycopg2.Error as error:  # its text names host, port, user or database, not secrets
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = _first_line(error)
         raise UserError(
             f"PostgreSQL {settings['username']}@{settings['hostname']}:{settings['port']}/"
             f"{settings['db_name']} (DAGSTER_PG_*) cannot be reached: {reason}; start it, or "
             "unset DAGSTER_PG_* for embedded SQLite"
         ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    """A driver error's first line (its server's answer), or its class when it has no text."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _export_ledger_preflight() -> None:
@@ -220,8 +225,7 @@ def _export_ledger_preflight() -> None:
         with engine.connect():
             pass
     except sa.exc.SQLAlchemyError as error:  # psycopg2's text names host, port, user, database
-        cause = getattr(error, "orig", None) or error
-        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        reason = _first_line(getattr(error, "orig", None) or error)
         raise UserError(
             f"{LEDGER_URL_VARIABLE} ({url.render_as_string(hide_password=True)}) cannot be "
             f"reached: {reason}; start the server, or unset {LEDGER_URL_VARIABLE} for the "
