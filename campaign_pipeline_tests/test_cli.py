@@ -739,14 +739,18 @@ def test_run_with_a_dagster_home_that_does_not_exist_ends_in_one_line_before_dag
     ],
 )
 def test_run_with_an_export_ledger_url_that_cannot_open_the_ledger_ends_before_any_step(
-    tmp_path, url, fragments
+    tmp_path, url, fragments, monkeypatch, capsys
 ):
     """SQLAlchemy's own errors name no variable, and both export steps raised them at the end
-    of a whole run."""
+    of a whole run. (In this process: the checks run before the pipeline is imported.)"""
+    from campaign_pipeline.cli import main
+
     raw = write_exports(tmp_path)
     closed = str(_closed_port())
-    env = {"EXPORT_LEDGER_URL": url.replace("{closed}", closed)}
-    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    monkeypatch.setenv("EXPORT_LEDGER_URL", url.replace("{closed}", closed))
+    code = main(["run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    proc = subprocess.CompletedProcess([], code, captured.out, captured.err)
     assert_one_line_error(proc, *(f.replace("{closed}", closed) for f in fragments))
     assert "s3cret-pw" not in proc.stderr + proc.stdout
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

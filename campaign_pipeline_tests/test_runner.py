@@ -91,32 +91,32 @@ def test_a_range_of_weeks_is_one_run_and_unfinished_weeks_are_skipped(
 def test_status_changes_that_date_no_figure_open_no_week(data_dir, tmp_path, instance_home):
     """A run covers the days a figure can fall on: a status change before its lead was added
     counts on the added day, and one that converts nothing counts nowhere, so neither opens
-    empty weeks (one such cell dated years back opened a week per year's 52)."""
+    empty weeks (one such cell dated years back opened 52 empty weeks for each year)."""
     changes = data_dir / "raw" / "lead_status_changes.csv"
     changes.write_text(
         changes.read_text()
         + "s2,l2,NEW,DONE_DEAL,2023-12-20 10:00:00\n"  # l2 was added on 2024-01-17
         + "s3,l1,QUALIFIED,NEW,2024-02-14 10:00:00\n"  # l1 converts nothing
     )
-    lines: list[str] = []
-    out = tmp_path / "out"
-    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 6, 3))
-    assert run.weeks == ["2024-01-08", "2024-01-15"] and run.skipped_weeks == []
-    # l2's conversion still counts, on the day it was added
-    weekly = pd.read_parquet(out / "weekly_campaign_metrics" / "2024-01-15.parquet")
-    assert weekly.set_index("campaign_id").loc["c2", "converted_leads"] == 1
+    # on 2024-01-10 no week has ended: the run names its weeks and builds none of them
+    run = runner.run_pipeline(
+        str(data_dir), str(tmp_path / "out"), say=lambda _: None, today=dt.date(2024, 1, 10)
+    )
+    assert run.weeks == [] and run.skipped_weeks == ["2024-01-08", "2024-01-15"]
 
 
-def test_a_long_steps_progress_lines_are_printed_under_it(
+def test_a_long_steps_progress_lines_and_the_partial_last_week_are_printed(
     data_dir, tmp_path, instance_home, monkeypatch
 ):
     """A year's anomaly step runs for minutes at a large account: its progress lines
-    (`progress_logger`, every 30 s by default; every piece here) are printed as they come."""
+    (`progress_logger`, every 30 s by default; every piece here) are printed as they come.
+    On 2024-01-24 the week of 2024-01-15 has ended and the data end on its Wednesday: the run
+    names that partial week."""
     from campaign_pipeline.assets import common
 
     monkeypatch.setattr(common, "PROGRESS_EVERY_SECONDS", 0.0)
     lines: list[str] = []
-    runner.run_pipeline(
+    run = runner.run_pipeline(
         str(data_dir), str(tmp_path / "out"), say=lines.append, today=dt.date(2024, 1, 24)
     )
     report_done = next(
@@ -127,14 +127,6 @@ def test_a_long_steps_progress_lines_are_printed_under_it(
     first_page = next(i for i, line in enumerate(lines) if line.startswith(first))
     assert first_page < report_done
     assert not any("2 of 2 pages" in line for line in lines)
-
-
-def test_a_run_names_the_partial_week_the_data_end_inside(data_dir, tmp_path, instance_home):
-    lines: list[str] = []
-    # on 2024-02-05 the week of 2024-01-15 has ended, and the data end on its Wednesday
-    run = runner.run_pipeline(
-        str(data_dir), str(tmp_path / "out"), say=lines.append, today=dt.date(2024, 2, 5)
-    )
     assert run.weeks[-1] == "2024-01-15"
     assert (
         "note: the accepted rows end on 2024-01-17, so week 2024-01-15 holds 3 of its 7 days: "
