@@ -22,7 +22,7 @@ from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.metrics import DEAL_VALUE
 from campaign_pipeline.partitions import describe_weeks, missing_weeks
-from campaign_pipeline.resources.storage import PipelineStorage, read_parquet
+from campaign_pipeline.resources.storage import DATED_TABLES, PipelineStorage, read_parquet
 from campaign_pipeline.schemas import validate_frame
 
 
@@ -83,21 +83,14 @@ def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -
             )
 
 
-# The staging date columns a week of daily metrics is built from (assets/metrics.py): a week
-# holds daily rows when one of them has a day in it.
-DAILY_SOURCE_DATES = {
-    "validated_insights": ["date"],
-    "lead_events": ["added_date", "converted_date", "revenue_date"],
-}
-
-
 def data_weeks(storage: PipelineStorage) -> set[str]:
-    """The weeks (Monday keys) with accepted delivery or a lead event: those whose daily
-    metrics hold rows. Only the date columns are read, and reduced to their distinct days
-    before any is converted, so millions of rows cost one column scan each."""
+    """The weeks (Monday keys) with accepted delivery or a lead event (`DATED_TABLES`, the
+    days the run's weeks come from): those whose daily metrics hold rows. Only the date
+    columns are read, and reduced to their distinct days before any is converted, so millions
+    of rows cost one column scan each."""
     days = []
-    for name, columns in DAILY_SOURCE_DATES.items():
-        for column in storage.read_staging_table(name, columns=columns).columns:
+    for name, columns in DATED_TABLES.items():
+        for column in storage.read_staging_table(name, columns=list(columns)).columns:
             days.append(pd.to_datetime(pd.Series(pc.unique(column.drop_null()).to_pandas())))
     found = pd.concat(days, ignore_index=True) if days else pd.Series([], dtype="datetime64[ns]")
     mondays = (found - pd.to_timedelta(found.dt.weekday, unit="D")).dt.normalize()

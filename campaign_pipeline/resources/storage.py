@@ -62,15 +62,13 @@ def resolve_out_dir(configured: str | None, data_dir: Location) -> Location:
     return Location(chosen).resolved() if chosen else data_dir / "out"
 
 
-# the validated tables' date columns: together they give the days the accepted rows cover
 # The days a published figure can fall on: a delivery day, a lead's added day, a conversion
 # day (`lead_events`: a lead's first change into a converted status, never before the lead was
-# added). A status change itself dates nothing: one that converts nothing, or one dated before
-# its lead was added, must not open weeks that hold no figure.
+# added; revenue falls on it too). A status change itself dates nothing: one that converts
+# nothing, or one dated before its lead was added, must not open weeks that hold no figure.
 DATED_TABLES = {
-    "validated_insights": "date",
-    "validated_leads": "added_date",
-    "lead_events": "converted_date",
+    "validated_insights": ("date",),
+    "lead_events": ("added_date", "converted_date"),
 }
 
 
@@ -173,10 +171,11 @@ class PipelineStorage(dg.ConfigurableResource):
         """The first and last day a published figure can fall on (`DATED_TABLES`), from the
         Parquet statistics of the tables' date columns (their footers, not millions of dates)."""
         days = []
-        for table, column in DATED_TABLES.items():
-            found = column_range(self._existing(self.staging_path(table), table), column)
-            if found is not None:
-                days += [pd.Timestamp(day) for day in found]
+        for table, columns in DATED_TABLES.items():
+            for column in columns:
+                found = column_range(self._existing(self.staging_path(table), table), column)
+                if found is not None:
+                    days += [pd.Timestamp(day) for day in found]
         if not days:
             return None
         return min(days).normalize(), max(days).normalize()
