@@ -10,6 +10,7 @@ drift) and consistency rules (data that cannot be right) are separate routes to 
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -539,23 +540,29 @@ def _repeats_a_shift(
     return out
 
 
-def _family(dates: pd.DatetimeIndex, how: str) -> np.ndarray:
+def _family(times: pd.DatetimeIndex, how: str) -> np.ndarray:
+    """Each time's family for `how`: its day, its ISO week (Monday), or one for the call."""
     if how == "call":
-        return np.zeros(len(dates), dtype=np.int64)
+        return np.zeros(len(times), dtype=np.int64)
+    day = times.normalize()
     if how == "day":
-        return dates.asi8
-    return (dates - pd.to_timedelta(dates.dayofweek, unit="D")).asi8
+        return day.asi8
+    return (day - pd.to_timedelta(times.dayofweek, unit="D")).asi8
 
 
-def _daily_family(dates: pd.DatetimeIndex, s: DetectionSettings) -> tuple[np.ndarray, int]:
-    """The groups a day grain's tests are corrected in, and the steps each group's family
-    spends its level over (`causal_correction`: a day of a week family is one of 7)."""
+FAMILY_PERIODS = {"week": pd.Timedelta(days=7), "day": pd.Timedelta(days=1)}
+
+
+def correction_groups(
+    times: pd.DatetimeIndex, step: pd.Timedelta, s: DetectionSettings
+) -> tuple[np.ndarray, int]:
+    """The groups tests at ``times`` are corrected in, and the steps each group's family
+    spends its level over: with `causal_correction` a group is one time step, one of the at
+    most ceil(period / step) steps of its week's (or day's) family (a day of a week is one of
+    7, an hour one of 168); else the whole family at once."""
     if s.causal_correction and s.correction_family != "call":
-        return dates.asi8, STEPS_PER_FAMILY_DAY[s.correction_family]
-    return _family(dates, s.correction_family), 1
-
-
-STEPS_PER_FAMILY_DAY = {"week": 7, "day": 1}
+        return times.asi8, max(1, math.ceil(FAMILY_PERIODS[s.correction_family] / step))
+    return _family(times, s.correction_family), 1
 
 
 def _to_day(x) -> pd.Timestamp:
@@ -946,7 +953,7 @@ def _judge(
     if scope is None:
         return empty_flags()
     in_scope = np.broadcast_to(in_scope_t, (len(metrics), n, t))
-    family, steps = _daily_family(p.times, s)
+    family, steps = correction_groups(p.times, pd.Timedelta(days=1), s)
     family = _block_family(family, n, p.block)
     ev = evidence(
         panels,

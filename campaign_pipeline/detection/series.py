@@ -11,7 +11,6 @@ becomes 4 seasonal cycles (4 weeks daily, 4 days hourly) - see `_grid_params`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -21,6 +20,7 @@ from campaign_pipeline.detection import explain
 from campaign_pipeline.detection.ensemble import (
     _classify,
     _run_length,
+    correction_groups,
     corroborate,
     decide,
     evidence,
@@ -55,23 +55,6 @@ KINDS = ("log", "count", "log1p", "linear")
 # the multiple-testing family spans every series at a time step, so decisions wait for all
 # chunks.
 CHUNK_CELLS = 4_000_000
-
-
-def _wall_clock_family(
-    wall: pd.DatetimeIndex, step: pd.Timedelta, s: DetectionSettings
-) -> tuple[np.ndarray, int]:
-    """Each reading's multiple-testing group, and the steps its family spends its level over:
-    with `causal_correction` a group is one wall-clock instant, one of the at most
-    ceil(period / step) steps of its week's (or day's) family."""
-    if s.correction_family == "call":
-        return np.zeros(len(wall), np.int64), 1
-    period = pd.Timedelta(days=7 if s.correction_family == "week" else 1)
-    if s.causal_correction:
-        return wall.asi8, max(1, math.ceil(period / step))
-    day = wall.normalize()
-    if s.correction_family == "week":
-        day = day - pd.to_timedelta(wall.dayofweek, unit="D")
-    return day.asi8, 1
 
 
 def infer_step(timestamps: pd.Series, series: pd.Series) -> pd.Series:
@@ -341,7 +324,7 @@ def _detect_group(
     origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)
     wall_idx = pd.DatetimeIndex(wall.ravel())
-    family, steps = _wall_clock_family(wall_idx, step, s)
+    family, steps = correction_groups(wall_idx, step, s)
     in_scope = np.ones(values.shape, bool)[None]
     dec = decide(ev, in_scope, family.reshape(wall.shape)[None], s, steps)
     if s.require_corroboration:
