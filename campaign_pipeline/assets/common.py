@@ -90,8 +90,9 @@ def data_weeks(storage: PipelineStorage) -> set[str]:
     of rows cost one column scan each."""
     days = []
     for name, columns in DATED_TABLES.items():
-        for column in storage.read_staging_table(name, columns=list(columns)).columns:
-            days.append(pd.to_datetime(pd.Series(pc.unique(column.drop_null()).to_pandas())))
+        for column in columns:  # one at a time: a year's leads are millions of dates a column
+            dates = storage.read_staging_table(name, columns=[column]).column(0)
+            days.append(pd.to_datetime(pd.Series(pc.unique(dates.drop_null()).to_pandas())))
     found = pd.concat(days, ignore_index=True) if days else pd.Series([], dtype="datetime64[ns]")
     mondays = (found - pd.to_timedelta(found.dt.weekday, unit="D")).dt.normalize()
     return set(mondays.dt.strftime("%Y-%m-%d"))
