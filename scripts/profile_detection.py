@@ -38,6 +38,8 @@ SHOWN = (
     "_rate_baseline",
     "persistence",
     "lag1_autocorrelation",
+    # the multiple-testing step: the week's level split over its days, BH within each day
+    "decide",
 )
 
 
