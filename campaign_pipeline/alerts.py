@@ -13,15 +13,20 @@ Why it is built this way:
   Its digest, not the flag, is what the sensor keeps to post each flag once.
 * A webhook URL is a secret (the token is in its path). It never appears in a log line or
   an exception: errors name only the scheme and host.
+* A failed run whose alert was not accepted waits in a ``FailureQueue`` (the failure
+  sensor's cursor) and is tried again on later ticks, up to ``FAILURE_ALERT_MAX_AGE_SECONDS``
+  after it failed; a webhook down for a minute loses no failure alert.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import os
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -31,6 +36,13 @@ from campaign_pipeline.constants import SEVERITIES, SEVERITY_RANK
 
 WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
 FLAG_KEY_COLUMNS = ("campaign_id", "grain", "period_start", "metric")
+# A failed run whose alert the webhook did not accept is tried again on every tick for this
+# long after the run failed, then given up with a warning in the sensor's log (the run stays
+# on the UI's Runs page). Three days carry a chat outage, or a revoked webhook URL, over a
+# weekend: a run that failed on Friday evening still reaches on-call when the URL is fixed on
+# Monday. Past that the news is stale (the next Monday run has come or is due), and a webhook
+# that stays broken must not grow the queue, which lives in the sensor's cursor, without end.
+FAILURE_ALERT_MAX_AGE_SECONDS = 3 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -284,3 +296,121 @@ def post_json(
         )
         sleep(min(settings.max_backoff_seconds, delay))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- failed runs waiting to be posted ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingFailure:
+    """A failed run whose alert the webhook has not accepted yet."""
+
+    run_id: str
+    failed_at: float  # the run's failure event, seconds since the epoch
+    tries: int = 0  # ticks whose post of it failed
+
+
+@dataclass(frozen=True)
+class FailureQueue:
+    """The failure sensor's cursor: the last failure event read, and the runs still to post.
+
+    ``after_storage_id`` moves past a failure event once its run is in ``pending``, so each
+    failure is read once; a run leaves ``pending`` only when its message was accepted (or may
+    have arrived, ``AlertUnconfirmed``) or when it is given up. A run is thus posted at most
+    once, and a failed post is not lost but tried again on the next tick.
+    """
+
+    after_storage_id: int | None = None
+    pending: tuple[PendingFailure, ...] = ()
+
+    def to_cursor(self) -> str:
+        return json.dumps(
+            {
+                "after_storage_id": self.after_storage_id,
+                "pending": [
+                    {"run_id": p.run_id, "failed_at": p.failed_at, "tries": p.tries}
+                    for p in self.pending
+                ],
+            }
+        )
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> FailureQueue:
+        """The queue a cursor holds. Dagster's own run-status sensor cursor (``record_id``, the
+        last failure event it handled: the state of a ``run_failure_sensor`` of the same name)
+        resumes after that event, so no failure it handled is posted again. Anything else that
+        is not this queue's cursor starts empty, as a sensor's first tick does."""
+        try:
+            state = json.loads(cursor) if cursor else {}
+        except ValueError:
+            return cls()
+        if not isinstance(state, dict):
+            return cls()
+        if "pending" not in state and isinstance(state.get("record_id"), int):
+            return cls(after_storage_id=state["record_id"])
+        try:
+            pending = tuple(
+                PendingFailure(str(p["run_id"]), float(p["failed_at"]), int(p.get("tries", 0)))
+                for p in state.get("pending", [])
+            )
+            after = state.get("after_storage_id")
+            return cls(after_storage_id=int(after) if after is not None else None, pending=pending)
+        except (KeyError, TypeError, ValueError):
+            return cls()
+
+    def with_failures(
+        self, failures: Iterable[PendingFailure], last_storage_id: int | None
+    ) -> FailureQueue:
+        """New failures queued (a run already waiting is not queued twice), and the place moved
+        to ``last_storage_id``, the last failure event read (None: no event read)."""
+        waiting = {p.run_id for p in self.pending}
+        added = []
+        for failure in failures:
+            if failure.run_id not in waiting:
+                waiting.add(failure.run_id)
+                added.append(failure)
+        after = self.after_storage_id if last_storage_id is None else last_storage_id
+        return FailureQueue(after, self.pending + tuple(added))
+
+    def expire(
+        self, now: float, max_age_seconds: float
+    ) -> tuple[FailureQueue, list[PendingFailure]]:
+        """(the queue without the runs that failed more than ``max_age_seconds`` ago, those)."""
+        old = [p for p in self.pending if now - p.failed_at > max_age_seconds]
+        kept = tuple(p for p in self.pending if now - p.failed_at <= max_age_seconds)
+        return FailureQueue(self.after_storage_id, kept), old
+
+    def in_posting_order(self) -> list[PendingFailure]:
+        """Fewest failed tries first, then oldest: a message the webhook keeps refusing (a
+        payload it rejects) does not hold back the runs queued after it."""
+        return sorted(self.pending, key=lambda p: (p.tries, p.failed_at))
+
+    def posted(self, run_id: str) -> FailureQueue:
+        return FailureQueue(
+            self.after_storage_id, tuple(p for p in self.pending if p.run_id != run_id)
+        )
+
+    def failed(self, run_id: str) -> FailureQueue:
+        return FailureQueue(
+            self.after_storage_id,
+            tuple(replace(p, tries=p.tries + 1) if p.run_id == run_id else p for p in self.pending),
+        )
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def failure_given_up_line(failure: PendingFailure, max_age_seconds: float) -> str:
+    """The warning logged when a failed run's alert is dropped unposted."""
+    return (
+        f"gave up posting the failure of run {failure.run_id} (failed {_utc(failure.failed_at)}): "
+        f"not accepted by the webhook within {_duration(max_age_seconds)} of the failure, "
+        f"{failure.tries} failed tick(s); see the run in the UI's Runs page"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"

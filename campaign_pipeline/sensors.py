@@ -293,43 +293,174 @@ def build_run_failure_alert_sensor(
     name: str = "run_failure_alert_sensor",
     monitored_jobs: Sequence[dg.JobDefinition | UnresolvedAssetJobDefinition] | None = None,
     settings: alerts.AlertSettings = alerts.AlertSettings(),
+    # A failure whose alert the webhook did not accept is tried again each tick for this long
+    # after the run failed, then given up with a warning (see the constant for the reason).
+    max_age_seconds: float = alerts.FAILURE_ALERT_MAX_AGE_SECONDS,
+    # Dagster's own interval for run-status sensors: a failure is posted within about half a
+    # minute, and a tick that finds nothing costs one query of the event log.
+    minimum_interval_seconds: int = 30,
+    # Bounds the posts per tick; whatever is left is posted on the next tick.
+    max_messages_per_tick: int = 10,
+    # As for the anomaly alerts: a post starts only if it can end, with every try timing out,
+    # this many seconds into the tick (Dagster ends a tick at 60 s and keeps none of its cursor).
+    tick_budget_seconds: float = 50.0,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
-    """Posts each failed run of this code location (or of ``monitored_jobs``) to the webhook."""
+    """Posts each failed run of this code location (or of ``monitored_jobs``) to the webhook,
+    once, retrying on later ticks while the webhook does not accept it.
 
-    @dg.run_failure_sensor(
+    A plain sensor rather than Dagster's ``run_failure_sensor``: that one moves its cursor past
+    a run whatever its function did, so a post whose every try failed would be lost. The cursor
+    here is an ``alerts.FailureQueue``: the last failure event read plus the runs still to post.
+    """
+    job_names = {job.name for job in monitored_jobs} if monitored_jobs else None
+
+    @dg.sensor(
         name=name,
-        monitored_jobs=monitored_jobs,
+        minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
             "Posts failed runs (job, week, failed steps, first error line) to "
-            f"${alerts.WEBHOOK_ENV}."
+            f"${alerts.WEBHOOK_ENV}, each once; a post the webhook does not accept is tried "
+            f"again each tick for {max_age_seconds / 3600:g} h after the failure."
         ),
     )
-    def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
+    def run_failure_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason | None:
         url = alerts.webhook_url_from_env()
         if not url:
             return dg.SkipReason(
-                f"{alerts.WEBHOOK_ENV} is not set: failure of run {context.dagster_run.run_id} "
-                "not posted"
+                f"{alerts.WEBHOOK_ENV} is not set: nothing posted, failed runs stay pending"
             )
-        run = context.dagster_run
-        failures = context.get_step_failure_events()
-        steps = sorted({event.step_key for event in failures if event.step_key})
-        payload = alerts.build_run_failure_message(
-            run.job_name,
-            run.run_id,
-            _first_step_error(failures) or context.failure_event.message,
-            partition=run_weeks(run.tags),
-            step_keys=steps,
-            ui_base_url=os.environ.get(UI_URL_ENV) or None,
-        )
-        # An AlertPostError fails this tick, and Dagster records it there, but moves past the
-        # run all the same: a failure whose every try failed is not posted again.
-        alerts.post_json(url, payload, settings)
+        now = time.time()
+        queue = alerts.FailureQueue.from_cursor(context.cursor)
+        # a first tick looks back as far as a failure may wait to be posted
+        failures, last_id = _new_failures(context, queue, job_names, since=now - max_age_seconds)
+        queue, given_up = queue.with_failures(failures, last_id).expire(now, max_age_seconds)
+        for failure in given_up:
+            context.log.warning(alerts.failure_given_up_line(failure, max_age_seconds))
+        context.update_cursor(queue.to_cursor())
+        dropped = f"; gave up {len(given_up)} failed run(s) never posted" if given_up else ""
+
+        posted = 0
+        started = time.monotonic()
+        for failure in queue.in_posting_order():
+            late = time.monotonic() - started + settings.worst_case_seconds()
+            if posted >= max_messages_per_tick or late > tick_budget_seconds:
+                return dg.SkipReason(f"posted {posted} failed run(s); more next tick{dropped}")
+            try:
+                payload = _run_failure_payload(context.instance, failure.run_id)
+                if payload is None:  # the run was deleted: nothing is left to point to
+                    context.log.warning(f"run {failure.run_id} is gone; its failure not posted")
+                    queue = queue.posted(failure.run_id)
+                    context.update_cursor(queue.to_cursor())
+                    continue
+                alerts.post_json(url, payload, settings)
+            except alerts.AlertUnconfirmed as error:
+                context.log.warning(f"counted as posted: {error}")
+            except Exception as error:  # noqa: BLE001 (a post or instance error: keep the queue)
+                # AlertPostError names only the webhook's host; anything else only its type,
+                # since a library's error text may hold the URL
+                reason = (
+                    str(error)
+                    if isinstance(error, alerts.AlertPostError)
+                    else f"{type(error).__name__} reading the run"
+                )
+                queue = queue.failed(failure.run_id)
+                context.update_cursor(queue.to_cursor())
+                context.log.warning(
+                    f"failure alert of run {failure.run_id} not posted, tried again next tick: "
+                    f"{reason}"
+                )
+                return dg.SkipReason(
+                    f"posted {posted} failed run(s), then run {failure.run_id}: {reason}; "
+                    f"{len(queue.pending)} waiting{dropped}"
+                )
+            queue = queue.posted(failure.run_id)
+            context.update_cursor(queue.to_cursor())
+            posted += 1
+        if posted == 0:
+            return dg.SkipReason(f"no failed run to post{dropped}")
+        context.log.info(f"posted {posted} failed run(s){dropped}")
         return None
 
     return run_failure_alert_sensor
+
+
+# Failure events read per tick (one query of the event log, one of the runs); the rest are read
+# on the next tick. Far more runs than fail between two ticks, and each is only queued here.
+FAILURE_EVENTS_PER_TICK = 100
+
+
+def _new_failures(
+    context: dg.SensorEvaluationContext,
+    queue: alerts.FailureQueue,
+    job_names: set[str] | None,
+    *,
+    since: float,
+) -> tuple[list[alerts.PendingFailure], int | None]:
+    """The failed runs this sensor watches among the failure events after the queue's place
+    (on a first tick: after ``since``), and the storage id of the last event read."""
+    records = context.instance.fetch_run_status_changes(
+        dg.RunStatusChangeRecordsFilter(
+            event_type=dg.DagsterEventType.RUN_FAILURE,
+            after_storage_id=queue.after_storage_id,
+            after_timestamp=since if queue.after_storage_id is None else None,
+        ),
+        limit=FAILURE_EVENTS_PER_TICK,
+        ascending=True,
+    ).records
+    if not records:
+        return [], None
+    run_ids = list({record.event_log_entry.run_id for record in records})
+    runs = {
+        run.run_id: run for run in context.instance.get_runs(filters=dg.RunsFilter(run_ids=run_ids))
+    }
+    here = (
+        context.code_location_origin.location_name if context.code_location_origin else None,
+        context.repository_name,
+    )
+    failures = []
+    for record in records:
+        run = runs.get(record.event_log_entry.run_id)
+        if run is None:
+            continue
+        # Dagster's run-status sensors' rule: a run of this code location's repository
+        # (both unknown for a run executed in process and a sensor evaluated outside a daemon)
+        origin = run.remote_job_origin
+        where = (
+            (
+                origin.repository_origin.code_location_origin.location_name,
+                origin.repository_origin.repository_name,
+            )
+            if origin
+            else (None, None)
+        )
+        if where != here or (job_names is not None and run.job_name not in job_names):
+            continue
+        failures.append(alerts.PendingFailure(run.run_id, record.timestamp))
+    return failures, records[-1].storage_id
+
+
+def _run_failure_payload(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    """The failed run's message, built from the instance (None if the run is gone)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return None
+    entries = instance.all_logs(
+        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    )
+    events = [entry.dagster_event for entry in entries if entry.dagster_event is not None]
+    failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    run_failure = next((e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
+    steps = sorted({event.step_key for event in failures if event.step_key})
+    return alerts.build_run_failure_message(
+        run.job_name,
+        run.run_id,
+        _first_step_error(failures) or (run_failure.message if run_failure else None),
+        partition=run_weeks(run.tags),
+        step_keys=steps,
+        ui_base_url=os.environ.get(UI_URL_ENV) or None,
+    )
 
 
 def _first_step_error(failures) -> str | None:

@@ -160,3 +160,56 @@ def test_requests_is_what_posts(monkeypatch):
         == 204
     )
     assert seen == {"url": "http://h/x", "json": {"a": 1}, "timeout": 3}
+
+
+# --- the queue of failed runs waiting to be posted -------------------------------------------
+
+
+def _queue(*pending, after=7):
+    return alerts.FailureQueue(after, tuple(alerts.PendingFailure(*p) for p in pending))
+
+
+def test_failure_queue_round_trips_through_its_cursor():
+    queue = _queue(("run-a", 100.5, 2), ("run-b", 200.0))
+    assert alerts.FailureQueue.from_cursor(queue.to_cursor()) == queue
+    assert alerts.FailureQueue.from_cursor(None) == alerts.FailureQueue()
+
+
+def test_failure_queue_reads_dagsters_run_status_cursor_and_starts_empty_on_anything_else():
+    dagster_cursor = json.dumps(
+        {"__class__": "RunStatusSensorCursor", "record_id": 42, "update_timestamp": None}
+    )
+    assert alerts.FailureQueue.from_cursor(dagster_cursor) == alerts.FailureQueue(42)
+    for junk in ("not json", "[1, 2]", '{"pending": [{"run_id": "x"}]}'):
+        assert alerts.FailureQueue.from_cursor(junk) == alerts.FailureQueue()
+
+
+def test_failure_queue_queues_a_run_once_and_moves_its_place_only_past_events_read():
+    queue = _queue(("run-a", 100.0, 1))
+    more = queue.with_failures(
+        [alerts.PendingFailure("run-a", 100.0), alerts.PendingFailure("run-b", 150.0)], 9
+    )
+    assert more == _queue(("run-a", 100.0, 1), ("run-b", 150.0), after=9)
+    assert queue.with_failures([], None) == queue
+
+
+def test_failure_queue_tries_fewest_failed_first_and_forgets_only_posted_or_too_old():
+    queue = _queue(("old", 100.0, 3), ("mid", 200.0, 1), ("new", 300.0, 1))
+    assert [p.run_id for p in queue.in_posting_order()] == ["mid", "new", "old"]
+    assert [p.run_id for p in queue.failed("mid").in_posting_order()] == ["new", "mid", "old"]
+    assert queue.posted("mid") == _queue(("old", 100.0, 3), ("new", 300.0, 1))
+
+    kept, given_up = queue.expire(now=400.0, max_age_seconds=200.0)
+    assert [p.run_id for p in given_up] == ["old"]  # 300 s old; "mid", exactly 200 s, waits
+    assert kept == _queue(("mid", 200.0, 1), ("new", 300.0, 1))
+
+
+def test_failure_given_up_line_names_the_run_when_and_why():
+    line = alerts.failure_given_up_line(
+        alerts.PendingFailure("run-9", 1_700_000_000.0, 4), alerts.FAILURE_ALERT_MAX_AGE_SECONDS
+    )
+    assert line == (
+        "gave up posting the failure of run run-9 (failed 2023-11-14 22:13:20 UTC): not "
+        "accepted by the webhook within 72 h of the failure, 4 failed tick(s); see the run "
+        "in the UI's Runs page"
+    )

@@ -286,28 +286,41 @@ def test_alert_sensor_keeps_what_it_posted_when_a_weeks_file_cannot_be_read(
 # --- failed runs ---------------------------------------------------------------------------
 
 
-def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
+def _fail_toy_run(instance) -> str:
     job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def(
         "toy_failing_job"
     )
     result = job.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    run = instance.get_run_by_id(result.run_id)
-    failure = result.get_run_failure_event()
+    return result.run_id
+
+
+def _run_ids(bodies):
+    """The run id of each failure message received, in order."""
+    return [body["blocks"][0]["text"]["text"].split("run `")[1].split("`")[0] for body in bodies]
+
+
+def _pending(result):
+    return [p["run_id"] for p in json.loads(result.cursor)["pending"]]
+
+
+def test_run_failure_sensor_posts_each_failed_run_once_across_ticks(instance, storage, monkeypatch):
     sensor = build_run_failure_alert_sensor()
     with WebhookListener() as hook:
         monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
-        context = dg.build_run_status_sensor_context(
-            sensor_name=sensor.name,
-            dagster_event=failure,
-            dagster_instance=instance,
-            dagster_run=run,
-        ).for_run_failure()
-        sensor(context)
-    (body,) = hook.bodies
+        run_id = _fail_toy_run(instance)
+        first = _tick(sensor, instance, storage)
+        second = _tick(sensor, instance, storage, cursor=first.cursor)
+        later = _fail_toy_run(instance)
+        third = _tick(sensor, instance, storage, cursor=second.cursor)
+        fourth = _tick(sensor, instance, storage, cursor=third.cursor)
+    assert _run_ids(hook.bodies) == [run_id, later]
+    assert "no failed run to post" in second.skip_message
+    assert "no failed run to post" in fourth.skip_message and _pending(fourth) == []
+    assert all(path.endswith(SECRET) for path in hook.paths)
+    body = hook.bodies[0]
     text = body["blocks"][0]["text"]["text"]
-    assert "toy_failing_job" in body["text"]
-    assert result.run_id in text and "`toy_failing`" in text
+    assert "toy_failing_job" in body["text"] and "`toy_failing`" in text
     # the step's own error, not Dagster's 'Execution of run ... failed. Steps failed: [...]'
     error_line = next(line for line in text.splitlines() if line.startswith("error: "))
     assert error_line == (
@@ -315,20 +328,96 @@ def test_run_failure_sensor_posts_the_failed_run(instance, monkeypatch):
     ), error_line
 
 
-def test_run_failure_sensor_without_webhook_skips(instance, monkeypatch):
-    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
-    job = dg.Definitions(assets=[toy.toy_failing], jobs=[toy.toy_failing_job]).resolve_job_def(
-        "toy_failing_job"
+def test_run_failure_alert_waits_for_the_webhook_to_recover_and_posts_once(
+    instance, storage, monkeypatch, capfd
+):
+    """A webhook answering 503 to every try of a tick lost the failure: Dagster's run-failure
+    sensor moves past the run whatever its post did. Here each run waits in the cursor."""
+    settings = alerts.AlertSettings(max_backoff_seconds=0.01)  # 3 tries a tick, no waiting
+    sensor = build_run_failure_alert_sensor(settings=settings)
+    with WebhookListener(statuses=[503] * 4) as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
+        first, second = _fail_toy_run(instance), _fail_toy_run(instance)
+        down = _tick(sensor, instance, storage)  # the first run: 3 tries, 3 x 503
+        assert len(hook.bodies) == 3
+        assert "HTTP 503" in down.skip_message and SECRET not in down.skip_message
+        assert _pending(down) == [first, second]
+        # the second run (no failed try yet) goes first: 503, then 200; then the first: 200
+        recovered = _tick(sensor, instance, storage, cursor=down.cursor)
+        after = _tick(sensor, instance, storage, cursor=recovered.cursor)
+        again = _tick(sensor, instance, storage, cursor=after.cursor)
+    assert len(hook.bodies) == 6
+    assert _run_ids(hook.bodies[4:]) == [second, first]  # the accepted posts, one per run
+    assert _pending(recovered) == [] and _pending(again) == []
+    assert "no failed run to post" in after.skip_message and "no failed run" in again.skip_message
+    logged = capfd.readouterr()
+    assert f"failure alert of run {first} not posted, tried again next tick" in logged.err
+    assert SECRET not in logged.out + logged.err
+
+
+def test_run_failure_alert_is_given_up_past_its_age_bound_with_a_log_line(
+    instance, storage, monkeypatch, capfd
+):
+    sensor = build_run_failure_alert_sensor(
+        settings=alerts.AlertSettings(retries=0), max_age_seconds=1.0
     )
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
-    context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alert_sensor",
-        dagster_event=result.get_run_failure_event(),
-        dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id),
-    ).for_run_failure()
-    outcome = build_run_failure_alert_sensor()(context)
-    assert isinstance(outcome, dg.SkipReason) and "not set" in outcome.skip_message
+    with WebhookListener(statuses=[503]) as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
+        old = _fail_toy_run(instance)
+        down = _tick(sensor, instance, storage)
+        assert _pending(down) == [old]
+        time.sleep(1.1)
+        fresh = _fail_toy_run(instance)
+        recovered = _tick(sensor, instance, storage, cursor=down.cursor)
+        again = _tick(sensor, instance, storage, cursor=recovered.cursor)
+    # the old run's one try got the 503; it is never posted, the fresh run is, once
+    assert _run_ids(hook.bodies) == [old, fresh]
+    assert _pending(recovered) == [] and "no failed run to post" in again.skip_message
+    logged = capfd.readouterr().err
+    assert f"gave up posting the failure of run {old} (failed " in logged
+    assert "not accepted by the webhook within 1 s of the failure, 1 failed tick(s)" in logged
+    assert SECRET not in logged
+
+
+def test_run_failure_sensor_without_webhook_keeps_failures_for_later(
+    instance, storage, monkeypatch
+):
+    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
+    run_id = _fail_toy_run(instance)
+    sensor = build_run_failure_alert_sensor()
+    unset = _tick(sensor, instance, storage)
+    assert "ALERT_WEBHOOK_URL is not set" in unset.skip_message and unset.cursor is None
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        _tick(sensor, instance, storage, cursor=unset.cursor)
+    assert _run_ids(hook.bodies) == [run_id]
+
+
+def test_run_failure_sensor_resumes_after_dagsters_run_failure_sensor_cursor(
+    instance, storage, monkeypatch
+):
+    """A deployment whose sensor of this name kept Dagster's run-status cursor: the failures
+    that cursor handled are not posted again, the ones after it are."""
+    from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
+
+    _fail_toy_run(instance)
+    (handled,) = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_FAILURE, limit=1).records
+    cursor = RunStatusSensorCursor(record_id=handled.storage_id, record_timestamp=None).to_json()
+    new = _fail_toy_run(instance)
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        _tick(build_run_failure_alert_sensor(), instance, storage, cursor=cursor)
+    assert _run_ids(hook.bodies) == [new]
+
+
+def test_run_failure_sensor_posts_only_the_monitored_jobs(instance, storage, monkeypatch):
+    _fail_toy_run(instance)
+    sensor = build_run_failure_alert_sensor(monitored_jobs=[toy.toy_weekly_job])
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", hook.url)
+        result = _tick(sensor, instance, storage)
+    assert hook.bodies == [] and "no failed run to post" in result.skip_message
+    assert _pending(result) == [] and json.loads(result.cursor)["after_storage_id"] is not None
 
 
 def test_both_data_sensors_work_on_an_s3_data_dir(instance, data_dir, s3_prefix, monkeypatch):
