@@ -271,3 +271,41 @@ def test_settings_that_would_publish_nothing_true_are_refused():
     with pytest.raises(pydantic.ValidationError, match="not a date written YYYY-MM-DD"):
         IngestionRulesResource(earliest_date="2020-W10-1")
     assert IngestionRulesResource(earliest_date="2020-01-06").earliest_date == "2020-01-06"
+
+
+def _undescribed(config_type, path: str) -> list[str]:
+    """The fields under ``config_type`` (a Dagster config schema) whose description is missing
+    or leaves out the default of a field that has one."""
+    fields = getattr(config_type, "fields", None) or {}
+    found = []
+    for name, field in fields.items():
+        where = f"{path}.{name}"
+        text = (field.description or "").strip()
+        if not text:
+            found.append(f"{where}: no description")
+        elif not field.is_required and "default" not in text.lower():
+            found.append(f"{where}: the description does not give the default")
+        found += _undescribed(field.config_type, where)
+    return found
+
+
+def test_every_field_the_launchpad_offers_says_what_it_does_and_its_default():
+    """The launchpad shows each field's description next to it: the assets' config and the
+    resources' fields are what a user sets there, and a bare name says neither what it does
+    nor what leaving it alone means."""
+    schema = defs.resolve_implicit_global_asset_job_def().run_config_schema.config_type
+    ops = schema.fields["ops"].config_type.fields
+    resources = schema.fields["resources"].config_type.fields
+    missing = []
+    seen = 0
+    for op, op_field in ops.items():
+        config = op_field.config_type.fields.get("config")
+        if config is not None:
+            seen += len(getattr(config.config_type, "fields", {}))
+            missing += _undescribed(config.config_type, f"ops.{op}.config")
+    for key in defs.resources:
+        config = resources[key].config_type.fields.get("config")
+        seen += len(getattr(config.config_type, "fields", {}))
+        missing += _undescribed(config.config_type, f"resources.{key}.config")
+    assert seen > 80  # every asset config and resource was walked
+    assert missing == []

@@ -48,27 +48,124 @@ def detector_history_weeks(settings: DetectionSettings) -> int:
 
 
 class AnomalyConfig(dg.Config):
-    """The knobs users change most; every other threshold keeps DetectionSettings' default."""
+    """The knobs users change most; every other threshold keeps DetectionSettings' default.
+    Each default and its reason is in docs/anomaly_detection.md (Settings)."""
 
     # choices, not free text: the launchpad refuses another value before the run starts
-    sensitivity: Literal["low", "medium", "high"] = _DEFAULTS.sensitivity
-    multiple_testing: Literal["bh", "bonferroni", "none"] = _DEFAULTS.multiple_testing
-    fdr: float = _DEFAULTS.fdr
-    min_history_days: int = _DEFAULTS.min_history_days
-    baseline_days: int = _DEFAULTS.baseline_days
-    min_relative_effect: float = _DEFAULTS.min_relative_effect
-    use_seasonality: bool = _DEFAULTS.use_seasonality
-    use_count_tests: bool = _DEFAULTS.use_count_tests
-    use_cusum: bool = _DEFAULTS.use_cusum
-    use_rules: bool = _DEFAULTS.use_rules
-    use_weekly: bool = _DEFAULTS.use_weekly
-    use_seeds_zscore: bool = _DEFAULTS.use_seeds_zscore
-    use_seeds_iqr: bool = _DEFAULTS.use_seeds_iqr
+    sensitivity: Literal["low", "medium", "high"] = Field(
+        default=_DEFAULTS.sensitivity,
+        description=(
+            "One knob for how many alerts: low gives fewer, surer alerts, high more recall "
+            "(fdr, effect size, z and CUSUM threshold scaled together). Default "
+            f"{_DEFAULTS.sensitivity}: the benchmarked settings as they are."
+        ),
+    )
+    multiple_testing: Literal["bh", "bonferroni", "none"] = Field(
+        default=_DEFAULTS.multiple_testing,
+        description=(
+            "Correction over a week's tests: bh (Benjamini-Hochberg) holds the share of false "
+            "alerts among alerts near fdr; bonferroni the chance of any false alert near 0.05; "
+            f"none corrects nothing. Default {_DEFAULTS.multiple_testing}: Bonferroni loses "
+            "recall as the number of campaigns grows."
+        ),
+    )
+    fdr: float = Field(
+        default=_DEFAULTS.fdr,
+        description=(
+            "Largest share of false alerts among a week's test alerts (before the effect-size "
+            f"gate). Default {_DEFAULTS.fdr}: precision stays above 0.9 on the campaign "
+            "benchmark; 0.1 buys recall with precision."
+        ),
+    )
+    min_history_days: int = Field(
+        default=_DEFAULTS.min_history_days,
+        description=(
+            "Known days a series needs before its days are judged. Default "
+            f"{_DEFAULTS.min_history_days}: fewer make the median, the scale and the weekday "
+            "profile unreliable."
+        ),
+    )
+    baseline_days: int = Field(
+        default=_DEFAULTS.baseline_days,
+        description=(
+            f"Trailing days the expected value is learned from. Default {_DEFAULTS.baseline_days}"
+            ": long enough for a median that survives a one-week outage, short enough to follow "
+            "budget changes within a month."
+        ),
+    )
+    min_relative_effect: float = Field(
+        default=_DEFAULTS.min_relative_effect,
+        description=(
+            "Smallest change |value / expected - 1| that is flagged. Default "
+            f"{_DEFAULTS.min_relative_effect}: with thousands of impressions a 3 % dip is "
+            "significant but not worth acting on."
+        ),
+    )
+    use_seasonality: bool = Field(
+        default=_DEFAULTS.use_seasonality,
+        description=(
+            "Expect each weekday's own level (trailing same-weekday medians). Default "
+            f"{_DEFAULTS.use_seasonality}: weekday patterns such as weekend dips are not anomalies."
+        ),
+    )
+    use_count_tests: bool = Field(
+        default=_DEFAULTS.use_count_tests,
+        description=(
+            "Judge counts and rates as counts (Poisson / negative binomial, Poisson-lognormal). "
+            f"Default {_DEFAULTS.use_count_tests}: a CTR on 200 impressions is not as sure as one "
+            "on 200,000."
+        ),
+    )
+    use_cusum: bool = Field(
+        default=_DEFAULTS.use_cusum,
+        description=(
+            f"CUSUM for sustained drifts and level shifts. Default {_DEFAULTS.use_cusum}: a slow "
+            "slide no single day shows is still a change."
+        ),
+    )
+    use_rules: bool = Field(
+        default=_DEFAULTS.use_rules,
+        description=(
+            "Rules for impossible combinations and budget overspend (no history needed). "
+            f"Default {_DEFAULTS.use_rules}: data that cannot be right needs no statistics."
+        ),
+    )
+    use_weekly: bool = Field(
+        default=_DEFAULTS.use_weekly,
+        description=(
+            "Also flag whole weeks against the trailing weeks. Default "
+            f"{_DEFAULTS.use_weekly}: the week grain answers whether the week was unusual, the day "
+            "grain which day."
+        ),
+    )
+    use_seeds_zscore: bool = Field(
+        default=_DEFAULTS.use_seeds_zscore,
+        description=(
+            "Add the seed project's z > 3 on the trailing window. Default "
+            f"{_DEFAULTS.use_seeds_zscore}: kept for comparison only."
+        ),
+    )
+    use_seeds_iqr: bool = Field(
+        default=_DEFAULTS.use_seeds_iqr,
+        description=(
+            "Add the seed project's 1.5 IQR rule on the trailing window. Default "
+            f"{_DEFAULTS.use_seeds_iqr}: for comparison only; alone it fires on 15-20 % of "
+            "normal days."
+        ),
+    )
     # Processes judging a range of weeks (a backfill, `campaign-pipeline run`): the step's own
     # and `processes - 1` workers (parallel.map_in_processes); 0 means one per CPU this run
     # may use. Flags never depend on it; a run too small to share out
     # stays in the step's process (detection.ensemble.MIN_CHUNKS_PER_PROCESS).
-    processes: int = Field(default=0, ge=0)
+    processes: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Processes judging a range of weeks: the step's own and processes - 1 workers. "
+            "Default 0: one per CPU the run may use. The flags never depend on it; a range too "
+            "small to share out stays in the step's process."
+        ),
+    )
 
     def to_settings(self) -> DetectionSettings:
         return DetectionSettings(**self.model_dump(exclude={"processes"}))

@@ -32,26 +32,104 @@ DEFAULT_WINDOW_DAYS = 28
 
 
 class HealthConfig(dg.Config):
-    """Which window the buckets judge, the benchmark scope and the seed's thresholds."""
+    """Which window the buckets judge, the benchmark scope and the seed's thresholds (the
+    reason of each threshold's default is on ``health.HealthRules``; docs/health.md)."""
 
-    window: Literal["trailing", "lifetime"] = "trailing"
-    window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1)
-    """Trailing days ending on the week's Sunday: four weeks smooths a single odd week while
-    still reacting within a month. At least 1: a window of no days judged nothing and wrote the
-    week empty."""
-    benchmark_scope: str = _RULES.benchmark_scope
-    """platform_wide, or platform / user_id / project_name: whom a campaign is compared with."""
-    # The seed's thresholds; the reason of each default is on ``health.HealthRules``.
-    min_leads: int = _RULES.min_leads
-    min_spend: float = _RULES.min_spend
-    min_days_active: int = _RULES.min_days_active
-    bad_min_leads: int = _RULES.bad_min_leads
-    bad_max_conversion_rate: float = _RULES.bad_max_conversion_rate
-    bad_cpl_quantile: float = _RULES.bad_cpl_quantile
-    top_conversion_quantile: float = _RULES.top_conversion_quantile
-    hero_cpl_quantile: float = _RULES.hero_cpl_quantile
-    median_cpl_quantile: float = _RULES.median_cpl_quantile
-    mixed_min_conversion_rate: float = _RULES.mixed_min_conversion_rate
+    window: Literal["trailing", "lifetime"] = Field(
+        default="trailing",
+        description=(
+            "trailing: the window_days ending on the week's Sunday; lifetime: the whole "
+            "history up to that Sunday (the seed's rules as written). Default trailing: a "
+            "campaign is judged on how it does now, not on its first months."
+        ),
+    )
+    window_days: int = Field(
+        default=DEFAULT_WINDOW_DAYS,
+        ge=1,
+        description=(
+            "Trailing days ending on the week's Sunday (window trailing). Default "
+            f"{DEFAULT_WINDOW_DAYS}: four weeks smooths a single odd week while still reacting "
+            "within a month. At least 1: a window of no days judges nothing."
+        ),
+    )
+    benchmark_scope: str = Field(
+        default=_RULES.benchmark_scope,
+        description=(
+            "Whom a campaign's percentiles compare it with: platform_wide (everyone), or "
+            "campaigns of the same platform, user_id or project_name. Default "
+            f"{_RULES.benchmark_scope}: the seed's benchmark universe."
+        ),
+    )
+    min_leads: int = Field(
+        default=_RULES.min_leads,
+        description=(
+            "Fewer leads in the window: NEEDS_MORE_DATA. Default "
+            f"{_RULES.min_leads}: below it conversion rate and CPL are too noisy to judge."
+        ),
+    )
+    min_spend: float = Field(
+        default=_RULES.min_spend,
+        description=(
+            "Spend must be strictly above this to be judged (else NEEDS_MORE_DATA). Default "
+            f"{_RULES.min_spend}: without spend there is nothing to stop or scale."
+        ),
+    )
+    min_days_active: int = Field(
+        default=_RULES.min_days_active,
+        description=(
+            "Fewer days live in the window: NEEDS_MORE_DATA. Default "
+            f"{_RULES.min_days_active}: a campaign live a day or two has not met its audience yet."
+        ),
+    )
+    bad_min_leads: int = Field(
+        default=_RULES.bad_min_leads,
+        description=(
+            "Leads BAD needs (with no conversion and an expensive CPL). Default "
+            f"{_RULES.bad_min_leads}: that many leads with no conversion is evidence, not bad luck."
+        ),
+    )
+    bad_max_conversion_rate: float = Field(
+        default=_RULES.bad_max_conversion_rate,
+        description=(
+            "BAD needs a conversion rate at or below this. Default "
+            f"{_RULES.bad_max_conversion_rate}: the seed's 'converted nothing'."
+        ),
+    )
+    bad_cpl_quantile: float = Field(
+        default=_RULES.bad_cpl_quantile,
+        description=(
+            "BAD also needs a CPL at or above this percentile of the benchmark universe. "
+            f"Default {_RULES.bad_cpl_quantile}: the most expensive quarter (the seed's P75)."
+        ),
+    )
+    top_conversion_quantile: float = Field(
+        default=_RULES.top_conversion_quantile,
+        description=(
+            "HERO and GOOD need a conversion rate at or above this percentile. Default "
+            f"{_RULES.top_conversion_quantile}: the top quarter (the seed's P75)."
+        ),
+    )
+    hero_cpl_quantile: float = Field(
+        default=_RULES.hero_cpl_quantile,
+        description=(
+            "HERO also needs a CPL at or below this percentile. Default "
+            f"{_RULES.hero_cpl_quantile}: the cheapest quarter (the seed's P25)."
+        ),
+    )
+    median_cpl_quantile: float = Field(
+        default=_RULES.median_cpl_quantile,
+        description=(
+            "GOOD at or below this CPL percentile, MIXED above. Default "
+            f"{_RULES.median_cpl_quantile}: the seed's median; one cut, so no gap or overlap."
+        ),
+    )
+    mixed_min_conversion_rate: float = Field(
+        default=_RULES.mixed_min_conversion_rate,
+        description=(
+            "MIXED needs a conversion rate above this. Default "
+            f"{_RULES.mixed_min_conversion_rate}: the seed's 'converts at all'."
+        ),
+    )
 
     def to_rules(self) -> health.HealthRules:
         names = {f.name for f in dataclasses.fields(health.HealthRules)}

@@ -346,9 +346,15 @@ CHANGE_COLUMNS = ["lead_id", "old_status", "new_status", "changed_at"]
 
 
 class LeadEventsConfig(dg.Config):
-    converted_statuses: list[str] = Field(default=list(CONVERTED_STATUSES), min_length=1)
-    """Statuses (trimmed, upper-cased) that count a lead as converted; the data contract's
-    default. At least one: none would publish every lead unconverted, without a word."""
+    converted_statuses: list[str] = Field(
+        default=list(CONVERTED_STATUSES),
+        min_length=1,
+        description=(
+            "Statuses (trimmed, upper-cased) that count a lead as converted, from its first "
+            f"change into one. Default {', '.join(CONVERTED_STATUSES)}: the data contract's. At "
+            "least one: none would publish every lead unconverted, without a word."
+        ),
+    )
 
 
 def _unique_ids(ids: pd.Series) -> bool:

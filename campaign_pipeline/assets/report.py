@@ -12,7 +12,7 @@ from campaign_pipeline.report import (
     build_weekly_reports,
     write_report_page,
 )
-from campaign_pipeline.report.build import MAX_FLAG_CHARTS
+from campaign_pipeline.report.build import MAX_FLAG_CHARTS, MIN_PAGES_PER_PROCESS
 from campaign_pipeline.report.files import REPORT_FOLDER
 from campaign_pipeline.resources.storage import PipelineStorage
 
@@ -22,10 +22,27 @@ class ReportConfig(dg.Config):
     # and `processes - 1` workers (parallel.map_in_processes); 0 means one per CPU this run
     # may use. A page never depends on it; a range of fewer than
     # report.build.MIN_PAGES_PER_PROCESS pages per process is built in the step's process.
-    processes: int = Field(default=0, ge=0)
+    processes: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Processes building a range's pages: the step's own and processes - 1 workers. "
+            "Default 0: one per CPU the run may use. A page never depends on it; a range of "
+            f"fewer than {MIN_PAGES_PER_PROCESS} pages per process is built in the step's process."
+        ),
+    )
     # Flags drawn as a chart on a page, most severe and surest first; every flag keeps its
     # card. report.build.MAX_FLAG_CHARTS says why 40.
-    max_flag_charts: int = Field(default=MAX_FLAG_CHARTS, ge=0)
+    max_flag_charts: int = Field(
+        default=MAX_FLAG_CHARTS,
+        ge=0,
+        description=(
+            "Flags drawn as a chart on a page, most severe and surest first; every flag keeps "
+            f"its card. Default {MAX_FLAG_CHARTS}: more than the sample's busiest week (22 "
+            "flags); a chart costs about 60 ms, and a large account's week spent 22 of its "
+            "page's 27 s on charts."
+        ),
+    )
 
 
 @dg.asset(

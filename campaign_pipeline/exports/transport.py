@@ -93,6 +93,35 @@ class RetryPolicy:
         return backoff + self.max_throttle_rounds * self.throttle_pause_seconds
 
 
+# What each RetryPolicy field does, its default and why: the launchpad's text of the same fields
+# of the `ga4` and `amplitude` resources.
+RETRY_DESCRIPTIONS = {
+    "max_tries": (
+        "Tries per request on a refused connection, 429 or 5xx. Default "
+        f"{RetryPolicy.max_tries}: with backoff from 1 s they span about 15 s of outage, so a "
+        "blip passes and a real outage fails the asset within a minute."
+    ),
+    "backoff_base_seconds": (
+        "The first pause before a retry; each pause doubles (with jitter, so runs that failed "
+        f"together do not retry together). Default {RetryPolicy.backoff_base_seconds:g} s."
+    ),
+    "backoff_max_seconds": (
+        "No single pause before a retry is longer. Default "
+        f"{RetryPolicy.backoff_max_seconds:g} s: a busy endpoint recovers in seconds, and a "
+        "run should not wait minutes for a down one."
+    ),
+    "throttle_pause_seconds": (
+        "How long a throttled user or device is held after a 429. Default "
+        f"{RetryPolicy.throttle_pause_seconds:g} s: Amplitude's HTTP V2 doc (its Batch doc "
+        "says about 15 s)."
+    ),
+    "max_throttle_rounds": (
+        "An event still throttled after this many pauses fails instead of holding the run; "
+        f"the next run sends it. Default {RetryPolicy.max_throttle_rounds}: 5 minutes at 30 s."
+    ),
+}
+
+
 class Ga4Client(Protocol):
     """GA4 as the delivery code sees it: the resource adds the measurement id and the secret
     to the query string, out of sight."""

@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr
 
 from campaign_pipeline.exports import amplitude
 from campaign_pipeline.exports.events import encode_json
-from campaign_pipeline.exports.transport import Answer, RetryPolicy
+from campaign_pipeline.exports.transport import RETRY_DESCRIPTIONS, Answer, RetryPolicy
 from campaign_pipeline.resources.http_client import (
     base_url,
     endpoint_problem,
@@ -29,34 +29,69 @@ class AmplitudeHTTP(dg.ConfigurableResource):
     """Sends events to Amplitude's HTTP V2 API (``/2/httpapi``)."""
 
     api_key: str | None = Field(
-        default=None, repr=False, description="AMPLITUDE_API_KEY: the project's API key"
+        default=None,
+        repr=False,
+        description="AMPLITUDE_API_KEY: the project's API key (environment only). Default unset: "
+        "Amplitude runs dry under mode auto, so nothing is sent without it.",
     )
     region: str = Field(
         default="us",
-        description="AMPLITUDE_REGION: us (api2.amplitude.com) or eu (api.eu.amplitude.com)",
+        description="AMPLITUDE_REGION: us (api2.amplitude.com) or eu (api.eu.amplitude.com); it "
+        "must match the project, whose key the other host refuses. Default us: Amplitude's "
+        "default data center.",
     )
     endpoint: str | None = Field(
         default=None,
         description=(
             "AMPLITUDE_ENDPOINT: replaces the scheme, host and port of the vendor's URL "
-            "(tests, proxies); requests go to $AMPLITUDE_ENDPOINT/2/httpapi"
+            "(tests, proxies); requests go to $AMPLITUDE_ENDPOINT/2/httpapi. Default unset: "
+            "the region's host."
         ),
     )
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    max_tries: int = Field(default=RetryPolicy.max_tries, ge=1)
-    backoff_base_seconds: float = Field(default=RetryPolicy.backoff_base_seconds, ge=0)
-    backoff_max_seconds: float = Field(default=RetryPolicy.backoff_max_seconds, ge=0)
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for one answer; no answer is retried with backoff (the "
+        "insert_id makes a resend harmless). Default 10 s: room for a slow answer, while an "
+        "endpoint that hangs does not hold the run.",
+    )
+    max_tries: int = Field(
+        default=RetryPolicy.max_tries, ge=1, description=RETRY_DESCRIPTIONS["max_tries"]
+    )
+    backoff_base_seconds: float = Field(
+        default=RetryPolicy.backoff_base_seconds,
+        ge=0,
+        description=RETRY_DESCRIPTIONS["backoff_base_seconds"],
+    )
+    backoff_max_seconds: float = Field(
+        default=RetryPolicy.backoff_max_seconds,
+        ge=0,
+        description=RETRY_DESCRIPTIONS["backoff_max_seconds"],
+    )
     throttle_pause_seconds: float = Field(
         default=RetryPolicy.throttle_pause_seconds,
         ge=0,
-        description="how long a throttled user/device is held after a 429 (the docs: 30 s)",
+        description=RETRY_DESCRIPTIONS["throttle_pause_seconds"],
     )
-    max_throttle_rounds: int = Field(default=RetryPolicy.max_throttle_rounds, ge=1)
+    max_throttle_rounds: int = Field(
+        default=RetryPolicy.max_throttle_rounds,
+        ge=1,
+        description=RETRY_DESCRIPTIONS["max_throttle_rounds"],
+    )
     max_events_per_request: int = Field(
-        default=amplitude.MAX_EVENTS_PER_REQUEST, ge=1, le=amplitude.MAX_EVENTS_PER_REQUEST
+        default=amplitude.MAX_EVENTS_PER_REQUEST,
+        ge=1,
+        le=amplitude.MAX_EVENTS_PER_REQUEST,
+        description="Events per request, at most the default. Default "
+        f"{amplitude.MAX_EVENTS_PER_REQUEST:,}: HTTP V2 takes fewer than 2,000 events a request.",
     )
     max_request_bytes: int = Field(
-        default=amplitude.MAX_BODY_BYTES, ge=1_000, le=amplitude.MAX_BODY_BYTES
+        default=amplitude.MAX_BODY_BYTES,
+        ge=1_000,
+        le=amplitude.MAX_BODY_BYTES,
+        description="Largest request body, at most the default. Default "
+        f"{amplitude.MAX_BODY_BYTES:,} bytes: HTTP V2 takes bodies under 1 MB, read as "
+        "1,000,000 bytes (the stricter reading).",
     )
 
     _session: requests.Session | None = PrivateAttr(default=None)

@@ -62,12 +62,23 @@ class ExportSettings(dg.ConfigurableResource):
         description=(
             "auto: live for each destination whose credentials are set, dry-run for the others; "
             "dry-run: write the exact payloads to <out>/exports/<destination>/<week>.json; "
-            "off: skip"
+            "off: skip. Default auto: nothing is sent without credentials, and setting them is "
+            "all a live export takes."
         ),
     )
     min_severity: Literal["low", "medium", "high", "critical"] = Field(
         default=DEFAULT_MIN_SEVERITY,
-        description=f"anomaly flags at or above this severity are sent ({', '.join(SEVERITIES)})",
+        description=(
+            f"Anomaly flags at or above this severity are sent ({', '.join(SEVERITIES)}). "
+            f"Default {DEFAULT_MIN_SEVERITY}: low flags are the detector's weakest signal."
+        ),
+    )
+
+
+def _pg(variable: str, what: str) -> str:
+    return (
+        f"{variable}: the ledger's PostgreSQL {what}. Default unset; with all five DAGSTER_PG_* "
+        "set (and no url) the ledger lives on the instance's server, which every machine reaches."
     )
 
 
@@ -77,23 +88,46 @@ class ExportLedgerStore(dg.ConfigurableResource):
     (``sqlite_path``, default ``<out>/export_ledger.sqlite``)."""
 
     url: str | None = Field(
-        default=None, repr=False, description="EXPORT_LEDGER_URL, e.g. postgresql+psycopg2://..."
+        default=None,
+        repr=False,
+        description=(
+            "EXPORT_LEDGER_URL: a SQLAlchemy URL of the ledger's database, e.g. "
+            "postgresql+psycopg2://... Default unset: the DAGSTER_PG_* server when all five "
+            "are set, else a SQLite file."
+        ),
     )
-    postgres_host: str | None = None
-    postgres_port: str | None = None
-    postgres_user: str | None = None
-    postgres_password: str | None = Field(default=None, repr=False)
-    postgres_db: str | None = None
+    postgres_host: str | None = Field(default=None, description=_pg("DAGSTER_PG_HOST", "host"))
+    postgres_port: str | None = Field(default=None, description=_pg("DAGSTER_PG_PORT", "port"))
+    postgres_user: str | None = Field(default=None, description=_pg("DAGSTER_PG_USER", "user"))
+    postgres_password: str | None = Field(
+        default=None,
+        repr=False,
+        description=_pg("DAGSTER_PG_PASSWORD", "password (secret: from the environment only)"),
+    )
+    postgres_db: str | None = Field(default=None, description=_pg("DAGSTER_PG_DB", "database name"))
     sqlite_path: str | None = Field(
-        default=None, description="the SQLite file; default <out>/export_ledger.sqlite"
+        default=None,
+        description=(
+            "The SQLite file of the ledger when neither url nor the DAGSTER_PG_* server is set. "
+            "Default unset: <out>/export_ledger.sqlite, next to the published tables it vouches "
+            "for."
+        ),
     )
-    table_name: str = Field(default=DEFAULT_TABLE, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    table_name: str = Field(
+        default=DEFAULT_TABLE,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$",
+        description=(
+            f"The ledger's table. Default {DEFAULT_TABLE}; another name is another ledger, as "
+            "a pipeline pointed at another GA4 property or Amplitude project needs (else its "
+            "events count as already sent)."
+        ),
+    )
     lease_minutes: float = Field(
         default=DEFAULT_LEASE_MINUTES,
         ge=0,
         description=(
-            "a claim older than this whose run never marked it is taken over and sent again "
-            "(far longer than one request with every retry: 30 minutes)"
+            "A claim older than this whose run never marked it is taken over and sent again. "
+            f"Default {DEFAULT_LEASE_MINUTES:g}: far longer than one request with every retry."
         ),
     )
 

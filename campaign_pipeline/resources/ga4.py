@@ -16,7 +16,7 @@ import requests
 from pydantic import Field, PrivateAttr
 
 from campaign_pipeline.exports.ga4 import VALIDATE_MODES
-from campaign_pipeline.exports.transport import Answer, RetryPolicy
+from campaign_pipeline.exports.transport import RETRY_DESCRIPTIONS, Answer, RetryPolicy
 from campaign_pipeline.resources.http_client import (
     base_url,
     endpoint_problem,
@@ -34,34 +34,61 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
     (``/debug/mp/collect``)."""
 
     measurement_id: str | None = Field(
-        default=None, description="GA4_MEASUREMENT_ID: the web stream's measurement id (G-...)"
+        default=None,
+        description="GA4_MEASUREMENT_ID: the web stream's measurement id (G-...). Default unset: "
+        "GA4 runs dry under mode auto, so nothing is sent without it.",
     )
     api_secret: str | None = Field(
         default=None,
         repr=False,
-        description="GA4_API_SECRET: a Measurement Protocol API secret (environment only)",
+        description="GA4_API_SECRET: a Measurement Protocol API secret (environment only). "
+        "Default unset: GA4 runs dry under mode auto.",
     )
     endpoint: str | None = Field(
         default=None,
         description=(
             "GA4_ENDPOINT: replaces the scheme, host and port of the vendor's URL (tests, "
-            "proxies); requests go to $GA4_ENDPOINT/mp/collect"
+            "proxies); requests go to $GA4_ENDPOINT/mp/collect. Default unset: "
+            f"{GA4_BASE_URL} (or the EU host with eu_collection)."
         ),
     )
     eu_collection: bool = Field(
-        default=False, description="collect through region1.google-analytics.com (EU)"
+        default=False,
+        description="Collect through region1.google-analytics.com, so the data is collected "
+        "in the EU. Default false: Google's global endpoint, which every property accepts.",
     )
     validate_mode: Literal["off", "before_send", "only"] = Field(
         default="off",
         description=(
             "off; before_send: each request goes to /debug/mp/collect first and the events its "
-            "validationMessages name are refused; only: validate every request, send nothing"
+            "validationMessages name are refused; only: validate every request, send nothing. "
+            "Default off: validation doubles the requests, and the server checks neither the "
+            "secret nor the measurement id (check a first live week in DebugView)."
         ),
     )
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    max_tries: int = Field(default=RetryPolicy.max_tries, ge=1)
-    backoff_base_seconds: float = Field(default=RetryPolicy.backoff_base_seconds, ge=0)
-    backoff_max_seconds: float = Field(default=RetryPolicy.backoff_max_seconds, ge=0)
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest wait for one answer; a request whose answer never came is marked failed "
+            "and sent by the next run, not resent in this one (GA4 may have counted it). "
+            "Default 10 s: room for a slow answer, while an endpoint that hangs does not "
+            "hold the run."
+        ),
+    )
+    max_tries: int = Field(
+        default=RetryPolicy.max_tries, ge=1, description=RETRY_DESCRIPTIONS["max_tries"]
+    )
+    backoff_base_seconds: float = Field(
+        default=RetryPolicy.backoff_base_seconds,
+        ge=0,
+        description=RETRY_DESCRIPTIONS["backoff_base_seconds"],
+    )
+    backoff_max_seconds: float = Field(
+        default=RetryPolicy.backoff_max_seconds,
+        ge=0,
+        description=RETRY_DESCRIPTIONS["backoff_max_seconds"],
+    )
 
     _session: requests.Session | None = PrivateAttr(default=None)
 

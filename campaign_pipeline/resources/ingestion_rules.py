@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 import dagster as dg
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from campaign_pipeline.ingestion import IngestionRules
 from campaign_pipeline.partitions import PARTITION_START
@@ -17,10 +17,38 @@ _DEFAULTS = IngestionRules()
 class IngestionRulesResource(dg.ConfigurableResource):
     """Rows outside these bounds are quarantined (date_out_of_range, implausible_value)."""
 
-    earliest_date: str = _DEFAULTS.earliest_date
-    max_count: float = _DEFAULTS.max_count
-    max_spend_budget_multiple: float = _DEFAULTS.max_spend_budget_multiple
-    max_amount: float = _DEFAULTS.max_amount
+    earliest_date: str = Field(
+        default=_DEFAULTS.earliest_date,
+        description=(
+            "Rows dated before this day (YYYY-MM-DD, not before the first weekly partition) or "
+            f"after the run's own date are quarantined. Default {_DEFAULTS.earliest_date}: no ad "
+            "platform export of interest is older, and 1900-01-01 is a spreadsheet's zero date."
+        ),
+    )
+    max_count: float = Field(
+        default=_DEFAULTS.max_count,
+        description=(
+            "Impressions, clicks or conversions of one row above this are quarantined. Default "
+            f"{_DEFAULTS.max_count:g}: a typo or an overflow; the largest platforms serve about "
+            "1e11 impressions a day in total."
+        ),
+    )
+    max_spend_budget_multiple: float = Field(
+        default=_DEFAULTS.max_spend_budget_multiple,
+        description=(
+            "Spend above this multiple of the campaign's daily budget (when known and above 0) "
+            f"is quarantined. Default {_DEFAULTS.max_spend_budget_multiple:g}: platforms "
+            "overdeliver by up to about 2x, not 1,000x."
+        ),
+    )
+    max_amount: float = Field(
+        default=_DEFAULTS.max_amount,
+        description=(
+            "Any amount (spend without a known budget, deal_value, daily_budget) above this, in "
+            f"the account's currency, is quarantined. Default {_DEFAULTS.max_amount:g}: "
+            "implausible, and it keeps every published sum finite."
+        ),
+    )
 
     @field_validator("earliest_date")
     @classmethod

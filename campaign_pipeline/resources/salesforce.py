@@ -35,57 +35,127 @@ _CLIENT = ClientSettings()
 _MAPPING = SalesforceMapping()
 
 
+def _standard(what: str, default: str) -> str:
+    return (
+        f"{what}: a field API name. Default {default}: Salesforce's standard field, so an org "
+        "that did not customise it needs no setting."
+    )
+
+
 class SalesforceSource(dg.ConfigurableResource):
     """Where the raw leads come from: the org when both variables are set, else the CSV files."""
 
     instance_url: str | None = Field(
         default=None,
-        description=f"the org's base URL (env {INSTANCE_URL_ENV}), e.g. "
-        "https://yourorg.my.salesforce.com; unset: read the CSV files",
+        description=f"{INSTANCE_URL_ENV}: the org's base URL, e.g. "
+        "https://yourorg.my.salesforce.com. Default unset: the leads come from the CSV files, "
+        "so the pipeline runs with no org.",
     )
     access_token: str | None = Field(
         default=None,
         repr=False,
-        description=f"OAuth access token (secret: env {ACCESS_TOKEN_ENV} through EnvVar only)",
+        description=f"{ACCESS_TOKEN_ENV}: an OAuth access token (secret: from the environment "
+        "through EnvVar only). Default unset: the leads come from the CSV files.",
     )
-    api_version: str = Field(default=_CLIENT.api_version, description="REST API version")
-    batch_size: int = Field(default=_CLIENT.batch_size, description="rows asked per page")
+    api_version: str = Field(
+        default=_CLIENT.api_version,
+        description=f"REST API version. Default {_CLIENT.api_version}: a version current orgs "
+        "serve; v56.0 and later keep query cursors for 2 days, so a slow pull never loses its "
+        "cursor.",
+    )
+    batch_size: int = Field(
+        default=_CLIENT.batch_size,
+        description=f"Rows asked per page. Default {_CLIENT.batch_size}: Salesforce's maximum, "
+        "so a pull costs the fewest API requests.",
+    )
     max_attempts: int = Field(
-        default=_CLIENT.max_attempts, description="tries per request on 5xx or no connection"
+        default=_CLIENT.max_attempts,
+        description="Tries per request when the server answers 5xx or the connection fails. "
+        f"Default {_CLIENT.max_attempts}: one try and three retries, 1, 2 and 4 s apart, ride "
+        "out a blip.",
     )
     backoff_seconds: float = Field(
-        default=_CLIENT.backoff_seconds, description="first pause before a retry (doubles)"
+        default=_CLIENT.backoff_seconds,
+        description=f"The first pause before a retry; it doubles each time (with jitter). "
+        f"Default {_CLIENT.backoff_seconds:g}: a busy org recovers in seconds.",
     )
     timeout_seconds: float = Field(
-        default=_CLIENT.timeout_seconds, description="longest wait for one answer"
+        default=_CLIENT.timeout_seconds,
+        description=f"Longest wait for one answer. Default {_CLIENT.timeout_seconds:g} s: SOQL "
+        "over large objects can take a minute to start.",
     )
     stop_at_api_usage: float = Field(
         default=_CLIENT.stop_at_api_usage,
-        description="stop once the org has used this share of its daily API allowance",
+        description="The pull stops once the org has used this share of its daily API "
+        f"allowance. Default {_CLIENT.stop_at_api_usage}: the last 5 % is left to the "
+        "integrations that run the business (1.0: go on until Salesforce refuses).",
     )
-    lead_status_field: str = _MAPPING.lead_status_field
-    lead_created_field: str = _MAPPING.lead_created_field
-    lead_converted_opportunity_field: str = _MAPPING.lead_converted_opportunity_field
-    lead_converted_date_field: str = _MAPPING.lead_converted_date_field
+    lead_status_field: str = Field(
+        default=_MAPPING.lead_status_field,
+        description=_standard("The Lead field read as lead_status", _MAPPING.lead_status_field),
+    )
+    lead_created_field: str = Field(
+        default=_MAPPING.lead_created_field,
+        description=_standard("The Lead field read as added_date", _MAPPING.lead_created_field),
+    )
+    lead_converted_opportunity_field: str = Field(
+        default=_MAPPING.lead_converted_opportunity_field,
+        description=_standard(
+            "The Lead field naming the opportunity a lead converted into (its won Amount is "
+            "deal_value)",
+            _MAPPING.lead_converted_opportunity_field,
+        ),
+    )
+    lead_converted_date_field: str = Field(
+        default=_MAPPING.lead_converted_date_field,
+        description=_standard(
+            "The Lead field dating the conversion (of several leads converted into one "
+            "opportunity, the first carries the amount)",
+            _MAPPING.lead_converted_date_field,
+        ),
+    )
     lead_campaign_field: str | None = Field(
         default=None,
-        description="a Lead field holding the ad platform's campaign id (then CampaignMember is "
-        "not read)",
+        description="A Lead field holding the ad platform's campaign id; set, CampaignMember is "
+        "not read. Default unset: a lead's campaign is its first CampaignMember's, the standard "
+        "way Salesforce ties leads to campaigns.",
     )
     campaign_key_field: str | None = Field(
         default=None,
-        description="a Campaign field holding the ad platform's campaign id (the id in "
-        "campaigns.csv); unset: the Salesforce Campaign Id is that id",
+        description="A Campaign field holding the ad platform's campaign id (the id in "
+        "campaigns.csv). Default unset: the Salesforce Campaign Id is that id.",
     )
-    opportunity_amount_field: str = _MAPPING.opportunity_amount_field
-    opportunity_won_field: str = _MAPPING.opportunity_won_field
-    history_status_field: str = _MAPPING.history_status_field
+    opportunity_amount_field: str = Field(
+        default=_MAPPING.opportunity_amount_field,
+        description=_standard(
+            "The Opportunity field read as deal_value", _MAPPING.opportunity_amount_field
+        ),
+    )
+    opportunity_won_field: str = Field(
+        default=_MAPPING.opportunity_won_field,
+        description=_standard(
+            "The Opportunity field saying it was won (only a won one has a deal_value)",
+            _MAPPING.opportunity_won_field,
+        ),
+    )
+    history_status_field: str = Field(
+        default=_MAPPING.history_status_field,
+        description=_standard(
+            "The LeadHistory.Field value of a status change (the lead field's API name)",
+            _MAPPING.history_status_field,
+        ),
+    )
     status_map: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_STATUS_MAP),
-        description="Salesforce lead status -> pipeline status (unlisted statuses pass through)",
+        description="Salesforce lead status -> pipeline status; a status not listed passes "
+        "through as it is. Default: Salesforce's four default statuses ("
+        + ", ".join(f"{k} -> {v}" for k, v in DEFAULT_STATUS_MAP.items())
+        + "), so an org with the standard picklist needs no setting.",
     )
     timezone: str = Field(
-        default=_MAPPING.timezone, description="the zone whose calendar dates a lead's day is in"
+        default=_MAPPING.timezone,
+        description="The zone whose calendar date is a lead's day (Salesforce sends instants in "
+        f"UTC). Default {_MAPPING.timezone}: the instants as Salesforce sends them.",
     )
 
     @property

@@ -96,15 +96,17 @@ class PipelineStorage(dg.ConfigurableResource):
     data_dir: str = Field(
         default="",
         description=(
-            "the data dir: a local folder or an object-store URL (s3://bucket/prefix); empty: "
-            f"${DATA_DIR_ENV} when the run starts, else the repo's data/"
+            "The data dir (raw/, staging/): a local folder or an object-store URL "
+            f"(s3://bucket/prefix). Default empty: ${DATA_DIR_ENV} when the run starts, else the "
+            "repo's data/, so the shipped sample runs with no setting."
         ),
     )
     out_dir: str | None = Field(
         default="",
         description=(
-            "published tables: a local folder or an object-store URL; empty: "
-            f"${OUT_DIR_ENV} when the run starts, else <data dir>/out"
+            "Where the published tables go: a local folder or an object-store URL. Default "
+            f"empty: ${OUT_DIR_ENV} when the run starts, else <data dir>/out, next to the data "
+            "they come from."
         ),
     )
 
