@@ -1,5 +1,6 @@
 """The closing summary of `campaign-pipeline run`, read back from what was written (through
-the storage resource, so the same on a local folder and on an object store)."""
+the storage resource, so the same on a local folder and on an object store), and the line that
+stops any run on a raw file that has rows and none accepted (`none_accepted_stop`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from campaign_pipeline.ingestion import FILE_SPECS
 from campaign_pipeline.partitions import describe_weeks
 from campaign_pipeline.report.files import report_path
 from campaign_pipeline.resources.storage import PipelineStorage
+
+# The blocking check on `quarantine` that `none_accepted_stop` decides (assets/ingestion.py).
+NONE_ACCEPTED_CHECK = "every_file_has_accepted_rows"
 
 
 def accounting(storage: PipelineStorage) -> pd.DataFrame:
@@ -90,6 +94,24 @@ def none_accepted_line(
         f"{'file' if len(found) == 1 else 'files'} and run again (rows accepted: "
         f"{accepted_counts(table)}; {quarantine} gives each set-aside row's reason)"
     )
+
+
+def none_accepted_stop(storage: PipelineStorage) -> str | None:
+    """`none_accepted_line` of the raw files the validated layer holds that have rows and none
+    accepted, or None. The one judgement that stops every launcher: the blocking check
+    ``quarantine:every_file_has_accepted_rows`` (the ingestion layer's runs: the schedule, the
+    raw-file sensor, the UI, `campaign-pipeline run`) and the weekly and lifetime tables' first
+    steps (runs of them alone, on the validated layer as it stands)."""
+    table = accounting(storage)
+    found = files_with_none_accepted(table) if len(table) else []
+    if not found:
+        return None
+    examples = {
+        source_file: quarantine_example(storage, source_file, code)
+        for source_file, code, _ in found
+        if code
+    }
+    return none_accepted_line(table, found, examples, str(storage.table_path("quarantine")))
 
 
 def action_lines(latest_health: pd.DataFrame) -> list[str]:

@@ -137,12 +137,31 @@ def _cause(error):
 
 def _failures(result) -> tuple[list[str], bool]:
     """One line per distinct failure: steps that failed for the same reason (both raw lead
-    assets on an expired Salesforce token) share a line naming them all."""
+    assets on an expired Salesforce token) share a line naming them all.
+
+    A raw file with rows and none accepted fails the blocking check
+    `run_summary.NONE_ACCEPTED_CHECK`: its line is that check's description, first, and the
+    input's mistake; the failure Dagster gives its step for it (a blocking check failed) says
+    nothing more and is left out."""
+    from campaign_pipeline.run_summary import NONE_ACCEPTED_CHECK
+
     steps_by_text: dict[str, list[str]] = {}
     user_error = False
+    stops = [
+        evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.check_name == NONE_ACCEPTED_CHECK
+    ]
+    stopped_steps = {evaluation.asset_key.to_user_string() for evaluation in stops}
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
+            if (
+                event.step_key in stopped_steps
+                and error is not None
+                and _cause(error).cls_name == "DagsterAssetCheckFailedError"
+            ):
+                continue
             failure = event.event_specific_data.user_failure_data  # a dg.Failure's own words
             text = (
                 (
@@ -155,9 +174,11 @@ def _failures(result) -> tuple[list[str], bool]:
             text = text.removeprefix(_FAILURE_PREFIX)
             steps_by_text.setdefault(text, []).append(event.step_key)
             user_error = user_error or event.step_key.startswith("raw_")
-    lines = [f"{', '.join(steps)}: {text}" for text, steps in steps_by_text.items()]
+    lines = [evaluation.description for evaluation in stops]
+    user_error = user_error or bool(stops)
+    lines += [f"{', '.join(steps)}: {text}" for text, steps in steps_by_text.items()]
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
+        if not evaluation.passed and evaluation not in stops:
             lines.append(
                 f"check failed: {evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             )
@@ -287,7 +308,6 @@ def run_pipeline(
     if not ingestion.success or failures:
         raise RunFailed(failures or ["ingestion failed"], user_error=user_error)
 
-    _stop_on_files_with_none_accepted(storage)
     day_range = storage.accepted_day_range()
     if day_range is None:
         from campaign_pipeline.run_summary import accepted_counts, accounting
@@ -340,29 +360,6 @@ def run_pipeline(
         raise RunFailed(failures or ["lifetime table failed"], user_error=user_error)
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _stop_on_files_with_none_accepted(storage: PipelineStorage) -> None:
-    """Ends the run before any weekly asset when a raw file has rows and none accepted
-    (`run_summary.files_with_none_accepted` says why that is the input's mistake)."""
-    from campaign_pipeline.run_summary import (
-        accounting,
-        files_with_none_accepted,
-        none_accepted_line,
-        quarantine_example,
-    )
-
-    table = accounting(storage)
-    found = files_with_none_accepted(table) if len(table) else []
-    if not found:
-        return
-    examples = {
-        source_file: quarantine_example(storage, source_file, code)
-        for source_file, code, _ in found
-        if code
-    }
-    quarantine = str(storage.table_path("quarantine"))
-    raise RunFailed([none_accepted_line(table, found, examples, quarantine)], True)
 
 
 def dagster_home_problem(home: str | None) -> str | None:

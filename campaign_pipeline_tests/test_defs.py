@@ -39,14 +39,26 @@ ASSETS = {
     "daily_campaign_metrics": (
         "metrics",
         True,
-        {"validated_campaigns", "validated_insights", "validated_leads", "lead_events"},
+        {
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "lead_events",
+            "quarantine",
+        },
     ),
     "weekly_campaign_metrics": ("metrics", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "weekly_totals": ("metrics", True, {"weekly_campaign_metrics", "quarantine"}),
     "campaign_lifetime_metrics": (
         "metrics",
         False,
-        {"validated_campaigns", "validated_insights", "validated_leads", "lead_events"},
+        {
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "lead_events",
+            "quarantine",
+        },
     ),
     "anomaly_flags": ("anomalies", True, {"daily_campaign_metrics", "validated_campaigns"}),
     "campaign_health": ("health", True, {"daily_campaign_metrics", "validated_campaigns"}),
@@ -80,7 +92,12 @@ CHECKS = {
         for name in ("campaigns", "insights", "leads", "lead_status_changes")
     },
     "lead_events": {"one_row_per_lead"},
-    "quarantine": {"schema", "no_personal_data", "freshness_check"},
+    "quarantine": {
+        "schema",
+        "no_personal_data",
+        "every_file_has_accepted_rows",
+        "freshness_check",
+    },
     "daily_campaign_metrics": {"schema", "reconciles_with_validated", "freshness_check"},
     "weekly_campaign_metrics": {"schema", "reconciles_with_daily", "freshness_check"},
     "weekly_totals": {"schema", "reconciles_with_weekly_campaign_metrics", "freshness_check"},
@@ -96,7 +113,7 @@ BLOCKING = {
     (f"validated_{name}", check)
     for name in ("campaigns", "insights", "leads", "lead_status_changes")
     for check in ("row_accounting", "schema")
-}
+} | {("quarantine", "every_file_has_accepted_rows")}
 
 WEEKLY = {name for name, (_, weekly, _) in ASSETS.items() if weekly}
 INGESTION = {name for name, (group, _, _) in ASSETS.items() if group == "ingestion"}

@@ -23,6 +23,7 @@ from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.metrics import DEAL_VALUE
 from campaign_pipeline.partitions import describe_weeks, missing_weeks
 from campaign_pipeline.resources.storage import DATED_TABLES, PipelineStorage, read_parquet
+from campaign_pipeline.run_summary import none_accepted_stop
 from campaign_pipeline.schemas import validate_frame
 
 
@@ -81,6 +82,17 @@ def require_run_weeks(storage: PipelineStorage, weeks: RunWeeks, *tables: str) -
                 "of this run: materialize it for the run's weeks first (this asset with its "
                 "upstream assets)"
             )
+
+
+def refuse_files_with_none_accepted(storage: PipelineStorage) -> None:
+    """Fail with `run_summary.none_accepted_stop`'s line when the validated layer holds a raw
+    file with rows and none accepted. In a run with the ingestion assets the blocking check
+    ``quarantine:every_file_has_accepted_rows`` has stopped the run already; this stops a run
+    of the weekly or lifetime assets alone (a backfill picked in the UI, `weekly_assets_job`)
+    on such a layer, which would publish and export weeks without the file's figures."""
+    stop = none_accepted_stop(storage)
+    if stop is not None:
+        raise dg.Failure(description=stop)
 
 
 def data_weeks(storage: PipelineStorage) -> set[str]:

@@ -22,6 +22,7 @@ from campaign_pipeline.raw_parsing import repeated_text
 from campaign_pipeline.resources.ingestion_rules import IngestionRulesResource
 from campaign_pipeline.resources.salesforce import SalesforceSource
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline.run_summary import NONE_ACCEPTED_CHECK, none_accepted_stop
 from campaign_pipeline.salesforce.client import SalesforceError
 from campaign_pipeline.salesforce.leads import SALESFORCE_KEYS
 from campaign_pipeline.schemas import (
@@ -306,10 +307,24 @@ validated_lead_status_changes = _validated_asset(
             asset="quarantine",
             description="no lead name, email or phone in the published rejects",
         ),
+        dg.AssetCheckSpec(
+            NONE_ACCEPTED_CHECK,
+            asset="quarantine",
+            blocking=True,
+            description=(
+                "every raw file that has rows had some accepted: else no week is built (weeks "
+                "without a whole file's figures would publish and export leads without spend)"
+            ),
+        ),
     ],
 )
 def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> dg.MaterializeResult:
-    """Every rejected raw row with its file, key and reason: nothing is dropped silently."""
+    """Every rejected raw row with its file, key and reason: nothing is dropped silently.
+
+    Its blocking check `every_file_has_accepted_rows` judges the four files together once all
+    are validated, after this table (which the failure points to) is written: a file with rows
+    and none accepted fails it, and the weekly and lifetime assets of the run, which depend on
+    this asset, do not run (`run_summary.files_with_none_accepted` says why)."""
     parts = [
         storage.read_staging(f"quarantine_{key}", asset=VALIDATED_NAMES[key]) for key in FILE_SPECS
     ]
@@ -321,6 +336,7 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
         c for c in ("name", "email", "phone") if table["raw_values"].str.contains(f'"{c}":').any()
     ]
     context.log.info(f"quarantine: {len(table):,} rows")
+    stop = none_accepted_stop(storage)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
@@ -335,6 +351,12 @@ def quarantine(context: dg.AssetExecutionContext, storage: PipelineStorage) -> d
                 check_name="no_personal_data",
                 passed=not leaked,
                 metadata={"columns_found": ", ".join(leaked) or "none"},
+            ),
+            dg.AssetCheckResult(
+                check_name=NONE_ACCEPTED_CHECK,
+                passed=stop is None,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=stop or "every raw file that has rows had some accepted",
             ),
         ],
     )

@@ -17,6 +17,7 @@ from campaign_pipeline.assets.common import (
     column_total,
     read_weeks,
     reconcile_check,
+    refuse_files_with_none_accepted,
     require_run_weeks,
     revenue_reported,
     schema_check,
@@ -118,7 +119,14 @@ def _day_blocks(storage: PipelineStorage, block_days: int) -> list[tuple]:
     group_name=GROUP,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["validated_campaigns", "validated_insights", "validated_leads", "lead_events"],
+    # quarantine: its blocking check stops the run on a raw file with rows and none accepted
+    deps=[
+        "validated_campaigns",
+        "validated_insights",
+        "validated_leads",
+        "lead_events",
+        "quarantine",
+    ],
     kinds={"pandas", "parquet"},
     check_specs=table_checks("daily_campaign_metrics", "validated"),
 )
@@ -132,6 +140,7 @@ def daily_campaign_metrics(
     earlier weeks. Only the run's days are read: the delivery of those days and the leads with
     an event in them, `DAILY_BLOCK_WEEKS` weeks at a time.
     """
+    refuse_files_with_none_accepted(storage)
     weeks = RunWeeks.of(context)
     window = (weeks.start, weeks.end)
     campaigns = storage.read_staging("validated_campaigns")
@@ -302,7 +311,14 @@ def weekly_totals(
 
 @dg.asset(
     group_name=GROUP,
-    deps=["validated_campaigns", "validated_insights", "validated_leads", "lead_events"],
+    # quarantine: its blocking check stops the run on a raw file with rows and none accepted
+    deps=[
+        "validated_campaigns",
+        "validated_insights",
+        "validated_leads",
+        "lead_events",
+        "quarantine",
+    ],
     kinds={"pandas", "parquet"},
     check_specs=table_checks("campaign_lifetime_metrics", "validated", weekly=False),
 )
@@ -314,6 +330,7 @@ def campaign_lifetime_metrics(storage: PipelineStorage) -> dg.MaterializeResult:
     once. Each campaign's days still reach the sums in date order, so the sums are those of a
     single pass over the history.
     """
+    refuse_files_with_none_accepted(storage)
     campaigns = storage.read_staging("validated_campaigns")
     parts, validated_spend = [], 0.0
     for start, end in _day_blocks(storage, DAILY_BLOCK_WEEKS * 7):

@@ -9,6 +9,7 @@ import pytest
 from campaign_pipeline import ingestion
 from campaign_pipeline.assets.ingestion import _unique_ids, ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
+from campaign_pipeline_tests._orchestration_support import INSIGHTS as TINY_INSIGHTS
 from campaign_pipeline_tests.builders import failed_alone, pipeline_resources, write_exports
 
 INSIGHTS = (
@@ -103,3 +104,109 @@ def test_quarantine_picked_alone_names_the_asset_to_materialize_first(storage):
     message = failed_alone(ingestion_assets, ["quarantine"], pipeline_resources(storage))
     assert "materialize the asset `validated_campaigns` first" in message
     assert "quarantine_campaigns.parquet does not exist" in message
+
+
+# Insights dated as ISO instants, a format the contract lacks: every row quarantined.
+ISO_DATED_INSIGHTS = """id,campaign_id,created_at,spend,impressions,clicks,conversions
+1,c1,2024-01-08T10:00:00Z,10,1000,10,1
+2,c1,2024-01-09T10:00:00Z,12,1100,12,1
+3,c2,2024-01-17T10:00:00Z,5,500,5,1
+"""
+
+
+def test_a_file_with_rows_and_none_accepted_stops_every_launcher_before_any_week(
+    data_dir, tmp_path
+):
+    """The schedule's and the raw-file sensor's job, `weekly_pipeline_job`, on insights whose
+    rows are all quarantined: the blocking check on `quarantine` fails naming the file, and no
+    weekly asset, export or lifetime table is built (weeks of leads without spend, which the
+    export ledger would never send again once the file is corrected). The weekly and lifetime
+    assets run alone on that validated layer (a backfill picked in the UI) fail with the same
+    line. A header-only file (an account whose leads never moved) passes the check."""
+    from campaign_pipeline.definitions import defs
+    from campaign_pipeline.run_summary import NONE_ACCEPTED_CHECK
+
+    (data_dir / "raw" / "insights.csv").write_text(ISO_DATED_INSIGHTS)
+    out = tmp_path / "out"
+    storage = PipelineStorage(data_dir=str(data_dir), out_dir=str(out))
+    line = (
+        "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; "
+        "e.g. line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
+        "MM/DD/YYYY); no week is processed without its rows: correct the file and run again "
+        "(rows accepted: campaigns.csv 2 of 2, insights.csv 0 of 3, campaign_leads.csv 2 of 2, "
+        f"lead_status_changes.csv 1 of 1; {out / 'quarantine.parquet'} gives each set-aside "
+        "row's reason)"
+    )
+
+    def run(job: str):
+        return defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            partition_key=None if job in ("lifetime_job", "ingestion_job") else "2024-01-08",
+            resources=pipeline_resources(storage),
+            raise_on_error=False,
+        )
+
+    def materialized(result) -> set[str]:
+        return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+    def failures(result) -> dict[str, str]:
+        return {
+            e.step_key: e.event_specific_data.user_failure_data.description
+            if e.event_specific_data.user_failure_data
+            else e.event_specific_data.error.message
+            for e in result.all_events
+            if e.is_step_failure
+        }
+
+    with dg.instance_for_test() as instance:
+        result = run("weekly_pipeline_job")
+        assert not result.success
+        (stop,) = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == NONE_ACCEPTED_CHECK
+        ]
+        assert (stop.asset_key.to_user_string(), stop.passed, stop.description) == (
+            "quarantine",
+            False,
+            line,
+        )
+        assert stop.severity == dg.AssetCheckSeverity.ERROR and stop.blocking
+        # the whole ingestion layer is written, the quarantine the line points to included
+        assert materialized(result) == {
+            "raw_campaigns",
+            "raw_insights",
+            "raw_campaign_leads",
+            "raw_lead_status_changes",
+            "validated_campaigns",
+            "validated_insights",
+            "validated_leads",
+            "validated_lead_status_changes",
+            "lead_events",
+            "quarantine",
+        }
+        assert list(failures(result)) == ["quarantine"]
+        assert (out / "quarantine.parquet").is_file()
+        for folder in ("daily_campaign_metrics", "weekly_totals", "exports"):
+            assert not (out / folder).exists(), folder
+        assert not (out / "campaign_lifetime_metrics.parquet").exists()
+
+        # the weekly assets, or the lifetime table, alone on the validated layer as it stands
+        for job, first in (
+            ("weekly_assets_job", "daily_campaign_metrics"),
+            ("lifetime_job", "campaign_lifetime_metrics"),
+        ):
+            result = run(job)
+            assert not result.success and not materialized(result), job
+            assert failures(result) == {first: line}, job
+        assert not (out / "daily_campaign_metrics").exists() and not (out / "exports").exists()
+
+        # corrected, with a header-only status changes file: the check passes, nothing waits
+        (data_dir / "raw" / "insights.csv").write_text(TINY_INSIGHTS)
+        (data_dir / "raw" / "lead_status_changes.csv").write_text(
+            "id,lead_id,old_status,new_status,created_at\n"
+        )
+        result = run("ingestion_job")
+        assert result.success
+        (stop,) = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == NONE_ACCEPTED_CHECK
+        ]
+        assert stop.passed
