@@ -712,8 +712,8 @@ def action_summary(health: pd.DataFrame) -> pd.DataFrame:
             "n_campaigns": "int64",
             "n_spend_unknown": "int64",
             "total_spend": "float64",
-            "total_leads": "float64",
-            "converted_leads": "float64",
+            "total_leads": "int64",
+            "converted_leads": "int64",
             "share_of_spend": "float64",
         }
     )

@@ -1,16 +1,19 @@
 """pandera models of the published `campaign_health` table (data contract) and of
 `health_action_summary`.
 
-For `campaign_health` only the contract's columns are pinned; the extra columns of
-``assign_health`` (percentiles, universe size, previous bucket, ...) pass through
-(``strict = False``).
+For `campaign_health` the contract's columns and the window's counts are pinned; the other
+columns of ``assign_health`` (percentiles, previous bucket, ...) pass through
+(``strict = False``). Counts are integers (`count_types`): a count column held as float fails.
 """
+
+from typing import Optional
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, RECOMMENDED_ACTIONS
+from campaign_pipeline.count_types import Count, NullableCount
 
 
 class CampaignHealth(pa.DataFrameModel):
@@ -22,11 +25,24 @@ class CampaignHealth(pa.DataFrameModel):
         str_length={"min_value": 5}, description="plain English, with the numbers"
     )
     total_spend: Series[float] = pa.Field(nullable=True, ge=0)
-    total_leads: Series[float] = pa.Field(ge=0)
-    converted_leads: Series[float] = pa.Field(ge=0)
+    total_leads: Series[Count] = pa.Field(ge=0, description="leads added in the window")
+    converted_leads: Series[Count] = pa.Field(ge=0, description="leads converting in the window")
     conversion_rate: Series[float] = pa.Field(nullable=True, ge=0)
     cpl: Series[float] = pa.Field(nullable=True, ge=0)
-    days_active: Series[float] = pa.Field(ge=0)
+    days_active: Series[Count] = pa.Field(ge=0, description="days with an insights row")
+    won_leads: Optional[Series[Count]] = pa.Field(ge=0)  # noqa: UP045 (pandera)
+    total_impressions: Optional[Series[NullableCount]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True, ge=0, description="null: not reported"
+    )
+    total_clicks: Optional[Series[NullableCount]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True, ge=0, description="null: not reported"
+    )
+    total_conversions: Optional[Series[NullableCount]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True, ge=0, description="null: not reported"
+    )
+    universe_size: Optional[Series[Count]] = pa.Field(  # noqa: UP045 (pandera)
+        ge=0, description="campaigns in the segment's benchmark universe"
+    )
 
     @pa.dataframe_check(name="one_row_per_campaign_week")
     def _unique(cls, df: pd.DataFrame) -> bool:
@@ -57,12 +73,12 @@ class HealthActionSummary(pa.DataFrameModel):
     week_start: Series[pa.DateTime]
     recommended_action: Series[str] = pa.Field(isin=list(RECOMMENDED_ACTIONS))
     health_bucket: Series[str] = pa.Field(isin=list(HEALTH_BUCKETS))
-    n_campaigns: Series[int] = pa.Field(ge=0)
+    n_campaigns: Series[Count] = pa.Field(ge=0)
     total_spend: Series[float] = pa.Field(nullable=True, ge=0)
     share_of_spend: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    n_spend_unknown: Series[int] = pa.Field(ge=0)
-    total_leads: Series[float] = pa.Field(ge=0)
-    converted_leads: Series[float] = pa.Field(ge=0)
+    n_spend_unknown: Series[Count] = pa.Field(ge=0)
+    total_leads: Series[Count] = pa.Field(ge=0)
+    converted_leads: Series[Count] = pa.Field(ge=0)
 
     @pa.dataframe_check(name="every_action_once_a_week")
     def _actions(cls, df: pd.DataFrame) -> bool:

@@ -4,7 +4,9 @@ They guard the invariants downstream readers rely on, so that a bug in the metri
 fails loudly at the asset instead of publishing a wrong number:
 
 * keys are unique, dates are midnights and week starts are Mondays;
-* counts are non-negative whole numbers, money is non-negative;
+* counts are non-negative integers, typed as such (`count_types`: ``int64``, or ``Int64``
+  where a count can be unknown): a count column held as float fails, even with whole values;
+  money is non-negative;
 * rates are null or finite and non-negative; CTR is at most 1: ingestion quarantines clicks >
   impressions, and the rates pair numerator and denominator over the same days, so no period
   can exceed 1;
@@ -16,7 +18,8 @@ fails loudly at the asset instead of publishing a wrong number:
   the denominator is 0 or unknown).
 
 ``strict=False``: assets add columns (scope, window bounds, week-over-week changes).
-``coerce=True``: Parquet round trips may turn int64 into other integer widths.
+``coerce=True``: Parquet round trips may turn int64 into other integer widths (a count
+coerces from an integer type only, see `count_types`).
 """
 
 from __future__ import annotations
@@ -28,11 +31,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from campaign_pipeline.count_types import Count, NullableCount
 from campaign_pipeline.metrics import CPM_SCALE, RATES, WOW_METRICS
-
-
-def _is_whole(s: pd.Series) -> pd.Series:
-    return s == np.round(s)
 
 
 def _finite_or_null(df: pd.DataFrame, columns) -> pd.Series:
@@ -68,18 +68,18 @@ class _Sums(_MetricTable):
     spend: Series[float] = pa.Field(
         nullable=True, ge=0, description="null: no insights row reported spend"
     )
-    impressions: Series[float] = pa.Field(
+    impressions: Series[NullableCount] = pa.Field(
         nullable=True, ge=0, description="null: not reported (blank is not zero)"
     )
-    clicks: Series[float] = pa.Field(nullable=True, ge=0, description="null: not reported")
-    conversions: Series[float] = pa.Field(
+    clicks: Series[NullableCount] = pa.Field(nullable=True, ge=0, description="null: not reported")
+    conversions: Series[NullableCount] = pa.Field(
         nullable=True, ge=0, description="ad-platform conversions; null: not reported"
     )
-    leads: Series[int] = pa.Field(ge=0, description="leads added (by added_date)")
-    converted_leads: Series[int] = pa.Field(
+    leads: Series[Count] = pa.Field(ge=0, description="leads added (by added_date)")
+    converted_leads: Series[Count] = pa.Field(
         ge=0, description="leads converting (by first change into a converted status)"
     )
-    won_leads: Series[int] = pa.Field(
+    won_leads: Series[Count] = pa.Field(
         ge=0, description="converted leads with a deal_value (by conversion day)"
     )
     revenue: Series[float] = pa.Field(
@@ -106,14 +106,6 @@ class _Sums(_MetricTable):
         description="converted_leads / leads of the same period (flow ratio, may exceed 1)",
     )
     roas: Series[float] = pa.Field(nullable=True, ge=0, description="revenue / spend")
-
-    @pa.check("leads", "converted_leads", "won_leads", name="whole_counts")
-    def _whole_counts(cls, s: pd.Series) -> pd.Series:
-        return _is_whole(s)
-
-    @pa.check("impressions", "clicks", "conversions", name="whole_delivery_counts")
-    def _whole_delivery(cls, s: pd.Series) -> pd.Series:
-        return _is_whole(s)
 
     @pa.dataframe_check(name="rates_finite")
     def _rates_finite(cls, df: pd.DataFrame) -> pd.Series:
@@ -164,7 +156,7 @@ class WeeklyCampaignMetrics(_Sums):
 
     week_start: Series[pa.DateTime] = pa.Field(description="Monday of the ISO week")
     campaign_id: Series[str]
-    days_active: Series[int] = pa.Field(ge=0, le=7, description="days with an insights row")
+    days_active: Series[Count] = pa.Field(ge=0, le=7, description="days with an insights row")
     impressions_complete: Series[bool] = pa.Field(
         description="every delivery day reported impressions"
     )
@@ -172,6 +164,18 @@ class WeeklyCampaignMetrics(_Sums):
     conversions_complete: Series[bool] = pa.Field(
         description="every delivery day reported conversions"
     )
+    # the change against the previous calendar week of each count (`metrics.week_over_week`):
+    # the previous week's count and the difference are integers, null where unknown
+    impressions_prev: Series[NullableCount] = pa.Field(nullable=True)
+    impressions_wow_abs: Series[NullableCount] = pa.Field(nullable=True)
+    clicks_prev: Series[NullableCount] = pa.Field(nullable=True)
+    clicks_wow_abs: Series[NullableCount] = pa.Field(nullable=True)
+    conversions_prev: Series[NullableCount] = pa.Field(nullable=True)
+    conversions_wow_abs: Series[NullableCount] = pa.Field(nullable=True)
+    leads_prev: Series[NullableCount] = pa.Field(nullable=True)
+    leads_wow_abs: Series[NullableCount] = pa.Field(nullable=True)
+    converted_leads_prev: Series[NullableCount] = pa.Field(nullable=True)
+    converted_leads_wow_abs: Series[NullableCount] = pa.Field(nullable=True)
 
     @pa.check("week_start", name="monday_midnight")
     def _monday(cls, s: pd.Series) -> pd.Series:
@@ -230,20 +234,20 @@ class WeeklyTotals(_MetricTable):
     """Per week (and per group, e.g. platform): sums over campaigns, rates as ratios of sums."""
 
     week_start: Series[pa.DateTime] = pa.Field(description="Monday of the ISO week")
-    n_campaigns: Series[int] = pa.Field(ge=0, description="campaigns with any row that week")
-    n_campaigns_delivering: Series[int] = pa.Field(
+    n_campaigns: Series[Count] = pa.Field(ge=0, description="campaigns with any row that week")
+    n_campaigns_delivering: Series[Count] = pa.Field(
         ge=0, description="campaigns with an insights row that week"
     )
-    campaign_days_active: Series[int] = pa.Field(
+    campaign_days_active: Series[Count] = pa.Field(
         ge=0, description="delivery days summed over campaigns"
     )
     spend: Series[float] = pa.Field(nullable=True, ge=0)
-    impressions: Series[float] = pa.Field(nullable=True, ge=0)
-    clicks: Series[float] = pa.Field(nullable=True, ge=0)
-    conversions: Series[float] = pa.Field(nullable=True, ge=0)
-    leads: Series[int] = pa.Field(ge=0)
-    converted_leads: Series[int] = pa.Field(ge=0)
-    won_leads: Series[int] = pa.Field(ge=0)
+    impressions: Series[NullableCount] = pa.Field(nullable=True, ge=0)
+    clicks: Series[NullableCount] = pa.Field(nullable=True, ge=0)
+    conversions: Series[NullableCount] = pa.Field(nullable=True, ge=0)
+    leads: Series[Count] = pa.Field(ge=0)
+    converted_leads: Series[Count] = pa.Field(ge=0)
+    won_leads: Series[Count] = pa.Field(ge=0)
     revenue: Series[float] = pa.Field(nullable=True, ge=0)
     ctr: Series[float] = pa.Field(
         nullable=True, ge=0, le=1, description="over campaign-weeks fully reporting both"
@@ -253,7 +257,7 @@ class WeeklyTotals(_MetricTable):
     cpa: Series[float] = pa.Field(nullable=True, ge=0)
     cpl: Series[float] = pa.Field(nullable=True, ge=0)
     conversion_rate: Series[float] = pa.Field(nullable=True, ge=0)
-    quarantined_rows: Optional[Series[pd.Int64Dtype]] = pa.Field(  # noqa: UP045 (pandera)
+    quarantined_rows: Optional[Series[NullableCount]] = pa.Field(  # noqa: UP045 (pandera)
         nullable=True,
         ge=0,
         description="rows of the raw files dated in the week and quarantined (scope all only)",
@@ -290,9 +294,19 @@ class CampaignPeriodSummary(_MetricTable):
     total_spend: Series[float] = pa.Field(
         nullable=True, ge=0, description="null: no insights row in the window"
     )
-    days_active: Series[int] = pa.Field(ge=0, description="distinct days with an insights row")
-    total_leads: Series[int] = pa.Field(ge=0, description="leads added in the window")
-    converted_leads: Series[int] = pa.Field(ge=0, description="leads converting in the window")
+    days_active: Series[Count] = pa.Field(ge=0, description="distinct days with an insights row")
+    total_leads: Series[Count] = pa.Field(ge=0, description="leads added in the window")
+    converted_leads: Series[Count] = pa.Field(ge=0, description="leads converting in the window")
+    won_leads: Series[Count] = pa.Field(ge=0, description="leads won in the window")
+    total_impressions: Series[NullableCount] = pa.Field(
+        nullable=True, ge=0, description="null: not reported"
+    )
+    total_clicks: Series[NullableCount] = pa.Field(
+        nullable=True, ge=0, description="null: not reported"
+    )
+    total_conversions: Series[NullableCount] = pa.Field(
+        nullable=True, ge=0, description="null: not reported"
+    )
     conversion_rate: Series[float] = pa.Field(
         nullable=True,
         ge=0,

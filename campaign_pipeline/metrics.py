@@ -57,6 +57,10 @@ LEAD_COUNT_COLUMNS: tuple[str, ...] = ("leads", "converted_leads", "won_leads")
 
 SUM_COLUMNS: tuple[str, ...] = DELIVERY_COLUMNS + LEAD_COUNT_COLUMNS + ("revenue",)
 
+COUNT_COLUMNS: tuple[str, ...] = MAYBE_UNKNOWN_COLUMNS + LEAD_COUNT_COLUMNS
+"""The sums that are counts: published as integers (``Int64``, null where unknown, for the
+delivery counts; ``int64`` for the lead counts, always known)."""
+
 CAMPAIGN_METADATA: tuple[str, ...] = ("user_id", "project_name", "platform")
 
 CPM_SCALE = 1000.0
@@ -154,6 +158,19 @@ def safe_ratio(numerator: pd.Series, denominator: pd.Series, scale: float = 1.0)
     num = pd.to_numeric(numerator, errors="coerce").astype("float64")
     den = pd.to_numeric(denominator, errors="coerce").astype("float64")
     return scale * num / den.where(den > 0)
+
+
+def whole_counts(values, column: str = "count") -> pd.Series | np.ndarray:
+    """``values`` (floats, NaN where unknown) as pandas' nullable ``Int64``: a count that may be
+    unknown is published as an integer, null where unknown. A value that is not a whole number
+    raises rather than being rounded away (ingestion quarantines fractional counts, so one here
+    is a bug)."""
+    floats = np.asarray(values, dtype="float64")
+    known = ~np.isnan(floats)
+    if not np.array_equal(floats[known], np.round(floats[known])):
+        raise ValueError(f"{column} holds a value that is not a whole number")
+    array = pd.array(floats, dtype="Int64")
+    return pd.Series(array, index=values.index) if isinstance(values, pd.Series) else array
 
 
 def week_start_of(dates: pd.Series) -> pd.Series:
@@ -474,6 +491,8 @@ def daily_campaign_metrics(
             columns[rate.name] = (
                 rate.scale * numerator / np.where(denominator > 0, denominator, np.nan)
             )
+    for column in MAYBE_UNKNOWN_COLUMNS:  # counts, null where the day did not report them
+        columns[column] = whole_counts(columns[column], column)
     meta = _campaign_metadata(campaigns, CAMPAIGN_METADATA).set_index("campaign_id")
     at = meta.index.get_indexer(pd.Index(uniques))
     for column in CAMPAIGN_METADATA:
@@ -528,6 +547,8 @@ def _aggregate(
             )
         else:
             out[rate.name] = safe_ratio(out[rate.numerator], out[rate.denominator], rate.scale)
+    for column in MAYBE_UNKNOWN_COLUMNS:  # counts, null where nothing was reported
+        out[column] = whole_counts(out[column], column)
     return out.reset_index()
 
 
@@ -618,9 +639,13 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
         elif metric == "revenue":  # 0 where revenue is reported (known this week), else unknown
             out.loc[no_activity & out[metric].notna(), f"{metric}_prev"] = 0.0
         prev = out[f"{metric}_prev"].astype("float64")
+        change = out[metric].astype("float64") - prev
         out[f"{metric}_prev"] = prev
-        out[f"{metric}_wow_abs"] = out[metric].astype("float64") - prev
-        out[f"{metric}_wow_pct"] = out[f"{metric}_wow_abs"] / prev.where(prev != 0)
+        out[f"{metric}_wow_abs"] = change
+        out[f"{metric}_wow_pct"] = change / prev.where(prev != 0)
+        if metric in COUNT_COLUMNS:  # a count and a change of counts are integers
+            out[f"{metric}_prev"] = whole_counts(prev, f"{metric}_prev")
+            out[f"{metric}_wow_abs"] = whole_counts(change, f"{metric}_wow_abs")
     return out.drop(columns="_match")
 
 

@@ -512,7 +512,9 @@ def test_action_summary_without_spend_or_campaigns():
 
 
 def published(rows=BASE) -> pd.DataFrame:
-    return assign_health(summary(rows)).assign(week_start=pd.Timestamp("2025-01-06"))
+    """As the metrics layer gives them, the window's counts are integers."""
+    counts = dict.fromkeys(["total_leads", "converted_leads", "days_active"], "int64")
+    return assign_health(summary(rows)).astype(counts).assign(week_start=pd.Timestamp("2025-01-06"))
 
 
 def test_schema_accepts_the_output_and_rejects_broken_rows():
@@ -525,10 +527,17 @@ def test_schema_accepts_the_output_and_rejects_broken_rows():
             reason="100 leads, 0 converted -> Scale Up"
         ),
         "duplicate": pd.concat([published(), published()]),
-        "negative": published().assign(total_leads=-1.0),
+        "negative": published().assign(total_leads=-1),
+        "leads held as float": published().assign(
+            total_leads=published()["total_leads"].astype("float64")
+        ),
+        "days held as float": published().assign(
+            days_active=published()["days_active"].astype("float64")
+        ),
     }
     for name, frame in broken.items():
-        with pytest.raises(pandera.errors.SchemaError):
+        # a column that does not coerce is a SchemaErrors (pandera collects coercion errors)
+        with pytest.raises((pandera.errors.SchemaError, pandera.errors.SchemaErrors)):
             CampaignHealth.validate(frame)
         assert name
 
@@ -550,6 +559,7 @@ def test_action_summary_schema_accepts_the_output_and_rejects_broken_rows():
         ),
         "a share above 1": good.assign(share_of_spend=1.5),
         "an extra column": good.assign(email="a@example.com"),
+        "leads held as float": good.assign(total_leads=good["total_leads"].astype("float64")),
     }
     for name, frame in broken.items():
         with pytest.raises((pandera.errors.SchemaError, pandera.errors.SchemaErrors)):

@@ -121,7 +121,6 @@ BREAKAGES = [
     ("daily", 0, {"clicks": 2000.0, "ctr": 2.0}, "less_than_or_equal_to"),  # ctr > 1
     ("daily", 0, {"spend": -1.0}, "greater_than_or_equal_to"),
     ("daily", 0, {"leads": -1}, "greater_than_or_equal_to"),
-    ("daily", 0, {"impressions": 10.5}, "whole_delivery_counts"),
     ("daily", 0, {"has_delivery": False}, "spend_known_iff_delivery"),
     ("daily", 0, {"won_leads": 5}, "won_within_converted"),
     ("daily", 0, {"date": pd.Timestamp("2024-01-02 13:00")}, "midnight"),
@@ -199,6 +198,65 @@ def test_counts_are_coerced_after_a_narrowing_round_trip(tables):
     daily = tables["daily"].astype({"leads": "int32", "converted_leads": "int16"})
     validated = ms.DailyCampaignMetrics.validate(daily)
     assert validated["leads"].dtype == "int64" and validated["converted_leads"].dtype == "int64"
+
+
+# (table, count column): a count the table publishes, as the model types it
+COUNTS = [
+    ("daily", "leads"),
+    ("daily", "won_leads"),
+    ("daily", "impressions"),
+    ("daily", "conversions"),
+    ("weekly", "days_active"),
+    ("weekly", "clicks"),
+    ("weekly", "leads_prev"),
+    ("weekly", "impressions_wow_abs"),
+    ("totals", "n_campaigns"),
+    ("totals", "campaign_days_active"),
+    ("totals", "impressions"),
+    ("summary", "total_leads"),
+    ("summary", "days_active"),
+    ("summary", "total_clicks"),
+]
+NULLABLE_COUNTS = {
+    "impressions",
+    "clicks",
+    "conversions",
+    "total_clicks",
+    "leads_prev",
+    "impressions_wow_abs",
+}
+
+
+@pytest.mark.parametrize("table,column", COUNTS, ids=[f"{t}-{c}" for t, c in COUNTS])
+def test_counts_are_integers_and_a_float_count_is_rejected_even_when_whole(tables, table, column):
+    validated = validate_frame(MODELS[table], tables[table])
+    # null where unknown (Int64), else int64: 12, never 12.0
+    assert str(validated[column].dtype) == ("Int64" if column in NULLABLE_COUNTS else "int64")
+    floats = tables[table].assign(**{column: tables[table][column].astype("float64")})
+    _assert_rejected(MODELS[table], floats, "coerce_dtype")
+    fractional = floats.assign(**{column: floats[column] + 0.5})
+    _assert_rejected(MODELS[table], fractional, "coerce_dtype")
+
+
+def test_every_count_of_the_published_tables_is_an_integer(published_sample):
+    """Read back as a reader gets them: every count column of every published table holds an
+    integer type (``Int64`` where a count can be unknown), none a float."""
+    out = published_sample.out_dir
+    counts = {
+        "daily_campaign_metrics": ["impressions", "clicks", "conversions", "leads"],
+        "weekly_campaign_metrics": ["impressions", "leads", "days_active", "leads_prev"],
+        "weekly_totals": ["impressions", "leads", "n_campaigns", "quarantined_rows"],
+        "campaign_health": ["total_leads", "converted_leads", "days_active", "total_clicks"],
+        "health_action_summary": ["n_campaigns", "total_leads", "converted_leads"],
+        "campaign_lifetime_metrics": ["total_leads", "days_active", "total_impressions"],
+        "quarantine": ["line_number"],
+    }
+    for table, columns in counts.items():
+        frame = pd.read_parquet(out / table if (out / table).is_dir() else out / f"{table}.parquet")
+        assert len(frame), table
+        for column in columns:
+            dtype = frame[column].dtype
+            assert pd.api.types.is_integer_dtype(dtype), (table, column, dtype)
 
 
 def test_models_document_every_field():

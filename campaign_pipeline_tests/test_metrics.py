@@ -38,7 +38,13 @@ def one(frame: pd.DataFrame, **keys) -> pd.Series:
 
 
 def is_nan(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+    """Null: NaN, None, NaT, or pd.NA (a count held as Int64 that was not reported)."""
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or value is pd.NaT
+        or value is pd.NA
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -1165,7 +1165,8 @@ def week_calendar(
     for column in SUM_COLUMNS:
         grid = np.full((n_days, len(keys) + 1), np.nan)
         if column in daily:
-            grid[di, ki] = daily[column].to_numpy(dtype=float)[rows]
+            # a count the day did not report is null in the table (Int64), NaN in the grid
+            grid[di, ki] = daily[column].to_numpy(dtype=float, na_value=np.nan)[rows]
         sums[column] = grid
     del dates, day, rows, codes, ki, di, last
     return WeekCalendar(

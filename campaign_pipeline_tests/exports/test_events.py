@@ -1,10 +1,12 @@
 """The week's events built from published tables, without Dagster."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
+from campaign_pipeline.exports.amplitude import amplitude_payload
 from campaign_pipeline.exports.events import (
     ANOMALY,
     HEALTH_CHANGE,
@@ -12,6 +14,7 @@ from campaign_pipeline.exports.events import (
     encode_json,
     week_events,
 )
+from campaign_pipeline.exports.ga4 import ga4_payload
 from campaign_pipeline_tests.exports.support import PII, WEEK, events_for, leaks, week_tables
 
 
@@ -112,3 +115,36 @@ def test_empty_tables_give_no_events_and_payloads_are_strict_json():
         encode_json(event.properties)  # never NaN or inf
     with pytest.raises(ValueError):
         encode_json({"x": float("nan")})
+
+
+COUNT_PROPERTIES = ("impressions", "clicks", "conversions", "leads", "converted_leads")
+
+
+def test_counts_go_out_as_integers_and_a_null_count_is_left_out():
+    """The published counts are integers (``Int64``, null where not reported): a payload
+    carries ``12``, never ``12.0``, and the same bytes as from whole floats."""
+    weekly = week_tables(n_campaigns=4)["weekly"]
+    floats = weekly.astype(dict.fromkeys(COUNT_PROPERTIES, "float64"))
+    floats.loc[0, "impressions"] = float("nan")
+    published = floats.astype(
+        dict.fromkeys(("impressions", "clicks", "conversions"), "Int64")
+        | dict.fromkeys(("leads", "converted_leads"), "int64")
+    )
+    assert published.loc[0, "impressions"] is pd.NA
+    sent = {}
+    for name, table in (("floats", floats), ("published", published)):
+        tables = week_tables(n_campaigns=4) | {"weekly": table}
+        summaries = [e for e in events_for(tables) if e.kind == SUMMARY]
+        sent[name] = [
+            encode_json(payload)
+            for e in summaries
+            for payload in (ga4_payload(e), amplitude_payload(e, e.key("amplitude")))
+        ]
+    assert len(sent["published"]) == 8 and sent["published"] == sent["floats"]
+    text = b"".join(sent["published"])
+    for name in COUNT_PROPERTIES:
+        assert re.search(rb'"' + name.encode() + rb'":\d+[,}]', text), name
+        assert not re.search(rb'"' + name.encode() + rb'":\d+\.\d', text), name
+    first = json.loads(sent["published"][0])["params"]  # GA4's event of the first campaign
+    assert first["campaign_id"] == published.loc[0, "campaign_id"]
+    assert "impressions" not in first and isinstance(first["clicks"], int)
