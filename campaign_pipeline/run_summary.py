@@ -193,7 +193,9 @@ def summarize(
         lines += summary_lines(exports)
 
     lines.append(f"tables written to {storage.published_dir}:")
-    for name, count in storage.published_tables().items():
+    # a weekly table's files of this run's weeks: the folder may also hold other weeks (an
+    # earlier run's, on exports that reached further), which the note below names
+    for name, count in storage.published_tables(weeks).items():
         if name == "exports" and count is not None:
             # the files this run wrote: the folder may hold an earlier dry run's as well
             payloads = sum(len(report.get("files", [])) for report in (exports or {}).values())
@@ -202,6 +204,8 @@ def summarize(
             kind = f"{payloads} payload files (dry run)"
         elif count is None:
             name, kind = f"{name}.parquet", "1 file"
+        elif not count:  # only other weeks' files: none of them is this run's
+            continue
         else:
             kind = f"{count} weekly files"
         lines.append(f"  {name:<36}{kind}")

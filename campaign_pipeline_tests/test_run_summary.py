@@ -98,6 +98,31 @@ def test_weeks_the_run_did_not_publish_are_named_not_reported(published_sample):
     assert "also holds" not in summarize(storage, published_sample.weeks, seconds=1.0)
 
 
+def test_the_tables_lines_count_only_the_weeks_this_run_published(published_sample):
+    """Each weekly table's line counts this run's files, not the other weeks the out dir
+    holds (an earlier run's, on exports that reached further); a table holding none of this
+    run's weeks is not listed as written."""
+    storage = PipelineStorage(
+        data_dir=str(published_sample.data_dir), out_dir=str(published_sample.out_dir)
+    )
+    weeks = published_sample.weeks[:-2]  # as if the exports now ended two weeks earlier
+    text = summarize(storage, weeks, seconds=1.0)
+    listed = text.split(f"tables written to {published_sample.out_dir}:\n")[1].splitlines()
+    weekly = {
+        line.split()[0]: int(line.split()[1]) for line in listed if line.endswith("weekly files")
+    }
+    for table in ("daily_campaign_metrics", "anomaly_flags", "campaign_health", "weekly_report"):
+        assert weekly[table] == len(weeks), (table, weekly)
+        stored = storage.published_tables()[table]
+        assert stored == len(published_sample.weeks) > len(weeks)  # the folder holds more
+    assert set(weekly.values()) == {len(weeks)}
+    # a table the run wrote nothing to (its folder holds only other weeks) is not listed
+    later = published_sample.weeks[-2:]
+    assert "campaign_health" not in summarize(storage, [], seconds=1.0).split("tables written")[1]
+    only_later = summarize(storage, later, seconds=1.0)
+    assert re.search(r"^  campaign_health +2 weekly files$", only_later, re.M), only_later
+
+
 def test_payload_files_are_listed_only_when_this_run_wrote_them(tmp_path):
     """An out dir keeps an earlier dry run's payload files; a run with --export off wrote
     none of them."""

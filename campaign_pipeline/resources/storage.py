@@ -29,7 +29,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -280,13 +280,16 @@ class PipelineStorage(dg.ConfigurableResource):
     def table_weeks(self, table: str) -> list[str]:
         return [p.stem for p in (self.published_dir / table).files(".parquet")]
 
-    def published_tables(self) -> dict[str, int | None]:
-        """Every table in the out dir: its number of weekly files, or None for a single file."""
+    def published_tables(self, weeks: Iterable[str] | None = None) -> dict[str, int | None]:
+        """Every table in the out dir: its number of weekly files (those of ``weeks`` only,
+        when given), or None for a single file."""
+        wanted = None if weeks is None else set(weeks)
         tables: dict[str, int | None] = {}
         for entry in self.published_dir.iterdir():
             if entry.name.endswith(".parquet"):
                 tables[entry.stem] = None
             elif entry.is_dir():
                 # weekly tables are Parquet; the weekly report's pages are HTML
-                tables[entry.name] = len(entry.files(".parquet")) + len(entry.files(".html"))
+                files = [*entry.files(".parquet"), *entry.files(".html")]
+                tables[entry.name] = sum(wanted is None or f.stem in wanted for f in files)
         return tables
