@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from campaign_pipeline import raw_parsing, schemas
+from campaign_pipeline import personal_data, raw_parsing, schemas
 from campaign_pipeline.constants import PII_COLUMNS, RAW_FILES
 from campaign_pipeline.locations import Location
 from campaign_pipeline.raw_parsing import RawFileError
@@ -73,6 +73,9 @@ class FileSpec:
     # these by their parsed value (``5.00`` is ``5.0``), every other column as trimmed text
     numbers: tuple[str, ...] = ()
     timestamps: tuple[str, ...] = ()
+    # personal columns (never shown in the quarantine): a file with any also has every shown
+    # cell of a rejected row checked for the shape of an email or a phone (`_withhold_personal`)
+    personal: tuple[str, ...] = ()
 
 
 FILE_SPECS: dict[str, FileSpec] = {
@@ -102,6 +105,7 @@ FILE_SPECS: dict[str, FileSpec] = {
         id_column="id",
         numbers=("deal_value",),
         timestamps=("added_date",),
+        personal=PII_COLUMNS,
     ),
     "lead_status_changes": FileSpec(
         "lead_status_changes",
@@ -479,11 +483,7 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
         "missing_key": lambda: pd.Series(
             f"missing key: {_key_column(spec)} is blank", index=r.index
         ),
-        "unparseable_date": lambda: (
-            "unparseable date: '"
-            + _fmt(r[_date_column(spec)])
-            + "' is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY"
-        ),
+        "unparseable_date": lambda: _date_reasons(r[_date_column(spec)]),
         "negative_spend": lambda: "negative spend: " + _fmt(r["spend"]),
         "missing_spend": lambda: pd.Series("spend is blank (required)", index=r.index),
         "negative_count": lambda: (
@@ -534,6 +534,55 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
     return pd.Series(code.replace("_", " "), index=r.index)
 
 
+def _date_reasons(cells: pd.Series) -> pd.Series:
+    """Why each date cell is no date: in no format of the contract, or in one but naming a
+    day or a time that does not exist (`raw_parsing.nonexistent_date`): a typo in the format
+    and ``2025-02-30`` are fixed differently."""
+    problems = [
+        raw_parsing.nonexistent_date(cell) if isinstance(cell, str) else None for cell in cells
+    ]
+    tails = [
+        "is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY"
+        if problem is None
+        else f"has the right format, but {problem}"
+        for problem in problems
+    ]
+    return "unparseable date: '" + _fmt(cells) + "' " + pd.Series(tails, index=cells.index)
+
+
+def _withhold_personal(spec: FileSpec, raw_bad: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The rejected rows with every cell that looks like personal data replaced, and a note per
+    row saying what was withheld ('' for a row with nothing withheld).
+
+    A file with personal columns (``FileSpec.personal``) can carry their values in other columns
+    when a row's cells shifted (an unquoted comma in a name, a cell missing further on: the
+    field count matches, so the row is read, and the phone lands in lead_status). Every shown
+    cell of such a file's rejected rows is checked by shape (`personal_data.personal_kind`)
+    before any reason quotes it; the personal columns themselves are never shown."""
+    notes = pd.Series("", index=raw_bad.index, dtype=object)
+    if not spec.personal or not len(raw_bad):
+        return raw_bad, notes
+    shown = [c for c in raw_bad.columns if c not in spec.personal and c != LINE_COLUMN]
+    found: dict[int, list[str]] = {}
+    masked = raw_bad.copy()
+    for column in shown:
+        kinds = raw_bad[column].map(personal_data.personal_kind)
+        hit = kinds.notna()
+        if not hit.any():
+            continue
+        masked.loc[hit, column] = kinds[hit].map(personal_data.withheld_text)
+        for row, kind in kinds[hit].items():
+            found.setdefault(row, []).append(f"{column} ({kind.split(' ', 1)[1]})")  # no article
+    for row, cells in found.items():
+        line = int(raw_bad.at[row, LINE_COLUMN])
+        notes[row] = (
+            f"withheld from this quarantine row: {', '.join(cells)}: a value shaped like "
+            "personal data (the row's cells may have shifted) never leaves the validated "
+            f"layer; see line {line:,} of {spec.filename}"
+        )
+    return masked, notes
+
+
 def _key_column(spec: FileSpec) -> str:
     """The column whose blank value makes a row unaddressable (the row contract's missing_key)."""
     return {"insights": "campaign_id", "lead_status_changes": "lead_id"}.get(spec.key, "id")
@@ -576,7 +625,10 @@ def _assemble(
     spec: FileSpec, failures: pd.DataFrame, raw_bad: pd.DataFrame
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The quarantine rows of the failing rows (``raw_bad``: their stripped text by row
-    number) and the count of each row's leading reason."""
+    number) and the count of each row's leading reason. A cell shaped like personal data is
+    withheld (`_withhold_personal`) from the row's values, its key and its reason."""
+    original = raw_bad
+    raw_bad, withheld = _withhold_personal(spec, raw_bad)
     failures = failures.drop_duplicates()
     # A cell that is not a number is parsed as null; report it as such, not also as blank.
     not_numbers = failures[failures["code"].str.startswith("not_a_number_")]
@@ -604,8 +656,13 @@ def _assemble(
     # a failure found with its own context (a bound, the run's date) carries its own text
     failures["text"] = failures["detail"].where(failures["detail"].notna(), generic)
     per_row = _joined_reasons(failures)
+    if withheld.ne("").any():
+        per_row["reason"] = _without_withheld(per_row["reason"], original, raw_bad, withheld)
     bad = raw_bad.loc[per_row.index]
     id_values = bad[spec.id_column] if spec.id_column else pd.Series("", index=bad.index)
+    if spec.id_column:  # an id withheld as personal data keys the row by its line
+        kept = original.loc[bad.index, spec.id_column] == id_values
+        id_values = id_values.where(kept, "")
     row_key = id_values.where(id_values != "", "line " + bad[LINE_COLUMN].astype(str))
     # (source_file, row_key) is the quarantine's key: rows sharing an id get their line added
     shared = row_key.duplicated(keep=False)
@@ -627,6 +684,26 @@ def _assemble(
     )
     reason_counts = per_row["reason_code"].value_counts().to_dict()
     return quarantine, {str(k): int(v) for k, v in reason_counts.items()}
+
+
+def _without_withheld(
+    reasons: pd.Series, original: pd.DataFrame, masked: pd.DataFrame, notes: pd.Series
+) -> pd.Series:
+    """Each reason with the withheld cells' values replaced (a reason found with its own
+    context, such as a conflicting duplicate's id, quotes the cell as read) and the row's note
+    on what was withheld appended."""
+    out = reasons.copy()
+    for row in notes.index[notes.ne("")]:
+        if row not in out.index:
+            continue
+        text = out[row]
+        changed = original.loc[row] != masked.loc[row]
+        for column in changed.index[changed.to_numpy(dtype=bool)]:
+            value = original.at[row, column]
+            if isinstance(value, str) and value:
+                text = text.replace(value, masked.at[row, column])
+        out[row] = f"{text}; {notes[row]}"
+    return out
 
 
 def _split(
@@ -1047,6 +1124,29 @@ def combine_quarantine(parts: list[pd.DataFrame]) -> pd.DataFrame:
         schemas.Quarantine,
         out.sort_values(["source_file", "line_number"], kind="stable").reset_index(drop=True),
     )
+
+
+def personal_data_in_quarantine(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(personal columns found in any row's raw_values, "file line N" of the rows of a file with
+    personal columns whose shown values or reason hold a value shaped like personal data).
+    Both empty for a quarantine fit to publish; `_withhold_personal` keeps them so."""
+    if not len(table):
+        return [], []
+    columns = [c for c in PII_COLUMNS if table["raw_values"].str.contains(f'"{c}":').any()]
+    personal_files = {spec.filename for spec in FILE_SPECS.values() if spec.personal}
+    rows = table[table["source_file"].isin(personal_files)]
+    shaped = [
+        f"{file} line {line}"
+        for file, line, values, reason in zip(
+            rows["source_file"],
+            rows["line_number"],
+            rows["raw_values"],
+            rows["reason"],
+            strict=True,
+        )
+        if personal_data.shaped_fields(values) or personal_data.quotes_personal(reason)
+    ]
+    return columns, shaped
 
 
 def ingest_raw_dir(

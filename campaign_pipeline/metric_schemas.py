@@ -270,6 +270,14 @@ class WeeklyTotals(_MetricTable):
         nullable=True, ge=0, description="flow ratio, may exceed 1"
     )
     roas: Series[float] = pa.Field(nullable=True, ge=0)
+    data_first_day: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True,
+        description="the accepted data's first day (PipelineStorage.accepted_day_range) when "
+        "the week was built: with data_last_day, the days of the week the figures cover",
+    )
+    data_last_day: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045 (pandera)
+        nullable=True, description="the accepted data's last day when the week was built"
+    )
     impressions_complete: Series[bool]
     clicks_complete: Series[bool]
     conversions_complete: Series[bool]

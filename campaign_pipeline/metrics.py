@@ -785,6 +785,35 @@ def with_quarantine(totals: pd.DataFrame, by_week: pd.DataFrame) -> pd.DataFrame
     )
 
 
+DATA_RANGE_COLUMNS = ("data_first_day", "data_last_day")
+
+
+def with_data_range(
+    totals: pd.DataFrame, day_range: tuple[pd.Timestamp, pd.Timestamp] | None
+) -> pd.DataFrame:
+    """Weekly totals with the accepted data's first and last day on every row
+    (``PipelineStorage.accepted_day_range``: the days a published figure can fall on; null when
+    no accepted row has a date). A week's figures cover the part of it inside that range
+    (`covered_days`), which is what tells a partial week from one with a day nobody delivered
+    on: a day of an outage is inside the range."""
+    first, last = (pd.NaT, pd.NaT) if day_range is None else day_range
+    return totals.assign(
+        data_first_day=pd.Timestamp(first).normalize() if pd.notna(first) else pd.NaT,
+        data_last_day=pd.Timestamp(last).normalize() if pd.notna(last) else pd.NaT,
+    ).astype({c: "datetime64[ns]" for c in DATA_RANGE_COLUMNS})
+
+
+def covered_days(week_start, first_day, last_day) -> tuple[pd.Timestamp, pd.Timestamp, int] | None:
+    """(first, last, count) of the week's days inside the accepted data's range ``first_day`` to
+    ``last_day`` (inclusive); None when the week and the range do not meet."""
+    start = pd.Timestamp(week_start).normalize()
+    first = max(start, pd.Timestamp(first_day).normalize())
+    last = min(start + pd.Timedelta(days=6), pd.Timestamp(last_day).normalize())
+    if last < first:
+        return None
+    return first, last, (last - first).days + 1
+
+
 # ---------------------------------------------------------------------------------------
 # 6. Campaign period summary (the seed's campaign_perf_4)
 # ---------------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ Why it is built this way:
   few contiguous buffers and its kernels (trim, regex, cast) run in C++ over them.
 * The contract's meaning of a cell is pandas' (``read_csv(dtype=str)``, ``str.strip``,
   ``to_datetime(format=...)``, ``to_numeric``), including its odd corners: a month written
-  with one digit is a date, ``23:59:60`` is midnight of the next day, a year outside
-  1677-2262 is no date. So each parser has a fast path for the shapes real exports use
-  (``2025-03-04 10:00:00``, ``2025-03-04``, ``03/04/2025``; ``1234.5``), where the result is
-  computed exactly, and hands every other cell to pandas' own parser. Most files never leave
-  the fast path; a file full of odd cells is as slow as pandas, never different from it.
+  with one digit is a date, a year outside 1677-2262 is no date. One corner is the
+  contract's, not pandas': a leap second (``HH:MM:60``) is the last instant of its minute,
+  on its own day (pandas rolls ``23:59:60`` into the next day; the contract's day is the
+  calendar date written), and a second 61, which no clock shows, is no time. So each parser
+  has a fast path for the shapes real exports use (``2025-03-04 10:00:00``, ``2025-03-04``,
+  ``03/04/2025``; ``1234.5``), where the result is computed exactly, and hands every other
+  cell to pandas' own parser (`pandas_timestamps`). Most files never leave the fast path; a
+  file full of odd cells is as slow as pandas, never different from it.
 * The same holds for whole files: the streaming Arrow reader takes well-formed CSV; a file it
   refuses (a whitespace-only line, invalid UTF-8, a header after blank lines, a row whose
   field count is not the header's) is read again by pandas in chunks, which skips or explains
@@ -22,8 +25,11 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import calendar
 import csv
+import datetime as dt
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +58,12 @@ _FAST_NUMBER_MAX_LENGTH = 15
 # decimal point ("1,234.50"). Anywhere else it is no number: "12,50" is a decimal comma, and
 # dropping it would read the spend a hundred times too large, without a word.
 _GROUPED_NUMBER = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$"
+# A leap second: pandas reads second 60 (and 61) as the next minute's first second(s), which
+# for 23:59:60 is the next day. It is kept on its minute as that minute's last instant.
+_LEAP_SECOND = re.compile(
+    r"^(?P<minute>[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} +[0-9]{1,2}:[0-9]{1,2}):6(?P<s>[01])$"
+)
+_LAST_NANOSECOND = np.timedelta64(999_999_999, "ns")
 
 
 class RawFileError(Exception):
@@ -516,30 +528,94 @@ def _fast_timestamps(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         hour, minute, second = (number.get(k, np.zeros_like(year)) for k in ("h", "m", "s"))
         ok &= (year >= _FAST_YEARS[0]) & (year <= _FAST_YEARS[1])
         ok &= (month >= 1) & (month <= 12) & (day >= 1)
-        ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+        ok &= (hour <= 23) & (minute <= 59) & (second <= 60)
         month_index = np.where(ok, (year - 1970) * 12 + month - 1, 0)
         first_day = month_index.astype("datetime64[M]").astype("datetime64[D]")
         next_first = (month_index + 1).astype("datetime64[M]").astype("datetime64[D]")
         ok &= day <= (next_first - first_day).astype(np.int64)
+        leap = second == 60  # a leap second: the minute's last instant (`_LEAP_SECOND`)
         seconds = (first_day - np.datetime64("1970-01-01", "D")).astype(np.int64) * 86_400 + (
-            (day - 1) * 86_400 + hour * 3_600 + minute * 60 + second
+            (day - 1) * 86_400 + hour * 3_600 + minute * 60 + np.minimum(second, 59)
         )
+        nanoseconds = seconds * 1_000_000_000 + np.where(leap, 999_999_999, 0)
         good = rows[ok]
-        out[good] = (seconds[ok] * 1_000_000_000).astype("datetime64[ns]")
+        out[good] = nanoseconds[ok].astype("datetime64[ns]")
         done[good] = True
     return out, done
 
 
 def pandas_timestamps(text: pd.Series) -> pd.Series:
-    """pandas' reading of the three formats (anything else, or blank, is NaT)."""
+    """pandas' reading of the three formats (anything else, or blank, is NaT), but for a
+    leap second (`_LEAP_SECOND`): second 60 is its minute's last instant, second 61 no time."""
     text = text.astype("string").str.strip()
+    leap = text.str.extract(_LEAP_SECOND)
+    sixty = (leap["s"] == "0").fillna(False).to_numpy(dtype=bool)
+    sixty_one = (leap["s"] == "1").fillna(False).to_numpy(dtype=bool)
+    if sixty.any() or sixty_one.any():
+        text = text.copy()
+        text[sixty] = leap["minute"][sixty] + ":59"
+        text[sixty_one] = pd.NA
     parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in _TIMESTAMP_FORMATS:
         todo = parsed.isna()
         if not todo.any():
             break
         parsed[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-    return parsed.astype("datetime64[ns]")
+    parsed = parsed.astype("datetime64[ns]")
+    parsed[sixty] = parsed[sixty] + _LAST_NANOSECOND
+    return parsed
+
+
+# The shapes of the contract's formats as pandas reads them (one-digit fields too), to tell a
+# cell written right whose day or time does not exist from one in no format at all.
+_DATE_SHAPES = (
+    re.compile(
+        r"^(?P<Y>[0-9]{4})-(?P<M>[0-9]{1,2})-(?P<D>[0-9]{1,2})"
+        r"(?: +(?P<h>[0-9]{1,2}):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2}))?$"
+    ),
+    re.compile(r"^(?P<M>[0-9]{1,2})/(?P<D>[0-9]{1,2})/(?P<Y>[0-9]{4})$"),
+)
+_EARLIEST_TIMESTAMP, _LATEST_TIMESTAMP = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+
+
+def nonexistent_date(cell: str) -> str | None:
+    """Why a cell written in one of the contract's formats is still no date (the month, the
+    day or the time does not exist, or the year is beyond what a timestamp holds); None when
+    the cell is in no format at all (or is a date). For a quarantine reason: a format error
+    and a date that does not exist are fixed differently."""
+    text = cell.strip()
+    for shape in _DATE_SHAPES:
+        found = shape.match(text)
+        if found:
+            break
+    else:
+        return None
+    year, month, day = (int(found[k]) for k in "YMD")
+    slashed = "/" in text
+    if not 1 <= month <= 12:
+        hint = ""
+        if slashed and 1 <= day <= 12:
+            hint = "; MM/DD/YYYY puts the month first: is the file day-first (DD/MM/YYYY)?"
+        return f"the day does not exist: there is no month {month}{hint}"
+    days_in_month = calendar.monthrange(year, month)[1] if year >= 1 else 31
+    if not 1 <= day <= days_in_month:
+        return (
+            f"the day does not exist: {calendar.month_name[month]} {year} has {days_in_month} days"
+        )
+    if found.groupdict().get("h") is not None:
+        hour, minute, second = (int(found[k]) for k in "hms")
+        if hour > 23 or minute > 59 or second > 60:
+            return (
+                "the time does not exist: hours run 00-23, minutes 00-59 and seconds 00-59 "
+                "(60 for a leap second)"
+            )
+    earliest, latest = _EARLIEST_TIMESTAMP.date(), _LATEST_TIMESTAMP.date()
+    if year < 1 or not earliest <= dt.date(year, month, day) <= latest:
+        return (
+            f"the year {year} is outside what a timestamp holds "
+            f"({_EARLIEST_TIMESTAMP:%Y-%m-%d} to {_LATEST_TIMESTAMP:%Y-%m-%d})"
+        )
+    return None
 
 
 def parse_timestamps_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

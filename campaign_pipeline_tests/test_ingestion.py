@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,6 +277,51 @@ def test_status_change_of_unknown_or_rejected_lead(tmp_path):
     assert quarantined(result, "campaign_leads.csv").loc["L3", "reason_code"] == "unknown_campaign"
 
 
+@pytest.mark.parametrize(
+    ("cell", "text"),
+    [
+        (
+            "2025-02-30",
+            "'2025-02-30' has the right format, but the day does not exist: "
+            "February 2025 has 28 days",
+        ),
+        (
+            "2025-13-01",
+            "'2025-13-01' has the right format, but the day does not exist: there is no month 13",
+        ),
+        ("13/01/2025", "is the file day-first (DD/MM/YYYY)?"),
+        ("2025-01-07 24:00:00", "has the right format, but the time does not exist"),
+        ("2025-01-07 23:59:61", "has the right format, but the time does not exist"),
+        ("2025/01/07", "'2025/01/07' is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_not_called_a_format_error(tmp_path, cell, text):
+    raw = write_exports(
+        tmp_path, insights=f"I0,C1,2025-01-06,10,1000,10,1\nI1,C1,{cell},5,50,5,0\n"
+    )
+    q = quarantined(ingest_raw_dir(raw), "insights.csv")
+    assert q.loc["I1", "reason_code"] == "unparseable_date"
+    assert text in q.loc["I1", "reason"]
+    if "right format" in text:
+        assert "is not YYYY-MM-DD" not in q.loc["I1", "reason"]
+
+
+def test_a_status_change_at_a_leap_second_counts_on_its_own_day(tmp_path):
+    """2025-01-12 is a Sunday: read as pandas reads it, the change at 23:59:60 moved to Monday
+    2025-01-13 and its conversion into the next week."""
+    from campaign_pipeline import metrics
+
+    changes = CHANGES + "S2,L2,NEW,QUALIFIED,2025-01-12 23:59:60\n"
+    leads = LEADS.replace(",new,", ",qualified,")
+    result = ingest_raw_dir(write_exports(tmp_path, leads=leads, changes=changes))
+    assert result.quarantine.empty
+    change = result.lead_status_changes.set_index("change_id").loc["S2"]
+    assert change["date"] == pd.Timestamp("2025-01-12")
+    assert change["changed_at"] == pd.Timestamp("2025-01-12 23:59:59.999999999")
+    events = metrics.lead_events(result.leads, result.lead_status_changes).set_index("lead_id")
+    assert events.loc["L2", "converted_date"] == pd.Timestamp("2025-01-12")
+
+
 def test_three_timestamp_formats_give_the_calendar_date():
     parsed = parse_timestamps(
         pd.Series(["2025-03-04 23:59:59", "2025-03-04", "03/04/2025", "04.03.2025", ""])
@@ -493,3 +539,89 @@ def test_a_rows_reasons_are_joined_in_order_and_its_first_code_kept():
     assert got["reason_code"].tolist() == expected["reason_code"].tolist()
     assert got.index.tolist() == expected.index.tolist()
     assert got["reason"].str.count("; ").max() == 2
+
+
+# --- personal data in a quarantined row ---------------------------------------------------
+
+SHIPPED_RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+
+
+def _shifted(fields: list[str], commas: int) -> str:
+    """A lead row written with ``commas`` unquoted commas in its name and as many cells
+    missing at its end: the field count is the header's, so the row is read, shifted."""
+    first, *rest = fields[2].split(" ")
+    name = ", ".join([first, *rest, *(["Jr"] * (commas - len(rest)))])
+    return ",".join([*fields[:2], name, *fields[3 : len(fields) - commas]])
+
+
+def test_a_shifted_leads_row_keeps_its_email_and_phone_out_of_the_quarantine(tmp_path):
+    """The shipped sample's first leads, one row with a comma in its name (the phone lands in
+    lead_status), one with two (the email in lead_status, the phone in added_date, which the
+    reason quotes), and one row of an unknown campaign, whose values are no personal data."""
+    lines = (SHIPPED_RAW / "campaign_leads.csv").read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], [line.split(",") for line in lines[1:21]]
+    one, two = rows[0], rows[4]  # LD3000000 (added 2025-02-26 15:40:08), LD3000004
+    unknown = [*rows[7][:1], "CMP999999", *rows[7][2:]]
+    body = [_shifted(one, 1), *map(",".join, rows[1:4]), _shifted(two, 2)]
+    body += [*map(",".join, rows[5:7]), ",".join(unknown), *map(",".join, rows[8:])]
+    leads = "\n".join([header, *body]) + "\n"
+    campaigns = (SHIPPED_RAW / "campaigns.csv").read_text(encoding="utf-8-sig")
+    changes = "id,lead_id,old_status,new_status,created_at\n"
+    raw = write_exports(tmp_path, campaigns=campaigns, leads=leads, changes=changes)
+    result = ingest_raw_dir(raw)
+    q = quarantined(result, "campaign_leads.csv")
+    assert sorted(q.index) == [one[0], two[0], unknown[0]]
+    assert len(result.leads) == 17
+    assert_balanced(result)
+
+    for fields, line in ((one, 2), (two, 6)):
+        row = q.loc[fields[0]]
+        assert row["line_number"] == line and row["source_id"] == fields[0]
+        published = " ".join(str(v) for v in row.reset_index().to_numpy().ravel())
+        for personal in (fields[3], fields[4], *fields[2].split(" ")):  # email, phone, name
+            assert personal not in published, personal
+        assert f"see line {line} of campaign_leads.csv" in row["reason"]
+    values = json.loads(q.loc[one[0], "raw_values"])
+    assert values["lead_status"] == "<withheld: looks like a phone number>"
+    assert values["added_date"] == one[5]  # the status, shifted: no personal data, shown
+    assert (
+        "withheld from this quarantine row: lead_status (phone number)" in (q.loc[one[0], "reason"])
+    )
+    values = json.loads(q.loc[two[0], "raw_values"])
+    assert values["lead_status"] == "<withheld: looks like an e-mail address>"
+    assert values["added_date"] == "<withheld: looks like a phone number>"
+    reason = q.loc[two[0], "reason"]
+    assert reason.startswith("unparseable date: '<withheld: looks like a phone number>'")
+    assert "lead_status (e-mail address), added_date (phone number)" in reason
+    # a rejected row without personal values is shown whole
+    values = json.loads(q.loc[unknown[0], "raw_values"])
+    assert values == dict(
+        zip(
+            ["added_date", "campaign_id", "deal_value", "id", "lead_status"],
+            [unknown[6], "CMP999999", unknown[7], unknown[0], unknown[5]],
+        )
+    )
+    assert "withheld" not in q.loc[unknown[0], "reason"]
+    assert ingestion.personal_data_in_quarantine(result.quarantine) == ([], [])
+
+
+def test_the_quarantine_check_finds_a_personal_value_in_a_leads_row():
+    row = {
+        "source_file": "campaign_leads.csv",
+        "row_key": "L1",
+        "source_id": "L1",
+        "line_number": 2,
+        "reason_code": "unparseable_date",
+        "reason": "unparseable date: 'NEW' is not YYYY-MM-DD[ HH:MM:SS] or MM/DD/YYYY",
+        "raw_values": json.dumps({"id": "L1", "lead_status": "+1 555 021 1797"}),
+    }
+    quoting = {**row, "line_number": 3, "raw_values": "{}"}
+    quoting["reason"] = "unparseable date: '+1 555 021 1797' is not YYYY-MM-DD"
+    insights = {**row, "source_file": "insights.csv"}  # no personal columns there
+    table = pd.DataFrame([row, quoting, insights])
+    assert ingestion.personal_data_in_quarantine(table) == (
+        [],
+        ["campaign_leads.csv line 2", "campaign_leads.csv line 3"],
+    )
+    clean = pd.DataFrame([{**row, "raw_values": json.dumps({"lead_status": "NEW"})}])
+    assert ingestion.personal_data_in_quarantine(clean) == ([], [])

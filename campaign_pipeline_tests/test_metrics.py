@@ -905,3 +905,31 @@ def test_quarantine_by_week_places_rows_by_their_own_date_and_adds_real_amounts_
     assert by_week["quarantined_spend"].tolist() == [-4 + 1250.5, 0.0]
     assert np.isfinite(by_week["quarantined_spend"]).all()
     assert m.quarantine_by_week(quarantine.iloc[0:0]).empty
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "covered"),
+    [
+        ("2025-01-01", "2025-03-01", ("2025-01-06", "2025-01-12", 7)),
+        ("2025-01-08", "2025-03-01", ("2025-01-08", "2025-01-12", 5)),
+        ("2025-01-01", "2025-01-06", ("2025-01-06", "2025-01-06", 1)),
+        ("2025-01-07", "2025-01-08", ("2025-01-07", "2025-01-08", 2)),
+        ("2025-01-13", "2025-03-01", None),
+    ],
+)
+def test_covered_days_are_the_weeks_days_inside_the_data_range(first, last, covered):
+    found = m.covered_days(
+        "2025-01-06", pd.Timestamp(first), pd.Timestamp(last) + pd.Timedelta("9h")
+    )
+    if covered is None:
+        assert found is None
+    else:
+        assert found == (pd.Timestamp(covered[0]), pd.Timestamp(covered[1]), covered[2])
+
+
+def test_with_data_range_puts_the_days_on_every_row():
+    totals = pd.DataFrame({"week_start": pd.to_datetime(["2025-01-06"] * 2), "scope": ["all", "x"]})
+    out = m.with_data_range(totals, (pd.Timestamp("2025-01-02 10:00"), pd.Timestamp("2025-02-01")))
+    assert list(out["data_first_day"]) == [pd.Timestamp("2025-01-02")] * 2
+    assert list(out["data_last_day"]) == [pd.Timestamp("2025-02-01")] * 2
+    assert m.with_data_range(totals, None)["data_first_day"].isna().all()

@@ -14,7 +14,9 @@ ODD_DATES = [
     "2025-03-04",
     "03/04/2025",
     "2025-3-04",  # one-digit month: pandas reads it
-    "2025-03-04 23:59:60",  # a leap second: midnight of the next day
+    "2025-03-04 23:59:60",  # a leap second: the day's last instant (pandas: the next day)
+    "2025-3-4 23:59:60",  # the same, on pandas' path
+    "2025-03-04 23:59:61",  # no clock shows it: no time
     "2024-02-29",
     "2025-02-29",  # no such day
     "1677-09-22",
@@ -319,3 +321,51 @@ def test_a_short_row_that_is_not_utf8_is_named_as_not_utf8_in_one_line(tmp_path,
     with pytest.raises(raw_parsing.RawFileError, match="not UTF-8 text .* on line 1,002"):
         raw_parsing.read_text_table(path, ("id",))
     assert unraisable == []  # no exception printed on the way
+
+
+def test_a_leap_second_is_the_last_instant_of_its_own_day():
+    """pandas reads 23:59:60 as midnight of the next day; the contract's day is the calendar
+    date written, so a change at 23:59:60 on a Sunday belongs to that Sunday's week."""
+    cells = [
+        "2025-01-12 23:59:59",
+        "2025-01-12 23:59:60",  # fast path
+        "2025-1-12 23:59:60",  # pandas' path (a one-digit month)
+        "2025-01-12 10:15:60",
+        "2025-01-12 23:59:61",
+    ]
+    parsed = raw_parsing.parse_timestamps_text(pa.array(cells))
+    days = parsed.astype("datetime64[D]").astype(str)
+    assert list(days[:4]) == ["2025-01-12"] * 4
+    assert parsed[1] == parsed[2] == np.datetime64("2025-01-12T23:59:59.999999999")
+    assert parsed[0] < parsed[1]  # after the second before it, so a change's order holds
+    assert parsed[3] == np.datetime64("2025-01-12T10:15:59.999999999")
+    assert np.isnat(parsed[4])
+
+
+@pytest.mark.parametrize(
+    "cell, problem",
+    [
+        ("2025-02-30", "the day does not exist: February 2025 has 28 days"),
+        ("2025-02-29 10:00:00", "the day does not exist: February 2025 has 28 days"),
+        ("2025-04-31", "the day does not exist: April 2025 has 30 days"),
+        ("2025-01-00", "the day does not exist: January 2025 has 31 days"),
+        ("2025-13-01", "the day does not exist: there is no month 13"),
+        ("13/01/2025", "there is no month 13; MM/DD/YYYY puts the month first"),
+        ("02/30/2025", "the day does not exist: February 2025 has 28 days"),
+        ("2025-01-01 24:00:00", "the time does not exist: hours run 00-23"),
+        ("2025-01-01 10:60:00", "the time does not exist"),
+        ("2025-01-01 23:59:61", "the time does not exist"),
+        ("9999-01-01", "the year 9999 is outside what a timestamp holds"),
+        ("2024-02-29", None),  # a leap day exists
+        ("2025-03-04 23:59:60", None),  # a leap second exists
+        ("yesterday", None),  # in no format: the format is what is wrong
+        ("2025-03-04T10:00:00", None),
+        ("", None),
+    ],
+)
+def test_a_date_in_the_right_format_says_which_part_does_not_exist(cell, problem):
+    found = raw_parsing.nonexistent_date(cell)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found

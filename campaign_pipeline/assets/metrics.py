@@ -260,7 +260,8 @@ def weekly_totals(
 
     ``scope`` is ``all`` for the whole portfolio, else the platform name. The portfolio rows
     also count the week's quarantined rows and spend, so nothing rejected is hidden and the
-    totals reconcile with the raw files.
+    totals reconcile with the raw files. Every row carries the accepted data's first and last
+    day (``metrics.with_data_range``): the report tells a partial week by them.
     """
     weeks = RunWeeks.of(context)
     require_run_weeks(storage, weeks, "weekly_campaign_metrics")
@@ -278,7 +279,10 @@ def weekly_totals(
     rejected = metrics.quarantine_by_week(
         storage.read_table("quarantine"), excluded_spend_reasons=IMPLAUSIBLE_REASONS
     )
-    totals = validate_frame(metric_schemas.WeeklyTotals, metrics.with_quarantine(totals, rejected))
+    totals = metrics.with_data_range(
+        metrics.with_quarantine(totals, rejected), storage.accepted_day_range()
+    )
+    totals = validate_frame(metric_schemas.WeeklyTotals, totals)
     counts = write_run_weeks(storage, "weekly_totals", totals, weeks, "week_start")
     portfolio_totals = ("spend", "leads", "converted_leads")
     stored = check_stored_weeks(

@@ -147,10 +147,36 @@ def _week_rows(frame: pd.DataFrame, week: pd.Timestamp) -> pd.DataFrame:
 # --- overview --------------------------------------------------------------------------------
 
 
+def week_coverage(tables: ReportTables) -> tuple[str, str, int]:
+    """(first, last, count) of the week's days its figures cover: the days inside the accepted
+    data's range, as the week's ``weekly_totals`` recorded it (``data_first_day`` and
+    ``data_last_day``, `metrics.covered_days`). A day inside that range on which no campaign
+    delivered (an outage) is covered: its zero is data, and the week is whole. Tables written
+    without those columns fall back to the delivery days, the only trace of the range there."""
+    week = pd.Timestamp(tables.week)
+    row = _portfolio_row(tables.totals, week)
+    if row is not None and all(
+        c in row.index and pd.notna(row[c]) for c in metrics.DATA_RANGE_COLUMNS
+    ):
+        covered = metrics.covered_days(week, row["data_first_day"], row["data_last_day"])
+        if covered is None:
+            return "", "", 0
+        return _date(covered[0]), _date(covered[1]), covered[2]
+    days = _delivery_days(tables)
+    return (_date(days[0]), _date(days[-1]), len(days)) if days else ("", "", 0)
+
+
+def _delivery_days(tables: ReportTables) -> list[pd.Timestamp]:
+    week_start = pd.Timestamp(tables.week)
+    week_end = week_start + pd.Timedelta(days=6)
+    return [day for day in tables.delivery_days if week_start <= day <= week_end]
+
+
 def data_window(tables: ReportTables) -> dict:
     week_start = pd.Timestamp(tables.week)
     week_end = week_start + pd.Timedelta(days=6)
-    days = [day for day in tables.delivery_days if week_start <= day <= week_end]
+    days = _delivery_days(tables)
+    first_covered, last_covered, covered = week_coverage(tables)
     health = tables.health
     start = health["window_start"].min() if "window_start" in health and len(health) else None
     end = health["window_end"].max() if "window_end" in health and len(health) else None
@@ -160,6 +186,9 @@ def data_window(tables: ReportTables) -> dict:
         "delivery_days": len(days),
         "first_delivery": _date(days[0]) if days else "",
         "last_delivery": _date(days[-1]) if days else "",
+        "covered_days": covered,
+        "first_covered": first_covered,
+        "last_covered": last_covered,
         "health_start": _date(start),
         "health_end": _date(end),
         "health_days": int((end - start).days) + 1 if start is not None and end is not None else 0,
@@ -712,6 +741,11 @@ def summary_markdown(context: dict, page: str = "") -> str:
         "",
         f"- Data: delivery on {window['delivery_days']} of 7 days"
         + (f" (last {window['last_delivery']})" if window["last_delivery"] else "")
+        + (
+            f"; a partial week: the data covers {window['covered_days']} of its 7 days"
+            if 0 < window["covered_days"] < 7
+            else ""
+        )
         + f"; buckets over {window['health_start']} – {window['health_end']}",
         "- Buckets: "
         + ", ".join(

@@ -185,9 +185,10 @@ Anomaly flags judge each day only on the days before it.
 </p>
 
 <h3>The week's totals</h3>
-{% if 0 < window.delivery_days < 7 %}<p class="warn" id="partial-week">Only {{
-window.delivery_days }} of the week's 7 days {{ "has" if window.delivery_days == 1 else "have" }}
-delivery: the changes below compare a partial week with the week before.</p>{% endif %}
+{% if 0 < window.covered_days < 7 %}<p class="warn" id="partial-week">The data covers only {{
+window.covered_days }} of the week's 7 days ({{ window.first_covered }}{% if
+window.covered_days > 1 %} to {{ window.last_covered }}{% endif %}): the changes below compare a
+partial week with the week before.</p>{% endif %}
 <div class="cards" id="week-totals">
 {% for card in totals %}
 <div class="card" data-metric="{{ card.key }}" data-v="{{ card.value.raw }}"

@@ -108,21 +108,81 @@ def test_the_weeks_totals_and_their_change_are_weekly_totals(published_sample, w
         assert same(roas, expected["roas"])
 
 
+def _with_data_range(tables, first, last):
+    """The tables with the week's weekly_totals recording another accepted data range."""
+    totals = tables.totals.assign(
+        data_first_day=pd.Timestamp(first), data_last_day=pd.Timestamp(last)
+    )
+    return dataclasses.replace(tables, totals=totals)
+
+
 def test_a_partial_week_warns_that_its_changes_compare_unlike_weeks(tables):
-    """The sample's last week has delivery on a few days only; its -80 % spend is not news."""
+    """A week the accepted data begins or ends inside (the sample's last week holds one day):
+    its -80 % spend is not news. The warning counts the days the data covers."""
     tables = dataclasses.replace(tables, flags=tables.flags.iloc[0:0])  # charts beside the point
+    week = pd.Timestamp(tables.week)
     full = soup(build_weekly_report(tables).html)
     assert full.select_one("#data-window").text.count("delivery reported on 7 of 7 days") == 1
     assert full.select_one("#partial-week") is None
+    ends = _with_data_range(tables, week - pd.Timedelta(days=30), week + pd.Timedelta(days=1))
+    partial = soup(build_weekly_report(ends).html)
+    assert (
+        f"The data covers only 2 of the week's 7 days ({week.date()} to "
+        f"{(week + pd.Timedelta(days=1)).date()})" in _words(partial.select_one("#partial-week"))
+    )
+    begins = _with_data_range(tables, week + pd.Timedelta(days=6), week + pd.Timedelta(days=40))
+    one_day = soup(build_weekly_report(begins).html)
+    assert (
+        f"The data covers only 1 of the week's 7 days ({(week + pd.Timedelta(days=6)).date()})"
+        in _words(one_day.select_one("#partial-week"))
+    )
+
+
+def test_a_day_without_delivery_inside_the_data_does_not_make_a_week_partial(tables):
+    """An outage: no campaign delivered on five of the week's days, but the accepted data runs
+    on before and after the week. The week is whole (its zeros are data); the data window
+    still says on how many days there was delivery."""
+    tables = dataclasses.replace(tables, flags=tables.flags.iloc[0:0])
     week = pd.Timestamp(tables.week)
     days = tables.delivery_days[:2]
     assert days == (week, week + pd.Timedelta(days=1))
-    partial = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days)).html)
-    assert "Only 2 of the week's 7 days have delivery" in _words(
-        partial.select_one("#partial-week")
+    first, last = tables.totals[["data_first_day", "data_last_day"]].iloc[0]
+    assert first <= week and last >= week + pd.Timedelta(days=6)  # the data spans the week
+    outage = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days)).html)
+    assert outage.select_one("#partial-week") is None
+    assert "delivery reported on 2 of 7 days" in _words(outage.select_one("#data-window"))
+
+
+def test_a_week_whose_totals_lack_the_data_range_counts_its_delivery_days(tables):
+    """weekly_totals written without data_first_day/data_last_day: the delivery days are the
+    only trace of the data's range there."""
+    tables = dataclasses.replace(
+        tables,
+        flags=tables.flags.iloc[0:0],
+        totals=tables.totals.drop(columns=["data_first_day", "data_last_day"]),
     )
-    one_day = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days[:1])).html)
-    assert "Only 1 of the week's 7 days has delivery" in _words(one_day.select_one("#partial-week"))
+    assert soup(build_weekly_report(tables).html).select_one("#partial-week") is None
+    short = dataclasses.replace(tables, delivery_days=tables.delivery_days[:3])
+    assert "covers only 3 of the week's 7 days" in _words(
+        soup(build_weekly_report(short).html).select_one("#partial-week")
+    )
+
+
+def test_weekly_totals_carry_the_runs_data_range_and_the_pages_follow_it(published_sample):
+    """weekly_totals records the run's accepted day range (the days a published figure can fall
+    on, as in the CLI's partial-week note): the first and last days of the published daily
+    rows. A page warns of a partial week exactly when that range does not cover its week."""
+    out = published_sample.out_dir
+    weeks = list(published_sample.weeks)
+    daily = pd.concat([week_table(out, "daily_campaign_metrics", w) for w in weeks])
+    for week in weeks:
+        totals = week_table(out, "weekly_totals", week)
+        assert (totals["data_first_day"] == daily["date"].min()).all(), week
+        assert (totals["data_last_day"] == daily["date"].max()).all(), week
+        start = pd.Timestamp(week)
+        whole = daily["date"].min() <= start and daily["date"].max() >= start + pd.Timedelta(days=6)
+        page = soup(build_weekly_report(load_report_tables(out, week)).html)
+        assert (page.select_one("#partial-week") is None) == whole, week
 
 
 def test_bucket_counts_and_spend_per_action_are_the_health_tables(published_sample, week, page):
