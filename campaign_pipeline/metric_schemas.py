@@ -272,11 +272,11 @@ class WeeklyTotals(_MetricTable):
     roas: Series[float] = pa.Field(nullable=True, ge=0)
     data_first_day: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045 (pandera)
         nullable=True,
-        description="the accepted data's first day (PipelineStorage.accepted_day_range) when "
-        "the week was built: with data_last_day, the days of the week the figures cover",
+        description="the week's first day inside the accepted data's range "
+        "(PipelineStorage.accepted_day_range): with data_last_day, the days the figures cover",
     )
     data_last_day: Optional[Series[pa.DateTime]] = pa.Field(  # noqa: UP045 (pandera)
-        nullable=True, description="the accepted data's last day when the week was built"
+        nullable=True, description="the week's last day inside the accepted data's range"
     )
     impressions_complete: Series[bool]
     clicks_complete: Series[bool]

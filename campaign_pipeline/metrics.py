@@ -791,16 +791,24 @@ DATA_RANGE_COLUMNS = ("data_first_day", "data_last_day")
 def with_data_range(
     totals: pd.DataFrame, day_range: tuple[pd.Timestamp, pd.Timestamp] | None
 ) -> pd.DataFrame:
-    """Weekly totals with the accepted data's first and last day on every row
-    (``PipelineStorage.accepted_day_range``: the days a published figure can fall on; null when
-    no accepted row has a date). A week's figures cover the part of it inside that range
-    (`covered_days`), which is what tells a partial week from one with a day nobody delivered
-    on: a day of an outage is inside the range."""
+    """Weekly totals with the first and last day of each row's week that the accepted data's
+    range covers (``PipelineStorage.accepted_day_range``: the days a published figure can fall
+    on; null when no accepted row has a date or the range misses the week). Those are the days
+    the week's figures cover (`covered_days`), which is what tells a partial week from one with
+    a day nobody delivered on: a day of an outage is inside the range. Clipped to the week, a
+    whole week's row reads its Monday and Sunday, and stays so when later data arrive."""
     first, last = (pd.NaT, pd.NaT) if day_range is None else day_range
-    return totals.assign(
-        data_first_day=pd.Timestamp(first).normalize() if pd.notna(first) else pd.NaT,
-        data_last_day=pd.Timestamp(last).normalize() if pd.notna(last) else pd.NaT,
-    ).astype({c: "datetime64[ns]" for c in DATA_RANGE_COLUMNS})
+    starts = pd.to_datetime(totals["week_start"]).dt.normalize()
+    if pd.isna(first) or pd.isna(last):
+        first_day = last_day = pd.Series(pd.NaT, index=totals.index)
+    else:
+        first_day = starts.clip(lower=pd.Timestamp(first).normalize())
+        last_day = (starts + pd.Timedelta(days=6)).clip(upper=pd.Timestamp(last).normalize())
+        missed = last_day < first_day
+        first_day, last_day = first_day.mask(missed), last_day.mask(missed)
+    return totals.assign(data_first_day=first_day, data_last_day=last_day).astype(
+        {c: "datetime64[ns]" for c in DATA_RANGE_COLUMNS}
+    )
 
 
 def covered_days(week_start, first_day, last_day) -> tuple[pd.Timestamp, pd.Timestamp, int] | None:

@@ -927,9 +927,23 @@ def test_covered_days_are_the_weeks_days_inside_the_data_range(first, last, cove
         assert found == (pd.Timestamp(covered[0]), pd.Timestamp(covered[1]), covered[2])
 
 
-def test_with_data_range_puts_the_days_on_every_row():
-    totals = pd.DataFrame({"week_start": pd.to_datetime(["2025-01-06"] * 2), "scope": ["all", "x"]})
-    out = m.with_data_range(totals, (pd.Timestamp("2025-01-02 10:00"), pd.Timestamp("2025-02-01")))
-    assert list(out["data_first_day"]) == [pd.Timestamp("2025-01-02")] * 2
-    assert list(out["data_last_day"]) == [pd.Timestamp("2025-02-01")] * 2
+def test_with_data_range_puts_each_weeks_covered_days_on_its_rows():
+    weeks = pd.to_datetime(["2024-12-30", "2025-01-06", "2025-01-06", "2025-01-27", "2025-02-03"])
+    totals = pd.DataFrame({"week_start": weeks, "scope": ["all", "all", "x", "all", "all"]})
+    out = m.with_data_range(totals, (pd.Timestamp("2025-01-02 10:00"), pd.Timestamp("2025-01-29")))
+    day = pd.Timestamp
+    # the first week from the data's first day; whole weeks their Monday to Sunday, on every
+    # scope's row (not the data's whole range, which would move when later data arrive); the
+    # last week to the data's last day; a week the range misses, null
+    assert list(out["data_first_day"][:4]) == [
+        day("2025-01-02"),
+        *[day("2025-01-06")] * 2,
+        day("2025-01-27"),
+    ]
+    assert list(out["data_last_day"][:4]) == [
+        day("2025-01-05"),
+        *[day("2025-01-12")] * 2,
+        day("2025-01-29"),
+    ]
+    assert out[["data_first_day", "data_last_day"]].iloc[4].isna().all()
     assert m.with_data_range(totals, None)["data_first_day"].isna().all()

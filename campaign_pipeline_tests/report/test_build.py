@@ -146,8 +146,9 @@ def test_a_day_without_delivery_inside_the_data_does_not_make_a_week_partial(tab
     week = pd.Timestamp(tables.week)
     days = tables.delivery_days[:2]
     assert days == (week, week + pd.Timedelta(days=1))
-    first, last = tables.totals[["data_first_day", "data_last_day"]].iloc[0]
-    assert first <= week and last >= week + pd.Timedelta(days=6)  # the data spans the week
+    this_week = tables.totals[pd.to_datetime(tables.totals["week_start"]) == week]
+    first, last = this_week[["data_first_day", "data_last_day"]].iloc[0]
+    assert (first, last) == (week, week + pd.Timedelta(days=6))  # the data cover the week
     outage = soup(build_weekly_report(dataclasses.replace(tables, delivery_days=days)).html)
     assert outage.select_one("#partial-week") is None
     assert "delivery reported on 2 of 7 days" in _words(outage.select_one("#data-window"))
@@ -169,17 +170,20 @@ def test_a_week_whose_totals_lack_the_data_range_counts_its_delivery_days(tables
 
 
 def test_weekly_totals_carry_the_runs_data_range_and_the_pages_follow_it(published_sample):
-    """weekly_totals records the run's accepted day range (the days a published figure can fall
-    on, as in the CLI's partial-week note): the first and last days of the published daily
-    rows. A page warns of a partial week exactly when that range does not cover its week."""
+    """weekly_totals records the part of its week inside the run's accepted day range (the days
+    a published figure can fall on, as in the CLI's partial-week note), here bounded by the
+    first and last days of the published daily rows. A page warns of a partial week exactly
+    when that range does not cover its week."""
     out = published_sample.out_dir
     weeks = list(published_sample.weeks)
     daily = pd.concat([week_table(out, "daily_campaign_metrics", w) for w in weeks])
     for week in weeks:
         totals = week_table(out, "weekly_totals", week)
-        assert (totals["data_first_day"] == daily["date"].min()).all(), week
-        assert (totals["data_last_day"] == daily["date"].max()).all(), week
         start = pd.Timestamp(week)
+        first = max(start, daily["date"].min())
+        last = min(start + pd.Timedelta(days=6), daily["date"].max())
+        assert (totals["data_first_day"] == first).all(), week
+        assert (totals["data_last_day"] == last).all(), week
         whole = daily["date"].min() <= start and daily["date"].max() >= start + pd.Timedelta(days=6)
         page = soup(build_weekly_report(load_report_tables(out, week)).html)
         assert (page.select_one("#partial-week") is None) == whole, week
