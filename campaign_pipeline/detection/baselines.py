@@ -190,12 +190,17 @@ def seasonal_factors(
 def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.ndarray:
     """Multiplicative day-of-week factor of a sub-daily series known at each step (causal).
 
-    An hourly series judged against its last few days (the hour-of-day profile of
+    Column 0 of `values` is the first step of a calendar day (`series.detect_series` starts each
+    series' grid at the beginning of its first day), so every `steps_per_day` columns are one
+    calendar day. An hourly series judged against its last few days (the hour-of-day profile of
     `seasonal_factors`) meets every weekend as a shift. At step t, take the median of each of
-    the last 7 x `n_weeks` one-day windows, centred 1, 2, ... days before t (whole days, so the
-    hour-of-day profile cancels and a spike moves them little; a window with fewer than half
-    its steps known is unknown), on the log scale. Group them by day of week: the log factor of
-    t's own time of week is its group's median minus the median of all of them.
+    the last 7 x `n_weeks` whole calendar days before t's own (whole days, so the hour-of-day
+    profile cancels and a spike moves them little; a day with fewer than half its steps known
+    is unknown), on the log scale. Group them by day of week: the log factor of t's own day of
+    the week is its group's median minus the median of all of them. Calendar days, not
+    24-hour windows centred on t's time of day: a window centred on a Saturday 04:00 is mostly
+    the Friday before it, so the quiet hours after midnight took the previous day's level (a
+    Saturday night's counts read as drops of the Friday).
 
     That estimate is shrunk towards 1 by how clearly a weekly pattern stands out of the
     day-to-day wander (positive-part James-Stein): weight = 1 - (the variance of a group median
@@ -207,16 +212,19 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     p = int(steps_per_day)
     if p < 2 or n_weeks < 1:
         return np.ones((n, t))
-    day_w = trailing_windows(values, p)  # [t] = the day before step t: steps t-p .. t-1
+    n_days = -(-t // p)
+    padded = np.full((n, n_days * p), np.nan)
+    padded[:, :t] = values
+    day_w = padded.reshape(n, n_days, p)  # [i, d, :] = the steps of calendar day d
     with np.errstate(invalid="ignore", divide="ignore"):
         day_med = np.where(nan_count(day_w) >= (p + 1) // 2, nan_median(day_w), np.nan)
         log_day = np.log(np.where(day_med > 0, day_med, np.nan))
-    # the day window centred on step t: the one ending half a day after it
-    centred = np.full((n, t), np.nan)
-    centred[:, : t - p // 2] = log_day[:, p // 2 :]
-    # days[..., j, r]: the day centred (7 j + r + 1) days before t; r = 6 is t's own time of
-    # week, j weeks back (all centred on steps before t: causal)
-    days = lagged_windows(centred, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
+    # each step holds its own day's value, read only from `p` steps or more later: by the steps
+    # of a later day, after the whole of this one
+    by_step = np.repeat(log_day, p, axis=1)[:, :t]
+    # days[..., j, r]: the calendar day (7 j + r + 1) days before t's own; r = 6 is t's own day
+    # of the week, j weeks back (all ended before t's day began: causal)
+    days = lagged_windows(by_step, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
     return shrunk_phase_factor(days)
 
 

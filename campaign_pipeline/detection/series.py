@@ -65,6 +65,16 @@ def infer_step(timestamps: pd.Series, series: pd.Series) -> pd.Series:
     return step.reindex(series.unique()).fillna(DAY)
 
 
+def grid_origin(first: pd.Series, step: pd.Series) -> pd.Series:
+    """Where each series' grid starts, given its first reading and its step: for a step that
+    divides a day, the grid step of the first reading's day that holds midnight (so every
+    `steps_per_day` grid steps are one calendar day, as `baselines.weekday_factors` reads
+    them; the steps before the first reading are unknown); otherwise the first reading."""
+    daily_cycle = (step < DAY) & ((DAY % step) == pd.Timedelta(0))
+    into_day = (first - first.dt.normalize()) // step
+    return first - step * np.where(daily_cycle, into_day, 0)
+
+
 def _grid_params(step: pd.Timedelta, s: DetectionSettings) -> tuple[int | None, int, int]:
     """(seasonal period, baseline window, minimum history), all in steps.
 
@@ -95,10 +105,10 @@ def detect_series(
     Input columns: series, timestamp, value. Output, one row per distinct (series,
     timestamp): series, timestamp, is_anomaly, score, expected, anomaly_type, severity,
     confidence (the data contract's), then `DETAIL_COLUMNS`. A point is judged on the scale its
-    series had reached by then (`_kinds_so_far`): log while positive (costs and volumes scale
-    multiplicatively), counts from the first zero of whole numbers, log(1 + x) from another
-    zero, the raw scale from a negative value. Time-zone-aware timestamps are judged on UTC's
-    clock and returned in their zone.
+    series had reached by then (`_kinds_so_far`): counts while every reading is a
+    non-negative whole number, then log while positive (costs scale multiplicatively),
+    log(1 + x) from a zero, the raw scale from a negative value. Time-zone-aware timestamps
+    are judged on UTC's clock and returned in their zone.
 
     chunk_cells bounds the memory of scoring (see `CHUNK_CELLS`); the result does not depend
     on it. progress(series_done, series_total) is called after each chunk. note(text) is told
@@ -119,8 +129,8 @@ def detect_series(
     df = df.groupby(["series", "timestamp"], as_index=False, sort=True)["value"].mean()
     step = infer_step(df["timestamp"], df["series"])
     df["step"] = df["series"].map(step)
-    first = df.groupby("series")["timestamp"].transform("min")
-    df["k"] = np.round((df["timestamp"] - first) / df["step"]).astype(np.int64)
+    df["origin"] = grid_origin(df.groupby("series")["timestamp"].transform("min"), df["step"])
+    df["k"] = np.round((df["timestamp"] - df["origin"]) / df["step"]).astype(np.int64)
     if note is not None:
         _note_grid(df, note)
     df["kind"] = _kinds_so_far(df)
@@ -163,8 +173,8 @@ def _note_grid(df: pd.DataFrame, note: Callable[[str], None]) -> None:
             f"{first['timestamp']}, spacing {_spacing(first['step'])}); each step's readings "
             "are averaged into one"
         )
-    grid = df.groupby("series").agg(steps=("k", "max"), readings=("k", "size"))
-    grid["steps"] += 1
+    grid = df.groupby("series").agg(last=("k", "max"), first=("k", "min"), readings=("k", "size"))
+    grid["steps"] = grid["last"] - grid["first"] + 1  # from the first reading to the last
     sparse = grid[
         (grid["steps"] > SPARSE_GRID_RATIO * grid["readings"])
         & (grid["steps"] > SPARSE_GRID_MIN_STEPS)
@@ -197,12 +207,14 @@ def _spacing(step: pd.Timedelta) -> str:
 def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
     """The scale each point is judged on, from its series up to and including that point.
 
-    Positive so far: log. Whole numbers with a zero among them so far: counts (hourly
-    conversions, leads: a 3 among mostly zeros is ordinary for them, which only a count model
-    says). Other non-negative: log(1 + x). A negative value so far: the raw scale. Read from
-    the past only, so a zero or a fraction that arrives later cannot change how an earlier point
-    was judged (letting the whole series decide would be a look-ahead). df: sorted by series
-    and time.
+    Non-negative whole numbers so far: counts, with or without a zero among them (clicks,
+    conversions, leads: a 3 among mostly zeros is ordinary for them, and so is a Sunday of 35
+    among weekdays of 50, which only a count model with its own dispersion says; on the log
+    scale an over-dispersed count's low days and a weekday dip's Poisson noise look extreme).
+    Other positive: log. Other non-negative: log(1 + x). A negative value so far: the raw
+    scale. Read from the past only, so a zero or a fraction that arrives later cannot change
+    how an earlier point was judged (letting the whole series decide would be a look-ahead).
+    df: sorted by series and time.
     """
     by_series = df["series"]
     low = df["value"].fillna(np.inf).groupby(by_series).cummin()  # an unknown reading says nothing
@@ -213,7 +225,7 @@ def _kinds_so_far(df: pd.DataFrame) -> np.ndarray:
         .cummin()
     )
     return np.select(
-        [(whole == 1) & (low == 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear"
+        [(whole == 1) & (low >= 0), low > 0, low >= 0], ["count", "log", "log1p"], "linear"
     )
 
 
@@ -301,10 +313,15 @@ def _detect_group(
     agg = grp.groupby([ri, ki])["value"].mean()
     values[agg.index.get_level_values(0), agg.index.get_level_values(1)] = agg.to_numpy()
     # each step's scale as its series had it then (readings that share a grid step: the later
-    # one's); a step without a reading keeps the one before it (step 0 always has one)
+    # one's); a step without a reading keeps the one before it, and the steps before a
+    # series' first reading (its grid starts at the beginning of that day) take the first's
     kinds = np.full(values.shape, -1, np.int8)
     kinds[ri, ki] = pd.Categorical(grp["kind"], categories=KINDS).codes
-    last_read = np.maximum.accumulate(np.where(kinds >= 0, np.arange(n_steps), 0), axis=1)
+    read = kinds >= 0
+    last_read = np.maximum(
+        np.maximum.accumulate(np.where(read, np.arange(n_steps), 0), axis=1),
+        read.argmax(axis=1)[:, None],
+    )
     kinds = np.take_along_axis(kinds, last_read, axis=1)
     rows = max(1, chunk_cells // (n_steps * window))
     ev = _evidence_by_kind(
@@ -321,7 +338,7 @@ def _detect_group(
     )
     # family for multiple testing (`correction_family`): every series' tests of one ISO week
     # (or day) of wall-clock time, decided a time step at a time (`causal_correction`)
-    origin = grp.groupby(ri)["timestamp"].min().reindex(range(len(keys))).to_numpy()
+    origin = grp.groupby(ri)["origin"].first().reindex(range(len(keys))).to_numpy()
     wall = origin[:, None] + np.arange(n_steps)[None, :] * np.timedelta64(step)
     wall_idx = pd.DatetimeIndex(wall.ravel())
     family, steps = correction_groups(wall_idx, step, s)

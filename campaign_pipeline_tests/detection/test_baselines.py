@@ -251,6 +251,20 @@ def test_weekday_factor_finds_a_working_week_and_none_where_there_is_none():
     assert np.median(np.abs(np.log(flat[:, 24 * 7 * 4 :]))) < 0.02
 
 
+def test_weekday_factor_follows_calendar_days():
+    """Every hour of a Saturday takes Saturday's factor, and a Friday's last hour Friday's: a
+    factor from 24-hour windows centred on the judged hour gave the hours after midnight
+    mostly the day before's level (a weekend night's counts read as drops of Friday's)."""
+    rng = np.random.default_rng(5)
+    factor = weekday_factors(_hourly_weeks(rng, 6, 0.6, 0.03), 24, 4)
+    week6 = 24 * 7 * 5
+    wednesday = factor[:, week6 + 24 * 2 : week6 + 24 * 3]
+    saturday = factor[:, week6 + 24 * 5 : week6 + 24 * 6]
+    assert np.abs(np.log(saturday / wednesday) - np.log(0.6)).max() < 0.1
+    friday_late = factor[:, week6 + 24 * 5 - 1]
+    assert np.abs(np.log(friday_late / wednesday[:, -1])).max() < 0.1
+
+
 def test_weekday_factor_is_causal_and_needs_two_weeks():
     rng = np.random.default_rng(4)
     v = _hourly_weeks(rng, 6, 0.6, 0.03)

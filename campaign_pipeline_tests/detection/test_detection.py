@@ -611,6 +611,69 @@ def test_detect_series_handles_negative_and_zero_values():
     assert out.loc[out["timestamp"] == df.loc[45, "timestamp"], "is_anomaly"].item()
 
 
+WORKING_WEEK = np.array([1.0, 1.05, 1.1, 1.05, 1.0, 0.6, 0.5])  # Monday .. Sunday
+
+
+def _weeks_with_a_flag(out: pd.DataFrame) -> pd.Series:
+    """Per ISO week with a judged point (all series together): whether any point is flagged."""
+    week = out["timestamp"].dt.to_period("W-SUN")
+    judged = out.assign(week=week, judged=out["expected"].notna())
+    per_week = judged.groupby("week")[["judged", "is_anomaly"]].sum()
+    return per_week.loc[per_week["judged"] > 0, "is_anomaly"] > 0
+
+
+def test_count_series_in_which_nothing_happens_are_rarely_flagged():
+    """Counts are judged as counts from their first reading, and a sub-daily series' weekday
+    factor follows calendar days. Read on the log scale, a negative binomial's low days look
+    extreme (17 of these 50 daily weeks flagged); with a weekday factor from 24-hour windows
+    centred on the judged hour, a Saturday's small hours take mostly Friday's level (5 of the 7
+    later hourly weeks flagged). Every flag here is false: BH at `fdr` = 0.05 over each ISO
+    week should leave about one week in twenty with one."""
+    rng = np.random.default_rng(47)
+    days = pd.date_range("2024-01-01", periods=52 * 7, freq="D")  # 52 ISO weeks from a Monday
+    mean, size = 30 * WORKING_WEEK[days.dayofweek.to_numpy()], 4  # variance 8.5x the mean
+    daily = rng.negative_binomial(size, size / (size + mean), (40, len(days))).astype(float)
+    hours = pd.date_range("2024-01-01", periods=9 * 7 * 24, freq="h")
+    bump = 0.3 + 1.4 * np.exp(-((hours.hour.to_numpy() - 14) ** 2) / 20)  # quiet nights
+    hourly = rng.poisson(40 * bump * WORKING_WEEK[hours.dayofweek.to_numpy()], (20, len(hours)))
+    frame = pd.concat(
+        [
+            pd.DataFrame({"series": f"{name}{i}", "timestamp": ts, "value": row})
+            for name, ts, values in (("daily", days, daily), ("hourly", hours, hourly))
+            for i, row in enumerate(values.astype(float))
+        ],
+        ignore_index=True,
+    )
+    out = detect_series(frame)
+    by_spacing = {name: out[out["series"].str.startswith(name)] for name in ("daily", "hourly")}
+    daily_weeks = _weeks_with_a_flag(by_spacing["daily"])
+    assert len(daily_weeks) >= 49 and daily_weeks.sum() <= 5, daily_weeks.sum()
+    # the hourly series after their first two weeks (a new series meets its first weekend
+    # before it has seen one: a drop it cannot know to be normal)
+    hourly_weeks = _weeks_with_a_flag(by_spacing["hourly"]).iloc[2:]
+    assert len(hourly_weeks) == 7 and hourly_weeks.sum() <= 1, hourly_weeks
+
+
+def test_an_hourly_series_calendar_days_do_not_depend_on_the_hour_of_its_first_reading():
+    """The grid of a sub-daily series starts at the beginning of its first reading's day, so
+    its weekday factor reads calendar days: the same readings from 05:00, with or without
+    missing readings before them that day, are judged alike."""
+    rng = np.random.default_rng(9)
+    ts = pd.date_range("2024-01-01", periods=24 * 7 * 5, freq="h")
+    day = np.arange(len(ts)) // 24
+    weekend = np.where(ts.dayofweek.to_numpy() >= 5, 0.5, 1.0)
+    level = np.exp(rng.normal(0, 0.05, day.max() + 1))[day]  # day-to-day wander
+    value = 10 * weekend * level * np.exp(rng.normal(0, 0.1, len(ts)))
+    value[24 * 26 + 3] *= 3  # a spike on a Saturday night
+    frame = pd.DataFrame({"series": "cpc", "timestamp": ts, "value": value})
+    late = frame.iloc[5:].reset_index(drop=True)  # first reading at 05:00
+    blank = frame.assign(value=np.where(np.arange(len(ts)) < 5, np.nan, value))
+    from_late = detect_series(late)
+    from_midnight = detect_series(blank).iloc[5:].reset_index(drop=True)
+    pd.testing.assert_frame_equal(from_late, from_midnight)
+    assert from_late["is_anomaly"].any()
+
+
 def test_noise_around_zero_is_not_read_through_a_weekday_factor():
     """A series that can be negative has no level a weekday factor could scale: N(0, 1) noise
     judged through factors learned from its positive readings flagged "drops" of -30,000 % in
