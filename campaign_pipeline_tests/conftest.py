@@ -1,7 +1,7 @@
 """Fixtures shared across the test modules: a temporary data dir with tiny raw exports, a
 storage resource pointing at it (published tables in ``<tmp>/out``), a generated sample
-published once per session, a Salesforce sample for the fake org, and an S3-compatible
-server on 127.0.0.1 with a fresh bucket per test."""
+published once per session, a Salesforce sample for the fake org, an S3-compatible
+server on 127.0.0.1 with a fresh bucket per test, and SQLite without disk flushes."""
 
 from __future__ import annotations
 
@@ -104,3 +104,27 @@ def _no_dagster_state_storage_left_behind():
     before = _current_storage.get()
     yield
     _current_storage.set(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_without_fsync():
+    """Every SQLite connection this test process opens through SQLAlchemy (Dagster's test and
+    ephemeral instances, `DAGSTER_HOME` instances of `runner.run_pipeline`, the export ledger)
+    writes without waiting for the disk (``PRAGMA synchronous=OFF``).
+
+    Dagster's SQLite storage commits each event of a run and opens a connection per query; on a
+    slow disk the flushes were most of the time of the tests that run jobs on such an instance
+    (runner, sensors, schedules: ~45 ms an event here). Nothing here outlives the machine, and a
+    killed process loses nothing: its writes are in the operating system's cache either way.
+    Subprocesses (`dagster` and `campaign-pipeline` commands) keep SQLite's default."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    def no_fsync(dbapi_connection, _record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+    sa.event.listen(sa.engine.Engine, "connect", no_fsync)
+    yield
+    sa.event.remove(sa.engine.Engine, "connect", no_fsync)

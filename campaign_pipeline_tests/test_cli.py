@@ -513,25 +513,6 @@ def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
         assert set(flags["severity"]) <= {"low", "medium", "high", "critical"}
 
 
-def test_run_takes_data_and_out_dirs_from_the_environment(tmp_path):
-    """Without flags, the CLI uses the same variables as Dagster runs started elsewhere."""
-    write_exports(tmp_path / "data")
-    out = tmp_path / "elsewhere"
-    proc = run_cli(
-        "run",
-        env={
-            "CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
-            "CAMPAIGN_PIPELINE_OUT_DIR": str(out),
-        },
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"-> {out}" in proc.stdout
-    assert (out / "quarantine.parquet").exists() and any(
-        (out / "daily_campaign_metrics").glob("*.parquet")
-    )
-    assert not (tmp_path / "data" / "out").exists()
-
-
 def test_report_rebuilds_a_weeks_page_from_the_published_tables_alone(published_sample, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(published_sample.out_dir, out)
@@ -578,6 +559,8 @@ def _two_weeks_of_exports(folder: Path) -> None:
 
 
 def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_path):
+    """The run with --export off also shows that without --data-dir and --out the CLI uses the
+    same variables as Dagster runs started elsewhere."""
     import json
 
     _two_weeks_of_exports(tmp_path / "data")
@@ -612,11 +595,17 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
         assert re.search(rf"^  {step} +done \(\d+\.\ds\)$", proc.stdout, re.M), step
     assert re.search(r"^  export_ledger +0 rows  done", proc.stdout, re.M)
     off = tmp_path / "off"
-    proc = run_cli(
-        "run", "--data-dir", str(tmp_path / "data"), "--out", str(off), "--export", "off",
-        env=no_credentials,
-    )  # fmt: skip
+    from_the_environment = {
+        "CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+        "CAMPAIGN_PIPELINE_OUT_DIR": str(off),
+    }
+    proc = run_cli("run", "--export", "off", env=no_credentials | from_the_environment)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"-> {off}" in proc.stdout
+    assert (off / "quarantine.parquet").exists() and any(
+        (off / "daily_campaign_metrics").glob("*.parquet")
+    )
+    assert not (tmp_path / "data" / "out").exists()
     assert not (off / "exports").exists() and not (off / "export_ledger.sqlite").exists()
     assert re.search(r"^  ga4 +off \(export mode off\)$", proc.stdout, re.M)
     assert re.search(r"^  amplitude +off \(export mode off\)$", proc.stdout, re.M)

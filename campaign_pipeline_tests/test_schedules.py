@@ -44,13 +44,16 @@ TOY_REPOSITORY = _resolved(build_weekly_schedule(toy.toy_weekly_job))[0].get_rep
 
 
 def _evaluate(instance, when: dt.datetime, storage=None, salesforce=None):
-    context = dg.build_schedule_context(
+    # entered and exited: the context opens an instance of its own from ``instance``'s ref,
+    # which a context never exited closes whenever it is garbage-collected, putting that
+    # instance's definitions-state storage back as the current one, by then in a later test
+    with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=when,
         resources=_resources(storage, salesforce),
         repository_def=TOY_REPOSITORY,
-    )
-    return TOY_REPOSITORY.get_schedule_def("weekly_pipeline_schedule").evaluate_tick(context)
+    ) as context:
+        return TOY_REPOSITORY.get_schedule_def("weekly_pipeline_schedule").evaluate_tick(context)
 
 
 def _tick(when: dt.datetime):

@@ -473,14 +473,13 @@ def test_the_raw_file_sensors_range_run_runs_the_real_pipeline_once_for_every_we
 
     # the next Monday's schedule tick finds its week (2024-01-22) covered by that run from the
     # same files, so it does not validate the exports and judge the week again
-    tick = defs.resolve_schedule_def("weekly_pipeline_schedule").evaluate_tick(
-        dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=dt.datetime(2024, 1, 29, 6, 0, tzinfo=dt.UTC),
-            resources={"storage": storage, "salesforce": SalesforceSource()},
-            repository_def=defs.get_repository_def(),
-        )
-    )
+    with dg.build_schedule_context(  # exited here: see test_schedules._evaluate
+        instance=instance,
+        scheduled_execution_time=dt.datetime(2024, 1, 29, 6, 0, tzinfo=dt.UTC),
+        resources={"storage": storage, "salesforce": SalesforceSource()},
+        repository_def=defs.get_repository_def(),
+    ) as schedule_context:
+        tick = defs.resolve_schedule_def("weekly_pipeline_schedule").evaluate_tick(schedule_context)
     assert not tick.run_requests and result.run_id in tick.skip_message
 
 

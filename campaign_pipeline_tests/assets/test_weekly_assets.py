@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import shutil
 
 import dagster as dg
 import pandas as pd
@@ -52,13 +53,29 @@ S2,L3,NEW,QUALIFIED,2025-01-09
 """
 
 
-@pytest.fixture
-def storage(tmp_path) -> PipelineStorage:
+def _ingested_copy(template, folder) -> PipelineStorage:
+    """A storage on a copy of ``template`` (raw exports, validated layer and out dir, file times
+    kept): ingestion runs once per module, each test gets a store of its own to write."""
+    shutil.copytree(template, folder, dirs_exist_ok=True)
+    return PipelineStorage(data_dir=str(folder), out_dir=str(folder / "out"))
+
+
+@pytest.fixture(scope="module")
+def _ingested_exports(tmp_path_factory):
+    """Three weeks of two campaigns (``_insights``, LEADS, CHANGES), ingested; copied by
+    `storage`."""
     assert weekly_partitions.get_first_partition_key() <= WEEKS[0]
-    write_exports(tmp_path, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
-    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    folder = tmp_path_factory.mktemp("exports")
+    write_exports(folder, campaigns=CAMPAIGNS, insights=_insights(), leads=LEADS, changes=CHANGES)
+    storage = PipelineStorage(data_dir=str(folder), out_dir=str(folder / "out"))
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
-    return storage
+    return folder
+
+
+@pytest.fixture
+def storage(_ingested_exports, tmp_path) -> PipelineStorage:
+    """The ingested three weeks, no weekly asset materialized yet, in this test's own folder."""
+    return _ingested_copy(_ingested_exports, tmp_path)
 
 
 def _digest(path) -> str:
@@ -71,9 +88,20 @@ def _materialize_week(storage, week):
     )
 
 
-def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(storage):
-    for week in WEEKS:
-        assert _materialize_week(storage, week).success
+@pytest.fixture(scope="module")
+def _three_weeks(_ingested_exports, tmp_path_factory):
+    """The ingested exports with each of the three weeks materialized in a run of its own, in
+    order on a fresh store (the folder, and each week's run result); for tests that read them
+    (or their own copy)."""
+    folder = tmp_path_factory.mktemp("three_weeks")
+    storage = _ingested_copy(_ingested_exports, folder)
+    return folder, {week: _materialize_week(storage, week) for week in WEEKS}
+
+
+def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(_three_weeks, tmp_path):
+    folder, runs = _three_weeks
+    assert all(runs[week].success for week in WEEKS)
+    storage = _ingested_copy(folder, tmp_path)
     for week in WEEKS:
         daily = pd.read_parquet(storage.table_path("daily_campaign_metrics", week))
         start = pd.Timestamp(week)
@@ -111,9 +139,10 @@ def test_each_week_writes_only_its_rows_and_rerun_leaves_other_weeks_alone(stora
     )
 
 
-def test_conversion_counts_in_the_week_of_the_status_change(storage):
-    for week in WEEKS:
-        assert _materialize_week(storage, week).success
+def test_conversion_counts_in_the_week_of_the_status_change(_three_weeks):
+    folder, runs = _three_weeks
+    assert all(runs[week].success for week in WEEKS)
+    storage = PipelineStorage(data_dir=str(folder), out_dir=str(folder / "out"))
     weekly = storage.read_table("weekly_campaign_metrics").set_index(["campaign_id", "week_start"])
     # L1 was added in week 1 and converted (DONE_DEAL) on 2025-01-15, in week 2
     assert weekly.loc[("C1", pd.Timestamp("2025-01-06")), "leads"] == 1
@@ -151,15 +180,22 @@ def test_single_run_backfill_over_a_range_writes_every_week(storage):
     assert len(daily) == 42
 
 
-@pytest.fixture
-def sample_storage(tmp_path) -> PipelineStorage:
-    """Five weeks of a generated account, ingested."""
+@pytest.fixture(scope="module")
+def _ingested_sample(tmp_path_factory):
+    """Five weeks of a generated account, ingested; copied by `sample_storage`."""
     from campaign_pipeline.sample_data import generate_sample
 
-    generate_sample(tmp_path / "raw", seed=9, n_campaigns=60, n_days=35)
-    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    folder = tmp_path_factory.mktemp("sample")
+    generate_sample(folder / "raw", seed=9, n_campaigns=60, n_days=35)
+    storage = PipelineStorage(data_dir=str(folder), out_dir=str(folder / "out"))
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
-    return storage
+    return folder
+
+
+@pytest.fixture
+def sample_storage(_ingested_sample, tmp_path) -> PipelineStorage:
+    """Five weeks of a generated account, ingested, in this test's own folder."""
+    return _ingested_copy(_ingested_sample, tmp_path / "sample")
 
 
 SAMPLE_WEEKS = ["2025-01-06", "2025-01-13", "2025-01-20", "2025-01-27", "2025-02-03"]
@@ -318,8 +354,10 @@ def test_health_thresholds_from_run_config_reach_the_published_reasons(storage):
     assert published.loc["C1", "reason"].startswith("converting (1 of 2 leads, 50.0%)")
 
 
-def test_every_published_weekly_table_has_passing_schema_and_reconciliation_checks(storage):
-    result = _materialize_week(storage, WEEKS[0])
+def test_every_published_weekly_table_has_passing_schema_and_reconciliation_checks(_three_weeks):
+    folder, runs = _three_weeks
+    result = runs[WEEKS[0]]  # the first run on the fresh store
+    storage = PipelineStorage(data_dir=str(folder), out_dir=str(folder / "out"))
     evaluations = {
         (e.asset_key.to_user_string(), e.check_name): e.passed
         for e in result.get_asset_check_evaluations()
@@ -481,9 +519,12 @@ def test_a_range_backfill_publishes_the_flags_each_week_gets_alone(tmp_path):
         pd.testing.assert_frame_equal(in_range[week], alone[week])
 
 
-def _history_warnings_and_gaps(storage, week, asset="anomaly_flags") -> tuple[list[str], int]:
-    """Materialize ``week``'s weekly assets; ``asset``'s warnings about unstored history
-    weeks, and the count its metadata gives."""
+HISTORY_READERS = ("anomaly_flags", "campaign_health")
+
+
+def _history_warnings_and_gaps(storage, week) -> dict[str, tuple[list[str], int]]:
+    """Materialize ``week``'s weekly assets; for each of HISTORY_READERS, its warnings about
+    unstored history weeks, and the count its metadata gives."""
     import logging
 
     with dg.DagsterInstance.ephemeral() as instance:
@@ -495,19 +536,36 @@ def _history_warnings_and_gaps(storage, week, asset="anomaly_flags") -> tuple[li
             instance=instance,
         )
         assert result.success
+        logs = instance.all_logs(result.run_id)
+    found = {}
+    for asset in HISTORY_READERS:
         warnings = [
             entry.user_message
-            for entry in instance.all_logs(result.run_id)
+            for entry in logs
             if entry.step_key == asset and entry.level == logging.WARNING
         ]
-    [materialization] = result.asset_materializations_for_node(asset)
-    return warnings, materialization.metadata["history_weeks_never_materialized"].value
+        [materialization] = result.asset_materializations_for_node(asset)
+        found[asset] = warnings, materialization.metadata["history_weeks_never_materialized"].value
+    return found
 
 
-def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
+@pytest.fixture(scope="module")
+def _history_runs(_ingested_exports, tmp_path_factory) -> dict:
+    """The week 2025-01-20 picked alone on a fresh store ("alone"); the same week again once
+    the two weeks before it are stored ("stored"); then a week past the data ("past")."""
+    storage = _ingested_copy(_ingested_exports, tmp_path_factory.mktemp("history"))
+    runs = {"alone": _history_warnings_and_gaps(storage, WEEKS[2])}
+    for week in WEEKS[:2]:
+        assert _materialize_week(storage, week).success
+    runs["stored"] = _history_warnings_and_gaps(storage, WEEKS[2])
+    runs["past"] = _history_warnings_and_gaps(storage, "2025-03-10")
+    return runs
+
+
+def test_flags_judged_without_stored_history_weeks_are_warned_of(_history_runs):
     """One week picked alone on a fresh store: the two weeks of data before it were never
     materialized, so it is judged on less history than its Monday run had."""
-    warnings, gaps = _history_warnings_and_gaps(storage, WEEKS[2])
+    warnings, gaps = _history_runs["alone"]["anomaly_flags"]
     assert gaps == 2
     [warning] = warnings
     assert "daily_campaign_metrics has never been materialized for 2 weeks (2025-01-06 .. " in (
@@ -516,18 +574,16 @@ def test_flags_judged_without_stored_history_weeks_are_warned_of(storage):
     assert "though they hold accepted delivery or lead events" in warning
     assert "(8 weeks of history each" in warning
     # with the weeks before it stored, nothing is missing: the weeks before the data are not
-    for week in WEEKS[:2]:
-        assert _materialize_week(storage, week).success
-    assert _history_warnings_and_gaps(storage, WEEKS[2]) == ([], 0)
+    assert _history_runs["stored"]["anomaly_flags"] == ([], 0)
     # nor are the weeks after the data ends: a week picked past the data is not warned of them
-    assert _history_warnings_and_gaps(storage, "2025-03-10") == ([], 0)
+    assert _history_runs["past"]["anomaly_flags"] == ([], 0)
 
 
-def test_buckets_judged_without_stored_window_weeks_are_warned_of(storage):
+def test_buckets_judged_without_stored_window_weeks_are_warned_of(_history_runs):
     """The same for campaign_health: its 28-day window of the week picked alone (and of the
     week before, for previous_bucket) reaches into two weeks of data never materialized, so
     its buckets are judged on 7 of the 28 days their rows name."""
-    warnings, gaps = _history_warnings_and_gaps(storage, WEEKS[2], "campaign_health")
+    warnings, gaps = _history_runs["alone"]["campaign_health"]
     assert gaps == 2
     [warning] = warnings
     assert warning.startswith(
@@ -536,9 +592,7 @@ def test_buckets_judged_without_stored_window_weeks_are_warned_of(storage):
         "run are judged without them, on fewer days than the window their rows name (28 days)"
     )
     assert "then campaign_health again" in warning
-    for week in WEEKS[:2]:
-        assert _materialize_week(storage, week).success
-    assert _history_warnings_and_gaps(storage, WEEKS[2], "campaign_health") == ([], 0)
+    assert _history_runs["stored"]["campaign_health"] == ([], 0)
 
 
 def test_weeks_of_a_gap_in_the_data_are_not_named_never_materialized(tmp_path):
@@ -560,12 +614,13 @@ def test_weeks_of_a_gap_in_the_data_are_not_named_never_materialized(tmp_path):
     )
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
-    warnings, gaps = _history_warnings_and_gaps(storage, "2025-03-03")
+    found = _history_warnings_and_gaps(storage, "2025-03-03")
+    warnings, gaps = found["anomaly_flags"]
     assert gaps == 2
     [warning] = warnings
     assert "never been materialized for 2 weeks (2025-01-06 .. 2025-01-13)" in warning
     # the buckets' 4 weeks before 2025-03-03 all lie in the gap
-    assert _history_warnings_and_gaps(storage, "2025-03-03", "campaign_health") == ([], 0)
+    assert found["campaign_health"] == ([], 0)
 
 
 @pytest.mark.parametrize(
