@@ -115,18 +115,22 @@ def _day_blocks(storage: PipelineStorage, block_days: int) -> list[tuple]:
     ]
 
 
+# What the daily and lifetime tables are built from. quarantine: its blocking check stops the run
+# on a raw file with rows and none accepted, before either table is built.
+VALIDATED_INPUTS = [
+    "validated_campaigns",
+    "validated_insights",
+    "validated_leads",
+    "lead_events",
+    "quarantine",
+]
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    # quarantine: its blocking check stops the run on a raw file with rows and none accepted
-    deps=[
-        "validated_campaigns",
-        "validated_insights",
-        "validated_leads",
-        "lead_events",
-        "quarantine",
-    ],
+    deps=VALIDATED_INPUTS,
     kinds={"pandas", "parquet"},
     check_specs=table_checks("daily_campaign_metrics", "validated"),
 )
@@ -315,14 +319,7 @@ def weekly_totals(
 
 @dg.asset(
     group_name=GROUP,
-    # quarantine: its blocking check stops the run on a raw file with rows and none accepted
-    deps=[
-        "validated_campaigns",
-        "validated_insights",
-        "validated_leads",
-        "lead_events",
-        "quarantine",
-    ],
+    deps=VALIDATED_INPUTS,
     kinds={"pandas", "parquet"},
     check_specs=table_checks("campaign_lifetime_metrics", "validated", weekly=False),
 )

@@ -7,7 +7,6 @@ project (an EU project's key is refused by the US host as ``Invalid API key``).
 
 from __future__ import annotations
 
-import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
@@ -20,12 +19,13 @@ from campaign_pipeline.resources.http_client import (
     post_json,
     public_base,
 )
+from campaign_pipeline.resources.retrying import RetryingResource
 
 AMPLITUDE_BASE_URLS = {"us": "https://api2.amplitude.com", "eu": "https://api.eu.amplitude.com"}
 KEY_PLACEHOLDER = "<AMPLITUDE_API_KEY>"
 
 
-class AmplitudeHTTP(dg.ConfigurableResource):
+class AmplitudeHTTP(RetryingResource):
     """Sends events to Amplitude's HTTP V2 API (``/2/httpapi``)."""
 
     api_key: str | None = Field(
@@ -54,19 +54,6 @@ class AmplitudeHTTP(dg.ConfigurableResource):
         description="Longest wait for one answer; no answer is retried with backoff (the "
         "insert_id makes a resend harmless). Default 10 s: room for a slow answer, while an "
         "endpoint that hangs does not hold the run.",
-    )
-    max_tries: int = Field(
-        default=RetryPolicy.max_tries, ge=1, description=RETRY_DESCRIPTIONS["max_tries"]
-    )
-    backoff_base_seconds: float = Field(
-        default=RetryPolicy.backoff_base_seconds,
-        ge=0,
-        description=RETRY_DESCRIPTIONS["backoff_base_seconds"],
-    )
-    backoff_max_seconds: float = Field(
-        default=RetryPolicy.backoff_max_seconds,
-        ge=0,
-        description=RETRY_DESCRIPTIONS["backoff_max_seconds"],
     )
     throttle_pause_seconds: float = Field(
         default=RetryPolicy.throttle_pause_seconds,
@@ -107,15 +94,6 @@ class AmplitudeHTTP(dg.ConfigurableResource):
 
     def config_problem(self) -> str | None:
         return self.dry_run_problem() or endpoint_problem("AMPLITUDE_ENDPOINT", self.endpoint)
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_tries=self.max_tries,
-            backoff_base_seconds=self.backoff_base_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
-            throttle_pause_seconds=self.throttle_pause_seconds,
-            max_throttle_rounds=self.max_throttle_rounds,
-        )
 
     @property
     def base(self) -> str:

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
 from campaign_pipeline.exports.ga4 import VALIDATE_MODES
-from campaign_pipeline.exports.transport import RETRY_DESCRIPTIONS, Answer, RetryPolicy
+from campaign_pipeline.exports.transport import Answer
 from campaign_pipeline.resources.http_client import (
     base_url,
     endpoint_problem,
     post_json,
     public_base,
 )
+from campaign_pipeline.resources.retrying import RetryingResource
 
 GA4_BASE_URL = "https://www.google-analytics.com"
 GA4_EU_BASE_URL = "https://region1.google-analytics.com"
 SECRET_PLACEHOLDER = "<GA4_API_SECRET>"
 
 
-class GA4MeasurementProtocol(dg.ConfigurableResource):
+class GA4MeasurementProtocol(RetryingResource):
     """Sends events to a GA4 web data stream (``/mp/collect``), or validates them
     (``/debug/mp/collect``)."""
 
@@ -76,19 +76,6 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
             "hold the run."
         ),
     )
-    max_tries: int = Field(
-        default=RetryPolicy.max_tries, ge=1, description=RETRY_DESCRIPTIONS["max_tries"]
-    )
-    backoff_base_seconds: float = Field(
-        default=RetryPolicy.backoff_base_seconds,
-        ge=0,
-        description=RETRY_DESCRIPTIONS["backoff_base_seconds"],
-    )
-    backoff_max_seconds: float = Field(
-        default=RetryPolicy.backoff_max_seconds,
-        ge=0,
-        description=RETRY_DESCRIPTIONS["backoff_max_seconds"],
-    )
 
     _session: requests.Session | None = PrivateAttr(default=None)
 
@@ -121,13 +108,6 @@ class GA4MeasurementProtocol(dg.ConfigurableResource):
         if self.validate_mode not in VALIDATE_MODES:
             return f"validate_mode must be one of {', '.join(VALIDATE_MODES)}"
         return None
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_tries=self.max_tries,
-            backoff_base_seconds=self.backoff_base_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
-        )
 
     @property
     def base(self) -> str:
