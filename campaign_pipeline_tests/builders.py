@@ -94,6 +94,28 @@ def make_changes(rows: list[tuple]) -> pd.DataFrame:
 NO_CHANGES = make_changes([])
 
 
+# Insights dated as ISO instants, a format the contract lacks: every row is quarantined, so the
+# file has rows and none accepted (with the `data_dir` fixture's other exports).
+ISO_DATED_INSIGHTS = INSIGHTS_HEADER + (
+    "1,c1,2024-01-08T10:00:00Z,10,1000,10,1\n"
+    "2,c1,2024-01-09T10:00:00Z,12,1100,12,1\n"
+    "3,c2,2024-01-17T10:00:00Z,5,500,5,1\n"
+)
+
+
+def iso_dated_insights_stop_line(out: Path) -> str:
+    """The line that stops a run on `ISO_DATED_INSIGHTS` beside the `data_dir` fixture's other
+    exports, with the quarantine table under ``out``."""
+    return (
+        "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; "
+        "e.g. line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
+        "MM/DD/YYYY); no week is processed without its rows: correct the file and run again "
+        "(rows accepted: campaigns.csv 2 of 2, insights.csv 0 of 3, campaign_leads.csv 2 of 2, "
+        f"lead_status_changes.csv 1 of 1; {out / 'quarantine.parquet'} gives each set-aside "
+        "row's reason)"
+    )
+
+
 # --- the seed's health rules, one campaign at a time --------------------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from campaign_pipeline import runner
 from campaign_pipeline_tests._orchestration_support import RAW_EXPORTS, sqlite_home
+from campaign_pipeline_tests.builders import ISO_DATED_INSIGHTS, iso_dated_insights_stop_line
 
 
 def test_weeks_between_includes_empty_weeks_and_starts_on_mondays():
@@ -213,26 +214,13 @@ def test_a_file_with_rows_and_none_accepted_stops_the_run_before_any_weekly_asse
     """Insights dated as ISO instants (2024-01-08T10:00:00Z, a format the contract lacks) are
     all quarantined: weeks built from the leads alone would publish and export leads without
     spend, and the ledger would never send those weeks again once the file is corrected."""
-    insights = data_dir / "raw" / "insights.csv"
-    insights.write_text(
-        "id,campaign_id,created_at,spend,impressions,clicks,conversions\n"
-        "1,c1,2024-01-08T10:00:00Z,10,1000,10,1\n"
-        "2,c1,2024-01-09T10:00:00Z,12,1100,12,1\n"
-        "3,c2,2024-01-17T10:00:00Z,5,500,5,1\n"
-    )
+    (data_dir / "raw" / "insights.csv").write_text(ISO_DATED_INSIGHTS)
     out = tmp_path / "out"
     lines: list[str] = []
     with pytest.raises(runner.RunFailed) as failed:
         runner.run_pipeline(str(data_dir), str(out), say=lines.append, today=dt.date(2024, 1, 24))
     assert failed.value.user_error
-    assert failed.value.lines == [
-        "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; "
-        "e.g. line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
-        "MM/DD/YYYY); no week is processed without its rows: correct the file and run again "
-        "(rows accepted: campaigns.csv 2 of 2, insights.csv 0 of 3, campaign_leads.csv 2 of 2, "
-        f"lead_status_changes.csv 1 of 1; {out / 'quarantine.parquet'} gives each set-aside "
-        "row's reason)"
-    ]
+    assert failed.value.lines == [iso_dated_insights_stop_line(out)]
     assert (out / "quarantine.parquet").is_file()
     assert not any(line.startswith("weekly assets") for line in lines)
     assert not (out / "daily_campaign_metrics").exists() and not (out / "exports").exists()

@@ -10,7 +10,13 @@ from campaign_pipeline import ingestion
 from campaign_pipeline.assets.ingestion import _unique_ids, ingestion_assets
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline_tests._orchestration_support import INSIGHTS as TINY_INSIGHTS
-from campaign_pipeline_tests.builders import failed_alone, pipeline_resources, write_exports
+from campaign_pipeline_tests.builders import (
+    ISO_DATED_INSIGHTS,
+    failed_alone,
+    iso_dated_insights_stop_line,
+    pipeline_resources,
+    write_exports,
+)
 
 INSIGHTS = (
     "I1,C1,2025-01-06,10,1000,10,1\n"
@@ -106,14 +112,6 @@ def test_quarantine_picked_alone_names_the_asset_to_materialize_first(storage):
     assert "quarantine_campaigns.parquet does not exist" in message
 
 
-# Insights dated as ISO instants, a format the contract lacks: every row quarantined.
-ISO_DATED_INSIGHTS = """id,campaign_id,created_at,spend,impressions,clicks,conversions
-1,c1,2024-01-08T10:00:00Z,10,1000,10,1
-2,c1,2024-01-09T10:00:00Z,12,1100,12,1
-3,c2,2024-01-17T10:00:00Z,5,500,5,1
-"""
-
-
 def test_a_file_with_rows_and_none_accepted_stops_every_launcher_before_any_week(
     data_dir, tmp_path
 ):
@@ -129,14 +127,7 @@ def test_a_file_with_rows_and_none_accepted_stops_every_launcher_before_any_week
     (data_dir / "raw" / "insights.csv").write_text(ISO_DATED_INSIGHTS)
     out = tmp_path / "out"
     storage = PipelineStorage(data_dir=str(data_dir), out_dir=str(out))
-    line = (
-        "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; "
-        "e.g. line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
-        "MM/DD/YYYY); no week is processed without its rows: correct the file and run again "
-        "(rows accepted: campaigns.csv 2 of 2, insights.csv 0 of 3, campaign_leads.csv 2 of 2, "
-        f"lead_status_changes.csv 1 of 1; {out / 'quarantine.parquet'} gives each set-aside "
-        "row's reason)"
-    )
+    line = iso_dated_insights_stop_line(out)
 
     def run(job: str):
         return defs.resolve_job_def(job).execute_in_process(
