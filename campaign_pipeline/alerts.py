@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import requests
 
+from campaign_pipeline import personal_data
 from campaign_pipeline.constants import SEVERITIES, SEVERITY_RANK
 
 WEBHOOK_ENV = "ALERT_WEBHOOK_URL"
@@ -219,6 +220,49 @@ def build_flag_messages(
     return messages
 
 
+@dataclass(frozen=True)
+class FailedCheck:
+    """A blocking asset check that failed in a run, as its evaluation recorded it."""
+
+    asset: str  # the asset's key as the UI writes it ("quarantine")
+    name: str  # "every_file_has_accepted_rows"
+    description: str | None = None  # the evaluation's own line: which file, what to do
+
+
+# A failed run's alert lists this many failed checks, then "and N more": one run can fail
+# several blocking checks (a schema check on each validated table), and three lines of at most
+# ``max_error_chars`` each (500) keep the message well under Slack's 3000 characters of section
+# text and readable on a phone; the rest are on the run's page.
+MAX_FAILED_CHECKS_SHOWN = 3
+
+
+def _first_line(text: str | None, limit: int) -> str | None:
+    """The first line of ``text``, cut to ``limit`` characters (None when there is none)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    line = text.splitlines()[0]
+    return line[: limit - 1] + "…" if len(line) > limit else line
+
+
+def failed_check_line(check: FailedCheck, max_chars: int = 500) -> str:
+    """``failed check `asset:name`: <the evaluation's first line, bounded>`` (mrkdwn).
+
+    The line is the check's own words (`run_summary.none_accepted_line` names the file, its
+    counts and what to do). A line that quotes a value shaped like personal data (an email, a
+    quoted phone: `personal_data.quotes_personal`) is withheld: the alert leaves the validated
+    layer for a chat channel."""
+    name = f"`{_escape(check.asset)}:{_escape(check.name)}`"
+    line = _first_line(check.description, max_chars)
+    if line is None:
+        return f"failed check {name}"
+    if personal_data.quotes_personal(line):
+        return (
+            f"failed check {name}: its line quotes a value shaped like personal data; see the run"
+        )
+    return f"failed check {name}: {_escape(line)}"
+
+
 def build_run_failure_message(
     job_name: str,
     run_id: str,
@@ -226,30 +270,42 @@ def build_run_failure_message(
     *,
     partition: str | None = None,
     step_keys: Sequence[str] = (),
+    failed_checks: Sequence[FailedCheck] = (),
     ui_base_url: str | None = None,
     max_error_chars: int = 500,
+    max_failed_checks: int = MAX_FAILED_CHECKS_SHOWN,
 ) -> dict:
-    """A message for a failed run: which job and week, which steps, the first error line.
+    """A message for a failed run: which job and week, which steps, then what failed.
 
     ``partition`` is the run's week, or "FIRST to LAST" for a run of a range of weeks.
 
-    Only the first line of the error is sent (bounded): stack traces and cell values
-    stay in the run's logs, which are behind the UI's access control.
+    ``failed_checks``: the blocking checks that failed and so stopped the run; each gets a line
+    with its name and its own first line (``failed_check_line``), at most
+    ``max_failed_checks`` of them. ``error_message``: the error of a step that failed otherwise
+    (None when the checks are the whole story); without failed checks its first line is sent
+    as ``error: ...``, and "no error message" when there is none.
+
+    Only first lines are sent (each bounded by ``max_error_chars``): stack traces and cell
+    values stay in the run's logs, which are behind the UI's access control.
     """
-    text = (error_message or "").strip()
-    first_line = text.splitlines()[0] if text else "no error message"
-    if len(first_line) > max_error_chars:
-        first_line = first_line[: max_error_chars - 1] + "…"
+    first_line = _first_line(error_message, max_error_chars)
     where = f" for {'weeks' if ' to ' in partition else 'week'} {partition}" if partition else ""
     title = f"Run failed: {job_name}{where}"
     lines = [f"*{_escape(title)}*", f"run `{_escape(run_id)}`"]
     if step_keys:
         lines.append("failed steps: " + ", ".join(f"`{_escape(s)}`" for s in step_keys))
-    lines.append(f"error: {_escape(first_line)}")
+    shown = list(failed_checks)[:max_failed_checks]
+    lines.extend(failed_check_line(check, max_error_chars) for check in shown)
+    if len(failed_checks) > len(shown):
+        lines.append(f"and {len(failed_checks) - len(shown)} more failed check(s)")
+    if first_line is not None or not failed_checks:
+        lines.append(f"error: {_escape(first_line or 'no error message')}")
     if ui_base_url:
         lines.append(f"<{ui_base_url.rstrip('/')}/runs/{run_id}|open the run>")
+    # the notification's own text (a phone's preview) names the first failed check too
+    text = f"{title}: check {failed_checks[0].asset}:{failed_checks[0].name}" if shown else title
     return {
-        "text": title,
+        "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}],
     }
 

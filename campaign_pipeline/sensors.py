@@ -320,7 +320,8 @@ def build_run_failure_alert_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            "Posts failed runs (job, week, failed steps, first error line) to "
+            "Posts failed runs (job, week, failed steps, each failed blocking check with its "
+            "own line, the first error line) to "
             f"${alerts.WEBHOOK_ENV}, each once; a post the webhook does not accept is tried "
             f"again each tick for {max_age_seconds / 3600:g} h after the failure."
         ),
@@ -447,27 +448,67 @@ def _run_failure_payload(instance: dg.DagsterInstance, run_id: str) -> dict | No
     if run is None:
         return None
     entries = instance.all_logs(
-        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+        run_id,
+        of_type={
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.RUN_FAILURE,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        },
     )
     events = [entry.dagster_event for entry in entries if entry.dagster_event is not None]
     failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     run_failure = next((e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
+    checks = _failed_blocking_checks(events)
     steps = sorted({event.step_key for event in failures if event.step_key})
+    step_error = _first_step_error(failures, skip_check_failures=bool(checks))
     return alerts.build_run_failure_message(
         run.job_name,
         run.run_id,
-        _first_step_error(failures) or (run_failure.message if run_failure else None),
+        # with failed checks, Dagster's run line ("Steps failed: [...]") adds nothing to them
+        step_error or (run_failure.message if run_failure and not checks else None),
         partition=run_weeks(run.tags),
         step_keys=steps,
+        failed_checks=checks,
         ui_base_url=os.environ.get(UI_URL_ENV) or None,
     )
 
 
-def _first_step_error(failures) -> str | None:
+def _failed_blocking_checks(events) -> list[alerts.FailedCheck]:
+    """The blocking checks that failed with ERROR severity among a run's events, in the order
+    evaluated: each one stopped the run (its step failed with Dagster's "1 blocking asset check
+    failed ..."), and its evaluation's description is the check's own line."""
+    found = []
+    for event in events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.asset_check_evaluation_data
+        if (
+            not evaluation.passed
+            and evaluation.blocking
+            and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        ):
+            found.append(
+                alerts.FailedCheck(
+                    evaluation.asset_key.to_user_string(),
+                    evaluation.check_name,
+                    evaluation.description,
+                )
+            )
+    return found
+
+
+# The error a step fails with when a blocking check of its asset failed: its message says only
+# how many checks failed, and the checks' own lines tell what.
+_CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
+
+
+def _first_step_error(failures, *, skip_check_failures: bool = False) -> str | None:
     """The error the first failed step raised ("insights.csv, column 'spend': required column
     missing"), not the run's own line ("Execution of run ... failed. Steps failed: [...]"),
     which says nothing an on-call person can act on. Dagster wraps an asset's exception
-    ("Error occurred while executing op ..."); the exception itself is its cause."""
+    ("Error occurred while executing op ..."); the exception itself is its cause.
+    ``skip_check_failures``: pass over steps failed by a blocking check (the alert names the
+    checks themselves)."""
     for event in failures:
         error = event.step_failure_data.error if event.step_failure_data else None
         while (
@@ -476,6 +517,8 @@ def _first_step_error(failures) -> str | None:
             and (error.cls_name == "DagsterExecutionStepExecutionError")
         ):
             error = error.cause
+        if error is not None and skip_check_failures and error.cls_name == _CHECK_FAILED_ERROR:
+            continue
         if error is not None:
             # the message starts with the exception's dotted class path: keep its name only
             head, sep, rest = error.message.strip().partition(": ")

@@ -213,3 +213,89 @@ def test_failure_given_up_line_names_the_run_when_and_why():
         "accepted by the webhook within 72 h of the failure, 4 failed tick(s); see the run "
         "in the UI's Runs page"
     )
+
+
+# --- a run stopped by a blocking check ---------------------------------------------------------
+
+STOP_LINE = (
+    "insights.csv: none of its 3 rows was accepted (unparseable_date: 3 of 3 quarantined; e.g. "
+    "line 2: unparseable date: '2024-01-08T10:00:00Z' is not YYYY-MM-DD[ HH:MM:SS] or "
+    "MM/DD/YYYY); no week is processed without its rows: correct the file and run again"
+)
+
+
+def _none_accepted():
+    return alerts.FailedCheck("quarantine", "every_file_has_accepted_rows", STOP_LINE)
+
+
+def _lines(payload):
+    return payload["blocks"][0]["text"]["text"].splitlines()
+
+
+def test_run_failure_message_names_the_failed_check_and_its_own_line():
+    payload = alerts.build_run_failure_message(
+        "weekly_pipeline_job",
+        "run-7",
+        None,
+        partition="2024-01-15",
+        step_keys=["quarantine"],
+        failed_checks=[_none_accepted()],
+    )
+    assert _lines(payload) == [
+        "*Run failed: weekly_pipeline_job for week 2024-01-15*",
+        "run `run-7`",
+        "failed steps: `quarantine`",
+        f"failed check `quarantine:every_file_has_accepted_rows`: {STOP_LINE}",
+    ]
+    assert payload["text"] == (
+        "Run failed: weekly_pipeline_job for week 2024-01-15: "
+        "check quarantine:every_file_has_accepted_rows"
+    )
+
+
+def test_run_failure_message_keeps_another_steps_error_beside_the_failed_check():
+    payload = alerts.build_run_failure_message(
+        "weekly_pipeline_job",
+        "run-8",
+        "raw_leads: SalesforceError: session expired\nTraceback...",
+        step_keys=["quarantine", "raw_leads"],
+        failed_checks=[_none_accepted()],
+    )
+    assert _lines(payload)[-2:] == [
+        f"failed check `quarantine:every_file_has_accepted_rows`: {STOP_LINE}",
+        "error: raw_leads: SalesforceError: session expired",
+    ]
+
+
+def test_run_failure_message_bounds_each_checks_line_and_the_number_of_checks():
+    long = alerts.FailedCheck("quarantine", "every_file_has_accepted_rows", "x" * 900 + "\nmore")
+    schemas = [alerts.FailedCheck(f"validated_t{i}", "schema", f"t{i} & <bad>") for i in range(4)]
+    payload = alerts.build_run_failure_message(
+        "weekly_pipeline_job", "run-9", None, failed_checks=[long, *schemas]
+    )
+    lines = _lines(payload)[2:]
+    assert lines[0] == "failed check `quarantine:every_file_has_accepted_rows`: " + "x" * 499 + "…"
+    assert lines[1:] == [
+        "failed check `validated_t0:schema`: t0 &amp; &lt;bad&gt;",
+        "failed check `validated_t1:schema`: t1 &amp; &lt;bad&gt;",
+        "and 2 more failed check(s)",
+    ]
+    assert alerts.MAX_FAILED_CHECKS_SHOWN == 3
+    assert len(payload["blocks"][0]["text"]["text"]) < 3000  # Slack's section text limit
+
+
+def test_a_checks_line_quoting_personal_data_is_withheld_and_a_check_without_one_is_named():
+    leaked = alerts.FailedCheck(
+        "validated_leads", "schema", "lead_status failure cases: 'ann@example.com'"
+    )
+    quiet = alerts.FailedCheck("validated_leads", "row_accounting", None)
+    text = "\n".join(
+        _lines(alerts.build_run_failure_message("j", "r", None, failed_checks=[leaked, quiet]))
+    )
+    assert "ann@example.com" not in text
+    assert (
+        "failed check `validated_leads:schema`: its line quotes a value shaped like personal "
+        "data; see the run"
+    ) in text
+    assert text.endswith("failed check `validated_leads:row_accounting`")
+    assert "error:" not in text

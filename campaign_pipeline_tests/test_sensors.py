@@ -24,6 +24,7 @@ from campaign_pipeline_tests._orchestration_support import (
     WebhookListener,
     replace_file,
 )
+from campaign_pipeline_tests.builders import ISO_DATED_INSIGHTS, iso_dated_insights_stop_line
 
 SECRET = "T0K3N-SECRET"
 
@@ -326,6 +327,42 @@ def test_run_failure_sensor_posts_each_failed_run_once_across_ticks(instance, st
     assert error_line == (
         "error: toy_failing: Failure: toy failure: the export endpoint refused the batch"
     ), error_line
+
+
+def test_run_failure_alert_of_a_run_stopped_by_a_blocking_check_names_the_check_and_its_line(
+    instance, data_dir, tmp_path, monkeypatch
+):
+    """Insights with rows and none accepted stop the week's run at the blocking check
+    `quarantine:every_file_has_accepted_rows`. The alert names that check and gives its own
+    line (the file, its counts, what to do), not Dagster's "1 blocking asset check failed"."""
+    from campaign_pipeline.definitions import defs
+
+    (data_dir / "raw" / "insights.csv").write_text(ISO_DATED_INSIGHTS)
+    out = tmp_path / "out"
+    storage = PipelineStorage(data_dir=str(data_dir), out_dir=str(out))
+    result = defs.resolve_job_def("weekly_pipeline_job").execute_in_process(
+        instance=instance,
+        partition_key="2024-01-15",
+        resources={"storage": storage},
+        raise_on_error=False,
+    )
+    assert not result.success
+    with WebhookListener() as hook:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", f"{hook.url}/{SECRET}")
+        _tick(build_run_failure_alert_sensor(), instance, storage)
+    [body] = hook.bodies
+    assert body["text"] == (
+        "Run failed: weekly_pipeline_job for week 2024-01-15: "
+        "check quarantine:every_file_has_accepted_rows"
+    )
+    lines = body["blocks"][0]["text"]["text"].splitlines()
+    assert lines[2] == "failed steps: `quarantine`"
+    prefix = "failed check `quarantine:every_file_has_accepted_rows`: "
+    [check_line] = lines[3:]  # no "error:" line: the check's line is the whole story
+    assert check_line.startswith(prefix + "insights.csv: none of its 3 rows was accepted (")
+    shown = check_line.removeprefix(prefix).removesuffix("…")
+    assert iso_dated_insights_stop_line(out).startswith(shown) and len(shown) >= 400
+    assert "blocking asset check failed" not in body["blocks"][0]["text"]["text"]
 
 
 def test_run_failure_alert_waits_for_the_webhook_to_recover_and_posts_once(
