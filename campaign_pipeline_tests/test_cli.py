@@ -212,7 +212,9 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     rng = np.random.default_rng(5)
     ts = pd.date_range("2025-03-03", periods=24 * 20, freq="h")
     values = np.exp(rng.normal(0.0, 0.05, len(ts)))
-    values[300] *= 6.0  # +500 %
+    values[24 * 16 + 12] *= (
+        6.0  # +500 %, in the third week (judged once two of each weekday are known)
+    )
     path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
     pd.DataFrame({"series": "a", "timestamp": ts, "value": values}).to_csv(path, index=False)
     assert run_cli("detect", str(path), "--out", str(out)).returncode == 0

@@ -11,6 +11,8 @@ window with too few known points yields NaN (the point is then not judged).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import stats
@@ -188,6 +190,28 @@ def seasonal_factors(
 
 
 def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.ndarray:
+    """Multiplicative day-of-week factor of a sub-daily series known at each step (causal): the
+    factor of `weekday_profile`."""
+    return weekday_profile(values, steps_per_day, n_weeks).factor
+
+
+class PhaseProfile(NamedTuple):
+    """A seasonal factor at each step (n, T) with what it rests on.
+
+    factor: multiplicative, 1 where nothing is known. known: how many earlier values of the
+    step's own phase (the same weekday, or hour of day) stand behind it. torn: the step's own
+    phase rests on two values that disagree beyond `torn_z` (`shrunk_phase_factor`): one of
+    them is an outlier and two values cannot say which, so the phase is unknown (factor 1).
+    """
+
+    factor: np.ndarray
+    known: np.ndarray
+    torn: np.ndarray
+
+
+def weekday_profile(
+    values: np.ndarray, steps_per_day: int, n_weeks: int, torn_z: float = 0.0
+) -> PhaseProfile:
     """Multiplicative day-of-week factor of a sub-daily series known at each step (causal).
 
     Column 0 of `values` is the first step of a calendar day (`series.detect_series` starts each
@@ -206,12 +230,13 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     day-to-day wander (positive-part James-Stein): weight = 1 - (the variance of a group median
     from the wander within groups) / (the spread of the 7 group medians). A series without a
     working-week cycle gets (nearly) no factor, instead of last week's chance highs and lows;
-    with one week known there is no within-group spread yet and no factor.
+    with one week known there is no within-group spread yet and no factor. `known` counts the
+    whole days of the step's own weekday behind the factor; `torn_z`: `shrunk_phase_factor`.
     """
     n, t = values.shape
     p = int(steps_per_day)
     if p < 2 or n_weeks < 1:
-        return np.ones((n, t))
+        return _no_profile(n, t)
     n_days = -(-t // p)
     padded = np.full((n, n_days * p), np.nan)
     padded[:, :t] = values
@@ -225,10 +250,26 @@ def weekday_factors(values: np.ndarray, steps_per_day: int, n_weeks: int) -> np.
     # days[..., j, r]: the calendar day (7 j + r + 1) days before t's own; r = 6 is t's own day
     # of the week, j weeks back (all ended before t's day began: causal)
     days = lagged_windows(by_step, p, 7 * n_weeks).reshape(n, t, n_weeks, 7)
-    return shrunk_phase_factor(days)
+    profile = shrunk_phase_profile(days, torn_z=torn_z)
+    # the known days of the step's own weekday, a day with a median of 0 (a mostly-zero
+    # series) included: it has no log level for the factor, but it was seen
+    seen = np.repeat(nan_count(day_w) >= (p + 1) // 2, p, axis=1)[:, :t].astype(float)
+    known = nan_count(np.where(lagged_windows(seen, 7 * p, n_weeks) > 0, 1.0, np.nan))
+    return profile._replace(known=np.where(profile.torn, 0, known))
+
+
+def _no_profile(n: int, t: int) -> PhaseProfile:
+    return PhaseProfile(np.ones((n, t)), np.zeros((n, t), np.intp), np.zeros((n, t), bool))
 
 
 def shrunk_phase_factor(cycles: np.ndarray, phase_medians=None) -> np.ndarray:
+    """The factor of `shrunk_phase_profile` (no phase torn)."""
+    return shrunk_phase_profile(cycles, phase_medians).factor
+
+
+def shrunk_phase_profile(
+    cycles: np.ndarray, phase_medians=None, torn_z: float = 0.0
+) -> PhaseProfile:
     """Multiplicative factor of the last phase of `cycles` (n, T, n_cycles, period), shrunk by
     James-Stein.
 
@@ -239,6 +280,17 @@ def shrunk_phase_factor(cycles: np.ndarray, phase_medians=None) -> np.ndarray:
     spread within phases) / (the spread of the phase medians). 1 where nothing is known; kept
     within 0.2-5x (beyond 5x is a broken series, not a cycle). `phase_medians`: each phase's
     median and known count, when the caller has them (`_same_phase_medians`).
+
+    With `torn_z` > 0, a phase known from two values only that differ by more than `torn_z`
+    within-phase standard deviations is torn: the median of two is their mean, so an outlier
+    among them (a 10x Saturday in a series' first, unjudged fortnight) would move the phase's
+    factor half-way to it and shrink every other phase through the spread it adds. A torn
+    phase is left out (factor 1, no share in the weight) until a third value's median can
+    outvote the outlier. The within-phase sd is robust here: 1.4826 x the median absolute
+    deviation (scaled by sqrt(k / (k - 1)) for centring on k values) over the phases known
+    from two values or more, the deviations winsorized at `WINSOR_C` MADs and their root mean
+    square taken, so one outlier cannot hide itself by widening it; and every
+    deviation counts in the spread within phases winsorized at `WINSOR_C` of that sd.
     """
     n, t, n_cycles, period = cycles.shape
     overall = nan_median(cycles.reshape(n, t, n_cycles * period))
@@ -247,9 +299,35 @@ def shrunk_phase_factor(cycles: np.ndarray, phase_medians=None) -> np.ndarray:
         group_med, k = nan_median(group), nan_count(group)  # (n, t, period)
     else:
         group_med, k = phase_medians
+    torn = np.zeros(k.shape, bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         dev = group - group_med[..., None]
-        within = np.nansum(dev**2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
+        if torn_z > 0:
+            norm = np.abs(dev) * np.sqrt(k / np.maximum(k - 1, 1))[..., None]
+            norm = np.where((k >= 2)[..., None], norm, np.nan)
+            flat = norm.reshape(n, t, period * n_cycles)
+            sd0 = MAD_TO_SIGMA * nan_median(flat)
+            # the winsorized root mean square about 0 (`robust_level_scale`'s estimate): a MAD
+            # from the seven pairs of a daily series' first judged week is too noisy a yardstick
+            sq = np.minimum(flat**2, (WINSOR_C * sd0[..., None]) ** 2)
+            sd = np.sqrt(np.nansum(sq, axis=-1) / nan_count(flat) / _WINSOR_CONSISTENCY)
+            sd = np.where(sd0 > 0, sd, 0.0)
+            torn = (k == 2) & (
+                np.nanmax(np.nan_to_num(norm, nan=0.0), axis=-1) > torn_z * sd[..., None]
+            )
+            torn &= sd[..., None] > 0  # ties everywhere (small counts): nothing to measure by
+            k = np.where(torn, 0, k)
+            group_med = np.where(torn, np.nan, group_med)
+            dev = np.where(torn[..., None], np.nan, dev)
+            # an outlier a median of three or more outvotes still counts in the wander
+            # within phases as a 2.5-sd value, not as itself (`robust_level_scale`'s rule), so
+            # it cannot shrink the weight of every other phase to nothing
+            bound = WINSOR_C * sd[..., None, None]
+            dev2 = np.where(sd[..., None, None] > 0, np.minimum(dev**2, bound**2), dev**2)
+            dev2 = dev2 / np.where(sd[..., None, None] > 0, _WINSOR_CONSISTENCY, 1.0)
+        else:
+            dev2 = dev**2
+        within = np.nansum(dev2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
         effect = group_med - overall[..., None]
         n_groups = (k > 0).sum(axis=-1)
         between = np.nansum(effect**2, axis=-1) / n_groups
@@ -259,18 +337,28 @@ def shrunk_phase_factor(cycles: np.ndarray, phase_medians=None) -> np.ndarray:
         )
         weight = np.clip(1.0 - noise / between, 0.0, 1.0)
     log_factor = np.nan_to_num(weight * effect[..., -1], nan=0.0)
-    return np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0)))
+    return PhaseProfile(
+        np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0))), k[..., -1], torn[..., -1]
+    )
 
 
 def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -> np.ndarray:
     """Like `seasonal_factors`, with the James-Stein weight of `shrunk_phase_factor` (log scale)."""
+    return seasonal_profile_js(values, period, n_cycles).factor
+
+
+def seasonal_profile_js(
+    values: np.ndarray, period: int | None, n_cycles: int, torn_z: float = 0.0
+) -> PhaseProfile:
+    """`seasonal_factors_js` with what its factor rests on (`PhaseProfile`; `torn_z`:
+    `shrunk_phase_profile`)."""
     n, t = values.shape
     if not period or period < 2:
-        return np.ones((n, t))
+        return _no_profile(n, t)
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.log(np.where(values > 0, values, np.nan))
     cycles = lagged_windows(logs, 1, period * n_cycles).reshape(n, t, n_cycles, period)
-    return shrunk_phase_factor(cycles, _same_phase_medians(logs, period, n_cycles))
+    return shrunk_phase_profile(cycles, _same_phase_medians(logs, period, n_cycles), torn_z)
 
 
 def _same_phase_medians(logs: np.ndarray, period: int, n_cycles: int):

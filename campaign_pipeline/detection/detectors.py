@@ -17,6 +17,7 @@ from campaign_pipeline.detection.baselines import (
     _WINSOR_CONSISTENCY,
     MAD_TO_SIGMA,
     WINSOR_C,
+    PhaseProfile,
     lag1_autocorrelation,
     mean_variance_factor,
     nan_count,
@@ -26,9 +27,9 @@ from campaign_pipeline.detection.baselines import (
     phase_scale_factors,
     robust_level_scale,
     seasonal_factors,
-    seasonal_factors_js,
+    seasonal_profile_js,
     trailing_windows,
-    weekday_factors,
+    weekday_profile,
 )
 from campaign_pipeline.detection.settings import DetectionSettings
 
@@ -176,6 +177,20 @@ def tail_calibrated_pvalues(
     df = np.interp(share, _TAIL_SHARE[::-1], _TAIL_DF[::-1])
     sigma = np.interp(share, _TAIL_SHARE[::-1], _TAIL_SIGMA[::-1])
     return 2.0 * stats.t.sf(np.abs(np.nan_to_num(z[:, scope])) * sigma, df)
+
+
+def profile_unknown(week: PhaseProfile, s: DetectionSettings) -> np.ndarray:
+    """The steps of a sub-daily series whose day-of-week factor cannot be known yet.
+
+    A day of the week is learned from earlier days of that weekday, and its James-Stein weight
+    needs two of each to tell a working week from wander (`baselines.weekday_factors`): before
+    `weekday_min_weeks` of them are known the factor is 1 and a quiet weekend is judged against
+    weekdays, a drop no causal detector can know to be normal. Such steps are not judged, as
+    a daily series waits `min_history_days` (two of each weekday) for its weekday profile. A
+    torn weekday (`baselines.shrunk_phase_profile`) is unknown too.
+    """
+    need = min(s.weekday_min_weeks, s.weekday_seasonal_weeks)
+    return (week.known < need) | week.torn
 
 
 def scale_df(cnt: np.ndarray, s: DetectionSettings) -> np.ndarray:
@@ -703,10 +718,14 @@ def score_panel(
         # (kind "linear") has no level for a factor to scale (a factor learned from its
         # positive readings turned N(0, 1) noise into "drops" of -30,000 % in half its weeks)
         seasonal = s.use_seasonality and kind != "linear"
+        # steps whose profile cannot be known yet: not judged (`profile_unknown`)
+        unknown = np.zeros(x.shape, bool)
         if seasonal and s.use_weekday_seasonality and steps_per_day:
             # a sub-daily series: the day-of-week level first (whole-day medians, which the
             # hour-of-day profile does not move), then the hour-of-day profile on top of it
-            f = weekday_factors(x, steps_per_day, s.weekday_seasonal_weeks)
+            week = weekday_profile(x, steps_per_day, s.weekday_seasonal_weeks, s.profile_torn_z)
+            f = week.factor
+            unknown |= profile_unknown(week, s)
         if seasonal and period:
             if (s.weekday_james_stein and not steps_per_day) or (
                 s.count_hour_james_stein and steps_per_day and kind == "count"
@@ -715,7 +734,9 @@ def score_panel(
                 # sub-daily count series: shrunk by how clearly it stands out of the wander,
                 # not by a fixed count (a LinkedIn weekend at 55 % of the week would keep only
                 # two-thirds of its dip; a count test reads a night left at 1.25x as a drop)
-                f = f * seasonal_factors_js(x / f, period, n_cycles)
+                phase = seasonal_profile_js(x / f, period, n_cycles, s.profile_torn_z)
+                f = f * phase.factor
+                unknown |= phase.torn
             else:
                 f = f * seasonal_factors(x / f, period, n_cycles, s.seasonal_shrinkage)
         y = x / f
@@ -750,7 +771,7 @@ def score_panel(
                 scale_floor = np.maximum(scale_floor, 1.0 / np.sqrt(np.maximum(np.exp(level), 1.0)))
             back = lambda v: np.maximum(np.exp(v) - offset, 0.0)  # noqa: E731
         scale = np.maximum(scale, scale_floor)
-        judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level)
+        judged = (cnt >= min_history) & ~np.isnan(x) & ~np.isnan(level) & ~unknown
         count_vst = kind == "count" and s.use_count_tests
         if count_vst:
             residual, z_scale, z_floor = _count_vst_residual(y, level, scale, f, window, s)

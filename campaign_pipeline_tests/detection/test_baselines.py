@@ -15,8 +15,10 @@ from campaign_pipeline.detection.baselines import (
     robust_level_scale,
     seasonal_factors,
     seasonal_factors_js,
+    seasonal_profile_js,
     trailing_windows,
     weekday_factors,
+    weekday_profile,
 )
 
 
@@ -325,6 +327,58 @@ def test_daily_weekday_profile_is_causal_and_skips_unknown_days():
     # a Saturday after the gaps, against that week's Wednesday
     assert abs(np.log(out[:, 54] / out[:, 51]).mean() - np.log(0.55)) < 0.08
     assert (seasonal_factors_js(v, None, 4) == 1.0).all()
+
+
+def test_an_outlier_among_two_values_tears_its_phase_and_leaves_the_others_whole():
+    """A first Saturday at 10x among a series' unjudged first days: with two Saturdays known
+    their median is their mean (3x a weekday where a Saturday is 0.55x), and the spread it adds
+    within phases shrank every other phase's factor to 1. The Saturday phase is torn (unknown)
+    until a third Saturday's median outvotes the outlier; the Sunday keeps its dip."""
+    rng = np.random.default_rng(7)
+    v = _daily_weeks(rng, 8, 0.55, 0.1, n=20)
+    v[:, 5] *= 10 / 0.55  # the first Saturday at 10x a weekday
+    plain = seasonal_profile_js(v, 7, 4)
+    robust = seasonal_profile_js(v, 7, 4, torn_z=5.0)
+    saturday3, sunday3, saturday4 = 19, 20, 26
+    assert robust.torn[:, saturday3].all() and not robust.torn[:, [sunday3, saturday4]].any()
+    assert (robust.factor[:, saturday3] == 1.0).all() and (robust.known[:, saturday3] == 0).all()
+    # the Sunday and the fourth Saturday against that week's Wednesday: the 0.55 dip
+    for day, wednesday in ((sunday3, 16), (saturday4, 23)):
+        ratio = np.log(robust.factor[:, day] / robust.factor[:, wednesday])
+        assert abs(np.median(ratio) - np.log(0.55)) < 0.12, ratio  # some shrinkage
+        # without it: the outlier's spread shrinks the dip away (or the Saturday turns high)
+        ratio = np.log(plain.factor[:, day] / plain.factor[:, wednesday])
+        assert np.median(ratio) > np.log(0.55) + 0.3, ratio
+    assert not plain.torn.any()
+
+
+def test_normal_noise_seldom_tears_a_phase_and_tearing_is_causal():
+    rng = np.random.default_rng(8)
+    v = _daily_weeks(rng, 10, 0.55, 0.15, n=400)
+    torn = seasonal_profile_js(v, 7, 4, torn_z=5.0).torn
+    # two values per phase only in the third week (days 14-20); a median of three after it
+    assert torn[:, 14:21].mean() < 0.005 and not torn[:, 21:].any()
+    heavy = np.exp(np.log(v) + 0.1 * rng.standard_t(3, v.shape))
+    assert seasonal_profile_js(heavy, 7, 4, torn_z=5.0).torn[:, 14:21].mean() < 0.02
+    changed = v.copy()
+    changed[:, 19:] *= 10.0  # the step and everything after it
+    np.testing.assert_array_equal(
+        seasonal_profile_js(changed, 7, 4, torn_z=5.0).torn[:, :20], torn[:, :20]
+    )
+
+
+def test_weekday_profile_counts_the_days_of_the_steps_own_weekday():
+    rng = np.random.default_rng(9)
+    week = weekday_profile(_hourly_weeks(rng, 5, 0.6, 0.03), 24, 4)
+    day = np.arange(24 * 7 * 5) // 24
+    # the weeks before the step's own day, at most four
+    np.testing.assert_array_equal(
+        week.known, np.broadcast_to(np.minimum(day // 7, 4), week.known.shape)
+    )
+    one_day_out = _hourly_weeks(rng, 5, 0.6, 0.03)
+    one_day_out[:, 24 * 2 : 24 * 3] = np.nan  # the first Wednesday unknown
+    known = weekday_profile(one_day_out, 24, 4).known
+    assert (known[:, 24 * 9 : 24 * 10] == 0).all() and (known[:, 24 * 16 : 24 * 17] == 1).all()
 
 
 def test_daily_detector_expects_the_whole_weekend_dip():

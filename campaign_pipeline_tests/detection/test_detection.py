@@ -411,8 +411,10 @@ def _series(freq: str, n: int, period: int, spike_at: int, seed: int = 0) -> pd.
 
 @pytest.mark.parametrize("freq,period", [("D", 7), ("h", 24)])
 def test_detect_series_with_gap_and_duplicate(freq, period):
-    df = _series(freq, 24 * 10 if freq == "h" else 90, period, spike_at=200 if freq == "h" else 70)
-    spike_ts = df["timestamp"].iloc[200 if freq == "h" else 70]
+    # hourly: judged from day 15, once two of each weekday are known (`weekday_min_weeks`)
+    spike_at = 24 * 16 + 8 if freq == "h" else 70
+    df = _series(freq, 24 * 21 if freq == "h" else 90, period, spike_at=spike_at)
+    spike_ts = df["timestamp"].iloc[spike_at]
     df = df.drop(index=list(range(40, 44)))  # a gap of 4 steps
     df = pd.concat([df, df.iloc[[50]]], ignore_index=True)  # a duplicated timestamp
     out = detect_series(df)
@@ -434,12 +436,14 @@ def test_detect_series_with_gap_and_duplicate(freq, period):
 
 
 def test_detect_series_is_causal():
-    df = _series("h", 24 * 8, 24, spike_at=150)
+    cut_at = 24 * 15 + 6  # judged from day 15, once two of each weekday are known
+    df = _series("h", 24 * 18, 24, spike_at=cut_at)
     full = detect_series(df)
-    cut = detect_series(df.iloc[:150])
+    cut = detect_series(df.iloc[:cut_at])
     pd.testing.assert_frame_equal(
-        full.iloc[:150].reset_index(drop=True), cut.reset_index(drop=True)
+        full.iloc[:cut_at].reset_index(drop=True), cut.reset_index(drop=True)
     )
+    assert full["expected"].iloc[24 * 14 : cut_at].notna().all()
 
 
 def test_a_later_zero_fraction_or_negative_does_not_change_how_earlier_points_were_judged():
@@ -546,13 +550,17 @@ def test_hourly_noise_by_hour_of_day_moves_alerts_from_the_quiet_night_to_real_s
 
     found_off, false_off = flags(False)
     found_on, false_on = flags(True)
-    assert found_off <= 2 and len(false_off) >= 6 and np.isin(false_off, range(0, 8)).mean() >= 0.8
+    # (judged from day 15, once two of each weekday are known: three weeks of nights)
+    assert found_off <= 2 and len(false_off) >= 5 and np.isin(false_off, range(0, 8)).mean() >= 0.8
     assert found_on >= 6 and len(false_on) <= len(false_off) // 2
 
 
 def test_detect_series_in_chunks_gives_the_same_flags_and_reports_progress():
     hourly = pd.concat(
-        [_series("h", 24 * 12, 24, spike_at=150 + 7 * i).assign(series=f"h{i}") for i in range(5)]
+        [
+            _series("h", 24 * 18, 24, spike_at=24 * 15 + 7 * i).assign(series=f"h{i}")
+            for i in range(5)
+        ]
     )
     daily = pd.concat(
         [_series("D", 90, 7, spike_at=60 + i).assign(series=f"d{i}") for i in range(3)]
@@ -648,9 +656,9 @@ def test_count_series_in_which_nothing_happens_are_rarely_flagged():
     by_spacing = {name: out[out["series"].str.startswith(name)] for name in ("daily", "hourly")}
     daily_weeks = _weeks_with_a_flag(by_spacing["daily"])
     assert len(daily_weeks) >= 49 and daily_weeks.sum() <= 5, daily_weeks.sum()
-    # the hourly series after their first two weeks (a new series meets its first weekend
-    # before it has seen one: a drop it cannot know to be normal)
-    hourly_weeks = _weeks_with_a_flag(by_spacing["hourly"]).iloc[2:]
+    # the hourly series are judged from their third week, once two of each weekday are known
+    # (judged from their third day, a new series met its first weekends as drops)
+    hourly_weeks = _weeks_with_a_flag(by_spacing["hourly"])
     assert len(hourly_weeks) == 7 and hourly_weeks.sum() <= 1, hourly_weeks
 
 
