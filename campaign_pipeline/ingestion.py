@@ -118,6 +118,8 @@ FILE_SPECS: dict[str, FileSpec] = {
 }
 
 LINE_COLUMN = "_line"
+# the reason code of a row whose field count is not the header's (`raw_parsing`)
+MISALIGNED = "wrong_field_count"
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,30 @@ class _IpcFileSink:
     def write(self, batch: pa.RecordBatch) -> None:
         self.writer.write_batch(batch)
 
+    def misaligned(self, cells: dict[int, str]) -> None:
+        """Add ``FIELD_COUNT_COLUMN`` by writing the snapshot again, a batch at a time: only a
+        file with a misaligned row pays for it, and every other snapshot has no such column."""
+        self.close()
+        positions = np.fromiter(cells, dtype=np.int64, count=len(cells))  # in file order
+        texts = list(cells.values())
+        marked = self.destination.with_name(self.destination.name + ".marked")
+        with pa.memory_map(str(self.destination), "r") as source:
+            reader = ipc.open_file(source)
+            schema = reader.schema.append(pa.field(raw_parsing.FIELD_COUNT_COLUMN, pa.string()))
+            with ipc.new_file(str(marked), schema) as writer:
+                start = 0
+                for i in range(reader.num_record_batches):
+                    batch = reader.get_batch(i)
+                    lo, hi = np.searchsorted(positions, [start, start + batch.num_rows])
+                    values = raw_parsing.field_count_column(
+                        batch.num_rows, positions[lo:hi] - start, texts[lo:hi]
+                    )
+                    arrays = [*batch.columns, values]
+                    writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                    start += batch.num_rows
+        marked.replace(self.destination)
+        self.schema = schema
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -196,7 +222,7 @@ def write_raw_snapshot(
         rows = raw_parsing.consume_text_batches(path, spec.required, sink)
     finally:
         sink.close()
-    return rows, sink.schema.names
+    return rows, [c for c in sink.schema.names if c != raw_parsing.FIELD_COUNT_COLUMN]
 
 
 def text_table(raw: pa.Table | pd.DataFrame) -> pa.Table:
@@ -243,8 +269,23 @@ def _text_frame(raw: pa.Table, rows: np.ndarray) -> pd.DataFrame:
 def read_raw_file(path: Path | str | Location, spec: FileSpec) -> pd.DataFrame:
     """One export as pandas text: headers cleaned, cells stripped, optional columns added as
     blanks, and ``_line``, the row's line in the file (the header being line 1)."""
-    raw = _with_optional_columns(read_raw_table(path, spec), spec)
+    raw = _with_optional_columns(_without_field_counts(read_raw_table(path, spec))[0], spec)
     return _text_frame(raw, np.arange(raw.num_rows, dtype=np.int64)).reset_index(drop=True)
+
+
+def _without_field_counts(raw: pa.Table) -> tuple[pa.Table, dict[int, str]]:
+    """The raw table without ``FIELD_COUNT_COLUMN``, and its cells by row position (the rows
+    whose field count is not the header's, read as blank rows: `raw_parsing`)."""
+    name = raw_parsing.FIELD_COUNT_COLUMN
+    if name not in raw.column_names:
+        return raw, {}
+    column = raw.column(name)
+    raw = raw.drop_columns([name])
+    if column.null_count == len(column):
+        return raw, {}
+    positions = np.flatnonzero(pc.is_valid(column).to_numpy(zero_copy_only=False))
+    texts = column.take(pa.array(positions)).to_pylist()
+    return raw, dict(zip(positions.tolist(), texts, strict=True))
 
 
 def _text_array(text: pd.Series) -> pa.Array:
@@ -330,6 +371,9 @@ class _Rows:
     # the columns a conflicting row's group differs in, by the row's position in the file
     # (a few rows: no array as long as the file)
     conflict_columns: dict[int, str]
+    # the rows whose field count is not the header's, by position: what is wrong with each
+    # (`raw_parsing.FIELD_COUNT_COLUMN`; their cells are blank)
+    misaligned: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.number)
@@ -419,7 +463,8 @@ def _add_conflicts(failures: _Failures, rows: _Rows, spec: FileSpec) -> None:
 
 
 def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _Rows:
-    raw = _with_optional_columns(text_table(raw), spec)
+    raw, misaligned = _without_field_counts(text_table(raw))
+    raw = _with_optional_columns(raw, spec)
     text = {c: raw_parsing.strip_text(raw.column(c)) for c in columns}
     exact, conflict, differs = _exact_and_conflicting(raw, text[spec.id_column], spec)
     number = np.arange(raw.num_rows, dtype=np.int64)
@@ -429,7 +474,7 @@ def _rows(raw: pa.Table | pd.DataFrame, spec: FileSpec, columns: list[str]) -> _
         mask = pa.array(keep)
         text = {c: v.filter(mask) for c, v in text.items()}
         number, conflict = number[keep], conflict[keep]
-    return _Rows(raw, number, text, conflict, repeats, differs)
+    return _Rows(raw, number, text, conflict, repeats, differs, misaligned)
 
 
 class _Failures:
@@ -455,10 +500,11 @@ class _Failures:
             bad |= mask
         return bad
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, exclude: np.ndarray | None = None) -> pd.DataFrame:
+        """Every failure of every row but those ``exclude`` marks."""
         frames = []
         for code, mask, detail in self.items:
-            positions = np.flatnonzero(mask)
+            positions = np.flatnonzero(mask if exclude is None else mask & ~exclude)
             frames.append(
                 pd.DataFrame(
                     {
@@ -507,6 +553,11 @@ def _reason_texts(code: str, rows: pd.DataFrame, raw: pd.DataFrame, spec: FileSp
         ),
         "negative_daily_budget": lambda: "negative daily_budget: " + _fmt(r["daily_budget"]),
         "negative_deal_value": lambda: "negative deal_value: " + _fmt(r["deal_value"]),
+        "personal_data_in_lead_status": lambda: pd.Series(
+            "lead_status is shaped like personal data, not a status: the row's cells may have "
+            "shifted (an unquoted comma in the name, and a cell missing further on)",
+            index=r.index,
+        ),
         "unknown_campaign": lambda: (
             "unknown campaign: campaign_id '" + _fmt(r["campaign_id"]) + "' is not in campaigns.csv"
         ),
@@ -594,6 +645,7 @@ def _date_column(spec: FileSpec) -> str:
 
 # Which reason is reported first when a row breaks several rules: the most fundamental.
 _CODE_PRIORITY = [
+    MISALIGNED,
     "missing_key",
     "conflicting_duplicate",
     "unparseable_date",
@@ -710,12 +762,64 @@ def _split(
     spec: FileSpec, rows: _Rows, failures: _Failures
 ) -> tuple[np.ndarray, pd.DataFrame, dict[str, int]]:
     """(mask of accepted rows, quarantine, reason counts)."""
-    bad = failures.any()
+    misaligned = np.zeros(len(rows), dtype=bool)
+    if rows.misaligned:
+        misaligned = np.isin(rows.number, np.fromiter(rows.misaligned, dtype=np.int64))
+    bad = failures.any() | misaligned
     if not bad.any():
         return ~bad, _empty_quarantine(), {}
-    raw_bad = _text_frame(rows.raw, rows.number[bad])
-    quarantine, reasons = _assemble(spec, failures.frame(), raw_bad)
+    parts, reasons = [], {}
+    other = bad & ~misaligned  # a misaligned row's blank cells break other rules: not its reason
+    if other.any():
+        raw_bad = _text_frame(rows.raw, rows.number[other])
+        quarantine, reasons = _assemble(spec, failures.frame(exclude=misaligned), raw_bad)
+        parts.append(quarantine)
+    if misaligned.any():
+        parts.append(_misaligned_quarantine(spec, rows.misaligned))
+        reasons[MISALIGNED] = len(rows.misaligned)
+    quarantine = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    quarantine = quarantine.sort_values("line_number", kind="stable", ignore_index=True)
     return ~bad, quarantine, reasons
+
+
+_TOO_MANY_FIELDS = (
+    "an unquoted comma in a value (a name such as Smith, John), or a comma at the end of the line?"
+)
+_TOO_FEW_FIELDS = "a cell missing, or the line cut off (a file still being written?)"
+
+
+def _misaligned_quarantine(spec: FileSpec, misaligned: dict[int, str]) -> pd.DataFrame:
+    """The quarantine rows of the rows whose field count is not the header's (`_Rows.misaligned`):
+    which of their cells is extra or missing cannot be known, so none was read and none is shown,
+    and the reason says where to look. Built on whole columns: an export whose every line ends
+    in a comma has as many of these as rows."""
+    positions = np.fromiter(misaligned, dtype=np.int64, count=len(misaligned))
+    texts = pd.Series(list(misaligned.values()), dtype=object)
+    counts = texts.str.extract(r"^(\d+) fields where the header has (\d+)$").astype("int64")
+    why = np.where(counts[0] > counts[1], _TOO_MANY_FIELDS, _TOO_FEW_FIELDS)
+    lines = pd.Series(positions + 2)
+    reason = (
+        "wrong field count: line "
+        + lines.map("{:,}".format)
+        + f" of {spec.filename} has "
+        + texts
+        + ": "
+        + why
+        + " No cell of the row is read, since which one is extra or missing cannot be known"
+    )
+    return pd.DataFrame(
+        {
+            "source_file": spec.filename,
+            "row_key": ("line " + lines.astype(str)).to_numpy(dtype=object),
+            "source_id": "",
+            "line_number": lines.to_numpy(dtype=np.int64),
+            "reason_code": MISALIGNED,
+            "reason": reason.to_numpy(dtype=object),
+            "raw_values": "{}",
+        }
+    ).astype(
+        {"source_file": object, "source_id": object, "reason_code": object, "raw_values": object}
+    )
 
 
 def _numbers(rows: _Rows, failures: _Failures, columns: list[str]) -> dict[str, np.ndarray]:

@@ -16,11 +16,19 @@ Why it is built this way:
   cell to pandas' own parser (`pandas_timestamps`). Most files never leave the fast path; a
   file full of odd cells is as slow as pandas, never different from it.
 * The same holds for whole files: the streaming Arrow reader takes well-formed CSV; a file it
-  refuses (a whitespace-only line, invalid UTF-8, a header after blank lines, a row whose
-  field count is not the header's) is read again by pandas in chunks, which skips or explains
-  exactly as before, after checking every row's field count: a row that does not line up with
-  the header is refused, naming its line, since no reader can tell which of its cells is
-  missing.
+  refuses (a whitespace-only line, invalid UTF-8, a header after blank lines) is read again by
+  pandas in chunks, which skips or explains exactly as before.
+* A row whose field count is not the header's (an unquoted comma in a name, a cell missing, a
+  line cut off) is read by neither as it stands: no reader can tell which of its cells is
+  extra or missing, and reading it anyway shifts its cells into the wrong columns (a phone in
+  ``lead_status``; pandas even takes the first column for an index after a long first row).
+  It keeps its place as a row whose cells are all blank, and the column
+  ``FIELD_COUNT_COLUMN`` says what is wrong with it (null on every other row; the column
+  exists only in a file that has such a row), so validation quarantines it by its line and
+  ``rows read = accepted + quarantined + duplicates`` still holds. Arrow reports such rows to
+  ``invalid_row_handler`` (a Python call per misaligned row only) with their row number, and
+  they are put back in place between the good rows' slices; pandas' path finds them with
+  Python's ``csv`` reader first.
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ import csv
 import datetime as dt
 import io
 import re
+import sys
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +75,10 @@ _LEAP_SECOND = re.compile(
     r"^(?P<minute>[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} +[0-9]{1,2}:[0-9]{1,2}):6(?P<s>[01])$"
 )
 _LAST_NANOSECOND = np.timedelta64(999_999_999, "ns")
+
+FIELD_COUNT_COLUMN = "_field_count_mismatch"
+"""The column of a raw table (present only when some row is misaligned) saying, on such a row,
+``9 fields where the header has 8``; null on every other row. A header may not use the name."""
 
 
 class RawFileError(Exception):
@@ -127,37 +142,83 @@ class _NotPlainCsv(Exception):
     """The Arrow reader refused the file; pandas reads it instead."""
 
 
-def _check_field_counts(path: Location) -> None:
-    """Refuse a file with a row whose cells do not line up with the header, naming its line.
+def _misaligned_rows(path: Location) -> list[tuple[int, int, int]]:
+    """(position among the data rows, field count, the header's field count) of every row whose
+    cells do not line up with the header, for pandas' path (see the module's docstring).
 
-    No reader can tell which cell of such a row is missing or extra: pandas pads a short row
-    with blanks (a dropped spend cell moves the impressions into spend) and, when the first row
-    has one field too many, takes the first column for an index and shifts every row. Blank and
-    whitespace-only lines are skipped, as both readers skip them; lines are counted as an
-    editor counts them.
+    Blank and whitespace-only lines are skipped, as pandas skips them, so a position counts
+    the rows pandas reads.
     """
+    found = []
     with path.open_stream() as raw, io.TextIOWrapper(raw, "utf-8-sig", newline="") as text:
-        rows = csv.reader(text)
-        expected = None
-        for fields in rows:
+        expected, position = None, -1
+        for fields in csv.reader(text):
             if len(fields) <= 1 and not "".join(fields).strip(_PY_ASCII_WHITESPACE):
                 continue
             if expected is None:
                 expected = len(fields)
-            elif len(fields) != expected:
-                if len(fields) < expected:
-                    what = (
-                        "a cell is missing, or the line was cut off (a file still being written?)"
-                    )
-                else:
-                    what = (
-                        "a cell too many (a comma at the end of the line, or in an unquoted value)"
-                    )
-                raise RawFileError(
-                    path,
-                    f"line {rows.line_num:,} has {len(fields)} fields where the header has "
-                    f"{expected}: {what}",
-                )
+                continue
+            position += 1
+            if len(fields) != expected:
+                found.append((position, len(fields), expected))
+    return found
+
+
+def field_count_text(fields: int, expected: int) -> str:
+    """What a misaligned row's ``FIELD_COUNT_COLUMN`` cell says."""
+    return f"{fields} fields where the header has {expected}"
+
+
+def _blank_rows(schema: pa.Schema, count: int) -> pa.RecordBatch:
+    blank = pa.array([""], pa.string()).take(np.zeros(count, dtype=np.int32))
+    return pa.RecordBatch.from_arrays([blank] * len(schema), schema=schema)
+
+
+def _with_blank_rows(batch: pa.RecordBatch, blank: np.ndarray) -> pa.RecordBatch:
+    """``batch`` with blank rows at the positions ``blank`` of the result (one take per column
+    of a batch that has such rows; every other batch is passed on as it is)."""
+    is_blank = np.zeros(batch.num_rows + len(blank), dtype=bool)
+    is_blank[blank] = True
+    source = np.cumsum(~is_blank) - 1
+    source[is_blank] = batch.num_rows  # the blank cell appended to each column
+    index = pa.array(source.astype(np.int64))
+    empty = pa.array([""], pa.string())
+    columns = [pa.concat_arrays([column, empty]).take(index) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _in_place(
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    pending: list[tuple[int, int, int]],
+    misaligned: list[tuple[int, int, int]],
+) -> Iterator[pa.RecordBatch]:
+    """The good rows' batches with a blank row at the position of each misaligned row.
+
+    ``pending`` is filled while ``batches`` is read, in the order of the file: Arrow reports a
+    block's misaligned rows while it parses the block, before it yields the block's rows. A
+    batch of ``n`` good rows starting at ``emitted`` covers the positions up to
+    ``emitted + n + k``, ``k`` being the misaligned rows among them; those rows are put in
+    place (``_with_blank_rows``) and moved to ``misaligned``. The loop is over the misaligned
+    rows only."""
+    emitted, used = 0, 0
+    for batch in batches:
+        end = used
+        while end < len(pending) and pending[end][0] < emitted + batch.num_rows + end - used:
+            end += 1
+        if end > used:
+            blank = np.array([row[0] for row in pending[used:end]], dtype=np.int64) - emitted
+            batch = _with_blank_rows(batch, blank)
+            misaligned.extend(pending[used:end])
+            used = end
+        emitted += batch.num_rows
+        yield batch
+    rest = pending[used:]
+    if rest:  # misaligned rows after the last good one
+        if [row[0] for row in rest] != list(range(emitted, emitted + len(rest))):
+            raise AssertionError(f"misaligned rows out of place: {rest[:3]}")
+        misaligned.extend(rest)
+        yield _blank_rows(schema, len(rest))
 
 
 # ---------------------------------------------------------------------------------------
@@ -174,6 +235,8 @@ def _normalised_names(path: Location, names: list[str]) -> list[str]:
     out = [normalise_header(n) if n.strip() else f"unnamed: {i}" for i, n in enumerate(names)]
     seen: set[str] = set()
     for name in out:
+        if name == FIELD_COUNT_COLUMN:
+            raise RawFileError(path, "a column name reserved for the pipeline's own use", name)
         if name in seen:
             raise RawFileError(path, "column appears twice in the header", column=name)
         seen.add(name)
@@ -251,9 +314,40 @@ def _source(path: Location):
     return str(path.local_path) if path.is_local else path.open_stream()
 
 
-def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
-    """Arrow's streaming reader, one block at a time. Raises ``_NotPlainCsv`` for anything
-    it does not read exactly as pandas would (it then stops at the first such row)."""
+@contextmanager
+def _undecodable_rows_unprinted(handler):
+    """Arrow decodes a misaligned row's text for ``handler`` before calling it; a row that is not
+    UTF-8 fails there, out of the handler's reach, and Python would print the traceback as an
+    unraisable exception. The read then fails, and pandas' path names the first byte that is
+    not UTF-8 in one line: that traceback alone is kept from being printed."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not (unraisable.object is handler and unraisable.exc_type is UnicodeDecodeError):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _quietly(reader, handler) -> Iterator[pa.RecordBatch]:
+    while True:
+        with _undecodable_rows_unprinted(handler):
+            batch = next(reader, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _arrow_batches(
+    path: Location, required: tuple[str, ...], misaligned: list[tuple[int, int, int]]
+) -> Iterator[pa.RecordBatch]:
+    """Arrow's streaming reader, one block at a time, a misaligned row put in place as a blank
+    row and listed in ``misaligned`` (``_in_place``). Raises ``_NotPlainCsv`` for anything it
+    does not read exactly as pandas would (it then stops at the first such row)."""
     with path.open_stream() as handle:
         if handle.read(1) in (b"", b"\n", b"\r", b" ", b"\t"):
             raise _NotPlainCsv  # pandas skips blank lines before the header
@@ -265,25 +359,41 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
     check_columns(path, names, required)
     schema = pa.schema([(n, pa.string()) for n in names])
     positional = [f"c{i}" for i in range(len(raw_names))]
+    pending: list[tuple[int, int, int]] = []
+
+    def misaligned_row(row) -> str:
+        # a whitespace-only line is a row of one field to Arrow, a blank line to pandas
+        if row.number is None or not row.text.strip(_PY_ASCII_WHITESPACE):
+            return "error"
+        # row.number counts the header as 1 and skips blank lines: the data row's position + 2
+        pending.append((row.number - 2, row.actual_columns, row.expected_columns))
+        return "skip"
+
     source = _source(path)
     try:
-        reader = pcsv.open_csv(
-            source,
-            read_options=pcsv.ReadOptions(
-                column_names=positional,
-                skip_rows=1,
-                block_size=_BLOCK_SIZE,
-                use_threads=False,
-            ),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                column_types={c: pa.string() for c in positional},
-                strings_can_be_null=False,
-            ),
-        )
+        with _undecodable_rows_unprinted(misaligned_row):
+            reader = pcsv.open_csv(
+                source,
+                read_options=pcsv.ReadOptions(
+                    column_names=positional,
+                    skip_rows=1,
+                    block_size=_BLOCK_SIZE,
+                    use_threads=False,
+                ),
+                parse_options=pcsv.ParseOptions(
+                    newlines_in_values=True, invalid_row_handler=misaligned_row
+                ),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={c: pa.string() for c in positional},
+                    strings_can_be_null=False,
+                ),
+            )
         yield schema  # the header was good: the consumer may start
-        for batch in reader:
-            yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+        batches = (
+            pa.RecordBatch.from_arrays(b.columns, schema=schema)
+            for b in _quietly(reader, misaligned_row)
+        )
+        yield from _in_place(batches, schema, pending, misaligned)
     except pa.ArrowInvalid as exc:
         raise _NotPlainCsv from exc
     finally:
@@ -291,13 +401,15 @@ def _arrow_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Rec
             source.close()
 
 
-def _pandas_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+def _pandas_batches(
+    path: Location, required: tuple[str, ...], misaligned: list[tuple[int, int, int]]
+) -> Iterator[pa.RecordBatch]:
     """pandas' text reading, in chunks: blank and whitespace-only lines skipped, and its own
-    one-line error for what it cannot read. Every row's field count is checked first (pandas
-    would pad a short row, or shift every row after a long first one)."""
+    one-line error for what it cannot read. Misaligned rows are found first
+    (``_misaligned_rows``) and blanked in place (pandas pads a short row and cuts a long one)."""
     source = _source(path)
     try:
-        _check_field_counts(path)
+        found = _misaligned_rows(path)
         chunks = pd.read_csv(
             source,
             dtype=str,
@@ -309,15 +421,21 @@ def _pandas_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Re
             on_bad_lines="error",
             chunksize=_PANDAS_CHUNK_ROWS,
         )
-        schema = None
-        for chunk in chunks:
+        schema, offset = None, 0
+        positions = np.array([row[0] for row in found], dtype=np.int64)
+        for chunk in _quiet(chunks):
             if schema is None:
                 names = _normalised_names(path, [str(c) for c in chunk.columns])
                 check_columns(path, names, required)
                 schema = pa.schema([(n, pa.string()) for n in names])
                 yield schema
             chunk.columns = schema.names
+            inside = positions[(positions >= offset) & (positions < offset + len(chunk))]
+            if len(inside):
+                chunk.iloc[inside - offset, :] = ""
+            offset += len(chunk)
             yield pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=False)
+        misaligned.extend(found)
     except UnicodeDecodeError as exc:
         raise _not_utf8(path) from exc
     except pd.errors.EmptyDataError as exc:
@@ -332,25 +450,42 @@ def _pandas_batches(path: Location, required: tuple[str, ...]) -> Iterator[pa.Re
             source.close()
 
 
+def _quiet(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """pandas' chunks without its warning on a long row (``_misaligned_rows`` has them)."""
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
 def consume_text_batches(path: Path | str | Location, required: tuple[str, ...], sink) -> int:
     """Feed the file's rows, every cell as written (not stripped, never null, blank lines
     skipped), to ``sink`` as record batches of text columns named by the normalised header.
 
-    ``sink`` has ``start(schema)`` and ``write(batch)``. When Arrow refuses the file part-way,
-    ``start`` is called again and pandas' batches follow, so a sink begins afresh on each
-    ``start``. Returns the number of rows.
+    ``sink`` has ``start(schema)``, ``write(batch)`` and ``misaligned(cells)``. When Arrow
+    refuses the file part-way, ``start`` is called again and pandas' batches follow, so a sink
+    begins afresh on each ``start``. A row whose field count is not the header's is written as
+    a blank row in its place, and at the end ``misaligned`` gets ``{position: text}`` of such
+    rows (only when there are any) for the sink to add ``FIELD_COUNT_COLUMN``. Returns the
+    number of rows.
     """
     path = Location(path)
     if not path.is_file():
         raise RawFileError(path, "file not found")
     for reader in (_arrow_batches, _pandas_batches):
         rows = 0
+        found: list[tuple[int, int, int]] = []
         try:
-            stream = reader(path, required)
+            stream = reader(path, required, found)
             sink.start(next(stream))
             for batch in stream:
                 sink.write(batch)
                 rows += batch.num_rows
+            if found:
+                sink.misaligned({p: field_count_text(n, m) for p, n, m in found})
             return rows
         except _NotPlainCsv:
             continue
@@ -361,19 +496,37 @@ def consume_text_batches(path: Path | str | Location, required: tuple[str, ...],
     raise AssertionError("pandas' reader either reads a file or raises")
 
 
+def field_count_column(num_rows: int, positions: np.ndarray, texts: list[str]) -> pa.Array:
+    """``FIELD_COUNT_COLUMN`` of a table of ``num_rows`` rows: ``texts`` at ``positions``, null
+    elsewhere (a take from the few distinct texts: no Python object per row)."""
+    distinct, codes = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    values = pa.array([None, *distinct.tolist()], pa.string())
+    index = np.zeros(num_rows, dtype=np.int32)
+    index[positions] = codes + 1
+    return values.take(pa.array(index))
+
+
 class _Collect:
     def start(self, schema: pa.Schema) -> None:
-        self.schema, self.batches = schema, []
+        self.schema, self.batches, self.cells = schema, [], {}
 
     def write(self, batch: pa.RecordBatch) -> None:
         self.batches.append(batch)
+
+    def misaligned(self, cells: dict[int, str]) -> None:
+        self.cells = cells
 
 
 def read_text_table(path: Path | str | Location, required: tuple[str, ...]) -> pa.Table:
     """The whole file as one Arrow table of text (see ``consume_text_batches``)."""
     sink = _Collect()
     consume_text_batches(path, required, sink)
-    return pa.Table.from_batches(sink.batches, schema=sink.schema)
+    table = pa.Table.from_batches(sink.batches, schema=sink.schema)
+    if sink.cells:
+        positions = np.fromiter(sink.cells, dtype=np.int64, count=len(sink.cells))
+        column = field_count_column(table.num_rows, positions, list(sink.cells.values()))
+        table = table.append_column(FIELD_COUNT_COLUMN, column)
+    return table
 
 
 # ---------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.typing import Series
 
+from campaign_pipeline import personal_data
 from campaign_pipeline.constants import PII_COLUMNS
 from campaign_pipeline.raw_parsing import repeated_text
 
@@ -142,6 +143,13 @@ class LeadRowContract(_RowContract):
     def _has_status(cls, s: pd.Series) -> pd.Series:
         return _present(s)
 
+    # A status shaped like an e-mail or a phone is a shifted row (an unquoted comma in the name
+    # and a cell missing further on) whose cells happen to parse: personal data in a column
+    # that is not personal, and no status at all.
+    @pa.check("lead_status", name="personal_data_in_lead_status")
+    def _status_is_no_personal_data(cls, s: pd.Series) -> pd.Series:
+        return s.map(personal_data.personal_kind).isna()
+
     @pa.check("added_date", name="unparseable_date", ignore_na=False)
     def _has_date(cls, s: pd.Series) -> pd.Series:
         return s.notna()
@@ -220,6 +228,9 @@ def lead_row_failures(rows: pd.DataFrame) -> dict[str, np.ndarray]:
         "missing_key": _missing(rows["lead_id"]),
         "missing_campaign_id": _missing(rows["campaign_id"]),
         "missing_lead_status": _missing(rows["lead_status"]),
+        "personal_data_in_lead_status": personal_data.shaped_like_personal(
+            pyarrow.array(rows["lead_status"], type=pyarrow.string(), from_pandas=True)
+        ),
         "unparseable_date": rows["added_date"].isna().to_numpy(),
         "negative_deal_value": _below_zero(rows["deal_value"]),
     }

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from campaign_pipeline import ingestion
+from campaign_pipeline import ingestion, raw_parsing
 from campaign_pipeline.ingestion import (
     IngestionRules,
     RawFileError,
@@ -603,6 +605,109 @@ def test_a_shifted_leads_row_keeps_its_email_and_phone_out_of_the_quarantine(tmp
     )
     assert "withheld" not in q.loc[unknown[0], "reason"]
     assert ingestion.personal_data_in_quarantine(result.quarantine) == ([], [])
+
+
+LEADS_HEADER = "id,campaign_id,name,email,phone,lead_status,added_date,deal_value"
+GOOD_LEAD = "L2,C1,Bob Jones,bob@example.com,+1 555 0101,NEW,2025-01-06,"
+
+
+def test_a_shifted_leads_row_whose_cells_all_parse_is_quarantined_not_accepted(tmp_path):
+    """An unquoted comma in the name and the status cell missing: the field count is the
+    header's and every cell parses, so the row was accepted with the phone for its status (and
+    an e-mail for the next one). A status shaped like personal data is quarantined instead,
+    and its reason does not repeat the value."""
+    phone = "L1,C1,Ann, Smith,ann@example.com,+1 555 0100,2025-01-06,500"
+    # two commas in the name, no phone and no status exported: the e-mail is the status
+    email = "L3,C1,Cy, Berg, Jr,cy@example.com,2025-01-07,"
+    leads = "\n".join([LEADS_HEADER, phone, GOOD_LEAD, email]) + "\n"
+    raw = write_exports(
+        tmp_path, leads=leads, changes="id,lead_id,old_status,new_status,created_at\n"
+    )
+    result = ingest_raw_dir(raw)
+    assert result.leads["lead_id"].tolist() == ["L2"]
+    q = quarantined(result, "campaign_leads.csv")
+    assert sorted(q.index) == ["L1", "L3"]
+    assert set(q["reason_code"]) == {"personal_data_in_lead_status"}
+    for key, value, kind in (
+        ("L1", "+1 555 0100", "phone number"),
+        ("L3", "cy@example.com", "e-mail address"),
+    ):
+        row = q.loc[key]
+        assert row["reason"].startswith("lead_status is shaped like personal data, not a status")
+        assert f"lead_status ({kind})" in row["reason"]
+        assert value not in row["reason"] and value.upper() not in row["reason"]
+        assert value not in row["raw_values"] and value.upper() not in row["raw_values"]
+    assert ingestion.personal_data_in_quarantine(result.quarantine) == ([], [])
+    assert_balanced(result)
+
+
+@pytest.mark.parametrize("status", ["NEW", "new", " Qualified ", "CALL_BACK_2", "1-2-3"])
+def test_a_status_not_shaped_like_personal_data_is_accepted(tmp_path, status):
+    leads = f"{LEADS_HEADER}\nL2,C1,Bob Jones,bob@example.com,+1 555 0101,{status},2025-01-06,\n"
+    raw = write_exports(
+        tmp_path, leads=leads, changes="id,lead_id,old_status,new_status,created_at\n"
+    )
+    result = ingest_raw_dir(raw)
+    assert result.leads["lead_status"].tolist() == [status.strip().upper()]
+
+
+def test_a_row_whose_field_count_is_not_the_headers_is_quarantined_by_its_line(tmp_path):
+    """An unquoted comma in a name (one field too many) and a line cut off (too few) stopped
+    the whole run; each is quarantined instead, no cell of it read or shown, and every other
+    row of the file is validated as usual."""
+    comma = "L1,C1,Smith, Ann,ann@example.com,+1 555 0100,NEW,2025-01-06,500"
+    cut = "L3,C1,Cy Berg,cy@example.com,+1 555"
+    bad = "L4,C9,Di Ng,di@example.com,+1 555 0104,NEW,2025-01-06,"  # unknown campaign
+    leads = "\n".join([LEADS_HEADER, comma, GOOD_LEAD, bad, cut])
+    changes = "id,lead_id,old_status,new_status,created_at\nS1,L2,NEW,DONE_DEAL,2025-01-10\n"
+    raw = write_exports(tmp_path, leads=leads, changes=changes)
+    result = ingest_raw_dir(raw)
+    assert result.leads["lead_id"].tolist() == ["L2"]
+    assert result.lead_status_changes["lead_id"].tolist() == ["L2"]
+    q = quarantined(result, "campaign_leads.csv")
+    assert sorted(q.index) == ["L4", "line 2", "line 5"]
+    assert q.loc["L4", "reason_code"] == "unknown_campaign"
+    for key, fields, why in (
+        ("line 2", 9, "an unquoted comma in a value"),
+        ("line 5", 5, "a cell missing, or the line cut off"),
+    ):
+        row = q.loc[key]
+        assert row["reason_code"] == "wrong_field_count"
+        assert row["reason"].startswith(
+            f"wrong field count: {key} of campaign_leads.csv has {fields} fields where the header"
+            f" has 8: {why}"
+        )
+        assert row["raw_values"] == "{}" and row["source_id"] == ""
+        assert row["line_number"] == int(key.split()[1])
+    assert ingestion.personal_data_in_quarantine(result.quarantine) == ([], [])
+    acc = result.files["campaign_leads"].accounting
+    assert (acc["rows_read"], acc["rows_accepted"], acc["rows_quarantined"]) == (4, 1, 3)
+    assert_balanced(result)
+
+
+def test_a_snapshot_with_a_misaligned_row_validates_like_the_file(tmp_path):
+    """The streamed snapshot (what the assets validate) gets the field-count column written
+    after its rows; its columns as reported leave it out."""
+    comma = "L1,C1,Smith, Ann,ann@example.com,+1 555 0100,NEW,2025-01-06,500"
+    path = tmp_path / "campaign_leads.csv"
+    path.write_text("\n".join([LEADS_HEADER, GOOD_LEAD, comma, GOOD_LEAD.replace("L2", "L5")]))
+    spec = ingestion.FILE_SPECS["campaign_leads"]
+    snapshot = tmp_path / "raw.arrow"
+    rows, columns = ingestion.write_raw_snapshot(path, spec, snapshot)
+    assert rows == 3 and columns == LEADS_HEADER.split(",")
+    table = ipc.open_file(pa.memory_map(str(snapshot), "r")).read_all()
+    assert table.column_names[-1] == raw_parsing.FIELD_COUNT_COLUMN
+    (tmp_path / "campaigns.csv").write_text(CAMPAIGNS)
+    campaign_spec = ingestion.FILE_SPECS["campaigns"]
+    campaigns = ingestion.validate_campaigns(
+        ingestion.read_raw_table(tmp_path / "campaigns.csv", campaign_spec)
+    )
+    from_snapshot = ingestion.validate_leads(table, campaigns)
+    from_file = ingestion.validate_leads(ingestion.read_raw_table(path, spec), campaigns)
+    assert from_snapshot.quarantine.equals(from_file.quarantine)
+    assert from_snapshot.quarantine["row_key"].tolist() == ["line 3"]
+    assert from_snapshot.accepted_table.equals(from_file.accepted_table)
+    assert from_snapshot.rows_read == 3
 
 
 def test_the_quarantine_check_finds_a_personal_value_in_a_leads_row():

@@ -1,9 +1,16 @@
 """What the quarantine withholds as personal data: emails and phones by their shape, never a
 date, an amount or an id of the exports."""
 
+import pyarrow as pa
 import pytest
 
-from campaign_pipeline.personal_data import EMAIL, PHONE, personal_kind, quotes_personal
+from campaign_pipeline.personal_data import (
+    EMAIL,
+    PHONE,
+    personal_kind,
+    quotes_personal,
+    shaped_like_personal,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +45,17 @@ from campaign_pipeline.personal_data import EMAIL, PHONE, personal_kind, quotes_
 )
 def test_personal_kind(cell, kind):
     assert personal_kind(cell) == kind
+    # the whole-column check agrees, cell for cell, alone and among other cells
+    assert shaped_like_personal(pa.array([cell], pa.string())).tolist() == [kind is not None]
+
+
+def test_the_whole_column_check_agrees_with_the_cell_check():
+    cells = ["NEW", "ann@x.io", None, "+1 555 021 1797", "DONE_DEAL", "ann@x.io", "2025-02-26"]
+    cells += ["5550211797", "3000000", "", "+1 555 021 1797", "NEW"]
+    column = pa.chunked_array([cells[:5], cells[5:]], pa.string())
+    expected = [personal_kind(c) is not None for c in cells]
+    assert shaped_like_personal(column).tolist() == expected
+    assert sum(expected) == 5
 
 
 def test_a_reason_quoting_a_phone_or_holding_an_email_is_personal():

@@ -181,35 +181,92 @@ def test_text_table_reads_as_pandas(tmp_path, body):
     pd.testing.assert_frame_equal(table.to_pandas(), expected.reset_index(drop=True))
 
 
-MISSING_CELL = "a cell is missing, or the line was cut off (a file still being written?)"
-CELL_TOO_MANY = "a cell too many (a comma at the end of the line, or in an unquoted value)"
-
-
 @pytest.mark.parametrize(
-    ("body", "line", "fields", "why"),
+    ("body", "cells", "marked"),
     [
-        # a spend cell dropped: pandas padded the row and read the impressions as spend
-        ("id,spend,impressions\n1,2.5,10\n2,5787\n3,1.0,4\n", 3, 2, MISSING_CELL),
-        ("id,spend,impressions\n1,2.5,10\n2,1", 3, 2, MISSING_CELL),  # the last line cut off
+        # a spend cell dropped: read as it stands, the impressions would be the spend
+        (
+            "id,spend,impressions\n1,2.5,10\n2,5787\n3,1.0,4\n",
+            [["1", "2.5", "10"], [], ["3", "1.0", "4"]],
+            {1: 2},
+        ),
+        ("id,spend,impressions\n1,2.5,10\n2,1", [["1", "2.5", "10"], []], {1: 2}),  # cut off
         # one trailing comma on the first row: pandas took the ids for an index, shifting all
-        ("id,spend,impressions\n1,2.5,10,\n2,1.0,4\n", 2, 4, CELL_TOO_MANY),
-        ("id,spend,impressions\n1,2.5,10\n2,1.0,4,\n", 3, 4, CELL_TOO_MANY),
-        # lines as an editor counts them: blank lines and a quoted line break included
-        ('id,spend,impressions\n1,"2\n5",10\n\n   \n3,1.0\n', 6, 2, MISSING_CELL),
-        ("\nid,spend,impressions\n1,2.5,10\n2,1.0\n", 4, 2, MISSING_CELL),  # pandas' path
+        ("id,spend,impressions\n1,2.5,10,\n2,1.0,4\n", [[], ["2", "1.0", "4"]], {0: 4}),
+        ("id,spend,impressions\n1,2.5,10\n2,1.0,4,\n", [["1", "2.5", "10"], []], {1: 4}),
+        # a quoted line break and blank lines: positions count rows, as the quarantine does
+        (
+            'id,spend,impressions\n1,"2\n5",10\n\n3,1.0\n4,5,6\n7,8,9,0\n',
+            [["1", "2\n5", "10"], [], ["4", "5", "6"], []],
+            {1: 2, 3: 4},
+        ),
+        # pandas' path (a whitespace-only line, blank lines before the header)
+        (
+            'id,spend,impressions\n1,"2\n5",10\n   \n3,1.0\n4,5,6\n',
+            [["1", "2\n5", "10"], [], ["4", "5", "6"]],
+            {1: 2},
+        ),
+        ("\nid,spend,impressions\n1,2.5,10,\n2,1.0,4\n", [[], ["2", "1.0", "4"]], {0: 4}),
     ],
 )
-def test_a_row_whose_cells_do_not_line_up_with_the_header_is_refused_by_line(
-    tmp_path, body, line, fields, why
+def test_a_row_whose_cells_do_not_line_up_with_the_header_is_a_blank_row_in_its_place(
+    tmp_path, body, cells, marked
 ):
+    """No cell of such a row is read (which is extra or missing cannot be known); it keeps its
+    place, and the field-count column says what is wrong, for validation to quarantine it."""
     path = tmp_path / "f.csv"
     path.write_text(body, encoding="utf-8")
-    with pytest.raises(raw_parsing.RawFileError) as refused:
-        raw_parsing.read_text_table(path, ("id",))
-    assert (
-        str(refused.value)
-        == f"{path}: line {line} has {fields} fields where the header has 3: {why}"
+    table = raw_parsing.read_text_table(path, ("id",))
+    assert table.column_names == ["id", "spend", "impressions", raw_parsing.FIELD_COUNT_COLUMN]
+    rows = table.drop_columns([raw_parsing.FIELD_COUNT_COLUMN]).to_pylist()
+    assert [list(r.values()) for r in rows] == [c or ["", "", ""] for c in cells]
+    assert table.column(raw_parsing.FIELD_COUNT_COLUMN).to_pylist() == [
+        f"{marked[i]} fields where the header has 3" if i in marked else None
+        for i in range(len(cells))
+    ]
+
+
+def test_a_file_whose_rows_line_up_has_no_field_count_column(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text('id,name\n1,"Smith, John"\n', encoding="utf-8")
+    assert raw_parsing.read_text_table(path, ("id",)).column_names == ["id", "name"]
+
+
+@pytest.mark.parametrize("pandas_path", [False, True])
+def test_misaligned_rows_across_many_blocks_keep_their_places(tmp_path, monkeypatch, pandas_path):
+    """Arrow reports a block's misaligned rows apart from its batch; put back between slices
+    of the batches, every row is where the file has it, whichever reader read the file."""
+    monkeypatch.setattr(raw_parsing, "_BLOCK_SIZE", 1 << 10)
+    rng = np.random.default_rng(7)
+    lines, expected = [], []
+    for i in range(3000):
+        fields = 3 + int(rng.choice([0, 0, 0, 0, 0, 0, 1, -1, 2]))
+        lines.append(",".join(f"{i}.{k}" for k in range(fields)))
+        expected.append(
+            ([f"{i}.0", f"{i}.1", f"{i}.2"], None)
+            if fields == 3
+            else (["", "", ""], f"{fields} fields where the header has 3")
+        )
+    if pandas_path:
+        lines.insert(1500, "  ")  # a whitespace-only line: Arrow refuses the file
+    path = tmp_path / "f.csv"
+    path.write_text("a,b,c\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    table = raw_parsing.read_text_table(path, ("a",))
+    got = list(
+        zip(
+            [list(r.values()) for r in table.select(["a", "b", "c"]).to_pylist()],
+            table.column(raw_parsing.FIELD_COUNT_COLUMN).to_pylist(),
+            strict=True,
+        )
     )
+    assert got == expected
+
+
+def test_a_header_may_not_use_the_field_count_columns_name(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text(f"id,{raw_parsing.FIELD_COUNT_COLUMN}\n1,2\n", encoding="utf-8")
+    with pytest.raises(raw_parsing.RawFileError, match="reserved"):
+        raw_parsing.read_text_table(path, ("id",))
 
 
 def test_text_table_large_file_streams_in_blocks(tmp_path, monkeypatch):

@@ -54,7 +54,11 @@ def _frames(rng: np.random.Generator) -> dict:
             {
                 "lead_id": _text(rng),
                 "campaign_id": _text(rng),
-                "lead_status": _text(rng),
+                # a shifted row's phone or email in the status (`personal_data_in_lead_status`)
+                "lead_status": _text(rng).where(
+                    rng.random(ROWS) > 0.2,
+                    pd.Series(rng.choice(["+1 555 021 1797", "ann@example.com"], ROWS)),
+                ),
                 "added_date": _dates(rng),
                 "deal_value": _numbers(rng, fractional=True),
             }
