@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from campaign_pipeline.constants import MAX_GAP_WEEKS
+
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
@@ -313,7 +315,11 @@ def _run_and_summarize(
     )
     try:
         run = runner.run_pipeline(
-            str(data_dir), str(out_dir), say=_print, extra_run_config=extra_run_config
+            str(data_dir),
+            str(out_dir),
+            say=_print,
+            extra_run_config=extra_run_config,
+            max_gap_weeks=args.max_gap_weeks,
         )
     except runner.RunFailed as failed:
         for line in failed.lines:
@@ -322,7 +328,7 @@ def _run_and_summarize(
     from campaign_pipeline.run_summary import summarize
 
     _print("")
-    _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export))
+    _print(summarize(storage, run.weeks, run.seconds, run.exports, args.export, run.not_built))
     for line in run.export_failures:
         print(f"error: {line}", file=sys.stderr)
     return EXIT_FAILED if run.export_failures else 0
@@ -639,6 +645,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["before_send", "only"],
         help="post each GA4 request to /debug/mp/collect first and refuse what it flags "
         "(before_send), or validate and send nothing (only)",
+    )
+    run.add_argument(
+        "--max-gap-weeks",
+        type=_whole_number(0),
+        default=MAX_GAP_WEEKS,
+        metavar="N",
+        help="a gap of at most N weeks without data between weeks with data is built with them "
+        f"(default {MAX_GAP_WEEKS}); of a longer one only its last week, the week the next "
+        "report compares with",
     )
     run.add_argument(
         "--salesforce-settings",

@@ -18,7 +18,7 @@ freshness deadlines are in it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -60,6 +60,28 @@ def describe_weeks(weeks: list[str]) -> str:
     if len(weeks) == 1:
         return f"1 week ({weeks[0]})"
     return f"{len(weeks)} weeks ({weeks[0]} .. {weeks[-1]})"
+
+
+def week_ranges(weeks: Iterable[str]) -> list[tuple[str, ...]]:
+    """The weeks (keys, in order) in ranges of consecutive Mondays."""
+    ranges: list[list[str]] = []
+    for week in weeks:
+        if ranges and dt.date.fromisoformat(week) - dt.date.fromisoformat(
+            ranges[-1][-1]
+        ) == dt.timedelta(days=7):
+            ranges[-1].append(week)
+        else:
+            ranges.append([week])
+    return [tuple(found) for found in ranges]
+
+
+def describe_stretches(stretches: Sequence[Sequence[str]], most: int = 4) -> str:
+    """Ranges of consecutive weeks, each as `describe_weeks` says it: ``1 week (2017-03-06),
+    18 weeks (2025-01-06 .. 2025-05-05)``; past ``most`` ranges, the first ones and how many
+    more."""
+    shown = [describe_weeks(list(stretch)) for stretch in stretches[:most]]
+    more = len(stretches) - len(shown)
+    return ", ".join(shown) + (f" and {more} more ranges" if more > 0 else "")
 
 
 def missing_weeks(

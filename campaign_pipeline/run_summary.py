@@ -4,12 +4,14 @@ stops any run on a raw file that has rows and none accepted (`none_accepted_stop
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from campaign_pipeline.constants import HEALTH_BUCKETS, SEVERITIES
 from campaign_pipeline.health import action_summary
 from campaign_pipeline.ingestion import FILE_SPECS
-from campaign_pipeline.partitions import describe_weeks
+from campaign_pipeline.partitions import describe_stretches, describe_weeks, week_ranges
 from campaign_pipeline.report.files import report_path
 from campaign_pipeline.resources.storage import PipelineStorage
 
@@ -145,7 +147,11 @@ def summarize(
     seconds: float,
     exports: dict[str, dict] | None = None,
     export_mode: str = "",
+    not_built: Sequence[str] = (),
 ) -> str:
+    """The run's summary. ``weeks``: the weeks it built, in order (ranges of consecutive weeks
+    when a long gap without data lies between them); ``not_built``: the weeks of that gap
+    (`runner.plan_weeks`)."""
     lines = ["Summary", "-------"]
     accounting_rows = accounting(storage)
     if len(accounting_rows):
@@ -159,6 +165,13 @@ def summarize(
             )
     span = f" ({weeks[0]} .. {weeks[-1]})" if weeks else ""
     lines.append(f"weeks processed: {len(weeks)}{span}")
+    if not_built:
+        # a lone week far from the rest is most often a mistyped date: each range is named
+        stretches = week_ranges(weeks)
+        lines.append(
+            f"  in {len(stretches)} ranges: {describe_stretches(stretches)}; not built: "
+            f"{describe_weeks(list(not_built))} without any accepted delivery or lead event"
+        )
 
     # the weeks this run published: an out dir may also hold other weeks (an earlier run's,
     # on exports that reached further), which are not this run's to report

@@ -1,11 +1,13 @@
 """`campaign-pipeline run`: every asset for every week in the raw folder, through Dagster.
 
-The order is the asset graph's: the ingestion layer once, then every week the accepted rows
-cover as ONE run of the weekly assets (their single-run backfill policy: the validated layer
-and the daily history are read once for the whole range, not once per week), then the
-lifetime table. Settings reach the assets as Dagster run configuration (resource config), the
-same way a launchpad or a schedule passes them, so nothing depends on environment variables
-set before the definitions are imported.
+The order is the asset graph's: the ingestion layer once, then the weeks the accepted rows
+cover, each range of consecutive weeks as ONE run of the weekly assets (their single-run
+backfill policy: the validated layer and the daily history are read once for the whole range,
+not once per week), then the lifetime table. A long gap without data between the rows (a
+mistyped year) is not built (`plan_weeks`), so a run costs what its data hold, not its span.
+Settings reach the assets as Dagster run configuration (resource config), the same way a
+launchpad or a schedule passes them, so nothing depends on environment variables set before the
+definitions are imported.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from campaign_pipeline.constants import PROGRESS_PREFIX
-from campaign_pipeline.partitions import describe_weeks
+from campaign_pipeline.constants import MAX_GAP_WEEKS, PROGRESS_PREFIX
+from campaign_pipeline.partitions import describe_stretches, describe_weeks, week_ranges
 
 if TYPE_CHECKING:
     from campaign_pipeline.resources.storage import PipelineStorage
@@ -43,8 +45,9 @@ class RunFailed(Exception):
 class PipelineRun:
     """What a run did, for the summary."""
 
-    weeks: list[str] = field(default_factory=list)
-    skipped_weeks: list[str] = field(default_factory=list)
+    weeks: list[str] = field(default_factory=list)  # built, in date order
+    skipped_weeks: list[str] = field(default_factory=list)  # not complete yet
+    not_built: list[str] = field(default_factory=list)  # complete, no data (`plan_weeks`)
     ingestion: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
     exports: dict[str, dict] = field(default_factory=dict)  # export asset -> its report
@@ -77,6 +80,72 @@ def weeks_between(first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[str]:
     ``last_day``, empty weeks in between included."""
     first_monday = first_day - pd.Timedelta(days=first_day.weekday())
     return [d.date().isoformat() for d in pd.date_range(first_monday, last_day, freq="7D")]
+
+
+@dataclass(frozen=True)
+class WeekPlan:
+    """Which weeks of the accepted rows' span a run builds, as ranges of consecutive weeks."""
+
+    stretches: tuple[tuple[str, ...], ...]  # each built as ONE range run, in date order
+    not_built: tuple[str, ...]  # weeks holding no accepted delivery or lead event, left out
+
+    @property
+    def weeks(self) -> list[str]:
+        return [week for stretch in self.stretches for week in stretch]
+
+    def within(self, keep: set[str]) -> WeekPlan:
+        """The plan for the weeks in ``keep`` only (the complete ones)."""
+        stretches = (tuple(week for week in stretch if week in keep) for stretch in self.stretches)
+        return WeekPlan(
+            tuple(stretch for stretch in stretches if stretch),
+            tuple(week for week in self.not_built if week in keep),
+        )
+
+
+def plan_weeks(weeks: list[str], data_weeks: set[str], max_gap_weeks: int) -> WeekPlan:
+    """The weeks of ``weeks`` (consecutive keys, in order) to build: each week holding data,
+    the weeks of a gap without data of at most ``max_gap_weeks`` weeks between them, and the
+    week just before each week with data. That week's buckets are what the next week's report
+    compares with (read from the published campaign_health, not recomputed), so a week after
+    a long gap gets the page a run over the whole span gives, whatever the health window.
+    Every other table a week with data publishes is computed from stored daily metrics, and a
+    week without data adds no row to them, built or not."""
+    build = []
+    gap: list[str] = []
+    for week in [*weeks, None]:  # None: the end, closing a gap that reaches it
+        if week is not None and week not in data_weeks:
+            gap.append(week)
+            continue
+        between = bool(build) and week is not None  # a gap with data on both sides
+        if between and len(gap) <= max_gap_weeks:
+            build += gap
+        elif gap and week is not None:
+            build.append(gap[-1])  # the week before a week with data
+        gap = []
+        if week is not None:
+            build.append(week)
+    built = set(build)
+    stretches = tuple(week_ranges(build))
+    return WeekPlan(stretches, tuple(week for week in weeks if week not in built))
+
+
+def merge_export_reports(first: dict, second: dict) -> dict:
+    """One destination's export reports (`DestinationReport.to_metadata`) of two runs as one:
+    counts added, files and weeks joined."""
+    merged = dict(first)
+    for key, value in second.items():
+        before = merged.get(key)
+        if before is None or isinstance(value, (str, bool)):
+            merged[key] = before or value  # the same mode and why; the first stop's reason
+        elif isinstance(value, (int, float)):
+            merged[key] = before + value
+        elif isinstance(value, list):
+            merged[key] = [*before, *value]
+        elif key == "weeks":  # week -> its counts: no week is in two runs
+            merged[key] = {**before, **value}
+        else:  # reason -> count
+            merged[key] = {k: before.get(k, 0) + value.get(k, 0) for k in {**before, **value}}
+    return merged
 
 
 def partial_week_notes(
@@ -279,14 +348,18 @@ def run_pipeline(
     say: Callable[[str], None] = print,
     extra_run_config: dict | None = None,
     today: dt.date | None = None,
+    max_gap_weeks: int = MAX_GAP_WEEKS,
 ) -> PipelineRun:
-    """Ingestion, then the accepted rows' complete weeks in one run, then the lifetime table.
+    """Ingestion, then the accepted rows' complete weeks (`plan_weeks`: a run per range of
+    consecutive weeks built), then the lifetime table.
 
     ``extra_run_config`` is merged into each run's configuration (e.g. resource config of the
-    export stage); ``today`` decides which weeks are complete (default: the current date).
+    export stage); ``today`` decides which weeks are complete (default: the current date);
+    ``max_gap_weeks`` is the longest gap without data built with the weeks around it.
     """
     import dagster as dg
 
+    from campaign_pipeline.assets.common import data_weeks
     from campaign_pipeline.definitions import defs
     from campaign_pipeline.partitions import range_run_tags, weekly_partitions
     from campaign_pipeline.resources.storage import PipelineStorage
@@ -324,31 +397,42 @@ def run_pipeline(
     now = dt.datetime.combine(today, dt.time()) if today else None
     complete = set(weekly_partitions.get_partition_keys(current_time=now))
     summary.skipped_weeks = [w for w in weeks if w not in complete]
-    summary.weeks = [w for w in weeks if w in complete]
+    plan = plan_weeks(weeks, data_weeks(storage), max_gap_weeks).within(complete)
+    summary.weeks, summary.not_built = plan.weeks, list(plan.not_built)
     if summary.skipped_weeks:
         say(
             f"note: {describe_weeks(summary.skipped_weeks)} not complete yet (or outside the "
             "partitions), skipped"
         )
+    if summary.not_built:
+        say(
+            f"note: {describe_weeks(summary.not_built)} between the accepted rows hold no "
+            f"accepted delivery or lead event, not built; the weeks built: "
+            f"{describe_stretches(plan.stretches)}"
+        )
     for note in partial_week_notes(summary.weeks, *day_range):
         say(note)
 
-    if summary.weeks:
-        say(f"weekly assets: {describe_weeks(summary.weeks)} in one run ...")
+    for stretch in plan.stretches:
+        say(f"weekly assets: {describe_weeks(list(stretch))} in one run ...")
         weekly = _execute(
             defs.resolve_job_def(WEEKLY_JOB),
             instance,
             run_config,
             say,
-            tags=range_run_tags(summary.weeks[0], summary.weeks[-1]),
+            tags=range_run_tags(stretch[0], stretch[-1]),
         )
         failures, user_error = _failures(weekly)
-        summary.exports = _export_reports(weekly)
+        for step, report in _export_reports(weekly).items():
+            before = summary.exports.get(step)
+            summary.exports[step] = (
+                report if before is None else merge_export_reports(before, report)
+            )
         export_only = failures and all(line.startswith(EXPORT_STEPS) for line in failures)
         if not weekly.success and not export_only:
             raise RunFailed(failures or ["weekly assets failed"], user_error=user_error)
         if not weekly.success:  # the exports failed; every other weekly asset is written
-            summary.export_failures = failures
+            summary.export_failures += failures
             failures = []
         for line in failures:
             say(f"warning: {line}")

@@ -2,7 +2,12 @@
 
 import pandas as pd
 
-from campaign_pipeline.partitions import describe_weeks, missing_weeks
+from campaign_pipeline.partitions import (
+    describe_stretches,
+    describe_weeks,
+    missing_weeks,
+    week_ranges,
+)
 
 
 def test_describe_weeks_is_a_count_and_a_range_never_a_list():
@@ -11,6 +16,21 @@ def test_describe_weeks_is_a_count_and_a_range_never_a_list():
     assert text == f"5123 weeks (2026-01-05 .. {weeks[-1]})"
     assert describe_weeks(["2024-01-08"]) == "1 week (2024-01-08)"
     assert describe_weeks([]) == "0 weeks"
+
+
+def test_ranges_of_consecutive_weeks_are_named_each_with_its_count_and_range():
+    weeks = ["2017-03-06", "2024-12-30", "2025-01-06", "2025-01-13", "2025-02-03"]
+    ranges = week_ranges(weeks)
+    assert ranges == [("2017-03-06",), ("2024-12-30", "2025-01-06", "2025-01-13"), ("2025-02-03",)]
+    assert week_ranges([]) == []
+    assert describe_stretches(ranges) == (
+        "1 week (2017-03-06), 3 weeks (2024-12-30 .. 2025-01-13), 1 week (2025-02-03)"
+    )
+    # many ranges (a week with data every other week): the first few and how many more
+    alternate = week_ranges(["2017-03-06", "2025-09-01", "2025-09-15"])
+    assert describe_stretches(alternate, most=2) == (
+        "1 week (2017-03-06), 1 week (2025-09-01) and 1 more ranges"
+    )
 
 
 def test_missing_weeks_are_the_unstored_weeks_of_the_stretch_that_hold_data():

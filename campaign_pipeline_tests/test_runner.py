@@ -1,5 +1,6 @@
-"""`campaign-pipeline run` through Dagster: ingestion once, every complete week of the accepted
-rows as ONE run of the weekly assets, weeks that are not complete named as a count and a range."""
+"""`campaign-pipeline run` through Dagster: ingestion once, the complete weeks of the accepted
+rows, each range of consecutive weeks as ONE run of the weekly assets, weeks that are not
+complete named as a count and a range, a long gap without data not built."""
 
 import datetime as dt
 
@@ -45,6 +46,65 @@ def test_a_first_or_last_week_the_data_begin_or_end_inside_is_named_with_its_day
         "note: the accepted rows run from 2025-05-07 to 2025-05-09, so week 2025-05-05 holds "
         "3 of its 7 days: its figures are a partial week's"
     ]
+
+
+def _weeks(first: str, count: int) -> list[str]:
+    return [d.date().isoformat() for d in pd.date_range(first, periods=count, freq="7D")]
+
+
+def test_a_long_gap_without_data_is_not_built_but_its_last_week_and_short_gaps_are():
+    span = _weeks("2017-03-06", 420)  # a row of 2017 in an export of 2025
+    data = {"2017-03-06", *span[-18:]}
+    plan = runner.plan_weeks(span, data, max_gap_weeks=4)
+    # the week before the data resume is built: the next week's report compares with its buckets
+    assert plan.stretches == (("2017-03-06",), tuple(span[-19:]))
+    assert plan.not_built == tuple(span[1:-19])
+    assert plan.weeks == ["2017-03-06", *span[-19:]]
+    # a gap of 4 weeks (an outage, a pause) is built with the weeks around it; one of 5 is not
+    weeks = _weeks("2025-01-06", 12)
+    short = runner.plan_weeks(weeks, {weeks[0], weeks[5], weeks[11]}, max_gap_weeks=4)
+    assert short.stretches == (tuple(weeks[:6]), tuple(weeks[10:]))
+    assert short.not_built == tuple(weeks[6:10])
+    assert runner.plan_weeks(weeks, {weeks[0], weeks[11]}, 10).stretches == (tuple(weeks),)
+    # 0: only the weeks with data and the week before each
+    assert runner.plan_weeks(weeks, {weeks[0], weeks[2]}, 0).weeks == weeks[:3]
+    assert runner.plan_weeks(weeks, {weeks[0], weeks[3]}, 0).weeks == [weeks[0], *weeks[2:4]]
+    # a run today keeps the complete weeks: the plan of those, in the same ranges
+    assert short.within(set(weeks[:11])).stretches == (tuple(weeks[:6]), (weeks[10],))
+    assert short.within(set(weeks[:11])).not_built == tuple(weeks[6:10])
+    assert short.within(set(weeks[:3])).stretches == (tuple(weeks[:3]),)
+
+
+def test_the_export_reports_of_several_runs_add_up():
+    first = {
+        "destination": "ga4",
+        "mode": "dry-run",
+        "why": "export mode dry-run",
+        "events": 3,
+        "sent": 0,
+        "skipped": {"already sent": 1},
+        "refused": {},
+        "failed": {},
+        "requests": 2,
+        "files": ["out/exports/ga4/2017-03-06.json"],
+        "weeks": {"2017-03-06": {"would_send": 3}},
+        "stopped": None,
+    }
+    second = first | {
+        "events": 5,
+        "skipped": {"already sent": 2, "outside the week": 1},
+        "requests": 4,
+        "files": ["out/exports/ga4/2025-01-06.json"],
+        "weeks": {"2025-01-06": {"would_send": 5}},
+        "stopped": "ga4 unavailable: HTTP 503",
+    }
+    merged = runner.merge_export_reports(first, second)
+    assert merged["mode"] == "dry-run" and merged["why"] == "export mode dry-run"
+    assert (merged["events"], merged["requests"]) == (8, 6)
+    assert merged["skipped"] == {"already sent": 3, "outside the week": 1}
+    assert merged["files"] == first["files"] + second["files"]
+    assert merged["weeks"] == first["weeks"] | second["weeks"]
+    assert merged["stopped"] == "ga4 unavailable: HTTP 503"
 
 
 @pytest.fixture
@@ -273,3 +333,65 @@ def test_a_dagster_home_dagster_would_refuse_is_named_with_what_to_do(tmp_path):
         "DAGSTER_HOME=dagster_home is not an absolute path: give one, or unset DAGSTER_HOME for "
         "an ephemeral in-memory instance"
     )
+
+
+def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
+    data_dir, tmp_path, instance_home
+):
+    """A mistyped date (one insights row in 2023-11 of an export of 2024-01) opens a gap of 8
+    weeks without data: the run builds the row's week, then the week before the data resume
+    and the data's weeks, each range as one run, names the gap, and publishes for those weeks
+    exactly what a run over the whole span publishes."""
+    from campaign_pipeline.resources.storage import PipelineStorage
+    from campaign_pipeline.run_summary import summarize
+
+    insights = data_dir / "raw" / "insights.csv"
+    insights.write_text(insights.read_text() + "9,c1,2023-11-07,3,100,1,0\n")
+    lines: list[str] = []
+    out = tmp_path / "out"
+    run = runner.run_pipeline(str(data_dir), str(out), say=lines.append)
+    built = ["2023-11-06", "2024-01-01", "2024-01-08", "2024-01-15"]
+    assert run.weeks == built
+    assert run.not_built == _weeks("2023-11-13", 7)
+    assert (
+        "note: 7 weeks (2023-11-13 .. 2023-12-25) between the accepted rows hold no accepted "
+        "delivery or lead event, not built; the weeks built: 1 week (2023-11-06), "
+        "3 weeks (2024-01-01 .. 2024-01-15)"
+    ) in lines
+    with dg.DagsterInstance.get() as instance:
+        weekly_runs = [r for r in instance.get_runs() if r.job_name == runner.WEEKLY_JOB]
+    ranges = sorted(
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in weekly_runs
+    )
+    assert ranges == [("2023-11-06", "2023-11-06"), ("2024-01-01", "2024-01-15")]
+    assert sorted(p.stem for p in (out / "weekly_report").glob("*.html")) == built
+    summary = summarize(
+        PipelineStorage(data_dir=str(data_dir), out_dir=str(out)),
+        run.weeks,
+        1.0,
+        not_built=run.not_built,
+    )
+    assert (
+        "weeks processed: 4 (2023-11-06 .. 2024-01-15)\n  in 2 ranges: 1 week (2023-11-06), "
+        "3 weeks (2024-01-01 .. 2024-01-15); not built: 7 weeks (2023-11-13 .. 2023-12-25) "
+        "without any accepted delivery or lead event"
+    ) in summary
+
+    # every week of the span in one run: the same tables and pages for the weeks built
+    whole = tmp_path / "whole"
+    everything = runner.run_pipeline(
+        str(data_dir), str(whole), say=lambda _: None, max_gap_weeks=99
+    )
+    assert everything.weeks == _weeks("2023-11-06", 11) and everything.not_built == []
+    files = sorted(
+        p.relative_to(out) for p in out.rglob("*") if p.is_file() and "exports" not in p.parts
+    )
+    assert len(files) > 30
+    for name in files:
+        if name.suffix == ".parquet":
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(out / name), pd.read_parquet(whole / name)
+            )
+        else:
+            assert (out / name).read_bytes() == (whole / name).read_bytes(), name
