@@ -893,7 +893,9 @@ def _flags_from_evidence(
 # Day cells (series x steps, padding included) judged in one stacked call of `detect_by_week`:
 # the detectors hold a few dozen arrays of this size while they score it, so this bounds the
 # memory of a long backfill, while the weeks of a few hundred campaigns still go in a few
-# calls. A week's stretch is never split (its campaigns are pooled and tested together).
+# calls. A week's campaigns that can be judged are never split (they are pooled and tested
+# together); its campaigns too short to be judged go in blocks of at most this many cells
+# (`stretch_blocks`).
 WEEK_CHUNK_CELLS = 100_000
 # Worker processes are used only when each gets at least this many chunks: starting one
 # (a fresh interpreter importing numpy, pandas and scipy) costs about a second, what judging
@@ -1042,12 +1044,14 @@ def detect_by_week(
     of rows (its campaigns, in the order one call would hold them) in one stacked panel, and
     everything that is pooled across campaigns (day noise, weekly scales, the multiple-testing
     family) stays within its block, so every week gets exactly the flags a call on its stretch
-    alone would give. `chunk_cells` bounds the cells judged at once (`WEEK_CHUNK_CELLS`); the
-    result does not depend on it. The chunks share nothing, so with `processes` > 1 they are
-    judged in that many processes (`judge_in_processes`); a range with too few chunks
-    for that (one week) is judged in this process with `processes` threads instead. The result
-    depends on neither. `week_calendar` then `judge_weeks` do the same in two steps, so that a
-    caller can let go of ``daily`` once the calendar holds it.
+    alone would give. Campaigns with too few rows in the stretch to be judged at all pool
+    nothing: they go in blocks of their own, and those without a row in the judged week are
+    left out (`stretch_blocks`), with the same flags. `chunk_cells` bounds the cells judged at
+    once (`WEEK_CHUNK_CELLS`); the result does not depend on it. The chunks share nothing, so
+    with `processes` > 1 they are judged in that many processes (`judge_in_processes`); a
+    range with too few chunks for that (one week) is judged in this process with `processes`
+    threads instead. The result depends on neither. `week_calendar` then `judge_weeks` do the
+    same in two steps, so that a caller can let go of ``daily`` once the calendar holds it.
     """
     calendar = week_calendar(daily, week_starts, history_weeks=history_weeks, campaigns=campaigns)
     return judge_weeks(calendar, settings=settings, chunk_cells=chunk_cells, processes=processes)
@@ -1181,6 +1185,57 @@ def week_calendar(
     )
 
 
+def rows_to_be_judged(settings: DetectionSettings) -> int:
+    """Daily rows a campaign needs in a week's stretch before anything of it can be judged:
+    a day needs `min_history_days` known days in its trailing window, a week (with
+    `use_weekly`) `weekly_min_history_weeks` complete weeks of 7 known days. ``settings``
+    must be `effective`. Below that, none of the campaign's days or weeks is judged at any
+    step of the stretch, so it takes no part in what the stretch pools across campaigns (day
+    noise, baseline scales, the multiple-testing family: each counts judged or `cnt >=
+    min_history` series only) and its evidence is its own."""
+    need = settings.min_history_days
+    if settings.use_weekly:
+        need = min(need, 7 * settings.weekly_min_history_weeks)
+    return need
+
+
+def stretch_blocks(
+    rows_in_stretch: np.ndarray, rows_in_week: np.ndarray, *, min_rows: int, max_rows: int
+) -> list[np.ndarray]:
+    """The blocks of campaigns (positions in the calendar, in its order) a week's stretch is
+    judged in, from each campaign's daily rows in the stretch and whether it has one in the
+    judged week (its last 7 days).
+
+    The campaigns with at least ``min_rows`` rows (`rows_to_be_judged`) are one block: they
+    are pooled and corrected together. A campaign with fewer is never judged, pools nothing
+    and draws on no pool, so it is judged apart, in blocks of at most ``max_rows`` campaigns
+    (of about equal size); only its rules (spend without impressions, budget overspend) can
+    flag it, and only on a day with a row, so one without a row in the judged week is left
+    out. A stretch's panel then grows with its campaigns that can be judged, not with every
+    short campaign of its history (an account of many one-day campaigns)."""
+    judgeable = np.flatnonzero(rows_in_stretch >= min_rows)
+    in_week = np.asarray(rows_in_week) > 0
+    short = np.flatnonzero((rows_in_stretch > 0) & (rows_in_stretch < min_rows) & in_week)
+    blocks = [judgeable] if len(judgeable) else []
+    if len(short):
+        blocks += np.array_split(short, -(-len(short) // max_rows))
+    return blocks
+
+
+def _chunk_plan(sizes: list[int], span: int, chunk_cells: int) -> list[tuple[int, int, int]]:
+    """Consecutive blocks of ``sizes`` rows grouped into chunks of at most ``chunk_cells``
+    cells once padded to their largest (a block larger than that is a chunk alone):
+    (first block, end, rows per block) of each."""
+    plan, j = [], 0
+    while j < len(sizes):
+        size, k = max(sizes[j], 1), 1
+        while j + k < len(sizes) and (k + 1) * max(size, sizes[j + k]) * span <= chunk_cells:
+            size, k = max(size, sizes[j + k]), k + 1
+        plan.append((j, j + k, size))
+        j += k
+    return plan
+
+
 def judge_weeks(
     calendar: WeekCalendar | None,
     *,
@@ -1193,8 +1248,9 @@ def judge_weeks(
 
     Worker processes read their chunks' cells from the calendar's files: a calendar held in
     memory is first saved to a temporary directory (`WeekCalendar.to_directory`).
-    ``progress(weeks_judged, weeks_to_judge)`` is called as each chunk's weeks are judged, in
-    order (weeks without a row in their stretch are not counted: nothing is judged there)."""
+    ``progress(weeks_judged, weeks_to_judge)`` is called, in order, as chunks finish weeks (a
+    week's blocks, `stretch_blocks`, may lie in several chunks; a week with nothing to judge in
+    its stretch is not counted)."""
     if calendar is None:
         return empty_flags()
     s = settings.effective
@@ -1204,29 +1260,36 @@ def judge_weeks(
     keys_padded = np.append(calendar.keys, None)
 
     starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
-    present = [np.flatnonzero(calendar.has_row[:, a : a + span].any(axis=1)) for a in starts]
-
-    plan, j = [], 0
-    while j < len(weeks):  # chunks of consecutive weeks, padded to their largest stretch
-        size, k = max(len(present[j]), 1), 1
-        while j + k < len(weeks) and (k + 1) * max(size, len(present[j + k])) * span <= chunk_cells:
-            size, k = max(size, len(present[j + k])), k + 1
-        chunk = range(j, j + k)
-        j += k
-        if any(len(present[i]) for i in chunk):
-            plan.append((chunk, size))
+    # each week's stretch as blocks of calendar rows (`stretch_blocks`): its campaigns that
+    # can be judged in one block, those too short to be judged that have a row in the week
+    # in blocks of at most a chunk's rows each, the rest left out (nothing of theirs is decided)
+    stretches = [
+        (i, rows)
+        for i, a in enumerate(starts)
+        for rows in stretch_blocks(
+            calendar.has_row[:, a : a + span].sum(axis=1),
+            calendar.has_row[:, a + span - 7 : a + span].any(axis=1),
+            min_rows=rows_to_be_judged(s),
+            max_rows=max(1, chunk_cells // span),
+        )
+    ]
+    plan = _chunk_plan([len(rows) for _, rows in stretches], span, chunk_cells)
+    # the weeks each chunk finishes (a week's blocks can lie in several chunks)
+    last_chunk = {}
+    for c, (lo, hi, _) in enumerate(plan):
+        for i, _ in stretches[lo:hi]:
+            last_chunk[i] = c
+    finished = np.bincount(list(last_chunk.values()), minlength=len(plan))
 
     def chunks():
         """Each chunk of the plan as a `_Chunk`: its rows of the calendar, not yet its cells."""
-        for chunk, size in plan:
+        for lo, hi, size in plan:
+            part = stretches[lo:hi]
             row = np.concatenate(
-                [
-                    np.concatenate([present[i], np.full(size - len(present[i]), n_keys)])
-                    for i in chunk
-                ]
+                [np.concatenate([rows, np.full(size - len(rows), n_keys)]) for _, rows in part]
             ).astype(np.intp)
-            first_days = np.concatenate([np.full(size, starts[i]) for i in chunk])
-            week = weeks[chunk[0]]
+            first_days = np.concatenate([np.full(size, starts[i]) for i, _ in part])
+            week = weeks[part[0][0]]
             yield _Chunk(
                 sums=calendar.sums,
                 delivered=calendar.delivered,
@@ -1253,12 +1316,12 @@ def judge_weeks(
         judged = judge_in_processes(chunks(), s, processes)
     else:  # too few chunks to share out (a Monday run): each chunk's blocks share the CPUs
         judged = (_judge_chunk(chunk, s, threads=processes) for chunk in chunks())
-    parts, done, total = [], 0, sum(len(chunk) for chunk, _ in plan)
-    for part, (chunk, _) in zip(judged, plan, strict=True):
+    parts, done, total = [], 0, len(last_chunk)
+    for part, weeks_done in zip(judged, finished, strict=True):
         if len(part):
             parts.append(part)
-        done += len(chunk)
-        if progress is not None:
+        done += int(weeks_done)
+        if progress is not None and weeks_done:
             progress(done, total)
     return _finish(pd.concat(parts, ignore_index=True)) if parts else empty_flags()
 
@@ -1321,8 +1384,9 @@ def judge_in_processes(
     """Judge `_Chunk`s in `processes` processes (this one and workers, `map_in_processes`),
     results in the chunks' order, each as it is ready.
 
-    The chunks share nothing (each holds whole weeks: their pooling and multiple-testing
-    families), so where a chunk is judged cannot change its flags.
+    The chunks share nothing (each holds whole blocks of a week's campaigns, `stretch_blocks`:
+    their pooling and multiple-testing families), so where a chunk is judged cannot change its
+    flags.
     """
     pieces = ((chunk, settings) for chunk in chunks)
     return map_in_processes(_judge_chunk, pieces, processes)
