@@ -215,8 +215,9 @@ def anomaly_flags(
         "their Monday runs give.",
     )
     # the daily rows are read into the calendar and let go, and the calendar's grids are kept
-    # in a temporary directory: the step's process holds the stretch being judged, never the
-    # year (0.3 GB at 16,000 campaigns), and worker processes read their own stretches
+    # in a temporary directory as each is filled: the step's process holds the stretch being
+    # judged, never the year (0.3 GB at 16,000 campaigns), and worker processes read their
+    # own stretches
     with tempfile.TemporaryDirectory(prefix="anomaly_flags_") as directory:
         calendar = week_calendar(
             read_weeks(
@@ -230,10 +231,9 @@ def anomaly_flags(
             list(weeks.keys),
             history_weeks=history,
             campaigns=campaigns,
+            directory=directory,
         )
         history_days_read = calendar.days_with_rows if calendar is not None else 0
-        if calendar is not None:
-            calendar = calendar.to_directory(directory)
         # each week on its own fixed history: a backfill publishes what the Monday run would
         flags = judge_weeks(
             calendar,

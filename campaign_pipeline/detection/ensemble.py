@@ -1112,17 +1112,18 @@ class WeekCalendar:
         year and its history, 0.3 GB) once it lets go of the in-memory calendar."""
         if self.in_files:
             return self
-
-        def saved(name: str, grid: np.ndarray) -> GridFile:
-            path = str(Path(directory) / f"{name}.npy")
-            np.save(path, grid)
-            return GridFile(path, grid.dtype)
-
         return replace(
             self,
-            delivered=saved("delivered", self.delivered),
-            sums={column: saved(column, grid) for column, grid in self.sums.items()},
+            delivered=_saved_grid(directory, "delivered", self.delivered),
+            sums={column: _saved_grid(directory, column, g) for column, g in self.sums.items()},
         )
+
+
+def _saved_grid(directory, name: str, grid: np.ndarray) -> GridFile:
+    """``grid`` saved as ``name.npy`` in ``directory``, read from there."""
+    path = str(Path(directory) / f"{name}.npy")
+    np.save(path, grid)
+    return GridFile(path, grid.dtype)
 
 
 def week_calendar(
@@ -1131,9 +1132,18 @@ def week_calendar(
     *,
     history_weeks: int,
     campaigns: pd.DataFrame | None = None,
+    directory=None,
 ) -> WeekCalendar | None:
     """The calendar `judge_weeks` judges the weeks of ``week_starts`` on (each with its
-    ``history_weeks`` before it), filled from ``daily``; None when no row falls in it."""
+    ``history_weeks`` before it), filled from ``daily``; None when no row falls in it.
+
+    With ``directory`` each grid is saved there as soon as it is filled and read from there
+    (`WeekCalendar.to_directory`), so building the calendar holds one grid of (days x
+    campaigns), not all seven: an account of many short campaigns has a wide calendar."""
+
+    def kept(name: str, grid: np.ndarray) -> np.ndarray | GridFile:
+        return grid if directory is None else _saved_grid(directory, name, grid)
+
     weeks = sorted({pd.Timestamp(w).normalize() for w in week_starts})
     if daily is None or len(daily) == 0 or not weeks:
         return None
@@ -1165,13 +1175,15 @@ def week_calendar(
     delivered[di, ki] = (
         daily["has_delivery"].astype(bool) if "has_delivery" in daily else daily["spend"].notna()
     ).to_numpy()[rows]
+    delivered = kept("delivered", delivered)
     sums = {}
     for column in SUM_COLUMNS:
         grid = np.full((n_days, len(keys) + 1), np.nan)
         if column in daily:
             # a count the day did not report is null in the table (Int64), NaN in the grid
             grid[di, ki] = daily[column].to_numpy(dtype=float, na_value=np.nan)[rows]
-        sums[column] = grid
+        sums[column] = kept(column, grid)
+        del grid
     del dates, day, rows, codes, ki, di, last
     return WeekCalendar(
         weeks=weeks,

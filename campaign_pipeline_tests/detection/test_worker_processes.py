@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -77,6 +78,24 @@ def test_a_calendar_in_files_reads_the_cells_of_the_one_in_memory(tmp_path):
     np.testing.assert_array_equal(in_files.delivered[cells], calendar.delivered[cells])
     pd.testing.assert_frame_equal(
         judge_weeks(in_files, chunk_cells=3_000), judge_weeks(calendar, chunk_cells=3_000)
+    )
+
+
+def test_a_calendar_built_into_a_directory_is_the_one_saved_there_afterwards(tmp_path):
+    """`week_calendar(directory=...)` saves each grid as it is filled (the asset builds its
+    calendar so, holding one grid at a time): the same cells, read from files."""
+    daily = _account_with_faults()
+    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    calendar = week_calendar(daily, weeks, history_weeks=8)
+    built = week_calendar(daily, weeks, history_weeks=8, directory=tmp_path)
+    assert built.in_files and all(isinstance(g, GridFile) for g in built.sums.values())
+    assert {Path(g.path).parent for g in [built.delivered, *built.sums.values()]} == {tmp_path}
+    for column, grid in calendar.sums.items():
+        np.testing.assert_array_equal(built.sums[column][slice(None)], grid)
+    np.testing.assert_array_equal(built.delivered[slice(None)], calendar.delivered)
+    np.testing.assert_array_equal(built.has_row, calendar.has_row)
+    pd.testing.assert_frame_equal(
+        judge_weeks(built, chunk_cells=3_000), judge_weeks(calendar, chunk_cells=3_000)
     )
 
 
