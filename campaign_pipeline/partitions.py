@@ -18,7 +18,7 @@ freshness deadlines are in it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -93,6 +93,33 @@ def missing_weeks(
     before the data, after it or in a gap of it, so naming it would only mislead."""
     # ISO dates order as text
     return sorted(week for week in set(data_weeks).difference(stored) if first <= week <= last)
+
+
+def week_keys(first: str, last: str) -> list[str]:
+    """Every week key from ``first`` to ``last`` (both Mondays), in order."""
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(weeks=n)).isoformat() for n in range((end - start).days // 7 + 1)]
+
+
+def history_missing_weeks(
+    stored: Iterable[str],
+    first: str,
+    last: str,
+    data_weeks_between: Callable[[str, str], Iterable[str]],
+) -> list[str]:
+    """`missing_weeks` of the stretch ``first``..``last``, asking ``data_weeks_between(a, b)``
+    for the weeks that hold accepted data only when a week of the stretch has no stored
+    partition, and only for the weeks ``a``..``b`` from the first such week to the last.
+
+    Which weeks hold data is found by scanning the validated layer's date columns, whose
+    length grows with the stored history; a Monday run over a history whose weeks are all
+    stored (the schedule's case) needs no scan, and a stretch with a few unstored weeks
+    scans only their days."""
+    kept = set(stored)
+    unstored = [week for week in week_keys(first, last) if week not in kept]
+    if not unstored:
+        return []
+    return missing_weeks(kept, first, last, data_weeks_between(unstored[0], unstored[-1]))
 
 
 def last_complete_week(when: dt.datetime) -> str | None:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from campaign_pipeline.constants import PROGRESS_PREFIX
 from campaign_pipeline.metadata import markdown_preview, table_schema
 from campaign_pipeline.metrics import DEAL_VALUE
-from campaign_pipeline.partitions import describe_weeks, missing_weeks
+from campaign_pipeline.partitions import describe_weeks, history_missing_weeks
 from campaign_pipeline.resources.storage import DATED_TABLES, PipelineStorage, read_parquet
 from campaign_pipeline.run_summary import none_accepted_stop
 from campaign_pipeline.schemas import validate_frame
@@ -95,15 +95,22 @@ def refuse_files_with_none_accepted(storage: PipelineStorage) -> None:
         raise dg.Failure(description=stop)
 
 
-def data_weeks(storage: PipelineStorage) -> set[str]:
+def data_weeks(
+    storage: PipelineStorage, first_week: str | None = None, last_week: str | None = None
+) -> set[str]:
     """The weeks (Monday keys) with accepted delivery or a lead event (`DATED_TABLES`, the
-    days the run's weeks come from): those whose daily metrics hold rows. Only the date
-    columns are read, and reduced to their distinct days before any is converted, so millions
-    of rows cost one column scan each."""
+    days the run's weeks come from): those whose daily metrics hold rows; with ``first_week``
+    and ``last_week``, only those of that stretch. Only the date columns are read (the rows of
+    the stretch's days, when given), and reduced to their distinct days before any is
+    converted, so millions of rows cost one column scan each."""
     days = []
     for name, columns in DATED_TABLES.items():
         for column in columns:  # one at a time: a year's leads are millions of dates a column
-            dates = storage.read_staging_table(name, columns=[column]).column(0)
+            filters = None
+            if first_week is not None and last_week is not None:
+                end = pd.Timestamp(shift_week(last_week, 1))  # the Monday after the stretch
+                filters = [(column, ">=", pd.Timestamp(first_week)), (column, "<", end)]
+            dates = storage.read_staging_table(name, columns=[column], filters=filters).column(0)
             days.append(pd.to_datetime(pd.Series(pc.unique(dates.drop_null()).to_pandas())))
     found = pd.concat(days, ignore_index=True) if days else pd.Series([], dtype="datetime64[ns]")
     mondays = (found - pd.to_timedelta(found.dt.weekday, unit="D")).dt.normalize()
@@ -123,7 +130,12 @@ def history_never_materialized(
     ``consequence`` (what the run publishes without them, and how to get what the Monday runs
     give). A reader skips such weeks: one week picked alone in the UI on a fresh instance
     would otherwise publish numbers judged on less history with nothing to say so."""
-    missing = missing_weeks(storage.table_weeks(table), first_week, last_week, data_weeks(storage))
+    missing = history_missing_weeks(
+        storage.table_weeks(table),
+        first_week,
+        last_week,
+        lambda first, last: data_weeks(storage, first, last),
+    )
     if missing:
         context.log.warning(
             f"{table} has never been materialized for {describe_weeks(missing)}, though they "
