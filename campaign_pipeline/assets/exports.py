@@ -7,21 +7,25 @@ with the destination, the number of events and why; the week's other assets stay
 materialized, and the next run sends only what failed.
 """
 
+import functools
+
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 
 from campaign_pipeline.assets.common import (
     RunWeeks,
-    read_weeks,
     require_run_weeks,
     schema_check,
+    shift_week,
     split_by_week,
     weekly_result,
     write_run_weeks,
 )
 from campaign_pipeline.exports import delivery
-from campaign_pipeline.exports.events import CampaignEvent, week_events
+from campaign_pipeline.exports.events import EVENT_COLUMNS, CampaignEvent, week_events
 from campaign_pipeline.exports.ledger import ExportLedgerTable, Ledger, LedgerError
+from campaign_pipeline.parquet_io import read_parquet
 from campaign_pipeline.partitions import describe_weeks, weekly_partitions
 from campaign_pipeline.resources.amplitude import AmplitudeHTTP
 from campaign_pipeline.resources.exports import ExportLedgerStore, ExportSettings
@@ -37,15 +41,38 @@ def _by_week(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
     return split_by_week(frame.assign(**{column: pd.to_datetime(frame[column])}), column)
 
 
+def read_event_columns(
+    storage: PipelineStorage, table: str, weeks: RunWeeks, columns: tuple[str, ...]
+) -> pd.DataFrame:
+    """What `read_weeks` reads of ``table`` for the run's weeks, ``columns`` only: the events
+    carry a dozen of the weekly metrics' 70 columns (a column a stored week lacks stays
+    absent, as when the whole file is read)."""
+    wanted, week = set(), weeks.first
+    while week <= weeks.last:  # every week of the span, as `read_weeks`
+        wanted.add(week)
+        week = shift_week(week, 1)
+    paths = [p for p in (storage.published_dir / table).files(".parquet") if p.stem in wanted]
+    frames = []
+    for path in paths:
+        with path.open_stream() as handle:
+            stored = set(pq.ParquetFile(handle).schema_arrow.names)
+        frames.append(read_parquet(path, columns=[c for c in columns if c in stored]))
+    if not frames:
+        return pd.DataFrame()
+    filled = [frame for frame in frames if len(frame)]
+    return pd.concat(filled, ignore_index=True) if filled else frames[0]
+
+
 def load_week_events(
     storage: PipelineStorage, weeks: RunWeeks, min_severity: str
 ) -> dict[str, list[CampaignEvent]]:
     """Every event of each week of the run, from the published tables of those weeks."""
+    read = functools.partial(read_event_columns, storage, weeks=weeks)
     weekly = _by_week(
-        read_weeks(storage, "weekly_campaign_metrics", weeks.first, weeks.last), "week_start"
+        read(table="weekly_campaign_metrics", columns=EVENT_COLUMNS["weekly"]), "week_start"
     )
-    health = _by_week(read_weeks(storage, "campaign_health", weeks.first, weeks.last), "week_start")
-    flags = _by_week(read_weeks(storage, "anomaly_flags", weeks.first, weeks.last), "period_start")
+    health = _by_week(read(table="campaign_health", columns=EVENT_COLUMNS["health"]), "week_start")
+    flags = _by_week(read(table="anomaly_flags", columns=EVENT_COLUMNS["flags"]), "period_start")
     campaigns = storage.read_staging("validated_campaigns", columns=["campaign_id", "platform"])
     empty = pd.DataFrame()
     return {

@@ -18,6 +18,7 @@ under its limits, and the delivery loop that answers each response as the docs s
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -81,10 +82,11 @@ def amplitude_id(campaign_id: str) -> str:
 
 
 def amplitude_payload(event: CampaignEvent, key: str) -> dict:
-    properties = {
-        name: value[:MAX_STRING_LENGTH] if isinstance(value, str) and name in FREE_TEXT else value
-        for name, value in event.properties.items()
-    }
+    properties = dict(event.properties)
+    for name in FREE_TEXT.intersection(properties):  # only prose is ever cut
+        value = properties[name]
+        if isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            properties[name] = value[:MAX_STRING_LENGTH]
     ident = amplitude_id(event.campaign_id)
     return {
         "user_id": ident,
@@ -108,8 +110,18 @@ def _id_problem(field: str, value) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65_536)  # a campaign's id, checked on each of its events
+def _text_id_problem(field: str, value: str) -> str | None:
+    return _id_problem(field, value)
+
+
 def event_problems(payload: dict, now_ms: int) -> list[str]:
-    problems = [p for p in (_id_problem(f, payload.get(f)) for f in ("user_id", "device_id")) if p]
+    problems = []
+    for name in ("user_id", "device_id"):
+        value = payload.get(name)
+        problem = _text_id_problem(name, value) if type(value) is str else _id_problem(name, value)
+        if problem:
+            problems.append(problem)
     event_type = payload.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         problems.append("event_type missing")

@@ -4,7 +4,6 @@ would be sent. The counts become the asset's metadata and the run summary's line
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -152,11 +151,16 @@ def _dry_file(out_dir: Path | Location, destination: str, week: str, content: di
     return str(path)
 
 
+# ``json.dumps(value, ensure_ascii=False, allow_nan=False)``, with one encoder for every line
+# (``json.dumps`` with an argument of its own builds an encoder per call)
+_DRY_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def dry_json(content: dict) -> str:
     """JSON with a field per line, and each item of a list field (a request, a refusal) on a
     line of its own: a reader finds the request they want, and every line is written by json's
     C encoder (an indented dump runs in pure Python: 1.8 s for a week of 16,000 campaigns)."""
-    dump = functools.partial(json.dumps, ensure_ascii=False, allow_nan=False)
+    dump = _DRY_ENCODER.encode
     fields = []
     for key, value in content.items():
         if isinstance(value, list) and value:

@@ -13,12 +13,16 @@ destination derives its key, so the same fact gets the same key on every run and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+from pandas.core.dtypes.cast import maybe_box_native
 
 from campaign_pipeline.constants import SEVERITIES, SEVERITY_RANK
 
@@ -110,6 +114,82 @@ def _clean(properties: dict) -> dict:
     return {k: v for k, v in properties.items() if v is not None}
 
 
+@functools.lru_cache(maxsize=4096)  # a week's events end on one of a few days
+def _day_end_ms(day: str) -> int:
+    return _end_ms(day)
+
+
+# Property values are converted a column at a time, not a row at a time: a large account's
+# year has about 100,000 events per destination, and a dict of every row plus a helper call per
+# cell were most of the time of building them. Each column gives exactly what the helper above
+# gives for each of its cells (the cells as a row of ``to_dict("records")`` holds them).
+
+_INT64_LIMIT = 2**63  # a count this large does not fit numpy's int64: converted per cell
+
+
+def _cells(column: pd.Series) -> list:
+    """The cells of ``column`` as ``to_dict("records")`` boxes them."""
+    if column.dtype == object or isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return [v if type(v) is str else maybe_box_native(v) for v in column.tolist()]
+    return column.tolist()
+
+
+def _numbers(column: pd.Series) -> np.ndarray | None:
+    """The column as float64 with NaN for a missing cell, when it is a numeric column (else
+    None: its cells go through the per-cell helpers)."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        return None
+    if pd.api.types.is_complex_dtype(dtype):
+        return None
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _with_missing(values: list, finite: np.ndarray) -> list:
+    for index in np.flatnonzero(~finite).tolist():
+        values[index] = None
+    return values
+
+
+def _per_cell(column: pd.Series, convert: Callable) -> list:
+    return [convert(v) for v in _cells(column)]
+
+
+def _moneys(column: pd.Series) -> list:
+    """`_money` of each cell."""
+    numbers = _numbers(column)
+    if numbers is None:
+        return _per_cell(column, _money)
+    finite = np.isfinite(numbers)
+    return _with_missing([round(v, 2) for v in numbers.tolist()], finite)
+
+
+def _counts(column: pd.Series) -> list:
+    """`_count` of each cell (Python's round and numpy's rint both round half to even)."""
+    numbers = _numbers(column)
+    if numbers is None:
+        return _per_cell(column, _count)
+    finite = np.isfinite(numbers)
+    if np.abs(numbers[finite]).max(initial=0.0) >= _INT64_LIMIT:
+        return _per_cell(column, _count)
+    whole = np.rint(np.where(finite, numbers, 0.0)).astype(np.int64)
+    return _with_missing(whole.tolist(), finite)
+
+
+def _ratios(column: pd.Series) -> list:
+    """`_ratio` of each cell."""
+    numbers = _numbers(column)
+    if numbers is None:
+        return _per_cell(column, _ratio)
+    finite = np.isfinite(numbers)
+    return _with_missing([float(f"{v:.6g}") for v in numbers.tolist()], finite)
+
+
+def _texts(column: pd.Series) -> list:
+    """`_text` of each cell."""
+    return [(v.strip() or None) if type(v) is str else _text(v) for v in _cells(column)]
+
+
 # the published columns each kind of event reads: its rows hold these and only these (an
 # absent one as missing), so a property read from a column not listed here fails at once
 _SUMMARY_COLUMNS = (
@@ -125,6 +205,25 @@ _SUMMARY_COLUMNS = (
     "cpl",
     "roas",
 )
+# a summary's properties, in their order; a null one is left out (as `_clean` does)
+_SUMMARY_PROPERTIES = (
+    "campaign_id",
+    "source",
+    "week_start",
+    "week_end",
+    "spend",
+    "impressions",
+    "clicks",
+    "conversions",
+    "leads",
+    "converted_leads",
+    "revenue",
+    "cpl",
+    "roas",
+    "health_bucket",
+    "recommended_action",
+)
+_SUMMARY_COUNTS = ("impressions", "clicks", "conversions", "leads", "converted_leads")
 _ANOMALY_KEYS = ("campaign_id", "grain", "period_start", "period_end", "metric")
 _ANOMALY_COLUMNS = (
     *_ANOMALY_KEYS,
@@ -146,6 +245,14 @@ _HEALTH_CHANGE_COLUMNS = (
 )
 
 
+# what each published table is read for, by the week it belongs to
+EVENT_COLUMNS = {
+    "weekly": ("week_start", *_SUMMARY_COLUMNS),
+    "health": ("week_start", *_HEALTH_CHANGE_COLUMNS, "bucket_changed"),
+    "flags": _ANOMALY_COLUMNS,
+}
+
+
 def _columns(frame: pd.DataFrame, names: tuple[str, ...], keys: tuple[str, ...]) -> pd.DataFrame:
     """``frame`` with ``names`` as its columns; ``keys`` (what identifies an event) must be
     there, any other may be absent (missing)."""
@@ -155,7 +262,8 @@ def _columns(frame: pd.DataFrame, names: tuple[str, ...], keys: tuple[str, ...])
     return frame.reindex(columns=list(names))
 
 
-def _platforms(campaigns: pd.DataFrame | None) -> dict[str, str]:
+def campaign_platforms(campaigns: pd.DataFrame | None) -> dict[str, str]:
+    """Each campaign's platform, from the validated campaigns table."""
     if campaigns is None or not len(campaigns) or "platform" not in campaigns:
         return {}
     known = campaigns.dropna(subset=["platform"])
@@ -182,28 +290,24 @@ def summary_events(
     )
     week = week.merge(judged, on="campaign_id", how="left").sort_values("campaign_id")
     week_end = (pd.Timestamp(week_start) + pd.Timedelta(days=6)).date().isoformat()
-    time_ms = _end_ms(week_end)
+    time_ms = _day_end_ms(week_end)
+    campaigns = week["campaign_id"].tolist()
+    rows = zip(
+        campaigns,
+        _texts(week["platform"]),
+        _moneys(week["spend"]),
+        *(_counts(week[c]) for c in _SUMMARY_COUNTS),
+        _moneys(week["revenue"]),
+        _ratios(week["cpl"]),
+        _ratios(week["roas"]),
+        _texts(week["health_bucket"]),
+        _texts(week["recommended_action"]),
+    )
     events = []
-    for row in week.to_dict("records"):
-        campaign = row["campaign_id"]
-        properties = {
-            "campaign_id": campaign,
-            "source": _text(row["platform"]) or platforms.get(campaign),
-            "week_start": week_start,
-            "week_end": week_end,
-            "spend": _money(row["spend"]),
-            "impressions": _count(row["impressions"]),
-            "clicks": _count(row["clicks"]),
-            "conversions": _count(row["conversions"]),
-            "leads": _count(row["leads"]),
-            "converted_leads": _count(row["converted_leads"]),
-            "revenue": _money(row["revenue"]),
-            "cpl": _ratio(row["cpl"]),
-            "roas": _ratio(row["roas"]),
-            "health_bucket": _text(row["health_bucket"]),
-            "recommended_action": _text(row["recommended_action"]),
-        }
-        events.append(CampaignEvent(SUMMARY, week_start, campaign, "", time_ms, _clean(properties)))
+    for campaign, source, *figures in rows:
+        values = (campaign, source or platforms.get(campaign), week_start, week_end, *figures)
+        properties = {k: v for k, v in zip(_SUMMARY_PROPERTIES, values) if v is not None}
+        events.append(CampaignEvent(SUMMARY, week_start, campaign, "", time_ms, properties))
     return events
 
 
@@ -220,30 +324,56 @@ def anomaly_events(
     kept = kept.assign(campaign_id=kept["campaign_id"].astype(str)).sort_values(
         ["campaign_id", "grain", "period_start", "metric"]
     )
+    days: dict = {}  # a week's flags start and end on a few days: each parsed once
+
+    def day(value) -> str:
+        key = (type(value), value, getattr(value, "tzinfo", None))
+        if key not in days:
+            days[key] = _day(value)
+        return days[key]
+
+    rows = zip(
+        kept["campaign_id"].tolist(),
+        _cells(kept["grain"]),
+        _cells(kept["period_start"]),
+        _cells(kept["period_end"]),
+        _cells(kept["metric"]),
+        _texts(kept["grain"]),
+        _texts(kept["metric"]),
+        _texts(kept["anomaly_type"]),
+        _texts(kept["severity"]),
+        _ratios(kept["confidence"]),
+        _ratios(kept["value"]),
+        _ratios(kept["expected"]),
+        _texts(kept["suggested_action"]),
+        _texts(kept["explanation"]),
+    )
     events = []
-    for row in kept.to_dict("records"):
-        campaign = row["campaign_id"]
-        start, end = _day(row["period_start"]), _day(row["period_end"])
+    for campaign, grain, period_start, period_end, metric, *texts in rows:
+        grain_text, metric_text, kind, severity, confidence, value, expected, *prose = texts
+        start, end = day(period_start), day(period_end)
         properties = {
             "campaign_id": campaign,
             "source": platforms.get(campaign),
             "week_start": week_start,
-            "grain": _text(row["grain"]),
+            "grain": grain_text,
             "period_start": start,
             "period_end": end,
-            "metric": _text(row["metric"]),
-            "anomaly_type": _text(row["anomaly_type"]),
-            "severity": _text(row["severity"]),
-            "confidence": _ratio(row["confidence"]),
+            "metric": metric_text,
+            "anomaly_type": kind,
+            "severity": severity,
+            "confidence": confidence,
             # not "value": GA4 reads a "value" param as money (with "currency")
-            "metric_value": _ratio(row["value"]),
-            "expected_value": _ratio(row["expected"]),
-            "suggested_action": _text(row["suggested_action"]),
-            "explanation": _text(row["explanation"]),
+            "metric_value": value,
+            "expected_value": expected,
+            "suggested_action": prose[0],
+            "explanation": prose[1],
         }
-        detail = f"{row['grain']}|{start}|{row['metric']}"
+        detail = f"{grain}|{start}|{metric}"
         events.append(
-            CampaignEvent(ANOMALY, week_start, campaign, detail, _end_ms(end), _clean(properties))
+            CampaignEvent(
+                ANOMALY, week_start, campaign, detail, _day_end_ms(end), _clean(properties)
+            )
         )
     return events
 
@@ -262,22 +392,28 @@ def health_change_events(
         "campaign_id"
     )
     week_end = (pd.Timestamp(week_start) + pd.Timedelta(days=6)).date().isoformat()
+    time_ms = _day_end_ms(week_end)
+    rows = zip(
+        changed["campaign_id"].tolist(),
+        _texts(changed["platform"]),
+        _texts(changed["previous_bucket"]),
+        _texts(changed["health_bucket"]),
+        _texts(changed["recommended_action"]),
+        _texts(changed["reason"]),
+    )
     events = []
-    for row in changed.to_dict("records"):
-        campaign = row["campaign_id"]
+    for campaign, source, from_bucket, to_bucket, action, reason in rows:
         properties = {
             "campaign_id": campaign,
-            "source": _text(row["platform"]) or platforms.get(campaign),
+            "source": source or platforms.get(campaign),
             "week_start": week_start,
-            "from_bucket": _text(row["previous_bucket"]),
-            "to_bucket": _text(row["health_bucket"]),
-            "recommended_action": _text(row["recommended_action"]),
-            "reason": _text(row["reason"]),
+            "from_bucket": from_bucket,
+            "to_bucket": to_bucket,
+            "recommended_action": action,
+            "reason": reason,
         }
         events.append(
-            CampaignEvent(
-                HEALTH_CHANGE, week_start, campaign, "", _end_ms(week_end), _clean(properties)
-            )
+            CampaignEvent(HEALTH_CHANGE, week_start, campaign, "", time_ms, _clean(properties))
         )
     return events
 
@@ -289,10 +425,14 @@ def week_events(
     flags: pd.DataFrame,
     campaigns: pd.DataFrame | None = None,
     min_severity: str = DEFAULT_MIN_SEVERITY,
+    *,
+    platforms: dict[str, str] | None = None,
 ) -> list[CampaignEvent]:
-    """Every event of one week, in a stable order (kind, campaign, detail)."""
+    """Every event of one week, in a stable order (kind, campaign, detail). ``platforms``:
+    `campaign_platforms` of ``campaigns``, when the caller built it once for many weeks."""
     dt.date.fromisoformat(week_start)  # a ValueError names a bad week key
-    platforms = _platforms(campaigns)
+    if platforms is None:
+        platforms = campaign_platforms(campaigns)
     return [
         *summary_events(weekly, health, week_start, platforms),
         *anomaly_events(flags, week_start, platforms, min_severity),
@@ -327,8 +467,11 @@ class Refusal:
     reason: str
 
 
+# One encoder for every call: ``json.dumps`` with any argument of its own builds a new encoder
+# per call, and a year of a large account encodes a few hundred thousand payloads.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_json(value) -> bytes:
     """The bytes that go on the wire: compact, UTF-8, and never NaN (which is not JSON)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return _COMPACT.encode(value).encode("utf-8")

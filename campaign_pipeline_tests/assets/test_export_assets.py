@@ -255,3 +255,45 @@ def test_leads_without_a_deal_value_column_publish_and_send_no_revenue_and_no_ro
     ga4_summaries = [e for e in ga4.events if e["name"] == SUMMARY]
     assert len(ga4_summaries) == 2 * len(WEEKS)
     assert all("roas" not in e["params"] and "revenue" not in e["params"] for e in ga4_summaries)
+
+
+def test_a_runs_events_read_only_the_columns_they_carry_from_each_stored_week(tmp_path):
+    """`load_week_events` reads the dozen published columns the events carry, not the weekly
+    metrics' 70: the events are those of the whole tables, a column one stored week lacks is
+    a missing property there, and a column no event carries is never read."""
+    from campaign_pipeline.assets.common import RunWeeks
+    from campaign_pipeline.assets.exports import load_week_events, read_event_columns
+    from campaign_pipeline.exports.events import week_events
+    from campaign_pipeline_tests.exports.support import week_tables
+
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    weeks = ["2025-03-03", "2025-03-10"]
+    full = {}
+    for week in weeks:
+        tables = week_tables(n_campaigns=6, flags_per_campaign=3, week=week)
+        # a column no event carries, and (second week) one an older file lacks
+        tables["weekly"] = tables["weekly"].assign(email=EMAIL, won_leads=2)
+        if week == weeks[1]:
+            tables["weekly"] = tables["weekly"].drop(columns=["revenue"])
+        full[week] = tables
+        storage.write_table("weekly_campaign_metrics", tables["weekly"], week)
+        storage.write_table("campaign_health", tables["health"], week)
+        storage.write_table("anomaly_flags", tables["flags"], week)
+    storage.write_staging("validated_campaigns", full[weeks[0]]["campaigns"])
+    run = RunWeeks(tuple(weeks))
+    read = read_event_columns(storage, "weekly_campaign_metrics", run, ("campaign_id", "email"))
+    assert list(read.columns) == ["campaign_id", "email"] and len(read) == 12
+    stored = read_event_columns(
+        storage, "weekly_campaign_metrics", run, ("week_start", "campaign_id", "revenue", "spend")
+    )
+    assert "email" not in stored and stored["revenue"].isna().sum() == 6  # week 2 has none
+    events = load_week_events(storage, run, "medium")
+    assert list(events) == weeks
+    for week in weeks:
+        tables = full[week]
+        expected = week_events(
+            week, tables["weekly"], tables["health"], tables["flags"], tables["campaigns"]
+        )
+        assert events[week] == expected and len(expected) > 6
+    assert not any("revenue" in e.properties for e in events[weeks[1]])
+    assert all("revenue" in e.properties for e in events[weeks[0]] if e.kind == SUMMARY)

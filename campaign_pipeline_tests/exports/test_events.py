@@ -148,3 +148,125 @@ def test_counts_go_out_as_integers_and_a_null_count_is_left_out():
     first = json.loads(sent["published"][0])["params"]  # GA4's event of the first campaign
     assert first["campaign_id"] == published.loc[0, "campaign_id"]
     assert "impressions" not in first and isinstance(first["clicks"], int)
+
+
+def _per_row_summaries(weekly: pd.DataFrame, health: pd.DataFrame, platforms: dict) -> list:
+    """What a summary's properties are by the per-cell rules, a row dict at a time."""
+    from campaign_pipeline.exports.events import _clean, _count, _money, _ratio, _text
+
+    merged = weekly.merge(
+        health[["campaign_id", "health_bucket", "recommended_action"]], on="campaign_id", how="left"
+    ).sort_values("campaign_id")
+    rows = []
+    for row in merged.to_dict("records"):
+        money = {c: _money(row[c]) for c in ("spend", "revenue")}
+        counts = {c: _count(row[c]) for c in COUNT_PROPERTIES}
+        ratios = {c: _ratio(row[c]) for c in ("cpl", "roas")}
+        rows.append(
+            _clean(
+                {
+                    "campaign_id": row["campaign_id"],
+                    "source": _text(row["platform"]) or platforms.get(row["campaign_id"]),
+                    "week_start": WEEK,
+                    "week_end": "2025-03-09",
+                    "spend": money["spend"],
+                    **counts,
+                    "revenue": money["revenue"],
+                    **ratios,
+                    "health_bucket": _text(row["health_bucket"]),
+                    "recommended_action": _text(row["recommended_action"]),
+                }
+            )
+        )
+    return rows
+
+
+def test_properties_built_a_column_at_a_time_are_the_per_cell_rules_on_every_kind_of_cell():
+    """A week's properties are converted a whole column at a time (a large account's year has
+    about 100,000 events): each value, and each absence, is what the per-cell rule gives for
+    its cell, whatever the column's type and however awkward the cell."""
+    n = 9
+    tables = week_tables(n_campaigns=n)
+    weekly = tables["weekly"].assign(
+        # half-way counts round to even; a column with a count beyond int64 is converted a
+        # cell at a time
+        impressions=pd.array([0.5, 1.5, 2.5, -0.5, None, 7, 3, 4, -2.5], dtype="Float64"),
+        clicks=pd.array([1, None, 3, 4, 5, 6, 2**53 + 2, 8, 9], dtype="Int64"),
+        conversions=[0.5, 2.5, float("inf"), float("-inf"), float("nan"), 1.5, -3.5, 4, 1e19],
+        leads=pd.Series([1, "2", None, 3.7, "x", True, 5, 6, 7], dtype=object),
+        converted_leads=pd.array([1, 2, 3, None, 5, 6, 7, 8, 9], dtype="int64[pyarrow]"),
+        spend=[0.125, 2.675, 1.005, float("nan"), -0.0, 1e-9, 123456.785, 10, float("inf")],
+        revenue=pd.Series([1, None, "3.333", 2.5, 0, 1, 1, 1, 1], dtype=object),
+        cpl=[1 / 3, 2 / 3, 1e-7, 123456789.0, float("nan"), float("inf"), 0.0, -1e-300, 5.0],
+        roas=pd.array([0.1, None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], dtype="float32"),
+        platform=pd.Series(
+            ["  Facebook ", "", None, float("nan"), pd.NA, 7, "TikTok", "LinkedIn", " "],
+            dtype=object,
+        ),
+    )
+    health = (
+        tables["health"]
+        .assign(
+            health_bucket=pd.array(
+                ["HERO", None, " GOOD", "", "BAD", "MIXED", "HERO", None, "GOOD"],
+                dtype="string[pyarrow]",
+            ),
+            recommended_action=pd.Series(
+                ["Scale Up", None, float("nan"), 3, "", "Keep", "Stop", "x", "y"], dtype=object
+            ),
+        )
+        .iloc[:-1]  # the last campaign has no health row: no bucket, no action
+    )
+    platforms = {f"CMP{i:04d}": "Google Ads" for i in range(n)}
+    events = week_events(WEEK, weekly, health, pd.DataFrame(), platforms=platforms)
+    built = [e.properties for e in events if e.kind == SUMMARY]
+    assert built == _per_row_summaries(weekly, health, platforms)
+    # the same values of the same types: 2 is not 2.0 nor True
+    assert [[type(v) for v in p.values()] for p in built] == [
+        [type(v) for v in p.values()] for p in _per_row_summaries(weekly, health, platforms)
+    ]
+    assert [p.get("impressions") for p in built] == [0, 2, 2, 0, None, 7, 3, 4, -2]
+    assert built[6]["clicks"] == 2**53 + 2 and "clicks" not in built[1]
+    assert built[8]["conversions"] == 10**19 and built[6]["conversions"] == -4
+    assert "conversions" not in built[2] and "spend" not in built[3]
+    assert built[0]["source"] == "Facebook" and built[1]["source"] == "Google Ads"
+
+
+def test_flag_and_health_change_properties_are_the_per_cell_rules():
+    from campaign_pipeline.exports.events import _clean, _day, _ratio, _text
+
+    tables = week_tables(n_campaigns=5, flags_per_campaign=4)
+    flags = tables["flags"].assign(
+        confidence=pd.array([0.9, None] * 10, dtype="Float64"),
+        value=[1 / 3, float("nan"), float("inf"), 2.5] * 5,
+        anomaly_type=pd.Series([" spike ", None, "", 4] * 5, dtype=object),
+        period_end=tables["flags"]["period_end"].astype(str),  # text dates parse the same
+    )
+    events = week_events(WEEK, pd.DataFrame(), tables["health"], flags)
+    kept = flags[flags["severity"] != "low"].sort_values(
+        ["campaign_id", "grain", "period_start", "metric"]
+    )
+    expected = [
+        _clean(
+            {
+                "campaign_id": r["campaign_id"],
+                "source": None,
+                "week_start": WEEK,
+                "grain": _text(r["grain"]),
+                "period_start": _day(r["period_start"]),
+                "period_end": _day(r["period_end"]),
+                "metric": _text(r["metric"]),
+                "anomaly_type": _text(r["anomaly_type"]),
+                "severity": _text(r["severity"]),
+                "confidence": _ratio(r["confidence"]),
+                "metric_value": _ratio(r["value"]),
+                "expected_value": _ratio(r["expected"]),
+                "suggested_action": _text(r["suggested_action"]),
+                "explanation": _text(r["explanation"]),
+            }
+        )
+        for r in kept.to_dict("records")
+    ]
+    assert [e.properties for e in events if e.kind == ANOMALY] == expected
+    changes = [e.properties for e in events if e.kind == HEALTH_CHANGE]
+    assert changes and all(set(p) >= {"from_bucket", "to_bucket", "reason"} for p in changes)
