@@ -409,14 +409,15 @@ def anomaly_cards(
         metric = str(flag["metric"])
         kind = fmt.METRIC_KIND.get(metric, "amount")
         lower, upper = _number(flag.get("expected_lower")), _number(flag.get("expected_upper"))
-        series = _flag_series(tables, flag, by_campaign)
         label = (
             f"{fmt.metric_label(metric)} of {campaign_id}: flagged value "
             f"{fmt.metric(metric, flag['value'])}, expected "
             f"{fmt.expected(metric, flag['expected'])}"
         )
         chart = None
-        if index < max_charts and series is not None and len(series):
+        # a flag past `max_charts` keeps its card only: its series is not even picked out
+        series = _flag_series(tables, flag, by_campaign) if index < max_charts else None
+        if series is not None and len(series):
             chart = charts.flag_chart(
                 charts.FlagChartInput(
                     dates=pd.to_datetime(series["x"]).reset_index(drop=True),

@@ -583,8 +583,8 @@ def test_pages_built_in_worker_processes_are_the_pages_of_one_process(
 
 def test_the_loader_reads_only_what_the_page_shows(published_sample, week, tables):
     """Daily rows and earlier weeks are read for the flagged campaigns only, the week's
-    delivery days from the week's whole daily table: the page is the one built from every row
-    of the 28 days and the 9 weeks."""
+    delivery days from the date and has_delivery columns of the week's daily table: the page
+    is the one built from every row of the 28 days and the 9 weeks."""
     out = published_sample.out_dir
     flagged = set(tables.flags["campaign_id"])
     assert 0 < len(flagged) < len(tables.health)  # some campaigns are left out of the reads

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from campaign_pipeline.report import charts
 
@@ -108,3 +110,55 @@ def test_large_amounts_read_in_thousands_millions_billions_and_trillions():
     compact = charts._value_formatter("amount")
     ticks = [compact(v, None) for v in (950, 2500, 5e8, 2.5e9, 1e12, 1.6e13, -3e6)]
     assert ticks == ["950", "2.5k", "500M", "2.5B", "1T", "16T", "-3M"]
+
+
+def _axes_as_drawn_plainly():
+    """The flag charts' figure and axes made the plain way: axis labels placed by matplotlib
+    from the tick labels, the tick style set as each chart sets it."""
+    with matplotlib.rc_context(charts._RC):
+        fig = Figure(figsize=(4.8, 1.95))
+        fig.subplots_adjust(left=0.12, right=0.98, top=0.95, bottom=0.14)
+        ax = fig.add_subplot()
+        ax.tick_params(length=2.5, pad=2)
+    return fig, ax
+
+
+def test_a_flag_chart_is_the_chart_drawn_on_plain_axes(fresh_charts):
+    """The axes are made once so that a chart draws less (labels at fixed coordinates, the
+    tick style set once); what is drawn is the same bytes."""
+    for name in NAMES:
+        charts._FLAG_AXES["flag"] = _axes_as_drawn_plainly()
+        assert charts.flag_chart(_chart_input(name), "flag0", name) == fresh_charts[name], name
+
+
+def _panel(title: str, seed: int, n: int, thresholds=(8.0, 12.0, 20.0, 0.3)) -> charts.ScatterPanel:
+    rng = np.random.default_rng(seed)
+    points = pd.DataFrame(
+        {
+            "cpl": rng.lognormal(2.5, 0.9, n),
+            "conversion_rate": rng.uniform(0, 0.6, n),
+            "health_bucket": rng.choice(list(charts.BUCKET_COLOURS), n),
+            "in_universe": rng.random(n) > 0.2,
+        }
+    )
+    return charts.ScatterPanel(title, points, *thresholds)
+
+
+SCATTERS = {
+    "one universe": [_panel("All campaigns: one benchmark universe of 300", 1, 300)],
+    "three platforms, log scale": [
+        _panel("platform meta: universe of 200", 2, 200),
+        _panel("platform google: universe of 120", 3, 120, (5.0, 9.0, 30.0, 0.25)),
+        _panel("platform $tiktok: universe of 40", 4, 40, (6.0, 11.0, 15.0, 0.4)),
+    ],
+    "no thresholds": [_panel("Thresholds differ per campaign", 5, 50, (np.nan,) * 4)],
+}
+
+
+@pytest.mark.parametrize("name", SCATTERS)
+def test_the_scatter_chart_is_the_figure_saved_with_its_layout_engine(name, monkeypatch):
+    """The constrained layout is run once before the figure is saved (`_lay_out_once`), not by
+    a drawing of the whole figure inside savefig; the SVG is the same bytes."""
+    once = charts.scatter_chart(SCATTERS[name], chart_id="scatter", label=name)
+    monkeypatch.setattr(charts, "_lay_out_once", lambda fig: None)
+    assert once == charts.scatter_chart(SCATTERS[name], chart_id="scatter", label=name)
