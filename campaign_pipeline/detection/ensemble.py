@@ -1234,6 +1234,30 @@ def stretch_blocks(
     return blocks
 
 
+def week_blocks(
+    has_row: np.ndarray, starts: list[int], span: int, *, min_rows: int, max_rows: int
+) -> list[tuple[int, np.ndarray]]:
+    """Every week's blocks of calendar rows (`stretch_blocks`), as (week position, rows), in
+    the order they are chunked and judged: each week's block of campaigns that can be judged,
+    week by week, then the short campaigns' blocks, week by week. ``has_row`` is (campaigns x
+    days); ``starts`` the first day of each week's stretch of ``span`` days.
+
+    Interleaved (a week's heavy block, then its light ones), the chunks would alternate heavy
+    and light, and `map_in_processes`, which gives every ``processes``-th piece to the same
+    process, would give one process every heavy week while the other judged the light ones."""
+    judgeable, short = [], []
+    for i, a in enumerate(starts):  # a loop over weeks; each step works on whole columns
+        rows_in_stretch = has_row[:, a : a + span].sum(axis=1)
+        for rows in stretch_blocks(
+            rows_in_stretch,
+            has_row[:, a + span - 7 : a + span].any(axis=1),
+            min_rows=min_rows,
+            max_rows=max(1, max_rows),
+        ):
+            (judgeable if rows_in_stretch[rows[0]] >= min_rows else short).append((i, rows))
+    return judgeable + short
+
+
 def _chunk_plan(sizes: list[int], span: int, chunk_cells: int) -> list[tuple[int, int, int]]:
     """Consecutive blocks of ``sizes`` rows grouped into chunks of at most ``chunk_cells``
     cells once padded to their largest (a block larger than that is a chunk alone):
@@ -1272,19 +1296,9 @@ def judge_weeks(
     keys_padded = np.append(calendar.keys, None)
 
     starts = [(w - first_day).days - 7 * history_weeks for w in weeks]
-    # each week's stretch as blocks of calendar rows (`stretch_blocks`): its campaigns that
-    # can be judged in one block, those too short to be judged that have a row in the week
-    # in blocks of at most a chunk's rows each, the rest left out (nothing of theirs is decided)
-    stretches = [
-        (i, rows)
-        for i, a in enumerate(starts)
-        for rows in stretch_blocks(
-            calendar.has_row[:, a : a + span].sum(axis=1),
-            calendar.has_row[:, a + span - 7 : a + span].any(axis=1),
-            min_rows=rows_to_be_judged(s),
-            max_rows=max(1, chunk_cells // span),
-        )
-    ]
+    stretches = week_blocks(
+        calendar.has_row, starts, span, min_rows=rows_to_be_judged(s), max_rows=chunk_cells // span
+    )
     plan = _chunk_plan([len(rows) for _, rows in stretches], span, chunk_cells)
     # the weeks each chunk finishes (a week's blocks can lie in several chunks)
     last_chunk = {}

@@ -119,3 +119,23 @@ def test_short_campaigns_are_judged_in_bounded_blocks_with_the_flags_of_one_bloc
     by_campaign = flags.groupby("campaign_id")["anomaly_type"].agg(set)
     assert "tracking_error" in by_campaign["s900"] and "budget_overspend" in by_campaign["s901"]
     assert "c3" in by_campaign.index
+
+
+def test_heavy_weeks_are_shared_between_the_processes_not_given_to_one():
+    """Each week has a block of campaigns that can be judged (heavy) and a block of short ones
+    (light). `map_in_processes` gives every second piece to the same process, so the blocks
+    are ordered heavy weeks first: interleaved, one process would judge every heavy week."""
+    n_weeks, span, min_rows = 6, 63, 14
+    n_days = 7 * (n_weeks - 1) + span
+    starts = [7 * i for i in range(n_weeks)]
+    has_row = np.zeros((300, n_days), dtype=bool)
+    has_row[:200] = True  # judgeable in every stretch
+    for i, a in enumerate(starts):  # 10 campaigns running only the judged week's 3 days
+        has_row[200 + 10 * i : 210 + 10 * i, a + span - 3 : a + span] = True
+    blocks = ensemble.week_blocks(has_row, starts, span, min_rows=min_rows, max_rows=1_000)
+    heavy = [len(rows) >= 200 for _, rows in blocks]
+    assert heavy == [True] * n_weeks + [False] * n_weeks
+    plan = ensemble._chunk_plan([len(rows) for _, rows in blocks], span, 20_000)
+    cells = [(hi - lo) * size * span for lo, hi, size in plan]
+    by_process = [sum(cells[p::2]) for p in range(2)]  # map_in_processes with 2 processes
+    assert min(by_process) / max(by_process) > 0.8, by_process
