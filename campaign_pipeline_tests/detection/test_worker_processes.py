@@ -85,7 +85,7 @@ def test_a_calendar_built_into_a_directory_is_the_one_saved_there_afterwards(tmp
     """`week_calendar(directory=...)` saves each grid as it is filled (the asset builds its
     calendar so, holding one grid at a time): the same cells, read from files."""
     daily = _account_with_faults()
-    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    weeks = pd.date_range("2024-04-29", "2024-05-13", freq="7D")
     calendar = week_calendar(daily, weeks, history_weeks=8)
     built = week_calendar(daily, weeks, history_weeks=8, directory=tmp_path)
     assert built.in_files and all(isinstance(g, GridFile) for g in built.sums.values())
