@@ -103,7 +103,7 @@ class DetectionSettings:
     # what a phase has when judging starts, and a series' first, unjudged days are checked by
     # nothing else: a 10x Saturday in them turns the next normal Saturday and Sunday into
     # "drops" (the weight's spread within phases is winsorized for the same reason). Series
-    # benchmark F1 hourly 0.799 either way, daily 0.715 -> 0.719; campaign sample unchanged.
+    # benchmark F1 hourly 0.799 either way, daily 0.715 -> 0.719; campaign sample 124 -> 125 flags.
     # Five: in the week a daily series' phases rest on two values each, 0.14 % of the steps of
     # normal noise (sd 15 %) and 0.45 % of t(5) noise are torn (4: 0.37 % and 0.85 %; 4,000
     # series, one run), while a 10x day tears its phase up to a noise sd of 33 %. 0 = off.
