@@ -45,6 +45,9 @@ def seeds_flags(
         ["campaign_id", "date"], var_name="metric", value_name="value"
     )
     long["date"] = pd.to_datetime(long["date"])
+    # the published counts are Int64 (null where not reported) beside float rates: melted
+    # together they are objects holding pd.NA, which the seeds' arithmetic cannot compare
+    long["value"] = long["value"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     long = long.sort_values(["campaign_id", "metric", "date"]).reset_index(drop=True)
     if whole_series:
         g = long.groupby(["campaign_id", "metric"])["value"]

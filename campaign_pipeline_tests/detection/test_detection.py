@@ -754,3 +754,22 @@ def test_evidence_in_blocks_and_trimmed_to_the_judged_week_equals_the_whole(seed
                 err_msg=f"{key} of {metric}",
             )
     assert np.isfinite(parts["p"][metrics.index("ctr")]).any()  # the rates were judged
+
+
+def test_seeds_read_integer_counts_with_nulls_as_the_same_floats():
+    """The published counts are Int64, null where not reported; the seeds' rule (the labelled
+    benchmark's comparison) reads them as the floats with NaN it reads otherwise."""
+    df = add_rates(daily_frame(n_campaigns=4, n_days=60, seed=3))
+    df.loc[df.index[::7], "clicks"] = np.nan
+    counts = df.assign(
+        impressions=df["impressions"].round().astype("Int64"),
+        clicks=df["clicks"].round().astype("Int64"),
+    )
+    floats = counts.assign(
+        impressions=counts["impressions"].astype(float), clicks=counts["clicks"].astype(float)
+    )
+    for whole_series in (True, False):
+        pd.testing.assert_frame_equal(
+            seeds_flags(counts, whole_series=whole_series),
+            seeds_flags(floats, whole_series=whole_series),
+        )
