@@ -190,11 +190,8 @@ def _texts(column: pd.Series) -> list:
     return [(v.strip() or None) if type(v) is str else _text(v) for v in _cells(column)]
 
 
-# the published columns each kind of event reads: its rows hold these and only these (an
-# absent one as missing), so a property read from a column not listed here fails at once
-_SUMMARY_COLUMNS = (
-    "campaign_id",
-    "platform",
+# a campaign-week's sums and rates, as published and as its summary event carries them
+_SUMMARY_FIGURES = (
     "spend",
     "impressions",
     "clicks",
@@ -205,21 +202,16 @@ _SUMMARY_COLUMNS = (
     "cpl",
     "roas",
 )
+# the published columns each kind of event reads: its rows hold these and only these (an
+# absent one as missing), so a property read from a column not listed here fails at once
+_SUMMARY_COLUMNS = ("campaign_id", "platform", *_SUMMARY_FIGURES)
 # a summary's properties, in their order; a null one is left out (as `_clean` does)
 _SUMMARY_PROPERTIES = (
     "campaign_id",
     "source",
     "week_start",
     "week_end",
-    "spend",
-    "impressions",
-    "clicks",
-    "conversions",
-    "leads",
-    "converted_leads",
-    "revenue",
-    "cpl",
-    "roas",
+    *_SUMMARY_FIGURES,
     "health_bucket",
     "recommended_action",
 )
