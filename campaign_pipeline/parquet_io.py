@@ -32,15 +32,41 @@ def read_parquet(
     columns: list[str] | None = None,
     filters: list | None = None,
     arrow_strings: bool = False,
+    dictionary: list[str] | None = None,
 ) -> pd.DataFrame:
     """One Parquet file, local or on an object store. ``filters`` (pyarrow's row filters)
     keep the matching rows, in the file's order, before they become a DataFrame.
     ``arrow_strings``: text columns stay in Arrow buffers (``string[pyarrow]``) instead of
-    becoming a Python object per cell, which is most of the cost of reading millions of ids."""
-    if not arrow_strings:
+    becoming a Python object per cell, which is most of the cost of reading millions of ids.
+    ``dictionary``: text columns of few distinct values (campaign ids) are read as Arrow
+    dictionaries, each distinct value decoded once, and made plain text again after the
+    filter (`plain_text`): the frame is the same, and a filtered read of a large table does
+    not decode a string per row it then drops (a week of the year's lead events: 0.25 s of
+    CPU, not 0.4 s, and 0.4 s, not 1.3 s, as a process's first read)."""
+    if not arrow_strings and not dictionary:
         return pd.read_parquet(parquet_source(location), columns=columns, filters=filters)
-    table = pq.read_table(parquet_source(location), columns=columns, filters=filters)
-    return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+    table = pq.read_table(
+        parquet_source(location), columns=columns, filters=filters, read_dictionary=dictionary
+    )
+    if dictionary:
+        table = plain_text(table, dictionary)
+    return table.to_pandas(types_mapper=_ARROW_STRINGS.get if arrow_strings else None)
+
+
+def plain_text(table: pa.Table, names: list[str]) -> pa.Table:
+    """``table`` with its columns of ``names`` that were read as dictionaries (pyarrow's
+    ``read_dictionary``) cast back to their values' type, unless the file stored them as
+    categoricals (pandas' metadata says so), which pandas reads back as categoricals anyway."""
+    stored = {
+        column["name"]: column["pandas_type"]
+        for column in (table.schema.pandas_metadata or {}).get("columns", [])
+    }
+    for name in names:
+        index = table.schema.get_field_index(name)
+        kind = table.schema.field(index).type if index >= 0 else None
+        if kind is not None and pa.types.is_dictionary(kind) and stored.get(name) != "categorical":
+            table = table.set_column(index, name, table.column(index).cast(kind.value_type))
+    return table
 
 
 def column_range(location: Location, column: str) -> tuple[object, object] | None:

@@ -62,8 +62,13 @@ def _daily_metrics_of_days(
     from the validated delivery and the lead events with an event in them, and the validated
     spend of those days."""
     bounded = start is not None and end is not None
+    # the campaign ids as dictionaries: a bounded read keeps a week or a block of the year's
+    # rows, and decodes each campaign's id once instead of once per row it reads
+    ids = ["campaign_id"] if bounded else None
     insights = storage.read_staging(
-        "validated_insights", filters=_between("date", start, end) if bounded else None
+        "validated_insights",
+        filters=_between("date", start, end) if bounded else None,
+        dictionary=ids,
     )
     events = storage.read_staging(
         "lead_events",
@@ -74,6 +79,7 @@ def _daily_metrics_of_days(
         ]
         if bounded
         else None,
+        dictionary=ids,
     )
     reported = revenue_reported(storage)
     daily = metrics.daily_campaign_metrics(

@@ -160,12 +160,19 @@ class PipelineStorage(dg.ConfigurableResource):
         filters: list | None = None,
         arrow_strings: bool = False,
         asset: str | None = None,
+        dictionary: list[str] | None = None,
     ) -> pd.DataFrame:
         """A staging table (`read_parquet` says what the options do); ``asset``: the asset that
         writes it, when the table is not named after one (a file's quarantine)."""
         path = self.staging_path(name)
         try:
-            return read_parquet(path, columns=columns, filters=filters, arrow_strings=arrow_strings)
+            return read_parquet(
+                path,
+                columns=columns,
+                filters=filters,
+                arrow_strings=arrow_strings,
+                dictionary=dictionary,
+            )
         except FileNotFoundError:
             raise self._not_materialized(path, asset or name) from None
 
