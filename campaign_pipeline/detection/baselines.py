@@ -303,31 +303,26 @@ def shrunk_phase_profile(
     with np.errstate(invalid="ignore", divide="ignore"):
         dev = group - group_med[..., None]
         if torn_z > 0:
-            norm = np.abs(dev) * np.sqrt(k / np.maximum(k - 1, 1))[..., None]
-            norm = np.where((k >= 2)[..., None], norm, np.nan)
-            flat = norm.reshape(n, t, period * n_cycles)
-            sd0 = MAD_TO_SIGMA * nan_median(flat)
-            # the winsorized root mean square about 0 (`robust_level_scale`'s estimate): a MAD
-            # from the seven pairs of a daily series' first judged week is too noisy a yardstick
-            sq = np.minimum(flat**2, (WINSOR_C * sd0[..., None]) ** 2)
-            sd = np.sqrt(np.nansum(sq, axis=-1) / nan_count(flat) / _WINSOR_CONSISTENCY)
-            sd = np.where(sd0 > 0, sd, 0.0)
-            torn = (k == 2) & (
-                np.nanmax(np.nan_to_num(norm, nan=0.0), axis=-1) > torn_z * sd[..., None]
-            )
-            torn &= sd[..., None] > 0  # ties everywhere (small counts): nothing to measure by
-            k = np.where(torn, 0, k)
-            group_med = np.where(torn, np.nan, group_med)
-            dev = np.where(torn[..., None], np.nan, dev)
+            sd = _within_phase_sd(dev, k)
+            torn = _torn_phases(dev, k, sd, torn_z)
+            if torn.any():
+                k = np.where(torn, 0, k)
+                group_med = np.where(torn, np.nan, group_med)
+                dev[torn] = np.nan  # `dev` is this call's own array
             # an outlier a median of three or more outvotes still counts in the wander
             # within phases as a 2.5-sd value, not as itself (`robust_level_scale`'s rule), so
-            # it cannot shrink the weight of every other phase to nothing
-            bound = WINSOR_C * sd[..., None, None]
-            dev2 = np.where(sd[..., None, None] > 0, np.minimum(dev**2, bound**2), dev**2)
-            dev2 = dev2 / np.where(sd[..., None, None] > 0, _WINSOR_CONSISTENCY, 1.0)
+            # it cannot shrink the weight of every other phase to nothing; the squares in one
+            # buffer of `dev`'s layout, nothing clipped (and divided by 1) where sd is 0
+            measured = sd > 0
+            dev2 = np.square(dev)
+            np.minimum(
+                dev2, np.where(measured, (WINSOR_C * sd) ** 2, np.inf)[..., None, None], out=dev2
+            )
+            np.divide(dev2, np.where(measured, _WINSOR_CONSISTENCY, 1.0)[..., None, None], out=dev2)
         else:
             dev2 = dev**2
-        within = np.nansum(dev2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
+        dev2[np.isnan(dev2)] = 0.0  # `np.nansum` without its copy: `dev2` is this call's own
+        within = np.sum(dev2, axis=(-1, -2)) / (k.sum(axis=-1) - (k > 0).sum(axis=-1))
         effect = group_med - overall[..., None]
         n_groups = (k > 0).sum(axis=-1)
         between = np.nansum(effect**2, axis=-1) / n_groups
@@ -340,6 +335,51 @@ def shrunk_phase_profile(
     return PhaseProfile(
         np.exp(np.clip(log_factor, np.log(0.2), np.log(5.0))), k[..., -1], torn[..., -1]
     )
+
+
+def _within_phase_sd(dev: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The robust within-phase sd of `shrunk_phase_profile` (n, t): the winsorized root mean
+    square of the phases' centred deviations |dev| x sqrt(k / (k - 1)) over the phases known
+    from two values or more; 0 where their MAD is 0 or no phase is known from two values.
+
+    The scaled deviations go into one C-ordered (n, t, period x n_cycles) buffer and their
+    squares into the same buffer, cleared of NaN in place: the same numbers, summed in the
+    same order, as the plain expressions on fresh arrays.
+    """
+    n, t, period, n_cycles = dev.shape
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # NaN for a phase known from fewer than two values: left out of the median and the sum
+        # (a table of the few possible k, read per phase)
+        counts = np.arange(max(int(k.max(initial=0)), 1) + 1)
+        scale = np.where(counts >= 2, np.sqrt(counts / np.maximum(counts - 1, 1)), np.nan)[k]
+        flat = np.empty((n, t, period, n_cycles))
+        np.abs(dev, out=flat)
+        np.multiply(flat, scale[..., None], out=flat)
+        flat = flat.reshape(n, t, period * n_cycles)
+        count = nan_count(flat)
+        sd0 = MAD_TO_SIGMA * _quantile_of_sorted(np.sort(flat, axis=-1), count, 0.5)
+        # the winsorized root mean square about 0 (`robust_level_scale`'s estimate): a MAD
+        # from the seven pairs of a daily series' first judged week is too noisy a yardstick
+        sq = np.square(flat, out=flat)
+        np.minimum(sq, ((WINSOR_C * sd0) ** 2)[..., None], out=sq)
+        sq[np.isnan(sq)] = 0.0
+        sd = np.sqrt(np.sum(sq, axis=-1) / count / _WINSOR_CONSISTENCY)
+    return np.where(sd0 > 0, sd, 0.0)
+
+
+def _torn_phases(dev: np.ndarray, k: np.ndarray, sd: np.ndarray, torn_z: float) -> np.ndarray:
+    """(n, t, period): the phases known from two values whose larger scaled deviation
+    (|dev| x sqrt(2)) exceeds `torn_z` within-phase sds (`shrunk_phase_profile`); none where
+    sd is 0 (ties everywhere, small counts: nothing to measure by). Only the phases known
+    from two values, a few of all, are read."""
+    candidate = (k == 2) & (sd[..., None] > 0)
+    torn = np.zeros(k.shape, bool)
+    if candidate.any():
+        with np.errstate(invalid="ignore"):
+            largest = np.max(np.nan_to_num(np.abs(dev[candidate]) * np.sqrt(2.0), nan=0.0), axis=-1)
+            threshold = np.broadcast_to((torn_z * sd)[..., None], k.shape)[candidate]
+            torn[candidate] = largest > threshold
+    return torn
 
 
 def seasonal_factors_js(values: np.ndarray, period: int | None, n_cycles: int) -> np.ndarray:
