@@ -14,9 +14,8 @@ the data dir and out dir are on a store every machine reaches (``s3://...``), an
 instance is one they all reach (PostgreSQL); see docs/orchestration.md.
 """
 
-import dagster as dg
 from dagster_celery import celery_executor
 
 from campaign_pipeline import definitions
 
-defs = dg.Definitions.merge(definitions.defs, dg.Definitions(executor=celery_executor))
+defs = definitions.build_defs(celery_executor)

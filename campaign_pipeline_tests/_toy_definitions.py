@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from campaign_pipeline.executors import in_process_first_executor
 from campaign_pipeline.partitions import week_window, weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 
@@ -108,4 +109,5 @@ defs = dg.Definitions(
     assets=[*toy_assets, toy_failing],
     jobs=[toy_weekly_job, toy_failing_job],
     resources={"storage": PipelineStorage()},
+    executor=in_process_first_executor,  # the pipeline's own
 )

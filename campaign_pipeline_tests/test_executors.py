@@ -41,15 +41,33 @@ def test_multiprocess_config_validates_against_the_pipeline_job():
         raise AssertionError("an invalid executor config was accepted")
 
 
-def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_path):
-    """The documented command with the documented config, on the toy job (ingestion, then two
-    independent weekly assets): cheaper than the full pipeline, and it shows concurrency."""
+def test_every_job_runs_in_process_unless_its_run_config_asks_for_processes():
+    """A run with no execution config (the schedule's, the sensors', the UI's Materialize)
+    resolves to the in-process mode; the multiprocess config is still accepted."""
+    defs = import_module(CODE_MODULE).defs
+    jobs = [
+        defs.resolve_job_def(job.name) for job in import_module("campaign_pipeline.jobs").all_jobs
+    ]
+    jobs.append(defs.resolve_implicit_global_asset_job_def())
+    multiprocess = _load(DEPLOY / "executors" / "multiprocess.yaml")
+    for job in jobs:
+        (executor,) = dg.validate_run_config(job, {})["execution"].values()
+        assert set(executor) == {"in_process"}, job.name
+        (executor,) = dg.validate_run_config(job, multiprocess)["execution"].values()
+        assert executor["multiprocess"]["max_concurrent"] == 2, job.name
+
+
+def _run_toy_job(tmp_path, step_seconds: str, *config_args) -> tuple[dg.DagsterInstance, list]:
+    """``dagster job execute`` of the toy job for the test partition, each weekly step lasting
+    ``step_seconds``, with a fresh SQLite home: the instance and the run's logs (the caller
+    disposes of the instance)."""
     home = sqlite_home(tmp_path / "home")
     data = tmp_path / "data"
     write_raw(data / "raw")
-    # each weekly step lasts 3 s: far longer than the jitter of starting two child processes
     env = clean_env(
-        DAGSTER_HOME=str(home), CAMPAIGN_PIPELINE_DATA_DIR=str(data), TOY_STEP_SECONDS="3"
+        DAGSTER_HOME=str(home),
+        CAMPAIGN_PIPELINE_DATA_DIR=str(data),
+        TOY_STEP_SECONDS=step_seconds,
     )
     out = subprocess.run(
         [
@@ -60,8 +78,7 @@ def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_pat
             "campaign_pipeline_tests._toy_definitions",
             "-j",
             "toy_weekly_job",
-            "-c",
-            str(DEPLOY / "executors" / "multiprocess.yaml"),
+            *config_args,
             "--tags",
             json.dumps({"dagster/partition": TEST_PARTITION}),
         ],
@@ -72,13 +89,34 @@ def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_pat
         timeout=400,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-
     instance = dg.DagsterInstance.from_config(str(home))
+    (run,) = instance.get_runs()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["dagster/partition"] == TEST_PARTITION
+    return instance, instance.all_logs(run.run_id)
+
+
+def test_a_run_without_execution_config_runs_every_step_in_the_runs_process(tmp_path):
+    instance, logs = _run_toy_job(tmp_path, "0")
     try:
-        (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        assert run.tags["dagster/partition"] == TEST_PARTITION
-        logs = instance.all_logs(run.run_id)
+        events = [e for e in logs if e.dagster_event]
+        steps = {e.step_key for e in events if e.dagster_event.event_type_value == "STEP_SUCCESS"}
+        assert steps == {"toy_validated_insights", "toy_weekly_spend", "anomaly_flags"}
+        pids = {e.dagster_event.pid for e in events if e.dagster_event.pid is not None}
+        assert len(pids) == 1, "one process: the run's"
+        assert not any("multiprocess executor" in entry.user_message for entry in logs)
+    finally:
+        instance.dispose()
+
+
+def test_multiprocess_executor_runs_one_partition_with_two_steps_at_once(tmp_path):
+    """The documented command with the documented config, on the toy job (ingestion, then two
+    independent weekly assets): cheaper than the full pipeline, and it shows concurrency."""
+    # each weekly step lasts 3 s: far longer than the jitter of starting two child processes
+    instance, logs = _run_toy_job(
+        tmp_path, "3", "-c", str(DEPLOY / "executors" / "multiprocess.yaml")
+    )
+    try:
         assert any("multiprocess executor" in entry.user_message for entry in logs)
         events = [e for e in logs if e.dagster_event]
         starts = {
