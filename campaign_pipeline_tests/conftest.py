@@ -33,34 +33,43 @@ def tmp_storage(tmp_path) -> PipelineStorage:
 
 @dataclass(frozen=True)
 class PublishedSample:
-    """A generated sample run through the whole pipeline once (Dagster, in process)."""
+    """A generated sample run through the whole pipeline once (`campaign-pipeline run`)."""
 
     data_dir: Path
     out_dir: Path
     weeks: list[str]
+    stdout: str  # what the command printed
 
 
 @pytest.fixture(scope="session")
 def published_sample(tmp_path_factory) -> PublishedSample:
     """40 campaigns over 7 weeks with injected anomalies and contract defects, through
-    `runner.run_pipeline` (the `campaign-pipeline run` path): every published table and every
-    week's report page, built once for the tests that read them (~20 s)."""
-    from campaign_pipeline import runner
-    from campaign_pipeline.resources.exports import export_run_config
+    `campaign-pipeline run --export off` (`cli.main`, in this process: Dagster in process, an
+    ephemeral instance): every published table and every week's report page, built once for
+    the tests that read them and for the test of the command's own output (~20 s).
+
+    No exports: whatever credentials or ledger the environment holds, nothing is sent. The
+    variables the command reads are unset for the run (as a user without them runs it)."""
     from campaign_pipeline.sample_data import generate_sample
+    from campaign_pipeline_tests._cli_support import run_cli_in_process
 
     folder = tmp_path_factory.mktemp("published_sample")
     generate_sample(
         folder / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True
     )
-    run = runner.run_pipeline(
-        str(folder / "data"),
-        str(folder / "out"),
-        say=lambda _: None,
-        # no exports: whatever credentials or ledger the environment holds, nothing is sent
-        extra_run_config=export_run_config("off"),
+    proc, runs = run_cli_in_process(
+        "run", "--data-dir", str(folder / "data"), "--out", str(folder / "out"),
+        "--export", "off",
+        unset=("CAMPAIGN_PIPELINE_", "DAGSTER_PG_", "SALESFORCE_", "DAGSTER_HOME",
+               "EXPORT_LEDGER_URL"),
+    )  # fmt: skip
+    assert proc.returncode == 0 and len(runs) == 1, proc.stderr[-3000:]
+    return PublishedSample(
+        data_dir=folder / "data",
+        out_dir=folder / "out",
+        weeks=runs[0].weeks,
+        stdout=proc.stdout,
     )
-    return PublishedSample(data_dir=folder / "data", out_dir=folder / "out", weeks=run.weeks)
 
 
 @pytest.fixture(scope="session")

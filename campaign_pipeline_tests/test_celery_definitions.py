@@ -46,6 +46,34 @@ def _execute_week(module: str, config: Path, env: dict[str, str]) -> subprocess.
     )
 
 
+def _execute_week_here(data_dir: Path, out_dir: Path) -> None:
+    """`WEEK` of `PIPELINE_JOB` of the project's definitions on ``data_dir`` and ``out_dir``,
+    every step in this process (Dagster's in-process execution, an ephemeral instance)."""
+    import os
+
+    import pytest
+
+    from campaign_pipeline.definitions import defs
+    from campaign_pipeline.runner import storage_run_config
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("AWS_", "CELERY_", "CAMPAIGN_", "DAGSTER_PG_")) or name in {
+                "DAGSTER_HOME",
+                "EXPORT_LEDGER_URL",
+            }:
+                patch.delenv(name)
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
+                run_config=storage_run_config(str(data_dir), str(out_dir)),
+                instance=instance,
+                partition_key=WEEK,
+                raise_on_error=False,
+            )
+    failures = [e.message for e in result.all_events if e.is_step_failure]
+    assert result.success, failures
+
+
 def _wait_ready(logs: list[Path], workers: list[subprocess.Popen], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,21 +121,12 @@ def test_a_week_through_two_celery_workers_with_tables_on_s3(tmp_path, s3_server
         )
         assert celery_run.returncode == 0, celery_run.stdout[-3000:] + celery_run.stderr[-3000:]
 
-        # the reference: the same week on local folders, every step in one process
+        # the reference: the same week on local folders, every step in one process (this one:
+        # a `dagster job execute` would add seconds of imports), with none of this process'
+        # variables that choose an instance, a store, a broker or a ledger
         (tmp_path / "local" / "data").mkdir(parents=True)
         (tmp_path / "local" / "data" / "raw").symlink_to(REPO_ROOT / "data" / "raw")
-        in_process = tmp_path / "in_process.yaml"
-        in_process.write_text("execution:\n  config:\n    in_process: {}\n")
-        local_env = {
-            k: v for k, v in env.items() if not k.startswith(("AWS_", "CELERY_", "CAMPAIGN_"))
-        }
-        local_env |= {
-            "DAGSTER_HOME": str(sqlite_home(tmp_path / "local_home")),
-            "CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "local" / "data"),
-            "CAMPAIGN_PIPELINE_OUT_DIR": str(tmp_path / "local" / "out"),
-        }
-        local_run = _execute_week("campaign_pipeline.definitions", in_process, local_env)
-        assert local_run.returncode == 0, local_run.stdout[-3000:] + local_run.stderr[-3000:]
+        _execute_week_here(tmp_path / "local" / "data", tmp_path / "local" / "out")
 
         for layer in ("out", "data/staging"):
             on_s3 = _tables(Location(f"{s3_prefix}/{layer}"))

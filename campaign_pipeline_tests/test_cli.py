@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from campaign_pipeline_tests._cli_support import run_cli_in_process
 from campaign_pipeline_tests.builders import write_exports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -478,16 +479,12 @@ CONTRACT_COLUMNS = {
 }
 
 
-def test_run_end_to_end_publishes_the_contract_tables(tmp_path):
-    from campaign_pipeline.sample_data import generate_sample
-
-    generate_sample(
-        tmp_path / "data" / "raw", seed=5, n_campaigns=40, n_days=49, anomalies=True, defects=True
-    )
-    out = tmp_path / "published"
-    proc = run_cli("run", "--data-dir", str(tmp_path / "data"), "--out", str(out), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    stdout = proc.stdout
+def test_run_end_to_end_publishes_the_contract_tables(published_sample):
+    """`campaign-pipeline run --export off` on the generated sample (the session's shared run,
+    `published_sample`: the command in this process; the command as a subprocess runs in
+    test_run_export_dry_run_writes_the_payload_files_and_off_writes_none)."""
+    out = published_sample.out_dir
+    stdout = published_sample.stdout
     # 49 days = 7 weeks, all in one run of the weekly assets, with a line per finished step
     assert "weekly assets: 7 weeks (2025-01-06 .. 2025-02-17) in one run" in stdout
     for step in ("daily_campaign_metrics", "anomaly_flags", "campaign_health", "weekly_totals"):
@@ -576,9 +573,11 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
         )
     }
     dry = tmp_path / "dry"
-    proc = run_cli(
+    # the dry run in this process (a subprocess' imports cost seconds); the run with --export
+    # off below is the command as a user starts it
+    proc, _ = run_cli_in_process(
         "run", "--data-dir", str(tmp_path / "data"), "--out", str(dry), "--export", "dry-run",
-        env=no_credentials,
+        unset=("CAMPAIGN_PIPELINE_", "DAGSTER_HOME"), env=no_credentials,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     for destination in ("ga4", "amplitude"):
