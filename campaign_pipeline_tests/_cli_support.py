@@ -20,10 +20,11 @@ def run_cli_in_process(
     """``campaign-pipeline ARGS`` through `cli.main` with the variables named in ``unset``
     (names, or prefixes ending in ``_``) unset for the command, as a user without them runs it,
     and those of ``env`` set.
+    The code location is built afresh under those variables, as a fresh process loads it.
     Returns what a subprocess would (exit code, stdout, stderr) and each `runner.PipelineRun`
     the command's `runner.run_pipeline` returned. Dagster's logger, which the command quiets
     for its process, is left as it was."""
-    from campaign_pipeline import cli, runner
+    from campaign_pipeline import cli, definitions, executors, runner
 
     runs: list[runner.PipelineRun] = []
     run_pipeline = runner.run_pipeline
@@ -42,6 +43,11 @@ def run_cli_in_process(
                 patch.delenv(name)
         for name, value in (env or {}).items():
             patch.setenv(name, value)
+        # the code location as a fresh process would load it under these variables: its
+        # resources read some of them (the export ledger's DAGSTER_PG_*) when it is built
+        patch.setattr(
+            definitions, "defs", definitions.build_defs(executors.in_process_first_executor)
+        )
         patch.setattr(runner, "run_pipeline", recorded)
         try:
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):

@@ -53,7 +53,8 @@ def _execute_week_here(data_dir: Path, out_dir: Path) -> None:
 
     import pytest
 
-    from campaign_pipeline.definitions import defs
+    from campaign_pipeline.definitions import build_defs
+    from campaign_pipeline.executors import in_process_first_executor
     from campaign_pipeline.runner import storage_run_config
 
     with pytest.MonkeyPatch.context() as patch:
@@ -63,6 +64,9 @@ def _execute_week_here(data_dir: Path, out_dir: Path) -> None:
                 "EXPORT_LEDGER_URL",
             }:
                 patch.delenv(name)
+        # built under these variables, as a fresh process would build it: its resources read
+        # some of them (the export ledger's DAGSTER_PG_*)
+        defs = build_defs(in_process_first_executor)
         with dg.DagsterInstance.ephemeral() as instance:
             result = defs.resolve_job_def(PIPELINE_JOB).execute_in_process(
                 run_config=storage_run_config(str(data_dir), str(out_dir)),
