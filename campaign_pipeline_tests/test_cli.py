@@ -1,5 +1,6 @@
 """The CLI as a user meets it: one-line errors with exit code 2, and a full run through Dagster."""
 
+import json
 import os
 import re
 import shutil
@@ -17,18 +18,36 @@ from campaign_pipeline_tests.builders import write_exports
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """``campaign-pipeline ARGS`` started as a user starts it, without this process'
+    CAMPAIGN_PIPELINE_* and DAGSTER_HOME (but the variables of ``env``); `finish` waits."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPAIGN_PIPELINE_")}
     full_env.pop("DAGSTER_HOME", None)
     full_env.update(env or {})
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "campaign_pipeline.cli", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         env=full_env,
         cwd=REPO,
     )
+
+
+def finish(started: subprocess.Popen, timeout: int = 300) -> subprocess.CompletedProcess:
+    stdout, stderr = started.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(started.args, started.returncode, stdout, stderr)
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return finish(start_cli(*args, env=env))
+
+
+def run_cli_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`run_cli`'s command in this process (`run_cli_in_process`), the same variables unset: for
+    the tests of an error's message and exit code, or of what a command computes, which need no
+    interpreter of their own (a subprocess' imports cost seconds)."""
+    return run_cli_in_process(*args, unset=("CAMPAIGN_PIPELINE_", "DAGSTER_HOME"), env=env)[0]
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -44,7 +63,7 @@ def test_missing_file_exits_2_naming_the_file(tmp_path):
     raw = write_exports(tmp_path)
     (raw / "insights.csv").unlink()
     assert_one_line_error(
-        run_cli("run", "--data-dir", str(tmp_path)), "insights.csv", "file not found"
+        run_cli_here("run", "--data-dir", str(tmp_path)), "insights.csv", "file not found"
     )
 
 
@@ -53,19 +72,21 @@ def test_missing_required_column_exits_2_naming_file_and_column(tmp_path):
     text = (raw / "campaign_leads.csv").read_text().replace("lead_status", "status")
     (raw / "campaign_leads.csv").write_text(text)
     assert_one_line_error(
-        run_cli("run", "--data-dir", str(tmp_path)), "campaign_leads.csv", "column 'lead_status'"
+        run_cli_here("run", "--data-dir", str(tmp_path)),
+        "campaign_leads.csv",
+        "column 'lead_status'",
     )
 
 
 def test_unreadable_file_exits_2(tmp_path):
     raw = write_exports(tmp_path)
     (raw / "campaigns.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
-    assert_one_line_error(run_cli("run", "--data-dir", str(tmp_path)), "campaigns.csv")
+    assert_one_line_error(run_cli_here("run", "--data-dir", str(tmp_path)), "campaigns.csv")
 
 
 def test_missing_raw_folder_exits_2(tmp_path):
     assert_one_line_error(
-        run_cli("run", "--data-dir", str(tmp_path / "nowhere")), "raw folder not found"
+        run_cli_here("run", "--data-dir", str(tmp_path / "nowhere")), "raw folder not found"
     )
 
 
@@ -78,52 +99,79 @@ _HEAVY_IMPORTS = (
 )
 
 
-def _code_and_heavy_imports(*args: str, env: dict[str, str] | None = None) -> tuple[list, str]:
-    """The CLI's exit code, then which of `_HEAVY_IMPORTS` it had imported when it returned;
-    and its stderr."""
+def _codes_and_heavy_imports(
+    *commands: list[str], env: dict[str, str], env_of: dict[int, dict[str, str]] | None = None
+) -> list[tuple[list, str]]:
+    """Each command's exit code, then which of `_HEAVY_IMPORTS` the interpreter had imported
+    when it returned, and its stderr: the commands one after another in ONE interpreter (each
+    start costs seconds), so what the last one lists is what all of them imported. ``env`` is
+    the interpreter's environment; ``env_of[i]`` is set for command ``i`` alone."""
     probe = (
-        "import sys\n"
+        "import contextlib, io, json, os, sys\n"
         "from campaign_pipeline.cli import main\n"
-        "code = main(sys.argv[1:])\n"
-        f"print(code, *[m for m in {_HEAVY_IMPORTS!r} if m in sys.modules])\n"
+        "found = []\n"
+        "for args, extra in json.loads(sys.argv[1]):\n"
+        "    before = dict(os.environ)\n"
+        "    os.environ.update(extra)\n"
+        "    with contextlib.redirect_stderr(io.StringIO()) as stderr:\n"
+        "        code = main(args)\n"
+        "    os.environ.clear()\n"
+        "    os.environ.update(before)\n"
+        f"    heavy = [m for m in {_HEAVY_IMPORTS!r} if m in sys.modules]\n"
+        "    found.append([[str(code), *heavy], stderr.getvalue()])\n"
+        "print(json.dumps(found))\n"
     )
+    plan = [[list(args), (env_of or {}).get(i, {})] for i, args in enumerate(commands)]
     proc = subprocess.run(
-        [sys.executable, "-c", probe, *args],
+        [sys.executable, "-c", probe, json.dumps(plan)],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
         cwd=REPO,
     )
-    return proc.stdout.split(), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    return [tuple(result) for result in json.loads(proc.stdout)]
+
+
+def _environment() -> dict[str, str]:
+    """This process' variables but those the run reads (as a user without them runs it)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CAMPAIGN_PIPELINE_", "SALESFORCE_"))
+    }
 
 
 def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
     """The preflight reads headers only, so a typo in a path or a renamed column is answered
     before the run imports the asset definitions and their libraries (seconds of imports); a
     half-set Salesforce source too. (Resolving the storage has imported Dagster by then.)"""
-    raw = write_exports(tmp_path)
+    raw = write_exports(tmp_path / "missing")
     (raw / "insights.csv").unlink()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CAMPAIGN_PIPELINE_", "SALESFORCE_"))
-    }
-    for extra_env in ({}, {"SALESFORCE_INSTANCE_URL": "https://example.my.salesforce.com"}):
-        code, stderr = _code_and_heavy_imports(
-            "run", "--data-dir", str(tmp_path), env={**env, **extra_env}
-        )
-        assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
-        expected = "SALESFORCE_ACCESS_TOKEN is not" if extra_env else "insights.csv"
-        assert expected in stderr
     # every file there, but the out dir is a file: named before the run, not by its first write
-    write_exports(tmp_path)
+    complete = tmp_path / "complete"
+    write_exports(complete)
     (tmp_path / "published").write_text("")
-    code, stderr = _code_and_heavy_imports(
-        "run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "published"), env=env
+    results = _codes_and_heavy_imports(
+        ["run", "--data-dir", str(raw.parent)],
+        ["run", "--data-dir", str(raw.parent)],
+        ["run", "--data-dir", str(complete), "--out", str(tmp_path / "published")],
+        env=_environment(),
+        env_of={1: {"SALESFORCE_INSTANCE_URL": "https://example.my.salesforce.com"}},
     )
-    assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
-    assert stderr.strip() == (
+    for (code, stderr), expected in zip(
+        results,
+        (
+            "insights.csv",
+            "SALESFORCE_ACCESS_TOKEN is not",
+            f"error: {tmp_path / 'published'}: the out folder cannot be written (File exists)",
+        ),
+        strict=True,
+    ):
+        assert code[0] == "2" and set(code[1:]) <= {"dagster"}, (code, stderr)
+        assert expected in stderr
+    assert results[2][1].strip() == (
         f"error: {tmp_path / 'published'}: the out folder cannot be written (File exists)"
     )
 
@@ -131,30 +179,26 @@ def test_raw_file_mistakes_are_found_before_the_pipeline_is_imported(tmp_path):
 def test_report_and_detect_answer_a_bad_argument_before_the_heavy_imports(tmp_path):
     """A week that is not a Monday, or a detection setting with a typo, is one line and exit 2
     before Dagster, scipy or matplotlib are imported."""
-    code, stderr = _code_and_heavy_imports("report", "--week", "2025-01-08", "--out", str(tmp_path))
-    assert code == ["2"], (code, stderr)
-    assert "2025-01-08 is a Wednesday" in stderr
     missing = str(tmp_path / "nowhere.csv")
     out = str(tmp_path / "flags.csv")
-    code, stderr = _code_and_heavy_imports(
-        "detect", missing, "--out", out, "--set", "min_relative_efect=10"
-    )
-    assert code == ["2"], (code, stderr)
-    assert "min_relative_efect=10" in stderr
-    # a good setting and a missing file: still before scipy
-    code, stderr = _code_and_heavy_imports("detect", missing, "--out", out)
-    assert code == ["2"], (code, stderr)
-    assert "file not found" in stderr
-    # an output that cannot be written is named before the input is read
     series = tmp_path / "series.csv"
     pd.DataFrame({"series": ["a"], "timestamp": ["2025-01-01"], "value": [1.0]}).to_csv(series)
-    for unwritable, reason in (
-        (tmp_path, "(it is a folder)"),
-        (series / "f.csv", f"exists: {series})"),
-    ):
-        code, stderr = _code_and_heavy_imports("detect", str(series), "--out", str(unwritable))
+    # an output that cannot be written is named before the input is read
+    unwritable = ((tmp_path, "(it is a folder)"), (series / "f.csv", f"exists: {series})"))
+    results = _codes_and_heavy_imports(
+        ["report", "--week", "2025-01-08", "--out", str(tmp_path)],
+        ["detect", missing, "--out", out, "--set", "min_relative_efect=10"],
+        ["detect", missing, "--out", out],  # a good setting and a missing file: before scipy
+        *(["detect", str(series), "--out", str(path)] for path, _ in unwritable),
+        env=dict(os.environ),
+    )
+    for code, stderr in results:
         assert code == ["2"], (code, stderr)
-        assert stderr.startswith(f"error: {unwritable}: cannot write the flags there (") and (
+    assert "2025-01-08 is a Wednesday" in results[0][1]
+    assert "min_relative_efect=10" in results[1][1]
+    assert "file not found" in results[2][1]
+    for (_, stderr), (path, reason) in zip(results[3:], unwritable, strict=True):
+        assert stderr.startswith(f"error: {path}: cannot write the flags there (") and (
             reason in stderr
         ), stderr
 
@@ -165,7 +209,7 @@ def test_detect_missing_column_exits_2(tmp_path):
         path, index=False
     )
     assert_one_line_error(
-        run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'"
+        run_cli_here("detect", str(path), "--out", str(tmp_path / "f.csv")), "column 'timestamp'"
     )
 
 
@@ -201,7 +245,7 @@ def test_detect_names_the_first_row_it_cannot_take(rows, message, tmp_path, caps
 def test_detect_reads_iso_dates_and_date_times_mixed_in_one_file(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("series,timestamp,value\na,2025-01-01,1\na,2025-01-02 10:00,2\n")
-    proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
+    proc = run_cli_here("detect", str(path), "--out", str(tmp_path / "f.csv"))
     assert proc.returncode == 0, proc.stderr
     assert pd.read_csv(tmp_path / "f.csv")["timestamp"].tolist() == [
         "2025-01-01 00:00:00",
@@ -218,10 +262,10 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     )
     path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
     pd.DataFrame({"series": "a", "timestamp": ts, "value": values}).to_csv(path, index=False)
-    assert run_cli("detect", str(path), "--out", str(out)).returncode == 0
+    assert run_cli_here("detect", str(path), "--out", str(out)).returncode == 0
     assert pd.read_csv(out)["is_anomaly"].sum() == 1
     # asking for an effect of at least +1000 % makes the +500 % hour not an alert
-    proc = run_cli(
+    proc = run_cli_here(
         "detect",
         str(path),
         "--out",
@@ -236,13 +280,13 @@ def test_detect_takes_any_detection_setting_and_refuses_a_bad_one_before_reading
     # a typo or a wrong value ends it at once, naming the setting, even before the file is read
     missing = str(tmp_path / "nowhere.csv")
     assert_one_line_error(
-        run_cli("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
+        run_cli_here("detect", missing, "--out", str(out), "--set", "min_relative_efect=10"),
         "min_relative_efect=10",
         "DetectionSettings field",
         "(did you mean min_relative_effect?)",
     )
     assert_one_line_error(
-        run_cli("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),
+        run_cli_here("detect", missing, "--out", str(out), "--set", "use_cusum=maybe"),
         "use_cusum",
         "true or false",
     )
@@ -259,7 +303,7 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
     ]
     path = tmp_path / "series.csv"
     pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
-    proc = run_cli("detect", str(path), "--out", str(tmp_path / "f.csv"))
+    proc = run_cli_here("detect", str(path), "--out", str(tmp_path / "f.csv"))
     assert proc.returncode == 0, proc.stderr
     assert "Warning" not in proc.stderr, proc.stderr
     notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
@@ -278,7 +322,7 @@ def test_detect_says_what_it_does_with_text_values_and_repeated_timestamps(tmp_p
     assert proc.stdout.splitlines()[-1].startswith("detect: 40 points in 1 series -> ")
     # a clean file gets no notes
     pd.DataFrame({"series": "a", "timestamp": days, "value": 10.0}).to_csv(path, index=False)
-    assert "note:" not in run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
+    assert "note:" not in run_cli_here("detect", str(path), "--out", str(tmp_path / "f.csv")).stdout
 
 
 def test_detect_keeps_series_names_as_text_and_notes_readings_that_share_a_step(tmp_path):
@@ -287,7 +331,7 @@ def test_detect_keeps_series_names_as_text_and_notes_readings_that_share_a_step(
     rows += [("007", t, 5.0) for t in hours] + [("1", hours[100] + pd.Timedelta(minutes=20), 99.0)]
     path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
     pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
-    proc = run_cli("detect", str(path), "--out", str(out))
+    proc = run_cli_here("detect", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     flags = pd.read_csv(out, dtype={"series": str})
     # "1" and "01" are two series (read as numbers they were one, averaged), "007" stays "007"
@@ -306,7 +350,7 @@ def test_detect_names_a_grid_far_longer_than_its_readings(tmp_path):
     rows = [("a", t, 10.0) for t in hours] + [("a", pd.Timestamp("2027-01-01"), 10.0)]
     path, out = tmp_path / "series.csv", tmp_path / "flags.csv"
     pd.DataFrame(rows, columns=["series", "timestamp", "value"]).to_csv(path, index=False)
-    proc = run_cli("detect", str(path), "--out", str(out))
+    proc = run_cli_here("detect", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert (
         "1 series has a grid over 10x longer than its readings (the first: 'a', 201 readings "
@@ -318,7 +362,7 @@ def test_detect_names_a_file_separated_by_something_else(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("series;timestamp;value\na;2025-01-01;1\n")
     assert_one_line_error(
-        run_cli("detect", str(path), "--out", str(tmp_path / "f.csv")),
+        run_cli_here("detect", str(path), "--out", str(tmp_path / "f.csv")),
         "the file looks ';'-separated",
     )
 
@@ -341,7 +385,7 @@ def test_detect_reads_timestamps_with_a_utc_offset_as_instants(tmp_path):
         }
     ).to_csv(path, index=False)
     assert "+02:00" in path.read_text() and "+01:00" in path.read_text()
-    proc = run_cli("detect", str(path), "--out", str(out))
+    proc = run_cli_here("detect", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stdout.splitlines() if line.startswith("detect: note: ")]
     assert (
@@ -532,7 +576,7 @@ def test_report_rebuilds_a_weeks_page_from_the_published_tables_alone(published_
 
 
 def test_report_for_a_week_without_tables_exits_2_naming_them(tmp_path):
-    proc = run_cli("report", "--week", "2025-01-06", "--out", str(tmp_path / "out"))
+    proc = run_cli_here("report", "--week", "2025-01-06", "--out", str(tmp_path / "out"))
     assert_one_line_error(
         proc,
         "report:",
@@ -543,9 +587,9 @@ def test_report_for_a_week_without_tables_exits_2_naming_them(tmp_path):
 
 
 def test_report_week_must_be_a_monday(tmp_path):
-    proc = run_cli("report", "--week", "2025-01-08", "--out", str(tmp_path))
+    proc = run_cli_here("report", "--week", "2025-01-08", "--out", str(tmp_path))
     assert_one_line_error(proc, "2025-01-08 is a Wednesday", "(that week is 2025-01-06)")
-    proc = run_cli("report", "--week", "last week", "--out", str(tmp_path))
+    proc = run_cli_here("report", "--week", "last week", "--out", str(tmp_path))
     assert_one_line_error(proc, "'last week' is not a date (YYYY-MM-DD)")
 
 
@@ -560,9 +604,6 @@ def _two_weeks_of_exports(folder: Path) -> None:
 def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_path):
     """The run with --export off also shows that without --data-dir and --out the CLI uses the
     same variables as Dagster runs started elsewhere."""
-    import json
-
-    _two_weeks_of_exports(tmp_path / "data")
     no_credentials = {
         name: ""
         for name in (
@@ -572,13 +613,26 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
             "EXPORT_LEDGER_URL",
         )
     }
-    dry = tmp_path / "dry"
-    # the dry run in this process (a subprocess' imports cost seconds); the run with --export
-    # off below is the command as a user starts it
-    proc, _ = run_cli_in_process(
-        "run", "--data-dir", str(tmp_path / "data"), "--out", str(dry), "--export", "dry-run",
-        unset=("CAMPAIGN_PIPELINE_", "DAGSTER_HOME"), env=no_credentials,
-    )  # fmt: skip
+    # the run with --export off as a user starts it (its own data dir: a data dir takes one run
+    # at a time) ...
+    off, off_data = tmp_path / "off", tmp_path / "off_data"
+    _two_weeks_of_exports(off_data)
+    from_the_environment = {
+        "CAMPAIGN_PIPELINE_DATA_DIR": str(off_data),
+        "CAMPAIGN_PIPELINE_OUT_DIR": str(off),
+    }
+    started = start_cli("run", "--export", "off", env=no_credentials | from_the_environment)
+    # ... and meanwhile the dry run in this process (a subprocess' imports cost seconds; the
+    # two runs take the time of one on a second core)
+    try:
+        _two_weeks_of_exports(tmp_path / "data")
+        dry = tmp_path / "dry"
+        proc, _ = run_cli_in_process(
+            "run", "--data-dir", str(tmp_path / "data"), "--out", str(dry), "--export", "dry-run",
+            unset=("CAMPAIGN_PIPELINE_", "DAGSTER_HOME"), env=no_credentials,
+        )  # fmt: skip
+    finally:
+        off_proc = finish(started)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for destination in ("ga4", "amplitude"):
         files = sorted((dry / "exports" / destination).glob("*.json"))
@@ -595,18 +649,13 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
     for step in ("ga4_export", "amplitude_export"):
         assert re.search(rf"^  {step} +done \(\d+\.\ds\)$", proc.stdout, re.M), step
     assert re.search(r"^  export_ledger +0 rows  done", proc.stdout, re.M)
-    off = tmp_path / "off"
-    from_the_environment = {
-        "CAMPAIGN_PIPELINE_DATA_DIR": str(tmp_path / "data"),
-        "CAMPAIGN_PIPELINE_OUT_DIR": str(off),
-    }
-    proc = run_cli("run", "--export", "off", env=no_credentials | from_the_environment)
+    proc = off_proc
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"-> {off}" in proc.stdout
     assert (off / "quarantine.parquet").exists() and any(
         (off / "daily_campaign_metrics").glob("*.parquet")
     )
-    assert not (tmp_path / "data" / "out").exists()
+    assert not (off_data / "out").exists()
     assert not (off / "exports").exists() and not (off / "export_ledger.sqlite").exists()
     assert re.search(r"^  ga4 +off \(export mode off\)$", proc.stdout, re.M)
     assert re.search(r"^  amplitude +off \(export mode off\)$", proc.stdout, re.M)
@@ -623,13 +672,11 @@ def test_run_export_dry_run_writes_the_payload_files_and_off_writes_none(tmp_pat
         (["--seed", "-1"], "argument --seed: -1 is below 0"),  # numpy's traceback before
     ],
 )
-def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_path, capsys):
-    from campaign_pipeline.cli import main
-
-    with pytest.raises(SystemExit) as exited:
-        main(["sample", "--out", str(tmp_path / "data"), *args])
-    assert exited.value.code == 2
-    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+def test_sample_refuses_sizes_it_would_otherwise_round_up(args, message, tmp_path):
+    # argparse's refusal ends `cli.main` with SystemExit: the process' exit code
+    proc = run_cli_here("sample", "--out", str(tmp_path / "data"), *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(f"error: {message}")
     assert not (tmp_path / "data").exists()
 
 
@@ -638,7 +685,9 @@ def test_run_with_a_live_export_misconfigured_ends_before_any_step(tmp_path):
     later on a large account, after every table had been rewritten."""
     raw = write_exports(tmp_path)
     env = {"AMPLITUDE_API_KEY": "k3y-not-printed", "AMPLITUDE_REGION": "mars"}
-    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    proc = run_cli_here(
+        "run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env
+    )
     assert_one_line_error(
         proc, "error: amplitude: not exported: AMPLITUDE_REGION 'mars' is neither us nor eu"
     )
@@ -681,7 +730,9 @@ def test_run_with_an_unreachable_postgres_ends_in_one_line_before_dagster_starts
         "DAGSTER_PG_PASSWORD": "not-to-be-printed",
         "DAGSTER_PG_DB": "pipeline",
     }
-    proc = run_cli("run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env)
+    proc = run_cli_here(
+        "run", "--data-dir", str(raw.parent), "--out", str(tmp_path / "out"), env=env
+    )
     assert_one_line_error(proc, *fragments)
     assert "not-to-be-printed" not in proc.stderr + proc.stdout
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -693,7 +744,7 @@ def test_run_with_a_dagster_home_that_does_not_exist_ends_in_one_line_before_dag
     """Dagster refuses it when the run opens the instance, in a page of traceback (exit 1)."""
     raw = write_exports(tmp_path)
     home = tmp_path / "no" / "home"
-    proc = run_cli(
+    proc = run_cli_here(
         "run",
         "--data-dir",
         str(raw.parent),
@@ -758,8 +809,10 @@ def test_sample_refuses_to_overwrite_exports_unless_forced(tmp_path, capsys):
         "--force"
     )
     assert {path.name: path.read_bytes() for path in raw.glob("*.csv")} == before
-    args = ["sample", "--out", str(tmp_path), "--campaigns", "2", "--days", "3", "--force"]
-    assert main(args) == 0
+    # the command as a user starts it (a subprocess), replacing them when told to
+    proc = run_cli("sample", "--out", str(tmp_path), "--campaigns", "2", "--days", "3", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"sample data written to {raw}: ")
     assert (raw / "campaigns.csv").read_bytes() != before["campaigns.csv"]
 
 

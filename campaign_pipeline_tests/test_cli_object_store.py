@@ -1,6 +1,7 @@
 """`campaign-pipeline run` with the data dir and the out dir on an S3 server (moto on
 127.0.0.1): the same tables and export payloads as a run on local folders, the store's secret
-nowhere, and one-line errors for a store that cannot be used."""
+nowhere, and one-line errors for a store that cannot be used (the command in this process:
+the checks before the run answer them)."""
 
 from __future__ import annotations
 
@@ -25,21 +26,35 @@ REPO = Path(__file__).resolve().parents[1]
 _NOT_PASSED = ("CAMPAIGN_PIPELINE_", "AWS_", "DAGSTER_PG_", "DAGSTER_HOME", "EXPORT_LEDGER_URL")
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def _start(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """``campaign-pipeline ARGS`` started as a user starts it, without the variables of this
+    process in `_NOT_PASSED` (but those of ``env``); `_finish` waits for it."""
     full_env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(tuple(n for n in _NOT_PASSED if n.endswith("_")))
         and k not in _NOT_PASSED
     }
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "campaign_pipeline.cli", *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
         env=full_env | env,
         cwd=REPO,
     )
+
+
+def _finish(started: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = started.communicate(timeout=600)
+    return subprocess.CompletedProcess(started.args, started.returncode, stdout, stderr)
+
+
+def _cli_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The command in this process (`run_cli_in_process`) with the variables a `_start`ed one
+    gets: for the errors the checks before the run answer (a subprocess' imports cost
+    seconds)."""
+    return run_cli_in_process(*args, unset=_NOT_PASSED, env=env)[0]
 
 
 def _files(root: Location, prefix: str = "") -> dict[str, Location]:
@@ -66,16 +81,20 @@ def test_run_on_s3_equals_a_run_on_local_folders(tmp_path, s3_server, s3_prefix)
     generate_sample(tmp_path / "data" / "raw", seed=11, n_campaigns=12, n_days=28, defects=True)
     s3_server.upload_dir(tmp_path / "data" / "raw", f"{s3_prefix}/data/raw")
 
-    # the same command on local folders, in this process (a subprocess' imports cost seconds):
-    # without the variables `_cli` leaves out, AWS's included
-    local, _ = run_cli_in_process(
-        "run", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
-        unset=_NOT_PASSED,
-    )  # fmt: skip
-    assert local.returncode == 0, local.stderr[-3000:]
-    remote = _cli(
+    started = _start(
         "run", "--data-dir", f"{s3_prefix}/data", "--out", f"{s3_prefix}/out", env=s3_server.env
     )
+    # meanwhile the same command on local folders, in this process (a subprocess' imports cost
+    # seconds; the two runs take the time of one on a second core): without the variables
+    # `_start` leaves out, AWS's included
+    try:
+        local, _ = run_cli_in_process(
+            "run", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+            unset=_NOT_PASSED,
+        )  # fmt: skip
+    finally:
+        remote = _finish(started)
+    assert local.returncode == 0, local.stderr[-3000:]
     assert remote.returncode == 0, remote.stderr[-3000:]
     assert f"campaign-pipeline: data {s3_prefix}/data -> {s3_prefix}/out" in remote.stdout
     assert _without_places_and_times(
@@ -118,7 +137,7 @@ def test_a_store_that_cannot_be_used_is_one_line_and_exit_2(
     data_dir, fragments, s3_server, s3_prefix
 ):
     data_dir = data_dir.format(s3_prefix=s3_prefix)
-    proc = _cli("run", "--data-dir", data_dir, env=s3_server.env)
+    proc = _cli_here("run", "--data-dir", data_dir, env=s3_server.env)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -135,7 +154,7 @@ def test_a_store_that_cannot_be_reached_is_one_line_for_run_and_report(s3_server
         ("run", "--data-dir", s3_prefix),
         ("report", "--week", "2025-05-05", "--out", f"{s3_prefix}/out"),
     ):
-        proc = _cli(*args, env=dead)
+        proc = _cli_here(*args, env=dead)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert "the object store cannot be read (EndpointConnectionError" in lines[0], lines
@@ -147,7 +166,7 @@ def test_an_out_dir_in_a_bucket_that_does_not_exist_is_named_before_the_run(s3_s
     raw = Location(f"{s3_prefix}/raw")
     for path in sorted((REPO / "data" / "raw").glob("*.csv")):
         (raw / path.name).write_bytes(path.read_bytes())
-    proc = _cli(
+    proc = _cli_here(
         "run", "--data-dir", s3_prefix, "--out", "s3://no-such-bucket/out", env=s3_server.env
     )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
