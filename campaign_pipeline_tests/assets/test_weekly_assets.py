@@ -205,13 +205,8 @@ def test_lifetime_window_equals_the_seed_rules_on_the_whole_history(sample_stora
     from campaign_pipeline import metrics
 
     storage, weeks = sample_storage, SAMPLE_WEEKS
-    for week in weeks:
-        assert dg.materialize(
-            all_assets,
-            selection=["daily_campaign_metrics"],
-            partition_key=week,
-            resources=pipeline_resources(storage),
-        ).success
+    # every week's daily rows stored (in one range run): the whole history is there to read
+    assert _run_range(storage, ["daily_campaign_metrics"], weeks[0], weeks[-1]).success
     result = dg.materialize(
         all_assets,
         selection=["campaign_health"],
@@ -402,8 +397,13 @@ def test_weekly_totals_count_the_weeks_quarantined_rows_and_reconcile_with_the_r
     )
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
-    for week in WEEKS:
-        assert _materialize_week(storage, week).success
+    for week in WEEKS:  # weekly_totals and the tables it is built from, a run per week
+        assert dg.materialize(
+            all_assets,
+            selection=["daily_campaign_metrics", "weekly_campaign_metrics", "weekly_totals"],
+            partition_key=week,
+            resources=pipeline_resources(storage),
+        ).success
     totals = storage.read_table("weekly_totals")
     portfolio = totals[totals["scope"] == "all"].set_index("week_start")
     assert portfolio["quarantined_rows"].tolist() == [2, 1, 0]
@@ -550,13 +550,15 @@ def _history_warnings_and_gaps(storage, week) -> dict[str, tuple[list[str], int]
 
 
 @pytest.fixture(scope="module")
-def _history_runs(_ingested_exports, tmp_path_factory) -> dict:
-    """The week 2025-01-20 picked alone on a fresh store ("alone"); the same week again once
-    the two weeks before it are stored ("stored"); then a week past the data ("past")."""
-    storage = _ingested_copy(_ingested_exports, tmp_path_factory.mktemp("history"))
-    runs = {"alone": _history_warnings_and_gaps(storage, WEEKS[2])}
-    for week in WEEKS[:2]:
-        assert _materialize_week(storage, week).success
+def _history_runs(_ingested_exports, _three_weeks, tmp_path_factory) -> dict:
+    """The week 2025-01-20 picked alone on a fresh store ("alone"); the same week again on a
+    copy of the store whose three weeks ran in order (`_three_weeks`: the two weeks before it
+    are stored, "stored"); then, there, a week past the data ("past")."""
+    alone = _ingested_copy(_ingested_exports, tmp_path_factory.mktemp("history"))
+    runs = {"alone": _history_warnings_and_gaps(alone, WEEKS[2])}
+    folder, three_runs = _three_weeks
+    assert all(three_runs[week].success for week in WEEKS[:2])
+    storage = _ingested_copy(folder, tmp_path_factory.mktemp("history_stored"))
     runs["stored"] = _history_warnings_and_gaps(storage, WEEKS[2])
     runs["past"] = _history_warnings_and_gaps(storage, "2025-03-10")
     return runs
@@ -634,7 +636,7 @@ def test_weeks_of_a_gap_in_the_data_are_not_named_never_materialized(tmp_path):
     ],
 )
 def test_an_asset_picked_alone_fails_naming_the_upstream_week_never_materialized(
-    storage, asset, upstream
+    storage, _three_weeks, tmp_path, asset, upstream
 ):
     """One asset picked alone in the UI, for a week its upstream table never had: a clear
     failure, and no file for the week (an empty one would read as "judged: nothing found")."""
@@ -642,10 +644,13 @@ def test_an_asset_picked_alone_fails_naming_the_upstream_week_never_materialized
     assert f"{upstream} has never been materialized for 1 week ({WEEKS[1]}) of this run" in message
     assert "KeyError" not in message
     assert not storage.table_weeks(asset if asset != "ga4_export" else "export_ledger")
-    # the same asset runs once its upstream weeks are there
-    assert _materialize_week(storage, WEEKS[1]).success
+    # the same asset runs once its upstream weeks are there: picked alone on a copy of the
+    # store whose weekly assets ran for every week (`_three_weeks`)
+    folder, runs = _three_weeks
+    assert runs[WEEKS[1]].success
+    stored = _ingested_copy(folder, tmp_path / "stored")
     assert dg.materialize(
-        all_assets, selection=[asset], partition_key=WEEKS[1], resources=pipeline_resources(storage)
+        all_assets, selection=[asset], partition_key=WEEKS[1], resources=pipeline_resources(stored)
     ).success
 
 

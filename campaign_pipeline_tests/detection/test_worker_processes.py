@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from campaign_pipeline.detection import ensemble
 from campaign_pipeline.detection.ensemble import (
@@ -20,9 +21,9 @@ from campaign_pipeline_tests.detection.synth import add_rates, daily_frame
 
 
 def _account_with_faults() -> pd.DataFrame:
-    """60 campaigns over 20 weeks, a few of them with a spend spike or a lead drop, so the
+    """20 campaigns over 20 weeks, a few of them with a spend spike or a lead drop, so the
     range has flags of several kinds in several weeks."""
-    df = daily_frame(n_campaigns=60, n_days=140, seed=3)
+    df = daily_frame(n_campaigns=20, n_days=140, seed=3)
     for campaign, day, column, factor in (
         ("c1", "2024-04-10", "spend", 4.0),
         ("c7", "2024-04-24", "leads", 0.0),
@@ -33,11 +34,22 @@ def _account_with_faults() -> pd.DataFrame:
     return add_rates(df)
 
 
-def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
+# The range the tests below judge: 11 weeks, and chunks of about one week (a week's stretch is
+# 20 campaigns x 63 days, 1,260 cells): 11 chunks, enough to share out to 2 processes.
+RANGE = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+CHUNK_CELLS = 1_300
+
+
+@pytest.fixture(scope="module")
+def judged_alone() -> pd.DataFrame:
+    """The flags of RANGE judged in this one process (`detect_by_week`, the calendar in
+    memory), for the tests that compare another way of judging it with them."""
+    return detect_by_week(_account_with_faults(), RANGE, history_weeks=8, chunk_cells=CHUNK_CELLS)
+
+
+def test_worker_processes_give_the_flags_of_one_process(monkeypatch, judged_alone):
     daily = _account_with_faults()
-    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
-    chunk_cells = 3_000  # about one week per chunk: 11 chunks, enough to share out
-    alone = detect_by_week(daily, weeks, history_weeks=8, chunk_cells=chunk_cells)
+    weeks, chunk_cells, alone = RANGE, CHUNK_CELLS, judged_alone
 
     pools, pickled = [], []
     real = ensemble.judge_in_processes
@@ -64,21 +76,19 @@ def test_worker_processes_give_the_flags_of_one_process(monkeypatch):
     assert all(in_files and size < one_grid for size, in_files in pickled)
 
 
-def test_a_calendar_in_files_reads_the_cells_of_the_one_in_memory(tmp_path):
+def test_a_calendar_in_files_reads_the_cells_of_the_one_in_memory(tmp_path, judged_alone):
     daily = _account_with_faults()
-    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
-    calendar = week_calendar(daily, weeks, history_weeks=8)
+    calendar = week_calendar(daily, RANGE, history_weeks=8)
     in_files = calendar.to_directory(tmp_path)
-    cells = (np.array([[3, 4, 5], [10, 11, 12]]), np.array([[0], [59]]))
+    cells = (np.array([[3, 4, 5], [10, 11, 12]]), np.array([[0], [19]]))
     for column, grid in calendar.sums.items():
         for index in (cells, slice(3, 9)):
             read = in_files.sums[column][index]
             assert type(read) is np.ndarray  # a copy: no memory map stays open
             np.testing.assert_array_equal(read, grid[index])
     np.testing.assert_array_equal(in_files.delivered[cells], calendar.delivered[cells])
-    pd.testing.assert_frame_equal(
-        judge_weeks(in_files, chunk_cells=3_000), judge_weeks(calendar, chunk_cells=3_000)
-    )
+    # judged from the files: the flags of the calendar in memory (`judged_alone`)
+    pd.testing.assert_frame_equal(judge_weeks(in_files, chunk_cells=CHUNK_CELLS), judged_alone)
 
 
 def test_a_calendar_built_into_a_directory_is_the_one_saved_there_afterwards(tmp_path):
@@ -134,16 +144,18 @@ def test_one_week_scores_its_blocks_in_threads_with_the_flags_of_one_thread(monk
     pd.testing.assert_frame_equal(threaded, alone)
 
 
-def test_judging_a_range_reports_its_progress_in_order_in_one_process_and_in_several(tmp_path):
+def test_judging_a_range_reports_its_progress_in_order_in_one_process_and_in_several(
+    tmp_path, judged_alone
+):
     daily = _account_with_faults()
-    weeks = pd.date_range("2024-03-04", "2024-05-13", freq="7D")
+    weeks = RANGE
     calendar = week_calendar(daily, weeks, history_weeks=8).to_directory(tmp_path)
-    alone = judge_weeks(calendar, chunk_cells=3_000)  # one process, nobody listening
+    alone = judged_alone  # one process, nobody listening
     for processes in (1, 2):
         seen: list[tuple[int, int]] = []
         flags = judge_weeks(
             calendar,
-            chunk_cells=3_000,
+            chunk_cells=CHUNK_CELLS,
             processes=processes,
             progress=lambda done, total, seen=seen: seen.append((done, total)),
         )
