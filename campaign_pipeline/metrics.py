@@ -32,7 +32,7 @@ Everything is vectorized (group-bys and merges); nothing loops over campaigns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -598,19 +598,27 @@ def weekly_campaign_metrics(daily: pd.DataFrame, campaigns: pd.DataFrame) -> pd.
 # ---------------------------------------------------------------------------------------
 
 
-def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
+def week_over_week(
+    weekly: pd.DataFrame, known_weeks: Collection[str] | None = None
+) -> pd.DataFrame:
     """``weekly`` plus ``<m>_prev``, ``<m>_wow_abs`` and ``<m>_wow_pct`` for each WOW_METRICS.
 
     The comparison is with the campaign's previous *calendar* week, not its previous row.
     ``prev_week_status`` says what that week was:
 
     * ``present``: the campaign has a row that week.
-    * ``no_activity``: the week lies inside the weeks ``weekly`` covers (between its first and
-      last week_start) but the campaign has no row: nothing was delivered and no lead event
-      happened. Its values are what an empty week aggregates to: lead counts 0, revenue 0
-      where deal values are reported (NaN where they are not), delivery sums NaN (nothing
-      reported, as for any week without insights rows), rates NaN.
-    * ``unknown``: the week is before the first week in ``weekly`` (not loaded): all prev NaN.
+    * ``no_activity``: the week is known (below) but the campaign has no row: nothing was
+      delivered and no lead event happened. Its values are what an empty week aggregates to:
+      lead counts 0, revenue 0 where deal values are reported (NaN where they are not),
+      delivery sums NaN (nothing reported, as for any week without insights rows), rates NaN.
+    * ``unknown``: the week is not known: all prev NaN.
+
+    ``known_weeks``: the week_starts (``YYYY-MM-DD``) whose rows ``weekly`` holds in full,
+    an empty week included: the weeks a caller read from stored daily partitions inside the
+    accepted data's range. Without it, the weeks from the first week_start in ``weekly`` on
+    are known. A caller reading a block of weeks passes them: otherwise a week in which no
+    campaign had a row, at the start of what it read, would read as not loaded, and the same
+    week would compare differently in runs that split the weeks differently.
 
     ``<m>_wow_abs`` = current - prev; ``<m>_wow_pct`` = (current - prev) / prev as a fraction
     (0.25 = +25%), NaN when prev is 0 or NaN (growth from nothing has no percentage).
@@ -626,11 +634,11 @@ def week_over_week(weekly: pd.DataFrame) -> pd.DataFrame:
     out["week_start"] = pd.to_datetime(out["week_start"])
     out = out.merge(previous, on=keys, how="left", indicator="_match", validate="one_to_one")
     present = out["_match"].eq("both")
-    covered = (
-        (out["week_start"] - pd.Timedelta(days=7)) >= out["week_start"].min()
-        if len(out)
-        else present
-    )
+    previous_week = out["week_start"] - pd.Timedelta(days=7)
+    if known_weeks is not None:
+        covered = previous_week.dt.strftime("%Y-%m-%d").isin(list(known_weeks))
+    else:
+        covered = previous_week >= out["week_start"].min() if len(out) else present
     out["prev_week_status"] = np.select([present, covered], ["present", "no_activity"], "unknown")
     no_activity = ~present & covered
     for metric in metrics:

@@ -588,6 +588,20 @@ def test_week_over_week_compares_calendar_weeks_across_a_gap():
     assert c1w3["revenue_prev"] == 0.0 and is_nan(c1w3["ctr_prev"])
 
 
+def test_week_over_week_knows_the_weeks_it_is_told_an_empty_one_included():
+    """A block whose first week read had no row at all (a gap week, stored and empty): with
+    the known weeks given, the week after it compares with no activity, as it does when the
+    same weeks are read inside a longer block; a week not known stays unknown."""
+    weekly = _weekly([("C1", "2024-01-16", 80.0, 800, 16, 1, 3)])  # W3 only; W2 stored, empty
+    inferred = one(m.week_over_week(weekly), week_start=W3)
+    assert inferred["prev_week_status"] == "unknown"  # W2 not in what `weekly` shows
+    told = one(m.week_over_week(weekly, known_weeks=["2024-01-08", "2024-01-15"]), week_start=W3)
+    assert told["prev_week_status"] == "no_activity"
+    assert told["leads_prev"] == 0.0 and told["leads_wow_abs"] == 3.0
+    not_told = one(m.week_over_week(weekly, known_weeks=["2024-01-15"]), week_start=W3)
+    assert not_told["prev_week_status"] == "unknown" and is_nan(not_told["leads_prev"])
+
+
 def test_week_over_week_zero_previous_gives_nan_pct():
     weekly = _weekly(
         [

@@ -353,24 +353,26 @@ def one_cpu():
 def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
     data_dir, tmp_path, instance_home
 ):
-    """A mistyped date (one insights row in 2023-11 of an export of 2024-01) opens a gap of 8
-    weeks without data: the run builds the row's week, then the week before the data resume
-    and the data's weeks, each range as one run, names the gap, and publishes for those weeks
-    exactly what a run over the whole span publishes."""
+    """A mistyped date (one insights row in 2023-11 of an export of 2024-01) opens a gap of 5
+    weeks without data, one more than `--max-gap-weeks`: the run builds the row's week, then
+    the week before the data resume and the data's weeks, each range as one run, names the
+    gap, and publishes for those weeks exactly what a run over the whole span publishes (the
+    week-over-week status of the week after the gap included: the gap's last week is known
+    and empty in both, though one run reads it as the start of a range)."""
     from campaign_pipeline.resources.storage import PipelineStorage
     from campaign_pipeline.run_summary import summarize
 
     insights = data_dir / "raw" / "insights.csv"
-    insights.write_text(insights.read_text() + "9,c1,2023-11-07,3,100,1,0\n")
+    insights.write_text(insights.read_text() + "9,c1,2023-11-28,3,100,1,0\n")
     lines: list[str] = []
     out = tmp_path / "out"
     run = runner.run_pipeline(str(data_dir), str(out), say=lines.append)
-    built = ["2023-11-06", "2024-01-01", "2024-01-08", "2024-01-15"]
+    built = ["2023-11-27", "2024-01-01", "2024-01-08", "2024-01-15"]
     assert run.weeks == built
-    assert run.not_built == _weeks("2023-11-13", 7)
+    assert run.not_built == _weeks("2023-12-04", 4)
     assert (
-        "note: 7 weeks (2023-11-13 .. 2023-12-25) between the accepted rows hold no accepted "
-        "delivery or lead event, not built; the weeks built: 1 week (2023-11-06), "
+        "note: 4 weeks (2023-12-04 .. 2023-12-25) between the accepted rows hold no accepted "
+        "delivery or lead event, not built; the weeks built: 1 week (2023-11-27), "
         "3 weeks (2024-01-01 .. 2024-01-15)"
     ) in lines
     with dg.DagsterInstance.get() as instance:
@@ -379,7 +381,7 @@ def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
         (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
         for r in weekly_runs
     )
-    assert ranges == [("2023-11-06", "2023-11-06"), ("2024-01-01", "2024-01-15")]
+    assert ranges == [("2023-11-27", "2023-11-27"), ("2024-01-01", "2024-01-15")]
     assert sorted(p.stem for p in (out / "weekly_report").glob("*.html")) == built
     summary = summarize(
         PipelineStorage(data_dir=str(data_dir), out_dir=str(out)),
@@ -388,13 +390,13 @@ def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
         not_built=run.not_built,
     )
     assert (
-        "weeks processed: 4 (2023-11-06 .. 2024-01-15)\n  in 2 ranges: 1 week (2023-11-06), "
-        "3 weeks (2024-01-01 .. 2024-01-15); not built: 7 weeks (2023-11-13 .. 2023-12-25) "
+        "weeks processed: 4 (2023-11-27 .. 2024-01-15)\n  in 2 ranges: 1 week (2023-11-27), "
+        "3 weeks (2024-01-01 .. 2024-01-15); not built: 4 weeks (2023-12-04 .. 2023-12-25) "
         "without any accepted delivery or lead event"
     ) in summary
 
     # every week of the span in one run: the same tables and pages for the weeks built. Run on
-    # one CPU, as in a container limited to one: its 11 pages are built in the step's process
+    # one CPU, as in a container limited to one: its 8 pages are built in the step's process
     # (a worker process' start-up is most of a tiny run's time; a page does not depend on
     # where it was built, report/test_build.py)
     whole = tmp_path / "whole"
@@ -402,7 +404,7 @@ def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
         everything = runner.run_pipeline(
             str(data_dir), str(whole), say=lambda _: None, max_gap_weeks=99
         )
-    assert everything.weeks == _weeks("2023-11-06", 11) and everything.not_built == []
+    assert everything.weeks == _weeks("2023-11-27", 8) and everything.not_built == []
     files = sorted(
         p.relative_to(out) for p in out.rglob("*") if p.is_file() and "exports" not in p.parts
     )
@@ -414,3 +416,8 @@ def test_a_row_months_before_the_rest_costs_its_own_week_not_the_gap(
             )
         else:
             assert (out / name).read_bytes() == (whole / name).read_bytes(), name
+    # the gap's last week is known and empty: the week after it compares with no activity
+    after_gap = pd.read_parquet(out / "weekly_campaign_metrics" / "2024-01-08.parquet")
+    assert set(after_gap.loc[after_gap["campaign_id"] == "c1", "prev_week_status"]) == {
+        "no_activity"
+    }

@@ -207,10 +207,13 @@ def weekly_campaign_metrics(
     against the campaign's previous calendar week (read from that week's daily partition).
 
     A range run reads its daily rows `DAILY_BLOCK_WEEKS` weeks at a time, each block with the
-    week before it, so it never holds a year of them."""
+    week before it, so it never holds a year of them. A previous week is known (an empty one
+    is ``no_activity``, not ``unknown``) when its daily partition is stored and the accepted
+    data reach back to it, whatever block or run it falls in."""
     weeks = RunWeeks.of(context)
     require_run_weeks(storage, weeks, "daily_campaign_metrics")
     campaigns = storage.read_staging("validated_campaigns")
+    known_weeks = _weeks_with_data_stored(storage)
     counts: dict[str, int] = {}
     daily_totals = dict.fromkeys(WEEKLY_TOTALS, 0.0)
     first_rows = None
@@ -222,7 +225,9 @@ def weekly_campaign_metrics(
             block.last,
             columns=list(metrics.SUMMARY_INPUTS),
         )
-        weekly = metrics.week_over_week(metrics.weekly_campaign_metrics(daily, campaigns))
+        weekly = metrics.week_over_week(
+            metrics.weekly_campaign_metrics(daily, campaigns), known_weeks
+        )
         in_block = weekly["week_start"].dt.strftime("%Y-%m-%d").isin(block.keys)
         weekly = validate_frame(metric_schemas.WeeklyCampaignMetrics, weekly[in_block])
         counts |= write_run_weeks(storage, "weekly_campaign_metrics", weekly, block, "week_start")
@@ -253,6 +258,16 @@ def weekly_campaign_metrics(
         check_results=checks,
         model=metric_schemas.WeeklyCampaignMetrics,
     )
+
+
+def _weeks_with_data_stored(storage: PipelineStorage) -> list[str]:
+    """The weeks whose daily partition is stored, from the accepted data's first week on:
+    those a week-over-week comparison knows, rows or none (`metrics.week_over_week`)."""
+    days = storage.accepted_day_range()
+    if days is None:
+        return []
+    first = (days[0] - pd.Timedelta(days=days[0].weekday())).date().isoformat()
+    return [week for week in storage.table_weeks("daily_campaign_metrics") if week >= first]
 
 
 @dg.asset(
