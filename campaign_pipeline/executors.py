@@ -6,11 +6,12 @@ Why in process by default: Dagster's multiprocess mode starts a fresh Python pro
 step, and each one imports Dagster, pandas, pyarrow, scipy and matplotlib and loads the code
 location before its step starts (about 4 s of CPU per step on this project's 2-core machine).
 A weekly run has 9 to 20 steps that mostly wait on one another, so those processes cost far
-more than they share out: the week 2025-12-29 of the benchmark's stored 1x year took 70 s wall
-and 73 s of CPU through ``weekly_assets_job`` with the multiprocess mode, 41 s and 24 s in
-process (README, "Orchestration"). The steps that have much to do share it out themselves
-(``anomaly_flags`` and ``weekly_report``: ``processes``), and the ``release_memory`` hook hands
-back each finished step's memory, so a run in one process starts each step near its base.
+more than they share out: on a week of the scale benchmark's 1x year, ``weekly_assets_job``
+took more than twice the wall time and nearly three times the CPU in the multiprocess mode
+(README, "Orchestration", has the figures and the command). The steps that have much to do
+share it out themselves (``anomaly_flags`` and ``weekly_report``: ``processes``), and the
+``release_memory`` hook hands back each finished step's memory, so a run in one process starts
+each step near its base.
 
 Run config still chooses: ``execution: {config: {multiprocess: {...}}}`` (deploy/executors/
 multiprocess.yaml) runs the steps in processes of their own, with the same options as

@@ -28,7 +28,7 @@ from campaign_pipeline.assets.common import (
 from campaign_pipeline.constants import IMPLAUSIBLE_REASONS
 from campaign_pipeline.memory import return_free_pages
 from campaign_pipeline.metadata import PREVIEW_ROWS, markdown_preview, table_schema
-from campaign_pipeline.partitions import weekly_partitions
+from campaign_pipeline.partitions import monday_of, weekly_partitions
 from campaign_pipeline.resources.storage import PipelineStorage
 from campaign_pipeline.schemas import validate_frame
 
@@ -266,7 +266,7 @@ def _weeks_with_data_stored(storage: PipelineStorage) -> list[str]:
     days = storage.accepted_day_range()
     if days is None:
         return []
-    first = (days[0] - pd.Timedelta(days=days[0].weekday())).date().isoformat()
+    first = monday_of(days[0].date()).isoformat()
     return [week for week in storage.table_weeks("daily_campaign_metrics") if week >= first]
 
 
