@@ -6,6 +6,7 @@ the checks before the run answer them)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -114,6 +115,9 @@ def test_run_on_s3_equals_a_run_on_local_folders(tmp_path, s3_server, s3_prefix)
                 pd.testing.assert_frame_equal(
                     pd.read_parquet(io.BytesIO(stored)), pd.read_parquet(path.local_path)
                 )
+            elif name.startswith("exported_"):  # when each copy of the file was written
+                times = [json.loads(b)["exported_at"] for b in (stored, path.read_bytes())]
+                assert [pd.Timestamp(t).tz is not None for t in times] == [True, True], name
             else:
                 assert stored == path.read_bytes(), name
 

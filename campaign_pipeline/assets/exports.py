@@ -22,6 +22,7 @@ from campaign_pipeline.assets.common import (
     weekly_result,
     write_run_weeks,
 )
+from campaign_pipeline.constants import partition_timezone
 from campaign_pipeline.exports import delivery
 from campaign_pipeline.exports.events import EVENT_COLUMNS, CampaignEvent, week_events
 from campaign_pipeline.exports.ledger import ExportLedgerTable, Ledger, LedgerError
@@ -33,6 +34,8 @@ from campaign_pipeline.resources.ga4 import GA4MeasurementProtocol
 from campaign_pipeline.resources.storage import PipelineStorage
 
 SOURCES = ["weekly_campaign_metrics", "anomaly_flags", "campaign_health"]
+# the raw exports whose rows carry the days a week's figures come from
+DATED_EXPORTS = ("insights", "campaign_leads", "lead_status_changes")
 
 
 def _by_week(frame: pd.DataFrame, column: str) -> dict[str, pd.DataFrame]:
@@ -88,6 +91,14 @@ def load_week_events(
     }
 
 
+def held_back_weeks(storage: PipelineStorage, weeks: RunWeeks) -> dict[str, str]:
+    """The run's weeks that had not ended when the newest of the dated raw exports was written
+    (`delivery.weeks_to_hold_back` says why they are not sent)."""
+    times = storage.export_times(DATED_EXPORTS)
+    newest = max(times.values()) if times else None
+    return delivery.weeks_to_hold_back(weeks.keys, newest, partition_timezone())
+
+
 def publish_ledger(storage: PipelineStorage, ledger: Ledger, weeks: RunWeeks) -> dict[str, int]:
     """Write the ledger's rows of the run's weeks as ``<out>/export_ledger/<week>.parquet``."""
     rows = ledger.rows(list(weeks.keys))
@@ -139,6 +150,7 @@ def _run_export(
         )
     require_run_weeks(storage, weeks, *SOURCES)
     events = load_week_events(storage, weeks, exports.min_severity)
+    held = {} if exports.send_partial_weeks else held_back_weeks(storage, weeks)
     ledger = store.open(storage.published_dir)
     live = mode == "live"
     try:
@@ -153,6 +165,7 @@ def _run_export(
                 policy=resource.policy(),
                 validate=resource.validate_mode,
                 log=context.log.info,
+                held=held,
             )
         else:
             report = delivery.export_amplitude(
@@ -166,6 +179,7 @@ def _run_export(
                 max_events=resource.max_events_per_request,
                 max_bytes=resource.max_request_bytes,
                 log=context.log.info,
+                held=held,
             )
         if live:
             publish_ledger(storage, ledger, weeks)  # the failed rows are visible even on failure

@@ -5,6 +5,7 @@ These assets are not partitioned: every export is a whole file, and the promise 
 downstream read the validated tables and keep only their week.
 """
 
+import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
@@ -61,12 +62,16 @@ def _read_export_file(
         raise dg.Failure(description=str(error), metadata={"path": str(path)}) from error
     columns += [c for c in spec.optional if c not in columns]
     context.log.info(f"read {rows:,} rows from {path}")
+    stat = path.stat()
+    modified = dt.datetime.fromtimestamp(stat.mtime_ns / 1e9, dt.UTC)
+    storage.record_export_time(spec.key, modified)  # a week the export predates is not sent
     return dg.MaterializeResult(
         metadata={
             "source": "csv",
             "path": dg.MetadataValue.path(str(path)),
             "rows_read": rows,
-            "size_bytes": path.stat().size,
+            "modified_utc": modified.isoformat(timespec="seconds"),
+            "size_bytes": stat.size,
             "sha256": path.sha256(),
             "columns": ", ".join(columns),
         }

@@ -8,6 +8,8 @@ the metadata holds counts only: never the token, never a cell value.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from campaign_pipeline import ingestion
@@ -25,6 +27,7 @@ def materialize_from_salesforce(
     salesforce: SalesforceSource,
     key: str,
 ) -> dg.MaterializeResult:
+    pulled_at = dt.datetime.now(dt.UTC)  # the pull sees Salesforce as of its start
     try:
         client = salesforce.client(progress=context.log.info)
         pull = _PULLS[key](client, salesforce.mapping())
@@ -33,6 +36,7 @@ def materialize_from_salesforce(
     storage.write_snapshot(
         f"raw_{key}", lambda tmp: ingestion.write_text_frame_snapshot(pull.frame, tmp)
     )
+    storage.record_export_time(key, pulled_at)
     stats = client.stats
     context.log.info(
         f"pulled {len(pull.frame):,} rows from Salesforce in {stats.pages} pages "

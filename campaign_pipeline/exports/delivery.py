@@ -4,9 +4,11 @@ would be sent. The counts become the asset's metadata and the run summary's line
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import zoneinfo
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +91,14 @@ class DestinationReport:
     def skip(self, week: str, status: str, n: int = 1) -> None:
         self.skipped[SKIP_REASONS.get(status, status)] += n
         self.week(week)["skipped"] += n
+
+    def hold_back(self, week: str, events: int, why: str) -> None:
+        """A week whose events are not sent this run (`weeks_to_hold_back`): counted as
+        skipped with ``why``; nothing is claimed, so the run that covers the week sends them."""
+        self.events += events
+        self.week(week)["events"] = events
+        if events:
+            self.skip(week, why, events)
 
     def to_metadata(self) -> dict:
         """JSON-able counts (no payloads, no secrets: reasons are this code's own words or
@@ -191,6 +201,35 @@ def _settle_refusals(
     return fresh
 
 
+def weeks_to_hold_back(
+    weeks: Iterable[str], exported_at: dt.datetime | None, timezone: str = "UTC"
+) -> dict[str, str]:
+    """The weeks of ``weeks`` (Mondays, ISO dates) that had not ended, in ``timezone`` (the
+    partitions'), when the newest raw export was written (``exported_at``, aware), each with
+    the reason the run reports; none when no export time is known.
+
+    Such an export cannot hold the rest of the week (overnight exports that stopped, a run on
+    last Wednesday's files). An event is sent once (the ledger) and neither destination
+    replaces one, so the week's summaries sent now would stand for the whole week after a
+    later export completes it. Held back, the week is sent by the first run on an export
+    written after it ended. An export written later that still ends inside the week (a
+    campaign off at the weekend, an account that stopped) is the week as it is, and is sent."""
+    if exported_at is None:
+        return {}
+    zone = zoneinfo.ZoneInfo(timezone)
+    local = exported_at.astimezone(zone)
+    held = {}
+    for week in weeks:
+        end = dt.datetime.combine(dt.date.fromisoformat(week), dt.time(), zone) + dt.timedelta(7)
+        if local < end:
+            held[week] = (
+                f"held back: the newest raw export was written {local:%Y-%m-%d %H:%M} "
+                f"{timezone}, before the week ended; the first run on an export written after "
+                "it sends them"
+            )
+    return held
+
+
 def export_ga4(
     weeks: dict[str, list[CampaignEvent]],
     *,
@@ -202,12 +241,18 @@ def export_ga4(
     policy: RetryPolicy = RetryPolicy(),
     validate: str = "off",
     log: Callable[[str], None] = lambda _: None,
+    held: Mapping[str, str] | None = None,
 ) -> DestinationReport:
-    """GA4 for each week: dry (``live`` False: payload files), validation only, or live."""
+    """GA4 for each week: dry (``live`` False: payload files), validation only, or live; the
+    weeks of ``held`` (week -> why, `weeks_to_hold_back`) neither sent nor written."""
     destination = ga4.DESTINATION
     mode = "validate-only" if live and validate == "only" else ("live" if live else "dry-run")
     report = DestinationReport(destination, mode, why)
     for week, events in weeks.items():
+        if held and week in held:
+            report.hold_back(week, len(events), held[week])
+            log(f"{destination} {week}: {len(events):,} events {held[week]}")
+            continue
         ready, refusals = ga4.prepare(events)
         report.events += len(events)
         report.week(week)["events"] = len(events)
@@ -281,11 +326,17 @@ def export_amplitude(
     max_bytes: int = amplitude.MAX_BODY_BYTES,
     log: Callable[[str], None] = lambda _: None,
     now_ms: int | None = None,
+    held: Mapping[str, str] | None = None,
 ) -> DestinationReport:
-    """Amplitude for each week: dry (payload files) or live, claimed a batch at a time."""
+    """Amplitude for each week: dry (payload files) or live, claimed a batch at a time; the
+    weeks of ``held`` (week -> why, `weeks_to_hold_back`) neither sent nor written."""
     destination = amplitude.DESTINATION
     report = DestinationReport(destination, "live" if live else "dry-run", why)
     for week, events in weeks.items():
+        if held and week in held:
+            report.hold_back(week, len(events), held[week])
+            log(f"{destination} {week}: {len(events):,} events {held[week]}")
+            continue
         ready, refusals = amplitude.prepare(events, now_ms)
         report.events += len(events)
         report.week(week)["events"] = len(events)

@@ -73,6 +73,15 @@ class ExportSettings(dg.ConfigurableResource):
             f"Default {DEFAULT_MIN_SEVERITY}: low flags are the detector's weakest signal."
         ),
     )
+    send_partial_weeks: bool = Field(
+        default=False,
+        description=(
+            "Send a week that had not ended when the newest raw export was written. Default "
+            "false: its events are held back until a run on a later export, because an event "
+            "is sent once and neither destination replaces it, so a week sent from part of its "
+            "days would keep those figures. Set it to send such a week as it stands."
+        ),
+    )
 
 
 def _pg(variable: str, what: str) -> str:

@@ -25,6 +25,7 @@ else the repo's ``data/``; ``out_dir`` empty means ``$CAMPAIGN_PIPELINE_OUT_DIR`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -244,6 +245,22 @@ class PipelineStorage(dg.ConfigurableResource):
 
     def read_staging_json(self, name: str) -> dict:
         return json.loads((self.staging_dir / f"{name}.json").read_text())
+
+    def record_export_time(self, key: str, when: dt.datetime) -> None:
+        """When the raw export ``key`` was written (its file's modification time, or the time
+        of a live pull), as the run that snapshots it sees it: `export_times`."""
+        self.write_staging_json(
+            f"exported_{key}", {"exported_at": when.astimezone(dt.UTC).isoformat()}
+        )
+
+    def export_times(self, keys) -> dict[str, dt.datetime]:
+        """The recorded `record_export_time` of each of ``keys`` that has one (UTC)."""
+        times = {}
+        for key in keys:
+            path = self.staging_dir / f"exported_{key}.json"
+            if path.exists():
+                times[key] = dt.datetime.fromisoformat(json.loads(path.read_text())["exported_at"])
+        return times
 
     # --- published tables ---------------------------------------------------------------
 

@@ -4,6 +4,7 @@ personal and no secret anywhere, a failed export fails its asset alone, the next
 only what failed."""
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -297,3 +298,113 @@ def test_a_runs_events_read_only_the_columns_they_carry_from_each_stored_week(tm
         assert events[week] == expected and len(expected) > 6
     assert not any("revenue" in e.properties for e in events[weeks[1]])
     assert all("revenue" in e.properties for e in events[weeks[0]] if e.kind == SUMMARY)
+
+
+def _week_summary_spend(ga4: FakeGA4, week: str) -> dict[str, float]:
+    """The spend of each campaign's week summary GA4 received for ``week``."""
+    return {
+        event["params"]["campaign_id"]: event["params"]["spend"]
+        for event in ga4.events
+        if event["name"] == SUMMARY and event["params"]["week_start"] == week
+    }
+
+
+def _spend_of(days) -> dict[str, float]:
+    """Each campaign's spend over ``days`` in `_insights`."""
+    return {
+        campaign: round(sum(spend + day.day for day in days), 2)
+        for campaign, spend in (("C1", 100.0), ("C2", 40.0))
+    }
+
+
+def _exported(tmp_path, written: str, last_day: str) -> None:
+    """Raw exports whose delivery ends on ``last_day``, written (modified) at ``written``."""
+    insights = "".join(
+        row + "\n" for row in _insights().splitlines() if row.split(",")[2] <= last_day
+    )
+    raw = write_exports(
+        tmp_path, campaigns=CAMPAIGNS, insights=insights, leads=LEADS, changes=CHANGES
+    )
+    stamp = pd.Timestamp(written, tz="UTC").timestamp()
+    for path in raw.iterdir():
+        os.utime(path, (stamp, stamp))
+
+
+def _run_last_week(storage, ga4, amp, instance, exports=None):
+    assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
+    resources = _resources(storage, ga4, amp) | ({"exports": exports} if exports else {})
+    return dg.materialize(
+        all_assets,
+        selection=WEEKLY,
+        partition_key=WEEKS[-1],
+        resources=resources,
+        instance=instance,
+    )
+
+
+def test_a_week_an_export_predates_is_held_back_until_an_export_written_after_it(
+    tmp_path, monkeypatch, fakes
+):
+    """Sent from the export of its Wednesday, the last week's summaries would stand at the
+    destinations (an event is sent once). Held back, the run on the next export sends the whole
+    week."""
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    ga4, amp = fakes
+    week = WEEKS[-1]  # 2025-01-20 .. 2025-01-26
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    instance = dg.DagsterInstance.ephemeral()
+    _exported(tmp_path, written="2025-01-22 23:30", last_day="2025-01-22")
+    partial = _run_last_week(storage, ga4, amp, instance)
+    held = _metadata(partial, "ga4_export")["export"]
+    n = held["events"]
+    assert n >= 2 and held["sent"] == 0 and held["requests"] == 0
+    assert held["skipped"] == {
+        "held back: the newest raw export was written 2025-01-22 23:30 UTC, before the week "
+        "ended; the first run on an export written after it sends them": n
+    }
+    assert _metadata(partial, "amplitude_export")["export"]["skipped"] == held["skipped"]
+    assert (
+        ga4.requests == [] and amp.requests == [] and len(storage.read_table("export_ledger")) == 0
+    )
+
+    _exported(tmp_path, written="2025-01-27 05:00", last_day="2025-01-26")
+    complete = _run_last_week(storage, ga4, amp, instance)
+    assert _metadata(complete, "ga4_export")["sent"] == len(ga4.events) == n
+    assert _metadata(complete, "amplitude_export")["sent"] == len(amp.ingested) == n
+    assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, periods=7))
+
+
+def test_a_week_that_ends_early_in_an_export_written_after_it_is_sent_as_it_is(
+    tmp_path, monkeypatch, fakes
+):
+    """Campaigns off from Thursday on: the export written after the week holds all there is."""
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    ga4, amp = fakes
+    week = WEEKS[-1]
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    _exported(tmp_path, written="2025-01-27 05:00", last_day="2025-01-22")
+    result = _run_last_week(storage, ga4, amp, dg.DagsterInstance.ephemeral())
+    report = _metadata(result, "ga4_export")["export"]
+    assert report["sent"] == report["events"] == len(ga4.events) >= 2 and report["skipped"] == {}
+    assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, "2025-01-22"))
+
+
+def test_send_partial_weeks_sends_a_week_an_export_predates_as_it_stands(
+    tmp_path, monkeypatch, fakes
+):
+    from campaign_pipeline.resources.exports import ExportSettings
+
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    ga4, amp = fakes
+    week = WEEKS[-1]
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    _exported(tmp_path, written="2025-01-22 23:30", last_day="2025-01-22")
+    result = _run_last_week(
+        storage, ga4, amp, dg.DagsterInstance.ephemeral(), ExportSettings(send_partial_weeks=True)
+    )
+    report = _metadata(result, "ga4_export")["export"]
+    assert report["sent"] == report["events"] == len(ga4.events) >= 2 and report["skipped"] == {}
+    assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, "2025-01-22"))

@@ -225,3 +225,56 @@ def test_validate_only_posts_every_request_to_the_validation_server_and_claims_n
     assert fake_ga4.events == [] and not ledger.exists()
     line = delivery.summary_lines({"ga4": report.to_metadata()})[0]
     assert line.endswith("validated 4 requests: 0 validation messages")
+
+
+def test_the_weeks_held_back_are_those_not_ended_when_the_newest_export_was_written():
+    import datetime as dt
+
+    weeks = ["2025-03-03", "2025-03-10", "2025-03-17"]
+    week_over = dt.datetime(2025, 3, 17, 0, 0, tzinfo=dt.UTC)
+    assert delivery.weeks_to_hold_back(weeks[:2], week_over) == {}
+    sunday_night = dt.datetime(2025, 3, 16, 23, 59, tzinfo=dt.UTC)
+    assert list(delivery.weeks_to_hold_back(weeks[:2], sunday_night)) == ["2025-03-10"]
+    held = delivery.weeks_to_hold_back(weeks, dt.datetime(2025, 3, 12, 8, 5, tzinfo=dt.UTC))
+    why = (
+        "held back: the newest raw export was written 2025-03-12 08:05 UTC, before the week "
+        "ended; the first run on an export written after it sends them"
+    )
+    assert held == {"2025-03-10": why, "2025-03-17": why}
+    # the week ends at midnight where the partitions are: Monday 03:00 UTC is Sunday 23:00 in
+    # New York (summer time)
+    monday_utc = dt.datetime(2025, 3, 17, 3, 0, tzinfo=dt.UTC)
+    assert delivery.weeks_to_hold_back(weeks[:2], monday_utc) == {}
+    in_new_york = delivery.weeks_to_hold_back(weeks[:2], monday_utc, "America/New_York")
+    assert (
+        list(in_new_york) == ["2025-03-10"]
+        and "2025-03-16 23:00 America/New_York" in (in_new_york["2025-03-10"])
+    )
+    assert delivery.weeks_to_hold_back(weeks, None) == {}  # no export time recorded
+
+
+def test_a_held_week_is_neither_sent_nor_written_nor_claimed(
+    fake_ga4, fake_amplitude, make_ledger, tmp_path
+):
+    weeks = week(n_campaigns=3)
+    n = len(weeks[WEEK])
+    why = "held back: the data ends on ..."
+    ledger = make_ledger()
+    ga4_report = delivery.export_ga4(
+        weeks, live=True, why="test", client=ga4_client(fake_ga4), ledger=ledger,
+        out_dir=tmp_path, policy=FAST, held={WEEK: why},
+    )  # fmt: skip
+    amp_report = delivery.export_amplitude(
+        weeks, live=False, why="test", client=amp_client(fake_amplitude), ledger=ledger,
+        out_dir=tmp_path, policy=FAST, held={WEEK: why},
+    )  # fmt: skip
+    for report in (ga4_report, amp_report):
+        assert (report.events, report.sent, report.requests, report.files) == (n, 0, 0, [])
+        assert report.skipped == {why: n} and report.weeks[WEEK]["skipped"] == n
+    assert fake_ga4.requests == [] and fake_amplitude.requests == []
+    assert not (tmp_path / "exports").exists()
+    assert len(ledger.rows()) == 0  # unclaimed: the run that covers the week sends them
+    line = delivery.summary_lines({"amplitude": amp_report.to_metadata()})[0]
+    assert f"would send 0 of {n} events" in line and f"skipped {n} ({n} {why})" in line
+    sent = run_ga4(fake_ga4, ledger, weeks, tmp_path)
+    assert sent.sent == n == len(fake_ga4.events)
