@@ -329,3 +329,10 @@ class Location:
 
     def write_text(self, text: str, encoding: str = "utf-8") -> None:
         self.write_bytes(text.encode(encoding))
+
+    def unlink(self) -> None:
+        """Remove this file; nothing when there is none."""
+        if self.is_local:
+            Path(self._path).unlink(missing_ok=True)
+        elif self.fs.exists(self._path):
+            self.fs.rm_file(self._path)

@@ -30,7 +30,7 @@ from campaign_pipeline_tests._orchestration_support import (
     sqlite_home,
 )
 
-WEEK = "2025-05-05"  # the last complete week of the shipped sample (data/raw)
+WEEK = "2025-05-05"  # the last week of the shipped sample (data/raw), which holds its Monday
 DAGSTER = str(REPO_ROOT / ".venv" / "bin" / "dagster")
 
 

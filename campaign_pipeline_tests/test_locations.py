@@ -36,6 +36,15 @@ def test_write_read_stat_and_absence(root):
     assert file.sha256() == hashlib.sha256(b"id,spend\n1,2.5\n").hexdigest()
 
 
+def test_unlink_removes_a_file_and_is_a_no_op_on_none(root):
+    kept, gone = root / "held" / "2025-01-06.json", root / "held" / "2025-01-13.json"
+    kept.write_text("{}")
+    gone.write_text("{}")
+    gone.unlink()
+    gone.unlink()  # no file: nothing to do
+    assert not gone.exists() and [p.name for p in (root / "held").files(".json")] == [kept.name]
+
+
 def test_a_replacement_of_the_same_size_changes_the_stat(root):
     """What the raw-file sensor's cheap pass relies on: a re-export moves (size, mtime, etag)."""
     file = root / "insights.csv"

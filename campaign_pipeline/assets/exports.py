@@ -7,6 +7,7 @@ with the destination, the number of events and why; the week's other assets stay
 materialized, and the next run sends only what failed.
 """
 
+import datetime as dt
 import functools
 
 import dagster as dg
@@ -91,12 +92,38 @@ def load_week_events(
     }
 
 
-def held_back_weeks(storage: PipelineStorage, weeks: RunWeeks) -> dict[str, str]:
-    """The run's weeks that had not ended when the newest of the dated raw exports was written
-    (`delivery.weeks_to_hold_back` says why they are not sent)."""
+def newest_export_time(storage: PipelineStorage) -> dt.datetime | None:
+    """When the newest of the dated raw exports the validated layer was read from was written."""
     times = storage.export_times(DATED_EXPORTS)
-    newest = max(times.values()) if times else None
-    return delivery.weeks_to_hold_back(weeks.keys, newest, partition_timezone())
+    return max(times.values()) if times else None
+
+
+def earlier_held_weeks(storage: PipelineStorage, destination: str, weeks: RunWeeks) -> list[str]:
+    """Weeks outside the run whose events an earlier live run held back and that still have
+    their published tables: the run sends them along once an export written after them came
+    (without it, a week whose rows no later export changes would never be run again)."""
+    return [
+        week
+        for week in storage.held_export_weeks(destination)
+        if week not in weeks.keys
+        and all(storage.table_path(table, week).exists() for table in SOURCES)
+    ]
+
+
+def remember_held_weeks(
+    storage: PipelineStorage,
+    destination: str,
+    report: delivery.DestinationReport,
+    held: dict[str, str],
+) -> None:
+    """Mark the weeks held back (`earlier_held_weeks` reads them), and clear a week once each
+    of its events was sent, found sent or claimed before, or refused (a failed one keeps its
+    week marked, so a later run sends it along; a validation-only run sends nothing)."""
+    for week, counts in report.weeks.items():
+        if week in held:
+            storage.mark_export_held(destination, week, held[week])
+        elif counts["sent"] + counts["skipped"] + counts["refused"] == counts["events"]:
+            storage.clear_export_held(destination, week)
 
 
 def publish_ledger(storage: PipelineStorage, ledger: Ledger, weeks: RunWeeks) -> dict[str, int]:
@@ -149,8 +176,23 @@ def _run_export(
             "by another run"
         )
     require_run_weeks(storage, weeks, *SOURCES)
-    events = load_week_events(storage, weeks, exports.min_severity)
-    held = {} if exports.send_partial_weeks else held_back_weeks(storage, weeks)
+    earlier = earlier_held_weeks(storage, destination, weeks)
+    events = {
+        week: found
+        for week in earlier
+        for found in load_week_events(storage, RunWeeks((week,)), exports.min_severity).values()
+    } | load_week_events(storage, weeks, exports.min_severity)
+    held = (
+        {}
+        if exports.send_partial_weeks
+        else delivery.weeks_to_hold_back(events, newest_export_time(storage), partition_timezone())
+    )
+    if earlier:
+        sent_along = [week for week in earlier if week not in held]
+        context.log.info(
+            f"{destination}: {len(earlier)} earlier week(s) held back before ("
+            f"{', '.join(earlier)}); sent along now: {', '.join(sent_along) or 'none'}"
+        )
     ledger = store.open(storage.published_dir)
     live = mode == "live"
     try:
@@ -182,7 +224,9 @@ def _run_export(
                 held=held,
             )
         if live:
-            publish_ledger(storage, ledger, weeks)  # the failed rows are visible even on failure
+            # the failed rows are visible even on failure
+            publish_ledger(storage, ledger, RunWeeks(tuple(sorted(events))))
+            remember_held_weeks(storage, destination, report, held)
     except LedgerError as error:
         raise dg.Failure(description=f"{destination}: {error}") from None
     finally:

@@ -262,6 +262,22 @@ class PipelineStorage(dg.ConfigurableResource):
                 times[key] = dt.datetime.fromisoformat(json.loads(path.read_text())["exported_at"])
         return times
 
+    # --- weeks an export held back (`delivery.weeks_to_hold_back`) ----------------------
+
+    def _held_dir(self, destination: str) -> Location:
+        return self.staging_dir / "export_held" / destination
+
+    def held_export_weeks(self, destination: str) -> list[str]:
+        """The weeks whose events ``destination``'s live export held back and has not sent
+        since: a file per week, so two runs at once never overwrite each other's."""
+        return [path.stem for path in self._held_dir(destination).files(".json")]
+
+    def mark_export_held(self, destination: str, week: str, why: str) -> None:
+        (self._held_dir(destination) / f"{week}.json").write_text(json.dumps({"why": why}))
+
+    def clear_export_held(self, destination: str, week: str) -> None:
+        (self._held_dir(destination) / f"{week}.json").unlink()
+
     # --- published tables ---------------------------------------------------------------
 
     def table_path(self, table: str, week_start: str | None = None) -> Location:

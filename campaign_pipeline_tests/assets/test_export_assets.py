@@ -330,13 +330,13 @@ def _exported(tmp_path, written: str, last_day: str) -> None:
         os.utime(path, (stamp, stamp))
 
 
-def _run_last_week(storage, ga4, amp, instance, exports=None):
+def _run_last_week(storage, ga4, amp, instance, exports=None, week=WEEKS[-1]):
     assert dg.materialize(ingestion_assets, resources=pipeline_resources(storage)).success
     resources = _resources(storage, ga4, amp) | ({"exports": exports} if exports else {})
     return dg.materialize(
         all_assets,
         selection=WEEKLY,
-        partition_key=WEEKS[-1],
+        partition_key=week,
         resources=resources,
         instance=instance,
     )
@@ -408,3 +408,36 @@ def test_send_partial_weeks_sends_a_week_an_export_predates_as_it_stands(
     report = _metadata(result, "ga4_export")["export"]
     assert report["sent"] == report["events"] == len(ga4.events) >= 2 and report["skipped"] == {}
     assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, "2025-01-22"))
+
+
+def test_a_held_week_no_later_export_changes_is_sent_along_by_the_next_weeks_run(
+    tmp_path, monkeypatch, fakes
+):
+    """An export written on the week's Sunday evening already held the whole week, and the next
+    one changes none of its rows, so nothing runs that week again: the next week's run, on an
+    export written after it, sends it along."""
+    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
+    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
+    ga4, amp = fakes
+    held_week, next_week = WEEKS[1], WEEKS[2]  # 2025-01-13 .. 19, 2025-01-20 .. 26
+    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
+    instance = dg.DagsterInstance.ephemeral()
+    _exported(tmp_path, written="2025-01-19 22:00", last_day="2025-01-19")
+    first = _run_last_week(storage, ga4, amp, instance, week=held_week)
+    n = _metadata(first, "ga4_export")["export"]["weeks"][held_week]["skipped"]
+    assert n >= 2 and ga4.events == [] and amp.ingested == []
+    assert storage.held_export_weeks("ga4") == [held_week] == storage.held_export_weeks("amplitude")
+
+    _exported(tmp_path, written="2025-01-27 05:00", last_day="2025-01-26")
+    second = _run_last_week(storage, ga4, amp, instance, week=next_week)
+    weeks = _metadata(second, "ga4_export")["export"]["weeks"]
+    assert weeks[held_week]["sent"] == n and weeks[next_week]["sent"] >= 2
+    assert _week_summary_spend(ga4, held_week) == _spend_of(pd.date_range(held_week, periods=7))
+    assert len(amp.ingested) == len(ga4.events) == n + weeks[next_week]["sent"]
+    assert storage.held_export_weeks("ga4") == [] == storage.held_export_weeks("amplitude")
+    ledger = storage.read_table("export_ledger", [held_week])
+    assert len(ledger) == 2 * n and set(ledger["status"]) == {"sent"}
+
+    third = _run_last_week(storage, ga4, amp, instance, week=next_week)
+    assert _metadata(third, "ga4_export")["export"]["sent"] == 0
+    assert len(ga4.events) == n + weeks[next_week]["sent"]
