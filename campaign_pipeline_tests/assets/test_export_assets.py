@@ -375,24 +375,18 @@ def test_a_week_an_export_predates_is_held_back_until_an_export_written_after_it
     assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, periods=7))
 
 
-def test_a_week_that_ends_early_in_an_export_written_after_it_is_sent_as_it_is(
-    tmp_path, monkeypatch, fakes
-):
-    """Campaigns off from Thursday on: the export written after the week holds all there is."""
-    monkeypatch.setenv("GA4_API_SECRET", GA4_SECRET)
-    monkeypatch.setenv("AMPLITUDE_API_KEY", AMPLITUDE_KEY)
-    ga4, amp = fakes
-    week = WEEKS[-1]
-    storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    _exported(tmp_path, written="2025-01-27 05:00", last_day="2025-01-22")
-    result = _run_last_week(storage, ga4, amp, dg.DagsterInstance.ephemeral())
-    report = _metadata(result, "ga4_export")["export"]
-    assert report["sent"] == report["events"] == len(ga4.events) >= 2 and report["skipped"] == {}
-    assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, "2025-01-22"))
-
-
-def test_send_partial_weeks_sends_a_week_an_export_predates_as_it_stands(
-    tmp_path, monkeypatch, fakes
+@pytest.mark.parametrize(
+    "written, send_partial_weeks",
+    [
+        # campaigns off from Thursday on: the export written after the week holds all there is
+        ("2025-01-27 05:00", False),
+        # written on the Wednesday, and sent as it stands on request
+        ("2025-01-22 23:30", True),
+    ],
+    ids=["export-after-the-week", "send_partial_weeks"],
+)
+def test_a_week_the_data_end_inside_is_sent_as_it_is_when_not_held(
+    tmp_path, monkeypatch, fakes, written, send_partial_weeks
 ):
     from campaign_pipeline.resources.exports import ExportSettings
 
@@ -401,10 +395,9 @@ def test_send_partial_weeks_sends_a_week_an_export_predates_as_it_stands(
     ga4, amp = fakes
     week = WEEKS[-1]
     storage = PipelineStorage(data_dir=str(tmp_path), out_dir=str(tmp_path / "out"))
-    _exported(tmp_path, written="2025-01-22 23:30", last_day="2025-01-22")
-    result = _run_last_week(
-        storage, ga4, amp, dg.DagsterInstance.ephemeral(), ExportSettings(send_partial_weeks=True)
-    )
+    _exported(tmp_path, written=written, last_day="2025-01-22")
+    settings = ExportSettings(send_partial_weeks=send_partial_weeks)
+    result = _run_last_week(storage, ga4, amp, dg.DagsterInstance.ephemeral(), settings)
     report = _metadata(result, "ga4_export")["export"]
     assert report["sent"] == report["events"] == len(ga4.events) >= 2 and report["skipped"] == {}
     assert _week_summary_spend(ga4, week) == _spend_of(pd.date_range(week, "2025-01-22"))
