@@ -118,11 +118,15 @@ def remember_held_weeks(
 ) -> None:
     """Mark the weeks held back (`earlier_held_weeks` reads them), and clear a week once each
     of its events was sent, found sent or claimed before, or refused (a failed one keeps its
-    week marked, so a later run sends it along; a validation-only run sends nothing)."""
+    week marked, so a later run sends it along; a validation-only run sends nothing). Only
+    the marks that exist are removed: one listing, not a look per week of a year's range."""
+    marked = set(storage.held_export_weeks(destination))
     for week, counts in report.weeks.items():
         if week in held:
             storage.mark_export_held(destination, week, held[week])
-        elif counts["sent"] + counts["skipped"] + counts["refused"] == counts["events"]:
+        elif week in marked and (
+            counts["sent"] + counts["skipped"] + counts["refused"] == counts["events"]
+        ):
             storage.clear_export_held(destination, week)
 
 
@@ -177,10 +181,11 @@ def _run_export(
         )
     require_run_weeks(storage, weeks, *SOURCES)
     earlier = earlier_held_weeks(storage, destination, weeks)
+    # each earlier week read alone: `load_week_events` reads every week between its first
+    # and last, and a held week can lie months before the run's
     events = {
-        week: found
+        week: load_week_events(storage, RunWeeks((week,)), exports.min_severity)[week]
         for week in earlier
-        for found in load_week_events(storage, RunWeeks((week,)), exports.min_severity).values()
     } | load_week_events(storage, weeks, exports.min_severity)
     held = (
         {}

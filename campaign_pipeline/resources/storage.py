@@ -257,9 +257,9 @@ class PipelineStorage(dg.ConfigurableResource):
         """The recorded `record_export_time` of each of ``keys`` that has one (UTC)."""
         times = {}
         for key in keys:
-            path = self.staging_dir / f"exported_{key}.json"
-            if path.exists():
-                times[key] = dt.datetime.fromisoformat(json.loads(path.read_text())["exported_at"])
+            if (self.staging_dir / f"exported_{key}.json").exists():
+                stored = self.read_staging_json(f"exported_{key}")["exported_at"]
+                times[key] = dt.datetime.fromisoformat(stored)
         return times
 
     # --- weeks an export held back (`delivery.weeks_to_hold_back`) ----------------------
