@@ -50,3 +50,11 @@ def test_a_history_without_a_week_is_refused(run_dir, capsys):
         profile_detection.main([str(run_dir), "--history-weeks", "51"])
     assert exit_.value.code == 2
     assert "--history-weeks needs --week" in capsys.readouterr().err
+
+
+def test_every_function_the_profile_names_is_one_the_detector_calls(run_dir, capsys):
+    # a detector function renamed or no longer called would drop out of the printed shares
+    # without a word, and the profile would say nothing of where that time went
+    assert profile_detection.main([str(run_dir), "--campaigns", "0"]) == 0
+    printed = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert printed == set(profile_detection.SHOWN)

@@ -34,7 +34,7 @@ from campaign_pipeline.detection import DetectionSettings, detect_by_week
 SHOWN = (
     "score_panel",
     "robust_level_scale",
-    "seasonal_factors_js",
+    "seasonal_profile_js",  # the weekday profile (its torn-phase check included)
     "_rate_baseline",
     "persistence",
     "lag1_autocorrelation",
