@@ -80,7 +80,7 @@ def weekly_report(
     """
     weeks = RunWeeks.of(context)
     pages, sizes, outside = {}, {}, {}
-    report = None
+    summary, facts = "", {}
     reports = build_weekly_reports(
         storage.published_dir,
         list(weeks.keys),
@@ -98,6 +98,10 @@ def weekly_report(
         pages[week], sizes[week] = path, path.stat().size
         if report.outside_references:  # found in the text just written, not read back
             outside[week] = report.outside_references[:5]
+        # the metadata needs the last week's summary and facts only; a large account's page
+        # (33 MB as a Python string) is let go before the next one is built
+        summary, facts = report.summary_markdown, report.facts
+        del report
         progress(done, len(weeks.keys))
     latest = pages[weeks.last]
     return dg.MaterializeResult(
@@ -110,13 +114,13 @@ def weekly_report(
             )
         ],
         metadata={
-            "summary": dg.MetadataValue.md(report.summary_markdown),
+            "summary": dg.MetadataValue.md(summary),
             "path": dg.MetadataValue.path(str(latest)),
             "folder": dg.MetadataValue.path(str(storage.published_dir / REPORT_FOLDER)),
             "pages": len(pages),
             "latest_page_kb": round(sizes[weeks.last] / 1024, 1),
             "largest_page_kb": round(max(sizes.values()) / 1024, 1),
-            "campaigns_latest_week": report.facts["campaigns"],
-            "flags_latest_week": report.facts["flags"],
+            "campaigns_latest_week": facts["campaigns"],
+            "flags_latest_week": facts["flags"],
         },
     )

@@ -35,6 +35,7 @@ from campaign_pipeline.constants import (
     SEVERITY_RANK,
 )
 from campaign_pipeline.locations import Location
+from campaign_pipeline.memory import release_memory, return_free_pages
 from campaign_pipeline.parallel import map_in_processes
 from campaign_pipeline.report import charts
 from campaign_pipeline.report import formatting as fmt
@@ -818,7 +819,16 @@ MIN_PAGES_PER_PROCESS = 4
 
 
 def _report_of_week(out_dir: str, week: str, max_flag_charts: int) -> WeeklyReport:
-    return build_weekly_report(load_report_tables(out_dir, week), max_flag_charts)
+    tables = load_report_tables(out_dir, week)
+    # The filtered reads decode whole week files (a large account's 4 weeks of daily rows for
+    # a few dozen flagged campaigns), and Arrow's pool keeps those pages while the page is
+    # drawn and written, which allocates from Python's heap and never reuses them: 40-45 MB
+    # of a busy page's 440 MB in each process building pages (docs/scale.md).
+    return_free_pages()
+    report = build_weekly_report(tables, max_flag_charts)
+    del tables
+    release_memory()
+    return report
 
 
 def build_weekly_reports(
