@@ -1,7 +1,7 @@
 """What stretch of days scripts/profile_detection.py judges a week on.
 
-Its figures stand in README for the cost of a Monday's judgement and of one causal pass over a
-year; a stretch longer or shorter than asked would misstate both."""
+Its figures stand in README and docs/scale.md for the cost of a Monday's judgement and of one
+causal pass over a year; a stretch longer or shorter than asked would misstate both."""
 
 import pytest
 
