@@ -38,7 +38,8 @@ def release_memory() -> None:
     loaded), so after the first collection the survivors (modules, definitions, the instance:
     what lives as long as the process) are frozen out of later ones (`gc.freeze`), which then
     take a millisecond or two. A frozen object that later becomes cyclic garbage is not
-    collected; that is at most what was alive at the end of the process's first step.
+    collected; that is at most what was alive at the process's first release: the end of its
+    first step, or its first report page (`report.build`, which releases after each page).
     """
     gc.collect()
     _freeze_survivors_once()

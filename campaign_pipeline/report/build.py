@@ -821,12 +821,15 @@ MIN_PAGES_PER_PROCESS = 4
 def _report_of_week(out_dir: str, week: str, max_flag_charts: int) -> WeeklyReport:
     tables = load_report_tables(out_dir, week)
     # The filtered reads decode whole week files (a large account's 4 weeks of daily rows for
-    # a few dozen flagged campaigns), and Arrow's pool keeps those pages while the page is
-    # drawn and written, which allocates from Python's heap and never reuses them: 40-45 MB
-    # of a busy page's 440 MB in each process building pages (docs/scale.md).
+    # a few dozen flagged campaigns), and Arrow's pool would keep those pages while the page
+    # is drawn from Python's heap, which never reuses them: 40-45 MB of a busy page's 440 MB.
     return_free_pages()
     report = build_weekly_report(tables, max_flag_charts)
     del tables
+    # A page's context holds reference cycles (matplotlib's objects), so its memory would
+    # come back only at the step's end; collected here, the next page starts near the
+    # process's base (with the release above, six large pages in one process peak at 472-475
+    # MB against 510-518 MB: docs/scale.md).
     release_memory()
     return report
 
