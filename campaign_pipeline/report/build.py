@@ -387,9 +387,10 @@ def _rows_of_flagged(frame: pd.DataFrame, flags: pd.DataFrame, date_column: str)
 
 
 # Flags drawn as a chart, most severe and surest first; the rest keep their card (value,
-# expected range, why, what to do) without one. A chart takes about 60 ms to draw and 13 kB of
-# SVG: a large account's week (16,000 campaigns, 371 flags) spent 22 of its page's 27 s on
-# charts. 40 is more than the sample's busiest week (22 flags) and takes about 2.5 s.
+# expected range, why, what to do) without one. A chart takes 10-12 ms of CPU to draw and 13 kB
+# of SVG: a large account's week (the scale benchmark's with the most flags, 347) builds in
+# 5.3-5.6 s with every flag charted and 1.5 s with 40, and its page grows by 4 MB. 40 is twice
+# the sample's busiest weeks (20 flags) and takes about 0.45 s (README, "The weekly report").
 MAX_FLAG_CHARTS = 40
 
 
