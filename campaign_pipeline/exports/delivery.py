@@ -230,6 +230,22 @@ def weeks_to_hold_back(
     return held
 
 
+def _held_back(
+    report: DestinationReport,
+    week: str,
+    events: list[CampaignEvent],
+    held: Mapping[str, str] | None,
+    log: Callable[[str], None],
+) -> bool:
+    """Count and log ``week``'s events as held back when ``held`` names it (then neither sent
+    nor written); False for a week to export."""
+    if not held or week not in held:
+        return False
+    report.hold_back(week, len(events), held[week])
+    log(f"{report.destination} {week}: {len(events):,} events {held[week]}")
+    return True
+
+
 def export_ga4(
     weeks: dict[str, list[CampaignEvent]],
     *,
@@ -249,9 +265,7 @@ def export_ga4(
     mode = "validate-only" if live and validate == "only" else ("live" if live else "dry-run")
     report = DestinationReport(destination, mode, why)
     for week, events in weeks.items():
-        if held and week in held:
-            report.hold_back(week, len(events), held[week])
-            log(f"{destination} {week}: {len(events):,} events {held[week]}")
+        if _held_back(report, week, events, held, log):
             continue
         ready, refusals = ga4.prepare(events)
         report.events += len(events)
@@ -333,9 +347,7 @@ def export_amplitude(
     destination = amplitude.DESTINATION
     report = DestinationReport(destination, "live" if live else "dry-run", why)
     for week, events in weeks.items():
-        if held and week in held:
-            report.hold_back(week, len(events), held[week])
-            log(f"{destination} {week}: {len(events):,} events {held[week]}")
+        if _held_back(report, week, events, held, log):
             continue
         ready, refusals = amplitude.prepare(events, now_ms)
         report.events += len(events)
